@@ -1,0 +1,3 @@
+from epics_collector.cli import main
+
+main()

@@ -1,0 +1,99 @@
+"""``epics-collector``: typer commands; each one is a thin shell over the library."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from epics_collector.core import (
+    ConfigError,
+    Device,
+    UnknownDeviceTypeError,
+    load_config,
+    load_device_type,
+)
+from epics_collector.process import READY_LINE
+from epics_collector.pva import DeviceServer, Network, serve_until_signal
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Record, process and serve EPICS data as EPICS devices over PVAccess.",
+)
+err = Console(stderr=True)
+
+
+def fail(text: str, code: int = 2) -> typer.Exit:
+    """Print an error for humans and scripts alike and give the exit to raise."""
+    err.print(f"[bold red]error:[/] {text}", highlight=False)
+    return typer.Exit(code)
+
+
+def _device_class(type_name: str) -> type[Device[Any]]:
+    try:
+        return load_device_type(type_name)
+    except UnknownDeviceTypeError as error:
+        raise fail(str(error)) from None
+
+
+@app.command()
+def run(
+    type_name: Annotated[str, typer.Argument(metavar="TYPE", help="registered device type")],
+    prefix: Annotated[str, typer.Option(help="PV prefix, e.g. LAB:COL1:")],
+    config: Annotated[
+        str | None, typer.Option(help="config file (.json/.yaml) or inline JSON/YAML")
+    ] = None,
+    data_dir: Annotated[Path, typer.Option(help="where the device may write files")] = Path(),
+) -> None:
+    """Run one device in the foreground until SIGTERM or SIGINT."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    cls = _device_class(type_name)
+    try:
+        device = cls(load_config(cls.config_model, config), data_dir=data_dir)
+    except ConfigError as error:
+        raise fail(str(error)) from None
+    data_dir.mkdir(parents=True, exist_ok=True)
+
+    def ready(server: DeviceServer) -> None:
+        print(f"{READY_LINE} {prefix} ({len(server.pv_names)} PVs)", flush=True)
+
+    asyncio.run(serve_until_signal(device, prefix, Network.from_environment(), ready))
+
+
+@app.command()
+def schema(
+    type_name: Annotated[str, typer.Argument(metavar="TYPE", help="registered device type")],
+) -> None:
+    """Print the JSON schema of a device type's configuration."""
+    print(json.dumps(_device_class(type_name).config_model.model_json_schema(), indent=2))
+
+
+@app.command("sim-ioc")
+def sim_ioc(
+    prefix: Annotated[str, typer.Option(help="record name prefix")] = "SIM:",
+) -> None:
+    """Run the simulated source IOC (a real EPICS 7 IOC) in the foreground."""
+    from epics_collector.sim._ioc import run as run_ioc
+
+    run_ioc(prefix)
+
+
+@app.command()
+def demo(
+    duration: Annotated[float, typer.Option(help="seconds to run; 0 runs until Ctrl-C")] = 20.0,
+) -> None:
+    """Start the sim IOC and a device on loopback, show live values, stop cleanly."""
+    from epics_collector.cli._demo import run_demo
+
+    run_demo(duration)
+
+
+def main() -> None:
+    """Entry point of the ``epics-collector`` command."""
+    app()

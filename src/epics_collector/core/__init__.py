@@ -1,0 +1,80 @@
+"""The device core: datatypes, PV declarations, the Device base, configs and the registry.
+
+Nothing here imports p4p; the PVA layer serves what a device declares.
+"""
+
+from epics_collector.core._alarm import Severity, Status
+from epics_collector.core._attributes import (
+    AttrR,
+    AttrRW,
+    Command,
+    Reading,
+    Rpc,
+    Scan,
+    command,
+    pv_name,
+    rpc,
+    scan,
+)
+from epics_collector.core._config import (
+    ConfigError,
+    DeviceConfig,
+    describe_validation_error,
+    load_config,
+    parse_config_text,
+    validate_config,
+)
+from epics_collector.core._datatypes import (
+    Bool,
+    DataType,
+    Enum,
+    Float,
+    Int,
+    NDArray,
+    String,
+    Table,
+    Waveform,
+)
+from epics_collector.core._device import Device, DeviceStates, PutError, RpcError
+from epics_collector.core._registry import (
+    UnknownDeviceTypeError,
+    device_type_names,
+    load_device_type,
+)
+
+__all__ = [
+    "AttrR",
+    "AttrRW",
+    "Bool",
+    "Command",
+    "ConfigError",
+    "DataType",
+    "Device",
+    "DeviceConfig",
+    "DeviceStates",
+    "Enum",
+    "Float",
+    "Int",
+    "NDArray",
+    "PutError",
+    "Reading",
+    "Rpc",
+    "RpcError",
+    "Scan",
+    "Severity",
+    "Status",
+    "String",
+    "Table",
+    "UnknownDeviceTypeError",
+    "Waveform",
+    "command",
+    "describe_validation_error",
+    "device_type_names",
+    "load_config",
+    "load_device_type",
+    "parse_config_text",
+    "pv_name",
+    "rpc",
+    "scan",
+    "validate_config",
+]

@@ -1,0 +1,202 @@
+"""PV declarations: typed attributes, commands, RPCs and scans on a device class.
+
+Declarations live on the class; :class:`~epics_collector.core.Device` copies them
+per instance, so two devices of one type never share values or listeners.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, Self, TypeVar, overload
+
+from epics_collector.core._alarm import Severity, Status
+from epics_collector.core._datatypes import DataType, Int
+
+D = TypeVar("D", bound=DataType)
+PutHandler = Callable[[Any, Any], Awaitable[None]]
+Listener = Callable[["Reading"], None]
+
+
+def pv_name(attribute: str) -> str:
+    """The one PV naming rule: ``export_path`` -> ``ExportPath``."""
+    return "".join(part[:1].upper() + part[1:] for part in attribute.split("_"))
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A value with its timestamp (POSIX seconds) and alarm."""
+
+    value: Any
+    timestamp: float
+    severity: Severity = Severity.NO_ALARM
+    status: Status = Status.NO_STATUS
+    message: str = ""
+
+
+class AttrR(Generic[D]):
+    """A read-only PV: the device sets it, clients get and monitor it."""
+
+    def __init__(self, datatype: D, *, description: str = "", name: str | None = None) -> None:
+        self.datatype = datatype
+        self.description = description
+        self.name = name or ""
+        self._attribute = ""
+        self.reading = Reading(datatype.initial, time.time(), Severity.INVALID, Status.UNDEFINED)
+        self._listeners: list[Listener] = []
+
+    def __set_name__(self, owner: type, attribute: str) -> None:
+        self._attribute = attribute
+        self.name = self.name or pv_name(attribute)
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> Self: ...
+    @overload
+    def __get__(self, instance: object, owner: type) -> Self: ...
+    def __get__(self, instance: object | None, owner: type) -> Self:
+        if instance is None:
+            return self
+        return instance.__dict__[self._attribute]
+
+    def bind(self) -> Self:
+        """A fresh per-instance copy of this declaration (no listeners, initial value)."""
+        bound = copy.copy(self)
+        bound.__dict__["_listeners"] = []  # the copy must not share the class's list
+        return bound
+
+    @property
+    def value(self) -> Any:
+        """The current value."""
+        return self.reading.value
+
+    @property
+    def writable(self) -> bool:
+        """Whether clients may put to this PV."""
+        return False
+
+    def set(
+        self,
+        value: Any,
+        *,
+        timestamp: float | None = None,
+        severity: Severity = Severity.NO_ALARM,
+        status: Status = Status.NO_STATUS,
+        message: str = "",
+    ) -> None:
+        """Check and store a new value and tell every listener (the PVA layer posts it)."""
+        self.reading = Reading(
+            self.datatype.coerce(value),
+            time.time() if timestamp is None else timestamp,
+            severity,
+            status,
+            message,
+        )
+        for listener in self._listeners:
+            listener(self.reading)
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(reading)`` on every :meth:`set`."""
+        self._listeners.append(listener)
+
+
+class AttrRW(AttrR[D]):
+    """A writable PV; ``@attr.on_put`` attaches the device method that handles puts.
+
+    Without a handler a put just stores the (checked) value.
+    """
+
+    def __init__(self, datatype: D, *, description: str = "", name: str | None = None) -> None:
+        super().__init__(datatype, description=description, name=name)
+        self.put_handler: PutHandler | None = None
+
+    @property
+    def writable(self) -> bool:
+        return True
+
+    def on_put(self, handler: PutHandler) -> PutHandler:
+        """Decorator: ``async def handler(self, value)`` runs on each accepted put."""
+        self.put_handler = handler
+        return handler
+
+    async def put(self, device: Any, value: Any) -> None:
+        """Check ``value``, run the handler, then store it; errors propagate unchanged."""
+        value = self.datatype.coerce(value)
+        if self.put_handler is not None:
+            await self.put_handler(device, value)
+        self.set(value)
+
+
+CommandMethod = Callable[[Any], Awaitable[None]]
+
+
+class Command(AttrRW[Int]):
+    """A command PV: an int, put 1 runs the method, then the PV reads 0 again."""
+
+    def __init__(self, method: CommandMethod, description: str, name: str | None = None) -> None:
+        super().__init__(Int(low=0, high=1, width=32), description=description, name=name)
+        self.method = method
+        self.reading = Reading(0, time.time())
+
+    async def put(self, device: Any, value: Any) -> None:
+        """Run the command on 1 (0 is accepted and does nothing)."""
+        if self.datatype.coerce(value):
+            await self.method(device)
+        self.set(0)
+
+
+def command(
+    *, description: str = "", name: str | None = None
+) -> Callable[[CommandMethod], Command]:
+    """Declare an ``async def`` method as a command PV (put 1 runs it).
+
+    The PV is named after the method unless ``name`` is given.
+    """
+
+    def wrap(method: CommandMethod) -> Command:
+        return Command(method, description or (method.__doc__ or "").strip(), name)
+
+    return wrap
+
+
+@dataclass
+class Rpc:
+    """An RPC PV: the method gets the NTURI query arguments, returns a str or a table."""
+
+    method: Callable[..., Awaitable[Any]]
+    description: str = ""
+    name: str = ""
+
+    def __set_name__(self, owner: type, attribute: str) -> None:
+        self.name = self.name or pv_name(attribute)
+
+
+def rpc(*, description: str = "", name: str = "") -> Callable[[Callable[..., Awaitable[Any]]], Rpc]:
+    """Declare an ``async def method(self, **arguments)`` as an RPC PV named after it."""
+
+    def wrap(method: Callable[..., Awaitable[Any]]) -> Rpc:
+        return Rpc(method, description or (method.__doc__ or "").strip(), name)
+
+    return wrap
+
+
+@dataclass
+class Scan:
+    """A method the device runs every ``period`` seconds while started."""
+
+    method: Callable[[Any], Awaitable[None]]
+    period: float
+    name: str = field(default="")
+
+    def __set_name__(self, owner: type, attribute: str) -> None:
+        self.name = attribute
+
+
+def scan(period: float) -> Callable[[Callable[[Any], Awaitable[None]]], Scan]:
+    """Declare an ``async def`` method to run every ``period`` seconds."""
+
+    def wrap(method: Callable[[Any], Awaitable[None]]) -> Scan:
+        return Scan(method, period)
+
+    return wrap

@@ -1,0 +1,70 @@
+"""Device configuration: pydantic models that reject unknown keys, loaded from JSON or YAML."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the text names each bad field."""
+
+
+class DeviceConfig(BaseModel):
+    """Base of every device's configuration model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per problem: ``field.path: message (got value)``."""
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        got = "" if item["type"] == "missing" else f" (got {item['input']!r})"
+        lines.append(f"{where}: {item['msg']}{got}")
+    return "; ".join(lines)
+
+
+def parse_config_text(text: str) -> Any:
+    """Parse JSON or YAML text (JSON is YAML, but JSON errors read better)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"configuration is neither JSON nor YAML: {error}") from None
+
+
+def validate_config(model: type[M], data: Any) -> M:
+    """Validate parsed data against ``model``; raise :class:`ConfigError` naming fields."""
+    if data is None:
+        data = {}
+    if isinstance(data, model):
+        return data
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(f"invalid configuration: {describe_validation_error(error)}") from None
+
+
+def load_config(model: type[M], source: str | Path | None) -> M:
+    """Load a config from a file path, inline JSON/YAML text, or nothing (defaults)."""
+    if source is None or source == "":
+        return validate_config(model, {})
+    text = str(source)
+    path = Path(text)
+    if not text.lstrip().startswith(("{", "[")) and path.suffix in {".json", ".yaml", ".yml"}:
+        try:
+            text = path.read_text()
+        except OSError as error:
+            raise ConfigError(f"cannot read configuration file {path}: {error}") from None
+    return validate_config(model, parse_config_text(text))

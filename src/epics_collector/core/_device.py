@@ -1,0 +1,187 @@
+"""The device base: declared PVs, common PVs, lifecycle, and error reporting."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+from epics_collector.core._alarm import Severity, Status
+from epics_collector.core._attributes import AttrR, AttrRW, Rpc, Scan, scan
+from epics_collector.core._config import DeviceConfig, validate_config
+from epics_collector.core._datatypes import Enum, Int, String
+
+ConfigT = TypeVar("ConfigT", bound=DeviceConfig)
+log = logging.getLogger(__name__)
+
+
+class PutError(Exception):
+    """A put was refused; the text is what the client sees."""
+
+
+class RpcError(Exception):
+    """An RPC failed; the text is what the client sees."""
+
+
+class DeviceStates(StrEnum):
+    """States of a device type; every type has ``Fault``. Subclasses define their own."""
+
+    IDLE = "Idle"
+    FAULT = "Fault"
+
+
+class Device(Generic[ConfigT]):
+    """Base class of all devices.
+
+    A subclass declares PVs as class attributes (:class:`AttrR`, :class:`AttrRW`,
+    ``@command``, ``@rpc``, ``@scan``), names its ``config_model`` and ``States``,
+    and may add config-dependent PVs in :meth:`create_dynamic_pvs`. The PVA layer
+    serves :attr:`pvs` and :attr:`rpcs` under the device's prefix.
+    """
+
+    config_model: ClassVar[type[DeviceConfig]] = DeviceConfig
+    States: ClassVar[type[StrEnum]] = DeviceStates
+
+    message = AttrR(String(), description="Last status or error; alarm severity set on errors")
+    config_json = AttrR(String(max_length=1 << 20), name="Config", description="Configuration")
+    heartbeat = AttrR(Int(), description="Increments about once a second while alive")
+
+    def __init__(self, config: ConfigT | Mapping[str, Any], *, data_dir: Path | None = None):
+        if "Fault" not in {str(s) for s in self.States}:
+            raise TypeError(f"{type(self).__name__}.States must include Fault")
+        self.config: ConfigT = validate_config(self.config_model, config)  # type: ignore[assignment]
+        self.data_dir = data_dir or Path.cwd()
+        self.pvs: dict[str, AttrR[Any]] = {}
+        self.rpcs: dict[str, Rpc] = {}
+        self._scans: list[Scan] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        for attribute, declaration in self._declarations().items():
+            if isinstance(declaration, AttrR):
+                bound = declaration.bind()
+                self.__dict__[attribute] = bound
+                self.add_pv(bound)
+            elif isinstance(declaration, Rpc):
+                self.rpcs[declaration.name] = declaration
+            else:
+                self._scans.append(declaration)
+        choices = [str(s) for s in self.States]
+        self.state = self.add_pv(
+            AttrR(Enum(choices=choices), name="State", description="Device state")
+        )
+        self.state.set(choices[0])
+        self.message.set("")
+        self.config_json.set(self.config.model_dump_json())
+        self.heartbeat.set(0)
+        self.create_dynamic_pvs()
+
+    @classmethod
+    def _declarations(cls) -> dict[str, AttrR[Any] | Rpc | Scan]:
+        found: dict[str, AttrR[Any] | Rpc | Scan] = {}
+        for klass in reversed(cls.__mro__):
+            for attribute, value in vars(klass).items():
+                if isinstance(value, AttrR | Rpc | Scan):
+                    found[attribute] = value
+        return found
+
+    def create_dynamic_pvs(self) -> None:
+        """Add PVs that depend on the configuration (override; use :meth:`add_pv`)."""
+
+    def add_pv(self, attr: AttrR[Any]) -> AttrR[Any]:
+        """Serve ``attr`` under the prefix as ``attr.name``; names must be unique."""
+        if attr.name in self.pvs:
+            raise ValueError(f"duplicate PV name {attr.name!r}")
+        self.pvs[attr.name] = attr
+        return attr
+
+    # status -----------------------------------------------------------------------------
+
+    def set_state(self, state: StrEnum) -> None:
+        """Change the device state."""
+        self.state.set(str(state))
+
+    def report(self, text: str, severity: Severity = Severity.NO_ALARM) -> None:
+        """Show ``text`` in Message with an alarm severity (and log it)."""
+        status = Status.NO_STATUS if severity == Severity.NO_ALARM else Status.DEVICE
+        self.message.set(text, severity=severity, status=status, message=text if status else "")
+        log.log(logging.INFO if severity == Severity.NO_ALARM else logging.WARNING, "%s", text)
+
+    def fault(self, text: str) -> None:
+        """Enter ``Fault`` and show why (MAJOR alarm on Message)."""
+        self.set_state(self.States("Fault"))
+        self.report(text, Severity.MAJOR)
+
+    # requests from clients ------------------------------------------------------------------
+
+    async def put(self, name: str, value: Any) -> None:
+        """A client put to PV ``name``; raise :class:`PutError` with a clear text if refused."""
+        attr = self.pvs.get(name)
+        if not isinstance(attr, AttrRW):
+            raise PutError(f"{name} is read-only")
+        try:
+            await attr.put(self, value)
+        except Exception as error:  # any handler failure is reported, never fatal
+            text = f"put to {name} refused: {error}"
+            self.report(text, Severity.MINOR)
+            raise PutError(text) from error
+
+    async def call(self, name: str, arguments: Mapping[str, Any]) -> Any:
+        """A client RPC; raise :class:`RpcError` with a clear text on failure."""
+        handler = self.rpcs.get(name)
+        if handler is None:
+            raise RpcError(f"no RPC named {name}")
+        try:
+            return await handler.method(self, **arguments)
+        except TypeError as error:
+            text = f"{name}: bad arguments {sorted(arguments)}: {error}"
+        except Exception as error:
+            text = f"{name} failed: {error}"
+        self.report(text, Severity.MINOR)
+        raise RpcError(text)
+
+    # lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the scans, then run :meth:`on_start`; a failure puts the device in Fault."""
+        self._tasks = [asyncio.create_task(self._run_scan(s), name=s.name) for s in self._scans]
+        try:
+            await self.on_start()
+        except Exception as error:
+            log.exception("start failed")
+            self.fault(f"start failed: {error}")
+
+    async def stop(self) -> None:
+        """Run :meth:`on_stop`, then cancel the scans."""
+        try:
+            await self.on_stop()
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self._tasks = []
+
+    async def on_start(self) -> None:
+        """Subclass hook: connect sources, open files."""
+
+    async def on_stop(self) -> None:
+        """Subclass hook: flush and close."""
+
+    async def _run_scan(self, declaration: Scan) -> None:
+        loop = asyncio.get_running_loop()
+        next_time = loop.time()
+        while True:
+            try:
+                await declaration.method(self)
+            except Exception as error:
+                self.report(f"{declaration.name} failed: {error}", Severity.MAJOR)
+            next_time = max(next_time + declaration.period, loop.time())
+            await asyncio.sleep(next_time - loop.time())
+
+    @scan(1.0)
+    async def _beat(self) -> None:
+        self.heartbeat.set(self.heartbeat.value + 1)

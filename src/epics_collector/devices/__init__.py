@@ -1,0 +1,1 @@
+"""Built-in device types (registered as entry points in ``pyproject.toml``)."""

@@ -1,0 +1,133 @@
+"""A child Python process: spawned with ``sys.executable -m``, awaited, stopped in ``finally``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
+from typing import IO
+
+
+class ProcessError(RuntimeError):
+    """A child process failed to become ready or exited unexpectedly."""
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds passed; return its last result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+class ManagedProcess:
+    """Run ``python -m MODULE ARGS`` as a child and always stop it.
+
+    Standard input is a pipe that stays open for the child's lifetime, because an
+    EPICS IOC shell exits when its standard input closes. Stopping sends SIGTERM,
+    waits ``stop_timeout`` seconds, then kills.
+    """
+
+    def __init__(
+        self,
+        module: str,
+        args: Sequence[str] = (),
+        *,
+        env: Mapping[str, str] | None = None,
+        capture_output: bool = True,
+        stop_timeout: float = 5.0,
+    ) -> None:
+        self.command = [sys.executable, "-m", module, *args]
+        self.env = dict(os.environ if env is None else env)
+        self.capture_output = capture_output
+        self.stop_timeout = stop_timeout
+        self._popen: subprocess.Popen[bytes] | None = None
+        # A file, not a pipe: a chatty child must never block on a full pipe.
+        self._log: IO[bytes] | None = None
+        self._final_output = ""
+
+    @property
+    def pid(self) -> int:
+        """The child's process id (only while started)."""
+        return self.popen.pid
+
+    @property
+    def popen(self) -> subprocess.Popen[bytes]:
+        """The underlying :class:`subprocess.Popen`."""
+        if self._popen is None:
+            raise ProcessError(f"{self.command!r} is not started")
+        return self._popen
+
+    def start(self) -> ManagedProcess:
+        """Spawn the child (without waiting for readiness)."""
+        self._log = tempfile.TemporaryFile() if self.capture_output else None
+        self._popen = subprocess.Popen(
+            self.command,
+            env=self.env,
+            stdin=subprocess.PIPE,
+            stdout=self._log,
+            stderr=subprocess.STDOUT if self._log else None,
+        )
+        return self
+
+    def wait_ready(self, ready: Callable[[], bool], timeout: float = 20.0) -> None:
+        """Wait until ``ready()`` is true; raise :class:`ProcessError` with the output if not."""
+        if not wait_until(lambda: ready() or not self.running, timeout):
+            self.stop()
+            raise ProcessError(f"{self.command!r} not ready after {timeout} s:\n{self.output()}")
+        if not self.running:
+            raise ProcessError(
+                f"{self.command!r} exited with {self.popen.returncode}:\n{self.output()}"
+            )
+
+    @property
+    def running(self) -> bool:
+        """Whether the child is alive."""
+        return self._popen is not None and self._popen.poll() is None
+
+    def stop(self) -> int:
+        """SIGTERM, wait, then kill; return the exit code. Safe to call twice."""
+        popen = self._popen
+        if popen is None:
+            return 0
+        if popen.poll() is None:
+            popen.send_signal(signal.SIGTERM)
+            try:
+                popen.wait(self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                popen.kill()
+                popen.wait()
+        if popen.stdin is not None:
+            popen.stdin.close()
+        if self._log is not None and not self._log.closed:
+            self._final_output = self.output()
+            self._log.close()
+        return popen.returncode
+
+    def output(self) -> str:
+        """Everything the child printed so far (when captured)."""
+        if self._log is None:
+            return ""
+        if self._log.closed:
+            return self._final_output
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")
+
+    def __enter__(self) -> ManagedProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

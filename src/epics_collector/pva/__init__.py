@@ -1,0 +1,17 @@
+"""PVAccess transport: network configuration and serving devices with p4p."""
+
+from epics_collector.pva._client import Client
+from epics_collector.pva._network import Network, free_port
+from epics_collector.pva._runner import pv_answers, serve_until_signal
+from epics_collector.pva._server import DeviceServer
+from epics_collector.pva._types import NtMapping
+
+__all__ = [
+    "Client",
+    "DeviceServer",
+    "Network",
+    "NtMapping",
+    "free_port",
+    "pv_answers",
+    "serve_until_signal",
+]

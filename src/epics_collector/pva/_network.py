@@ -1,0 +1,94 @@
+"""Where PVA and CA servers bind and clients search: the one place that builds p4p confs."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+_LOOPBACK = "127.0.0.1"
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    """An unused port on 127.0.0.1 (UDP by default), chosen by the kernel."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind((_LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Network:
+    """EPICS network settings for servers, clients and child processes.
+
+    ``variables`` are ``EPICS_*`` environment variables. ``useenv`` says whether p4p
+    may also read the process environment: true in production (the normal EPICS
+    environment is honoured), false on loopback so that nothing leaks to the
+    machine's real network.
+    """
+
+    variables: Mapping[str, str] = field(default_factory=dict)
+    useenv: bool = True
+
+    @classmethod
+    def from_environment(cls) -> Network:
+        """Production: whatever the EPICS environment variables of this process say."""
+        return cls({k: v for k, v in os.environ.items() if k.startswith("EPICS_")}, useenv=True)
+
+    @classmethod
+    def loopback(cls, search_port: int | None = None) -> Network:
+        """127.0.0.1 only, one UDP search port shared by every server of this run.
+
+        TCP ports are ephemeral. The CA variables are set too, so that an IOC started
+        with :meth:`environ` keeps its Channel Access server on loopback as well.
+        """
+        port = search_port or free_port()
+        ca_port, ca_repeater = free_port(socket.SOCK_STREAM), free_port()
+        return cls(
+            {
+                "EPICS_PVAS_INTF_ADDR_LIST": _LOOPBACK,
+                "EPICS_PVAS_BEACON_ADDR_LIST": _LOOPBACK,
+                "EPICS_PVAS_AUTO_BEACON_ADDR_LIST": "NO",
+                "EPICS_PVAS_BROADCAST_PORT": str(port),
+                "EPICS_PVAS_SERVER_PORT": "0",
+                "EPICS_PVA_BROADCAST_PORT": str(port),
+                "EPICS_PVA_SERVER_PORT": "0",
+                "EPICS_PVA_ADDR_LIST": f"{_LOOPBACK}:{port}",
+                "EPICS_PVA_AUTO_ADDR_LIST": "NO",
+                "EPICS_CAS_INTF_ADDR_LIST": _LOOPBACK,
+                "EPICS_CAS_BEACON_ADDR_LIST": _LOOPBACK,
+                "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
+                "EPICS_CAS_SERVER_PORT": str(ca_port),
+                "EPICS_CA_SERVER_PORT": str(ca_port),
+                "EPICS_CA_REPEATER_PORT": str(ca_repeater),
+                "EPICS_CA_ADDR_LIST": _LOOPBACK,
+                "EPICS_CA_AUTO_ADDR_LIST": "NO",
+            },
+            useenv=False,
+        )
+
+    @property
+    def search_port(self) -> int | None:
+        """The UDP port servers answer searches on, when pinned."""
+        port = self.variables.get("EPICS_PVAS_BROADCAST_PORT")
+        return int(port) if port else None
+
+    def server_conf(self) -> dict[str, str]:
+        """Keyword ``conf`` for :class:`p4p.server.Server` (with ``useenv=self.useenv``)."""
+        return {k: v for k, v in self.variables.items() if k.startswith("EPICS_PVAS_")}
+
+    def client_conf(self) -> dict[str, str]:
+        """Keyword ``conf`` for :class:`p4p.client.thread.Context` (with ``useenv``)."""
+        return {k: v for k, v in self.variables.items() if k.startswith("EPICS_PVA_")}
+
+    def environ(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Environment for a child process: ``base`` (default ``os.environ``) plus ours.
+
+        On loopback every inherited ``EPICS_*`` variable is dropped first so that the
+        child sees exactly this network.
+        """
+        env = dict(os.environ if base is None else base)
+        if not self.useenv:
+            env = {k: v for k, v in env.items() if not k.startswith("EPICS_")}
+        env.update(self.variables)
+        return env

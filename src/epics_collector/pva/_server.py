@@ -1,0 +1,127 @@
+"""Serve a device over PVAccess: walk its PVs and RPCs, build SharedPVs, route requests."""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import Any, cast
+
+import numpy as np
+from p4p import Value
+from p4p.nt import NTScalar, NTTable
+from p4p.server import Server, ServerOperation, StaticProvider
+from p4p.server.asyncio import SharedPV
+
+from epics_collector.core import AttrR, Device, PutError, Reading, RpcError
+from epics_collector.pva._network import Network
+from epics_collector.pva._types import NtMapping, _array_code
+
+log = logging.getLogger(__name__)
+_RPC_TYPE = NTScalar("s", display=True)
+
+
+class _PutHandler:
+    def __init__(self, device: Device[Any], name: str, mapping: NtMapping) -> None:
+        self.device, self.name, self.mapping = device, name, mapping
+
+    async def put(self, pv: SharedPV, op: ServerOperation) -> None:
+        try:
+            await self.device.put(self.name, self.mapping.from_put(op.value()))
+        except PutError as error:
+            op.done(error=str(error))
+        except Exception as error:  # a malformed request must never kill the device
+            log.exception("put to %s", self.name)
+            op.done(error=f"put to {self.name} failed: {error}")
+        else:
+            op.done()
+
+
+class _RpcHandler:
+    def __init__(self, device: Device[Any], name: str) -> None:
+        self.device, self.name = device, name
+
+    async def rpc(self, pv: SharedPV, op: ServerOperation) -> None:
+        try:
+            request = op.value()
+            query = request["query"] if "query" in request else request
+            arguments = {key: query[key] for key in query.keys()}
+            op.done(rpc_result(await self.device.call(self.name, arguments)))
+        except RpcError as error:
+            op.done(error=str(error))
+        except Exception as error:
+            log.exception("rpc %s", self.name)
+            op.done(error=f"{self.name} failed: {error}")
+
+
+def rpc_result(result: Any) -> Value:
+    """Wrap an RPC's return: a Value as is, a mapping of columns as NTTable, else a string."""
+    if isinstance(result, Value):
+        return result
+    if isinstance(result, dict):
+        columns = {k: np.asarray(v) for k, v in result.items()}
+        table = NTTable(columns=[(k, _array_code(v.dtype)) for k, v in columns.items()])
+        return Value(table.type, {"labels": list(columns), "value": columns})
+    return _RPC_TYPE.wrap(str(result))
+
+
+class DeviceServer:
+    """Serves one device under ``prefix`` for as long as the ``async with`` block runs.
+
+    Entering starts a p4p server with the device's PVs and then starts the device;
+    leaving stops the device and then the server.
+    """
+
+    def __init__(self, device: Device[Any], prefix: str, network: Network) -> None:
+        if not prefix:
+            raise ValueError("a device needs a non-empty PV prefix")
+        self.device, self.prefix, self.network = device, prefix, network
+        self._pvs: dict[str, SharedPV] = {}
+        self._server: Server | None = None
+
+    @property
+    def pv_names(self) -> list[str]:
+        """Full names of every PV served."""
+        return list(self._pvs)
+
+    def _serve_attr(self, attr: AttrR[Any]) -> SharedPV:
+        mapping = NtMapping(attr.datatype, attr.description)
+        handler = _PutHandler(self.device, attr.name, mapping) if attr.writable else None
+        pv = SharedPV(handler=cast(Any, handler), initial=mapping.initial(attr.reading))
+
+        def post(reading: Reading) -> None:
+            pv.post(mapping.value(reading))
+
+        attr.add_listener(post)
+        return pv
+
+    async def __aenter__(self) -> DeviceServer:
+        for name, attr in self.device.pvs.items():
+            self._pvs[self.prefix + name] = self._serve_attr(attr)
+        for name, handler in self.device.rpcs.items():
+            initial = _RPC_TYPE.wrap(handler.description)
+            initial["display.description"] = handler.description
+            rpc = SharedPV(handler=cast(Any, _RpcHandler(self.device, name)), initial=initial)
+            self._pvs[self.prefix + name] = rpc
+        provider = StaticProvider(f"epics-collector:{self.prefix}")
+        for full_name, pv in self._pvs.items():
+            provider.add(full_name, pv)
+        self._server = Server(
+            providers=[provider], conf=self.network.server_conf(), useenv=self.network.useenv
+        )
+        await self.device.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await self.device.stop()
+        finally:
+            if self._server is not None:
+                self._server.stop()
+                self._server = None
+            for pv in self._pvs.values():
+                pv.close()

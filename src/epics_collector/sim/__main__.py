@@ -1,0 +1,3 @@
+from epics_collector.sim._ioc import main
+
+main()

@@ -1,0 +1,129 @@
+"""Shared fixtures: loopback network, unique prefixes, real IOC, served devices, leak checks."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from threading import Thread
+from typing import Any, TypeVar
+
+import psutil
+import pytest
+from p4p.client.thread import Context
+
+from epics_collector.core import Device
+from epics_collector.process import DeviceProcess
+from epics_collector.pva import DeviceServer, Network
+from epics_collector.sim import SimIoc
+
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def network() -> Iterator[Network]:
+    """One loopback network per test run; the process environment is pinned to it."""
+    net = Network.loopback()
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(net.environ(saved))
+    yield net
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A PV prefix no other test uses."""
+    return f"T{uuid.uuid4().hex[:10]}:"
+
+
+@pytest.fixture
+def ctx(network: Network) -> Iterator[Context]:
+    """A p4p client searching only the run's loopback port."""
+    with Context("pva", conf=network.client_conf(), useenv=False) as context:
+        yield context
+
+
+@pytest.fixture(scope="session")
+def sim_ioc(network: Network) -> Iterator[SimIoc]:
+    """The real sim IOC (EPICS 7, QSRV), shared by the session under prefix ``TSIM:``."""
+    with SimIoc(f"TSIM{uuid.uuid4().hex[:6]}:", network.environ()) as ioc:
+        yield ioc
+
+
+class ServedDevice:
+    """A device served in this process on a background event loop."""
+
+    def __init__(self, device: Device[Any], prefix: str, network: Network) -> None:
+        self.device, self.prefix = device, prefix
+        self.loop = asyncio.new_event_loop()
+        self._thread = Thread(target=self.loop.run_forever, name=f"device {prefix}", daemon=True)
+        self._thread.start()
+        self.server = DeviceServer(device, prefix, network)
+        self.call(self.server.__aenter__())
+
+    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
+        """Run ``coroutine`` on the device's loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def close(self) -> list[str]:
+        """Stop serving; return the names of asyncio tasks the device leaked."""
+        self.call(self.server.__aexit__(None, None, None))
+
+        async def others() -> list[str]:
+            await asyncio.sleep(0)
+            current = asyncio.current_task()
+            return [t.get_name() for t in asyncio.all_tasks() if t is not current]
+
+        leaked = self.call(others())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        self.loop.close()
+        return leaked
+
+
+@pytest.fixture
+def serve(network: Network) -> Iterator[Callable[[Device[Any], str], ServedDevice]]:
+    """Serve devices in-process; stops them after the test and fails on leaked tasks."""
+    served: list[ServedDevice] = []
+
+    def start(device: Device[Any], prefix: str) -> ServedDevice:
+        served.append(ServedDevice(device, prefix, network))
+        return served[-1]
+
+    yield start
+    leaked = [name for s in served for name in s.close()]
+    assert not leaked, f"device left asyncio tasks running: {leaked}"
+
+
+@pytest.fixture
+def device_process(network: Network, tmp_path: Path) -> Iterator[Callable[..., DeviceProcess]]:
+    """Start ``epics-collector run`` children; all are stopped after the test."""
+    started: list[DeviceProcess] = []
+
+    def start(type_name: str, prefix: str, config: dict[str, Any] | None = None) -> DeviceProcess:
+        process = DeviceProcess(
+            type_name, prefix, config, env=network.environ(), data_dir=tmp_path / "data"
+        )
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_children() -> Iterator[None]:
+    """Fail a test that leaves child processes behind (session fixtures excepted)."""
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    yield
+    leaked = [p for p in me.children(recursive=True) if p.pid not in before and p.is_running()]
+    leaked = [p for p in leaked if p.status() != psutil.STATUS_ZOMBIE]
+    for p in leaked:
+        p.kill()
+    assert not leaked, f"test leaked child processes: {[p.cmdline() for p in leaked]}"

@@ -1,0 +1,157 @@
+import asyncio
+from enum import StrEnum
+
+import pytest
+
+from epics_collector.core import (
+    AttrR,
+    AttrRW,
+    Device,
+    DeviceConfig,
+    Float,
+    Int,
+    PutError,
+    RpcError,
+    Severity,
+    command,
+    pv_name,
+    rpc,
+    scan,
+)
+
+
+class ExampleConfig(DeviceConfig):
+    gain: float = 1.0
+
+
+class Example(Device[ExampleConfig]):
+    config_model = ExampleConfig
+
+    value = AttrR(Float(units="V"), description="A reading")
+    limit = AttrRW(Int(low=0, high=10), description="A limit")
+    runs = 0
+
+    @command(description="Do it")
+    async def do_it(self) -> None:
+        self.runs += 1
+
+    @command()
+    async def explode(self) -> None:
+        raise RuntimeError("boom")
+
+    @rpc()
+    async def add(self, a: str, b: str) -> str:
+        return str(float(a) + float(b))
+
+    @limit.on_put
+    async def _limit_put(self, value: int) -> None:
+        if value == 7:
+            raise ValueError("seven is unlucky")
+
+    @scan(0.01)
+    async def _tick(self) -> None:
+        self.value.set(self.value.value + self.config.gain)
+
+    def create_dynamic_pvs(self) -> None:
+        self.extra = self.add_pv(AttrR(Int(), name="ch1:Count"))
+
+
+def test_pv_name_rule():
+    assert pv_name("export_path") == "ExportPath"
+    assert pv_name("heartbeat") == "Heartbeat"
+
+
+def test_declared_and_common_pvs():
+    device = Example({})
+    assert set(device.pvs) == {
+        "State",
+        "Message",
+        "Config",
+        "Heartbeat",
+        "Value",
+        "Limit",
+        "DoIt",
+        "Explode",
+        "ch1:Count",
+    }
+    assert set(device.rpcs) == {"Add"}
+    assert device.state.value == "Idle"
+    assert device.config_json.value == '{"gain":1.0}'
+
+
+def test_instances_do_not_share_values():
+    a, b = Example({}), Example({})
+    a.value.set(3.0)
+    assert b.value.value == 0.0
+    assert a.pvs["Value"] is a.value
+
+
+def test_command_runs_on_one_only():
+    device = Example({})
+    asyncio.run(device.put("DoIt", 1))
+    asyncio.run(device.put("DoIt", 0))
+    assert device.runs == 1
+    assert device.pvs["DoIt"].value == 0
+
+
+def test_bad_put_is_refused_and_reported():
+    device = Example({})
+    with pytest.raises(PutError, match="Limit refused: 11 is above the upper limit 10"):
+        asyncio.run(device.put("Limit", 11))
+    assert device.message.reading.severity == Severity.MINOR
+    with pytest.raises(PutError, match="seven is unlucky"):
+        asyncio.run(device.put("Limit", 7))
+    assert device.limit.value == 0
+    asyncio.run(device.put("Limit", 3))
+    assert device.limit.value == 3
+
+
+def test_failing_command_and_read_only_pv():
+    device = Example({})
+    with pytest.raises(PutError, match="boom"):
+        asyncio.run(device.put("Explode", 1))
+    with pytest.raises(PutError, match="read-only"):
+        asyncio.run(device.put("Value", 1))
+
+
+def test_rpc_result_and_errors():
+    device = Example({})
+    assert asyncio.run(device.call("Add", {"a": "1", "b": "2"})) == "3.0"
+    with pytest.raises(RpcError, match="bad arguments"):
+        asyncio.run(device.call("Add", {"a": "1"}))
+    with pytest.raises(RpcError, match="Add failed"):
+        asyncio.run(device.call("Add", {"a": "x", "b": "2"}))
+    with pytest.raises(RpcError, match="no RPC"):
+        asyncio.run(device.call("Nope", {}))
+
+
+def test_scans_run_while_started():
+    device = Example({"gain": 2.0})
+
+    async def life() -> None:
+        await device.start()
+        await asyncio.sleep(0.1)
+        await device.stop()
+
+    asyncio.run(life())
+    ticks = device.value.value
+    assert ticks >= 4 and ticks % 2 == 0
+
+
+def test_states_must_include_fault():
+    class NoFault(StrEnum):
+        IDLE = "Idle"
+
+    class Bad(Device[DeviceConfig]):
+        States = NoFault
+
+    with pytest.raises(TypeError, match="Fault"):
+        Bad({})
+
+
+def test_fault_sets_state_and_major_message():
+    device = Example({})
+    device.fault("source lost")
+    assert device.state.value == "Fault"
+    assert device.message.value == "source lost"
+    assert device.message.reading.severity == Severity.MAJOR
