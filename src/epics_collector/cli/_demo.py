@@ -66,6 +66,8 @@ def run_demo(duration: float) -> None:
             f"  .venv/bin/python -m p4p.client.cli get {DEVICE}Count {SIM}Temperature"
         )
         deadline = time.monotonic() + duration if duration > 0 else float("inf")
+        until = f"for {duration:g} s" if duration > 0 else "until Ctrl-C"
+        console.print(f"Showing live values {until}")
         try:
             with Live(_table({}), console=console, refresh_per_second=4) as live:
                 while time.monotonic() < deadline:

@@ -1,0 +1,77 @@
+"""The command line: run (foreground device, SIGTERM), schema, config errors, demo."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from epics_collector.process import ManagedProcess
+
+pytestmark = pytest.mark.system
+
+
+def cli(*args: str, env=None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "epics_collector", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_schema_prints_json_schema():
+    result = cli("schema", "counter")
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["properties"]["step"]["type"] == "integer"
+
+
+def test_unknown_type_and_bad_config_exit_2_naming_the_problem(prefix):
+    result = cli("run", "nosuch", "--prefix", prefix)
+    assert result.returncode == 2
+    assert "unknown device type 'nosuch'" in result.stderr
+    result = cli("run", "counter", "--prefix", prefix, "--config", '{"stepp": 1}')
+    assert result.returncode == 2
+    assert "stepp: Extra inputs are not permitted" in result.stderr
+    result = cli("run", "counter", "--prefix", prefix, "--config", '{"step": "x"}')
+    assert result.returncode == 2
+    assert "step:" in result.stderr and "'x'" in result.stderr
+
+
+def test_run_serves_and_stops_within_2_s_of_sigterm(device_process, prefix, ctx):
+    device = device_process("counter", prefix, {"step": 5})
+    ctx.put(prefix + "Start", 1)
+    time.sleep(0.3)
+    assert ctx.get(prefix + "Count") % 5 == 0
+    children = psutil.Process(device.process.pid).children(recursive=True)
+    started = time.monotonic()
+    device.process.popen.send_signal(signal.SIGTERM)
+    assert device.process.popen.wait(5) == 0
+    assert time.monotonic() - started < 2.0
+    assert not [c for c in children if c.is_running()]
+
+
+def test_demo_runs_and_exits_cleanly(network):
+    demo = ManagedProcess("epics_collector", ["demo", "--duration", "2"], env=network.environ())
+    with demo:
+        demo.popen.wait(40)
+    assert demo.popen.returncode == 0, demo.output()
+    assert "Stopped cleanly" in demo.output()
+
+
+def test_demo_stops_cleanly_on_ctrl_c(network):
+    demo = ManagedProcess("epics_collector", ["demo", "--duration", "0"], env=network.environ())
+    with demo:
+        assert demo.popen.poll() is None
+        deadline = time.monotonic() + 30
+        while "Showing live values" not in demo.output() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        demo.popen.send_signal(signal.SIGINT)
+        demo.popen.wait(20)
+    assert demo.popen.returncode == 0, demo.output()
+    assert "Stopped cleanly" in demo.output()

@@ -1,0 +1,142 @@
+"""A device served over PVA: normative types, metadata, puts, RPCs, errors."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+from p4p.client.thread import RemoteError
+from p4p.nt import NTURI
+
+from epics_collector.core import (
+    AttrR,
+    AttrRW,
+    Bool,
+    Device,
+    DeviceConfig,
+    Enum,
+    Float,
+    NDArray,
+    Severity,
+    Status,
+    String,
+    Table,
+    Waveform,
+    rpc,
+)
+from epics_collector.devices.counter import Counter
+
+pytestmark = pytest.mark.system
+
+
+class Everything(Device[DeviceConfig]):
+    """One PV of each datatype."""
+
+    level = AttrRW(Float(units="mm", precision=2, low=0, high=5), description="A level")
+    flag = AttrRW(Bool(), description="A flag")
+    mode = AttrRW(Enum(choices=["Slow", "Fast"]), description="A mode")
+    label = AttrRW(String(), description="A label")
+    trace = AttrR(Waveform(), description="A trace")
+    rows = AttrRW(Table(columns={"time": np.float64, "name": str}), description="Rows")
+    image = AttrR(NDArray(dtype=np.uint16), description="An image")
+
+    @rpc()
+    async def scale(self, factor: str) -> str:
+        """Multiply the level by ``factor``."""
+        return str(self.level.value * float(factor))
+
+
+def test_common_pvs_with_normative_types(serve, prefix, ctx):
+    serve(Counter({"step": 3}), prefix)
+    state = ctx.get(prefix + "State").raw
+    assert state.getID() == "epics:nt/NTEnum:1.0"
+    assert list(state.value.choices) == ["Idle", "Running", "Fault"]
+    assert ctx.get(prefix + "Message").raw.getID() == "epics:nt/NTScalar:1.0"
+    assert json.loads(ctx.get(prefix + "Config")) == {"step": 3}
+    assert ctx.get(prefix + "Heartbeat").raw.getID() == "epics:nt/NTScalar:1.0"
+
+
+def test_heartbeat_increments(serve, prefix, ctx):
+    serve(Counter({}), prefix)
+    first = ctx.get(prefix + "Heartbeat")
+    time.sleep(2.2)
+    assert ctx.get(prefix + "Heartbeat") >= first + 2
+
+
+def test_command_put_runs_it(serve, prefix, ctx):
+    served = serve(Counter({"step": 2}), prefix)
+    ctx.put(prefix + "Start", 1)
+    time.sleep(0.5)
+    assert str(ctx.get(prefix + "State")) == "Running"
+    ctx.put(prefix + "Stop", 1)
+    count = ctx.get(prefix + "Count")
+    assert count > 0 and count % 2 == 0
+    assert served.device.count.value == count
+
+
+def test_bad_puts_are_refused_clearly_and_device_keeps_serving(serve, prefix, ctx):
+    serve(Counter({}), prefix)
+    with pytest.raises(RemoteError, match="put to Start refused: 5 is above the upper limit 1"):
+        ctx.put(prefix + "Start", 5)
+    message = ctx.get(prefix + "Message")
+    assert "above the upper limit" in message
+    assert message.severity == Severity.MINOR
+    with pytest.raises(ValueError):  # p4p refuses to convert text to a number client-side
+        ctx.put(prefix + "Step", "many")
+    with pytest.raises(RemoteError, match="below the lower limit"):
+        ctx.put(prefix + "Step", 0)
+    with pytest.raises(RemoteError):
+        ctx.put(prefix + "Count", 1)  # read-only
+    ctx.put(prefix + "Step", 4)
+    assert ctx.get(prefix + "Step") == 4
+    assert str(ctx.get(prefix + "State")) == "Idle"
+
+
+def test_every_datatype_is_served(serve, prefix, ctx):
+    served = serve(Everything({}), prefix)
+    level = ctx.get(prefix + "Level").raw
+    assert level.display.units == "mm"
+    assert level.display.description == "A level"
+    assert (level.control.limitLow, level.control.limitHigh) == (0, 5)
+    assert ctx.get(prefix + "Trace").raw.getID() == "epics:nt/NTScalarArray:1.0"
+    assert ctx.get(prefix + "Rows").getID() == "epics:nt/NTTable:1.0"
+    assert ctx.get(prefix + "Image").attrib is not None  # p4p unwraps NTNDArray only
+
+    ctx.put(prefix + "Mode", "Fast")
+    ctx.put(prefix + "Flag", True)
+    ctx.put(prefix + "Label", "hello")
+    ctx.put(prefix + "Rows", {"value": {"time": [1.0, 2.0], "name": ["a", "b"]}})
+    device = served.device
+    assert device.pvs["Mode"].value == "Fast"
+    assert device.pvs["Flag"].value is True
+    assert device.pvs["Label"].value == "hello"
+    assert list(device.pvs["Rows"].value["name"]) == ["a", "b"]
+
+    stamp = 1_700_000_000.25
+    served.loop.call_soon_threadsafe(
+        lambda: device.pvs["Trace"].set(
+            [1.0, 2.0], timestamp=stamp, severity=Severity.MAJOR, status=Status.DEVICE
+        )
+    )
+    time.sleep(0.2)
+    trace = ctx.get(prefix + "Trace")
+    assert list(trace) == [1.0, 2.0]
+    assert trace.timestamp == pytest.approx(stamp)
+    assert (trace.severity, trace.raw.alarm.status) == (Severity.MAJOR, Status.DEVICE)
+
+    image = np.arange(12, dtype=np.uint16).reshape(3, 4)
+    served.loop.call_soon_threadsafe(lambda: device.pvs["Image"].set(image))
+    time.sleep(0.2)
+    assert np.array_equal(ctx.get(prefix + "Image"), image)
+
+
+def test_rpc_and_rpc_errors(serve, prefix, ctx):
+    served = serve(Everything({}), prefix)
+    ctx.put(prefix + "Level", 2.0)
+    uri = NTURI([("factor", "s")])
+    assert ctx.rpc(prefix + "Scale", uri.wrap(prefix + "Scale", kws={"factor": "1.5"})) == "3.0"
+    with pytest.raises(RemoteError, match="Scale failed"):
+        ctx.rpc(prefix + "Scale", uri.wrap(prefix + "Scale", kws={"factor": "x"}))
+    with pytest.raises(RemoteError, match="bad arguments"):
+        ctx.rpc(prefix + "Scale", NTURI([]).wrap(prefix + "Scale", kws={}))
+    assert served.device.state.value == "Idle"
