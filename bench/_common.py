@@ -1,0 +1,69 @@
+"""Helpers every benchmark shares: a loopback network, a server in a spawned process, output."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+from collections.abc import Callable
+from typing import Any
+
+from epics_collector.pva import Network
+
+SPAWN = multiprocessing.get_context("spawn")
+
+
+class ServerProcess:
+    """Runs ``target(network, ready, stop, result, *args)`` in a spawned process.
+
+    The target sets ``ready`` when it serves, runs until ``stop`` is set, and may put
+    figures into the ``result`` dict.
+    """
+
+    def __init__(self, target: Callable[..., None], network: Network, *args: Any) -> None:
+        self._manager = SPAWN.Manager()
+        self.ready, self.go, self.stop = SPAWN.Event(), SPAWN.Event(), SPAWN.Event()
+        self.result: dict[str, Any] = self._manager.dict()  # type: ignore[assignment]
+        self.process = SPAWN.Process(
+            target=target,
+            args=(network, self.ready, self.go, self.stop, self.result, *args),
+            daemon=True,
+        )
+
+    def __enter__(self) -> ServerProcess:
+        self.process.start()
+        if not self.ready.wait(30):
+            raise RuntimeError("benchmark server did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.process.join(10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self._manager.shutdown()
+
+
+def wait_quiet(counter: Callable[[], int], quiet: float = 0.5, timeout: float = 30.0) -> None:
+    """Wait until ``counter()`` stops changing for ``quiet`` seconds."""
+    deadline = time.monotonic() + timeout
+    last, since = counter(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = counter()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+
+
+def report(name: str, figures: dict[str, float]) -> None:
+    """Print figures for humans and one JSON line for tools."""
+    print(f"\n== {name}")
+    for key, value in figures.items():
+        print(f"  {key:<40} {value:>14,.3f}")
+    print("JSON " + json.dumps({"benchmark": name, **figures}))
+
+
+__all__ = ["Network", "ServerProcess", "report", "wait_quiet"]
