@@ -20,6 +20,7 @@ from epics_collector.core import (
 )
 from epics_collector.process import READY_LINE
 from epics_collector.pva import DeviceServer, Network, serve_until_signal
+from epics_collector.sources import EpicsSources
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -54,8 +55,10 @@ def run(
     """Run one device in the foreground until SIGTERM or SIGINT."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     cls = _device_class(type_name)
+    network = Network.from_environment()
+    sources = EpicsSources(network)
     try:
-        device = cls(load_config(cls.config_model, config), data_dir=data_dir)
+        device = cls(load_config(cls.config_model, config), data_dir=data_dir, sources=sources)
     except ConfigError as error:
         raise fail(str(error)) from None
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -63,7 +66,10 @@ def run(
     def ready(server: DeviceServer) -> None:
         print(f"{READY_LINE} {prefix} ({len(server.pv_names)} PVs)", flush=True)
 
-    asyncio.run(serve_until_signal(device, prefix, Network.from_environment(), ready))
+    try:
+        asyncio.run(serve_until_signal(device, prefix, network, ready))
+    finally:
+        sources.close()
 
 
 @app.command()

@@ -41,6 +41,13 @@ from epics_collector.core._registry import (
     device_type_names,
     load_device_type,
 )
+from epics_collector.core._sources import (
+    SourceListener,
+    Sources,
+    Subscription,
+    Update,
+    split_url,
+)
 
 __all__ = [
     "AttrR",
@@ -63,9 +70,13 @@ __all__ = [
     "Scan",
     "Severity",
     "Status",
+    "SourceListener",
+    "Sources",
     "String",
+    "Subscription",
     "Table",
     "UnknownDeviceTypeError",
+    "Update",
     "Waveform",
     "command",
     "describe_validation_error",
@@ -76,5 +87,6 @@ __all__ = [
     "pv_name",
     "rpc",
     "scan",
+    "split_url",
     "validate_config",
 ]

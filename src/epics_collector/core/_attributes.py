@@ -46,6 +46,11 @@ class AttrR(Generic[D]):
         self._attribute = ""
         self.reading = Reading(datatype.initial, time.time(), Severity.INVALID, Status.UNDEFINED)
         self._listeners: list[Listener] = []
+        #: For PVs that are costly to keep current (histories): computes the value when a
+        #: client first connects; the transport serves the PV only while it is watched.
+        self.refresh: Callable[[], None] | None = None
+        #: How many transports have clients on this PV (kept by the transport).
+        self.watchers = 0
 
     def __set_name__(self, owner: type, attribute: str) -> None:
         self._attribute = attribute
@@ -72,6 +77,16 @@ class AttrR(Generic[D]):
         return self.reading.value
 
     @property
+    def on_demand(self) -> bool:
+        """Whether this PV is computed only while clients watch it (see :attr:`refresh`)."""
+        return self.refresh is not None
+
+    @property
+    def watched(self) -> bool:
+        """Whether any client watches this PV."""
+        return self.watchers > 0
+
+    @property
     def writable(self) -> bool:
         """Whether clients may put to this PV."""
         return False
@@ -95,6 +110,10 @@ class AttrR(Generic[D]):
         )
         for listener in self._listeners:
             listener(self.reading)
+
+    def forget(self) -> None:
+        """Drop the value (an on-demand PV nobody watches keeps no memory)."""
+        self.reading = Reading(self.datatype.initial, self.reading.timestamp)
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(reading)`` on every :meth:`set`."""

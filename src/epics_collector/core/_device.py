@@ -14,6 +14,7 @@ from epics_collector.core._alarm import Severity, Status
 from epics_collector.core._attributes import AttrR, AttrRW, Rpc, Scan, scan
 from epics_collector.core._config import DeviceConfig, validate_config
 from epics_collector.core._datatypes import Enum, Int, String
+from epics_collector.core._sources import Sources
 
 ConfigT = TypeVar("ConfigT", bound=DeviceConfig)
 log = logging.getLogger(__name__)
@@ -50,11 +51,19 @@ class Device(Generic[ConfigT]):
     config_json = AttrR(String(max_length=1 << 20), name="Config", description="Configuration")
     heartbeat = AttrR(Int(), description="Increments about once a second while alive")
 
-    def __init__(self, config: ConfigT | Mapping[str, Any], *, data_dir: Path | None = None):
+    def __init__(
+        self,
+        config: ConfigT | Mapping[str, Any],
+        *,
+        data_dir: Path | None = None,
+        sources: Sources | None = None,
+    ):
         if "Fault" not in {str(s) for s in self.States}:
             raise TypeError(f"{type(self).__name__}.States must include Fault")
         self.config: ConfigT = validate_config(self.config_model, config)  # type: ignore[assignment]
         self.data_dir = data_dir or Path.cwd()
+        #: Source PVs for devices that read other PVs (given by whoever runs the device).
+        self.sources = sources
         self.pvs: dict[str, AttrR[Any]] = {}
         self.rpcs: dict[str, Rpc] = {}
         self._scans: list[Scan] = []

@@ -20,9 +20,26 @@ log = logging.getLogger(__name__)
 _RPC_TYPE = NTScalar("s", display=True)
 
 
-class _PutHandler:
-    def __init__(self, device: Device[Any], name: str, mapping: NtMapping) -> None:
-        self.device, self.name, self.mapping = device, name, mapping
+class _AttrHandler:
+    def __init__(self, device: Device[Any], attr: AttrR[Any], mapping: NtMapping) -> None:
+        self.device, self.attr, self.mapping = device, attr, mapping
+        self.name = attr.name
+
+    def onFirstConnect(self, pv: SharedPV) -> None:  # noqa: N802 (p4p's name)
+        """An on-demand PV: compute its value now and serve it while clients watch."""
+        if self.attr.on_demand:
+            self.attr.watchers += 1
+            assert self.attr.refresh is not None
+            self.attr.refresh()
+            pv.open(self.mapping.initial(self.attr.reading))
+
+    def onLastDisconnect(self, pv: SharedPV) -> None:  # noqa: N802 (p4p's name)
+        """An on-demand PV: stop serving (and free) it when the last client leaves."""
+        if self.attr.on_demand:
+            self.attr.watchers -= 1
+            pv.close()
+            if not self.attr.watched:
+                self.attr.forget()
 
     async def put(self, pv: SharedPV, op: ServerOperation) -> None:
         try:
@@ -85,11 +102,13 @@ class DeviceServer:
 
     def _serve_attr(self, attr: AttrR[Any]) -> SharedPV:
         mapping = NtMapping(attr.datatype, attr.description)
-        handler = _PutHandler(self.device, attr.name, mapping) if attr.writable else None
-        pv = SharedPV(handler=cast(Any, handler), initial=mapping.initial(attr.reading))
+        handler = _AttrHandler(self.device, attr, mapping)
+        initial = None if attr.on_demand else mapping.initial(attr.reading)
+        pv = SharedPV(handler=cast(Any, handler), initial=initial)
 
         def post(reading: Reading) -> None:
-            pv.post(mapping.value(reading))
+            if pv.isOpen():
+                pv.post(mapping.value(reading))
 
         attr.add_listener(post)
         return pv

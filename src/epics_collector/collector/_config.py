@@ -1,0 +1,94 @@
+"""Configuration of a collector (DESIGN.md "Configuration"), validated strictly."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from epics_collector.core import DeviceConfig, split_url
+
+ALIAS_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,59}$")
+_PV_NAME = re.compile(r"^[^\s\"'{}]+$")
+
+
+def default_alias(url: str) -> str:
+    """The alias of a channel that names none: the PV name, ``:``/``.``/others -> ``_``.
+
+    ``ca://LAB:Temp.VAL`` -> ``LAB_Temp_VAL``. Deterministic, and unique as long as the
+    PV names differ in more than punctuation.
+    """
+    return re.sub(r"[^A-Za-z0-9_-]", "_", split_url(url)[1])[:60]
+
+
+class ChannelConfig(BaseModel):
+    """One recorded PV."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pv: str = Field(min_length=1, description="pva://NAME, ca://NAME or a bare name (PVA)")
+    alias: str = Field("", description="name under the prefix; default from the PV name")
+    kind: Literal["number", "string"] = Field(
+        "number", description="number: numeric and enum sources; string: string sources"
+    )
+
+    @field_validator("pv")
+    @classmethod
+    def _valid_pv(cls, pv: str) -> str:
+        _, name = split_url(pv)
+        if not name or not _PV_NAME.match(name):
+            raise ValueError(f"{pv!r} is not a valid PV name")
+        return pv
+
+    @model_validator(mode="after")
+    def _alias(self) -> ChannelConfig:
+        self.alias = self.alias or default_alias(self.pv)
+        if not ALIAS_PATTERN.match(self.alias):
+            raise ValueError(
+                f"alias {self.alias!r} must be 1-60 characters of A-Z a-z 0-9 _ - "
+                "(not starting with -)"
+            )
+        return self
+
+
+def _channel_shorthand(value: Any) -> Any:
+    return {"pv": value} if isinstance(value, str) else value
+
+
+class Limits(BaseModel):
+    """When a recording stops by itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    duration: float | None = Field(None, gt=0, description="seconds after Start")
+    samples: int | None = Field(None, gt=0, description="samples recorded in total")
+
+
+class CollectorConfig(DeviceConfig):
+    """A collector: which PVs, how much history, and when to stop."""
+
+    channels: list[Annotated[ChannelConfig, BeforeValidator(_channel_shorthand)]] = Field(
+        min_length=1, description="PVs to record; a string is shorthand for {pv: ...}"
+    )
+    capacity: int = Field(100_000, ge=1, le=100_000_000, description="samples per channel")
+    mode: Literal["ring", "fill"] = Field(
+        "ring", description="ring: keep the newest samples; fill: stop when full"
+    )
+    limits: Limits = Field(default_factory=lambda: Limits(duration=None, samples=None))
+    persist: bool = Field(False, description="spill to files in the data directory")
+    publish_rate: float = Field(2.0, gt=0, le=20, description="history PV updates per second")
+    queue_size: int = Field(10_000, ge=1, le=1_000_000, description="monitor queue per source")
+    autostart: bool = Field(False, description="start recording when the device starts")
+
+    @model_validator(mode="after")
+    def _unique_aliases(self) -> CollectorConfig:
+        seen: dict[str, str] = {}
+        for channel in self.channels:
+            if channel.alias in seen:
+                raise ValueError(
+                    f"channels {seen[channel.alias]!r} and {channel.pv!r} share the alias "
+                    f"{channel.alias!r}; give one an explicit alias"
+                )
+            seen[channel.alias] = channel.pv
+        return self

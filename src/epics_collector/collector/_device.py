@@ -1,0 +1,325 @@
+"""The collector device: records many PVs on demand and serves their history as PVs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from enum import StrEnum
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from epics_collector.collector._config import CollectorConfig
+from epics_collector.collector._recorder import Channel, Event, Recorder
+from epics_collector.core import (
+    AttrR,
+    Bool,
+    Device,
+    Int,
+    Severity,
+    Subscription,
+    Table,
+    Waveform,
+    command,
+    scan,
+)
+from epics_collector.storage import Columns, SpillFile, write_json_atomic
+
+NOT_CONNECTED_GRACE = 5.0  # seconds before a never-connected channel is reported
+HISTORY_COLUMNS = {"time": np.float64, "value": np.float64, "severity": np.int8, "status": np.int8}
+
+
+class CollectorStates(StrEnum):
+    """States of a collector."""
+
+    IDLE = "Idle"
+    RECORDING = "Recording"
+    STOPPED = "Stopped"
+    FAULT = "Fault"
+
+
+class _ChannelPvs:
+    """The PVs of one channel; the history PVs are computed only while watched."""
+
+    def __init__(self, device: Collector, channel: Channel) -> None:
+        alias, kind = channel.alias, channel.config.kind
+        dtype: Any = np.float64 if kind == "number" else str
+        self.value = AttrR(
+            Waveform(dtype=dtype),
+            name=f"{alias}:Value",
+            description=f"Recorded values of {channel.config.pv}, oldest first",
+        )
+        self.time = AttrR(
+            Waveform(), name=f"{alias}:Time", description="Source timestamps, POSIX seconds"
+        )
+        self.table = AttrR(
+            Table(columns={**HISTORY_COLUMNS, "value": dtype}),
+            name=f"{alias}:Table",
+            description="History as rows: time, value, severity, status",
+        )
+        self.connected = AttrR(Bool(), name=f"{alias}:Connected", description="Source connected")
+        for attr in (self.value, self.time, self.table):
+            attr.refresh = partial(device.publish_history, channel, attr)
+            device.add_pv(attr)
+        device.add_pv(self.connected)
+        self.connected.set(False)
+
+    def set_history(self, rows: Columns, attr: AttrR[Any] | None = None) -> None:
+        stamp = float(rows.time[-1]) if len(rows) else time.time()
+        if attr is None or attr is self.value:
+            self.value.set(rows.value, timestamp=stamp)
+        if attr is None or attr is self.time:
+            self.time.set(rows.time, timestamp=stamp)
+        if attr is None or attr is self.table:
+            table = {
+                "time": rows.time,
+                "value": rows.value,
+                "severity": rows.severity,
+                "status": rows.status,
+            }
+            self.table.set(table, timestamp=stamp)
+
+    @property
+    def watched(self) -> list[AttrR[Any]]:
+        return [a for a in (self.value, self.time, self.table) if a.watched]
+
+
+class Collector(Device[CollectorConfig]):
+    """Records source PVs losslessly into per-channel rings; serves the history as PVs."""
+
+    config_model = CollectorConfig
+    States = CollectorStates
+
+    count = AttrR(Int(), description="Samples recorded in total")
+    dropped = AttrR(Int(), description="Updates known to be lost")
+    channel_table = AttrR(
+        Table(
+            columns={
+                "alias": str,
+                "pv": str,
+                "connected": np.bool_,
+                "count": np.int64,
+                "last_update": np.float64,
+            }
+        ),
+        name="Channels",
+        description="Channels: alias, pv, connected, count, last update (POSIX s)",
+    )
+
+    def create_dynamic_pvs(self) -> None:
+        """Add each channel's Value, Time, Table and Connected PVs."""
+        self.recorder = Recorder(self.config, self._notify_threadsafe)
+        self._pvs = {ch.alias: _ChannelPvs(self, ch) for ch in self.recorder.channels}
+        self._subscriptions: list[Subscription] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._publisher: asyncio.Task[None] | None = None
+        self._duration_timer: asyncio.TimerHandle | None = None
+        self._spills: dict[str, SpillFile] = {}
+        self._reported_missing: set[str] = set()
+        self._started_at = 0.0
+
+    # commands -------------------------------------------------------------------------------
+
+    @command(name="Start")
+    async def start_recording(self) -> None:
+        """Start (or continue) recording."""
+        if self.state.value == CollectorStates.RECORDING:
+            return
+        limit = self.config.limits.samples
+        if limit is not None and self.recorder.count >= limit:
+            raise ValueError(f"the sample limit ({limit}) is reached: Clear first")
+        if self.config.mode == "fill" and any(ch.ring.full for ch in self.recorder.channels):
+            raise ValueError("a channel is full (fill mode): Clear first")
+        self.recorder.start()
+        self._started_at = time.time()
+        self.set_state(CollectorStates.RECORDING)
+        self.report(f"recording {len(self.recorder.channels)} channels")
+        if self.config.limits.duration is not None and self._loop is not None:
+            self._duration_timer = self._loop.call_later(
+                self.config.limits.duration, self._stop_for, "duration limit reached"
+            )
+        if not self.recorder.recording:  # a limit was hit by the initial values
+            self._stop_for("sample limit reached")
+
+    @command(name="Stop")
+    async def stop_recording(self) -> None:
+        """Stop recording; the history stays."""
+        self._stop_for("stopped")
+
+    @command(name="Clear")
+    async def clear_history(self) -> None:
+        """Forget the recorded history and the counters."""
+        self.recorder.clear()
+        for spill in self._spills.values():
+            spill.rewrite(Columns.empty())
+        if self.state.value != CollectorStates.RECORDING:
+            self.set_state(CollectorStates.IDLE)
+        self.report("history cleared")
+        self._publish()
+
+    def _stop_for(self, reason: str, severity: Severity = Severity.NO_ALARM) -> None:
+        self.recorder.stop()
+        if self._duration_timer is not None:
+            self._duration_timer.cancel()
+            self._duration_timer = None
+        if self.state.value == CollectorStates.RECORDING:
+            self.set_state(CollectorStates.STOPPED)
+            self.report(f"{reason}: recorded {self.recorder.count} samples", severity)
+        self._publish()
+
+    # events from the recorder ---------------------------------------------------------------
+
+    def _notify_threadsafe(self, event: Event, channel: Channel) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._on_event, event, channel)
+
+    def _on_event(self, event: Event, channel: Channel) -> None:
+        if event == Event.FULL:
+            capacity = self.config.capacity
+            self._stop_for(
+                f"{channel.alias} is full ({capacity} samples, fill mode)", Severity.MINOR
+            )
+        elif event == Event.SAMPLE_LIMIT:
+            self._stop_for(f"sample limit of {self.config.limits.samples} reached")
+        elif event == Event.BAD_VALUE:
+            self.report(channel.problem, Severity.MINOR)
+        elif not channel.connected:
+            self.report(f"{channel.alias} ({channel.config.pv}) {channel.reason}", Severity.MINOR)
+        elif all(ch.connected for ch in self.recorder.channels):
+            self.report("all channels connected")
+
+    # publishing -----------------------------------------------------------------------------
+
+    def publish_history(self, channel: Channel, attr: AttrR[Any]) -> None:
+        """Compute one history PV now (a client just connected to it)."""
+        self._pvs[channel.alias].set_history(self.recorder.history(channel), attr)
+
+    def _publish(self) -> None:
+        any_changed = False
+        for channel in self.recorder.channels:
+            if not channel.changed:
+                continue
+            any_changed = True
+            channel.changed = False
+            pvs = self._pvs[channel.alias]
+            if pvs.connected.value != channel.connected:
+                pvs.connected.set(channel.connected)
+            if pvs.watched:
+                pvs.set_history(self.recorder.history(channel))
+        self.count.set(self.recorder.count)
+        self.dropped.set(
+            self.recorder.dropped,
+            severity=Severity.MINOR if self.recorder.dropped else Severity.NO_ALARM,
+        )
+        if any_changed:
+            self._publish_channel_table()
+
+    def _publish_channel_table(self) -> None:
+        channels = self.recorder.channels
+        latest = [ch.latest.timestamp if ch.latest else np.nan for ch in channels]
+        self.channel_table.set(
+            {
+                "alias": [ch.alias for ch in channels],
+                "pv": [ch.config.pv for ch in channels],
+                "connected": [ch.connected for ch in channels],
+                "count": [ch.ring.total for ch in channels],
+                "last_update": latest,
+            }
+        )
+
+    async def _publish_forever(self) -> None:
+        period = 1.0 / self.config.publish_rate
+        while True:
+            self._publish()
+            self._report_missing()
+            await asyncio.sleep(period)
+
+    def _report_missing(self) -> None:
+        now = time.monotonic()
+        missing = {
+            f"{ch.alias} ({ch.config.pv})"
+            for ch in self.recorder.channels
+            if not ch.ever_connected and now - ch.created > NOT_CONNECTED_GRACE
+        }
+        if missing and missing != self._reported_missing:
+            self.report(f"not connected: {', '.join(sorted(missing))}", Severity.MINOR)
+        self._reported_missing = missing
+
+    # persistence ------------------------------------------------------------------------------
+
+    @property
+    def _spill_dir(self) -> Path:
+        return self.data_dir / "spill"
+
+    def _load_spills(self) -> bool:
+        """Reload what a previous run of this collector wrote; True if it was recording."""
+        for channel in self.recorder.channels:
+            text = channel.config.kind == "string"
+            spill = SpillFile(
+                self._spill_dir / f"{channel.alias}.{'jsonl' if text else 'rec'}", text=text
+            )
+            rows = spill.load()
+            self.recorder.restore(channel, rows)
+            self._spills[channel.alias] = spill
+        meta_path = self._spill_dir / "collector.json"
+        if not meta_path.exists():
+            return False
+        meta = json.loads(meta_path.read_text())
+        self.recorder.count = int(meta.get("count", 0))
+        self.recorder.dropped = int(meta.get("dropped", 0))
+        loaded = sum(len(ch.ring) for ch in self.recorder.channels)
+        self.report(f"reloaded {loaded} samples from {self._spill_dir}")
+        return bool(meta.get("recording", False))
+
+    @scan(0.5)
+    async def flush(self) -> None:
+        """Spill newly recorded rows to disk (persist: true), at least every second."""
+        if not self.config.persist or not self._spills:
+            return
+        for channel in self.recorder.channels:
+            spill = self._spills[channel.alias]
+            spill.append(self.recorder.take_unflushed(channel))
+            spill.flush()
+            if self.config.mode == "ring" and spill.rows_on_disk > 4 * self.config.capacity:
+                spill.rewrite(self.recorder.history(channel))
+        meta = {
+            "count": self.recorder.count,
+            "dropped": self.recorder.dropped,
+            "recording": self.recorder.recording,
+        }
+        write_json_atomic(self._spill_dir / "collector.json", meta)
+
+    # lifecycle ------------------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        """Reload spilled data, subscribe to every source, start publishing."""
+        self._loop = asyncio.get_running_loop()
+        if self.sources is None:
+            raise RuntimeError("no source transport: run the collector with sources")
+        resume = self._load_spills() if self.config.persist else False
+        for channel in self.recorder.channels:
+            self._subscriptions.append(
+                self.sources.subscribe(
+                    channel.config.pv, channel, queue_size=self.config.queue_size
+                )
+            )
+        self._publisher = asyncio.create_task(self._publish_forever(), name="publish")
+        if resume or self.config.autostart:
+            await self.start_recording.method(self)
+
+    async def on_stop(self) -> None:
+        """Close the sources, flush to disk, stop publishing."""
+        for subscription in self._subscriptions:
+            subscription.close()
+        self._subscriptions = []
+        if self._duration_timer is not None:
+            self._duration_timer.cancel()
+        await self.flush.method(self)
+        if self._publisher is not None:
+            self._publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._publisher

@@ -1,0 +1,182 @@
+"""The recording logic: channels, rings, counts, limits. Thread-safe, transport-free.
+
+Source updates arrive on transport threads (p4p's worker) or on the event loop (CA);
+everything that touches rings or counters holds one lock. Events the device must act
+on (a full ring in fill mode, the sample limit, a connection change) are reported through
+``notify``, which may be called on any thread.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+from epics_collector.collector._config import ChannelConfig, CollectorConfig
+from epics_collector.core import Severity, Status, Update
+from epics_collector.storage import Columns, Ring
+
+
+class Event(StrEnum):
+    """What the recorder tells the device."""
+
+    FULL = "full"
+    SAMPLE_LIMIT = "sample limit"
+    CONNECTION = "connection"
+    BAD_VALUE = "bad value"
+
+
+@dataclass
+class Channel:
+    """One recorded PV and its history. Implements the source listener protocol."""
+
+    config: ChannelConfig
+    ring: Ring
+    recorder: Recorder
+    connected: bool = False
+    ever_connected: bool = False
+    reason: str = "connecting"
+    latest: Update | None = None
+    changed: bool = True
+    problem: str = ""
+    unflushed: int = 0  # rows recorded but not yet handed to the spill file
+    created: float = field(default_factory=time.monotonic)
+
+    @property
+    def alias(self) -> str:
+        """The channel's alias."""
+        return self.config.alias
+
+    def on_update(self, update: Update) -> None:
+        """A source update (any thread)."""
+        self.recorder.record(self, update)
+
+    def on_connection(self, connected: bool, reason: str) -> None:
+        """A source connection change (any thread)."""
+        self.recorder.connection(self, connected, reason)
+
+
+class Recorder:
+    """Appends source updates to per-channel rings while recording."""
+
+    def __init__(self, config: CollectorConfig, notify: Callable[[Event, Channel], None]):
+        self.config = config
+        self.notify = notify
+        self.lock = threading.Lock()
+        self.recording = False
+        self.count = 0
+        self.dropped = 0
+        overwrite = config.mode == "ring"
+        self.channels = [
+            Channel(
+                c,
+                Ring(
+                    config.capacity,
+                    object if c.kind == "string" else np.float64,
+                    overwrite=overwrite,
+                ),
+                self,
+            )
+            for c in config.channels
+        ]
+
+    # transport side ---------------------------------------------------------------------
+
+    def record(self, channel: Channel, update: Update) -> None:
+        """Store ``update`` if recording (and remember it as the channel's latest)."""
+        with self.lock:
+            channel.latest = update
+            if self.recording:
+                self._append(channel, update)
+
+    def connection(self, channel: Channel, connected: bool, reason: str) -> None:
+        """Track connection; a disconnect while recording leaves a gap row."""
+        with self.lock:
+            if not connected and channel.connected and self.recording:
+                gap = math.nan if channel.config.kind == "number" else ""
+                self._append(channel, Update(gap, time.time(), Severity.INVALID, Status.CLIENT))
+            channel.connected = connected
+            channel.ever_connected |= connected
+            channel.reason = reason
+            channel.changed = True
+        self.notify(Event.CONNECTION, channel)
+
+    def _append(self, channel: Channel, update: Update) -> None:
+        value = update.value
+        try:
+            if channel.config.kind == "number":
+                value = float(value)
+            elif not isinstance(value, str):
+                raise TypeError(f"{type(value).__name__} value")
+        except (TypeError, ValueError) as error:
+            self.dropped += 1
+            channel.problem = (
+                f"{channel.alias}: cannot record {type(update.value).__name__} values as "
+                f"kind {channel.config.kind!r} ({error})"
+            )
+            self.notify(Event.BAD_VALUE, channel)
+            return
+        if not channel.ring.append(update.timestamp, value, update.severity, update.status):
+            self.dropped += 1
+            self.recording = False
+            self.notify(Event.FULL, channel)
+            return
+        self.count += 1
+        channel.unflushed += 1
+        channel.changed = True
+        limit = self.config.limits.samples
+        if limit is not None and self.count >= limit:
+            self.recording = False
+            self.notify(Event.SAMPLE_LIMIT, channel)
+
+    # device side ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Record from now on, beginning with each channel's current value if newer."""
+        with self.lock:
+            self.recording = True
+            for channel in self.channels:
+                latest = channel.latest
+                if latest is None or not self.recording:
+                    continue
+                newest = channel.ring.columns(1).time
+                if len(newest) == 0 or latest.timestamp > newest[0]:
+                    self._append(channel, latest)
+
+    def stop(self) -> None:
+        """Record nothing more."""
+        with self.lock:
+            self.recording = False
+
+    def clear(self) -> None:
+        """Forget every recorded row and the counters."""
+        with self.lock:
+            for channel in self.channels:
+                channel.ring.clear()
+                channel.unflushed = 0
+                channel.changed = True
+            self.count = 0
+            self.dropped = 0
+
+    def history(self, channel: Channel) -> Columns:
+        """A copy of a channel's rows, oldest first."""
+        with self.lock:
+            return channel.ring.columns()
+
+    def take_unflushed(self, channel: Channel) -> Columns:
+        """Rows recorded since the last call (for the spill file)."""
+        with self.lock:
+            rows = channel.ring.columns(channel.unflushed)
+            channel.unflushed = 0
+            return rows
+
+    def restore(self, channel: Channel, rows: Columns) -> None:
+        """Put rows loaded from disk back (before recording starts)."""
+        with self.lock:
+            channel.ring.extend(rows)
+            channel.changed = True

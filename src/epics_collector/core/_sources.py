@@ -1,0 +1,58 @@
+"""What devices see of source PVs: updates with timestamp and alarm, and connection changes.
+
+The transports (``epics_collector.sources``) implement :class:`Sources`; devices only use
+these protocols, so device logic never imports p4p or a CA library.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """One update of a source PV: its value, source timestamp (POSIX s) and alarm."""
+
+    value: Any
+    timestamp: float
+    severity: int = 0
+    status: int = 0
+
+
+class SourceListener(Protocol):
+    """Receives a source's updates, in order, possibly on a transport thread."""
+
+    def on_update(self, update: Update) -> None:
+        """A new value arrived."""
+
+    def on_connection(self, connected: bool, reason: str) -> None:
+        """The source connected or disconnected (``reason`` says why, for humans)."""
+
+
+class Subscription(Protocol):
+    """An open subscription; close it to stop updates."""
+
+    def close(self) -> None:
+        """Stop delivering updates."""
+
+
+class Sources(Protocol):
+    """Opens subscriptions to source PVs named as ``pva://NAME``, ``ca://NAME`` or ``NAME``."""
+
+    def subscribe(self, url: str, listener: SourceListener, *, queue_size: int) -> Subscription:
+        """Monitor ``url`` losslessly (up to ``queue_size`` queued updates)."""
+        ...
+
+    def close(self) -> None:
+        """Close every subscription and connection."""
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """``"ca://X:Y"`` -> ``("ca", "X:Y")``; a bare name means PVAccess."""
+    scheme, sep, name = url.partition("://")
+    if not sep:
+        return "pva", url
+    if scheme not in ("pva", "ca"):
+        raise ValueError(f"unknown scheme {scheme!r} in {url!r}; use pva:// or ca://")
+    return scheme, name

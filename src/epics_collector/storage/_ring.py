@@ -1,0 +1,144 @@
+"""Per-channel history in numpy: columns time, value, severity, status.
+
+Memory grows by doubling up to ``capacity`` rows, so a short recording with a large
+capacity costs little; a numeric row costs 18 bytes (36 at worst right after growing).
+Not thread-safe: the owner holds a lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+_FIRST_ALLOCATION = 1024
+
+
+@dataclass(frozen=True)
+class Columns:
+    """History rows, oldest first."""
+
+    time: np.ndarray
+    value: np.ndarray
+    severity: np.ndarray
+    status: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.time)
+
+    def tail(self, n: int) -> Columns:
+        """The newest ``n`` rows."""
+        if n >= len(self):
+            return self
+        return Columns(self.time[-n:], self.value[-n:], self.severity[-n:], self.status[-n:])
+
+    @classmethod
+    def empty(cls, dtype: npt.DTypeLike = np.float64) -> Columns:
+        """No rows."""
+        return cls(np.zeros(0), np.zeros(0, dtype), np.zeros(0, np.int8), np.zeros(0, np.int8))
+
+
+class Ring:
+    """Newest ``capacity`` rows; ``overwrite=False`` refuses rows once full (fill mode)."""
+
+    def __init__(self, capacity: int, dtype: npt.DTypeLike = np.float64, *, overwrite: bool = True):
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.capacity, self.dtype, self.overwrite = capacity, np.dtype(dtype), overwrite
+        self.total = 0  # rows appended since the last clear, including overwritten ones
+        self._allocate(min(_FIRST_ALLOCATION, capacity))
+
+    def _allocate(self, size: int) -> None:
+        self._time = np.zeros(size)
+        self._value = np.zeros(size, self.dtype)
+        self._severity = np.zeros(size, np.int8)
+        self._status = np.zeros(size, np.int8)
+        self._start, self._len = 0, 0
+
+    def __len__(self) -> int:
+        return self._len
+
+    @property
+    def full(self) -> bool:
+        """Whether ``capacity`` rows are held."""
+        return self._len == self.capacity
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes allocated for the columns."""
+        return sum(a.nbytes for a in (self._time, self._value, self._severity, self._status))
+
+    def append(self, time: float, value: Any, severity: int, status: int) -> bool:
+        """Add a row; False (nothing stored) when full and not overwriting."""
+        size = len(self._time)
+        if self._len == size:
+            if size < self.capacity:
+                self._grow(min(2 * size, self.capacity))
+                size = len(self._time)
+            elif not self.overwrite:
+                return False
+        if self._len < size:
+            index = (self._start + self._len) % size
+            self._len += 1
+        else:
+            index = self._start
+            self._start = (self._start + 1) % size
+        self._time[index] = time
+        self._value[index] = value
+        self._severity[index] = severity
+        self._status[index] = status
+        self.total += 1
+        return True
+
+    def _grow(self, size: int) -> None:
+        rows = self.columns()
+        self._allocate(size)
+        self._put(rows)
+
+    def _put(self, rows: Columns) -> None:
+        n = len(rows)
+        self._time[:n], self._value[:n] = rows.time, rows.value
+        self._severity[:n], self._status[:n] = rows.severity, rows.status
+        self._start, self._len = 0, n
+
+    def extend(self, rows: Columns) -> None:
+        """Add many rows (for reloading): only the newest ``capacity`` are kept."""
+        if len(rows) == 0:
+            return
+        merged = concat(self.columns(), rows).tail(self.capacity)
+        self.total += len(rows)
+        self._allocate(max(len(self._time), len(merged)))
+        self._put(merged)
+
+    def columns(self, newest: int | None = None) -> Columns:
+        """Copies of the rows, oldest first (only the ``newest`` N when given)."""
+        n = self._len if newest is None else min(newest, self._len)
+        size = len(self._time)
+        first = (self._start + self._len - n) % size
+        parts = (
+            [slice(first, first + n)]
+            if first + n <= size
+            else [
+                slice(first, size),
+                slice(0, first + n - size),
+            ]
+        )
+        arrays = (self._time, self._value, self._severity, self._status)
+        return Columns(*(np.concatenate([a[p] for p in parts]) for a in arrays))
+
+    def clear(self) -> None:
+        """Forget every row and free the memory."""
+        self.total = 0
+        self._allocate(min(_FIRST_ALLOCATION, self.capacity))
+
+
+def concat(a: Columns, b: Columns) -> Columns:
+    """Rows of ``a`` then rows of ``b``."""
+    return Columns(
+        np.concatenate([a.time, b.time]),
+        np.concatenate([a.value, b.value]),
+        np.concatenate([a.severity, b.severity]),
+        np.concatenate([a.status, b.status]),
+    )
