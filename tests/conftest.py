@@ -14,10 +14,12 @@ import psutil
 import pytest
 from p4p.client.thread import Context
 
+from epics_collector.collector import Collector
 from epics_collector.core import Device
 from epics_collector.process import DeviceProcess
 from epics_collector.pva import DeviceServer, Network
 from epics_collector.sim import SimIoc
+from epics_collector.sources import EpicsSources
 
 T = TypeVar("T")
 
@@ -97,6 +99,53 @@ def serve(network: Network) -> Iterator[Callable[[Device[Any], str], ServedDevic
     yield start
     leaked = [name for s in served for name in s.close()]
     assert not leaked, f"device left asyncio tasks running: {leaked}"
+
+
+@pytest.fixture
+def collector(
+    network: Network, prefix: str, tmp_path: Path
+) -> Iterator[Callable[..., ServedDevice]]:
+    """Serve collectors in-process on the run's network (with real PVA and CA sources)."""
+    sources = EpicsSources(network)
+    served: list[ServedDevice] = []
+
+    def start(config: dict[str, Any], device_prefix: str = prefix) -> ServedDevice:
+        device = Collector(config, data_dir=tmp_path / "data", sources=sources)
+        served.append(ServedDevice(device, device_prefix, network))
+        return served[-1]
+
+    yield start
+    leaked = [name for s in served for name in s.close()]
+    sources.close()
+    assert not leaked, f"collector left asyncio tasks running: {leaked}"
+
+
+class SourceMonitor:
+    """An independent lossless monitor of a PV: what the source really published."""
+
+    def __init__(self, ctx: Context, name: str) -> None:
+        self.updates: list[tuple[float, float, int]] = []  # value, timestamp, severity
+        self._sub = ctx.monitor(name, self._on, request="record[queueSize=100000]field()")
+
+    def _on(self, value: Any) -> None:
+        self.updates.append((float(value), value.timestamp, value.severity))
+
+    def close(self) -> None:
+        self._sub.close()
+
+
+@pytest.fixture
+def source_monitor(ctx: Context) -> Iterator[Callable[[str], SourceMonitor]]:
+    """Open independent monitors; closed after the test."""
+    monitors: list[SourceMonitor] = []
+
+    def start(name: str) -> SourceMonitor:
+        monitors.append(SourceMonitor(ctx, name))
+        return monitors[-1]
+
+    yield start
+    for monitor in monitors:
+        monitor.close()
 
 
 @pytest.fixture

@@ -80,6 +80,9 @@ class CollectorConfig(DeviceConfig):
     publish_rate: float = Field(2.0, gt=0, le=20, description="history PV updates per second")
     queue_size: int = Field(10_000, ge=1, le=1_000_000, description="monitor queue per source")
     autostart: bool = Field(False, description="start recording when the device starts")
+    connect_timeout: float = Field(
+        5.0, gt=0, description="seconds before a channel that never connected is reported"
+    )
 
     @model_validator(mode="after")
     def _unique_aliases(self) -> CollectorConfig:

@@ -29,7 +29,6 @@ from epics_collector.core import (
 )
 from epics_collector.storage import Columns, SpillFile, write_json_atomic
 
-NOT_CONNECTED_GRACE = 5.0  # seconds before a never-connected channel is reported
 HISTORY_COLUMNS = {"time": np.float64, "value": np.float64, "severity": np.int8, "status": np.int8}
 
 
@@ -243,7 +242,7 @@ class Collector(Device[CollectorConfig]):
         missing = {
             f"{ch.alias} ({ch.config.pv})"
             for ch in self.recorder.channels
-            if not ch.ever_connected and now - ch.created > NOT_CONNECTED_GRACE
+            if not ch.ever_connected and now - ch.created > self.config.connect_timeout
         }
         if missing and missing != self._reported_missing:
             self.report(f"not connected: {', '.join(sorted(missing))}", Severity.MINOR)
@@ -316,6 +315,8 @@ class Collector(Device[CollectorConfig]):
         for subscription in self._subscriptions:
             subscription.close()
         self._subscriptions = []
+        if self.sources is not None:
+            self.sources.detach()
         if self._duration_timer is not None:
             self._duration_timer.cancel()
         await self.flush.method(self)

@@ -46,6 +46,7 @@ from epics_collector.core._sources import (
     Sources,
     Subscription,
     Update,
+    posix_seconds,
     split_url,
 )
 
@@ -86,6 +87,7 @@ __all__ = [
     "parse_config_text",
     "pv_name",
     "rpc",
+    "posix_seconds",
     "scan",
     "split_url",
     "validate_config",

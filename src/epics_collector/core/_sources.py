@@ -44,8 +44,16 @@ class Sources(Protocol):
         """Monitor ``url`` losslessly (up to ``queue_size`` queued updates)."""
         ...
 
+    def detach(self) -> None:
+        """Release what the running event loop holds; call on the loop before it ends."""
+
     def close(self) -> None:
         """Close every subscription and connection."""
+
+
+def posix_seconds(seconds: int, nanoseconds: int) -> float:
+    """One float for an EPICS (seconds, nanoseconds) stamp, computed as p4p does."""
+    return seconds + nanoseconds * 1e-9
 
 
 def split_url(url: str) -> tuple[str, str]:

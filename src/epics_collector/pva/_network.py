@@ -36,14 +36,18 @@ class Network:
         return cls({k: v for k, v in os.environ.items() if k.startswith("EPICS_")}, useenv=True)
 
     @classmethod
-    def loopback(cls, search_port: int | None = None) -> Network:
+    def loopback(cls, search_port: int | None = None, ca_servers: int = 4) -> Network:
         """127.0.0.1 only, one UDP search port shared by every server of this run.
 
         TCP ports are ephemeral. The CA variables are set too, so that an IOC started
-        with :meth:`environ` keeps its Channel Access server on loopback as well.
+        with :meth:`environ` keeps its Channel Access server on loopback as well. CA
+        servers cannot share a port on loopback (a unicast search reaches only one of
+        them), so ``ca_servers`` ports are reserved and clients search them all; an IOC
+        takes one with :meth:`for_ca_server`.
         """
         port = search_port or free_port()
-        ca_port, ca_repeater = free_port(socket.SOCK_STREAM), free_port()
+        ca_ports = [free_port(socket.SOCK_STREAM) for _ in range(ca_servers)]
+        ca_port, ca_repeater = ca_ports[0], free_port()
         return cls(
             {
                 "EPICS_PVAS_INTF_ADDR_LIST": _LOOPBACK,
@@ -61,11 +65,18 @@ class Network:
                 "EPICS_CAS_SERVER_PORT": str(ca_port),
                 "EPICS_CA_SERVER_PORT": str(ca_port),
                 "EPICS_CA_REPEATER_PORT": str(ca_repeater),
-                "EPICS_CA_ADDR_LIST": _LOOPBACK,
+                "EPICS_CA_ADDR_LIST": " ".join(f"{_LOOPBACK}:{p}" for p in ca_ports),
                 "EPICS_CA_AUTO_ADDR_LIST": "NO",
             },
             useenv=False,
         )
+
+    def for_ca_server(self, index: int) -> Network:
+        """This network, with a CA server port of its own for the ``index``-th IOC."""
+        ports = self.variables["EPICS_CA_ADDR_LIST"].split()
+        port = ports[index].rpartition(":")[2]
+        variables = {**self.variables, "EPICS_CAS_SERVER_PORT": port}
+        return Network(variables, useenv=self.useenv)
 
     @property
     def search_port(self) -> int | None:

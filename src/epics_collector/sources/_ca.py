@@ -6,13 +6,14 @@ so CA subscriptions must be opened from the device's event loop.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
 import numpy as np
-from aioca import FORMAT_TIME, camonitor
+from aioca import FORMAT_TIME, _catools, camonitor
 
-from epics_collector.core import SourceListener, Status, Update
+from epics_collector.core import SourceListener, Status, Update, posix_seconds
 from epics_collector.pva import Network
 
 _UDF_ALARM = 17  # menuAlarmStat
@@ -60,7 +61,12 @@ class _CaSubscription:
         else:
             raw = raw.real
         self._listener.on_update(
-            Update(raw, value.timestamp, int(value.severity), ca_status(int(value.status)))
+            Update(
+                raw,
+                posix_seconds(*value.raw_stamp),
+                int(value.severity),
+                ca_status(int(value.status)),
+            )
         )
 
     def close(self) -> None:
@@ -78,5 +84,16 @@ class CaSources:
         """Monitor ``name`` (every update; ``queue_size`` is not used by CA)."""
         return _CaSubscription(name, listener)
 
+    def detach(self) -> None:
+        """Clear the CA channels opened from the running loop (before the loop ends).
+
+        aioca caches channels per event loop and has no public per-loop purge; without
+        this, libca calls back into a closed loop when a server goes away later.
+        """
+        caches = _catools._Context._channel_caches  # noqa: SLF001
+        cache = caches.pop(asyncio.get_running_loop(), None)
+        if cache is not None:
+            cache.purge()
+
     def close(self) -> None:
-        """Nothing to close beyond the subscriptions."""
+        """Nothing to close beyond the subscriptions and channels."""

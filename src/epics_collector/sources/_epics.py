@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from epics_collector.core import SourceListener, Subscription, split_url
 from epics_collector.pva import Network
 from epics_collector.sources._pva import PvaSources
+
+if TYPE_CHECKING:
+    from epics_collector.sources._ca import CaSources
 
 
 class EpicsSources:
@@ -13,7 +18,7 @@ class EpicsSources:
     def __init__(self, network: Network) -> None:
         self.network = network
         self._pva: PvaSources | None = None
-        self._ca = None
+        self._ca: CaSources | None = None
 
     def subscribe(self, url: str, listener: SourceListener, *, queue_size: int) -> Subscription:
         """Open a monitor; CA subscriptions must be opened on the device's event loop."""
@@ -27,6 +32,11 @@ class EpicsSources:
         if self._pva is None:
             self._pva = PvaSources(self.network)
         return self._pva.subscribe(name, listener, queue_size=queue_size)
+
+    def detach(self) -> None:
+        """Release what the running event loop holds (CA channels)."""
+        if self._ca is not None:
+            self._ca.detach()
 
     def close(self) -> None:
         """Close every connection."""

@@ -10,7 +10,7 @@ import numpy as np
 from p4p import Value
 from p4p.client.thread import Context, Disconnected, RemoteError
 
-from epics_collector.core import SourceListener, Update
+from epics_collector.core import SourceListener, Update, posix_seconds
 from epics_collector.pva import Network
 
 Decoder = Callable[[Value], Any]
@@ -37,7 +37,7 @@ def _decoder(value: Value) -> Decoder:
 
 def _stamp(value: Value) -> tuple[float, int, int]:
     try:
-        seconds = value["timeStamp.secondsPastEpoch"] + value["timeStamp.nanoseconds"] * 1e-9
+        seconds = posix_seconds(value["timeStamp.secondsPastEpoch"], value["timeStamp.nanoseconds"])
         return seconds, value["alarm.severity"], value["alarm.status"]
     except KeyError:  # a plain structure without timeStamp/alarm: stamp on arrival
         return time.time(), 0, 0
@@ -87,6 +87,9 @@ class PvaSources:
     ) -> _PvaSubscription:
         """Monitor ``name`` with ``record[queueSize=queue_size]``."""
         return _PvaSubscription(self._ctx, name, listener, queue_size)
+
+    def detach(self) -> None:
+        """Nothing is bound to an event loop."""
 
     def close(self) -> None:
         """Close the client context (and with it every subscription)."""

@@ -15,6 +15,14 @@ def test_loopback_pins_everything_to_127_0_0_1():
     assert net.variables["EPICS_CA_AUTO_ADDR_LIST"] == "NO"
 
 
+def test_ca_servers_get_their_own_ports_and_clients_search_all():
+    net = Network.loopback(ca_servers=3)
+    searched = net.variables["EPICS_CA_ADDR_LIST"].split()
+    assert len(searched) == 3 and all(a.startswith("127.0.0.1:") for a in searched)
+    ports = {net.for_ca_server(i).variables["EPICS_CAS_SERVER_PORT"] for i in range(3)}
+    assert {f"127.0.0.1:{p}" for p in ports} == set(searched)
+
+
 def test_each_run_gets_its_own_port():
     assert Network.loopback().variables != Network.loopback().variables
 

@@ -1,0 +1,86 @@
+"""A p4p server of counter PVs posting at a set rate, for tests and benchmarks.
+
+``python -m epics_collector.sim.pva_source --prefix P --channels N --rate HZ [--count C]``
+serves ``P0000`` ... (NTScalar double, +1 per post), ``P:Go`` (put 1 starts posting)
+and ``P:Posted`` (posts so far per channel, updated when posting ends). ``--rate 0``
+posts as fast as possible. Honours the EPICS environment; stops on SIGTERM or when
+standard input closes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+
+from p4p.nt import NTScalar
+from p4p.server import Server, StaticProvider
+from p4p.server.thread import SharedPV
+
+READY = "pva source ready"
+
+
+def channel_names(prefix: str, channels: int) -> list[str]:
+    """PV names of the counters."""
+    return [f"{prefix}{i:04d}" for i in range(channels)]
+
+
+class _Go:
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def put(self, pv: SharedPV, op: object) -> None:
+        pv.post(1)
+        self.event.set()
+        op.done()  # type: ignore[attr-defined]
+
+
+def post(pvs: list[SharedPV], rate: float, count: int, stop: threading.Event) -> int:
+    """Post counters to every PV at ``rate`` Hz (0: flat out) ``count`` times (0: forever)."""
+    posted, started = 0, time.monotonic()
+    while not stop.is_set() and (count == 0 or posted < count):
+        if rate <= 0:
+            due = count or posted + 1000
+        else:
+            due = int((time.monotonic() - started) * rate) + 1
+            due = min(due, count) if count else due
+        while posted < due and not stop.is_set():
+            posted += 1
+            now = time.time()
+            for pv in pvs:
+                pv.post(float(posted), timestamp=now)
+        if rate > 0:
+            time.sleep(min(0.001, 1.0 / rate))
+    return posted
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the counters until stopped."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--prefix", required=True)
+    parser.add_argument("--channels", type=int, default=1)
+    parser.add_argument("--rate", type=float, default=10.0, help="posts per second per PV")
+    parser.add_argument("--count", type=int, default=0, help="posts per PV (0: forever)")
+    args = parser.parse_args(argv)
+    go, stop = threading.Event(), threading.Event()
+    pvs = [SharedPV(nt=NTScalar("d"), initial=0.0) for _ in range(args.channels)]
+    posted_pv = SharedPV(nt=NTScalar("l"), initial=0)
+    provider = StaticProvider("pva-source")
+    for name, pv in zip(channel_names(args.prefix, args.channels), pvs, strict=True):
+        provider.add(name, pv)
+    provider.add(f"{args.prefix}:Go", SharedPV(nt=NTScalar("i"), initial=0, handler=_Go(go)))
+    provider.add(f"{args.prefix}:Posted", posted_pv)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    with Server(providers=[provider]):
+        print(READY, flush=True)
+        while not stop.is_set():
+            if go.wait(0.1):
+                posted_pv.post(post(pvs, args.rate, args.count, stop))
+                go.clear()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""The collector against the real sim IOC: complete, timestamped, robust histories."""
+
+import math
+import time
+
+import numpy as np
+import pytest
+from p4p.client.thread import RemoteError
+
+from epics_collector.process import ManagedProcess, wait_until
+from epics_collector.pva import Client
+from epics_collector.sim import SimIoc
+
+pytestmark = pytest.mark.system
+
+
+def wait_state(ctx, prefix: str, state: str, timeout: float = 10.0) -> None:
+    assert wait_until(lambda: str(ctx.get(prefix + "State")) == state, timeout), (
+        f"{prefix}State is {ctx.get(prefix + 'State')}, not {state}: {ctx.get(prefix + 'Message')}"
+    )
+
+
+def test_counter_for_5_s_is_complete_with_ioc_timestamps(
+    sim_ioc, collector, source_monitor, prefix, ctx
+):
+    counter = sim_ioc.prefix + "Counter"
+    collector({"channels": [{"pv": counter, "alias": "counter"}]})
+    truth = source_monitor(counter)
+    wait_until(lambda: truth.updates, 5)
+    ctx.put(prefix + "Start", 1)
+    time.sleep(5.0)
+    ctx.put(prefix + "Stop", 1)
+    time.sleep(0.7)  # one publish period
+    values = ctx.get(prefix + "counter:Value")
+    times = ctx.get(prefix + "counter:Time")
+    assert 45 <= len(values) <= 56
+    assert np.all(np.diff(values) == 1), "values are not consecutive integers"
+    published = {v: t for v, t, _ in truth.updates}
+    assert all(times[i] == published[v] for i, v in enumerate(values)), "timestamps differ"
+    assert ctx.get(prefix + "Count") == len(values)
+    assert ctx.get(prefix + "Dropped") == 0
+    assert str(ctx.get(prefix + "State")) == "Stopped"
+    table = ctx.get(prefix + "counter:Table").value
+    assert list(table.value) == list(values) and list(table.time) == list(times)
+
+
+def test_three_channels_of_different_rates(sim_ioc, collector, source_monitor, prefix, ctx):
+    p = sim_ioc.prefix
+    names = {"counter": p + "Counter", "slow": p + "Slow", "temp": "ca://" + p + "Temperature"}
+    collector({"channels": [{"pv": pv, "alias": alias} for alias, pv in names.items()]})
+    truths = {alias: source_monitor(pv.removeprefix("ca://")) for alias, pv in names.items()}
+    wait_until(lambda: all(t.updates for t in truths.values()), 5)
+    assert wait_until(lambda: all(ctx.get(prefix + f"{a}:Connected") for a in names), 5)
+    ctx.put(prefix + "Start", 1)
+    started = time.time()
+    time.sleep(3.0)
+    ctx.put(prefix + "Stop", 1)
+    stopped = time.time()
+    time.sleep(0.7)
+    for alias in names:
+        times = ctx.get(prefix + f"{alias}:Time")
+        values = ctx.get(prefix + f"{alias}:Value")
+        inside = [(v, t) for v, t, _ in truths[alias].updates if started + 0.2 < t < stopped - 0.2]
+        recorded = set(zip(values, times, strict=True))
+        missing = [u for u in inside if u not in recorded]
+        assert inside and not missing, f"{alias}: {len(missing)} of {len(inside)} missing"
+    assert ctx.get(prefix + "Dropped") == 0
+
+
+def test_ioc_restart_marks_a_gap_and_loses_nothing_while_connected(
+    network, collector, source_monitor, prefix, ctx
+):
+    ioc_prefix = prefix + "IOC:"
+    counter = ioc_prefix + "Counter"
+    ioc_env = network.for_ca_server(1).environ()  # the session's sim IOC has server 0
+    ioc = SimIoc(ioc_prefix, ioc_env).start()
+    try:
+        collector(
+            {"channels": [{"pv": counter, "alias": "c"}, {"pv": "ca://" + counter, "alias": "ca"}]}
+        )
+        assert wait_until(
+            lambda: ctx.get(prefix + "c:Connected") and ctx.get(prefix + "ca:Connected"), 10
+        )
+        ctx.put(prefix + "Start", 1)
+        time.sleep(1.5)
+        ioc.stop()
+        assert wait_until(lambda: not ctx.get(prefix + "c:Connected"), 15)
+        assert wait_until(lambda: not ctx.get(prefix + "ca:Connected"), 15)
+        assert "disconnected" in ctx.get(prefix + "Message")
+        ioc = SimIoc(ioc_prefix, ioc_env).start()
+        assert wait_until(lambda: ctx.get(prefix + "c:Connected"), 15)
+        assert wait_until(lambda: ctx.get(prefix + "ca:Connected"), 15)
+        time.sleep(1.5)
+        ctx.put(prefix + "Stop", 1)
+        time.sleep(0.7)
+    finally:
+        ioc.stop()
+    assert str(ctx.get(prefix + "State")) == "Stopped"
+    for alias in ("c", "ca"):
+        table = ctx.get(prefix + f"{alias}:Table").value
+        # gap rows: INVALID with status CLIENT (the new IOC's first UDF value is INVALID too)
+        gaps = np.flatnonzero((table.severity == 3) & (table.status == 7))
+        assert len(gaps) == 1, f"{alias}: one gap row expected, got {table.value}"
+        gap = int(gaps[0])
+        assert math.isnan(table.value[gap])
+        before, after = table.value[:gap], table.value[gap + 1 :]
+        assert len(before) >= 10 and len(after) >= 10
+        assert np.all(np.diff(before) == 1) and np.all(np.diff(after) == 1), alias
+
+
+def test_missing_pv_is_reported_and_others_record(sim_ioc, collector, prefix, ctx):
+    served = collector(
+        {"channels": [sim_ioc.prefix + "Counter", prefix + "DoesNotExist"], "connect_timeout": 0.5}
+    )
+    ctx.put(prefix + "Start", 1)
+    time.sleep(1.5)
+    assert "not connected" in ctx.get(prefix + "Message")
+    missing = prefix.replace(":", "_") + "DoesNotExist"
+    assert ctx.get(prefix + f"{missing}:Connected") == 0
+    assert str(ctx.get(prefix + "State")) == "Recording"
+    assert len(ctx.get(prefix + sim_ioc.prefix.replace(":", "_") + "Counter:Value")) >= 10
+    channels = ctx.get(prefix + "Channels").value
+    assert list(channels.connected) == [True, False]
+    assert served.device.message.reading.severity == 1
+
+
+def test_bad_puts_lose_nothing(sim_ioc, collector, prefix, ctx):
+    collector({"channels": [{"pv": sim_ioc.prefix + "Counter", "alias": "c"}]})
+    ctx.put(prefix + "Start", 1)
+    time.sleep(1.0)
+    with pytest.raises(RemoteError, match="Start refused: 2 is above the upper limit 1"):
+        ctx.put(prefix + "Start", 2)
+    with pytest.raises(ValueError):
+        ctx.put(prefix + "Start", "garbage")
+    with pytest.raises(RemoteError, match="read-only"):
+        ctx.put(prefix + "c:Value", [1.0, 2.0])
+    ctx.put(prefix + "Stop", 1)
+    time.sleep(0.7)
+    values = ctx.get(prefix + "c:Value")
+    assert len(values) >= 8 and np.all(np.diff(values) == 1)
+    assert ctx.get(prefix + "Count") == len(values)
+
+
+def test_fill_mode_stops_when_full(sim_ioc, collector, prefix, ctx):
+    collector(
+        {
+            "channels": [{"pv": sim_ioc.prefix + "Counter", "alias": "c"}],
+            "mode": "fill",
+            "capacity": 5,
+        }
+    )
+    ctx.put(prefix + "Start", 1)
+    wait_state(ctx, prefix, "Stopped")
+    assert "c is full (5 samples, fill mode)" in ctx.get(prefix + "Message")
+    time.sleep(0.7)
+    assert len(ctx.get(prefix + "c:Value")) == 5
+    with pytest.raises(RemoteError, match="Clear first"):
+        ctx.put(prefix + "Start", 1)
+    ctx.put(prefix + "Clear", 1)
+    assert str(ctx.get(prefix + "State")) == "Idle"
+    time.sleep(0.7)
+    assert len(ctx.get(prefix + "c:Value")) == 0 and ctx.get(prefix + "Count") == 0
+
+
+def test_limits(sim_ioc, collector, prefix, ctx):
+    counter = sim_ioc.prefix + "Counter"
+    collector({"channels": [{"pv": counter, "alias": "c"}], "limits": {"samples": 7}})
+    ctx.put(prefix + "Start", 1)
+    wait_state(ctx, prefix, "Stopped")
+    time.sleep(0.7)
+    assert ctx.get(prefix + "Count") == 7 and len(ctx.get(prefix + "c:Value")) == 7
+    other = prefix + "D:"
+    collector({"channels": [{"pv": counter, "alias": "c"}], "limits": {"duration": 1.0}}, other)
+    ctx.put(other + "Start", 1)
+    started = time.monotonic()
+    wait_state(ctx, other, "Stopped", 5)
+    assert 0.9 < time.monotonic() - started < 2.0
+    assert "duration limit reached" in ctx.get(other + "Message")
+
+
+def test_persisting_collector_survives_sigkill(sim_ioc, network, prefix, ctx, tmp_path):
+    config = f'{{"channels": [{{"pv": "{sim_ioc.prefix}Counter", "alias": "c"}}], "persist": true}}'
+    args = ["run", "collector", "--prefix", prefix, "--config", config, "--data-dir", str(tmp_path)]
+
+    def start() -> ManagedProcess:
+        process = ManagedProcess("epics_collector", args, env=network.environ()).start()
+        process.wait_ready(lambda: "device ready" in process.output())
+        return process
+
+    first = start()
+    try:
+        ctx.put(prefix + "Start", 1)
+        time.sleep(3.0)
+        before = ctx.get(prefix + "c:Time")
+        first.popen.kill()
+        killed_at = time.time()
+        first.popen.wait()
+    finally:
+        first.stop()
+    second = start()
+    try:
+        with Client(network) as fresh:  # a new client: no reconnect back-off from the kill
+            wait_state(fresh, prefix, "Recording")  # it resumes what it was doing
+            after = set(fresh.get(prefix + "c:Time"))
+        assert "reloaded" in second.output()
+    finally:
+        second.stop()
+    flushed = [t for t in before if t < killed_at - 1.0]
+    assert len(flushed) >= 15
+    assert not [t for t in flushed if t not in after], "rows flushed before the kill are missing"

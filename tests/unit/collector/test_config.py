@@ -1,0 +1,34 @@
+import pytest
+
+from epics_collector.collector import CollectorConfig, default_alias
+from epics_collector.core import ConfigError, validate_config
+
+
+def test_shorthand_and_default_alias():
+    config = CollectorConfig.model_validate({"channels": ["LAB:Temp", {"pv": "ca://LAB:P.VAL"}]})
+    assert [c.alias for c in config.channels] == ["LAB_Temp", "LAB_P_VAL"]
+    assert config.channels[1].pv == "ca://LAB:P.VAL"
+    assert default_alias("pva://A:B-c") == "A_B-c"
+
+
+@pytest.mark.parametrize(
+    ("config", "error"),
+    [
+        ({"channels": []}, "channels: List should have at least 1 item"),
+        ({}, "channels: Field required"),
+        ({"channels": ["A:B", "A_B"]}, "share the alias 'A_B'"),
+        (
+            {"channels": ["A"], "capacity": -1},
+            "capacity: Input should be greater than or equal to 1",
+        ),
+        ({"channels": ["A"], "mode": "loop"}, "mode: Input should be 'ring' or 'fill'"),
+        ({"channels": ["xyz://A"]}, "unknown scheme 'xyz'"),
+        ({"channels": ["A B"]}, "not a valid PV name"),
+        ({"channels": [{"pv": "A", "alias": "a:b"}]}, "alias 'a:b' must be"),
+        ({"channels": ["A"], "limits": {"duration": 0}}, "limits.duration"),
+        ({"channels": ["A"], "capcity": 5}, "capcity: Extra inputs are not permitted"),
+    ],
+)
+def test_bad_configs_name_the_problem(config, error):
+    with pytest.raises(ConfigError, match=error):
+        validate_config(CollectorConfig, config)

@@ -1,0 +1,91 @@
+import math
+
+from epics_collector.collector import CollectorConfig, Event, Recorder
+from epics_collector.core import Severity, Status, Update
+
+
+def make(**config):
+    events = []
+    recorder = Recorder(
+        CollectorConfig.model_validate({"channels": ["A", "B"], **config}),
+        lambda event, channel: events.append((event, channel.alias)),
+    )
+    return recorder, events
+
+
+def test_records_only_while_recording_and_keeps_time_and_alarm():
+    recorder, _ = make()
+    a = recorder.channels[0]
+    a.on_update(Update(1.0, 100.0))
+    recorder.start()  # the current value is recorded at start
+    a.on_update(Update(2.0, 101.0, Severity.MAJOR, Status.DEVICE))
+    recorder.stop()
+    a.on_update(Update(3.0, 102.0))
+    rows = recorder.history(a)
+    assert list(rows.value) == [1.0, 2.0]
+    assert list(rows.time) == [100.0, 101.0]
+    assert list(rows.severity) == [0, Severity.MAJOR]
+    assert list(rows.status) == [0, Status.DEVICE]
+    assert recorder.count == 2
+
+
+def test_restart_does_not_record_the_same_latest_value_twice():
+    recorder, _ = make()
+    a = recorder.channels[0]
+    recorder.start()
+    a.on_update(Update(1.0, 100.0))
+    recorder.stop()
+    recorder.start()
+    assert len(recorder.history(a)) == 1
+
+
+def test_disconnect_while_recording_leaves_a_gap_row():
+    recorder, events = make()
+    a = recorder.channels[0]
+    a.on_connection(True, "connected")
+    recorder.start()
+    a.on_update(Update(1.0, 100.0))
+    a.on_connection(False, "disconnected")
+    a.on_connection(True, "connected")
+    a.on_update(Update(1.0, 200.0))
+    rows = recorder.history(a)
+    assert math.isnan(rows.value[1])
+    assert (rows.severity[1], rows.status[1]) == (Severity.INVALID, Status.CLIENT)
+    assert rows.value[2] == 1.0
+    assert (Event.CONNECTION, "A") in events
+
+
+def test_fill_mode_full_counts_dropped_and_stops():
+    recorder, events = make(mode="fill", capacity=2)
+    recorder.start()
+    for i in range(3):
+        recorder.channels[0].on_update(Update(float(i), float(i)))
+    assert recorder.dropped == 1
+    assert not recorder.recording
+    assert (Event.FULL, "A") in events
+
+
+def test_sample_limit_stops_exactly():
+    recorder, events = make(limits={"samples": 3})
+    recorder.start()
+    for i in range(5):
+        recorder.channels[i % 2].on_update(Update(float(i), float(i)))
+    assert recorder.count == 3
+    assert (Event.SAMPLE_LIMIT, "A") in events
+
+
+def test_wrong_kind_is_counted_and_reported():
+    recorder, events = make()
+    recorder.start()
+    recorder.channels[0].on_update(Update("text", 1.0))
+    assert recorder.dropped == 1
+    assert "cannot record str values" in recorder.channels[0].problem
+    assert (Event.BAD_VALUE, "A") in events
+
+
+def test_clear():
+    recorder, _ = make()
+    recorder.start()
+    recorder.channels[0].on_update(Update(1.0, 1.0))
+    recorder.clear()
+    assert recorder.count == 0 and len(recorder.history(recorder.channels[0])) == 0

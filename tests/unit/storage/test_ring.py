@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+
+from epics_collector.storage import Columns, Ring
+
+
+def fill(ring: Ring, values) -> None:
+    for v in values:
+        ring.append(float(v), float(v) * 10, int(v) % 4, 0)
+
+
+def test_keeps_newest_in_order_when_overwriting():
+    ring = Ring(5)
+    fill(ring, range(12))
+    rows = ring.columns()
+    assert list(rows.time) == [7, 8, 9, 10, 11]
+    assert list(rows.value) == [70, 80, 90, 100, 110]
+    assert list(rows.severity) == [3, 0, 1, 2, 3]
+    assert ring.total == 12 and len(ring) == 5 and ring.full
+    assert list(ring.columns(2).time) == [10, 11]
+
+
+def test_fill_mode_refuses_when_full():
+    ring = Ring(3, overwrite=False)
+    assert [ring.append(i, i, 0, 0) for i in range(5)] == [True, True, True, False, False]
+    assert list(ring.columns().time) == [0, 1, 2]
+
+
+def test_grows_by_doubling_and_stays_under_40_bytes_per_row():
+    ring = Ring(100_000)
+    fill(ring, range(5000))
+    assert list(ring.columns(3).time) == [4997, 4998, 4999]
+    assert ring.nbytes / len(ring) <= 40
+    fill(ring, range(5000, 100_000))
+    assert ring.nbytes / len(ring) == 18
+
+
+def test_extend_keeps_capacity_newest():
+    ring = Ring(4000)
+    fill(ring, range(3000))
+    n = 5000
+    ring.extend(
+        Columns(
+            np.arange(n, 2 * n, dtype=float),
+            np.zeros(n),
+            np.zeros(n, np.int8),
+            np.zeros(n, np.int8),
+        )
+    )
+    rows = ring.columns()
+    assert len(rows) == 4000
+    assert rows.time[0] == 6000 and rows.time[-1] == 9999
+    assert ring.total == 8000
+
+
+def test_string_rows_and_clear():
+    ring = Ring(3, dtype=object)
+    ring.append(1.0, "a", 0, 0)
+    ring.append(2.0, "b", 0, 0)
+    assert list(ring.columns().value) == ["a", "b"]
+    ring.clear()
+    assert len(ring) == 0 and ring.total == 0
+
+
+def test_capacity_must_be_positive():
+    with pytest.raises(ValueError, match="capacity"):
+        Ring(0)
