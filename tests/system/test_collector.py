@@ -208,3 +208,26 @@ def test_persisting_collector_survives_sigkill(sim_ioc, network, prefix, ctx, tm
     flushed = [t for t in before if t < killed_at - 1.0]
     assert len(flushed) >= 15
     assert not [t for t in flushed if t not in after], "rows flushed before the kill are missing"
+
+
+def test_dropped_stays_zero_under_rated_load(network, collector, prefix, ctx):
+    """10 channels at 1 kHz each (10k updates/s, the rated load) for 2 s: all recorded."""
+    source = prefix + "SRC"
+    args = ["--prefix", source, "--channels", "10", "--rate", "1000", "--count", "2000"]
+    with ManagedProcess("epics_collector.sim.pva_source", args, env=network.environ()) as src:
+        src.wait_ready(lambda: "pva source ready" in src.output())
+        names = [f"{source}{i:04d}" for i in range(10)]
+        collector({"channels": [{"pv": n, "alias": f"c{i}"} for i, n in enumerate(names)]})
+        assert wait_until(lambda: all(ctx.get(prefix + f"c{i}:Connected") for i in range(10)), 10)
+        ctx.put(prefix + "Start", 1)
+        ctx.put(source + ":Go", 1)
+        assert wait_until(lambda: ctx.get(source + ":Posted") == 2000, 15)
+        # each channel: its value at Start (0) and the 2000 updates
+        assert wait_until(lambda: ctx.get(prefix + "Count") == 10 * 2001, 10), ctx.get(
+            prefix + "Count"
+        )
+        ctx.put(prefix + "Stop", 1)
+        assert ctx.get(prefix + "Dropped") == 0
+        for i in range(10):
+            values = ctx.get(prefix + f"c{i}:Value")
+            assert np.array_equal(values, np.arange(0, 2001)), f"c{i} incomplete"

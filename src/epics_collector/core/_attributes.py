@@ -112,7 +112,7 @@ class AttrR(Generic[D]):
             listener(self.reading)
 
     def forget(self) -> None:
-        """Drop the value (an on-demand PV nobody watches keeps no memory)."""
+        """Drop the value: an on-demand PV keeps no copy of what the transport serves."""
         self.reading = Reading(self.datatype.initial, self.reading.timestamp)
 
     def add_listener(self, listener: Listener) -> None:

@@ -32,6 +32,7 @@ class _AttrHandler:
             assert self.attr.refresh is not None
             self.attr.refresh()
             pv.open(self.mapping.initial(self.attr.reading))
+            self.attr.forget()  # p4p holds the served copy; ours would double the memory
 
     def onLastDisconnect(self, pv: SharedPV) -> None:  # noqa: N802 (p4p's name)
         """An on-demand PV: stop serving (and free) it when the last client leaves."""
@@ -109,6 +110,8 @@ class DeviceServer:
         def post(reading: Reading) -> None:
             if pv.isOpen():
                 pv.post(mapping.value(reading))
+                if attr.on_demand:
+                    attr.forget()
 
         attr.add_listener(post)
         return pv

@@ -107,7 +107,11 @@ class Ring:
         """Add many rows (for reloading): only the newest ``capacity`` are kept."""
         if len(rows) == 0:
             return
-        merged = concat(self.columns(), rows).tail(self.capacity)
+        merged = (
+            concat(self.columns(), rows).tail(self.capacity)
+            if self._len
+            else rows.tail(self.capacity)
+        )
         self.total += len(rows)
         self._allocate(max(len(self._time), len(merged)))
         self._put(merged)

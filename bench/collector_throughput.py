@@ -1,0 +1,221 @@
+"""Collector throughput, load, history serving and memory, as ratios to raw p4p in this run.
+
+1. Flat out: one p4p source posts N scalars as fast as it can; updates/s recorded
+   losslessly by a collector (own process) vs received by a raw p4p monitor.
+2. Load: 1000 channels at 10 Hz; dropped samples and the collector's CPU share of a core.
+3. Serving: get of a 1e6-sample ``Value`` history vs a raw p4p get of 1e6 doubles.
+4. Memory: resident bytes per recorded sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+import numpy as np
+import psutil
+from p4p.client.thread import Context
+
+from _common import Network, ServerProcess, report, wait_quiet
+from epics_collector.process import DeviceProcess, ManagedProcess, wait_until
+from epics_collector.pva import Client
+from epics_collector.storage import Columns, SpillFile
+from pva_baseline import array_server
+
+QUEUE = 100_000
+
+
+def source(network: Network, prefix: str, channels: int, rate: float, count: int) -> ManagedProcess:
+    """Start ``sim.pva_source``."""
+    args = [
+        "--prefix",
+        prefix,
+        "--channels",
+        str(channels),
+        "--rate",
+        str(rate),
+        "--count",
+        str(count),
+    ]
+    process = ManagedProcess("epics_collector.sim.pva_source", args, env=network.environ())
+    process.start().wait_ready(lambda: "pva source ready" in process.output())
+    return process
+
+
+def raw_flat_out(network: Network, count: int) -> dict[str, float]:
+    """A raw p4p monitor of a source posting ``count`` updates flat out."""
+    received, times = [0], [0.0]
+    lock = threading.Lock()
+
+    def on_update(value: Any) -> None:
+        with lock:
+            received[0] += 1
+            times[0] = time.monotonic()
+
+    src = source(network, "RAW:", 1, 0, count)
+    try:
+        with Context("pva", conf=network.client_conf(), useenv=False) as ctx:
+            sub = ctx.monitor("RAW:0000", on_update, request=f"record[queueSize={QUEUE}]field()")
+            wait_quiet(lambda: received[0], quiet=0.3)
+            received[0] = 0
+            started = time.monotonic()
+            ctx.put("RAW::Go", 1)
+            wait_quiet(lambda: received[0])
+            sub.close()
+    finally:
+        src.stop()
+    return {"received per s": received[0] / (times[0] - started), "lost": count - received[0]}
+
+
+def collector_flat_out(network: Network, count: int, data: Path) -> dict[str, float]:
+    """A collector (own process) recording a source posting ``count`` updates flat out."""
+    src = source(network, "FLAT:", 1, 0, count)
+    config = {
+        "channels": ["FLAT:0000"],
+        "capacity": count + 10,
+        "queue_size": QUEUE,
+        "publish_rate": 20,
+    }
+    try:
+        with (
+            DeviceProcess("collector", "BC1:", config, env=network.environ(), data_dir=data),
+            Client(network) as client,
+        ):
+            wait_until(lambda: bool(client.get("BC1:FLAT_0000:Connected")), 10)
+            client.put("BC1:Start", 1)
+            time.sleep(0.3)
+            base = client.get("BC1:Count")
+            client.put("FLAT::Go", 1)
+            started = time.monotonic()
+            last, last_change = base, started
+            while time.monotonic() - last_change < 1.0:
+                now = client.get("BC1:Count")
+                if now != last:
+                    last, last_change = now, time.monotonic()
+                time.sleep(0.02)
+            dropped = client.get("BC1:Dropped")
+    finally:
+        src.stop()
+    recorded = last - base
+    return {
+        "recorded per s": recorded / (last_change - started),
+        "recorded": recorded,
+        "lost": count - recorded,
+        "dropped": dropped,
+    }
+
+
+def many_channels(network: Network, channels: int, seconds: float, data: Path) -> dict[str, float]:
+    """``channels`` PVs at 10 Hz for ``seconds``: dropped, completeness, CPU share."""
+    count = int(seconds * 10)
+    src = source(network, "MANY:", channels, 10, count)
+    names = [f"MANY:{i:04d}" for i in range(channels)]
+    config = {"channels": names, "capacity": count + 10, "connect_timeout": 30}
+    try:
+        with (
+            DeviceProcess(
+                "collector", "BC2:", config, env=network.environ(), data_dir=data
+            ) as device,
+            Client(network, timeout=30) as client,
+        ):
+            wait_until(lambda: all(client.get("BC2:Channels").value.connected), 60)
+            proc = psutil.Process(device.process.pid)
+            client.put("BC2:Start", 1)
+            time.sleep(0.5)
+            base = client.get("BC2:Count")
+            cpu0, t0 = proc.cpu_times(), time.monotonic()
+            client.put("MANY::Go", 1)
+            wait_until(lambda: client.get("MANY::Posted") == count, seconds + 60)
+            cpu1, t1 = proc.cpu_times(), time.monotonic()
+            wait_until(lambda: client.get("BC2:Count") - base == channels * count, 10)
+            recorded = client.get("BC2:Count") - base
+            dropped = client.get("BC2:Dropped")
+    finally:
+        src.stop()
+    cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / (t1 - t0)
+    return {
+        "channels": channels,
+        "seconds": t1 - t0,
+        "updates per s": channels * count / (t1 - t0),
+        "missing": channels * count - recorded,
+        "dropped": dropped,
+        "CPU share of one core": cpu,
+    }
+
+
+def history_get(network: Network, samples: int, data: Path, gets: int = 20) -> dict[str, float]:
+    """Get of a ``samples``-row Value history vs raw p4p; resident bytes per sample."""
+    spill = SpillFile(data / "spill" / "HIST.rec")
+    t = np.arange(samples, dtype=float)
+    spill.append(Columns(t, t * 2, np.zeros(samples, np.int8), np.zeros(samples, np.int8)))
+    spill.flush()
+    figures: dict[str, float] = {}
+    empty_config = {"channels": [{"pv": "NOPE:HIST", "alias": "HIST"}], "capacity": samples}
+    with DeviceProcess(
+        "collector", "BC3:", empty_config, env=network.environ(), data_dir=data / "empty"
+    ) as empty:
+        time.sleep(1.0)
+        rss_empty = psutil.Process(empty.process.pid).memory_info().rss
+    config = {**empty_config, "persist": True}
+    with (
+        DeviceProcess("collector", "BC4:", config, env=network.environ(), data_dir=data) as device,
+        Client(network, timeout=30) as client,
+    ):
+        time.sleep(1.0)
+        proc = psutil.Process(device.process.pid)
+        figures["resident bytes per sample, unwatched"] = (
+            proc.memory_info().rss - rss_empty
+        ) / samples
+        started = time.perf_counter()
+        assert len(client.get("BC4:HIST:Value")) == samples
+        figures["first get ms (computes the PV)"] = (time.perf_counter() - started) * 1e3
+        started = time.perf_counter()
+        for _ in range(gets):
+            client.get("BC4:HIST:Value")
+        figures["collector get ms"] = (time.perf_counter() - started) / gets * 1e3
+        figures["resident bytes per sample, Value watched"] = (
+            proc.memory_info().rss - rss_empty
+        ) / samples
+    with ServerProcess(array_server, network, [samples]), Client(network) as client:
+        client.get(f"BENCH:A{samples}")
+        started = time.perf_counter()
+        for _ in range(gets):
+            client.get(f"BENCH:A{samples}")
+        figures["raw p4p get ms"] = (time.perf_counter() - started) / gets * 1e3
+    figures["ratio collector get / raw p4p get"] = (
+        figures["collector get ms"] / figures["raw p4p get ms"]
+    )
+    return figures
+
+
+def main() -> None:
+    """Run every measurement and print the figures."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--updates", type=int, default=200_000, help="flat-out updates")
+    parser.add_argument("--channels", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=60.0, help="many-channel duration")
+    parser.add_argument("--samples", type=int, default=1_000_000, help="history size")
+    args = parser.parse_args()
+    network = Network.loopback()
+    with TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        raw = raw_flat_out(network, args.updates)
+        report("raw p4p monitor, source flat out", raw)
+        ours = collector_flat_out(network, args.updates, data / "flat")
+        ours["ratio recorded per s vs raw p4p received per s"] = (
+            ours["recorded per s"] / raw["received per s"]
+        )
+        report("collector, source flat out", ours)
+        report(
+            f"collector, {args.channels} channels at 10 Hz",
+            many_channels(network, args.channels, args.seconds, data / "many"),
+        )
+        report("history get and memory", history_get(network, args.samples, data / "hist"))
+
+
+if __name__ == "__main__":
+    main()
