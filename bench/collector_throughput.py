@@ -147,6 +147,36 @@ def many_channels(network: Network, channels: int, seconds: float, data: Path) -
     }
 
 
+def raw_many_channels(network: Network, channels: int, seconds: float) -> dict[str, float]:
+    """The same load into raw p4p monitors (thread client, no unwrapping, empty callback)."""
+    count = int(seconds * 10)
+    src = source(network, "RAWMANY:", channels, 10, count)
+    received = [0]
+
+    def on_update(value: Any) -> None:
+        received[0] += 1
+
+    try:
+        with Context("pva", conf=network.client_conf(), useenv=False, nt=False) as ctx:
+            request = f"record[queueSize={QUEUE}]field()"
+            subs = [
+                ctx.monitor(f"RAWMANY:{i:04d}", on_update, request=request) for i in range(channels)
+            ]
+            wait_quiet(lambda: received[0], quiet=1.0)
+            received[0] = 0
+            proc = psutil.Process()
+            cpu0, t0 = proc.cpu_times(), time.monotonic()
+            ctx.put("RAWMANY::Go", 1)
+            wait_until(lambda: received[0] >= channels * count, seconds + 60)
+            cpu1, t1 = proc.cpu_times(), time.monotonic()
+            for sub in subs:
+                sub.close()
+    finally:
+        src.stop()
+    cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / (t1 - t0)
+    return {"updates per s": received[0] / (t1 - t0), "CPU share of one core": cpu}
+
+
 def history_get(network: Network, samples: int, data: Path, gets: int = 20) -> dict[str, float]:
     """Get of a ``samples``-row Value history vs raw p4p; resident bytes per sample."""
     spill = SpillFile(data / "spill" / "HIST.rec")
@@ -210,10 +240,13 @@ def main() -> None:
             ours["recorded per s"] / raw["received per s"]
         )
         report("collector, source flat out", ours)
-        report(
-            f"collector, {args.channels} channels at 10 Hz",
-            many_channels(network, args.channels, args.seconds, data / "many"),
+        raw_many = raw_many_channels(network, args.channels, args.seconds)
+        report(f"raw p4p monitors, {args.channels} channels at 10 Hz", raw_many)
+        many = many_channels(network, args.channels, args.seconds, data / "many")
+        many["ratio CPU vs raw p4p monitors"] = (
+            many["CPU share of one core"] / raw_many["CPU share of one core"]
         )
+        report(f"collector, {args.channels} channels at 10 Hz", many)
         report("history get and memory", history_get(network, args.samples, data / "hist"))
 
 
