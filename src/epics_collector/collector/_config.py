@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from epics_collector.collector._reduce import NUMERIC_ONLY, Compress, Deadband, Include
 from epics_collector.core import DeviceConfig, split_url
 
 ALIAS_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,59}$")
@@ -32,6 +33,12 @@ class ChannelConfig(BaseModel):
     kind: Literal["number", "string"] = Field(
         "number", description="number: numeric and enum sources; string: string sources"
     )
+    compress: Compress = Field(
+        default_factory=lambda: Compress(algorithm="every", n=1, period=None),
+        description="reduction",
+    )
+    include: Include | None = Field(None, description="record only values in [low, high]")
+    deadband: Deadband | None = Field(None, description="record only changes larger than this")
 
     @field_validator("pv")
     @classmethod
@@ -43,6 +50,11 @@ class ChannelConfig(BaseModel):
 
     @model_validator(mode="after")
     def _alias(self) -> ChannelConfig:
+        if self.kind == "string" and (self.compress.algorithm in NUMERIC_ONLY or self.include):
+            raise ValueError(
+                f"{self.pv}: {self.compress.algorithm} compression and include limits need "
+                "kind number"
+            )
         self.alias = self.alias or default_alias(self.pv)
         if not ALIAS_PATTERN.match(self.alias):
             raise ValueError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from enum import StrEnum
 from functools import partial
@@ -29,6 +30,7 @@ from epics_collector.core import (
 )
 from epics_collector.storage import Columns, SpillFile, write_json_atomic
 
+log = logging.getLogger(__name__)
 HISTORY_COLUMNS = {"time": np.float64, "value": np.float64, "severity": np.int8, "status": np.int8}
 
 
@@ -95,6 +97,7 @@ class Collector(Device[CollectorConfig]):
 
     count = AttrR(Int(), description="Samples recorded in total")
     dropped = AttrR(Int(), description="Updates known to be lost")
+    excluded = AttrR(Int(), description="Values outside include limits, not recorded")
     channel_table = AttrR(
         Table(
             columns={
@@ -103,10 +106,11 @@ class Collector(Device[CollectorConfig]):
                 "connected": np.bool_,
                 "count": np.int64,
                 "last_update": np.float64,
+                "excluded": np.int64,
             }
         ),
         name="Channels",
-        description="Channels: alias, pv, connected, count, last update (POSIX s)",
+        description="Channels: alias, pv, connected, count, last update (POSIX s), excluded",
     )
 
     def create_dynamic_pvs(self) -> None:
@@ -210,6 +214,7 @@ class Collector(Device[CollectorConfig]):
             if pvs.watched:
                 pvs.set_history(self.recorder.history(channel))
         self.count.set(self.recorder.count)
+        self.excluded.set(self.recorder.excluded)
         self.dropped.set(
             self.recorder.dropped,
             severity=Severity.MINOR if self.recorder.dropped else Severity.NO_ALARM,
@@ -227,14 +232,19 @@ class Collector(Device[CollectorConfig]):
                 "connected": [ch.connected for ch in channels],
                 "count": [ch.ring.total for ch in channels],
                 "last_update": latest,
+                "excluded": [ch.reducer.excluded for ch in channels],
             }
         )
 
     async def _publish_forever(self) -> None:
         period = 1.0 / self.config.publish_rate
         while True:
-            self._publish()
-            self._report_missing()
+            try:
+                self._publish()
+                self._report_missing()
+            except Exception as error:  # publishing must go on; the recording is unaffected
+                log.exception("publishing failed")
+                self.report(f"publishing failed: {error}", Severity.MAJOR)
             await asyncio.sleep(period)
 
     def _report_missing(self) -> None:

@@ -18,6 +18,7 @@ from enum import StrEnum
 import numpy as np
 
 from epics_collector.collector._config import ChannelConfig, CollectorConfig
+from epics_collector.collector._reduce import Reducer, Row
 from epics_collector.core import Severity, Status, Update
 from epics_collector.storage import Columns, Ring
 
@@ -46,6 +47,10 @@ class Channel:
     problem: str = ""
     unflushed: int = 0  # rows recorded but not yet handed to the spill file
     created: float = field(default_factory=time.monotonic)
+    reducer: Reducer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reducer = Reducer(self.config.compress, self.config.include, self.config.deadband)
 
     @property
     def alias(self) -> str:
@@ -87,26 +92,32 @@ class Recorder:
 
     # transport side ---------------------------------------------------------------------
 
+    @property
+    def excluded(self) -> int:
+        """Values outside the channels' include ranges, not recorded."""
+        return sum(ch.reducer.excluded for ch in self.channels)
+
     def record(self, channel: Channel, update: Update) -> None:
         """Store ``update`` if recording (and remember it as the channel's latest)."""
         with self.lock:
             channel.latest = update
             if self.recording:
-                self._append(channel, update)
+                self._reduce(channel, update)
 
     def connection(self, channel: Channel, connected: bool, reason: str) -> None:
         """Track connection; a disconnect while recording leaves a gap row."""
         with self.lock:
             if not connected and channel.connected and self.recording:
                 gap = math.nan if channel.config.kind == "number" else ""
-                self._append(channel, Update(gap, time.time(), Severity.INVALID, Status.CLIENT))
+                channel.reducer.reset()
+                self._append(channel, (time.time(), gap, Severity.INVALID, Status.CLIENT))
             channel.connected = connected
             channel.ever_connected |= connected
             channel.reason = reason
             channel.changed = True
         self.notify(Event.CONNECTION, channel)
 
-    def _append(self, channel: Channel, update: Update) -> None:
+    def _reduce(self, channel: Channel, update: Update) -> None:
         value = update.value
         try:
             if channel.config.kind == "number":
@@ -121,7 +132,14 @@ class Recorder:
             )
             self.notify(Event.BAD_VALUE, channel)
             return
-        if not channel.ring.append(update.timestamp, value, update.severity, update.status):
+        row: Row | None = (update.timestamp, value, update.severity, update.status)
+        if not channel.reducer.passes_everything:
+            row = channel.reducer.push(row)
+        if row is not None:
+            self._append(channel, row)
+
+    def _append(self, channel: Channel, row: Row) -> None:
+        if not channel.ring.append(*row):
             self.dropped += 1
             self.recording = False
             self.notify(Event.FULL, channel)
@@ -137,20 +155,30 @@ class Recorder:
     # device side ------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Record from now on, beginning with each channel's current value if newer."""
+        """Record from now on, beginning with each channel's current value if newer.
+
+        Channels with N-to-1 or periodic compression start with the first update after
+        Start: a stale current value would distort the first group.
+        """
         with self.lock:
             self.recording = True
             for channel in self.channels:
+                channel.reducer.reset()
                 latest = channel.latest
-                if latest is None or not self.recording:
+                if latest is None or not self.recording or not channel.reducer.keeps_every_row:
                     continue
                 newest = channel.ring.columns(1).time
                 if len(newest) == 0 or latest.timestamp > newest[0]:
-                    self._append(channel, latest)
+                    self._reduce(channel, latest)
 
     def stop(self) -> None:
-        """Record nothing more."""
+        """Record nothing more (a pending periodic row is recorded first)."""
         with self.lock:
+            if self.recording:
+                for channel in self.channels:
+                    row = channel.reducer.flush()
+                    if row is not None:
+                        self._append(channel, row)
             self.recording = False
 
     def clear(self) -> None:
@@ -158,6 +186,9 @@ class Recorder:
         with self.lock:
             for channel in self.channels:
                 channel.ring.clear()
+                channel.reducer = Reducer(
+                    channel.config.compress, channel.config.include, channel.config.deadband
+                )
                 channel.unflushed = 0
                 channel.changed = True
             self.count = 0
