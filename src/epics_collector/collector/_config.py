@@ -29,16 +29,18 @@ class ChannelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     pv: str = Field(min_length=1, description="pva://NAME, ca://NAME or a bare name (PVA)")
-    alias: str = Field("", description="name under the prefix; default from the PV name")
+    alias: str = Field(default="", description="name under the prefix; default from the PV name")
     kind: Literal["number", "string"] = Field(
-        "number", description="number: numeric and enum sources; string: string sources"
+        default="number", description="number: numeric and enum sources; string: string sources"
     )
     compress: Compress = Field(
         default_factory=lambda: Compress(algorithm="every", n=1, period=None),
         description="reduction",
     )
-    include: Include | None = Field(None, description="record only values in [low, high]")
-    deadband: Deadband | None = Field(None, description="record only changes larger than this")
+    include: Include | None = Field(default=None, description="record only values in [low, high]")
+    deadband: Deadband | None = Field(
+        default=None, description="record only changes larger than this"
+    )
 
     @field_validator("pv")
     @classmethod
@@ -73,8 +75,8 @@ class Limits(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    duration: float | None = Field(None, gt=0, description="seconds after Start")
-    samples: int | None = Field(None, gt=0, description="samples recorded in total")
+    duration: float | None = Field(default=None, gt=0, description="seconds after Start")
+    samples: int | None = Field(default=None, gt=0, description="samples recorded in total")
 
 
 class CollectorConfig(DeviceConfig):
@@ -83,17 +85,21 @@ class CollectorConfig(DeviceConfig):
     channels: list[Annotated[ChannelConfig, BeforeValidator(_channel_shorthand)]] = Field(
         min_length=1, description="PVs to record; a string is shorthand for {pv: ...}"
     )
-    capacity: int = Field(100_000, ge=1, le=100_000_000, description="samples per channel")
+    capacity: int = Field(default=100_000, ge=1, le=100_000_000, description="samples per channel")
     mode: Literal["ring", "fill"] = Field(
-        "ring", description="ring: keep the newest samples; fill: stop when full"
+        default="ring", description="ring: keep the newest samples; fill: stop when full"
     )
     limits: Limits = Field(default_factory=lambda: Limits(duration=None, samples=None))
-    persist: bool = Field(False, description="spill to files in the data directory")
-    publish_rate: float = Field(2.0, gt=0, le=20, description="history PV updates per second")
-    queue_size: int = Field(10_000, ge=1, le=1_000_000, description="monitor queue per source")
-    autostart: bool = Field(False, description="start recording when the device starts")
+    persist: bool = Field(default=False, description="spill to files in the data directory")
+    publish_rate: float = Field(
+        default=2.0, gt=0, le=20, description="history PV updates per second"
+    )
+    queue_size: int = Field(
+        default=10_000, ge=1, le=1_000_000, description="monitor queue per source"
+    )
+    autostart: bool = Field(default=False, description="start recording when the device starts")
     connect_timeout: float = Field(
-        5.0, gt=0, description="seconds before a channel that never connected is reported"
+        default=5.0, gt=0, description="seconds before a channel that never connected is reported"
     )
 
     @model_validator(mode="after")

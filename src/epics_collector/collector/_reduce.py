@@ -46,8 +46,8 @@ class Compress(BaseModel):
     algorithm: Literal["every", "mean", "min", "max", "median", "first", "last", "periodic"] = (
         "every"
     )
-    n: int = Field(1, ge=1, description="inputs per output for N-to-1 algorithms")
-    period: float | None = Field(None, gt=0, description="seconds, for periodic")
+    n: int = Field(default=1, ge=1, description="inputs per output for N-to-1 algorithms")
+    period: float | None = Field(default=None, gt=0, description="seconds, for periodic")
 
     @model_validator(mode="after")
     def _check(self) -> Compress:
@@ -78,8 +78,8 @@ class Deadband(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    absolute: float | None = Field(None, ge=0)
-    relative: float | None = Field(None, ge=0, description="percent of the last value")
+    absolute: float | None = Field(default=None, ge=0)
+    relative: float | None = Field(default=None, ge=0, description="percent of the last value")
 
     @model_validator(mode="after")
     def _check(self) -> Deadband:
