@@ -124,11 +124,12 @@ class SourceMonitor:
     """An independent lossless monitor of a PV: what the source really published."""
 
     def __init__(self, ctx: Context, name: str) -> None:
-        self.updates: list[tuple[float, float, int]] = []  # value, timestamp, severity
+        self.updates: list[tuple[Any, float, int]] = []  # value, timestamp, severity
         self._sub = ctx.monitor(name, self._on, request="record[queueSize=100000]field()")
 
     def _on(self, value: Any) -> None:
-        self.updates.append((float(value), value.timestamp, value.severity))
+        scalar = getattr(value, "ndim", 0) == 0
+        self.updates.append((float(value) if scalar else value, value.timestamp, value.severity))
 
     def close(self) -> None:
         self._sub.close()

@@ -30,8 +30,15 @@ class ChannelConfig(BaseModel):
 
     pv: str = Field(min_length=1, description="pva://NAME, ca://NAME or a bare name (PVA)")
     alias: str = Field(default="", description="name under the prefix; default from the PV name")
-    kind: Literal["number", "string"] = Field(
-        default="number", description="number: numeric and enum sources; string: string sources"
+    kind: Literal["number", "string", "waveform", "image"] = Field(
+        default="number",
+        description="number (numeric and enum), string, waveform (1-D arrays) or image (2-D)",
+    )
+    shape: tuple[int, int] | None = Field(
+        default=None, description="image: [rows, columns] of a source that sends 1-D arrays"
+    )
+    max_bytes: int | None = Field(
+        default=None, ge=1, description="waveform/image: memory bound; lowers capacity"
     )
     compress: Compress = Field(
         default_factory=lambda: Compress(algorithm="every", n=1, period=None),
@@ -57,6 +64,13 @@ class ChannelConfig(BaseModel):
                 f"{self.pv}: {self.compress.algorithm} compression and include limits need "
                 "kind number"
             )
+        arrays = self.kind in ("waveform", "image")
+        if arrays and (self.compress.algorithm != "every" or self.include or self.deadband):
+            raise ValueError(f"{self.pv}: {self.kind} channels record every update whole")
+        if self.shape is not None and self.kind != "image":
+            raise ValueError(f"{self.pv}: shape is only for kind image")
+        if self.max_bytes is not None and not arrays:
+            raise ValueError(f"{self.pv}: max_bytes is only for waveform and image channels")
         self.alias = self.alias or default_alias(self.pv)
         if not ALIAS_PATTERN.match(self.alias):
             raise ValueError(

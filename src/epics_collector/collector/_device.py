@@ -8,30 +8,26 @@ import json
 import logging
 import time
 from enum import StrEnum
-from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from epics_collector.collector._config import CollectorConfig
+from epics_collector.collector._pvs import ChannelPvs
 from epics_collector.collector._recorder import Channel, Event, Recorder
 from epics_collector.core import (
     AttrR,
-    Bool,
     Device,
     Int,
     Severity,
     Subscription,
     Table,
-    Waveform,
     command,
     scan,
 )
 from epics_collector.storage import Columns, SpillFile, write_json_atomic
 
 log = logging.getLogger(__name__)
-HISTORY_COLUMNS = {"time": np.float64, "value": np.float64, "severity": np.int8, "status": np.int8}
 
 
 class CollectorStates(StrEnum):
@@ -41,52 +37,6 @@ class CollectorStates(StrEnum):
     RECORDING = "Recording"
     STOPPED = "Stopped"
     FAULT = "Fault"
-
-
-class _ChannelPvs:
-    """The PVs of one channel; the history PVs are computed only while watched."""
-
-    def __init__(self, device: Collector, channel: Channel) -> None:
-        alias, kind = channel.alias, channel.config.kind
-        dtype: Any = np.float64 if kind == "number" else str
-        self.value = AttrR(
-            Waveform(dtype=dtype),
-            name=f"{alias}:Value",
-            description=f"Recorded values of {channel.config.pv}, oldest first",
-        )
-        self.time = AttrR(
-            Waveform(), name=f"{alias}:Time", description="Source timestamps, POSIX seconds"
-        )
-        self.table = AttrR(
-            Table(columns={**HISTORY_COLUMNS, "value": dtype}),
-            name=f"{alias}:Table",
-            description="History as rows: time, value, severity, status",
-        )
-        self.connected = AttrR(Bool(), name=f"{alias}:Connected", description="Source connected")
-        for attr in (self.value, self.time, self.table):
-            attr.refresh = partial(device.publish_history, channel, attr)
-            device.add_pv(attr)
-        device.add_pv(self.connected)
-        self.connected.set(False)
-
-    def set_history(self, rows: Columns, attr: AttrR[Any] | None = None) -> None:
-        stamp = float(rows.time[-1]) if len(rows) else time.time()
-        if attr is None or attr is self.value:
-            self.value.set(rows.value, timestamp=stamp)
-        if attr is None or attr is self.time:
-            self.time.set(rows.time, timestamp=stamp)
-        if attr is None or attr is self.table:
-            table = {
-                "time": rows.time,
-                "value": rows.value,
-                "severity": rows.severity,
-                "status": rows.status,
-            }
-            self.table.set(table, timestamp=stamp)
-
-    @property
-    def watched(self) -> list[AttrR[Any]]:
-        return [a for a in (self.value, self.time, self.table) if a.watched]
 
 
 class Collector(Device[CollectorConfig]):
@@ -116,7 +66,9 @@ class Collector(Device[CollectorConfig]):
     def create_dynamic_pvs(self) -> None:
         """Add each channel's Value, Time, Table and Connected PVs."""
         self.recorder = Recorder(self.config, self._notify_threadsafe)
-        self._pvs = {ch.alias: _ChannelPvs(self, ch) for ch in self.recorder.channels}
+        self._pvs = {
+            ch.alias: ChannelPvs(self.add_pv, self.recorder, ch) for ch in self.recorder.channels
+        }
         self._subscriptions: list[Subscription] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._publisher: asyncio.Task[None] | None = None
@@ -197,10 +149,6 @@ class Collector(Device[CollectorConfig]):
 
     # publishing -----------------------------------------------------------------------------
 
-    def publish_history(self, channel: Channel, attr: AttrR[Any]) -> None:
-        """Compute one history PV now (a client just connected to it)."""
-        self._pvs[channel.alias].set_history(self.recorder.history(channel), attr)
-
     def _publish(self) -> None:
         any_changed = False
         for channel in self.recorder.channels:
@@ -212,7 +160,7 @@ class Collector(Device[CollectorConfig]):
             if pvs.connected.value != channel.connected:
                 pvs.connected.set(channel.connected)
             if pvs.watched:
-                pvs.set_history(self.recorder.history(channel))
+                pvs.publish()
         self.count.set(self.recorder.count)
         self.excluded.set(self.recorder.excluded)
         self.dropped.set(

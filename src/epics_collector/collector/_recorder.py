@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 
@@ -66,6 +67,17 @@ class Channel:
         self.recorder.connection(self, connected, reason)
 
 
+def _gap_value(channel: Channel) -> Any:
+    """NaN for numbers, "" for strings, a NaN- (or zero-) filled row for arrays."""
+    kind, ring = channel.config.kind, channel.ring
+    if kind == "number":
+        return math.nan
+    if kind == "string":
+        return ""
+    fill = np.nan if ring.dtype.kind == "f" else 0
+    return np.full(ring.row_shape or (0,), fill, ring.dtype)
+
+
 class Recorder:
     """Appends source updates to per-channel rings while recording."""
 
@@ -76,19 +88,19 @@ class Recorder:
         self.recording = False
         self.count = 0
         self.dropped = 0
-        overwrite = config.mode == "ring"
-        self.channels = [
-            Channel(
-                c,
-                Ring(
-                    config.capacity,
-                    object if c.kind == "string" else np.float64,
-                    overwrite=overwrite,
-                ),
-                self,
+        self.channels = [Channel(c, self._ring(c), self) for c in config.channels]
+
+    def _ring(self, channel: ChannelConfig) -> Ring:
+        overwrite = self.config.mode == "ring"
+        if channel.kind in ("waveform", "image"):  # shape and dtype from the first update
+            return Ring(
+                self.config.capacity,
+                overwrite=overwrite,
+                row_shape=None,
+                max_bytes=channel.max_bytes,
             )
-            for c in config.channels
-        ]
+        dtype = object if channel.kind == "string" else np.float64
+        return Ring(self.config.capacity, dtype, overwrite=overwrite)
 
     # transport side ---------------------------------------------------------------------
 
@@ -107,8 +119,8 @@ class Recorder:
     def connection(self, channel: Channel, connected: bool, reason: str) -> None:
         """Track connection; a disconnect while recording leaves a gap row."""
         with self.lock:
-            if not connected and channel.connected and self.recording:
-                gap = math.nan if channel.config.kind == "number" else ""
+            if not connected and channel.connected and self.recording and channel.ring.sized:
+                gap = _gap_value(channel)
                 channel.reducer.reset()
                 self._append(channel, (time.time(), gap, Severity.INVALID, Status.CLIENT))
             channel.connected = connected
@@ -119,16 +131,19 @@ class Recorder:
 
     def _reduce(self, channel: Channel, update: Update) -> None:
         value = update.value
+        kind = channel.config.kind
         try:
-            if channel.config.kind == "number":
+            if kind == "number":
                 value = float(value)
-            elif not isinstance(value, str):
+            elif kind == "string" and not isinstance(value, str):
                 raise TypeError(f"{type(value).__name__} value")
+            elif kind in ("waveform", "image"):
+                value = self._array(channel, value)
         except (TypeError, ValueError) as error:
             self.dropped += 1
             channel.problem = (
                 f"{channel.alias}: cannot record {type(update.value).__name__} values as "
-                f"kind {channel.config.kind!r} ({error})"
+                f"kind {kind!r} ({error})"
             )
             self.notify(Event.BAD_VALUE, channel)
             return
@@ -137,6 +152,28 @@ class Recorder:
             row = channel.reducer.push(row)
         if row is not None:
             self._append(channel, row)
+
+    @staticmethod
+    def _array(channel: Channel, value: Any) -> np.ndarray:
+        """The value as a row of the channel's ring (waveforms padded or cut to length)."""
+        if not isinstance(value, np.ndarray):
+            raise TypeError("not an array")
+        ring, config = channel.ring, channel.config
+        if config.kind == "image":
+            if value.ndim == 1 and config.shape is not None:
+                value = value.reshape(config.shape)
+            if value.ndim != 2:
+                raise ValueError(f"an image must be 2-D (got shape {value.shape}); set shape")
+            if ring.sized and value.shape != ring.row_shape:
+                raise ValueError(f"image shape {value.shape} differs from {ring.row_shape}")
+            return value
+        value = value.ravel()
+        if ring.sized and ring.row_shape and value.size != ring.row_shape[0]:
+            length = ring.row_shape[0]
+            padded = np.full(length, np.nan if value.dtype.kind == "f" else 0, ring.dtype)
+            padded[: min(length, value.size)] = value[:length]
+            value = padded
+        return value
 
     def _append(self, channel: Channel, row: Row) -> None:
         if not channel.ring.append(*row):
@@ -198,6 +235,11 @@ class Recorder:
         """A copy of a channel's rows, oldest first."""
         with self.lock:
             return channel.ring.columns()
+
+    def frame(self, channel: Channel, index: int) -> Row | None:
+        """One row of a channel (0 oldest, -1 newest); None if there is no such row."""
+        with self.lock:
+            return channel.ring.row(index)
 
     def take_unflushed(self, channel: Channel) -> Columns:
         """Rows recorded since the last call (for the spill file)."""

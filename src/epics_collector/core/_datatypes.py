@@ -207,14 +207,17 @@ class Table(DataType):
 
 @dataclass(frozen=True, kw_only=True)
 class NDArray(DataType):
-    """An N-dimensional array (NTNDArray), e.g. an image (rows, columns)."""
+    """An N-dimensional array (NTNDArray), e.g. an image (rows, columns).
 
-    dtype: npt.DTypeLike = np.float64
+    ``dtype=None`` keeps whatever numeric dtype the values have.
+    """
+
+    dtype: npt.DTypeLike | None = np.float64
     ndim: int = 2
 
     @property
     def initial(self) -> np.ndarray:
-        return np.zeros((0,) * self.ndim, dtype=self.dtype)
+        return np.zeros((0,) * self.ndim, dtype=self.dtype or np.float64)
 
     def coerce(self, value: Any) -> np.ndarray:
         array = np.asarray(value, dtype=self.dtype)

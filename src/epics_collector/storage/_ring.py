@@ -41,18 +41,45 @@ class Columns:
 
 
 class Ring:
-    """Newest ``capacity`` rows; ``overwrite=False`` refuses rows once full (fill mode)."""
+    """Newest ``capacity`` rows; ``overwrite=False`` refuses rows once full (fill mode).
 
-    def __init__(self, capacity: int, dtype: npt.DTypeLike = np.float64, *, overwrite: bool = True):
+    Values are scalars (``row_shape=()``) or arrays of one shape. With ``row_shape=None``
+    the shape and dtype are taken from the first value appended, and ``max_bytes`` (if
+    given) lowers the capacity so that the values fit in it.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        dtype: npt.DTypeLike = np.float64,
+        *,
+        overwrite: bool = True,
+        row_shape: tuple[int, ...] | None = (),
+        max_bytes: int | None = None,
+    ):
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self.capacity, self.dtype, self.overwrite = capacity, np.dtype(dtype), overwrite
+        self.row_shape, self.max_bytes = row_shape, max_bytes
         self.total = 0  # rows appended since the last clear, including overwritten ones
-        self._allocate(min(_FIRST_ALLOCATION, capacity))
+        self._allocate(min(_FIRST_ALLOCATION, capacity) if row_shape is not None else 0)
+
+    @property
+    def sized(self) -> bool:
+        """Whether the row shape is known (always, for scalar rings)."""
+        return self.row_shape is not None
+
+    def _size_from(self, value: Any) -> None:
+        array = np.asarray(value)
+        self.row_shape, self.dtype = array.shape, array.dtype
+        row_bytes = max(1, array.nbytes + 10)
+        if self.max_bytes is not None:
+            self.capacity = max(1, min(self.capacity, self.max_bytes // row_bytes))
+        self._allocate(min(_FIRST_ALLOCATION, self.capacity))
 
     def _allocate(self, size: int) -> None:
         self._time = np.zeros(size)
-        self._value = np.zeros(size, self.dtype)
+        self._value = np.zeros((size, *(self.row_shape or ())), self.dtype)
         self._severity = np.zeros(size, np.int8)
         self._status = np.zeros(size, np.int8)
         self._start, self._len = 0, 0
@@ -72,6 +99,8 @@ class Ring:
 
     def append(self, time: float, value: Any, severity: int, status: int) -> bool:
         """Add a row; False (nothing stored) when full and not overwriting."""
+        if self.row_shape is None:
+            self._size_from(value)
         size = len(self._time)
         if self._len == size:
             if size < self.capacity:
@@ -119,6 +148,9 @@ class Ring:
     def columns(self, newest: int | None = None) -> Columns:
         """Copies of the rows, oldest first (only the ``newest`` N when given)."""
         n = self._len if newest is None else min(newest, self._len)
+        arrays = (self._time, self._value, self._severity, self._status)
+        if n == 0:
+            return Columns(*(a[:0].copy() for a in arrays))
         size = len(self._time)
         first = (self._start + self._len - n) % size
         parts = (
@@ -129,11 +161,19 @@ class Ring:
                 slice(0, first + n - size),
             ]
         )
-        arrays = (self._time, self._value, self._severity, self._status)
         return Columns(*(np.concatenate([a[p] for p in parts]) for a in arrays))
 
+    def row(self, index: int) -> tuple[float, Any, int, int] | None:
+        """Row ``index`` (0 oldest, -1 newest) as (time, value copy, severity, status)."""
+        if not -self._len <= index < self._len:
+            return None
+        i = (self._start + index % self._len) % len(self._time)
+        value = self._value[i]
+        value = value.copy() if isinstance(value, np.ndarray) else value
+        return float(self._time[i]), value, int(self._severity[i]), int(self._status[i])
+
     def clear(self) -> None:
-        """Forget every row and free the memory."""
+        """Forget every row and free the memory (the row shape stays)."""
         self.total = 0
         self._allocate(min(_FIRST_ALLOCATION, self.capacity))
 

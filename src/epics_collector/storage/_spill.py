@@ -19,14 +19,46 @@ from epics_collector.storage._ring import Columns
 RECORD = np.dtype([("time", "<f8"), ("value", "<f8"), ("severity", "i1"), ("status", "i1")])
 
 
+def array_record(dtype: np.dtype, shape: tuple[int, ...]) -> np.dtype:
+    """The record of an array channel: like :data:`RECORD` with a value of ``shape``."""
+    return np.dtype(
+        [
+            ("time", "<f8"),
+            ("value", dtype.newbyteorder("<"), shape),
+            ("severity", "i1"),
+            ("status", "i1"),
+        ]
+    )
+
+
 class SpillFile:
-    """One channel's rows on disk; :meth:`append` then :meth:`flush` makes them durable."""
+    """One channel's rows on disk; :meth:`append` then :meth:`flush` makes them durable.
+
+    Array channels keep their record layout (value dtype and shape) in a JSON header
+    next to the file, written before the first row.
+    """
 
     def __init__(self, path: Path, *, text: bool = False) -> None:
         self.path, self.text = path, text
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._pending: list[bytes] = []
         self.rows_on_disk = 0
+        self.header = path.with_suffix(path.suffix + ".json")
+        self.record = RECORD
+        if self.header.exists():
+            layout = json.loads(self.header.read_text())
+            self.record = array_record(np.dtype(layout["dtype"]), tuple(layout["shape"]))
+
+    def set_array_layout(self, dtype: np.dtype, shape: tuple[int, ...]) -> None:
+        """Declare the value layout of an array channel (before its first row)."""
+        record = array_record(dtype, shape)
+        if not self.header.exists():
+            write_json_atomic(
+                self.header, {"dtype": dtype.newbyteorder("<").str, "shape": list(shape)}
+            )
+        elif record != self.record:
+            raise ValueError(f"{self.path.name}: rows on disk have another shape or dtype")
+        self.record = record
 
     def load(self) -> Columns:
         """Every complete row in the file, oldest first (a torn last row is cut off)."""
@@ -38,10 +70,10 @@ class SpillFile:
 
     def _load_binary(self) -> Columns:
         size = self.path.stat().st_size
-        whole = size - size % RECORD.itemsize
+        whole = size - size % self.record.itemsize
         if whole != size:
             os.truncate(self.path, whole)
-        data = np.fromfile(self.path, RECORD)
+        data = np.fromfile(self.path, self.record)
         return Columns(
             data["time"].copy(),
             data["value"].copy(),
@@ -84,7 +116,9 @@ class SpillFile:
             )
             self._pending.append("".join(lines).encode())
         else:
-            data = np.empty(len(rows), RECORD)
+            if rows.value.ndim > 1 and self.record == RECORD:
+                self.set_array_layout(rows.value.dtype, rows.value.shape[1:])
+            data = np.empty(len(rows), self.record)
             data["time"], data["value"] = rows.time, rows.value
             data["severity"], data["status"] = rows.severity, rows.status
             self._pending.append(data.tobytes())

@@ -32,3 +32,23 @@ def test_shorthand_and_default_alias():
 def test_bad_configs_name_the_problem(config, error):
     with pytest.raises(ConfigError, match=error):
         validate_config(CollectorConfig, config)
+
+
+@pytest.mark.parametrize(
+    ("channel", "error"),
+    [
+        (
+            {"pv": "W", "kind": "waveform", "compress": {"algorithm": "mean", "n": 2}},
+            "record every update whole",
+        ),
+        ({"pv": "W", "kind": "number", "shape": [2, 2]}, "shape is only for kind image"),
+        ({"pv": "W", "kind": "number", "max_bytes": 10}, "max_bytes is only for"),
+        (
+            {"pv": "W", "kind": "string", "compress": {"algorithm": "mean", "n": 2}},
+            "need kind number",
+        ),
+    ],
+)
+def test_channel_kind_rules(channel, error):
+    with pytest.raises(ConfigError, match=error):
+        validate_config(CollectorConfig, {"channels": [channel]})

@@ -65,3 +65,16 @@ def test_string_rows_and_clear():
 def test_capacity_must_be_positive():
     with pytest.raises(ValueError, match="capacity"):
         Ring(0)
+
+
+def test_array_rows_sized_from_the_first_value_and_bounded_by_max_bytes():
+    ring = Ring(1000, row_shape=None, max_bytes=10 * (8 * 4 + 10))
+    assert not ring.sized and len(ring.columns()) == 0
+    for i in range(15):
+        ring.append(float(i), np.full(4, i, np.float64), 0, 0)
+    assert ring.row_shape == (4,) and ring.capacity == 10
+    rows = ring.columns()
+    assert rows.value.shape == (10, 4) and rows.value[0, 0] == 5
+    row = ring.row(-1)
+    assert row is not None and row[0] == 14.0 and list(row[1]) == [14.0] * 4
+    assert ring.row(10) is None

@@ -63,3 +63,13 @@ def test_rewrite_replaces_atomically(tmp_path):
     spill.rewrite(rows(90, 10))
     assert list(SpillFile(tmp_path / "a.rec").load().time) == list(range(90, 100))
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_array_rows_round_trip_with_their_layout(tmp_path):
+    path = tmp_path / "img.rec"
+    spill = SpillFile(path)
+    images = np.arange(3 * 2 * 3, dtype=np.uint16).reshape(3, 2, 3)
+    spill.append(Columns(np.arange(3.0), images, np.zeros(3, np.int8), np.zeros(3, np.int8)))
+    spill.flush()
+    loaded = SpillFile(path).load()
+    assert loaded.value.dtype == np.uint16 and np.array_equal(loaded.value, images)

@@ -1,0 +1,136 @@
+"""The PVs of one recorded channel, by kind; history PVs are computed only while watched.
+
+| kind | history PVs |
+|---|---|
+| number, string | ``Value`` (1-D array), ``Time``, ``Table`` (time, value, severity, status) |
+| waveform | ``Value`` (NTNDArray, rows x length), ``Time``, ``Table`` (time, severity, status) |
+| image | ``Frame`` (NTNDArray of the frame at ``FrameIndex``), ``FrameIndex`` (writable; -1 =
+  newest, 0 = oldest), ``Time``, ``Table`` (time, severity, status) |
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from epics_collector.collector._recorder import Channel, Recorder
+from epics_collector.core import (
+    AttrR,
+    AttrRW,
+    Bool,
+    Int,
+    NDArray,
+    Reading,
+    Severity,
+    Status,
+    Table,
+    Waveform,
+)
+
+SCALAR_DTYPES: dict[str, Any] = {"number": np.float64, "string": str}
+ROW_COLUMNS = {"time": np.float64, "severity": np.int8, "status": np.int8}
+
+
+class ChannelPvs:
+    """Declares one channel's PVs on the device and keeps the watched ones current."""
+
+    def __init__(self, add_pv: Callable[[AttrR[Any]], Any], recorder: Recorder, channel: Channel):
+        self.recorder, self.channel = recorder, channel
+        alias, kind, pv = channel.alias, channel.config.kind, channel.config.pv
+        self.value: AttrR[Any] | None = None
+        self.frame: AttrR[Any] | None = None
+        self.frame_index: AttrRW[Int] | None = None
+        columns = dict(ROW_COLUMNS)
+        if kind in SCALAR_DTYPES:
+            dtype = SCALAR_DTYPES[kind]
+            self.value = AttrR(
+                Waveform(dtype=dtype),
+                name=f"{alias}:Value",
+                description=f"Recorded values of {pv}, oldest first",
+            )
+            columns = {"time": np.float64, "value": dtype, "severity": np.int8, "status": np.int8}
+        elif kind == "waveform":
+            self.value = AttrR(
+                NDArray(dtype=None),
+                name=f"{alias}:Value",
+                description=f"Recorded arrays of {pv}: rows x length, oldest first",
+            )
+        else:
+            self.frame = AttrR(
+                NDArray(dtype=None),
+                name=f"{alias}:Frame",
+                description=f"The recorded frame of {pv} at FrameIndex",
+            )
+            self.frame_index = AttrRW(
+                Int(width=32),
+                name=f"{alias}:FrameIndex",
+                description="Frame shown: 0 oldest, -1 newest",
+            )
+            self.frame_index.reading = Reading(-1, time.time())
+            self.frame_index.put_handler = self._select_frame
+        self.time = AttrR(
+            Waveform(), name=f"{alias}:Time", description="Source timestamps, POSIX seconds"
+        )
+        self.table = AttrR(
+            Table(columns=columns),
+            name=f"{alias}:Table",
+            description=f"History rows: {', '.join(columns)}",
+        )
+        self.connected = AttrR(Bool(), name=f"{alias}:Connected", description="Source connected")
+        self.history = [a for a in (self.value, self.frame, self.time, self.table) if a is not None]
+        for attr in self.history:
+            attr.refresh = lambda attr=attr: self.publish(attr)
+            add_pv(attr)
+        if self.frame_index is not None:
+            add_pv(self.frame_index)
+        add_pv(self.connected)
+        self.connected.set(False)
+
+    @property
+    def watched(self) -> bool:
+        """Whether a client watches any history PV of this channel."""
+        return any(a.watched for a in self.history)
+
+    def publish(self, only: AttrR[Any] | None = None) -> None:
+        """Compute the watched history PVs (or just ``only``, which a client opened)."""
+        wanted = [only] if only is not None else [a for a in self.history if a.watched]
+        if self.frame is not None and self.frame in wanted:
+            self._publish_frame()
+        rows_wanted = [a for a in wanted if a is not self.frame]
+        if not rows_wanted:
+            return
+        rows = self.recorder.history(self.channel)
+        stamp = float(rows.time[-1]) if len(rows) else time.time()
+        for attr in rows_wanted:
+            if attr is self.value:
+                attr.set(rows.value, timestamp=stamp)
+            elif attr is self.time:
+                attr.set(rows.time, timestamp=stamp)
+            else:
+                table = {"time": rows.time, "severity": rows.severity, "status": rows.status}
+                if "value" in self.table.datatype.columns:
+                    table["value"] = rows.value
+                attr.set(table, timestamp=stamp)
+
+    def _publish_frame(self) -> None:
+        assert self.frame is not None and self.frame_index is not None
+        row = self.recorder.frame(self.channel, self.frame_index.value)
+        if row is None:
+            self.frame.set(np.zeros((0, 0)))
+            return
+        stamp, image, severity, status = row
+        self.frame.set(image, timestamp=stamp, severity=Severity(severity), status=Status(status))
+
+    async def _select_frame(self, device: Any, index: int) -> None:
+        held = len(self.channel.ring)
+        if not -held <= index < max(held, 1):
+            raise ValueError(
+                f"no frame {index}: the history holds {held} (use 0..{held - 1} or -1)"
+            )
+        assert self.frame_index is not None
+        self.frame_index.set(index)
+        if self.frame is not None and self.frame.watched:
+            self._publish_frame()
