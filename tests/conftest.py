@@ -72,7 +72,9 @@ class ServedDevice:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
     def close(self) -> list[str]:
-        """Stop serving; return the names of asyncio tasks the device leaked."""
+        """Stop serving; return the names of asyncio tasks the device leaked (idempotent)."""
+        if self.loop.is_closed():
+            return []
         self.call(self.server.__aexit__(None, None, None))
 
         async def others() -> list[str]:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from epics_collector.collector._conditions import Trigger, When
 from epics_collector.collector._reduce import NUMERIC_ONLY, Compress, Deadband, Include
 from epics_collector.core import DeviceConfig, split_url
 
@@ -112,9 +113,35 @@ class CollectorConfig(DeviceConfig):
         default=10_000, ge=1, le=1_000_000, description="monitor queue per source"
     )
     autostart: bool = Field(default=False, description="start recording when the device starts")
+    trigger: Trigger | None = Field(
+        default=None, description="freeze pre/post seconds around each firing into a snapshot"
+    )
+    start_when: When | None = Field(default=None, description="Start when this becomes true")
+    stop_when: When | None = Field(
+        default=None, description="Stop when this becomes true (default: when start_when ends)"
+    )
     connect_timeout: float = Field(
         default=5.0, gt=0, description="seconds before a channel that never connected is reported"
     )
+
+    @model_validator(mode="after")
+    def _trigger_fits(self) -> CollectorConfig:
+        if self.trigger is None:
+            return self
+        if self.mode != "ring":
+            raise ValueError("trigger windows need mode ring (the ring keeps recording)")
+        span = self.trigger.pre + self.trigger.post
+        if span <= 0:
+            raise ValueError("trigger.pre + trigger.post must be more than 0 seconds")
+        for channel in self.channels:
+            period = channel.compress.period
+            if period is not None and self.capacity * period < span:
+                raise ValueError(
+                    f"channel {channel.alias} holds {self.capacity * period:g} s "
+                    f"({self.capacity} samples x {period:g} s), less than trigger.pre + "
+                    f"trigger.post = {span:g} s: raise capacity"
+                )
+        return self
 
     @model_validator(mode="after")
     def _unique_aliases(self) -> CollectorConfig:

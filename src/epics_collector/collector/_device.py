@@ -7,14 +7,20 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from epics_collector.collector._conditions import Condition
 from epics_collector.collector._config import CollectorConfig
 from epics_collector.collector._pvs import ChannelPvs
 from epics_collector.collector._recorder import Channel, Event, Recorder
+from epics_collector.collector._snapshots import SNAPSHOT_COLUMNS, SnapshotStore
+from epics_collector.collector._triggers import ConditionInput, TriggerWindows
 from epics_collector.core import (
     AttrR,
     Device,
@@ -63,6 +69,12 @@ class Collector(Device[CollectorConfig]):
         description="Channels: alias, pv, connected, count, last update (POSIX s), excluded",
     )
 
+    snapshot_table = AttrR(
+        Table(columns=SNAPSHOT_COLUMNS),
+        name="Snapshots",
+        description="Trigger snapshots: id, trigger time, start, end, samples, complete",
+    )
+
     def create_dynamic_pvs(self) -> None:
         """Add each channel's Value, Time, Table and Connected PVs."""
         self.recorder = Recorder(self.config, self._notify_threadsafe)
@@ -75,6 +87,19 @@ class Collector(Device[CollectorConfig]):
         self._duration_timer: asyncio.TimerHandle | None = None
         self._spills: dict[str, SpillFile] = {}
         self._reported_missing: set[str] = set()
+        self.triggers: TriggerWindows | None = None
+        if self.config.trigger is not None:
+            store = SnapshotStore(self._spill_dir / "snapshots") if self.config.persist else None
+            self.triggers = TriggerWindows(
+                self.config.trigger,
+                self.recorder,
+                self.add_pv,
+                self.remove_pv,
+                self.report,
+                self.snapshot_table,
+                store,
+            )
+        self._conditions: dict[str, Condition] = {}
         self._started_at = 0.0
 
     # commands -------------------------------------------------------------------------------
@@ -82,6 +107,9 @@ class Collector(Device[CollectorConfig]):
     @command(name="Start")
     async def start_recording(self) -> None:
         """Start (or continue) recording."""
+        self._start()
+
+    def _start(self) -> None:
         if self.state.value == CollectorStates.RECORDING:
             return
         limit = self.config.limits.samples
@@ -115,6 +143,13 @@ class Collector(Device[CollectorConfig]):
             self.set_state(CollectorStates.IDLE)
         self.report("history cleared")
         self._publish()
+
+    @command(name="Trigger")
+    async def trigger_now(self) -> None:
+        """Freeze a trigger window around now (needs a trigger in the config)."""
+        if self.triggers is None:
+            raise ValueError("no trigger configured: add trigger: {pv, when, pre, post}")
+        self.triggers.fire(time.time())
 
     def _stop_for(self, reason: str, severity: Severity = Severity.NO_ALARM) -> None:
         self.recorder.stop()
@@ -264,9 +299,54 @@ class Collector(Device[CollectorConfig]):
                     channel.config.pv, channel, queue_size=self.config.queue_size
                 )
             )
+        self._subscribe_conditions()
         self._publisher = asyncio.create_task(self._publish_forever(), name="publish")
         if resume or self.config.autostart:
             await self.start_recording.method(self)
+
+    def _subscribe_conditions(self) -> None:
+        assert self.sources is not None and self._loop is not None
+        inputs: list[tuple[str, Callable[[Any, float], None], str]] = []
+        if self.triggers is not None:
+            self.triggers.restore()
+            inputs.append((self.triggers.config.pv, self.triggers.on_value, "trigger"))
+        for name, when in (
+            ("start_when", self.config.start_when),
+            ("stop_when", self.config.stop_when),
+        ):
+            if when is not None:
+                self._conditions[name] = Condition(when.when)
+                inputs.append((when.pv, partial(self._on_start_stop, name), name))
+        for pv, on_value, role in inputs:
+            listener = ConditionInput(self._loop, on_value, partial(self._condition_lost, role, pv))
+            self._subscriptions.append(self.sources.subscribe(pv, listener, queue_size=1000))
+
+    def _condition_lost(self, role: str, pv: str, reason: str) -> None:
+        self.report(f"{role} PV {pv} {reason}; recording goes on", Severity.MINOR)
+
+    def _on_start_stop(self, role: str, value: Any, timestamp: float) -> None:
+        condition = self._conditions[role]
+        try:
+            fires, holds = condition.update(value), condition.holds(value)
+        except (TypeError, ValueError) as error:
+            self.report(f"{role}: cannot test {value!r}: {error}", Severity.MINOR)
+            return
+        recording = self.state.value == CollectorStates.RECORDING
+        if role == "start_when" and holds and not recording:
+            self._start_by_condition(f"start_when {condition.text} on {value!r}")
+        elif recording and (
+            (role == "stop_when" and fires)
+            or (role == "start_when" and not holds and self.config.stop_when is None)
+        ):
+            self._stop_for(f"{role} {condition.text} on {value!r}")
+
+    def _start_by_condition(self, reason: str) -> None:
+        try:
+            self._start()
+        except ValueError as error:
+            self.report(f"{reason}: not started: {error}", Severity.MINOR)
+            return
+        self.report(f"recording ({reason})")
 
     async def on_stop(self) -> None:
         """Close the sources, flush to disk, stop publishing."""
@@ -277,6 +357,8 @@ class Collector(Device[CollectorConfig]):
             self.sources.detach()
         if self._duration_timer is not None:
             self._duration_timer.cancel()
+        if self.triggers is not None:
+            self.triggers.close()
         await self.flush.method(self)
         if self._publisher is not None:
             self._publisher.cancel()

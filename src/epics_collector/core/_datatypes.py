@@ -172,7 +172,7 @@ class Waveform(DataType):
 
     def coerce(self, value: Any) -> np.ndarray:
         try:
-            array = np.asarray(value, dtype=self.dtype)
+            array = np.ascontiguousarray(value, dtype=self.dtype)  # p4p needs contiguous
         except (TypeError, ValueError):
             raise ValueError(f"not an array of {np.dtype(self.dtype).name}") from None
         if array.ndim != 1:

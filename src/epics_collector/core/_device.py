@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
@@ -17,6 +17,7 @@ from epics_collector.core._datatypes import Enum, Int, String
 from epics_collector.core._sources import Sources
 
 ConfigT = TypeVar("ConfigT", bound=DeviceConfig)
+PvWatcher = Callable[[list[AttrR[Any]], list[str]], None]
 log = logging.getLogger(__name__)
 
 
@@ -65,6 +66,7 @@ class Device(Generic[ConfigT]):
         #: Source PVs for devices that read other PVs (given by whoever runs the device).
         self.sources = sources
         self.pvs: dict[str, AttrR[Any]] = {}
+        self._pv_watchers: list[PvWatcher] = []
         self.rpcs: dict[str, Rpc] = {}
         self._scans: list[Scan] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -100,11 +102,26 @@ class Device(Generic[ConfigT]):
         """Add PVs that depend on the configuration (override; use :meth:`add_pv`)."""
 
     def add_pv(self, attr: AttrR[Any]) -> AttrR[Any]:
-        """Serve ``attr`` under the prefix as ``attr.name``; names must be unique."""
+        """Serve ``attr`` under the prefix as ``attr.name``; names must be unique.
+
+        May be called while the device is served (the transport serves the new PV at once).
+        """
         if attr.name in self.pvs:
             raise ValueError(f"duplicate PV name {attr.name!r}")
         self.pvs[attr.name] = attr
+        for watcher in self._pv_watchers:
+            watcher([attr], [])
         return attr
+
+    def remove_pv(self, name: str) -> None:
+        """Stop serving PV ``name`` (added with :meth:`add_pv`)."""
+        self.pvs.pop(name)
+        for watcher in self._pv_watchers:
+            watcher([], [name])
+
+    def watch_pvs(self, watcher: PvWatcher) -> None:
+        """Call ``watcher(added, removed_names)`` whenever PVs are added or removed."""
+        self._pv_watchers.append(watcher)
 
     # status -----------------------------------------------------------------------------
 

@@ -95,6 +95,7 @@ class DeviceServer:
         self.device, self.prefix, self.network = device, prefix, network
         self._pvs: dict[str, SharedPV] = {}
         self._server: Server | None = None
+        self._provider: StaticProvider | None = None
 
     @property
     def pv_names(self) -> list[str]:
@@ -124,14 +125,28 @@ class DeviceServer:
             initial["display.description"] = handler.description
             rpc = SharedPV(handler=cast(Any, _RpcHandler(self.device, name)), initial=initial)
             self._pvs[self.prefix + name] = rpc
-        provider = StaticProvider(f"epics-collector:{self.prefix}")
+        self._provider = StaticProvider(f"epics-collector:{self.prefix}")
         for full_name, pv in self._pvs.items():
-            provider.add(full_name, pv)
+            self._provider.add(full_name, pv)
+        self.device.watch_pvs(self._pvs_changed)
         self._server = Server(
-            providers=[provider], conf=self.network.server_conf(), useenv=self.network.useenv
+            providers=[self._provider],
+            conf=self.network.server_conf(),
+            useenv=self.network.useenv,
         )
         await self.device.start()
         return self
+
+    def _pvs_changed(self, added: list[AttrR[Any]], removed: list[str]) -> None:
+        assert self._provider is not None, "PVs change only while served"
+        for attr in added:
+            full_name = self.prefix + attr.name
+            self._pvs[full_name] = self._serve_attr(attr)
+            self._provider.add(full_name, self._pvs[full_name])
+        for name in removed:
+            full_name = self.prefix + name
+            self._provider.remove(full_name)
+            self._pvs.pop(full_name).close()
 
     async def __aexit__(
         self,

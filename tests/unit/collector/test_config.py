@@ -52,3 +52,25 @@ def test_bad_configs_name_the_problem(config, error):
 def test_channel_kind_rules(channel, error):
     with pytest.raises(ConfigError, match=error):
         validate_config(CollectorConfig, {"channels": [channel]})
+
+
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        ({"trigger": {"pv": "B", "when": ">> 1"}}, "cannot parse condition"),
+        ({"trigger": {"pv": "B", "when": "rising"}, "mode": "fill"}, "need mode ring"),
+        ({"trigger": {"pv": "B", "when": "rising", "pre": 0, "post": 0}}, "more than 0"),
+        (
+            {
+                "trigger": {"pv": "B", "when": "rising", "pre": 60, "post": 60},
+                "capacity": 100,
+                "channels": [{"pv": "A", "compress": {"algorithm": "periodic", "period": 1}}],
+            },
+            "holds 100 s",
+        ),
+        ({"start_when": {"pv": "B", "when": "sometimes"}}, "cannot parse condition"),
+    ],
+)
+def test_trigger_config_errors(extra, error):
+    with pytest.raises(ConfigError, match=error):
+        validate_config(CollectorConfig, {"channels": ["A"], **extra})

@@ -1,0 +1,170 @@
+"""Conditions on PVs driving a collector: trigger windows (snapshots) and start/stop.
+
+A trigger fires only while the collector records. Each firing at time ``t`` (the trigger
+PV's timestamp, or now for a ``Trigger`` put) becomes snapshot ``id``: ``post`` seconds
+later (plus a short margin for late updates) the rows of every channel with
+``t - pre <= time <= t + post`` are frozen. Firings inside another's window make
+snapshots of their own (windows may overlap). The newest ``max_snapshots`` are kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from epics_collector.collector._conditions import Condition, Trigger
+from epics_collector.collector._recorder import Recorder
+from epics_collector.collector._snapshots import Snapshot, SnapshotStore, table, window
+from epics_collector.core import AttrR, NDArray, Severity, Update, Waveform
+
+FREEZE_MARGIN = 0.3  # seconds: updates stamped inside the window may arrive a little later
+
+
+class ConditionInput:
+    """A source listener that hands a condition PV's values to the event loop."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_value: Callable[[Any, float], None],
+        on_lost: Callable[[str], None],
+    ) -> None:
+        self.loop, self.on_value, self.on_lost = loop, on_value, on_lost
+
+    def on_update(self, update: Update) -> None:
+        """Any thread."""
+        self.loop.call_soon_threadsafe(self.on_value, update.value, update.timestamp)
+
+    def on_connection(self, connected: bool, reason: str) -> None:
+        """Any thread."""
+        if not connected:
+            self.loop.call_soon_threadsafe(self.on_lost, reason)
+
+
+class TriggerWindows:
+    """Fires on the trigger condition, freezes windows, serves and stores snapshots."""
+
+    def __init__(
+        self,
+        config: Trigger,
+        recorder: Recorder,
+        add_pv: Callable[[AttrR[Any]], Any],
+        remove_pv: Callable[[str], None],
+        report: Callable[[str, Severity], None],
+        table_pv: AttrR[Any],
+        store: SnapshotStore | None,
+    ) -> None:
+        self.config, self.recorder, self.store = config, recorder, store
+        self.add_pv, self.remove_pv, self.report, self.table_pv = (
+            add_pv,
+            remove_pv,
+            report,
+            table_pv,
+        )
+        self.condition = Condition(config.when)
+        self.snapshots: list[Snapshot] = []
+        self._pending: dict[int, tuple[asyncio.TimerHandle, float]] = {}
+        self._pv_names: dict[int, list[str]] = {}
+        self._next_id = 1
+        self._texts = {c.alias for c in recorder.channels if c.config.kind == "string"}
+
+    def restore(self) -> None:
+        """Serve the snapshots stored by an earlier run."""
+        if self.store is None:
+            return
+        for snapshot in self.store.load(self._texts):
+            self._keep(snapshot)
+        self._publish_table()
+
+    def on_value(self, value: Any, timestamp: float) -> None:
+        """A trigger PV update (on the loop)."""
+        try:
+            fires = self.condition.update(value)
+        except (TypeError, ValueError) as error:
+            self.report(f"trigger {self.config.pv}: cannot test {value!r}: {error}", Severity.MINOR)
+            return
+        if fires:
+            self.fire(timestamp)
+
+    def on_lost(self, reason: str) -> None:
+        """The trigger PV disconnected (recording goes on)."""
+        self.report(f"trigger PV {self.config.pv} {reason}", Severity.MINOR)
+
+    def fire(self, at: float) -> int:
+        """Start snapshot of the window around ``at``; returns its id."""
+        if not self.recorder.recording:
+            raise ValueError("not recording: trigger windows are cut from a running recording")
+        snapshot_id, self._next_id = self._next_id, self._next_id + 1
+        delay = max(0.0, at + self.config.post - time.time()) + FREEZE_MARGIN
+        handle = asyncio.get_running_loop().call_later(delay, self._freeze, snapshot_id, at)
+        self._pending[snapshot_id] = (handle, at)
+        self.report(
+            f"trigger {snapshot_id} at {at:.3f}: freezing in {delay:.1f} s", Severity.NO_ALARM
+        )
+        return snapshot_id
+
+    def _freeze(self, snapshot_id: int, at: float) -> None:
+        self._pending.pop(snapshot_id, None)
+        start, end = at - self.config.pre, at + self.config.post
+        rows, complete = {}, True
+        for channel in self.recorder.channels:
+            history = self.recorder.history(channel)
+            overwritten = channel.ring.total > len(channel.ring)
+            if overwritten and (len(history) == 0 or history.time[0] > start):
+                complete = False
+            rows[channel.alias] = window(history, start, end)
+        snapshot = Snapshot(snapshot_id, at, start, end, rows, complete)
+        if self.store is not None:
+            self.store.save(snapshot, self._texts)
+        self._keep(snapshot)
+        self._publish_table()
+        if not complete:
+            self.report(
+                f"snapshot {snapshot_id} is incomplete: the ring no longer held {start:.3f}; "
+                "raise capacity",
+                Severity.MINOR,
+            )
+
+    def _keep(self, snapshot: Snapshot) -> None:
+        self.snapshots.append(snapshot)
+        self._next_id = max(self._next_id, snapshot.id + 1)
+        names = self._pv_names.setdefault(snapshot.id, [])
+        for channel in self.recorder.channels:
+            rows = snapshot.rows.get(channel.alias)
+            if rows is None:
+                continue
+            base = f"Snapshot:{snapshot.id}:{channel.alias}"
+            times: AttrR[Any] = AttrR(Waveform(), name=f"{base}:Time", description="Snapshot times")
+            pvs: list[tuple[AttrR[Any], np.ndarray]] = [(times, rows.time)]
+            kind = channel.config.kind
+            if kind in ("number", "string"):  # images: only times (frames stay in the history)
+                dtype: Any = np.float64 if kind == "number" else str
+                pvs.append((AttrR(Waveform(dtype=dtype), name=f"{base}:Value"), rows.value))
+            elif kind == "waveform":
+                pvs.append((AttrR(NDArray(dtype=None), name=f"{base}:Value"), rows.value))
+            for attr, data in pvs:
+                attr.description = attr.description or "Snapshot values"
+                attr.set(data, timestamp=snapshot.trigger_time)
+                self.add_pv(attr)
+                names.append(attr.name)
+        while len(self.snapshots) > self.config.max_snapshots:
+            self._discard(self.snapshots.pop(0))
+
+    def _discard(self, snapshot: Snapshot) -> None:
+        for name in self._pv_names.pop(snapshot.id, []):
+            self.remove_pv(name)
+        if self.store is not None:
+            self.store.delete(snapshot.id)
+
+    def _publish_table(self) -> None:
+        self.table_pv.set(table(self.snapshots))
+
+    def close(self) -> None:
+        """Freeze pending windows now (the device stops)."""
+        for snapshot_id, (handle, at) in list(self._pending.items()):
+            handle.cancel()
+            self._freeze(snapshot_id, at)
