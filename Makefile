@@ -33,6 +33,7 @@ format: install
 bench: install
 	$(BIN)/python bench/pva_baseline.py
 	$(BIN)/python bench/collector_throughput.py
+	$(BIN)/python bench/collector_compress.py
 
 # Re-pin every dependency to what is installed now (after changing pyproject.toml).
 lock: install

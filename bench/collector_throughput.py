@@ -29,9 +29,13 @@ from pva_baseline import array_server
 QUEUE = 100_000
 
 
-def source(network: Network, prefix: str, channels: int, rate: float, count: int) -> ManagedProcess:
+def source(
+    network: Network, prefix: str, channels: int, rate: float, count: int, length: int = 0
+) -> ManagedProcess:
     """Start ``sim.pva_source``."""
     args = [
+        "--length",
+        str(length),
         "--prefix",
         prefix,
         "--channels",
@@ -46,8 +50,8 @@ def source(network: Network, prefix: str, channels: int, rate: float, count: int
     return process
 
 
-def raw_flat_out(network: Network, count: int) -> dict[str, float]:
-    """A raw p4p monitor of a source posting ``count`` updates flat out."""
+def raw_flat_out(network: Network, count: int, length: int = 0) -> dict[str, float]:
+    """A raw p4p monitor of a source posting ``count`` updates (arrays if ``length``)."""
     received, times = [0], [0.0]
     lock = threading.Lock()
 
@@ -56,7 +60,7 @@ def raw_flat_out(network: Network, count: int) -> dict[str, float]:
             received[0] += 1
             times[0] = time.monotonic()
 
-    src = source(network, "RAW:", 1, 0, count)
+    src = source(network, "RAW:", 1, 0, count, length)
     try:
         with Context("pva", conf=network.client_conf(), useenv=False) as ctx:
             sub = ctx.monitor("RAW:0000", on_update, request=f"record[queueSize={QUEUE}]field()")
@@ -68,15 +72,31 @@ def raw_flat_out(network: Network, count: int) -> dict[str, float]:
             sub.close()
     finally:
         src.stop()
-    return {"received per s": received[0] / (times[0] - started), "lost": count - received[0]}
+    rate = received[0] / (times[0] - started)
+    figures = {"received per s": rate, "lost": count - received[0]}
+    if length:
+        figures["MB per s"] = rate * length * 8 / 1e6
+    return figures
 
 
-def collector_flat_out(network: Network, count: int, data: Path) -> dict[str, float]:
-    """A collector (own process) recording a source posting ``count`` updates flat out."""
-    src = source(network, "FLAT:", 1, 0, count)
+def collector_flat_out(
+    network: Network,
+    count: int,
+    data: Path,
+    channel: dict[str, Any] | None = None,
+    length: int = 0,
+    per_output: int = 1,
+    capacity: int | None = None,
+) -> dict[str, float]:
+    """A collector (own process) recording a source posting ``count`` updates flat out.
+
+    ``channel`` adds settings to the channel (compression, kind); ``per_output`` is how
+    many inputs make one recorded row (N of N-to-1 compression).
+    """
+    src = source(network, "FLAT:", 1, 0, count, length)
     config = {
-        "channels": ["FLAT:0000"],
-        "capacity": count + 10,
+        "channels": [{"pv": "FLAT:0000", **(channel or {})}],
+        "capacity": capacity or count + 10,
         "queue_size": QUEUE,
         "publish_rate": 20,
     }
@@ -100,13 +120,16 @@ def collector_flat_out(network: Network, count: int, data: Path) -> dict[str, fl
             dropped = client.get("BC1:Dropped")
     finally:
         src.stop()
-    recorded = last - base
-    return {
-        "recorded per s": recorded / (last_change - started),
-        "recorded": recorded,
-        "lost": count - recorded,
+    inputs = (last - base) * per_output
+    figures = {
+        "inputs recorded per s": inputs / (last_change - started),
+        "rows recorded": last - base,
+        "inputs lost": count - inputs,
         "dropped": dropped,
     }
+    if length:
+        figures["MB per s"] = figures["inputs recorded per s"] * length * 8 / 1e6
+    return figures
 
 
 def many_channels(network: Network, channels: int, seconds: float, data: Path) -> dict[str, float]:
@@ -237,7 +260,7 @@ def main() -> None:
         report("raw p4p monitor, source flat out", raw)
         ours = collector_flat_out(network, args.updates, data / "flat")
         ours["ratio recorded per s vs raw p4p received per s"] = (
-            ours["recorded per s"] / raw["received per s"]
+            ours["inputs recorded per s"] / raw["received per s"]
         )
         report("collector, source flat out", ours)
         raw_many = raw_many_channels(network, args.channels, args.seconds)

@@ -1,7 +1,8 @@
 """A p4p server of counter PVs posting at a set rate, for tests and benchmarks.
 
-``python -m epics_collector.sim.pva_source --prefix P --channels N --rate HZ [--count C]``
-serves ``P0000`` ... (NTScalar double, +1 per post), ``P:Go`` (put 1 starts posting)
+``python -m epics_collector.sim.pva_source --prefix P --channels N --rate HZ [--count C]
+[--length L]`` serves ``P0000`` ... (NTScalar double, +1 per post; with ``--length`` an
+NTScalarArray of L doubles all equal to the counter), ``P:Go`` (put 1 starts posting)
 and ``P:Posted`` (posts so far per channel, updated when posting ends). ``--rate 0``
 posts as fast as possible. Honours the EPICS environment; stops on SIGTERM or when
 standard input closes.
@@ -15,6 +16,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 from p4p.nt import NTScalar
 from p4p.server import Server, StaticProvider
 from p4p.server.thread import SharedPV
@@ -37,7 +39,9 @@ class _Go:
         op.done()  # type: ignore[attr-defined]
 
 
-def post(pvs: list[SharedPV], rate: float, count: int, stop: threading.Event) -> int:
+def post(
+    pvs: list[SharedPV], rate: float, count: int, stop: threading.Event, length: int = 0
+) -> int:
     """Post counters to every PV at ``rate`` Hz (0: flat out) ``count`` times (0: forever)."""
     posted, started = 0, time.monotonic()
     while not stop.is_set() and (count == 0 or posted < count):
@@ -49,8 +53,9 @@ def post(pvs: list[SharedPV], rate: float, count: int, stop: threading.Event) ->
         while posted < due and not stop.is_set():
             posted += 1
             now = time.time()
+            value = np.full(length, float(posted)) if length else float(posted)
             for pv in pvs:
-                pv.post(float(posted), timestamp=now)
+                pv.post(value, timestamp=now)
         if rate > 0:
             time.sleep(min(0.001, 1.0 / rate))
     return posted
@@ -63,9 +68,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--channels", type=int, default=1)
     parser.add_argument("--rate", type=float, default=10.0, help="posts per second per PV")
     parser.add_argument("--count", type=int, default=0, help="posts per PV (0: forever)")
+    parser.add_argument("--length", type=int, default=0, help="post arrays of this length")
     args = parser.parse_args(argv)
     go, stop = threading.Event(), threading.Event()
-    pvs = [SharedPV(nt=NTScalar("d"), initial=0.0) for _ in range(args.channels)]
+    nt, initial = (NTScalar("ad"), np.zeros(args.length)) if args.length else (NTScalar("d"), 0.0)
+    pvs = [SharedPV(nt=nt, initial=initial) for _ in range(args.channels)]
     posted_pv = SharedPV(nt=NTScalar("l"), initial=0)
     provider = StaticProvider("pva-source")
     for name, pv in zip(channel_names(args.prefix, args.channels), pvs, strict=True):
@@ -78,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
         print(READY, flush=True)
         while not stop.is_set():
             if go.wait(0.1):
-                posted_pv.post(post(pvs, args.rate, args.count, stop))
+                posted_pv.post(post(pvs, args.rate, args.count, stop, args.length))
                 go.clear()
 
 

@@ -35,7 +35,9 @@ def _decoder(value: Value) -> Decoder:
     if "value" not in value:
         raise ValueError(f"{nt or 'structure'} has no value field")
     if isinstance(value["value"], np.ndarray):
-        return lambda v: np.array(v["value"])  # own copy: p4p may reuse its buffer
+        # a view of the Value's own (immutable) array, which the view keeps alive; the
+        # recorder copies it into its ring, so no copy here
+        return lambda v: v["value"]
     return lambda v: v["value"]
 
 

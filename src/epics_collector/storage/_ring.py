@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 _FIRST_ALLOCATION = 1024
+_FIRST_ALLOCATION_BYTES = 1 << 20  # array rows: start with about 1 MB
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,8 @@ class Ring:
         row_bytes = max(1, array.nbytes + 10)
         if self.max_bytes is not None:
             self.capacity = max(1, min(self.capacity, self.max_bytes // row_bytes))
-        self._allocate(min(_FIRST_ALLOCATION, self.capacity))
+        first = max(1, min(_FIRST_ALLOCATION, _FIRST_ALLOCATION_BYTES // row_bytes))
+        self._allocate(min(first, self.capacity))
 
     def _allocate(self, size: int) -> None:
         self._time = np.zeros(size)
