@@ -4,6 +4,9 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
+
+from epics_collector.collector import CollectorConfig
 
 DOCS = Path(__file__).parent.parent / "docs"
 PAGES = sorted(p for p in DOCS.rglob("*.md") if "```python" in p.read_text())
@@ -14,3 +17,14 @@ def test_python_blocks_run(page: Path) -> None:
     namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
     for block in re.findall(r"```python\n(.*?)```", page.read_text(), re.S):
         exec(compile(block, str(page), "exec"), namespace)
+
+
+YAML_PAGES = sorted(p for p in DOCS.rglob("*.md") if "```yaml" in p.read_text())
+
+
+@pytest.mark.parametrize("page", YAML_PAGES, ids=lambda p: str(p.relative_to(DOCS)))
+def test_collector_configs_are_valid(page: Path) -> None:
+    blocks = re.findall(r"```yaml\n(.*?)```", page.read_text(), re.S)
+    configs = [yaml.safe_load(b) for b in blocks if "channels:" in b]
+    for config in configs:
+        CollectorConfig.model_validate(config)
