@@ -38,6 +38,7 @@ class ChannelConfig(BaseModel):
     shape: tuple[int, int] | None = Field(
         default=None, description="image: [rows, columns] of a source that sends 1-D arrays"
     )
+    units: str = Field(default="", description="units written to exports")
     max_bytes: int | None = Field(
         default=None, ge=1, description="waveform/image: memory bound; lowers capacity"
     )
@@ -85,6 +86,15 @@ def _channel_shorthand(value: Any) -> Any:
     return {"pv": value} if isinstance(value, str) else value
 
 
+class ExportSettings(BaseModel):
+    """How ``Export`` writes files."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["nexus", "csv"] = Field(default="nexus", description="initial ExportFormat")
+    overwrite: bool = Field(default=False, description="replace existing files")
+
+
 class Limits(BaseModel):
     """When a recording stops by itself."""
 
@@ -113,6 +123,10 @@ class CollectorConfig(DeviceConfig):
         default=10_000, ge=1, le=1_000_000, description="monitor queue per source"
     )
     autostart: bool = Field(default=False, description="start recording when the device starts")
+    export: ExportSettings = Field(
+        default_factory=lambda: ExportSettings(format="nexus", overwrite=False),
+        description="export settings",
+    )
     trigger: Trigger | None = Field(
         default=None, description="freeze pre/post seconds around each firing into a snapshot"
     )

@@ -17,21 +17,32 @@ import numpy as np
 
 from epics_collector.collector._conditions import Condition
 from epics_collector.collector._config import CollectorConfig
+from epics_collector.collector._exporting import Annotations, gather
 from epics_collector.collector._pvs import ChannelPvs
 from epics_collector.collector._recorder import Channel, Event, Recorder
 from epics_collector.collector._snapshots import SNAPSHOT_COLUMNS, SnapshotStore
 from epics_collector.collector._triggers import ConditionInput, TriggerWindows
 from epics_collector.core import (
     AttrR,
+    AttrRW,
     Device,
+    Enum,
     Int,
     Severity,
+    String,
     Subscription,
     Table,
     command,
     scan,
 )
-from epics_collector.storage import Columns, SpillFile, write_json_atomic
+from epics_collector.storage import (
+    Columns,
+    SpillFile,
+    confined_path,
+    write_csv,
+    write_json_atomic,
+    write_nexus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +80,21 @@ class Collector(Device[CollectorConfig]):
         description="Channels: alias, pv, connected, count, last update (POSIX s), excluded",
     )
 
+    export_name = AttrRW(
+        String(max_length=255),
+        name="Export",
+        description="Put a file name: writes the history into the data directory",
+    )
+    export_path = AttrR(String(), name="ExportPath", description="The last file written")
+    export_format = AttrRW(
+        Enum(choices=["nexus", "csv"]), name="ExportFormat", description="Format of Export"
+    )
+    annotate = AttrRW(String(), name="Annotate", description="Put text: a timestamped note")
+    annotation_table = AttrR(
+        Table(columns={"time": np.float64, "text": str}),
+        name="Annotations",
+        description="Notes: time (POSIX s), text",
+    )
     snapshot_table = AttrR(
         Table(columns=SNAPSHOT_COLUMNS),
         name="Snapshots",
@@ -100,6 +126,51 @@ class Collector(Device[CollectorConfig]):
                 store,
             )
         self._conditions: dict[str, Condition] = {}
+        self.export_format.set(self.config.export.format)
+        self.annotations = Annotations(
+            self._spill_dir / "annotations.jsonl" if self.config.persist else None
+        )
+        self._publish_annotations()
+
+    # export and annotations -------------------------------------------------------------------
+
+    @export_name.on_put
+    async def _export(self, name: str) -> None:
+        nexus = self.export_format.value == "nexus"
+        path = confined_path(
+            self.data_dir,
+            name,
+            suffix=".nxs" if nexus else ".csv",
+            overwrite=self.config.export.overwrite,
+        )
+        data = gather(
+            self.prefix,
+            self.config_json.value,
+            self.recorder,
+            self.triggers,
+            self.annotations.notes,
+        )
+        writer = write_nexus if nexus else write_csv
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        try:
+            await loop.run_in_executor(None, writer, path, data)
+        finally:
+            path.with_name(path.name + ".partial").unlink(missing_ok=True)
+        rows = sum(len(c.rows) for c in data.channels)
+        self.export_path.set(str(path))
+        self.report(f"exported {rows} rows to {path.name} in {time.monotonic() - started:.2f} s")
+
+    @annotate.on_put
+    async def _annotate(self, text: str) -> None:
+        if not text.strip():
+            raise ValueError("an annotation needs some text")
+        self.annotations.add(text)
+        self._publish_annotations()
+
+    def _publish_annotations(self) -> None:
+        notes = self.annotations.notes
+        self.annotation_table.set({"time": [t for t, _ in notes], "text": [n for _, n in notes]})
         self._started_at = 0.0
 
     # commands -------------------------------------------------------------------------------

@@ -63,6 +63,8 @@ class Device(Generic[ConfigT]):
             raise TypeError(f"{type(self).__name__}.States must include Fault")
         self.config: ConfigT = validate_config(self.config_model, config)  # type: ignore[assignment]
         self.data_dir = data_dir or Path.cwd()
+        #: The PV prefix the device is served under (set by the transport).
+        self.prefix = ""
         #: Source PVs for devices that read other PVs (given by whoever runs the device).
         self.sources = sources
         self.pvs: dict[str, AttrR[Any]] = {}

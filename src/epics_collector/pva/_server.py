@@ -93,6 +93,7 @@ class DeviceServer:
         if not prefix:
             raise ValueError("a device needs a non-empty PV prefix")
         self.device, self.prefix, self.network = device, prefix, network
+        device.prefix = prefix
         self._pvs: dict[str, SharedPV] = {}
         self._server: Server | None = None
         self._provider: StaticProvider | None = None

@@ -1,6 +1,27 @@
-"""Storage of recorded data: in-memory rings and crash-safe spill files."""
+"""Storage of recorded data: in-memory rings, crash-safe spill files, exports."""
 
+from epics_collector.storage._export import (
+    ChannelData,
+    ExportData,
+    SnapshotData,
+    write_csv,
+    write_nexus,
+)
+from epics_collector.storage._paths import PathError, confined_path
 from epics_collector.storage._ring import Columns, Ring, concat
 from epics_collector.storage._spill import SpillFile, write_json_atomic
 
-__all__ = ["Columns", "Ring", "SpillFile", "concat", "write_json_atomic"]
+__all__ = [
+    "ChannelData",
+    "Columns",
+    "ExportData",
+    "PathError",
+    "Ring",
+    "SnapshotData",
+    "SpillFile",
+    "concat",
+    "confined_path",
+    "write_csv",
+    "write_json_atomic",
+    "write_nexus",
+]

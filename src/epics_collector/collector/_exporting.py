@@ -1,0 +1,65 @@
+"""What a collector exports, and its annotations: gathered on the loop, written off it."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from epics_collector.collector._recorder import Recorder
+from epics_collector.collector._triggers import TriggerWindows
+from epics_collector.storage import ChannelData, Columns, ExportData, SnapshotData
+
+
+def gather(
+    device: str,
+    config_json: str,
+    recorder: Recorder,
+    triggers: TriggerWindows | None,
+    annotations: list[tuple[float, str]],
+) -> ExportData:
+    """Copy what is recorded now (one copy per channel, taken under the recorder's lock)."""
+    configs = {c.alias: c.config for c in recorder.channels}
+
+    def describe(alias: str, rows: Columns) -> ChannelData:
+        config = configs[alias]
+        return ChannelData(alias, config.pv, config.kind, rows, config.units)
+
+    channels = [describe(c.alias, recorder.history(c)) for c in recorder.channels]
+    snapshots = [
+        SnapshotData(
+            s.id,
+            s.trigger_time,
+            s.start,
+            s.end,
+            s.complete,
+            [describe(alias, rows) for alias, rows in s.rows.items() if alias in configs],
+        )
+        for s in (triggers.snapshots if triggers is not None else [])
+    ]
+    return ExportData(device, config_json, channels, snapshots, list(annotations))
+
+
+class Annotations:
+    """Timestamped notes; kept in ``annotations.jsonl`` when persisting."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.notes: list[tuple[float, str]] = []
+        if path is not None and path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    t, text = json.loads(line)
+                except ValueError:
+                    continue  # a line cut by a kill
+                self.notes.append((float(t), str(text)))
+
+    def add(self, text: str) -> tuple[float, str]:
+        """Store a note stamped now."""
+        note = (time.time(), text)
+        self.notes.append(note)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as file:
+                file.write(json.dumps(list(note)) + "\n")
+        return note

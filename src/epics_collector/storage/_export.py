@@ -1,0 +1,165 @@
+"""Writing recorded data to files: NeXus HDF5 and CSV.
+
+Both writers take :class:`ExportData` (copies made by the caller under its lock) and
+write in chunks, so a history is copied once (into the export data) and never again;
+files appear atomically (written under a temporary name, then renamed).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from epics_collector.storage._ring import Columns
+
+CHUNK_ROWS = 1 << 16
+
+
+@dataclass
+class ChannelData:
+    """One channel's rows and what describes them."""
+
+    alias: str
+    pv: str
+    kind: str
+    rows: Columns
+    units: str = ""
+
+
+@dataclass
+class SnapshotData:
+    """One trigger window."""
+
+    id: int
+    trigger_time: float
+    start: float
+    end: float
+    complete: bool
+    channels: list[ChannelData]
+
+
+@dataclass
+class ExportData:
+    """Everything an export writes."""
+
+    device: str
+    config_json: str
+    channels: list[ChannelData]
+    snapshots: list[SnapshotData] = field(default_factory=list)
+    annotations: list[tuple[float, str]] = field(default_factory=list)
+
+
+def iso(seconds: float) -> str:
+    """ISO 8601 in UTC, as NeXus wants time stamps."""
+    return datetime.fromtimestamp(seconds, UTC).isoformat()
+
+
+def _chunks(n: int) -> Iterator[slice]:
+    for start in range(0, n, CHUNK_ROWS):
+        yield slice(start, min(n, start + CHUNK_ROWS))
+
+
+def _write_log(group: h5py.Group, channel: ChannelData) -> None:
+    """An NXlog: ``time`` relative to its ``start`` attribute, then value/severity/status."""
+    log = group.create_group(channel.alias)
+    log.attrs["NX_class"] = "NXlog"
+    log.attrs["source"] = channel.pv
+    log.attrs["kind"] = channel.kind
+    rows, n = channel.rows, len(channel.rows)
+    start = float(rows.time[0]) if n else 0.0
+    time = log.create_dataset("time", shape=(n,), dtype="f8", chunks=(min(max(n, 1), CHUNK_ROWS),))
+    time.attrs["start"] = iso(start)
+    time.attrs["units"] = "s"
+    value_dtype = h5py.string_dtype() if rows.value.dtype == object else rows.value.dtype
+    value_shape = (n, *rows.value.shape[1:])
+    value = log.create_dataset("value", shape=value_shape, dtype=value_dtype)
+    if channel.units:
+        value.attrs["units"] = channel.units
+    severity = log.create_dataset("severity", data=rows.severity)
+    status = log.create_dataset("status", data=rows.status)
+    severity.attrs["description"] = "EPICS alarm severity: 0 none, 1 minor, 2 major, 3 invalid"
+    status.attrs["description"] = "PVA alarm status (7 = client: a gap while disconnected)"
+    for part in _chunks(n):
+        time[part] = rows.time[part] - start
+        value[part] = rows.value[part]
+
+
+def write_nexus(path: Path, data: ExportData) -> None:
+    """Write a NeXus file with one ``NXentry`` (layout in docs/how-to/export.md)."""
+    tmp = path.with_name(path.name + ".partial")
+    now = datetime.now(UTC).isoformat()
+    with h5py.File(tmp, "w") as f:
+        f.attrs["default"] = "entry"
+        f.attrs["file_name"] = path.name
+        f.attrs["file_time"] = now
+        f.attrs["creator"] = "epics-collector"
+        entry = f.create_group("entry")
+        entry.attrs["NX_class"] = "NXentry"
+        entry["program_name"] = "epics-collector"
+        entry["entry_identifier"] = data.device
+        times = [float(c.rows.time[0]) for c in data.channels if len(c.rows)]
+        ends = [float(c.rows.time[-1]) for c in data.channels if len(c.rows)]
+        if times:
+            entry["start_time"] = iso(min(times))
+            entry["end_time"] = iso(max(ends))
+        channels = entry.create_group("channels")
+        channels.attrs["NX_class"] = "NXcollection"
+        for channel in data.channels:
+            _write_log(channels, channel)
+        snapshots = entry.create_group("snapshots")
+        snapshots.attrs["NX_class"] = "NXcollection"
+        for snapshot in data.snapshots:
+            group = snapshots.create_group(f"snapshot_{snapshot.id}")
+            group.attrs["NX_class"] = "NXcollection"
+            group.attrs["trigger_time"] = iso(snapshot.trigger_time)
+            group.attrs["start"] = iso(snapshot.start)
+            group.attrs["end"] = iso(snapshot.end)
+            group.attrs["complete"] = snapshot.complete
+            for channel in snapshot.channels:
+                _write_log(group, channel)
+        notes = entry.create_group("annotations")
+        notes.attrs["NX_class"] = "NXcollection"
+        notes.create_dataset("time", data=np.array([t for t, _ in data.annotations], "f8"))
+        notes.create_dataset(
+            "text", data=[text for _, text in data.annotations], dtype=h5py.string_dtype()
+        )
+        config = entry.create_group("configuration")
+        config.attrs["NX_class"] = "NXnote"
+        config["type"] = "application/json"
+        config["data"] = data.config_json
+    os.replace(tmp, path)
+
+
+def write_csv(path: Path, data: ExportData) -> None:
+    """One long table: ``channel, time, time_iso, value, severity, status``; then notes.
+
+    Waveform and image channels are not written (CSV has no arrays): use NeXus.
+    """
+    arrays = [c.alias for c in data.channels if c.rows.value.ndim > 1]
+    if arrays:
+        raise ValueError(f"CSV cannot hold arrays ({', '.join(arrays)}): export as nexus")
+    tmp = path.with_name(path.name + ".partial")
+    with tmp.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["channel", "time", "time_iso", "value", "severity", "status"])
+        for channel in data.channels:
+            rows = channel.rows
+            for part in _chunks(len(rows)):
+                for t, v, s, a in zip(
+                    rows.time[part],
+                    rows.value[part],
+                    rows.severity[part],
+                    rows.status[part],
+                    strict=True,
+                ):
+                    writer.writerow([channel.alias, repr(float(t)), iso(t), v, int(s), int(a)])
+        for t, text in data.annotations:
+            writer.writerow(["annotation", repr(t), iso(t), text, 0, 0])
+    os.replace(tmp, path)

@@ -1,0 +1,96 @@
+"""Export, path safety and annotations on a running collector."""
+
+import csv
+import os
+import time
+from datetime import datetime
+
+import h5py
+import numpy as np
+import pytest
+from p4p.client.thread import RemoteError
+
+from epics_collector.process import wait_until
+
+pytestmark = pytest.mark.system
+
+
+def test_export_during_recording_holds_what_was_recorded(sim_ioc, collector, prefix, ctx, tmp_path):
+    p = sim_ioc.prefix
+    channels = [
+        {"pv": p + "Counter", "alias": "counter"},
+        {"pv": p + "Temperature", "alias": "temp", "units": "degC"},
+        {"pv": p + "Waveform", "alias": "wave", "kind": "waveform"},
+    ]
+    quiet = {"pv": p + "Image:Width", "when": "change", "pre": 0.5, "post": 0.2}
+    collector({"channels": channels, "trigger": quiet})
+    ctx.put(prefix + "Start", 1)
+    time.sleep(1.0)
+    ctx.put(prefix + "Annotate", "beam tuned")
+    ctx.put(prefix + "Trigger", 1)
+    time.sleep(1.0)
+    ctx.put(prefix + "Annotate", "sample changed")
+    put_at = time.time()
+    ctx.put(prefix + "Export", "run1")  # returns once the file is written
+    time.sleep(1.0)
+    ctx.put(prefix + "Stop", 1)
+    time.sleep(0.7)
+    path = ctx.get(prefix + "ExportPath")
+    assert path == str((tmp_path / "data" / "run1.nxs").resolve())
+    final = ctx.get(prefix + "counter:Value")
+    with h5py.File(path) as f:
+        log = f["entry/channels/counter"]
+        values = log["value"][()]
+        start = datetime.fromisoformat(log["time"].attrs["start"]).timestamp()
+        times = log["time"][()] + start
+        assert np.array_equal(values, final[: len(values)]), "not a prefix of the history"
+        assert len(values) < len(final), "the recording went on after the export"
+        assert times[-1] > put_at - 0.3  # everything recorded before the put is in the file
+        assert f["entry/channels/temp/value"].attrs["units"] == "degC"
+        assert f["entry/channels/wave/value"].shape[1] == 1000
+        assert "snapshot_1" in f["entry/snapshots"]
+        notes = [t.decode() for t in f["entry/annotations/text"][()]]
+        assert notes == ["beam tuned", "sample changed"]
+    assert ctx.get(prefix + "Dropped") == 0
+    table = ctx.get(prefix + "Annotations").value
+    assert list(table.text) == ["beam tuned", "sample changed"]
+
+
+def test_csv_export(sim_ioc, collector, prefix, ctx, tmp_path):
+    collector(
+        {
+            "channels": [{"pv": sim_ioc.prefix + "Counter", "alias": "c"}],
+            "export": {"format": "csv"},
+        }
+    )
+    ctx.put(prefix + "Start", 1)
+    time.sleep(1.0)
+    ctx.put(prefix + "Stop", 1)
+    ctx.put(prefix + "Export", "run")
+    time.sleep(0.7)
+    with open(ctx.get(prefix + "ExportPath")) as file:
+        rows = list(csv.DictReader(file))
+    assert [float(r["value"]) for r in rows] == list(ctx.get(prefix + "c:Value"))
+
+
+def test_path_tricks_are_refused_and_nothing_leaves(sim_ioc, collector, prefix, ctx, tmp_path):
+    collector({"channels": [sim_ioc.prefix + "Counter"]})
+    data, outside = tmp_path / "data", tmp_path / "outside"
+    outside.mkdir()
+    data.mkdir(exist_ok=True)
+    os.symlink(outside, data / "escape")
+    (data / "taken.nxs").write_text("keep me")
+    for name, reason in [
+        ("/tmp/evil", "absolute"),
+        ("../evil", "'..'"),
+        ("escape/evil", "outside the data directory"),
+        ("taken", "exists"),
+    ]:
+        with pytest.raises(RemoteError, match=reason):
+            ctx.put(prefix + "Export", name)
+        assert reason in ctx.get(prefix + "Message")
+    assert not list(outside.iterdir())
+    assert (data / "taken.nxs").read_text() == "keep me"
+    with pytest.raises(RemoteError, match="needs some text"):
+        ctx.put(prefix + "Annotate", "  ")
+    assert wait_until(lambda: str(ctx.get(prefix + "State")) == "Idle", 1)

@@ -1,0 +1,85 @@
+import csv
+from datetime import datetime
+
+import h5py
+import numpy as np
+import pytest
+
+from epics_collector.storage import (
+    ChannelData,
+    Columns,
+    ExportData,
+    SnapshotData,
+    write_csv,
+    write_nexus,
+)
+
+
+def rows(values, start: float = 1_700_000_000.0) -> Columns:
+    values = np.asarray(values)
+    n = len(values)
+    t = start + np.arange(n) * 0.1
+    return Columns(t, values, np.arange(n, dtype=np.int8) % 4, np.zeros(n, np.int8))
+
+
+@pytest.fixture
+def data() -> ExportData:
+    channels = [
+        ChannelData("temp", "SIM:Temperature", "number", rows(np.linspace(19, 21, 50)), "degC"),
+        ChannelData("label", "ca://SIM:Label", "string", rows(np.array(["a", "b"], object))),
+        ChannelData("wave", "SIM:Waveform", "waveform", rows(np.ones((3, 4)))),
+    ]
+    snapshot = SnapshotData(
+        1,
+        1_700_000_001.0,
+        1_700_000_000.5,
+        1_700_000_001.5,
+        True,
+        [ChannelData("temp", "SIM:Temperature", "number", rows([1.0, 2.0], 1_700_000_000.6))],
+    )
+    notes = [(1_700_000_000.2, "beam tuned"), (1_700_000_003.0, "sample changed")]
+    return ExportData("LAB:COL:", '{"capacity": 10}', channels, [snapshot], notes)
+
+
+def test_nexus_layout_attributes_and_values(tmp_path, data):
+    path = tmp_path / "run.nxs"
+    write_nexus(path, data)
+    assert not list(tmp_path.glob("*.partial"))
+    with h5py.File(path) as f:
+        assert f.attrs["default"] == "entry"
+        entry = f["entry"]
+        assert entry.attrs["NX_class"] == "NXentry"
+        temp = entry["channels/temp"]
+        assert temp.attrs["NX_class"] == "NXlog" and temp.attrs["source"] == "SIM:Temperature"
+        start = datetime.fromisoformat(temp["time"].attrs["start"]).timestamp()
+        assert np.allclose(temp["time"][()] + start, data.channels[0].rows.time)
+        assert np.array_equal(temp["value"][()], data.channels[0].rows.value)
+        assert temp["value"].attrs["units"] == "degC"
+        assert list(temp["severity"][()]) == list(data.channels[0].rows.severity)
+        assert [v.decode() for v in entry["channels/label/value"][()]] == ["a", "b"]
+        assert entry["channels/wave/value"].shape == (3, 4)
+        snap = entry["snapshots/snapshot_1"]
+        assert snap.attrs["complete"] and list(snap["temp/value"][()]) == [1.0, 2.0]
+        assert [t.decode() for t in entry["annotations/text"][()]] == [
+            "beam tuned",
+            "sample changed",
+        ]
+        assert entry["configuration"].attrs["NX_class"] == "NXnote"
+        assert entry["configuration/data"][()].decode() == '{"capacity": 10}'
+
+
+def test_csv_is_one_long_table(tmp_path, data):
+    data.channels = data.channels[:2]
+    path = tmp_path / "run.csv"
+    write_csv(path, data)
+    with path.open() as file:
+        lines = list(csv.reader(file))
+    assert lines[0] == ["channel", "time", "time_iso", "value", "severity", "status"]
+    assert len(lines) == 1 + 50 + 2 + 2
+    assert lines[1][0] == "temp" and float(lines[1][3]) == 19.0
+    assert lines[-1][0] == "annotation" and lines[-1][3] == "sample changed"
+
+
+def test_csv_refuses_arrays(tmp_path, data):
+    with pytest.raises(ValueError, match="export as nexus"):
+        write_csv(tmp_path / "run.csv", data)
