@@ -1,3 +1,5 @@
+# pyright: reportIndexIssue=false, reportOperatorIssue=false, reportArgumentType=false, reportAttributeAccessIssue=false, reportGeneralTypeIssues=false
+# (h5py objects are typed as a union of Group, Dataset and Datatype)
 """Export, path safety and annotations on a running collector."""
 
 import csv
