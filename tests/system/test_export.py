@@ -77,6 +77,8 @@ def test_csv_export(sim_ioc, collector, prefix, ctx, tmp_path):
 
 def test_path_tricks_are_refused_and_nothing_leaves(sim_ioc, collector, prefix, ctx, tmp_path):
     collector({"channels": [sim_ioc.prefix + "Counter"]})
+    # let the "all channels connected" message pass before checking refusal messages
+    assert wait_until(lambda: "connected" in ctx.get(prefix + "Message"), 5)
     data, outside = tmp_path / "data", tmp_path / "outside"
     outside.mkdir()
     data.mkdir(exist_ok=True)
@@ -96,3 +98,31 @@ def test_path_tricks_are_refused_and_nothing_leaves(sim_ioc, collector, prefix, 
     with pytest.raises(RemoteError, match="needs some text"):
         ctx.put(prefix + "Annotate", "  ")
     assert wait_until(lambda: str(ctx.get(prefix + "State")) == "Idle", 1)
+
+
+def test_push_adds_samples_to_extra_channels(sim_ioc, collector, prefix, ctx):
+    from p4p.nt import NTURI
+
+    def push(**arguments: str) -> str:
+        uri = NTURI([(k, "s") for k in arguments])
+        return ctx.rpc(prefix + "Push", uri.wrap(prefix + "Push", kws=arguments))
+
+    collector({"channels": [{"pv": sim_ioc.prefix + "Counter", "alias": "c"}]})
+    assert push(channel="sample_temp", value="4.2", time="1700000000.5") == "sample_temp: 1 rows"
+    assert push(channel="sample_temp", value="4.3") == "sample_temp: 2 rows"
+    assert push(channel="logbook", value="crystal mounted", severity="1") == "logbook: 1 rows"
+    time.sleep(0.7)
+    assert list(ctx.get(prefix + "sample_temp:Value")) == [4.2, 4.3]
+    assert ctx.get(prefix + "sample_temp:Time")[0] == 1700000000.5
+    assert list(ctx.get(prefix + "logbook:Value")) == ["crystal mounted"]
+    with pytest.raises(RemoteError, match="holds numbers"):
+        push(channel="sample_temp", value="warm")
+    with pytest.raises(RemoteError, match="extra channel"):
+        push(channel="c", value="1")
+    with pytest.raises(RemoteError, match="alias"):
+        push(channel="bad:alias", value="1")
+    with pytest.raises(RemoteError, match="bad arguments"):
+        push(value="1")
+    ctx.put(prefix + "Export", "pushed")
+    with h5py.File(ctx.get(prefix + "ExportPath")) as f:
+        assert list(f["entry/channels/sample_temp/value"][()]) == [4.2, 4.3]

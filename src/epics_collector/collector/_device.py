@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from epics_collector.collector._conditions import Condition
-from epics_collector.collector._config import CollectorConfig
+from epics_collector.collector._config import ChannelConfig, CollectorConfig
 from epics_collector.collector._exporting import Annotations, gather
 from epics_collector.collector._pvs import ChannelPvs
 from epics_collector.collector._recorder import Channel, Event, Recorder
@@ -29,11 +29,15 @@ from epics_collector.core import (
     Enum,
     Int,
     Severity,
+    Status,
     String,
     Subscription,
     Table,
+    Update,
     command,
+    rpc,
     scan,
+    validate_config,
 )
 from epics_collector.storage import (
     Columns,
@@ -45,6 +49,16 @@ from epics_collector.storage import (
 )
 
 log = logging.getLogger(__name__)
+_now = time.time  # Push has an argument named time
+MAX_PUSHED_CHANNELS = 100
+
+
+def _as_number(value: Any) -> float | None:
+    """``value`` as a float if it is one (RPC arguments often arrive as text)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 class CollectorStates(StrEnum):
@@ -126,6 +140,7 @@ class Collector(Device[CollectorConfig]):
                 store,
             )
         self._conditions: dict[str, Condition] = {}
+        self._pushed: dict[str, str] = {}  # extra channels: alias -> kind
         self.export_format.set(self.config.export.format)
         self.annotations = Annotations(
             self._spill_dir / "annotations.jsonl" if self.config.persist else None
@@ -167,6 +182,42 @@ class Collector(Device[CollectorConfig]):
             raise ValueError("an annotation needs some text")
         self.annotations.add(text)
         self._publish_annotations()
+
+    @rpc(name="Push")
+    async def push(self, channel: str, value: Any, time: Any = "", severity: Any = "0") -> str:
+        """Add a sample to an extra channel (made on first push): channel, value, time, severity."""
+        stamp = _now() if time in ("", None) else float(time)
+        level = int(float(severity))
+        if not 0 <= level <= 3:
+            raise ValueError(f"severity {severity!r} is not 0..3")
+        number = _as_number(value)
+        target = next((c for c in self.recorder.channels if c.alias == channel), None)
+        if target is None:
+            kind = "number" if number is not None else "string"
+            target = self._add_pushed_channel(channel, kind)
+        elif target.alias not in self._pushed:
+            raise ValueError(f"{channel} records {target.config.pv}; push to an extra channel")
+        kind = target.config.kind
+        if kind == "number" and number is None:
+            raise ValueError(f"{channel} holds numbers; {value!r} is not one")
+        sample = number if kind == "number" else str(value)
+        self.recorder.push(target, Update(sample, stamp, level, Status.CLIENT if level else 0))
+        return f"{channel}: {len(target.ring)} rows"
+
+    def _add_pushed_channel(self, alias: str, kind: str) -> Channel:
+        config = validate_config(
+            ChannelConfig, {"pv": f"push:{alias}", "alias": alias, "kind": kind}
+        )
+        if len(self._pushed) >= MAX_PUSHED_CHANNELS:
+            raise ValueError(f"at most {MAX_PUSHED_CHANNELS} extra channels")
+        channel = self.recorder.add_channel(config)
+        self._pushed[alias] = kind
+        self._pvs[alias] = ChannelPvs(self.add_pv, self.recorder, channel)
+        self._pvs[alias].connected.set(True)
+        if self.config.persist:
+            self._spills[alias] = self._spill_for(channel)
+        self.report(f"extra channel {alias} ({kind}) created by a push")
+        return channel
 
     def _publish_annotations(self) -> None:
         notes = self.annotations.notes
@@ -320,23 +371,25 @@ class Collector(Device[CollectorConfig]):
 
     def _load_spills(self) -> bool:
         """Reload what a previous run of this collector wrote; True if it was recording."""
-        for channel in self.recorder.channels:
-            text = channel.config.kind == "string"
-            spill = SpillFile(
-                self._spill_dir / f"{channel.alias}.{'jsonl' if text else 'rec'}", text=text
-            )
-            rows = spill.load()
-            self.recorder.restore(channel, rows)
-            self._spills[channel.alias] = spill
         meta_path = self._spill_dir / "collector.json"
-        if not meta_path.exists():
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        for alias, kind in meta.get("pushed", {}).items():
+            self._add_pushed_channel(alias, kind)
+        for channel in self.recorder.channels:
+            spill = self._spills.setdefault(channel.alias, self._spill_for(channel))
+            self.recorder.restore(channel, spill.load())
+        if not meta:
             return False
-        meta = json.loads(meta_path.read_text())
         self.recorder.count = int(meta.get("count", 0))
         self.recorder.dropped = int(meta.get("dropped", 0))
         loaded = sum(len(ch.ring) for ch in self.recorder.channels)
         self.report(f"reloaded {loaded} samples from {self._spill_dir}")
         return bool(meta.get("recording", False))
+
+    def _spill_for(self, channel: Channel) -> SpillFile:
+        text = channel.config.kind == "string"
+        suffix = "jsonl" if text else "rec"
+        return SpillFile(self._spill_dir / f"{channel.alias}.{suffix}", text=text)
 
     @scan(0.5)
     async def flush(self) -> None:
@@ -350,6 +403,7 @@ class Collector(Device[CollectorConfig]):
             if self.config.mode == "ring" and spill.rows_on_disk > 4 * self.config.capacity:
                 spill.rewrite(self.recorder.history(channel))
         meta = {
+            "pushed": self._pushed,
             "count": self.recorder.count,
             "dropped": self.recorder.dropped,
             "recording": self.recorder.recording,

@@ -191,6 +191,19 @@ class Recorder:
 
     # device side ------------------------------------------------------------------------
 
+    def add_channel(self, config: ChannelConfig) -> Channel:
+        """A channel without a source (samples come from :meth:`push`)."""
+        channel = Channel(config, self._ring(config), self)
+        with self.lock:
+            self.channels.append(channel)
+        return channel
+
+    def push(self, channel: Channel, update: Update) -> None:
+        """Record a sample a client pushed, recording or not."""
+        with self.lock:
+            channel.latest = update
+            self._reduce(channel, update)
+
     def start(self) -> None:
         """Record from now on, beginning with each channel's current value if newer.
 

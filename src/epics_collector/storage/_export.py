@@ -74,7 +74,8 @@ def _write_log(group: h5py.Group, channel: ChannelData) -> None:
     log.attrs["kind"] = channel.kind
     rows, n = channel.rows, len(channel.rows)
     start = float(rows.time[0]) if n else 0.0
-    time = log.create_dataset("time", shape=(n,), dtype="f8", chunks=(min(max(n, 1), CHUNK_ROWS),))
+    chunks = (min(n, CHUNK_ROWS),) if n else None
+    time = log.create_dataset("time", shape=(n,), dtype="f8", chunks=chunks)
     time.attrs["start"] = iso(start)
     time.attrs["units"] = "s"
     value_dtype = h5py.string_dtype() if rows.value.dtype == object else rows.value.dtype
