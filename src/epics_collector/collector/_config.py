@@ -5,11 +5,20 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from epics_collector.collector._conditions import Trigger, When
 from epics_collector.collector._reduce import NUMERIC_ONLY, Compress, Deadband, Include
-from epics_collector.core import DeviceConfig, split_url
+from epics_collector.core import DeviceConfig, describe_validation_error, split_url
+from epics_collector.upload import make_uploader
 
 ALIAS_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,59}$")
 _PV_NAME = re.compile(r"^[^\s\"'{}]+$")
@@ -127,6 +136,10 @@ class CollectorConfig(DeviceConfig):
         default_factory=lambda: ExportSettings(format="nexus", overwrite=False),
         description="export settings",
     )
+    upload: dict[str, Any] | None = Field(
+        default=None,
+        description="{kind: s3|tiled|directory|<plugin>, ...}: where Upload sends the export",
+    )
     trigger: Trigger | None = Field(
         default=None, description="freeze pre/post seconds around each firing into a snapshot"
     )
@@ -137,6 +150,17 @@ class CollectorConfig(DeviceConfig):
     connect_timeout: float = Field(
         default=5.0, gt=0, description="seconds before a channel that never connected is reported"
     )
+
+    @model_validator(mode="after")
+    def _upload_settings(self) -> CollectorConfig:
+        if self.upload is not None:
+            try:
+                make_uploader(self.upload)
+            except ValidationError as error:
+                raise ValueError(f"upload: {describe_validation_error(error)}") from None
+            except LookupError as error:
+                raise ValueError(f"upload: {error}") from None
+        return self
 
     @model_validator(mode="after")
     def _trigger_fits(self) -> CollectorConfig:

@@ -47,6 +47,7 @@ from epics_collector.storage import (
     write_json_atomic,
     write_nexus,
 )
+from epics_collector.upload import make_uploader
 
 log = logging.getLogger(__name__)
 _now = time.time  # Push has an argument named time
@@ -103,6 +104,9 @@ class Collector(Device[CollectorConfig]):
     export_format = AttrRW(
         Enum(choices=["nexus", "csv"]), name="ExportFormat", description="Format of Export"
     )
+    upload_status = AttrR(
+        String(), name="UploadStatus", description="Last upload: where, or why not"
+    )
     annotate = AttrRW(String(), name="Annotate", description="Put text: a timestamped note")
     annotation_table = AttrR(
         Table(columns={"time": np.float64, "text": str}),
@@ -141,6 +145,7 @@ class Collector(Device[CollectorConfig]):
             )
         self._conditions: dict[str, Condition] = {}
         self._pushed: dict[str, str] = {}  # extra channels: alias -> kind
+        self._upload_task: asyncio.Task[None] | None = None
         self.export_format.set(self.config.export.format)
         self.annotations = Annotations(
             self._spill_dir / "annotations.jsonl" if self.config.persist else None
@@ -175,6 +180,44 @@ class Collector(Device[CollectorConfig]):
         rows = sum(len(c.rows) for c in data.channels)
         self.export_path.set(str(path))
         self.report(f"exported {rows} rows to {path.name} in {time.monotonic() - started:.2f} s")
+
+    @command(name="Upload")
+    async def upload_export(self) -> None:
+        """Upload the last export to the configured data-management system (background)."""
+        if self.config.upload is None:
+            raise ValueError("no upload configured: add upload: {kind: ..., ...}")
+        if not self.export_path.value:
+            raise ValueError("nothing exported yet: put a file name to Export first")
+        if self._upload_task is not None and not self._upload_task.done():
+            raise ValueError("an upload is already running")
+        path = Path(self.export_path.value)
+        self._upload_task = asyncio.create_task(self._upload(path), name="upload")
+
+    async def _upload(self, path: Path) -> None:
+        assert self.config.upload is not None
+        uploader = make_uploader(self.config.upload)
+        attempts, wait = uploader.settings.retries + 1, uploader.settings.backoff
+        metadata = {"device": self.prefix, "file": path.name, "exported": path.stat().st_mtime}
+        loop = asyncio.get_running_loop()
+        failure = ""
+        for attempt in range(1, attempts + 1):
+            self.upload_status.set(f"uploading {path.name} (attempt {attempt}/{attempts})")
+            try:
+                location = await loop.run_in_executor(None, uploader.upload, path, metadata)
+            except Exception as error:  # any failure is retried, then reported
+                failure = f"{type(error).__name__}: {error}"
+                if attempt < attempts:
+                    await asyncio.sleep(wait)
+                    wait *= 2
+                continue
+            record = {"location": location, "time": _now(), "kind": uploader.settings.kind}
+            write_json_atomic(path.with_name(path.name + ".upload.json"), record)
+            self.upload_status.set(f"uploaded {path.name} to {location}")
+            self.report(f"uploaded {path.name} to {location}")
+            return
+        text = f"upload of {path.name} failed after {attempts} attempts: {failure}"
+        self.upload_status.set(text, severity=Severity.MAJOR, status=Status.DEVICE, message=text)
+        self.report(text, Severity.MAJOR)
 
     @annotate.on_put
     async def _annotate(self, text: str) -> None:
@@ -484,6 +527,10 @@ class Collector(Device[CollectorConfig]):
             self._duration_timer.cancel()
         if self.triggers is not None:
             self.triggers.close()
+        if self._upload_task is not None:
+            self._upload_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._upload_task
         await self.flush.method(self)
         if self._publisher is not None:
             self._publisher.cancel()
