@@ -34,6 +34,7 @@ bench: install
 	$(BIN)/python bench/pva_baseline.py
 	$(BIN)/python bench/collector_throughput.py
 	$(BIN)/python bench/collector_compress.py
+	$(BIN)/python bench/export.py
 
 # Re-pin every dependency to what is installed now (after changing pyproject.toml).
 lock: install
