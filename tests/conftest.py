@@ -17,6 +17,7 @@ from p4p.client.thread import Context
 from epics_collector.collector import Collector
 from epics_collector.core import Device
 from epics_collector.process import DeviceProcess
+from epics_collector.processing import Processing
 from epics_collector.pva import DeviceServer, Network
 from epics_collector.sim import SimIoc
 from epics_collector.sources import EpicsSources
@@ -103,23 +104,38 @@ def serve(network: Network) -> Iterator[Callable[[Device[Any], str], ServedDevic
     assert not leaked, f"device left asyncio tasks running: {leaked}"
 
 
-@pytest.fixture
-def collector(
-    network: Network, prefix: str, tmp_path: Path
+def _sourced_devices(
+    cls: type[Device[Any]], network: Network, prefix: str, data_dir: Path
 ) -> Iterator[Callable[..., ServedDevice]]:
-    """Serve collectors in-process on the run's network (with real PVA and CA sources)."""
+    """Serve devices of ``cls`` in-process with real PVA and CA sources; stop them after."""
     sources = EpicsSources(network)
     served: list[ServedDevice] = []
 
     def start(config: dict[str, Any], device_prefix: str = prefix) -> ServedDevice:
-        device = Collector(config, data_dir=tmp_path / "data", sources=sources)
+        device = cls(config, data_dir=data_dir, sources=sources)
         served.append(ServedDevice(device, device_prefix, network))
         return served[-1]
 
     yield start
     leaked = [name for s in served for name in s.close()]
     sources.close()
-    assert not leaked, f"collector left asyncio tasks running: {leaked}"
+    assert not leaked, f"{cls.__name__} left asyncio tasks running: {leaked}"
+
+
+@pytest.fixture
+def collector(
+    network: Network, prefix: str, tmp_path: Path
+) -> Iterator[Callable[..., ServedDevice]]:
+    """Serve collectors in-process on the run's network."""
+    yield from _sourced_devices(Collector, network, prefix, tmp_path / "data")
+
+
+@pytest.fixture
+def processing(
+    network: Network, prefix: str, tmp_path: Path
+) -> Iterator[Callable[..., ServedDevice]]:
+    """Serve processing devices in-process on the run's network."""
+    yield from _sourced_devices(Processing, network, prefix, tmp_path / "data")
 
 
 class SourceMonitor:

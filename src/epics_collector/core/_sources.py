@@ -44,6 +44,10 @@ class Sources(Protocol):
         """Monitor ``url`` losslessly (up to ``queue_size`` queued updates)."""
         ...
 
+    async def put(self, url: str, value: Any) -> None:
+        """Write ``value`` to a PV (closed loops); raise with the server's reason."""
+        ...
+
     def detach(self) -> None:
         """Release what the running event loop holds; call on the loop before it ends."""
 

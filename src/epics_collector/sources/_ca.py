@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 import numpy as np
-from aioca import FORMAT_TIME, _catools, camonitor
+from aioca import FORMAT_TIME, _catools, camonitor, caput
 
 from epics_collector.core import SourceListener, Status, Update, posix_seconds
 from epics_collector.pva import Network
@@ -83,6 +83,10 @@ class CaSources:
     def subscribe(self, name: str, listener: SourceListener, *, queue_size: int) -> _CaSubscription:
         """Monitor ``name`` (every update; ``queue_size`` is not used by CA)."""
         return _CaSubscription(name, listener)
+
+    async def put(self, name: str, value: Any) -> None:
+        """Caput and wait for completion."""
+        await caput(name, value, wait=True, timeout=5.0)
 
     def detach(self) -> None:
         """Clear the CA channels opened from the running loop (before the loop ends).

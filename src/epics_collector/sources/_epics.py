@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from epics_collector.core import SourceListener, Subscription, split_url
 from epics_collector.pva import Network
@@ -24,14 +24,28 @@ class EpicsSources:
         """Open a monitor; CA subscriptions must be opened on the device's event loop."""
         scheme, name = split_url(url)
         if scheme == "ca":
-            if self._ca is None:
-                from epics_collector.sources._ca import CaSources
+            return self._ca_sources().subscribe(name, listener, queue_size=queue_size)
+        return self._pva_sources().subscribe(name, listener, queue_size=queue_size)
 
-                self._ca = CaSources(self.network)
-            return self._ca.subscribe(name, listener, queue_size=queue_size)
+    async def put(self, url: str, value: Any) -> None:
+        """Write to a PV over PVA or CA."""
+        scheme, name = split_url(url)
+        if scheme == "ca":
+            await self._ca_sources().put(name, value)
+        else:
+            await self._pva_sources().put(name, value)
+
+    def _ca_sources(self) -> CaSources:
+        if self._ca is None:
+            from epics_collector.sources._ca import CaSources
+
+            self._ca = CaSources(self.network)
+        return self._ca
+
+    def _pva_sources(self) -> PvaSources:
         if self._pva is None:
             self._pva = PvaSources(self.network)
-        return self._pva.subscribe(name, listener, queue_size=queue_size)
+        return self._pva
 
     def detach(self) -> None:
         """Release what the running event loop holds (CA channels)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -132,6 +133,11 @@ class PvaSources:
     ) -> _PvaSubscription:
         """Monitor ``name`` with ``record[queueSize=queue_size]``."""
         return _PvaSubscription(self._ctx, self._drainer, name, listener, queue_size)
+
+    async def put(self, name: str, value: Any) -> None:
+        """Put and wait (in an executor: p4p's thread client blocks)."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, partial(self._ctx.put, name, value, timeout=5.0))
 
     def detach(self) -> None:
         """Nothing is bound to an event loop."""

@@ -1,0 +1,100 @@
+"""The processor API: what a user writes. No PVAccess here, only numpy and metadata.
+
+A processor is a class with a pydantic ``Params`` model and a ``process`` method that
+gets the newest value of every input and returns a dict of outputs::
+
+    class Scale(Processor[ScaleParams]):
+        params_model = ScaleParams
+
+        def process(self, inputs: Inputs) -> Outputs:
+            return {"result": inputs["a"].value * self.params.factor}
+
+``setup``/``teardown`` run when the device starts and stops. ``self.params`` is replaced
+(validated) when a client writes a ``Param:<name>`` PV.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, Generic, TypeVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+GROUP = "epics_collector.processors"
+
+
+class Params(BaseModel):
+    """Base of processor parameter models: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+P = TypeVar("P", bound=Params)
+
+
+@dataclass(frozen=True)
+class Input:
+    """The newest value of one input: a float, a string or a numpy array (images 2-D)."""
+
+    value: Any
+    timestamp: float
+    severity: int = 0
+    units: str = ""
+
+    @property
+    def array(self) -> np.ndarray:
+        """The value as a numpy array."""
+        return np.asarray(self.value)
+
+
+Inputs = Mapping[str, Input]
+Outputs = Mapping[str, Any]
+
+
+class Processor(ABC, Generic[P]):
+    """Base class of processors (see the module text)."""
+
+    params_model: ClassVar[type[Params]] = Params
+    #: Outputs produced when the device's config declares none: name -> dtype.
+    default_outputs: ClassVar[Mapping[str, str]] = {}
+
+    def __init__(self, params: P) -> None:
+        self.params = params
+
+    def check(self, input_names: set[str]) -> None:
+        """Refuse a configuration (``ValueError``), e.g. names the inputs do not have."""
+
+    def setup(self) -> None:
+        """Called once before the first ``process`` (load a model, allocate buffers)."""
+
+    def teardown(self) -> None:
+        """Called once when the device stops."""
+
+    @abstractmethod
+    def process(self, inputs: Inputs) -> Outputs:
+        """Compute the outputs from the inputs' newest values."""
+
+
+class UnknownProcessorError(LookupError):
+    """No processor is registered under that name."""
+
+
+def processor_names() -> list[str]:
+    """Registered processor names, sorted."""
+    return sorted({ep.name for ep in entry_points(group=GROUP)})
+
+
+def load_processor(name: str) -> type[Processor[Any]]:
+    """The processor class registered as ``name``."""
+    for ep in entry_points(group=GROUP, name=name):
+        cls = ep.load()
+        if not (isinstance(cls, type) and issubclass(cls, Processor)):
+            raise TypeError(f"entry point {ep.value} for {name!r} is not a Processor")
+        return cls
+    raise UnknownProcessorError(
+        f"unknown processor {name!r}; registered: {', '.join(processor_names()) or 'none'}"
+    )

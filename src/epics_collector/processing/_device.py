@@ -1,0 +1,357 @@
+"""The processing device: inputs -> processor -> output PVs (and optional feedback)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import typing
+from concurrent.futures import ThreadPoolExecutor
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from epics_collector.core import (
+    AttrR,
+    AttrRW,
+    Bool,
+    DataType,
+    Device,
+    Enum,
+    Float,
+    Int,
+    NDArray,
+    Severity,
+    Status,
+    String,
+    Subscription,
+    Update,
+    Waveform,
+    command,
+    describe_validation_error,
+)
+from epics_collector.processing._api import Input, Processor
+from epics_collector.processing._config import Feedback, OutputConfig, Period, ProcessingConfig
+from epics_collector.processing._inputs import InputTable
+
+log = logging.getLogger(__name__)
+MISSING_GRACE = 5.0  # seconds before inputs without a value are reported
+
+
+class ProcessingStates(StrEnum):
+    """States of a processing device."""
+
+    IDLE = "Idle"
+    RUNNING = "Running"
+    FAULT = "Fault"
+
+
+def output_datatype(config: OutputConfig) -> DataType:
+    """The PV datatype of an output."""
+    return {
+        "float64": lambda: Float(units=config.units, precision=config.precision),
+        "int64": lambda: Int(units=config.units),
+        "string": lambda: String(),
+        "float64[]": lambda: Waveform(units=config.units, precision=config.precision),
+        "image": lambda: NDArray(dtype=None),
+    }[config.dtype]()
+
+
+def param_datatype(annotation: Any) -> DataType:
+    """The PV datatype of a processor parameter (others are served as JSON text)."""
+    if annotation is bool:
+        return Bool()
+    if annotation is int:
+        return Int()
+    if annotation is float:
+        return Float(precision=6)
+    if annotation is str:
+        return String(max_length=2000)
+    if typing.get_origin(annotation) is typing.Literal:
+        return Enum(choices=[str(a) for a in typing.get_args(annotation)])
+    return String(max_length=2000)
+
+
+class Processing(Device[ProcessingConfig]):
+    """Runs a processor on the newest input values; errors become alarms, never crashes."""
+
+    config_model = ProcessingConfig
+    States = ProcessingStates
+
+    enable = AttrRW(Int(low=0, high=1, width=32), description="1: process (clears Fault)")
+    feedback_enable = AttrRW(
+        Int(low=0, high=1, width=32), description="1: write feedback outputs to their targets"
+    )
+    count = AttrR(Int(), description="Runs that produced outputs")
+    errors = AttrR(Int(), description="Runs that failed (each also in Message)")
+    skipped = AttrR(Int(), description="Input updates replaced by newer ones before processing")
+    duration = AttrR(Float(units="s", precision=6), description="Last run time")
+    duration_max = AttrR(Float(units="s", precision=6), description="Longest run since Reset")
+
+    def create_dynamic_pvs(self) -> None:
+        """One PV per output and per processor parameter."""
+        self.processor: Processor[Any] = self.config.make_processor()
+        self.outputs = {
+            name: self.add_pv(AttrR(output_datatype(out), name=name, description=f"Output {name}"))
+            for name, out in self.config.outputs.items()
+        }
+        self.params: dict[str, AttrRW[Any]] = {}
+        model = type(self.processor.params)
+        for field_name, field in model.model_fields.items():
+            attr: AttrRW[Any] = AttrRW(
+                param_datatype(field.annotation),
+                name=f"Param:{field_name}",
+                description=field.description or f"Parameter {field_name}",
+            )
+            attr.put_handler = self._param_putter(field_name)
+            self.params[field_name] = attr
+            self.add_pv(attr)
+        self._show_params()
+        self.inputs = InputTable(self.config.inputs, self._wake_threadsafe)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wakeup = asyncio.Event()
+        self._executor: ThreadPoolExecutor | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._subscriptions: list[Subscription] = []
+        self._errors_in_row = 0
+        self._targets: dict[str, Update | None] = {f.target: None for f in self.config.feedback}
+        self._started = time.monotonic()
+
+    # parameters ------------------------------------------------------------------------------
+
+    def _show_params(self) -> None:
+        values = self.processor.params.model_dump(mode="json")
+        for name, attr in self.params.items():
+            value = values[name]
+            if isinstance(attr.datatype, String) and not isinstance(value, str):
+                value = json.dumps(value)  # structured params are served as JSON text
+            attr.set(value)
+
+    def _param_putter(self, name: str) -> Any:
+        async def put(device: Any, value: Any) -> None:
+            model = type(self.processor.params)
+            data = self.processor.params.model_dump()
+            if (
+                isinstance(self.params[name].datatype, String)
+                and model.model_fields[name].annotation is not str
+            ):
+                import json
+
+                value = json.loads(value)
+            try:
+                params = model.model_validate({**data, name: value})
+                candidate = type(self.processor)(params)
+                candidate.check(set(self.config.inputs))
+            except ValidationError as error:
+                raise ValueError(describe_validation_error(error)) from None
+            self.processor.params = params
+            self.report(f"Param:{name} = {value!r}")
+
+        return put
+
+    # commands --------------------------------------------------------------------------------
+
+    @enable.on_put
+    async def _enable(self, value: int) -> None:
+        if value:
+            self._errors_in_row = 0
+            self.set_state(ProcessingStates.RUNNING)
+            self.report("enabled")
+            self._wakeup.set()
+        else:
+            self.set_state(ProcessingStates.IDLE)
+            self.report("disabled")
+
+    @feedback_enable.on_put
+    async def _feedback_on(self, value: int) -> None:
+        if value and not self.feedback_enable.value and self._executor is not None:
+            # closing the loop starts from a fresh processor state: a PID must not carry
+            # the integral it wound up while the loop was open
+            assert self._loop is not None
+            await self._loop.run_in_executor(self._executor, self.processor.setup)
+        self.report("feedback enabled" if value else "feedback disabled")
+
+    @command(name="Reset")
+    async def reset_counters(self) -> None:
+        """Zero Count, Errors, Skipped and DurationMax."""
+        for attr in (self.count, self.errors, self.skipped):
+            attr.set(0)
+        self.duration_max.set(0.0)
+        with self.inputs.lock:
+            self.inputs.skipped = 0
+
+    # running ---------------------------------------------------------------------------------
+
+    def _wake_threadsafe(self, name: str | None) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wakeup.set)
+
+    @property
+    def running(self) -> bool:
+        """Enabled and healthy."""
+        return self.state.value == ProcessingStates.RUNNING
+
+    async def _run_forever(self) -> None:
+        trigger = self.config.trigger
+        period = trigger.period if isinstance(trigger, Period) else None
+        while True:
+            if period is not None:
+                await asyncio.sleep(period)
+            else:
+                with contextlib.suppress(TimeoutError):  # wake at least once a second
+                    await asyncio.wait_for(self._wakeup.wait(), 1.0)
+                self._wakeup.clear()
+            self.skipped.set(self.inputs.skipped)
+            self._report_missing()
+            if not self.running:
+                continue
+            ready = not self.inputs.missing() if period else self.inputs.ready(str(trigger))
+            if ready:
+                await self._run_once(stamp_now=period is not None)
+
+    def _report_missing(self) -> None:
+        missing = self.inputs.missing()
+        if missing and time.monotonic() - self._started > MISSING_GRACE:
+            text = f"inputs without a value: {', '.join(missing)}"
+            if self.message.value != text:
+                self.report(text, Severity.MINOR)
+
+    async def _run_once(self, stamp_now: bool) -> None:
+        inputs = self.inputs.take()
+        assert self._loop is not None and self._executor is not None
+        started = time.perf_counter()
+        future = self._loop.run_in_executor(self._executor, self.processor.process, inputs)
+        try:
+            outputs = await asyncio.wait_for(asyncio.shield(future), self.config.timeout)
+            self._publish(inputs, outputs, stamp_now)
+        except TimeoutError:
+            self._failed(f"processing took longer than timeout ({self.config.timeout} s)")
+            with contextlib.suppress(Exception):
+                await future  # a thread cannot be stopped: the next run waits for this one
+        except Exception as error:  # a processor error is an alarm, never a crash
+            self._failed(f"{self.config.processor.name} failed: {type(error).__name__}: {error}")
+        else:
+            self._errors_in_row = 0
+            self.count.set(self.count.value + 1)
+            await self._feedback(inputs, outputs)
+        elapsed = time.perf_counter() - started
+        self.duration.set(elapsed)
+        if elapsed > self.duration_max.value:
+            self.duration_max.set(elapsed)
+
+    def _publish(self, inputs: dict[str, Input], outputs: Any, stamp_now: bool) -> None:
+        unknown = set(outputs) - set(self.outputs)
+        if unknown:
+            raise ValueError(f"the processor returned undeclared outputs {sorted(unknown)}")
+        stamp = time.time() if stamp_now else max(i.timestamp for i in inputs.values())
+        severity = Severity(max(min(i.severity, 3) for i in inputs.values()))
+        status = Status.DEVICE if severity else Status.NO_STATUS
+        for name, value in outputs.items():
+            if isinstance(value, np.ndarray) and value.ndim == 0:
+                value = value.item()
+            self.outputs[name].set(value, timestamp=stamp, severity=severity, status=status)
+
+    def _failed(self, text: str) -> None:
+        self.errors.set(self.errors.value + 1)
+        self._errors_in_row += 1
+        for attr in self.outputs.values():
+            attr.set(attr.value, severity=Severity.MAJOR, status=Status.RECORD, message=text)
+        if self._errors_in_row >= self.config.max_errors:
+            self.fault(
+                f"{self._errors_in_row} errors in a row, last: {text}; put Enable 1 to retry"
+            )
+        else:
+            self.report(text, Severity.MAJOR)
+
+    # feedback --------------------------------------------------------------------------------
+
+    async def _feedback(self, inputs: dict[str, Input], outputs: Any) -> None:
+        if not self.config.feedback or not self.feedback_enable.value:
+            return
+        newest = max(i.timestamp for i in inputs.values())
+        for entry in self.config.feedback:
+            if entry.output not in outputs:
+                continue
+            reason = self._feedback_refusal(entry, newest)
+            if reason:
+                self.report(f"feedback to {entry.target} skipped: {reason}", Severity.MINOR)
+                continue
+            value = self._limited(entry, float(outputs[entry.output]))
+            if not (self.feedback_enable.value and self.running):  # disabled meanwhile
+                return
+            assert self.sources is not None
+            try:
+                await self.sources.put(entry.target, value)
+            except Exception as error:
+                self.report(f"feedback write to {entry.target} failed: {error}", Severity.MAJOR)
+
+    def _feedback_refusal(self, entry: Feedback, newest: float) -> str:
+        if self.outputs[entry.output].reading.severity >= Severity.INVALID:
+            return "the output is INVALID"
+        age = time.time() - newest
+        if age > entry.max_age:
+            return f"inputs are stale ({age:.1f} s old)"
+        return ""
+
+    def _limited(self, entry: Feedback, value: float) -> float:
+        value = min(entry.high, max(entry.low, value))
+        current = self._targets.get(entry.target)
+        if entry.max_step is not None and current is not None:
+            base = float(current.value)
+            value = min(base + entry.max_step, max(base - entry.max_step, value))
+        return value
+
+    # lifecycle -------------------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        """Set up the processor, subscribe to inputs (and feedback targets), start running."""
+        self._loop = asyncio.get_running_loop()
+        if self.sources is None:
+            raise RuntimeError("no source transport: run the device with sources")
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="processor")
+        await self._loop.run_in_executor(self._executor, self.processor.setup)
+        for slot in self.inputs.slots.values():
+            self._subscriptions.append(self.sources.subscribe(slot.pv, slot, queue_size=4))
+        for target in self._targets:
+            self._subscriptions.append(
+                self.sources.subscribe(target, _Readback(self, target), queue_size=4)
+            )
+        self._runner = asyncio.create_task(self._run_forever(), name="processing")
+        if self.config.enable:
+            self.enable.set(1)
+            await self._enable(1)
+        else:
+            self.set_state(ProcessingStates.IDLE)
+
+    async def on_stop(self) -> None:
+        """Stop running, close sources, tear the processor down."""
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+        for subscription in self._subscriptions:
+            subscription.close()
+        if self.sources is not None:
+            self.sources.detach()
+        if self._executor is not None:
+            assert self._loop is not None
+            await self._loop.run_in_executor(self._executor, self.processor.teardown)
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class _Readback:
+    """Keeps the current value of a feedback target (for max_step)."""
+
+    def __init__(self, device: Processing, target: str) -> None:
+        self.device, self.target = device, target
+
+    def on_update(self, update: Update) -> None:
+        self.device._targets[self.target] = update  # noqa: SLF001 (its own helper)
+
+    def on_connection(self, connected: bool, reason: str) -> None:
+        if not connected:
+            self.device._targets[self.target] = None  # noqa: SLF001

@@ -1,0 +1,1 @@
+"""Built-in processors (registered as entry points in ``pyproject.toml``)."""

@@ -1,0 +1,62 @@
+"""``stats``: statistics of an array input, or of a sliding window of a scalar input."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+from pydantic import Field
+
+from epics_collector.processing._api import Inputs, Outputs, Params, Processor
+
+STATISTICS = ("mean", "std", "min", "max", "median", "rms", "sum")
+
+
+class StatsParams(Params):
+    """Which input, and the window for scalar inputs."""
+
+    input: str = Field(default="", description="input name (default: the only input)")
+    window: int = Field(default=100, ge=1, le=1_000_000, description="scalar samples kept")
+
+
+class Stats(Processor[StatsParams]):
+    """mean, std, min, max, median, rms, sum (NaNs ignored) and n."""
+
+    params_model = StatsParams
+    default_outputs = dict.fromkeys((*STATISTICS, "n"), "float64")
+
+    def setup(self) -> None:
+        """Empty window."""
+        self._window: deque[float] = deque(maxlen=self.params.window)
+
+    def check(self, input_names: set[str]) -> None:
+        """The input exists (or there is exactly one)."""
+        if self.params.input and self.params.input not in input_names:
+            raise ValueError(
+                f"stats input {self.params.input!r} is not one of {sorted(input_names)}"
+            )
+        if not self.params.input and len(input_names) != 1:
+            raise ValueError("stats needs params.input when there are several inputs")
+
+    def process(self, inputs: Inputs) -> Outputs:
+        """Statistics of the array, or of the window including this value."""
+        source = inputs[self.params.input] if self.params.input else next(iter(inputs.values()))
+        data = np.asarray(source.value, dtype=np.float64)
+        if data.ndim == 0:
+            if self._window.maxlen != self.params.window:
+                self._window = deque(self._window, maxlen=self.params.window)
+            self._window.append(float(data))
+            data = np.fromiter(self._window, np.float64, len(self._window))
+        data = data[np.isfinite(data)].ravel()
+        if data.size == 0:
+            raise ValueError("no finite values")
+        return {
+            "mean": float(np.mean(data)),
+            "std": float(np.std(data)),
+            "min": float(np.min(data)),
+            "max": float(np.max(data)),
+            "median": float(np.median(data)),
+            "rms": float(np.sqrt(np.mean(data**2))),
+            "sum": float(np.sum(data)),
+            "n": float(data.size),
+        }

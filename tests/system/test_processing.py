@@ -1,0 +1,152 @@
+"""The processing device against the real sim IOC and p4p sources."""
+
+import threading
+import time
+
+import pytest
+from p4p.client.thread import RemoteError
+
+from epics_collector.process import ManagedProcess, wait_until
+
+pytestmark = pytest.mark.system
+
+
+def test_calc_on_two_pvs_for_100_updates(network, processing, prefix, ctx):
+    source = prefix + "SRC"
+    args = ["--prefix", source, "--channels", "2", "--rate", "100", "--count", "100"]
+    with ManagedProcess("epics_collector.sim.pva_source", args, env=network.environ()) as src:
+        src.wait_ready(lambda: "pva source ready" in src.output())
+        processing(
+            {
+                "inputs": {"a": source + "0000", "b": source + "0001"},
+                "trigger": "all",
+                "processor": {"name": "calc", "params": {"expression": "a * 2 + b"}},
+            }
+        )
+        seen: list[float] = []
+        lock = threading.Lock()
+
+        def on_output(value) -> None:
+            with lock:
+                seen.append(float(value))
+
+        sub = ctx.monitor(prefix + "result", on_output, request="record[queueSize=1000]field()")
+        assert wait_until(lambda: str(ctx.get(prefix + "State")) == "Running", 5)
+        time.sleep(0.5)
+        ctx.put(source + ":Go", 1)
+        assert wait_until(lambda: 300.0 in seen, 10), seen[-5:]
+        sub.close()
+    results = [v for v in seen if v > 0]
+    assert results == [3.0 * k for k in range(1, 101)], "an output is not a * 2 + b"
+    assert ctx.get(prefix + "Count") == 101  # the initial values (0, 0) and 100 updates
+    assert ctx.get(prefix + "Errors") == 0
+
+
+def test_pid_closes_the_loop_on_the_ioc(sim_ioc, processing, prefix, ctx):
+    p = sim_ioc.prefix
+    ctx.put(p + "Setpoint", 0.0)
+    time.sleep(0.5)
+    writes: list[float] = []
+    sub = ctx.monitor(
+        p + "Setpoint", lambda v: writes.append(float(v)), request="record[queueSize=1000]field()"
+    )
+    pid = {"setpoint": 30.0, "kp": 0.5, "ki": 1.0}
+    processing(
+        {
+            "inputs": {"rb": p + "Readback"},
+            "trigger": {"period": 0.1},  # a loop runs on time: Readback posts only changes
+            "processor": {"name": "pid", "params": pid},
+            "outputs": {"output": {"units": "A"}, "error": {}},
+            "feedback": [
+                {
+                    "output": "output",
+                    "target": p + "Setpoint",
+                    "low": 0,
+                    "high": 32,
+                    "max_step": 5,
+                    "max_age": 60,
+                }
+            ],
+        }
+    )
+    time.sleep(1.0)
+    assert max(writes) == 0.0, "no write before FeedbackEnable"
+    ctx.put(prefix + "FeedbackEnable", 1)
+    settled = wait_until(lambda: abs(ctx.get(p + "Readback") - 30.0) < 0.5, 10)
+    assert settled, (ctx.get(p + "Readback"), ctx.get(prefix + "Message"), writes[-3:])
+    time.sleep(1.0)
+    assert abs(ctx.get(p + "Readback") - 30.0) < 0.5
+    ctx.put(prefix + "FeedbackEnable", 0)
+    count = len(writes)
+    time.sleep(1.0)
+    sub.close()
+    assert len(writes) == count, "a write after FeedbackEnable 0"
+    assert all(0.0 <= w <= 32.0 for w in writes), "a write outside the limits"
+    assert all(abs(b - a) <= 5.0 + 1e-9 for a, b in zip(writes, writes[1:], strict=False)), (
+        "a step above max_step"
+    )
+
+
+def test_roi_centroid_is_the_spot(sim_ioc, processing, prefix, ctx):
+    p = sim_ioc.prefix
+    processing(
+        {
+            "inputs": {"image": p + "Image:ArrayData"},
+            "processor": {"name": "roi", "params": {"shape": [96, 128], "background": 40}},
+        }
+    )
+    time.sleep(1.5)
+    x, y = ctx.get(prefix + "centroid_x"), ctx.get(prefix + "centroid_y")
+    assert abs(x - ctx.get(p + "Image:SpotX")) < 2.0 and abs(y - ctx.get(p + "Image:SpotY")) < 2.0
+    ctx.put(prefix + "Param:x", 64)  # live: the right half only
+    time.sleep(0.5)
+    assert ctx.get(prefix + "centroid_x") >= 64
+    with pytest.raises(RemoteError, match="Param:x refused"):
+        ctx.put(prefix + "Param:x", -5)
+
+
+def test_errors_are_alarms_and_fault_after_too_many(sim_ioc, processing, prefix, ctx):
+    processing(
+        {
+            "inputs": {"a": sim_ioc.prefix + "Counter"},
+            "processor": {"name": "calc", "params": {"expression": "log(a - a - 1)"}},
+            "max_errors": 3,
+        }
+    )
+    assert wait_until(lambda: str(ctx.get(prefix + "State")) == "Fault", 5)
+    assert ctx.get(prefix + "Errors") == 3
+    assert "3 errors in a row" in ctx.get(prefix + "Message")
+    ctx.put(prefix + "Param:expression", "a * 2")
+    ctx.put(prefix + "Enable", 1)
+    assert wait_until(lambda: ctx.get(prefix + "result") > 0, 5)
+    result = ctx.get(prefix + "result")
+    assert result.severity == 0 and result % 2 == 0
+
+
+@pytest.mark.parametrize(
+    ("expression", "error"),
+    [
+        ("__import__('os')", "Call|only these functions"),
+        ("a.real", "Attribute is not allowed"),
+        ("a[0]", "Subscript is not allowed"),
+        ("b + 1", "unknown name 'b'"),
+        ("'x' * 3", "only numbers"),
+    ],
+)
+def test_unsafe_expressions_are_refused(sim_ioc, processing, prefix, ctx, expression, error):
+    processing(
+        {
+            "inputs": {"a": sim_ioc.prefix + "Counter"},
+            "processor": {"name": "calc", "params": {"expression": "a"}},
+        }
+    )
+    with pytest.raises(RemoteError, match=error):
+        ctx.put(prefix + "Param:expression", expression)
+    assert ctx.get(prefix + "Param:expression") == "a"
+
+
+def test_inputs_that_never_connect_are_reported(processing, prefix, ctx, monkeypatch):
+    monkeypatch.setattr("epics_collector.processing._device.MISSING_GRACE", 0.5)
+    processing({"inputs": {"a": prefix + "Nothing"}, "processor": {"name": "stats"}})
+    assert wait_until(lambda: "inputs without a value: a" in ctx.get(prefix + "Message"), 5)
+    assert str(ctx.get(prefix + "State")) == "Running"
