@@ -150,3 +150,68 @@ def test_inputs_that_never_connect_are_reported(processing, prefix, ctx, monkeyp
     processing({"inputs": {"a": prefix + "Nothing"}, "processor": {"name": "stats"}})
     assert wait_until(lambda: "inputs without a value: a" in ctx.get(prefix + "Message"), 5)
     assert str(ctx.get(prefix + "State")) == "Running"
+
+
+PLUGIN = '''
+from epics_collector.processing import Params, Processor
+
+
+class FlakyParams(Params):
+    every: int = 3
+
+
+class Flaky(Processor[FlakyParams]):
+    """Doubles its input; raises on every third call."""
+
+    params_model = FlakyParams
+    default_outputs = {"double": "float64"}
+
+    def setup(self):
+        self.calls = 0
+
+    def process(self, inputs):
+        self.calls += 1
+        if self.calls % self.params.every == 0:
+            raise RuntimeError(f"call {self.calls} fails")
+        return {"double": 2 * inputs["x"].value}
+'''
+
+
+def install_plugin(tmp_path, monkeypatch) -> None:
+    """A tiny distribution on sys.path registering processor ``flaky``."""
+    (tmp_path / "flaky_plugin.py").write_text(PLUGIN)
+    info = tmp_path / "flaky_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: flaky-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[epics_collector.processors]\nflaky = flaky_plugin:Flaky\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
+def test_plugin_from_an_entry_point_failing_every_third_call(
+    network, processing, prefix, ctx, tmp_path, monkeypatch
+):
+    install_plugin(tmp_path, monkeypatch)
+    source = prefix + "SRC"
+    args = ["--prefix", source, "--channels", "1", "--rate", "50", "--count", "29"]
+    with ManagedProcess("epics_collector.sim.pva_source", args, env=network.environ()) as src:
+        src.wait_ready(lambda: "pva source ready" in src.output())
+        processing({"inputs": {"x": source + "0000"}, "processor": {"name": "flaky"}})
+        seen: list[tuple[float, int]] = []
+        sub = ctx.monitor(
+            prefix + "double",
+            lambda v: seen.append((float(v), v.severity)),
+            request="record[queueSize=1000]field()",
+        )
+        assert wait_until(lambda: ctx.get(prefix + "Count") == 1, 5)  # the initial value
+        ctx.put(source + ":Go", 1)
+        assert wait_until(lambda: ctx.get(prefix + "Count") + ctx.get(prefix + "Errors") == 30, 10)
+        sub.close()
+    assert ctx.get(prefix + "Errors") == 10 and ctx.get(prefix + "Count") == 20
+    assert str(ctx.get(prefix + "State")) == "Running"
+    assert "flaky failed: RuntimeError: call" in ctx.get(prefix + "Message")
+    severities = [s for _, s in seen]
+    assert 2 in severities and 0 in severities  # errors set MAJOR, good runs clear it
+    good = [v for v, s in seen if s == 0 and v > 0]
+    assert all(v % 2 == 0 for v in good) and len(good) >= 15

@@ -79,7 +79,7 @@ def to_python(expression: str) -> str:
     """EPICS calc spellings to Python's: ``^`` power, ``#`` not-equal, ``&&``/``||``/``!``."""
     text = expression.replace("&&", " and ").replace("||", " or ").replace("^", "**")
     text = text.replace("#", "!=")
-    return re.sub(r"!(?!=)", " not ", text)
+    return re.sub(r"!(?!=)", " not ", text).strip()
 
 
 def compile_expression(expression: str, names: set[str] | None) -> ast.Expression:
