@@ -139,12 +139,10 @@ def test_roi_centroid_and_statistics():
 
 
 def test_pid_reaches_the_target_on_a_first_order_plant_with_limits():
-    cls = load_processor("pid")
-    pid = cls(
-        cls.params_model.model_validate(
-            {"setpoint": 30, "kp": 0.5, "ki": 1.0, "low": 0, "high": 40, "max_rate": 20}
-        )
-    )
+    from epics_collector.processing.processors._pid import Pid, PidParams
+
+    settings = {"setpoint": 30, "kp": 0.5, "ki": 1.0, "low": 0, "high": 40, "max_rate": 20}
+    pid = Pid(PidParams.model_validate(settings))
     pid.setup()
     now = [0.0]
     pid.clock = lambda: now[0]
