@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from epics_collector.collector import CollectorConfig
+from epics_collector.processing import ProcessingConfig
 
 DOCS = Path(__file__).parent.parent / "docs"
 PAGES = sorted(p for p in DOCS.rglob("*.md") if "```python" in p.read_text())
@@ -25,6 +26,9 @@ YAML_PAGES = sorted(p for p in DOCS.rglob("*.md") if "```yaml" in p.read_text())
 @pytest.mark.parametrize("page", YAML_PAGES, ids=lambda p: str(p.relative_to(DOCS)))
 def test_collector_configs_are_valid(page: Path) -> None:
     blocks = re.findall(r"```yaml\n(.*?)```", page.read_text(), re.S)
-    configs = [yaml.safe_load(b) for b in blocks if "channels:" in b]
-    for config in configs:
-        CollectorConfig.model_validate(config)
+    for block in blocks:
+        config = yaml.safe_load(block)
+        if "channels:" in block:
+            CollectorConfig.model_validate(config)
+        elif "processor:" in block and "scale" not in block:  # the tutorial's plugin
+            ProcessingConfig.model_validate(config)
