@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python bench/collector_throughput.py
 	$(BIN)/python bench/collector_compress.py
 	$(BIN)/python bench/export.py
+	$(BIN)/python bench/processing_latency.py
 
 # Re-pin every dependency to what is installed now (after changing pyproject.toml).
 lock: install

@@ -2,8 +2,9 @@
 
 ``python -m epics_collector.sim.pva_source --prefix P --channels N --rate HZ [--count C]
 [--length L]`` serves ``P0000`` ... (NTScalar double, +1 per post; with ``--length`` an
-NTScalarArray of L doubles all equal to the counter), ``P:Go`` (put 1 starts posting)
-and ``P:Posted`` (posts so far per channel, updated when posting ends). ``--rate 0``
+NTScalarArray of L doubles all equal to the counter), ``P:Go`` (put 1 starts posting),
+``P:Rate`` and ``P:Count`` (writable: rate and count of the next Go) and ``P:Posted``
+(posts of the last Go per channel, updated when posting ends). ``--rate 0``
 posts as fast as possible. Honours the EPICS environment; stops on SIGTERM or when
 standard input closes.
 """
@@ -36,6 +37,14 @@ class _Go:
     def put(self, pv: SharedPV, op: object) -> None:
         pv.post(1)
         self.event.set()
+        op.done()  # type: ignore[attr-defined]
+
+
+class _Setting:
+    """A writable number."""
+
+    def put(self, pv: SharedPV, op: object) -> None:
+        pv.post(op.value())  # type: ignore[attr-defined]
         op.done()  # type: ignore[attr-defined]
 
 
@@ -79,13 +88,18 @@ def main(argv: list[str] | None = None) -> None:
         provider.add(name, pv)
     provider.add(f"{args.prefix}:Go", SharedPV(nt=NTScalar("i"), initial=0, handler=_Go(go)))
     provider.add(f"{args.prefix}:Posted", posted_pv)
+    rate_pv = SharedPV(nt=NTScalar("d"), initial=args.rate, handler=_Setting())
+    count_pv = SharedPV(nt=NTScalar("l"), initial=args.count, handler=_Setting())
+    provider.add(f"{args.prefix}:Rate", rate_pv)
+    provider.add(f"{args.prefix}:Count", count_pv)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
     with Server(providers=[provider]):
         print(READY, flush=True)
         while not stop.is_set():
             if go.wait(0.1):
-                posted_pv.post(post(pvs, args.rate, args.count, stop, args.length))
+                rate, count = float(rate_pv.current()), int(count_pv.current())
+                posted_pv.post(post(pvs, rate, count, stop, args.length))
                 go.clear()
 
 
