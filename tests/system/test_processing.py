@@ -215,3 +215,53 @@ def test_plugin_from_an_entry_point_failing_every_third_call(
     assert 2 in severities and 0 in severities  # errors set MAJOR, good runs clear it
     good = [v for v, s in seen if s == 0 and v > 0]
     assert all(v % 2 == 0 for v in good) and len(good) >= 15
+
+
+SLOW = """
+import time
+
+from epics_collector.processing import Params, Processor
+
+
+class SlowParams(Params):
+    seconds: float = 0.0
+
+
+class Slow(Processor[SlowParams]):
+    params_model = SlowParams
+    default_outputs = {"out": "float64"}
+
+    def process(self, inputs):
+        time.sleep(self.params.seconds)
+        return {"out": inputs["x"].value}
+"""
+
+
+def test_a_hanging_processor_is_reported_by_the_timeout(
+    sim_ioc, processing, prefix, ctx, tmp_path, monkeypatch
+):
+    (tmp_path / "slow_plugin.py").write_text(SLOW)
+    info = tmp_path / "slow_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: slow-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[epics_collector.processors]\nslow = slow_plugin:Slow\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    processing(
+        {
+            "inputs": {"x": sim_ioc.prefix + "Counter"},
+            "processor": {"name": "slow", "params": {"seconds": 0.0}},
+            "timeout": 0.3,
+        }
+    )
+    assert wait_until(lambda: ctx.get(prefix + "Count") > 2, 5)
+    ctx.put(prefix + "Param:seconds", 0.6)
+    assert wait_until(lambda: "longer than timeout (0.3 s)" in ctx.get(prefix + "Message"), 5)
+    assert ctx.get(prefix + "Errors") >= 1 and ctx.get(prefix + "out").severity == 2
+    ctx.put(prefix + "Param:seconds", 0.0)
+    errors = ctx.get(prefix + "Errors")
+    count = ctx.get(prefix + "Count")
+    assert wait_until(lambda: ctx.get(prefix + "Count") > count + 3, 5)
+    assert ctx.get(prefix + "Errors") <= errors + 1
+    assert ctx.get(prefix + "DurationMax") >= 0.6

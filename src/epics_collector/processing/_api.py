@@ -19,6 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
@@ -64,6 +65,8 @@ class Processor(ABC, Generic[P]):
 
     def __init__(self, params: P) -> None:
         self.params = params
+        #: The device's data directory (set by the device; files are read only from here).
+        self.data_dir: Path | None = None
 
     def check(self, input_names: set[str]) -> None:
         """Refuse a configuration (``ValueError``), e.g. names the inputs do not have."""

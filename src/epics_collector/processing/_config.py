@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -89,14 +90,18 @@ class ProcessingConfig(DeviceConfig):
             split_url(pv)
         return inputs
 
-    def make_processor(self) -> Processor[Any]:
-        """Build the processor with validated params (raises ``ValueError`` naming fields)."""
+    def make_processor(self, data_dir: Path | None = None) -> Processor[Any]:
+        """Build the processor with validated params (raises ``ValueError`` naming fields).
+
+        With ``data_dir`` the processor also checks the files it would read there.
+        """
         cls = load_processor(self.processor.name)
         try:
             params: Params = cls.params_model.model_validate(self.processor.params)
         except ValidationError as error:
             raise ValueError(f"processor.params: {describe_validation_error(error)}") from None
         processor = cls(params)
+        processor.data_dir = data_dir
         processor.check(set(self.inputs))
         return processor
 

@@ -19,6 +19,7 @@ from epics_collector.core import (
     AttrR,
     AttrRW,
     Bool,
+    ConfigError,
     DataType,
     Device,
     Enum,
@@ -94,7 +95,10 @@ class Processing(Device[ProcessingConfig]):
 
     def create_dynamic_pvs(self) -> None:
         """One PV per output and per processor parameter."""
-        self.processor: Processor[Any] = self.config.make_processor()
+        try:
+            self.processor: Processor[Any] = self.config.make_processor(self.data_dir)
+        except ValueError as error:
+            raise ConfigError(f"invalid configuration: {error}") from None
         self.outputs = {
             name: self.add_pv(AttrR(output_datatype(out), name=name, description=f"Output {name}"))
             for name, out in self.config.outputs.items()
@@ -145,6 +149,7 @@ class Processing(Device[ProcessingConfig]):
             try:
                 params = model.model_validate({**data, name: value})
                 candidate = type(self.processor)(params)
+                candidate.data_dir = self.data_dir
                 candidate.check(set(self.config.inputs))
             except ValidationError as error:
                 raise ValueError(describe_validation_error(error)) from None

@@ -7,7 +7,7 @@ from epics_collector.storage._export import (
     write_csv,
     write_nexus,
 )
-from epics_collector.storage._paths import PathError, confined_path
+from epics_collector.storage._paths import PathError, confined_path, existing_inside
 from epics_collector.storage._ring import Columns, Ring, concat
 from epics_collector.storage._spill import SpillFile, write_json_atomic
 
@@ -21,6 +21,7 @@ __all__ = [
     "SpillFile",
     "concat",
     "confined_path",
+    "existing_inside",
     "write_csv",
     "write_json_atomic",
     "write_nexus",

@@ -37,3 +37,19 @@ def confined_path(root: Path, name: str, *, suffix: str = "", overwrite: bool = 
         raise PathError(f"{relative} exists and is not a file")
     target.parent.mkdir(parents=True, exist_ok=True)
     return target
+
+
+def existing_inside(root: Path, name: str) -> Path:
+    """An existing file ``root/name``, refusing every way out of ``root`` (for reading)."""
+    if not name or "\x00" in name or "\\" in name:
+        raise PathError(f"bad file name {name!r}")
+    relative = PurePosixPath(name)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise PathError(f"{name!r} must be a name inside the data directory")
+    base = root.resolve()
+    target = (base / relative).resolve()
+    if not target.is_relative_to(base):
+        raise PathError(f"{name!r} leads outside the data directory (a symlink?)")
+    if not target.is_file():
+        raise PathError(f"{name!r} is not a file in the data directory {base}")
+    return target
