@@ -177,22 +177,22 @@ class Flaky(Processor[FlakyParams]):
 '''
 
 
-def install_plugin(tmp_path, monkeypatch) -> None:
-    """A tiny distribution on sys.path registering processor ``flaky``."""
-    (tmp_path / "flaky_plugin.py").write_text(PLUGIN)
-    info = tmp_path / "flaky_plugin-0.1.dist-info"
+def install_plugin(tmp_path, monkeypatch, name: str, source: str, cls: str) -> None:
+    """A tiny distribution on sys.path registering processor ``name`` (module name_plugin)."""
+    module = f"{name}_plugin"
+    (tmp_path / f"{module}.py").write_text(source)
+    info = tmp_path / f"{module}-0.1.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: flaky-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(
-        "[epics_collector.processors]\nflaky = flaky_plugin:Flaky\n"
-    )
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}-plugin\nVersion: 0.1\n")
+    entry = f"[epics_collector.processors]\n{name} = {module}:{cls}\n"
+    (info / "entry_points.txt").write_text(entry)
     monkeypatch.syspath_prepend(str(tmp_path))
 
 
 def test_plugin_from_an_entry_point_failing_every_third_call(
     network, processing, prefix, ctx, tmp_path, monkeypatch
 ):
-    install_plugin(tmp_path, monkeypatch)
+    install_plugin(tmp_path, monkeypatch, "flaky", PLUGIN, "Flaky")
     source = prefix + "SRC"
     args = ["--prefix", source, "--channels", "1", "--rate", "50", "--count", "29"]
     with ManagedProcess("epics_collector.sim.pva_source", args, env=network.environ()) as src:
@@ -240,14 +240,7 @@ class Slow(Processor[SlowParams]):
 def test_a_hanging_processor_is_reported_by_the_timeout(
     sim_ioc, processing, prefix, ctx, tmp_path, monkeypatch
 ):
-    (tmp_path / "slow_plugin.py").write_text(SLOW)
-    info = tmp_path / "slow_plugin-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: slow-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(
-        "[epics_collector.processors]\nslow = slow_plugin:Slow\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
+    install_plugin(tmp_path, monkeypatch, "slow", SLOW, "Slow")
     processing(
         {
             "inputs": {"x": sim_ioc.prefix + "Counter"},

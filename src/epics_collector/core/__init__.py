@@ -36,6 +36,7 @@ from epics_collector.core._datatypes import (
     Waveform,
 )
 from epics_collector.core._device import Device, DeviceStates, PutError, RpcError
+from epics_collector.core._plugins import UnknownPluginError, load_plugin, plugin_names
 from epics_collector.core._registry import (
     UnknownDeviceTypeError,
     device_type_names,
@@ -77,6 +78,7 @@ __all__ = [
     "Subscription",
     "Table",
     "UnknownDeviceTypeError",
+    "UnknownPluginError",
     "Update",
     "Waveform",
     "command",
@@ -84,7 +86,9 @@ __all__ = [
     "device_type_names",
     "load_config",
     "load_device_type",
+    "load_plugin",
     "parse_config_text",
+    "plugin_names",
     "pv_name",
     "rpc",
     "posix_seconds",

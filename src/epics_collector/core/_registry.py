@@ -6,30 +6,26 @@ plugin package registers its own, so there is one lookup path for both.
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
 from typing import Any
 
 from epics_collector.core._device import Device
+from epics_collector.core._plugins import UnknownPluginError, load_plugin, plugin_names
 
 GROUP = "epics_collector.device_types"
 
 
-class UnknownDeviceTypeError(LookupError):
+class UnknownDeviceTypeError(UnknownPluginError):
     """No device type is registered under that name."""
 
 
 def device_type_names() -> list[str]:
     """Names of every registered device type, sorted."""
-    return sorted({ep.name for ep in entry_points(group=GROUP)})
+    return plugin_names(GROUP)
 
 
 def load_device_type(name: str) -> type[Device[Any]]:
     """The device class registered as ``name``."""
-    for ep in entry_points(group=GROUP, name=name):
-        cls = ep.load()
-        if not (isinstance(cls, type) and issubclass(cls, Device)):
-            raise TypeError(f"entry point {ep.value} for {name!r} is not a Device subclass")
-        return cls
-    raise UnknownDeviceTypeError(
-        f"unknown device type {name!r}; registered: {', '.join(device_type_names()) or 'none'}"
-    )
+    try:
+        return load_plugin(GROUP, name, Device, "device type")
+    except UnknownPluginError as error:
+        raise UnknownDeviceTypeError(str(error)) from None

@@ -18,12 +18,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+
+from epics_collector.core import UnknownPluginError, load_plugin, plugin_names
 
 GROUP = "epics_collector.processors"
 
@@ -82,22 +83,18 @@ class Processor(ABC, Generic[P]):
         """Compute the outputs from the inputs' newest values."""
 
 
-class UnknownProcessorError(LookupError):
+class UnknownProcessorError(UnknownPluginError):
     """No processor is registered under that name."""
 
 
 def processor_names() -> list[str]:
     """Registered processor names, sorted."""
-    return sorted({ep.name for ep in entry_points(group=GROUP)})
+    return plugin_names(GROUP)
 
 
 def load_processor(name: str) -> type[Processor[Any]]:
     """The processor class registered as ``name``."""
-    for ep in entry_points(group=GROUP, name=name):
-        cls = ep.load()
-        if not (isinstance(cls, type) and issubclass(cls, Processor)):
-            raise TypeError(f"entry point {ep.value} for {name!r} is not a Processor")
-        return cls
-    raise UnknownProcessorError(
-        f"unknown processor {name!r}; registered: {', '.join(processor_names()) or 'none'}"
-    )
+    try:
+        return load_plugin(GROUP, name, Processor, "processor")
+    except UnknownPluginError as error:
+        raise UnknownProcessorError(str(error)) from None

@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from epics_collector.core import UnknownPluginError, load_plugin, plugin_names
 
 GROUP = "epics_collector.uploaders"
 
@@ -64,25 +65,21 @@ def read_credentials(path: Path | None) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
-class UnknownUploaderError(LookupError):
+class UnknownUploaderError(UnknownPluginError):
     """No uploader is registered under that name."""
 
 
 def uploader_names() -> list[str]:
     """Registered uploader names, sorted."""
-    return sorted({ep.name for ep in entry_points(group=GROUP)})
+    return plugin_names(GROUP)
 
 
 def load_uploader(kind: str) -> type[Uploader]:
     """The uploader class registered as ``kind``."""
-    for ep in entry_points(group=GROUP, name=kind):
-        cls = ep.load()
-        if not (isinstance(cls, type) and issubclass(cls, Uploader)):
-            raise TypeError(f"entry point {ep.value} for {kind!r} is not an Uploader")
-        return cls
-    raise UnknownUploaderError(
-        f"unknown uploader {kind!r}; registered: {', '.join(uploader_names()) or 'none'}"
-    )
+    try:
+        return load_plugin(GROUP, kind, Uploader, "uploader")
+    except UnknownPluginError as error:
+        raise UnknownUploaderError(str(error)) from None
 
 
 def make_uploader(settings: dict[str, Any]) -> Uploader:
