@@ -31,11 +31,13 @@ format: install
 	$(BIN)/ruff format src tests bench
 
 bench: install
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/lock.txt -r requirements/bench.txt
 	$(BIN)/python bench/pva_baseline.py
 	$(BIN)/python bench/collector_throughput.py
 	$(BIN)/python bench/collector_compress.py
 	$(BIN)/python bench/export.py
 	$(BIN)/python bench/processing_latency.py
+	$(BIN)/python bench/pvapy_compare.py
 
 # Re-pin every dependency to what is installed now (after changing pyproject.toml).
 lock: install
