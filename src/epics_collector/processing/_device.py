@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
+import threading
 import time
 import typing
-from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from typing import Any
 
@@ -34,10 +33,11 @@ from epics_collector.core import (
     Waveform,
     command,
     describe_validation_error,
+    scan,
 )
 from epics_collector.processing._api import Input, Processor
 from epics_collector.processing._config import Feedback, OutputConfig, Period, ProcessingConfig
-from epics_collector.processing._inputs import InputTable
+from epics_collector.processing._inputs import DEPTH, InputTable
 
 log = logging.getLogger(__name__)
 MISSING_GRACE = 5.0  # seconds before inputs without a value are reported
@@ -117,9 +117,12 @@ class Processing(Device[ProcessingConfig]):
         self._show_params()
         self.inputs = InputTable(self.config.inputs, self._wake_threadsafe)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._wakeup = asyncio.Event()
-        self._executor: ThreadPoolExecutor | None = None
-        self._runner: asyncio.Task[None] | None = None
+        self._wakeup = threading.Event()  # set by input updates (any thread)
+        self._stopping = threading.Event()
+        self._reset_processor = False  # the processing thread calls setup() again
+        self._thread: threading.Thread | None = None
+        self._busy_since: float | None = None  # monotonic start of the run in progress
+        self._timed_out = False
         self._subscriptions: list[Subscription] = []
         self._errors_in_row = 0
         self._targets: dict[str, Update | None] = {f.target: None for f in self.config.feedback}
@@ -173,11 +176,10 @@ class Processing(Device[ProcessingConfig]):
 
     @feedback_enable.on_put
     async def _feedback_on(self, value: int) -> None:
-        if value and not self.feedback_enable.value and self._executor is not None:
+        if value and not self.feedback_enable.value:
             # closing the loop starts from a fresh processor state: a PID must not carry
             # the integral it wound up while the loop was open
-            assert self._loop is not None
-            await self._loop.run_in_executor(self._executor, self.processor.setup)
+            self._reset_processor = True
         self.report("feedback enabled" if value else "feedback disabled")
 
     @command(name="Reset")
@@ -192,31 +194,53 @@ class Processing(Device[ProcessingConfig]):
     # running ---------------------------------------------------------------------------------
 
     def _wake_threadsafe(self, name: str | None) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wakeup.set)
+        self._wakeup.set()
 
     @property
     def running(self) -> bool:
         """Enabled and healthy."""
         return self.state.value == ProcessingStates.RUNNING
 
-    async def _run_forever(self) -> None:
+    def _thread_main(self) -> None:
+        """The processing thread: waits for a trigger, runs the processor, publishes.
+
+        Inputs, processor and output PVs are all handled here, so an update costs one
+        thread hop (source -> this thread). The event loop keeps serving and watches the
+        run time (:meth:`watchdog`).
+        """
         trigger = self.config.trigger
         period = trigger.period if isinstance(trigger, Period) else None
-        while True:
+        self._guarded(self.processor.setup)
+        next_run = time.monotonic()
+        while not self._stopping.is_set():
             if period is not None:
-                await asyncio.sleep(period)
+                next_run = max(next_run + period, time.monotonic())
+                self._stopping.wait(max(0.0, next_run - time.monotonic()))
             else:
-                with contextlib.suppress(TimeoutError):  # wake at least once a second
-                    await asyncio.wait_for(self._wakeup.wait(), 1.0)
+                self._wakeup.wait(1.0)  # at least once a second, for the reports below
                 self._wakeup.clear()
+            if self._stopping.is_set():
+                break
             self.skipped.set(self.inputs.skipped)
             self._report_missing()
+            if self._reset_processor:
+                self._reset_processor = False
+                self._guarded(self.processor.setup)
             if not self.running:
                 continue
-            ready = not self.inputs.missing() if period else self.inputs.ready(str(trigger))
-            if ready:
-                await self._run_once(stamp_now=period is not None)
+            if period is not None:
+                if not self.inputs.missing():
+                    self._run_once(self.inputs.take_newest(), stamp_now=True)
+                continue
+            while self.running and not self._stopping.is_set() and self.inputs.ready(str(trigger)):
+                self._run_once(self.inputs.take(str(trigger)), stamp_now=False)
+        self._guarded(self.processor.teardown)
+
+    def _guarded(self, step: Any) -> None:
+        try:
+            step()
+        except Exception as error:
+            self.fault(f"{self.config.processor.name} {step.__name__} failed: {error}")
 
     def _report_missing(self) -> None:
         missing = self.inputs.missing()
@@ -225,28 +249,35 @@ class Processing(Device[ProcessingConfig]):
             if self.message.value != text:
                 self.report(text, Severity.MINOR)
 
-    async def _run_once(self, stamp_now: bool) -> None:
-        inputs = self.inputs.take()
-        assert self._loop is not None and self._executor is not None
+    def _run_once(self, inputs: dict[str, Input], stamp_now: bool) -> None:
         started = time.perf_counter()
-        future = self._loop.run_in_executor(self._executor, self.processor.process, inputs)
+        self._busy_since, self._timed_out = time.monotonic(), False
         try:
-            outputs = await asyncio.wait_for(asyncio.shield(future), self.config.timeout)
+            outputs = self.processor.process(inputs)
             self._publish(inputs, outputs, stamp_now)
-        except TimeoutError:
-            self._failed(f"processing took longer than timeout ({self.config.timeout} s)")
-            with contextlib.suppress(Exception):
-                await future  # a thread cannot be stopped: the next run waits for this one
         except Exception as error:  # a processor error is an alarm, never a crash
             self._failed(f"{self.config.processor.name} failed: {type(error).__name__}: {error}")
         else:
-            self._errors_in_row = 0
+            if not self._timed_out:
+                self._errors_in_row = 0
             self.count.set(self.count.value + 1)
-            await self._feedback(inputs, outputs)
+            if self.config.feedback and self.feedback_enable.value and self._loop is not None:
+                asyncio.run_coroutine_threadsafe(self._feedback(inputs, outputs), self._loop)
+        finally:
+            self._busy_since = None
         elapsed = time.perf_counter() - started
         self.duration.set(elapsed)
         if elapsed > self.duration_max.value:
             self.duration_max.set(elapsed)
+
+    @scan(0.1)
+    async def watchdog(self) -> None:
+        """Report a run that takes longer than ``timeout`` (the thread cannot be stopped)."""
+        since = self._busy_since
+        if since is not None and not self._timed_out:
+            if time.monotonic() - since > self.config.timeout:
+                self._timed_out = True
+                self._failed(f"processing took longer than timeout ({self.config.timeout} s)")
 
     def _publish(self, inputs: dict[str, Input], outputs: Any, stamp_now: bool) -> None:
         unknown = set(outputs) - set(self.outputs)
@@ -317,15 +348,14 @@ class Processing(Device[ProcessingConfig]):
         self._loop = asyncio.get_running_loop()
         if self.sources is None:
             raise RuntimeError("no source transport: run the device with sources")
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="processor")
-        await self._loop.run_in_executor(self._executor, self.processor.setup)
         for slot in self.inputs.slots.values():
-            self._subscriptions.append(self.sources.subscribe(slot.pv, slot, queue_size=4))
+            self._subscriptions.append(self.sources.subscribe(slot.pv, slot, queue_size=DEPTH))
         for target in self._targets:
             self._subscriptions.append(
                 self.sources.subscribe(target, _Readback(self, target), queue_size=4)
             )
-        self._runner = asyncio.create_task(self._run_forever(), name="processing")
+        self._thread = threading.Thread(target=self._thread_main, name="processing", daemon=True)
+        self._thread.start()
         if self.config.enable:
             self.enable.set(1)
             await self._enable(1)
@@ -334,18 +364,15 @@ class Processing(Device[ProcessingConfig]):
 
     async def on_stop(self) -> None:
         """Stop running, close sources, tear the processor down."""
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
         for subscription in self._subscriptions:
             subscription.close()
         if self.sources is not None:
             self.sources.detach()
-        if self._executor is not None:
-            assert self._loop is not None
-            await self._loop.run_in_executor(self._executor, self.processor.teardown)
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._thread is not None:
+            self._stopping.set()
+            self._wakeup.set()
+            # a hung processor cannot be stopped: give it the timeout, then leave it
+            await asyncio.to_thread(self._thread.join, self.config.timeout + 1.0)
 
 
 class _Readback:

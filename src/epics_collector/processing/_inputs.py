@@ -1,29 +1,44 @@
-"""The inputs of a processing device: newest value per input, coalesced, thread-safe."""
+"""The inputs of a processing device: bounded queues of updates, thread-safe.
+
+Each input keeps up to ``depth`` unprocessed updates in arrival order, so a short burst
+is processed update by update; beyond that the oldest is dropped and counted in
+``skipped`` (never queued without bound). What a run takes depends on the trigger:
+
+- ``any``: the oldest unprocessed update of any input (the others keep their newest);
+- an input's name: that input's oldest update; the others jump to their newest;
+- ``all``: the oldest update of every input;
+- a period (``take_newest``): the newest of every input; older ones are skipped.
+"""
 
 from __future__ import annotations
 
+import itertools
 import threading
+from collections import deque
 from collections.abc import Callable
 
 from epics_collector.core import Update
 from epics_collector.processing._api import Input
 
+DEPTH = 64
+
 
 class InputSlot:
-    """One input: its newest update; a source listener (any thread)."""
+    """One input: its current value and unprocessed updates; a source listener."""
 
     def __init__(self, name: str, pv: str, owner: InputTable) -> None:
         self.name, self.pv, self.owner = name, pv, owner
-        self.latest: Update | None = None
-        self.fresh = False  # an update not yet processed
+        self.current: Update | None = None
+        self.pending: deque[tuple[int, Update]] = deque()
         self.connected = False
 
     def on_update(self, update: Update) -> None:
-        """Any thread: keep the newest; an unprocessed one it replaces is skipped."""
+        """Any thread: queue the update (dropping the oldest beyond the depth)."""
         with self.owner.lock:
-            if self.fresh:
+            if len(self.pending) >= self.owner.depth:
+                self.pending.popleft()
                 self.owner.skipped += 1
-            self.latest, self.fresh = update, True
+            self.pending.append((next(self.owner.sequence), update))
         self.owner.wake(self.name)
 
     def on_connection(self, connected: bool, reason: str) -> None:
@@ -31,38 +46,79 @@ class InputSlot:
         self.connected = connected
         self.owner.wake(None)
 
+    def _pop_oldest(self) -> None:
+        self.current = self.pending.popleft()[1]
+
+    def _pop_newest(self) -> None:
+        if self.pending:
+            self.owner.skipped += len(self.pending) - 1
+            self.current = self.pending[-1][1]
+            self.pending.clear()
+
 
 class InputTable:
     """All inputs; ``wake(name)`` is called on any update (from any thread)."""
 
-    def __init__(self, inputs: dict[str, str], wake: Callable[[str | None], None]) -> None:
+    def __init__(
+        self, inputs: dict[str, str], wake: Callable[[str | None], None], depth: int = DEPTH
+    ) -> None:
         self.lock = threading.Lock()
         self.skipped = 0
+        self.depth = depth
+        self.sequence = itertools.count()
         self.wake = wake
         self.slots = {name: InputSlot(name, pv, self) for name, pv in inputs.items()}
 
+    def _known(self, slot: InputSlot) -> bool:
+        return slot.current is not None or bool(slot.pending)
+
     def ready(self, trigger: str) -> bool:
-        """Whether ``trigger`` (any, all or an input name) is satisfied now."""
+        """Whether ``trigger`` (any, all or an input name) can run now."""
         with self.lock:
-            if any(s.latest is None for s in self.slots.values()):
+            if not all(self._known(s) for s in self.slots.values()):
                 return False
             if trigger == "any":
-                return any(s.fresh for s in self.slots.values())
+                return any(s.pending for s in self.slots.values())
             if trigger == "all":
-                return all(s.fresh for s in self.slots.values())
-            return self.slots[trigger].fresh
+                return all(s.pending for s in self.slots.values())
+            return bool(self.slots[trigger].pending)
 
     def missing(self) -> list[str]:
         """Inputs without any value yet."""
-        return [s.name for s in self.slots.values() if s.latest is None]
-
-    def take(self) -> dict[str, Input]:
-        """The newest value of every input; marks them processed."""
         with self.lock:
-            taken = {}
+            return [s.name for s in self.slots.values() if not self._known(s)]
+
+    def take(self, trigger: str) -> dict[str, Input]:
+        """The values for one run under ``trigger`` (see the module text)."""
+        with self.lock:
+            slots = list(self.slots.values())
+            if trigger == "any":
+                oldest = min((s for s in slots if s.pending), key=lambda s: s.pending[0][0])
+                oldest._pop_oldest()  # noqa: SLF001 (same module)
+                for slot in slots:
+                    if slot.current is None:
+                        slot._pop_newest()  # noqa: SLF001
+            elif trigger == "all":
+                for slot in slots:
+                    slot._pop_oldest()  # noqa: SLF001
+            else:
+                self.slots[trigger]._pop_oldest()  # noqa: SLF001
+                for slot in slots:
+                    if slot.name != trigger:
+                        slot._pop_newest()  # noqa: SLF001
+            return self._values()
+
+    def take_newest(self) -> dict[str, Input]:
+        """The newest value of every input (period triggers)."""
+        with self.lock:
             for slot in self.slots.values():
-                assert slot.latest is not None
-                u = slot.latest
-                taken[slot.name] = Input(u.value, u.timestamp, u.severity)
-                slot.fresh = False
-            return taken
+                slot._pop_newest()  # noqa: SLF001
+            return self._values()
+
+    def _values(self) -> dict[str, Input]:
+        taken = {}
+        for slot in self.slots.values():
+            assert slot.current is not None
+            u = slot.current
+            taken[slot.name] = Input(u.value, u.timestamp, u.severity)
+        return taken

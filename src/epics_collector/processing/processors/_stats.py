@@ -47,16 +47,27 @@ class Stats(Processor[StatsParams]):
                 self._window = deque(self._window, maxlen=self.params.window)
             self._window.append(float(data))
             data = np.fromiter(self._window, np.float64, len(self._window))
-        data = data[np.isfinite(data)].ravel()
-        if data.size == 0:
+        data = data.ravel()
+        if not np.isfinite(data.sum()):  # only then pay for filtering NaN/inf
+            data = data[np.isfinite(data)]
+        n = data.size
+        if n == 0:
             raise ValueError("no finite values")
+        total, squares = float(data.sum()), float(np.dot(data, data))
+        mean = total / n
+        half = n // 2
+        if n % 2:
+            median = float(np.partition(data, half)[half])
+        else:
+            part = np.partition(data, (half - 1, half))
+            median = float(part[half - 1] + part[half]) / 2
         return {
-            "mean": float(np.mean(data)),
-            "std": float(np.std(data)),
-            "min": float(np.min(data)),
-            "max": float(np.max(data)),
-            "median": float(np.median(data)),
-            "rms": float(np.sqrt(np.mean(data**2))),
-            "sum": float(np.sum(data)),
-            "n": float(data.size),
+            "mean": mean,
+            "std": float(np.sqrt(max(0.0, squares / n - mean * mean))),
+            "min": float(data.min()),
+            "max": float(data.max()),
+            "median": median,
+            "rms": float(np.sqrt(squares / n)),
+            "sum": total,
+            "n": float(n),
         }
