@@ -26,9 +26,13 @@ def describe_validation_error(error: ValidationError) -> str:
     """One line per problem: ``field.path: message (got value)``."""
     lines = []
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        if not item["loc"]:  # a check of the whole model: its message says what is wrong
+            lines.append(message)
+            continue
+        where = ".".join(str(part) for part in item["loc"])
         got = "" if item["type"] == "missing" else f" (got {item['input']!r})"
-        lines.append(f"{where}: {item['msg']}{got}")
+        lines.append(f"{where}: {message}{got}")
     return "; ".join(lines)
 
 
