@@ -41,7 +41,7 @@ bench: install
 
 # Re-pin every dependency to what is installed now (after changing pyproject.toml).
 lock: install
-	$(BIN)/python -m pip freeze --exclude-editable --exclude epics-collector > requirements/lock.txt
+	$(BIN)/python -m pip freeze --exclude-editable --exclude epics-collector --exclude pvapy > requirements/lock.txt
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache
