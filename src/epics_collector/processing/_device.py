@@ -125,7 +125,10 @@ class Processing(Device[ProcessingConfig]):
         self._timed_out = False
         self._subscriptions: list[Subscription] = []
         self._errors_in_row = 0
-        self._targets: dict[str, Update | None] = {f.target: None for f in self.config.feedback}
+        #: Current value of each feedback target (monitored, for max_step).
+        self.feedback_targets: dict[str, Update | None] = {
+            f.target: None for f in self.config.feedback
+        }
         self._started = time.monotonic()
 
     # parameters ------------------------------------------------------------------------------
@@ -335,7 +338,7 @@ class Processing(Device[ProcessingConfig]):
 
     def _limited(self, entry: Feedback, value: float) -> float:
         value = min(entry.high, max(entry.low, value))
-        current = self._targets.get(entry.target)
+        current = self.feedback_targets.get(entry.target)
         if entry.max_step is not None and current is not None:
             base = float(current.value)
             value = min(base + entry.max_step, max(base - entry.max_step, value))
@@ -350,7 +353,7 @@ class Processing(Device[ProcessingConfig]):
             raise RuntimeError("no source transport: run the device with sources")
         for slot in self.inputs.slots.values():
             self._subscriptions.append(self.sources.subscribe(slot.pv, slot, queue_size=DEPTH))
-        for target in self._targets:
+        for target in self.feedback_targets:
             self._subscriptions.append(
                 self.sources.subscribe(target, _Readback(self, target), queue_size=4)
             )
@@ -382,8 +385,8 @@ class _Readback:
         self.device, self.target = device, target
 
     def on_update(self, update: Update) -> None:
-        self.device._targets[self.target] = update  # noqa: SLF001 (its own helper)
+        self.device.feedback_targets[self.target] = update
 
     def on_connection(self, connected: bool, reason: str) -> None:
         if not connected:
-            self.device._targets[self.target] = None  # noqa: SLF001
+            self.device.feedback_targets[self.target] = None

@@ -46,10 +46,10 @@ class InputSlot:
         self.connected = connected
         self.owner.wake(None)
 
-    def _pop_oldest(self) -> None:
+    def pop_oldest(self) -> None:
         self.current = self.pending.popleft()[1]
 
-    def _pop_newest(self) -> None:
+    def pop_newest(self) -> None:
         if self.pending:
             self.owner.skipped += len(self.pending) - 1
             self.current = self.pending[-1][1]
@@ -94,25 +94,25 @@ class InputTable:
             slots = list(self.slots.values())
             if trigger == "any":
                 oldest = min((s for s in slots if s.pending), key=lambda s: s.pending[0][0])
-                oldest._pop_oldest()  # noqa: SLF001 (same module)
+                oldest.pop_oldest()
                 for slot in slots:
                     if slot.current is None:
-                        slot._pop_newest()  # noqa: SLF001
+                        slot.pop_newest()
             elif trigger == "all":
                 for slot in slots:
-                    slot._pop_oldest()  # noqa: SLF001
+                    slot.pop_oldest()
             else:
-                self.slots[trigger]._pop_oldest()  # noqa: SLF001
+                self.slots[trigger].pop_oldest()
                 for slot in slots:
                     if slot.name != trigger:
-                        slot._pop_newest()  # noqa: SLF001
+                        slot.pop_newest()
             return self._values()
 
     def take_newest(self) -> dict[str, Input]:
         """The newest value of every input (period triggers)."""
         with self.lock:
             for slot in self.slots.values():
-                slot._pop_newest()  # noqa: SLF001
+                slot.pop_newest()
             return self._values()
 
     def _values(self) -> dict[str, Input]:
