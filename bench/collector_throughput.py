@@ -21,8 +21,9 @@ import psutil
 from p4p.client.thread import Context
 
 from _common import Network, ServerProcess, report, wait_quiet
-from epics_collector.process import DeviceProcess, ManagedProcess, wait_until
+from epics_collector.process import DeviceProcess, wait_until
 from epics_collector.pva import Client
+from epics_collector.sim import PvaSource
 from epics_collector.storage import Columns, SpillFile
 from pva_baseline import array_server
 
@@ -31,23 +32,10 @@ QUEUE = 100_000
 
 def source(
     network: Network, prefix: str, channels: int, rate: float, count: int, length: int = 0
-) -> ManagedProcess:
-    """Start ``sim.pva_source``."""
-    args = [
-        "--length",
-        str(length),
-        "--prefix",
-        prefix,
-        "--channels",
-        str(channels),
-        "--rate",
-        str(rate),
-        "--count",
-        str(count),
-    ]
-    process = ManagedProcess("epics_collector.sim.pva_source", args, env=network.environ())
-    process.start().wait_ready(lambda: "pva source ready" in process.output())
-    return process
+) -> PvaSource:
+    """Start ``sim.pva_source`` (stop it with ``.stop()``)."""
+    env = network.environ()
+    return PvaSource(prefix, env, channels=channels, rate=rate, count=count, length=length).start()
 
 
 def raw_flat_out(network: Network, count: int, length: int = 0) -> dict[str, float]:

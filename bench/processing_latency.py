@@ -19,18 +19,16 @@ import numpy as np
 from p4p.client.thread import Context
 
 from _common import Network, report
-from epics_collector.process import DeviceProcess, ManagedProcess, wait_until
+from epics_collector.process import DeviceProcess, wait_until
 from epics_collector.pva import Client
+from epics_collector.sim import PvaSource
 
 REQUEST = "record[queueSize=100000]field()"
 
 
-def start_source(network: Network, prefix: str, length: int = 0) -> ManagedProcess:
+def start_source(network: Network, prefix: str, length: int = 0) -> PvaSource:
     """A pva_source whose Rate and Count are set per run."""
-    args = ["--prefix", prefix, "--channels", "1", "--rate", "1000", "--length", str(length)]
-    source = ManagedProcess("epics_collector.sim.pva_source", args, env=network.environ())
-    source.start().wait_ready(lambda: "pva source ready" in source.output())
-    return source
+    return PvaSource(prefix, network.environ(), rate=1000, length=length).start()
 
 
 def burst(client: Client, prefix: str, rate: float, count: int) -> None:

@@ -9,7 +9,7 @@ from p4p.client.thread import RemoteError
 
 from epics_collector.process import ManagedProcess, wait_until
 from epics_collector.pva import Client
-from epics_collector.sim import SimIoc
+from epics_collector.sim import PvaSource, SimIoc
 
 pytestmark = pytest.mark.system
 
@@ -213,10 +213,8 @@ def test_persisting_collector_survives_sigkill(sim_ioc, network, prefix, ctx, tm
 def test_dropped_stays_zero_under_rated_load(network, collector, prefix, ctx):
     """10 channels at 1 kHz each (10k updates/s, the rated load) for 2 s: all recorded."""
     source = prefix + "SRC"
-    args = ["--prefix", source, "--channels", "10", "--rate", "1000", "--count", "2000"]
-    with ManagedProcess("epics_collector.sim.pva_source", args, env=network.environ()) as src:
-        src.wait_ready(lambda: "pva source ready" in src.output())
-        names = [f"{source}{i:04d}" for i in range(10)]
+    with PvaSource(source, network.environ(), channels=10, rate=1000, count=2000) as src:
+        names = src.names(10)
         collector({"channels": [{"pv": n, "alias": f"c{i}"} for i, n in enumerate(names)]})
         assert wait_until(lambda: all(ctx.get(prefix + f"c{i}:Connected") for i in range(10)), 10)
         ctx.put(prefix + "Start", 1)

@@ -6,16 +6,15 @@ import time
 import pytest
 from p4p.client.thread import RemoteError
 
-from epics_collector.process import ManagedProcess, wait_until
+from epics_collector.process import wait_until
+from epics_collector.sim import PvaSource
 
 pytestmark = pytest.mark.system
 
 
 def test_calc_on_two_pvs_for_100_updates(network, processing, prefix, ctx):
     source = prefix + "SRC"
-    args = ["--prefix", source, "--channels", "2", "--rate", "100", "--count", "100"]
-    with ManagedProcess("epics_collector.sim.pva_source", args, env=network.environ()) as src:
-        src.wait_ready(lambda: "pva source ready" in src.output())
+    with PvaSource(source, network.environ(), channels=2, rate=100, count=100):
         processing(
             {
                 "inputs": {"a": source + "0000", "b": source + "0001"},
@@ -98,9 +97,13 @@ def test_roi_centroid_is_the_spot(sim_ioc, processing, prefix, ctx):
     time.sleep(1.5)
     x, y = ctx.get(prefix + "centroid_x"), ctx.get(prefix + "centroid_y")
     assert abs(x - ctx.get(p + "Image:SpotX")) < 2.0 and abs(y - ctx.get(p + "Image:SpotY")) < 2.0
-    ctx.put(prefix + "Param:x", 64)  # live: the right half only
+    # live: a 24 px wide window starting 2 px right of the spot: the centroid moves into it
+    left = int(ctx.get(p + "Image:SpotX")) + 2
+    ctx.put(prefix + "Param:width", 24)
+    ctx.put(prefix + "Param:x", left)
     time.sleep(0.5)
-    assert ctx.get(prefix + "centroid_x") >= 64
+    cut = ctx.get(prefix + "centroid_x")
+    assert left <= cut < left + 24 and cut.severity == 0
     with pytest.raises(RemoteError, match="Param:x refused"):
         ctx.put(prefix + "Param:x", -5)
 
@@ -194,9 +197,7 @@ def test_plugin_from_an_entry_point_failing_every_third_call(
 ):
     install_plugin(tmp_path, monkeypatch, "flaky", PLUGIN, "Flaky")
     source = prefix + "SRC"
-    args = ["--prefix", source, "--channels", "1", "--rate", "50", "--count", "29"]
-    with ManagedProcess("epics_collector.sim.pva_source", args, env=network.environ()) as src:
-        src.wait_ready(lambda: "pva source ready" in src.output())
+    with PvaSource(source, network.environ(), rate=50, count=29):
         processing({"inputs": {"x": source + "0000"}, "processor": {"name": "flaky"}})
         seen: list[tuple[float, int]] = []
         sub = ctx.monitor(

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from p4p.client.thread import RemoteError
 
-from epics_collector.process import ManagedProcess, wait_until
+from epics_collector.process import wait_until
+from epics_collector.sim import PvaSource
 
 pytestmark = pytest.mark.system
 
@@ -127,9 +128,7 @@ def test_condition_pv_disconnect_is_reported_and_recording_goes_on(
     network, sim_ioc, collector, prefix, ctx
 ):
     source = prefix + "TRG"
-    args = ["--prefix", source, "--channels", "1", "--rate", "10"]
-    with ManagedProcess("epics_collector.sim.pva_source", args, env=network.environ()) as src:
-        src.wait_ready(lambda: "pva source ready" in src.output())
+    with PvaSource(source, network.environ(), rate=10):
         trigger = {"pv": source + "0000", "when": "> 100", "pre": 1, "post": 1}
         collector({"channels": [sim_ioc.prefix + "Counter"], "trigger": trigger})
         ctx.put(prefix + "Start", 1)

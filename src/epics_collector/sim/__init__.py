@@ -1,6 +1,6 @@
 """The simulated source IOC: a real EPICS 7 IOC with the records tests and the demo use."""
 
 from epics_collector.sim._ioc import IMAGE_HEIGHT, IMAGE_WIDTH, READY_LINE, database_path
-from epics_collector.sim._launch import SimIoc
+from epics_collector.sim._launch import PvaSource, SimIoc
 
-__all__ = ["IMAGE_HEIGHT", "IMAGE_WIDTH", "READY_LINE", "SimIoc", "database_path"]
+__all__ = ["IMAGE_HEIGHT", "IMAGE_WIDTH", "READY_LINE", "PvaSource", "SimIoc", "database_path"]

@@ -37,3 +37,50 @@ class SimIoc:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class PvaSource:
+    """``sim.pva_source`` in a child process (counters posted at a rate); ``with`` stops it."""
+
+    def __init__(
+        self,
+        prefix: str,
+        env: Mapping[str, str],
+        *,
+        channels: int = 1,
+        rate: float = 10.0,
+        count: int = 0,
+        length: int = 0,
+        timeout: float = 30.0,
+    ) -> None:
+        self.prefix, self.timeout = prefix, timeout
+        args = ["--prefix", prefix, "--channels", str(channels), "--rate", str(rate)]
+        args += ["--count", str(count), "--length", str(length)]
+        self.process = ManagedProcess("epics_collector.sim.pva_source", args, env=env)
+
+    def names(self, channels: int) -> list[str]:
+        """The counters' PV names."""
+        return [f"{self.prefix}{i:04d}" for i in range(channels)]
+
+    def start(self) -> PvaSource:
+        """Start it and wait until it serves."""
+        from epics_collector.sim.pva_source import READY
+
+        self.process.start()
+        self.process.wait_ready(lambda: READY in self.process.output(), self.timeout)
+        return self
+
+    def stop(self) -> None:
+        """Stop it."""
+        self.process.stop()
+
+    def __enter__(self) -> PvaSource:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
