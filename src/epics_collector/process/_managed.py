@@ -10,7 +10,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import IO
+from typing import IO, Self
 
 
 class ProcessError(RuntimeError):
@@ -122,6 +122,47 @@ class ManagedProcess:
         return self._log.read().decode(errors="replace")
 
     def __enter__(self) -> ManagedProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class ReadyProcess:
+    """A child ``python -m`` process that is ready once it prints ``ready_line``.
+
+    The one way the sim IOC, test sources and devices are run as children; ``with``
+    starts it (waiting for readiness) and always stops it.
+    """
+
+    def __init__(
+        self,
+        module: str,
+        args: Sequence[str],
+        ready_line: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.ready_line, self.timeout = ready_line, timeout
+        self.process = ManagedProcess(module, args, env=env)
+
+    def start(self) -> Self:
+        """Start the child and wait until it says it is ready."""
+        self.process.start()
+        self.process.wait_ready(lambda: self.ready_line in self.process.output(), self.timeout)
+        return self
+
+    def stop(self) -> int:
+        """Stop the child (SIGTERM, then kill); return its exit code."""
+        return self.process.stop()
+
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
