@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from threading import Thread
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import psutil
 import pytest
 from p4p.client.thread import Context
+from p4p.nt import NTURI
 
 from epics_collector.collector import Collector
 from epics_collector.core import Device
-from epics_collector.process import DeviceProcess
+from epics_collector.process import DeviceProcess, FactoryProcess
 from epics_collector.processing import Processing
 from epics_collector.pva import DeviceServer, Network
 from epics_collector.sim import SimIoc
@@ -182,6 +184,82 @@ def device_process(network: Network, tmp_path: Path) -> Iterator[Callable[..., D
     yield start
     for process in started:
         process.stop()
+
+
+class FactoryHandle:
+    """A factory child process (``epics-collector factory``) and a plain p4p client for it."""
+
+    def __init__(self, network: Network, prefix: str, root: Path) -> None:
+        self.prefix, self.env = prefix, network.environ()
+        self.ctx = Context("pva", conf=network.client_conf(), useenv=False)
+        self._raw = Context("pva", conf=network.client_conf(), useenv=False, nt=False)
+        self.data_dir, self.state_dir = root / "data", root / "state"
+        self.config_file: Path | None = None
+        self.process: FactoryProcess | None = None
+
+    def start(self, config: str | None = None) -> FactoryHandle:
+        """Start (or restart) the factory with the same directories."""
+        if config is not None:
+            self.config_file = self.data_dir.parent / "factory.yaml"
+            self.config_file.parent.mkdir(parents=True, exist_ok=True)
+            self.config_file.write_text(config)
+        self.process = FactoryProcess(
+            self.prefix,
+            data_dir=self.data_dir,
+            state_dir=self.state_dir,
+            config=self.config_file,
+            env=self.env,
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+        # forget channels to the stopped server: after a restart a cached channel would
+        # find the new one only at its next backed-off search (see docs/reference/network)
+        self.ctx.disconnect()
+        self._raw.disconnect()
+
+    def close(self) -> None:
+        self.stop()
+        self.ctx.close()
+        self._raw.close()
+
+    def call(self, rpc: str, /, **arguments: str) -> Any:
+        """``pvcall``-style RPC: string arguments as an NTURI query."""
+        uri = NTURI([(key, "s") for key in arguments])
+        request = uri.wrap(self.prefix + rpc, kws=arguments)
+        result = self.ctx.rpc(self.prefix + rpc, request, timeout=30.0)
+        return result + "" if isinstance(result, str) else result  # p4p's ntstr str() has a stamp
+
+    def create(self, type_name: str, name: str, config: dict[str, Any] | None = None) -> str:
+        return self.call("Create", type=type_name, name=name, config=json.dumps(config or {}))
+
+    def table(self) -> dict[str, list[Any]]:
+        """The Devices table as columns of Python values."""
+        value = cast(Any, self._raw.get(self.prefix + "Devices"))["value"]
+        return {key: list(value[key]) for key in value.keys()}
+
+    def row(self, name: str) -> dict[str, Any]:
+        table = self.table()
+        index = table["name"].index(name)
+        return {key: column[index] for key, column in table.items()}
+
+
+@pytest.fixture
+def factory_process(network: Network, tmp_path: Path) -> Iterator[Callable[..., FactoryHandle]]:
+    """Start factories as child processes; each is stopped after the test."""
+    handles: list[FactoryHandle] = []
+
+    def start(config: str | None = None, prefix: str | None = None) -> FactoryHandle:
+        root = tmp_path / f"factory{len(handles)}"
+        fac_prefix = prefix or f"F{uuid.uuid4().hex[:8]}:"
+        handles.append(FactoryHandle(network, fac_prefix, root))
+        return handles[-1].start(config)
+
+    yield start
+    for handle in handles:
+        handle.close()
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +19,8 @@ from epics_collector.core import (
     load_config,
     load_device_type,
 )
-from epics_collector.process import READY_LINE
+from epics_collector.factory import DeviceSpec, Factory, FactoryConfig, check_prefix, load_setup
+from epics_collector.process import FACTORY_READY_LINE, READY_LINE, exit_with_parent
 from epics_collector.pva import DeviceServer, Network, serve_until_signal
 from epics_collector.sources import EpicsSources
 
@@ -51,9 +53,14 @@ def run(
         str | None, typer.Option(help="config file (.json/.yaml) or inline JSON/YAML")
     ] = None,
     data_dir: Annotated[Path, typer.Option(help="where the device may write files")] = Path(),
+    parent_pid: Annotated[
+        int | None, typer.Option(hidden=True, help="exit when this process dies (factories)")
+    ] = None,
 ) -> None:
     """Run one device in the foreground until SIGTERM or SIGINT."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if parent_pid is not None:
+        exit_with_parent(parent_pid)
+    _log_to_stdout()
     cls = _device_class(type_name)
     network = Network.from_environment()
     sources = EpicsSources(network)
@@ -70,6 +77,68 @@ def run(
         asyncio.run(serve_until_signal(device, prefix, network, ready))
     finally:
         sources.close()
+
+
+def _log_to_stdout() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+
+def _serve_factory(
+    prefix: str,
+    config: FactoryConfig,
+    data_dir: Path,
+    state_dir: Path | None,
+    declared: list[DeviceSpec],
+) -> None:
+    _log_to_stdout()
+    network = Network.from_environment()
+    sources = EpicsSources(network)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    device = Factory(
+        config, data_dir=data_dir, sources=sources, state_dir=state_dir, declared=declared
+    )
+
+    def ready(server: DeviceServer) -> None:
+        print(f"{FACTORY_READY_LINE} {prefix} ({len(device.devices.value['name'])} devices)")
+        sys.stdout.flush()
+
+    try:
+        asyncio.run(serve_until_signal(device, prefix, network, ready))
+    finally:
+        sources.close()
+
+
+@app.command()
+def factory(
+    prefix: Annotated[str, typer.Option(help="the factory's PV prefix, e.g. LAB:FAC:")],
+    data_dir: Annotated[Path, typer.Option(help="devices write under DATA_DIR/<name>")] = Path(),
+    state_dir: Annotated[
+        Path | None, typer.Option(help="device list and logs (default DATA_DIR/.factory)")
+    ] = None,
+    config: Annotated[
+        str | None, typer.Option(help="the factory's own config file (.yaml/.json)")
+    ] = None,
+) -> None:
+    """Run a factory service in the foreground: Create/Destroy devices over PVAccess."""
+    try:
+        check_prefix(prefix)
+        factory_config = load_config(FactoryConfig, config)
+    except (ConfigError, ValueError) as error:
+        raise fail(str(error)) from None
+    _serve_factory(prefix, factory_config, data_dir, state_dir, [])
+
+
+@app.command()
+def serve(
+    file: Annotated[Path, typer.Argument(help="setup file (YAML): factory and devices")],
+) -> None:
+    """Run a factory and the devices declared in FILE, in the foreground."""
+    try:
+        setup = load_setup(file)
+        declared = setup.specs()
+    except ConfigError as error:
+        raise fail(str(error)) from None
+    _serve_factory(setup.prefix, setup.factory, setup.data_dir, setup.state_dir, declared)
 
 
 @app.command()

@@ -7,6 +7,7 @@ from epics_collector.core._alarm import Severity, Status
 from epics_collector.core._attributes import (
     AttrR,
     AttrRW,
+    Caller,
     Command,
     Reading,
     Rpc,
@@ -22,6 +23,7 @@ from epics_collector.core._config import (
     describe_validation_error,
     load_config,
     parse_config_text,
+    shorten,
     validate_config,
 )
 from epics_collector.core._datatypes import (
@@ -55,6 +57,7 @@ __all__ = [
     "AttrR",
     "AttrRW",
     "Bool",
+    "Caller",
     "Command",
     "ConfigError",
     "DataType",
@@ -93,6 +96,7 @@ __all__ = [
     "rpc",
     "posix_seconds",
     "scan",
+    "shorten",
     "split_url",
     "validate_config",
 ]

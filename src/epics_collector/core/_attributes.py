@@ -179,23 +179,46 @@ def command(
     return wrap
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request, as the transport saw it: peer address and account name."""
+
+    peer: str = ""
+    account: str = ""
+
+    @property
+    def host(self) -> str:
+        """The peer's IP address without the port (``"[::1]:5075"`` -> ``"::1"``)."""
+        host = self.peer.rpartition(":")[0] if self.peer.count(":") == 1 else self.peer
+        if host.startswith("[") and "]" in host:
+            host = host[1 : host.index("]")]
+        return host
+
+
 @dataclass
 class Rpc:
-    """An RPC PV: the method gets the NTURI query arguments, returns a str or a table."""
+    """An RPC PV: the method gets the NTURI query arguments, returns a str or a table.
+
+    With ``with_caller`` the method also gets ``caller=`` (a :class:`Caller`), for
+    access checks.
+    """
 
     method: Callable[..., Awaitable[Any]]
     description: str = ""
     name: str = ""
+    with_caller: bool = False
 
     def __set_name__(self, owner: type, attribute: str) -> None:
         self.name = self.name or pv_name(attribute)
 
 
-def rpc(*, description: str = "", name: str = "") -> Callable[[Callable[..., Awaitable[Any]]], Rpc]:
+def rpc(
+    *, description: str = "", name: str = "", with_caller: bool = False
+) -> Callable[[Callable[..., Awaitable[Any]]], Rpc]:
     """Declare an ``async def method(self, **arguments)`` as an RPC PV named after it."""
 
     def wrap(method: Callable[..., Awaitable[Any]]) -> Rpc:
-        return Rpc(method, description or (method.__doc__ or "").strip(), name)
+        return Rpc(method, description or (method.__doc__ or "").strip(), name, with_caller)
 
     return wrap
 

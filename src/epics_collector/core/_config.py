@@ -22,6 +22,11 @@ class DeviceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def shorten(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters, so errors never echo huge inputs."""
+    return text if len(text) <= limit else f"{text[: limit - 15]}... ({len(text)} chars)"
+
+
 def describe_validation_error(error: ValidationError) -> str:
     """One line per problem: ``field.path: message (got value)``."""
     lines = []
@@ -31,7 +36,7 @@ def describe_validation_error(error: ValidationError) -> str:
             lines.append(message)
             continue
         where = ".".join(str(part) for part in item["loc"])
-        got = "" if item["type"] == "missing" else f" (got {item['input']!r})"
+        got = "" if item["type"] == "missing" else f" (got {shorten(repr(item['input']))})"
         lines.append(f"{where}: {message}{got}")
     return "; ".join(lines)
 

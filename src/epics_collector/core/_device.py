@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
 from epics_collector.core._alarm import Severity, Status
-from epics_collector.core._attributes import AttrR, AttrRW, Rpc, Scan, scan
+from epics_collector.core._attributes import AttrR, AttrRW, Caller, Rpc, Scan, scan
 from epics_collector.core._config import DeviceConfig, validate_config
 from epics_collector.core._datatypes import Enum, Int, String
 from epics_collector.core._sources import Sources
@@ -156,15 +156,20 @@ class Device(Generic[ConfigT]):
             self.report(text, Severity.MINOR)
             raise PutError(text) from error
 
-    async def call(self, name: str, arguments: Mapping[str, Any]) -> Any:
+    async def call(
+        self, name: str, arguments: Mapping[str, Any], caller: Caller | None = None
+    ) -> Any:
         """A client RPC; raise :class:`RpcError` with a clear text on failure."""
         handler = self.rpcs.get(name)
         if handler is None:
             raise RpcError(f"no RPC named {name}")
+        extra = {"caller": caller or Caller()} if handler.with_caller else {}
         try:
-            return await handler.method(self, **arguments)
+            return await handler.method(self, **arguments, **extra)
         except TypeError as error:
             text = f"{name}: bad arguments {sorted(arguments)}: {error}"
+        except RpcError as error:
+            text = f"{name}: {error}"
         except Exception as error:
             text = f"{name} failed: {error}"
         self.report(text, Severity.MINOR)

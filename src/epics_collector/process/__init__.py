@@ -1,18 +1,31 @@
 """Starting and stopping child processes, one way everywhere (STYLE.md)."""
 
-from epics_collector.process._device import READY_LINE, DeviceProcess
+from epics_collector.process._device import (
+    FACTORY_READY_LINE,
+    MODULE,
+    READY_LINE,
+    DeviceProcess,
+    FactoryProcess,
+    device_arguments,
+)
 from epics_collector.process._managed import (
     ManagedProcess,
     ProcessError,
     ReadyProcess,
     wait_until,
 )
+from epics_collector.process._parent import exit_with_parent
 
 __all__ = [
+    "FACTORY_READY_LINE",
+    "MODULE",
     "READY_LINE",
     "DeviceProcess",
+    "FactoryProcess",
     "ManagedProcess",
     "ProcessError",
     "ReadyProcess",
+    "device_arguments",
+    "exit_with_parent",
     "wait_until",
 ]

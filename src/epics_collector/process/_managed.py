@@ -9,6 +9,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
@@ -33,8 +34,12 @@ class ManagedProcess:
 
     Standard input is a pipe that stays open for the child's lifetime, because an
     EPICS IOC shell exits when its standard input closes. Stopping sends SIGTERM,
-    waits ``stop_timeout`` seconds, then kills.
+    waits ``stop_timeout`` seconds, then kills. Output goes to a temporary file, or
+    is appended to ``log_path`` (rotated once it passes ``LOG_LIMIT`` bytes);
+    :meth:`output` is what this run printed.
     """
+
+    LOG_LIMIT = 10 * 1024 * 1024
 
     def __init__(
         self,
@@ -44,11 +49,14 @@ class ManagedProcess:
         env: Mapping[str, str] | None = None,
         capture_output: bool = True,
         stop_timeout: float = 5.0,
+        log_path: Path | None = None,
     ) -> None:
         self.command = [sys.executable, "-m", module, *args]
         self.env = dict(os.environ if env is None else env)
         self.capture_output = capture_output
         self.stop_timeout = stop_timeout
+        self.log_path = log_path
+        self._log_start = 0
         self._popen: subprocess.Popen[bytes] | None = None
         # A file, not a pipe: a chatty child must never block on a full pipe.
         self._log: IO[bytes] | None = None
@@ -68,7 +76,8 @@ class ManagedProcess:
 
     def start(self) -> ManagedProcess:
         """Spawn the child (without waiting for readiness)."""
-        self._log = tempfile.TemporaryFile() if self.capture_output else None
+        self._log = self._open_log() if self.capture_output else None
+        self._log_start = self._log.tell() if self._log else 0
         self._popen = subprocess.Popen(
             self.command,
             env=self.env,
@@ -77,6 +86,16 @@ class ManagedProcess:
             stderr=subprocess.STDOUT if self._log else None,
         )
         return self
+
+    def _open_log(self) -> IO[bytes]:
+        if self.log_path is None:
+            return tempfile.TemporaryFile()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.log_path.exists() and self.log_path.stat().st_size > self.LOG_LIMIT:
+            self.log_path.replace(self.log_path.with_name(self.log_path.name + ".1"))
+        log = self.log_path.open("a+b")
+        log.seek(0, os.SEEK_END)
+        return log
 
     def wait_ready(self, ready: Callable[[], bool], timeout: float = 20.0) -> None:
         """Wait until ``ready()`` is true; raise :class:`ProcessError` with the output if not."""
@@ -118,8 +137,10 @@ class ManagedProcess:
             return ""
         if self._log.closed:
             return self._final_output
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")
+        # pread: the child shares the file offset, which must not move under it
+        fd = self._log.fileno()
+        size = os.fstat(fd).st_size - self._log_start
+        return os.pread(fd, max(size, 0), self._log_start).decode(errors="replace")
 
     def __enter__(self) -> ManagedProcess:
         return self.start()

@@ -12,7 +12,7 @@ from p4p.nt import NTScalar, NTTable
 from p4p.server import Server, ServerOperation, StaticProvider
 from p4p.server.asyncio import SharedPV
 
-from epics_collector.core import AttrR, Device, PutError, Reading, RpcError
+from epics_collector.core import AttrR, Caller, Device, PutError, Reading, RpcError
 from epics_collector.pva._network import Network
 from epics_collector.pva._types import NtMapping, _array_code
 
@@ -63,7 +63,8 @@ class _RpcHandler:
             request = op.value()
             query = request["query"] if "query" in request else request
             arguments = {key: query[key] for key in query.keys()}
-            op.done(rpc_result(await self.device.call(self.name, arguments)))
+            caller = Caller(peer=op.peer() or "", account=op.account() or "")
+            op.done(rpc_result(await self.device.call(self.name, arguments, caller)))
         except RpcError as error:
             op.done(error=str(error))
         except Exception as error:

@@ -77,7 +77,7 @@ class _PvaSubscription:
     def __init__(
         self, ctx: Any, drainer: _Drainer, name: str, listener: SourceListener, queue_size: int
     ):
-        self.name, self._listener = name, listener
+        self.name, self._listener, self._ctx = name, listener, ctx
         self._connected = False
         self._decode: Decoder | None = None
         self._sub: Any = None
@@ -119,6 +119,9 @@ class _PvaSubscription:
         sub, self._sub = self._sub, None
         if sub is not None:
             sub.close()
+            # drop the channel if nothing else uses it: a later subscription then searches
+            # at once instead of inheriting this channel's backed-off search schedule
+            self._ctx.disconnect(self.name)
 
 
 class PvaSources:

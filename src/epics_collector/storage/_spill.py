@@ -151,5 +151,8 @@ class SpillFile:
 def write_json_atomic(path: Path, data: object) -> None:
     """Write JSON so that readers see the old or the new file, never half of one."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data))
+    with tmp.open("w") as file:
+        json.dump(data, file)
+        file.flush()
+        os.fsync(file.fileno())  # on disk before the rename, so a power cut keeps one of them
     os.replace(tmp, path)

@@ -1,0 +1,29 @@
+"""The factory: creates, destroys and supervises devices on a host, over PVAccess."""
+
+from epics_collector.factory._config import (
+    DeviceSpec,
+    FactoryConfig,
+    RestartPolicy,
+    check_name,
+    check_prefix,
+)
+from epics_collector.factory._device import Factory, FactoryStates
+from epics_collector.factory._setup import Setup, load_setup
+from epics_collector.factory._store import DeviceStore
+from epics_collector.factory._supervisor import LaunchError, Phase, Supervisor
+
+__all__ = [
+    "DeviceSpec",
+    "DeviceStore",
+    "Factory",
+    "FactoryConfig",
+    "FactoryStates",
+    "LaunchError",
+    "Phase",
+    "RestartPolicy",
+    "Setup",
+    "Supervisor",
+    "check_name",
+    "check_prefix",
+    "load_setup",
+]

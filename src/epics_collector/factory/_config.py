@@ -1,0 +1,110 @@
+"""What a factory may do (its operator's config) and what it runs (device specs)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from epics_collector.core import DeviceConfig
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,40}")
+PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_:.\-]{1,80}:")
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def check_name(name: str) -> str:
+    """A device name: letters, digits, ``_`` and ``-``, 1 to 40 characters."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise ValueError("a device name is 1-40 characters of A-Z, a-z, 0-9, _ and -")
+    return name
+
+
+def check_prefix(prefix: str) -> str:
+    """A PV prefix: 1 to 80 characters of ``A-Za-z0-9_:.-`` ending with ``:``."""
+    if not PREFIX_PATTERN.fullmatch(prefix):
+        raise ValueError("a prefix is up to 80 characters of A-Z, a-z, 0-9, _ : . - ending in ':'")
+    return prefix
+
+
+class RestartPolicy(BaseModel):
+    """How a device process that died is restarted."""
+
+    model_config = ConfigDict(extra="forbid")
+    delay: float = Field(
+        default=1.0, gt=0, description="first restart delay (s), doubled each time"
+    )
+    max_delay: float = Field(default=30.0, gt=0, description="cap of the restart delay (s)")
+    max_restarts: int = Field(
+        default=5, ge=0, description="restarts in a row before the device is marked Failed"
+    )
+    stable_after: float = Field(
+        default=30.0, gt=0, description="a process up this long (s) resets the crash count"
+    )
+
+    def delay_before(self, attempt: int) -> float:
+        """The wait before restart number ``attempt`` in a row: 1, 2, 4 ... s, capped."""
+        return min(self.delay * 2 ** max(attempt - 1, 0), self.max_delay)
+
+
+class FactoryConfig(DeviceConfig):
+    """The operator's factory configuration (``--config FILE``); never changed over PVA."""
+
+    types: list[str] | None = Field(
+        default=None, description="device types clients may create (default: every registered)"
+    )
+    max_devices: int = Field(default=50, ge=0, description="devices this factory runs at most")
+    max_capacity: int | None = Field(
+        default=None, ge=1, description="largest 'capacity' a device config may ask for"
+    )
+    allow_hosts: list[IpNetwork] | None = Field(
+        default=None,
+        description="client addresses/networks allowed to Create/Destroy (default: any)",
+    )
+    ready_timeout: float = Field(
+        default=30.0, gt=0, description="seconds a new device process has to serve its PVs"
+    )
+    restart: RestartPolicy = Field(default_factory=RestartPolicy)
+
+    @field_validator("types")
+    @classmethod
+    def _no_factories(cls, types: list[str] | None) -> list[str] | None:
+        if types is not None and "factory" in types:
+            raise ValueError("a factory cannot create factories")
+        return types
+
+    def allows_host(self, host: str) -> bool:
+        """Whether a client at ``host`` (an IP address) may create and destroy devices."""
+        if self.allow_hosts is None:
+            return True
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self.allow_hosts)
+
+
+Name = Annotated[str, AfterValidator(check_name)]
+Prefix = Annotated[str, AfterValidator(check_prefix)]
+
+
+class DeclaredDevice(BaseModel):
+    """A device as an operator declares it; the prefix defaults to factory prefix + name + ``:``."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Name
+    type: str
+    prefix: Prefix | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class DeviceSpec(BaseModel):
+    """One device a factory runs: what the factory persists and recreates after a restart."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Name
+    type: str
+    prefix: Prefix
+    config: dict[str, Any] = Field(default_factory=dict)

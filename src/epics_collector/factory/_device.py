@@ -1,0 +1,305 @@
+"""The factory device: creates, destroys and supervises devices on its host over PVAccess."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import os
+import socket
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from epics_collector.core import (
+    AttrR,
+    Caller,
+    ConfigError,
+    Device,
+    RpcError,
+    Severity,
+    Sources,
+    Table,
+    UnknownDeviceTypeError,
+    Waveform,
+    device_type_names,
+    load_device_type,
+    parse_config_text,
+    rpc,
+    shorten,
+    validate_config,
+)
+from epics_collector.factory._config import DeviceSpec, FactoryConfig, check_name, check_prefix
+from epics_collector.factory._store import DeviceStore
+from epics_collector.factory._supervisor import LaunchError, Supervisor
+from epics_collector.process import MODULE, ManagedProcess, device_arguments
+
+MAX_CONFIG_CHARS = 1 << 20
+DEVICE_COLUMNS: dict[str, Any] = {
+    "name": str,
+    "type": str,
+    "prefix": str,
+    "state": str,
+    "pid": np.int32,
+    "host": str,
+    "started": str,
+    "restarts": np.int32,
+    "message": str,
+}
+
+
+class FactoryStates(StrEnum):
+    """States of a factory."""
+
+    STARTING = "Starting"
+    RUNNING = "Running"
+    FAULT = "Fault"
+
+
+def _text(value: Any, what: str, limit: int = 200) -> str:
+    if not isinstance(value, str):
+        raise RpcError(f"{what} must be a string, got {type(value).__name__}")
+    if len(value) > limit:
+        raise RpcError(f"{what} is too long ({len(value)} characters; at most {limit})")
+    return value
+
+
+def _iso(seconds: float) -> str:
+    if not seconds:
+        return ""
+    stamp = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    return stamp.isoformat(timespec="seconds")
+
+
+class Factory(Device[FactoryConfig]):
+    """Creates registered device types on request, each in its own supervised process.
+
+    The device list is kept in ``STATE_DIR/devices.json`` and recreated when the factory
+    starts; each device writes under ``DATA_DIR/<name>`` and logs to
+    ``STATE_DIR/logs/<name>.log``.
+    """
+
+    config_model = FactoryConfig
+    States = FactoryStates
+
+    devices = AttrR(
+        Table(columns=DEVICE_COLUMNS), description="Devices of this factory and their state"
+    )
+    types = AttrR(Waveform(dtype=str), description="Device types this factory may create")
+
+    def __init__(
+        self,
+        config: FactoryConfig | Mapping[str, Any],
+        *,
+        data_dir: Path | None = None,
+        sources: Sources | None = None,
+        state_dir: Path | None = None,
+        declared: Iterable[DeviceSpec] = (),
+    ) -> None:
+        super().__init__(config, data_dir=data_dir, sources=sources)
+        self.state_dir = state_dir or self.data_dir / ".factory"
+        self.store = DeviceStore(self.state_dir)
+        self.declared = list(declared)
+        self.host = socket.gethostname()
+        self._supervisors: dict[str, Supervisor] = {}
+        self._pending: set[str] = set()
+        self._unrestored: list[DeviceSpec] = []  # kept stored, e.g. after a type was disallowed
+        registered = device_type_names()
+        allowed = self.config.types
+        self.allowed_types = [t for t in registered if allowed is None or t in allowed]
+        self.types.set(np.array(self.allowed_types, dtype=object))
+        self._refresh()
+
+    # the device list ------------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        rows = list(self._supervisors.values())
+        self.devices.set(
+            {
+                "name": [s.spec.name for s in rows],
+                "type": [s.spec.type for s in rows],
+                "prefix": [s.spec.prefix for s in rows],
+                "state": [s.state for s in rows],
+                "pid": [s.pid for s in rows],
+                "host": [self.host] * len(rows),
+                "started": [_iso(s.started) for s in rows],
+                "restarts": [s.restarts for s in rows],
+                "message": [s.reason for s in rows],
+            }
+        )
+
+    def _save(self) -> None:
+        specs = [s.spec for s in self._supervisors.values()]
+        self.store.save(specs + [s for s in self._unrestored if s.name not in self._supervisors])
+
+    def _launch(self, spec: DeviceSpec) -> ManagedProcess:
+        """Start the process of ``spec`` (from the event loop's thread, which outlives it)."""
+        args = device_arguments(
+            spec.type,
+            spec.prefix,
+            spec.config,
+            data_dir=self.data_dir / spec.name,
+            parent_pid=os.getpid(),
+        )
+        log_path = self.state_dir / "logs" / f"{spec.name}.log"
+        return ManagedProcess(MODULE, args, log_path=log_path).start()
+
+    def _supervisor(self, spec: DeviceSpec) -> Supervisor:
+        cls = load_device_type(spec.type)
+        return Supervisor(
+            spec,
+            launch=self._launch,
+            policy=self.config.restart,
+            ready_timeout=self.config.ready_timeout,
+            sources=self.sources,
+            state_names=[str(state) for state in cls.States],
+            on_change=self._refresh,
+        )
+
+    # checks of requests ----------------------------------------------------------------------
+
+    def _check_caller(self, caller: Caller, action: str) -> None:
+        if not self.config.allows_host(caller.host):
+            raise RpcError(f"{action} refused: client {caller.host or '(unknown)'} is not allowed")
+
+    def _device_type(self, type_name: str) -> type[Device[Any]]:
+        if type_name not in self.allowed_types:
+            allowed = ", ".join(self.allowed_types) or "none"
+            raise RpcError(f"unknown device type {shorten(repr(type_name))}; allowed: {allowed}")
+        try:
+            return load_device_type(type_name)
+        except UnknownDeviceTypeError as error:
+            raise RpcError(str(error)) from None
+
+    def _check_capacity(self, config: Any) -> None:
+        limit, capacity = self.config.max_capacity, getattr(config, "capacity", None)
+        if limit is not None and isinstance(capacity, int) and capacity > limit:
+            raise RpcError(f"capacity {capacity} exceeds this factory's max_capacity {limit}")
+
+    def _parse_config(self, text: str) -> dict[str, Any]:
+        if not text.strip():
+            return {}
+        try:
+            data = parse_config_text(text)
+        except ConfigError as error:
+            raise RpcError(shorten(str(error), 300)) from None
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise RpcError(f"config must be a JSON object, got {type(data).__name__}")
+        return data
+
+    def _spec(self, type_name: str, name: str, config_text: str, prefix: str) -> DeviceSpec:
+        """Check a Create request completely before anything is started."""
+        type_name = _text(type_name, "type", 100)
+        name = _text(name, "name", 100)
+        config = self._parse_config(_text(config_text, "config", MAX_CONFIG_CHARS))
+        prefix = _text(prefix, "prefix", 100) or str(config.pop("prefix", "") or "")
+        if not type_name or not name:
+            raise RpcError("Create needs the arguments type and name (and optionally config)")
+        cls = self._device_type(type_name)
+        try:
+            check_name(name)
+            prefix = check_prefix(prefix or f"{self.prefix}{name}:")
+        except ValueError as error:
+            raise RpcError(f"{shorten(repr(name))}: {error}") from None
+        if name in self._supervisors or name in self._pending:
+            raise RpcError(f"a device named {name!r} exists already")
+        taken = {s.spec.prefix: s.spec.name for s in self._supervisors.values()}
+        if prefix in taken or prefix == self.prefix:
+            raise RpcError(f"prefix {prefix!r} is in use by {taken.get(prefix, 'the factory')}")
+        if len(self._supervisors) + len(self._pending) >= self.config.max_devices:
+            raise RpcError(f"this factory runs at most {self.config.max_devices} devices")
+        try:
+            validated = validate_config(cls.config_model, config)
+        except ConfigError as error:
+            raise RpcError(shorten(str(error), 500)) from None
+        self._check_capacity(validated)
+        return DeviceSpec(name=name, type=type_name, prefix=prefix, config=config)
+
+    def _named(self, name: Any) -> Supervisor:
+        name = _text(name, "name", 100)
+        supervisor = self._supervisors.get(name)
+        if supervisor is None:
+            known = ", ".join(self._supervisors) or "none"
+            raise RpcError(f"no device named {shorten(repr(name))}; devices: {known}")
+        return supervisor
+
+    # RPCs ------------------------------------------------------------------------------------
+
+    @rpc(with_caller=True)
+    async def create(
+        self,
+        type: str = "",  # noqa: A002 (the contract's argument name)
+        name: str = "",
+        config: str = "",
+        prefix: str = "",
+        *,
+        caller: Caller,
+    ) -> str:
+        """Create a device: arguments type, name, config (JSON), optional prefix."""
+        self._check_caller(caller, "Create")
+        spec = self._spec(type, name, config, prefix)
+        self._pending.add(spec.name)
+        try:
+            supervisor = self._supervisor(spec)
+            await supervisor.start()
+        except LaunchError as error:
+            raise RpcError(f"{spec.name} did not start: {error}") from None
+        finally:
+            self._pending.discard(spec.name)
+        self._supervisors[spec.name] = supervisor
+        self._save()
+        self._refresh()
+        self.report(f"created {spec.name} ({spec.type}) at {spec.prefix}")
+        return spec.prefix
+
+    @rpc(with_caller=True)
+    async def destroy(self, name: str = "", *, caller: Caller) -> str:
+        """Stop a device's process and forget it (its files stay): argument name."""
+        self._check_caller(caller, "Destroy")
+        supervisor = self._named(name)
+        await supervisor.stop()
+        del self._supervisors[supervisor.spec.name]
+        self._save()
+        self._refresh()
+        self.report(f"destroyed {supervisor.spec.name}")
+        return f"destroyed {supervisor.spec.name}"
+
+    @rpc(with_caller=True)
+    async def restart(self, name: str = "", *, caller: Caller) -> str:
+        """Restart a device's process now (also one marked Failed): argument name."""
+        self._check_caller(caller, "Restart")
+        supervisor = self._named(name)
+        await supervisor.restart()
+        return f"{supervisor.spec.name}: {supervisor.state}"
+
+    # lifecycle ---------------------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        """Recreate the stored devices and those declared by ``serve FILE``."""
+        self.set_state(FactoryStates.STARTING)
+        specs, problems = self.store.load()
+        wanted = {spec.name: spec for spec in specs}
+        wanted.update({spec.name: spec for spec in self.declared})
+        for name, spec in wanted.items():
+            try:
+                self._device_type(spec.type)
+                self._supervisors[name] = self._supervisor(spec)
+            except RpcError as error:
+                self._unrestored.append(spec)
+                problems.append(f"{name}: not restored: {error}")
+        self._save()
+        await asyncio.gather(*(s.resume() for s in self._supervisors.values()))
+        self.set_state(FactoryStates.RUNNING)
+        self._refresh()
+        if problems:
+            self.report("; ".join(problems), Severity.MINOR)
+        else:
+            self.report(f"running {len(self._supervisors)} devices")
+
+    async def on_stop(self) -> None:
+        """Stop every device process; the list stays stored for the next start."""
+        await asyncio.gather(*(s.stop() for s in self._supervisors.values()))

@@ -1,0 +1,246 @@
+"""One device process under supervision: launched, watched, restarted with back-off."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable, Sequence
+from enum import StrEnum
+
+from epics_collector.core import Sources, Subscription, Update, shorten
+from epics_collector.factory._config import DeviceSpec, RestartPolicy
+from epics_collector.process import READY_LINE, ManagedProcess
+
+log = logging.getLogger(__name__)
+POLL = 0.05
+
+
+class Phase(StrEnum):
+    """Where a supervised device is in its life (shown in the factory's Devices table)."""
+
+    STARTING = "Starting"
+    RUNNING = "Running"
+    RESTARTING = "Restarting"
+    FAILED = "Failed"
+    STOPPED = "Stopped"
+
+
+class LaunchError(RuntimeError):
+    """A device process exited or stayed silent instead of serving its PVs."""
+
+
+def exit_reason(process: ManagedProcess) -> str:
+    """Why a child ended, for humans: the signal or exit code and its last output line."""
+    code = process.popen.returncode
+    if code is not None and code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    text = f"exit code {code}"
+    lines = [line for line in process.output().splitlines() if line.strip()]
+    return f"{text}: {shorten(lines[-1], 200)}" if lines else text
+
+
+class _StateListener:
+    """Receives the device's State PV (on a transport thread) and hands it to the loop.
+
+    One listener per launched process (``launch`` numbers them), so a late update of a
+    dead process is never taken for the new one.
+    """
+
+    def __init__(self, supervisor: Supervisor, launch: int) -> None:
+        self._supervisor, self._launch = supervisor, launch
+        self._loop = asyncio.get_running_loop()
+
+    def on_update(self, update: Update) -> None:
+        self._loop.call_soon_threadsafe(self._supervisor.state_update, self._launch, update)
+
+    def on_connection(self, connected: bool, reason: str) -> None:
+        if not connected:
+            self._loop.call_soon_threadsafe(self._supervisor.state_lost, self._launch)
+
+
+class Supervisor:
+    """Runs one device process and keeps it running.
+
+    Ready means the child printed its ready line and its ``State`` PV answered the
+    factory's own client. A child that dies is restarted after 1, 2, 4 ... s (see
+    :class:`RestartPolicy`); after too many restarts in a row it is left ``Failed``.
+    """
+
+    def __init__(
+        self,
+        spec: DeviceSpec,
+        *,
+        launch: Callable[[DeviceSpec], ManagedProcess],
+        policy: RestartPolicy,
+        ready_timeout: float,
+        sources: Sources | None,
+        state_names: Sequence[str],
+        on_change: Callable[[], None],
+    ) -> None:
+        self.spec, self.policy, self.ready_timeout = spec, policy, ready_timeout
+        self._launch_process, self._on_change = launch, on_change
+        self._sources, self._state_names = sources, list(state_names)
+        self.phase = Phase.STOPPED
+        self.process: ManagedProcess | None = None
+        self.started = 0.0  # wall time of the current process's start
+        self.restarts = 0
+        self.reason = ""
+        self.device_state = ""
+        self._launches = 0
+        self._up_since = 0.0
+        self._in_a_row = 0
+        self._task: asyncio.Task[None] | None = None
+        self._subscription: Subscription | None = None
+
+    # what the factory shows -----------------------------------------------------------
+
+    @property
+    def pid(self) -> int:
+        """The running process's id, 0 when there is none."""
+        return self.process.pid if self.process is not None and self.process.running else 0
+
+    @property
+    def state(self) -> str:
+        """The device's own State while running, else the supervision phase."""
+        if self.phase == Phase.RUNNING and self.device_state:
+            return self.device_state
+        return str(self.phase)
+
+    def state_update(self, launch: int, update: Update) -> None:
+        """The device's State PV changed (called on the event loop)."""
+        if launch != self._launches:
+            return
+        index = int(update.value)
+        names = self._state_names
+        self.device_state = names[index] if 0 <= index < len(names) else str(index)
+        self._on_change()
+
+    def state_lost(self, launch: int) -> None:
+        """The factory's client lost the device's State PV."""
+        if launch == self._launches:
+            self.device_state = ""
+            self._on_change()
+
+    def _set(self, phase: Phase, reason: str = "") -> None:
+        self.phase, self.reason = phase, reason
+        if reason:
+            log.info("%s: %s (%s)", self.spec.name, phase, reason)
+        self._on_change()
+
+    # lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Launch the device and wait until it serves its PVs, then keep it running.
+
+        Raises :class:`LaunchError` (nothing left running) if this first launch fails.
+        """
+        await self._launch()
+        self._task = asyncio.create_task(self._run(None), name=f"supervise {self.spec.name}")
+
+    async def resume(self) -> None:
+        """Like :meth:`start`, but a failed launch is retried like a crash (factory start)."""
+        try:
+            await self._launch()
+            failure = None
+        except LaunchError as error:
+            failure = str(error)
+        self._task = asyncio.create_task(self._run(failure), name=f"supervise {self.spec.name}")
+
+    def _subscribe(self) -> None:
+        """Watch State with a new subscription (one per launched process).
+
+        A fresh channel finds the new process at once; a reused one would wait for its
+        next, backed-off, search.
+        """
+        self._close_subscription()
+        if self._sources is not None:
+            self._launches += 1
+            listener = _StateListener(self, self._launches)
+            url = f"pva://{self.spec.prefix}State"
+            self._subscription = self._sources.subscribe(url, listener, queue_size=4)
+
+    async def stop(self) -> None:
+        """Stop supervising and stop the process (SIGTERM, then kill)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._close_subscription()
+        await self._stop_process()
+        self._set(Phase.STOPPED)
+
+    async def restart(self) -> None:
+        """Stop and launch again now, forgetting earlier crashes (also from Failed)."""
+        await self.stop()
+        self._in_a_row = 0
+        await self.resume()
+
+    def _close_subscription(self) -> None:
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            subscription.close()
+        self.device_state = ""
+
+    async def _stop_process(self) -> None:
+        process = self.process
+        if process is not None:
+            await asyncio.to_thread(process.stop)
+
+    async def _launch(self, note: str = "") -> None:
+        self._set(Phase.STARTING, note)
+        self.started = time.time()
+        self.process = process = self._launch_process(self.spec)
+        deadline = time.monotonic() + self.ready_timeout
+        while READY_LINE not in process.output():
+            if not process.running:
+                process.stop()
+                raise LaunchError(exit_reason(process))
+            if time.monotonic() > deadline:
+                await self._stop_process()
+                raise LaunchError(f"no PVs served after {self.ready_timeout} s")
+            await asyncio.sleep(POLL)
+        self._up_since = time.monotonic()
+        self._subscribe()
+        if self._sources is not None:
+            while not self.device_state and time.monotonic() < deadline:
+                await asyncio.sleep(POLL / 5)
+        if self._sources is not None and not self.device_state:
+            self._set(Phase.RUNNING, "State PV does not answer the factory (EPICS_PVA_ADDR_LIST?)")
+        else:
+            self._set(Phase.RUNNING, note)
+
+    async def _run(self, failure: str | None) -> None:
+        """Watch the process; restart it after a crash, or give up after too many."""
+        while True:
+            if failure is None:
+                failure = await self._wait_for_exit()
+            self._in_a_row += 1
+            if self._in_a_row > self.policy.max_restarts:
+                restarts = self._in_a_row - 1
+                self._set(Phase.FAILED, f"gave up after {restarts} restarts in a row: {failure}")
+                return
+            delay = self.policy.delay_before(self._in_a_row)
+            self._set(Phase.RESTARTING, f"{failure}; restart in {delay:g} s")
+            await asyncio.sleep(delay)
+            self.restarts += 1
+            try:
+                await self._launch(f"restarted after: {failure}")
+                failure = None
+            except LaunchError as error:
+                failure = str(error)
+
+    async def _wait_for_exit(self) -> str:
+        process = self.process
+        assert process is not None
+        while process.running:
+            await asyncio.sleep(POLL * 2)
+        reason = exit_reason(process)
+        process.stop()  # collects the exit status and closes the log
+        self._close_subscription()
+        if time.monotonic() - self._up_since >= self.policy.stable_after:
+            self._in_a_row = 0
+        return reason

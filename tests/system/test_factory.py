@@ -1,0 +1,254 @@
+"""The factory as a child process, driven by a plain p4p client (the contract)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+import numpy as np
+import psutil
+import pytest
+from p4p.client.thread import Context, RemoteError
+from tests.conftest import FactoryHandle
+
+from epics_collector.process import wait_until
+from epics_collector.pva import Network
+from epics_collector.sim import SimIoc
+
+pytestmark = pytest.mark.system
+StartFactory = Callable[..., FactoryHandle]
+
+
+def _counter_collector(sim_ioc: SimIoc, **extra: Any) -> dict[str, Any]:
+    channel = {"pv": sim_ioc.prefix + "Counter", "alias": "counter"}
+    return {"channels": [channel], "autostart": True, **extra}
+
+
+def _get(ctx: Context, name: str) -> Any:
+    """A get, typed for comparisons (p4p's stubs say little)."""
+    return cast(Any, ctx.get(name))
+
+
+def _answers_within(ctx: Context, name: str, seconds: float) -> float:
+    start = time.monotonic()
+    ctx.get(name, timeout=seconds)
+    return time.monotonic() - start
+
+
+def test_create_collector_and_processing_over_rpc(
+    factory_process: StartFactory, ctx: Context, sim_ioc: SimIoc
+) -> None:
+    fac = factory_process()
+    assert list(_get(ctx, fac.prefix + "Types")) == ["collector", "counter", "processing"]
+    prefix = fac.create("collector", "col", _counter_collector(sim_ioc))
+    assert prefix == f"{fac.prefix}col:"
+    assert _answers_within(ctx, prefix + "Count", 1.5) < 1.5
+    processing = {
+        "inputs": {"a": sim_ioc.prefix + "Counter"},
+        "processor": {"name": "calc", "params": {"expression": "a * 2"}},
+    }
+    proc_prefix = fac.create("processing", "proc", processing)
+    assert _answers_within(ctx, proc_prefix + "State", 1.5) < 1.5
+
+    rows = {name: fac.row(name) for name in ("col", "proc")}
+    for name, row in rows.items():
+        assert psutil.pid_exists(row["pid"]), name
+        assert row["restarts"] == 0 and row["host"]
+    assert rows["col"]["state"] == "Recording"
+    assert rows["proc"]["type"] == "processing"
+    assert wait_until(lambda: _get(ctx, prefix + "Count") > 2, 5)
+    assert wait_until(lambda: float(_get(ctx, proc_prefix + "result")) > 0, 5)
+    assert "created proc" in str(_get(ctx, fac.prefix + "Message"))
+
+
+def test_kill_9_restarts_the_device_with_its_persisted_data(
+    factory_process: StartFactory, ctx: Context, sim_ioc: SimIoc, network: Network
+) -> None:
+    fac = factory_process()
+    prefix = fac.create("collector", "col", _counter_collector(sim_ioc, persist=True))
+    assert wait_until(lambda: _get(ctx, prefix + "Count") >= 5, 10)
+    time.sleep(1.1)  # the spill is flushed every 0.5 s
+    before = _get(ctx, prefix + "counter:Value")
+    pid = fac.row("col")["pid"]
+    os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+
+    def back() -> bool:
+        row = fac.row("col")
+        return row["pid"] not in (0, pid) and row["state"] == "Recording"
+
+    assert wait_until(back, 3.0), fac.row("col")
+    assert time.monotonic() - killed < 3.0
+    row = fac.row("col")
+    assert row["restarts"] == 1 and "SIGKILL" in row["message"]
+    # a new client: ctx's channel finds the new process only at its next backed-off search
+    with Context("pva", conf=network.client_conf(), useenv=False) as fresh:
+        after = _get(fresh, prefix + "counter:Value")
+    # what was on disk (spilled every 0.5 s; the last second before the kill may be lost)
+    flushed = len(before) - 10
+    assert flushed > 0 and len(after) >= flushed
+    np.testing.assert_array_equal(np.asarray(after)[:flushed], np.asarray(before)[:flushed])
+
+
+def test_factory_restart_brings_devices_back_and_sigkill_leaves_no_orphans(
+    factory_process: StartFactory, ctx: Context, sim_ioc: SimIoc
+) -> None:
+    fac = factory_process()
+    col = fac.create("collector", "col", _counter_collector(sim_ioc))
+    proc = fac.create(
+        "processing",
+        "proc",
+        {"inputs": {"a": sim_ioc.prefix + "Counter"}, "processor": {"name": "stats"}},
+    )
+    pids = [fac.row(name)["pid"] for name in ("col", "proc")]
+    fac.stop()  # SIGTERM: the factory stops its devices and keeps the list
+    assert not any(psutil.pid_exists(pid) for pid in pids)
+
+    fac.start()
+    assert sorted(fac.table()["name"]) == ["col", "proc"]
+    assert all(fac.row(name)["state"] not in ("Starting", "Failed") for name in ("col", "proc"))
+    assert _answers_within(ctx, col + "Count", 1.5) < 1.5
+    assert _answers_within(ctx, proc + "State", 1.5) < 1.5
+
+    assert fac.process is not None
+    pids = [fac.row(name)["pid"] for name in ("col", "proc")]
+    os.kill(fac.process.process.pid, signal.SIGKILL)
+    gone = wait_until(lambda: not any(psutil.pid_exists(pid) for pid in pids), 5)
+    assert gone, "device processes outlived a factory killed with SIGKILL"
+
+
+def test_destroy(factory_process: StartFactory, ctx: Context, sim_ioc: SimIoc) -> None:
+    fac = factory_process()
+    fac.create("collector", "col", _counter_collector(sim_ioc))
+    pid = fac.row("col")["pid"]
+    assert "destroyed col" in str(fac.call("Destroy", name="col"))
+    assert not psutil.pid_exists(pid)
+    assert fac.table()["name"] == []
+    with pytest.raises(RemoteError, match="no device named 'col'"):
+        fac.call("Destroy", name="col")
+    fac.stop()
+    fac.start()  # destroyed devices stay destroyed
+    assert fac.table()["name"] == []
+
+
+LIMITS = """
+types: [collector, counter]
+max_devices: 2
+max_capacity: 1000
+"""
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [
+        ({"type": "processing", "name": "p"}, "unknown device type 'processing'"),
+        ({"type": "nope", "name": "p"}, "allowed: collector, counter"),
+        ({"type": "counter", "name": "bad name"}, "device name is 1-40 characters"),
+        ({"type": "counter", "name": "x" * 41}, "device name is 1-40 characters"),
+        ({"type": "counter", "name": "x" * 5000}, "name is too long"),
+        ({"type": "counter"}, "needs the arguments type and name"),
+        ({"name": "c"}, "needs the arguments type and name"),
+        ({"type": "counter", "name": "c", "config": "{nope"}, "neither JSON nor YAML"),
+        ({"type": "counter", "name": "c", "config": "[1, 2]"}, "must be a JSON object"),
+        ({"type": "counter", "name": "c", "config": '{"step": "fast"}'}, "step"),
+        ({"type": "counter", "name": "c", "config": '{"unknown": 1}'}, "unknown"),
+        (
+            {"type": "collector", "name": "c", "config": '{"channels": ["X"], "capacity": 5000}'},
+            "capacity 5000 exceeds this factory's max_capacity 1000",
+        ),
+        ({"type": "counter", "name": "c", "prefix": "no-colon"}, "ending in ':'"),
+        ({"type": "counter", "name": "c", "color": "red"}, "bad arguments"),
+    ],
+)
+def test_bad_create_requests_are_clear_errors(
+    factory_process: StartFactory, arguments: dict[str, str], error: str
+) -> None:
+    fac = factory_process(LIMITS)
+    with pytest.raises(RemoteError, match=error):
+        fac.call("Create", **arguments)
+    assert fac.table()["name"] == []
+
+
+def test_limits_duplicates_and_prefixes(factory_process: StartFactory) -> None:
+    fac = factory_process(LIMITS)
+    assert fac.create("counter", "one") == f"{fac.prefix}one:"
+    with pytest.raises(RemoteError, match="a device named 'one' exists already"):
+        fac.create("counter", "one")
+    with pytest.raises(RemoteError, match="is in use by one"):
+        fac.call("Create", type="counter", name="two", prefix=f"{fac.prefix}one:")
+    assert fac.create("counter", "two", {"prefix": "ELSEWHERE:two:"}) == "ELSEWHERE:two:"
+    with pytest.raises(RemoteError, match="at most 2 devices"):
+        fac.create("counter", "three")
+
+
+def test_allow_hosts(factory_process: StartFactory) -> None:
+    refused = factory_process("allow_hosts: [10.0.0.0/8]")
+    with pytest.raises(RemoteError, match="Create refused: client 127.0.0.1 is not allowed"):
+        refused.create("counter", "c")
+    allowed = factory_process("allow_hosts: [10.0.0.0/8, 127.0.0.1]")
+    assert allowed.create("counter", "c").endswith("c:")
+
+
+def test_a_device_that_keeps_crashing_is_marked_failed(
+    factory_process: StartFactory, ctx: Context
+) -> None:
+    fac = factory_process("restart: {delay: 0.1, max_restarts: 2}")
+    fac.create("counter", "c")
+    # its data directory becomes a file: every restart now fails at start-up
+    data = fac.data_dir / "c"
+    data.rmdir()
+    data.write_text("not a directory")
+    os.kill(fac.row("c")["pid"], signal.SIGKILL)
+    assert wait_until(lambda: fac.row("c")["state"] == "Failed", 10), fac.row("c")
+    row = fac.row("c")
+    assert row["restarts"] == 2 and row["pid"] == 0
+    assert "gave up after 2 restarts" in row["message"]
+    assert "exit code" in row["message"]
+    # once the cause is fixed, Restart brings it back
+    data.unlink()
+    fac.call("Restart", name="c")
+    assert wait_until(lambda: fac.row("c")["state"] == "Idle", 10), fac.row("c")
+    assert _get(ctx, fac.prefix + "c:State") == 0
+
+
+def test_a_device_that_cannot_start_is_a_create_error(factory_process: StartFactory) -> None:
+    fac = factory_process()
+    (fac.data_dir / "c").write_text("not a directory")
+    with pytest.raises(RemoteError, match="c did not start: exit code"):
+        fac.create("counter", "c")
+    assert fac.table()["name"] == []
+    fac.create("counter", "d")  # the factory goes on
+
+
+def test_fuzzed_rpc_calls_all_fail_cleanly_and_memory_stays_flat(
+    factory_process: StartFactory, ctx: Context
+) -> None:
+    fac = factory_process("max_devices: 1")
+    fac.create("counter", "taken")
+    assert fac.process is not None
+    factory = psutil.Process(fac.process.process.pid)
+    rng = np.random.default_rng(7)
+    junk = ["", "x" * 100_000, "{", "[]", "null", '{"step": "x"}', "collector", "taken", "../x"]
+    keys = ["type", "name", "config", "prefix", "bogus"]
+
+    def one_call() -> None:
+        rpc = str(rng.choice(["Create", "Destroy", "Restart"]))
+        chosen = rng.choice(keys, size=int(rng.integers(0, 5)), replace=False)
+        values = junk if rpc == "Create" else junk[:-2]  # (destroying "taken" would work)
+        arguments = {str(k): str(rng.choice(values)) for k in chosen}
+        with pytest.raises(RemoteError):
+            fac.call(rpc, **arguments)
+
+    for _ in range(200):
+        one_call()
+    rss_before = factory.memory_info().rss
+    for _ in range(800):
+        one_call()
+    growth = factory.memory_info().rss - rss_before
+    assert growth < 5_000_000, f"factory grew by {growth} bytes over 800 bad calls"
+    assert fac.table()["name"] == ["taken"]
+    beat = _get(ctx, fac.prefix + "Heartbeat")
+    assert wait_until(lambda: _get(ctx, fac.prefix + "Heartbeat") > beat, 3)
