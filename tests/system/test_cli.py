@@ -75,3 +75,39 @@ def test_demo_stops_cleanly_on_ctrl_c(network):
         demo.popen.wait(20)
     assert demo.popen.returncode == 0, demo.output()
     assert "Stopped cleanly" in demo.output()
+
+
+def test_factory_and_serve_refuse_bad_input_with_one_line(tmp_path):
+    result = cli("factory", "--prefix", "no-colon")
+    assert result.returncode == 2 and "ending in ':'" in result.stderr
+    (tmp_path / "f.yaml").write_text("max_devices: -1\n")
+    result = cli("factory", "--prefix", "F:", "--config", str(tmp_path / "f.yaml"))
+    assert result.returncode == 2 and "max_devices" in result.stderr
+    result = cli("serve", str(tmp_path / "missing.yaml"))
+    assert result.returncode == 2 and "no setup file" in result.stderr
+    (tmp_path / "s.yaml").write_text("prefix: 'F:'\ndevices: [{name: c, type: nope}]\n")
+    result = cli("serve", str(tmp_path / "s.yaml"))
+    assert result.returncode == 2 and "devices.c: unknown device type 'nope'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_starts_the_declared_devices_and_stops_them(network, ctx, prefix, tmp_path):
+    setup = tmp_path / "setup.yaml"
+    setup.write_text(
+        f"prefix: '{prefix}'\n"
+        "factory: {max_devices: 4}\n"
+        "devices:\n"
+        "  - {name: a, type: counter, config: {step: 3}}\n"
+        f"  - {{name: b, type: counter, prefix: '{prefix}other:'}}\n"
+    )
+    serve = ManagedProcess("epics_collector", ["serve", str(setup)], env=network.environ())
+    with serve:
+        serve.wait_ready(lambda: "factory ready:" in serve.output(), 30)
+        table = ctx.get(prefix + "Devices").value
+        assert list(table.name) == ["a", "b"] and list(table.prefix)[1] == f"{prefix}other:"
+        pids = [int(pid) for pid in table.pid]
+        assert json.loads(ctx.get(prefix + "a:Config") + "")["step"] == 3
+        assert (tmp_path / "data" / ".factory" / "devices.json").exists()
+        assert (tmp_path / "data" / ".factory" / "logs" / "a.log").exists()
+    assert serve.popen.returncode == 0
+    assert not any(psutil.pid_exists(pid) for pid in pids)

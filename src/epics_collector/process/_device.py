@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,7 @@ class FactoryProcess(ReadyProcess):
         config: Path | None = None,
         env: Mapping[str, str] | None = None,
         timeout: float = 60.0,
+        launcher: Sequence[str] = (),
     ) -> None:
         self.prefix = prefix
         args = ["factory", "--prefix", prefix, "--data-dir", str(data_dir)]
@@ -73,4 +74,6 @@ class FactoryProcess(ReadyProcess):
             args += ["--state-dir", str(state_dir)]
         if config is not None:
             args += ["--config", str(config)]
-        super().__init__(MODULE, args, FACTORY_READY_LINE, env=env, timeout=timeout)
+        super().__init__(
+            MODULE, args, FACTORY_READY_LINE, env=env, timeout=timeout, launcher=launcher
+        )

@@ -34,7 +34,9 @@ class ManagedProcess:
 
     Standard input is a pipe that stays open for the child's lifetime, because an
     EPICS IOC shell exits when its standard input closes. Stopping sends SIGTERM,
-    waits ``stop_timeout`` seconds, then kills. Output goes to a temporary file, or
+    waits ``stop_timeout`` seconds, then kills. ``launcher`` is put in front of the
+    command (e.g. ``ip netns exec NS`` to run the child in a network namespace); it must
+    exec the command, so that signals reach the child. Output goes to a temporary file, or
     is appended to ``log_path`` (rotated once it passes ``LOG_LIMIT`` bytes);
     :meth:`output` is what this run printed.
     """
@@ -50,8 +52,9 @@ class ManagedProcess:
         capture_output: bool = True,
         stop_timeout: float = 5.0,
         log_path: Path | None = None,
+        launcher: Sequence[str] = (),
     ) -> None:
-        self.command = [sys.executable, "-m", module, *args]
+        self.command = [*launcher, sys.executable, "-m", module, *args]
         self.env = dict(os.environ if env is None else env)
         self.capture_output = capture_output
         self.stop_timeout = stop_timeout
@@ -169,9 +172,10 @@ class ReadyProcess:
         *,
         env: Mapping[str, str] | None = None,
         timeout: float = 30.0,
+        launcher: Sequence[str] = (),
     ) -> None:
         self.ready_line, self.timeout = ready_line, timeout
-        self.process = ManagedProcess(module, args, env=env)
+        self.process = ManagedProcess(module, args, env=env, launcher=launcher)
 
     def start(self) -> Self:
         """Start the child and wait until it says it is ready."""

@@ -71,6 +71,37 @@ class Network:
             useenv=False,
         )
 
+    @classmethod
+    def host(cls, broadcast: str, search_port: int, ca_port: int) -> Network:
+        """One host of a private subnet (e.g. a network namespace of a test).
+
+        Servers bind every interface of the host; clients search 127.0.0.1 (where pvxs
+        fans a unicast search out to every local server) and the subnet's ``broadcast``
+        address (which reaches every server of the other hosts: a unicast to a host's
+        address would reach only one of the servers sharing the port there).
+        """
+        return cls(
+            {
+                "EPICS_PVAS_INTF_ADDR_LIST": "0.0.0.0",
+                "EPICS_PVAS_BEACON_ADDR_LIST": broadcast,
+                "EPICS_PVAS_AUTO_BEACON_ADDR_LIST": "NO",
+                "EPICS_PVAS_BROADCAST_PORT": str(search_port),
+                "EPICS_PVAS_SERVER_PORT": "0",
+                "EPICS_PVA_BROADCAST_PORT": str(search_port),
+                "EPICS_PVA_SERVER_PORT": "0",
+                "EPICS_PVA_ADDR_LIST": f"{_LOOPBACK}:{search_port} {broadcast}:{search_port}",
+                "EPICS_PVA_AUTO_ADDR_LIST": "NO",
+                "EPICS_CAS_INTF_ADDR_LIST": "0.0.0.0",
+                "EPICS_CAS_BEACON_ADDR_LIST": broadcast,
+                "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
+                "EPICS_CAS_SERVER_PORT": str(ca_port),
+                "EPICS_CA_SERVER_PORT": str(ca_port),
+                "EPICS_CA_ADDR_LIST": f"{_LOOPBACK}:{ca_port} {broadcast}:{ca_port}",
+                "EPICS_CA_AUTO_ADDR_LIST": "NO",
+            },
+            useenv=False,
+        )
+
     def for_ca_server(self, index: int) -> Network:
         """This network, with a CA server port of its own for the ``index``-th IOC."""
         ports = self.variables["EPICS_CA_ADDR_LIST"].split()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from epics_collector.process import ReadyProcess
 from epics_collector.sim._ioc import READY_LINE
@@ -12,10 +12,18 @@ from epics_collector.sim.pva_source import READY
 class SimIoc(ReadyProcess):
     """The sim IOC in a child process, ready when its records are up; ``with`` stops it."""
 
-    def __init__(self, prefix: str, env: Mapping[str, str], timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        prefix: str,
+        env: Mapping[str, str],
+        timeout: float = 30.0,
+        launcher: Sequence[str] = (),
+    ) -> None:
         self.prefix = prefix
         args = ["--prefix", prefix]
-        super().__init__("epics_collector.sim", args, READY_LINE, env=env, timeout=timeout)
+        super().__init__(
+            "epics_collector.sim", args, READY_LINE, env=env, timeout=timeout, launcher=launcher
+        )
 
 
 class PvaSource(ReadyProcess):
