@@ -38,6 +38,7 @@ bench: install
 	$(BIN)/python bench/export.py
 	$(BIN)/python bench/processing_latency.py
 	$(BIN)/python bench/pvapy_compare.py
+	$(BIN)/python bench/factory.py
 
 # Re-pin every dependency to what is installed now (after changing pyproject.toml).
 lock: install

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from epics_collector.collector import CollectorConfig
+from epics_collector.factory import FactoryConfig, Setup
 from epics_collector.processing import ProcessingConfig
 
 DOCS = Path(__file__).parent.parent / "docs"
@@ -24,11 +25,15 @@ YAML_PAGES = sorted(p for p in DOCS.rglob("*.md") if "```yaml" in p.read_text())
 
 
 @pytest.mark.parametrize("page", YAML_PAGES, ids=lambda p: str(p.relative_to(DOCS)))
-def test_collector_configs_are_valid(page: Path) -> None:
+def test_configs_are_valid(page: Path) -> None:
     blocks = re.findall(r"```yaml\n(.*?)```", page.read_text(), re.S)
     for block in blocks:
         config = yaml.safe_load(block)
-        if "channels:" in block:
+        if re.search(r"^devices:", block, re.M):
+            Setup.model_validate(config).specs()  # each device checked against its type
+        elif "max_devices:" in block:
+            FactoryConfig.model_validate(config)
+        elif "channels:" in block:
             CollectorConfig.model_validate(config)
         elif "processor:" in block and "scale" not in block:  # the tutorial's plugin
             ProcessingConfig.model_validate(config)

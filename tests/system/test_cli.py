@@ -29,6 +29,8 @@ def test_schema_prints_json_schema():
     result = cli("schema", "counter")
     assert result.returncode == 0
     assert json.loads(result.stdout)["properties"]["step"]["type"] == "integer"
+    result = cli("schema", "factory")
+    assert "allow_hosts" in json.loads(result.stdout)["properties"]
 
 
 def test_unknown_type_and_bad_config_exit_2_naming_the_problem(prefix):

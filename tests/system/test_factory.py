@@ -12,6 +12,7 @@ import numpy as np
 import psutil
 import pytest
 from p4p.client.thread import Context, RemoteError
+from p4p.nt import NTURI
 from tests.conftest import FactoryHandle
 
 from epics_collector.process import wait_until
@@ -252,3 +253,14 @@ def test_fuzzed_rpc_calls_all_fail_cleanly_and_memory_stays_flat(
     assert fac.table()["name"] == ["taken"]
     beat = _get(ctx, fac.prefix + "Heartbeat")
     assert wait_until(lambda: _get(ctx, fac.prefix + "Heartbeat") > beat, 3)
+
+
+def test_arguments_of_the_wrong_type_are_clear_errors(factory_process: StartFactory) -> None:
+    fac = factory_process()
+    pv = fac.prefix + "Create"
+    uri = NTURI([("type", "s"), ("name", "i")])
+    with pytest.raises(RemoteError, match="name must be a string, got int"):
+        fac.ctx.rpc(pv, uri.wrap(pv, kws={"type": "counter", "name": 5}))
+    uri = NTURI([("type", "s"), ("name", "s"), ("config", "d")])
+    with pytest.raises(RemoteError, match="config must be a string, got float"):
+        fac.ctx.rpc(pv, uri.wrap(pv, kws={"type": "counter", "name": "c", "config": 1.5}))

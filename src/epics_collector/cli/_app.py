@@ -143,10 +143,13 @@ def serve(
 
 @app.command()
 def schema(
-    type_name: Annotated[str, typer.Argument(metavar="TYPE", help="registered device type")],
+    type_name: Annotated[
+        str, typer.Argument(metavar="TYPE", help="registered device type, or 'factory'")
+    ],
 ) -> None:
-    """Print the JSON schema of a device type's configuration."""
-    print(json.dumps(_device_class(type_name).config_model.model_json_schema(), indent=2))
+    """Print the JSON schema of a device type's configuration (or a factory's)."""
+    model = FactoryConfig if type_name == "factory" else _device_class(type_name).config_model
+    print(json.dumps(model.model_json_schema(), indent=2))
 
 
 @app.command("sim-ioc")
