@@ -52,6 +52,7 @@ from epics_collector.upload import make_uploader
 log = logging.getLogger(__name__)
 _now = time.time  # Push has an argument named time
 MAX_PUSHED_CHANNELS = 100
+NEXUS_SUFFIXES = (".nxs", ".h5", ".hdf5", ".nx5")  # kept; other names get .nxs
 
 
 def _as_number(value: Any) -> float | None:
@@ -157,11 +158,12 @@ class Collector(Device[CollectorConfig]):
     @export_name.on_put
     async def _export(self, name: str) -> None:
         nexus = self.export_format.value == "nexus"
+        if nexus:
+            suffix = "" if name.lower().endswith(NEXUS_SUFFIXES) else ".nxs"
+        else:
+            suffix = ".csv"
         path = confined_path(
-            self.data_dir,
-            name,
-            suffix=".nxs" if nexus else ".csv",
-            overwrite=self.config.export.overwrite,
+            self.data_dir, name, suffix=suffix, overwrite=self.config.export.overwrite
         )
         data = gather(
             self.prefix,

@@ -111,6 +111,7 @@ class ProcessingConfig(DeviceConfig):
             processor = self.make_processor()
         except LookupError as error:
             raise ValueError(f"processor: {error}") from None
+        self.processor.params = processor.params.model_dump(mode="json")  # defaults shown
         if isinstance(self.trigger, str) and self.trigger not in ("any", "all"):
             if self.trigger not in self.inputs:
                 raise ValueError(f"trigger {self.trigger!r} is not any, all or an input name")

@@ -1,0 +1,32 @@
+"""Python clients of factories and devices: one API for a local or a remote factory.
+
+Blocking: :class:`Factory`, :class:`Collector`, :class:`Processor`. Asyncio:
+:class:`AsyncFactory`, :class:`AsyncCollector`, :class:`AsyncProcessor` (the one
+implementation; the blocking classes run it on a private event loop).
+"""
+
+from epics_collector.client._connection import Connection, decode
+from epics_collector.client._devices import AsyncCollector, AsyncDevice, AsyncProcessor, History
+from epics_collector.client._errors import ClientError, DeviceError, NoConnectionError
+from epics_collector.client._factory import AsyncFactory, DeviceInfo, default_prefix
+from epics_collector.client._sync import Collector, Device, Factory, LoopThread, Processor
+
+__all__ = [
+    "AsyncCollector",
+    "AsyncDevice",
+    "AsyncFactory",
+    "AsyncProcessor",
+    "ClientError",
+    "Collector",
+    "Connection",
+    "Device",
+    "DeviceError",
+    "DeviceInfo",
+    "Factory",
+    "History",
+    "LoopThread",
+    "NoConnectionError",
+    "Processor",
+    "decode",
+    "default_prefix",
+]

@@ -1,0 +1,102 @@
+"""One asyncio PVA client connection: gets, puts, RPCs and monitors as plain Python values.
+
+Works on raw p4p Values (``nt=False``) and decodes them here, so every caller sees the
+same types: numbers, strings, choice names for enums, dicts of numpy arrays for tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import numpy as np
+from p4p import Value
+from p4p.client.asyncio import Context, Disconnected, RemoteError
+from p4p.nt import NTURI
+
+from epics_collector.client._errors import DeviceError, NoConnectionError
+from epics_collector.pva import Network
+
+
+def decode(value: Value) -> Any:
+    """A Python value for a normative-type Value."""
+    nt = value.getID()
+    if nt.startswith("epics:nt/NTEnum:"):
+        choices = list(value["value.choices"])
+        index = int(value["value.index"])
+        return choices[index] if 0 <= index < len(choices) else index
+    if nt.startswith("epics:nt/NTTable:"):
+        columns = value["value"]
+        return {name: np.asarray(columns[name]) for name in columns.keys()}
+    if nt.startswith("epics:nt/NTNDArray:"):
+        shape = [d["size"] for d in reversed(value["dimension"])]
+        return np.asarray(value["value"]).reshape(shape)
+    inner = value["value"]
+    return inner if not isinstance(inner, np.ndarray) else np.asarray(inner)
+
+
+class Connection:
+    """An asyncio p4p client with timeouts and errors the client API promises."""
+
+    def __init__(self, network: Network | None = None, timeout: float = 5.0) -> None:
+        network = network or Network.from_environment()
+        self.timeout = timeout
+        self._ctx = Context("pva", conf=network.client_conf(), useenv=network.useenv, nt=False)
+
+    async def _wait(self, name: str, operation: Any, timeout: float | None) -> Any:
+        limit = self.timeout if timeout is None else timeout
+        try:
+            return await asyncio.wait_for(operation, limit)
+        except TimeoutError:
+            raise NoConnectionError(f"{name}: no answer within {limit:g} s") from None
+        except RemoteError as error:
+            raise DeviceError(f"{name}: {error}") from None
+        except Disconnected:
+            raise NoConnectionError(f"{name}: disconnected") from None
+
+    async def get_value(self, name: str, timeout: float | None = None) -> Value:
+        """The raw Value of ``name``."""
+        return await self._wait(name, self._ctx.get(name), timeout)
+
+    async def get(self, name: str, timeout: float | None = None) -> Any:
+        """The decoded value of ``name``."""
+        return decode(await self.get_value(name, timeout))
+
+    async def put(self, name: str, value: Any, timeout: float | None = None) -> None:
+        """Put and wait until the server accepted it."""
+        await self._wait(name, self._ctx.put(name, value), timeout)
+
+    async def call(
+        self, name: str, arguments: Mapping[str, str], timeout: float | None = None
+    ) -> Any:
+        """An RPC with string arguments (as ``pvcall`` sends them); the decoded result."""
+        uri = NTURI([(key, "s") for key in arguments])
+        request = uri.wrap(name, kws=dict(arguments))
+        return decode(await self._wait(name, self._ctx.rpc(name, request), timeout))
+
+    async def monitor(self, name: str, queue_size: int = 1000) -> AsyncIterator[Any]:
+        """Each update of ``name``, decoded, until the caller stops iterating."""
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+
+        async def on_update(value: Any) -> None:
+            await queue.put(value)
+
+        subscription = self._ctx.monitor(
+            name,
+            on_update,
+            request=f"record[queueSize={queue_size}]field()",
+            notify_disconnect=True,
+        )
+        try:
+            while True:
+                value = await queue.get()
+                if isinstance(value, Exception):
+                    continue  # a disconnect: the monitor resumes when the server is back
+                yield decode(value)
+        finally:
+            subscription.close()
+
+    def close(self) -> None:
+        """Close the client context."""
+        self._ctx.close()

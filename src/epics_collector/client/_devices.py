@@ -1,0 +1,222 @@
+"""Asynchronous proxies of devices: a collector, a processing device, any device."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from epics_collector.client._connection import Connection
+from epics_collector.client._errors import ClientError, DeviceError
+
+
+class History(NamedTuple):
+    """A channel's recorded rows, oldest first (arrays of equal length).
+
+    ``value`` is 1-D for numbers and strings, 2-D (rows x length) for waveforms, and
+    ``None`` for images (read frames from the ``Frame`` PV).
+    """
+
+    time: np.ndarray
+    value: np.ndarray | None
+    severity: np.ndarray
+    status: np.ndarray
+
+    def to_dataframe(self) -> Any:
+        """The rows as a pandas DataFrame indexed by time (needs pandas installed)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ClientError("to_dataframe() needs pandas: pip install pandas") from None
+        columns: dict[str, Any] = {"severity": self.severity, "status": self.status}
+        if self.value is not None:
+            columns["value"] = list(self.value) if self.value.ndim > 1 else self.value
+        index = pd.to_datetime(self.time, unit="s", utc=True)
+        return pd.DataFrame(columns, index=index.rename("time"))
+
+
+class AsyncDevice:
+    """Any device under ``prefix``: its State, Message, Config, and error reporting."""
+
+    def __init__(self, connection: Connection, prefix: str) -> None:
+        self.connection, self.prefix = connection, prefix
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.prefix!r})"
+
+    async def get(self, pv: str) -> Any:
+        """The value of the device's PV ``pv`` (the part after the prefix)."""
+        return await self.connection.get(self.prefix + pv)
+
+    async def put(self, pv: str, value: Any, timeout: float | None = None) -> None:
+        """Put to the device's PV ``pv``; a refusal raises :class:`DeviceError` with Message."""
+        try:
+            await self.connection.put(self.prefix + pv, value, timeout)
+        except DeviceError as error:
+            raise DeviceError(str(error), await self._message()) from None
+
+    async def _message(self) -> str:
+        try:
+            return str(await self.get("Message"))
+        except ClientError:
+            return ""
+
+    async def state(self) -> str:
+        """The device's State (a choice name such as ``Recording``)."""
+        return str(await self.get("State"))
+
+    async def message(self) -> str:
+        """The device's last status or error text."""
+        return str(await self.get("Message"))
+
+    async def config(self) -> dict[str, Any]:
+        """The device's configuration (defaults filled in)."""
+        return json.loads(await self.get("Config"))
+
+    async def wait_until(self, state: str, timeout: float = 10.0) -> None:
+        """Wait until State is ``state``; raise :class:`TimeoutError` naming the last one."""
+        deadline = time.monotonic() + timeout
+        current = await self.state()
+        while current != state:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.prefix}State is {current!r}, not {state!r}")
+            await asyncio.sleep(0.05)
+            current = await self.state()
+
+    async def _command(self, pv: str) -> None:
+        await self.put(pv, 1)
+
+
+class AsyncCollector(AsyncDevice):
+    """A collector device: record, read histories, export, upload, annotate."""
+
+    async def start(self) -> None:
+        """Start recording."""
+        await self._command("Start")
+
+    async def stop(self) -> None:
+        """Stop recording (the history stays)."""
+        await self._command("Stop")
+
+    async def clear(self) -> None:
+        """Forget the recorded history."""
+        await self._command("Clear")
+
+    async def trigger(self) -> None:
+        """Take a snapshot now (collectors with a trigger window)."""
+        await self._command("Trigger")
+
+    async def count(self) -> int:
+        """Samples recorded in total."""
+        return int(await self.get("Count"))
+
+    async def channels(self) -> dict[str, np.ndarray]:
+        """The Channels table: alias, pv, connected, count, last_update, excluded."""
+        return await self.get("Channels")
+
+    async def alias(self, channel: str) -> str:
+        """The alias of ``channel``, given as an alias or as the source PV name."""
+        table = await self.channels()
+        aliases, pvs = [str(a) for a in table["alias"]], [str(p) for p in table["pv"]]
+        if channel in aliases:
+            return channel
+        for alias, pv in zip(aliases, pvs, strict=True):
+            if channel in (pv, pv.partition("://")[2]):
+                return alias
+        raise ClientError(f"{self.prefix}: no channel {channel!r}; channels: {aliases}")
+
+    async def history(self, channel: str) -> History:
+        """A channel's history (by alias or source PV name)."""
+        alias = await self.alias(channel)
+        table = await self.get(f"{alias}:Table")
+        value = table.get("value")
+        if value is None and len(table["time"]):
+            try:
+                value = np.asarray(await self.get(f"{alias}:Value"))
+            except DeviceError:
+                value = None  # an image channel: no Value PV
+        return History(table["time"], value, table["severity"], table["status"])
+
+    async def snapshots(self) -> dict[str, np.ndarray]:
+        """The Snapshots table of trigger windows."""
+        return await self.get("Snapshots")
+
+    async def annotations(self) -> dict[str, np.ndarray]:
+        """The Annotations table (time, text)."""
+        return await self.get("Annotations")
+
+    async def annotate(self, text: str) -> None:
+        """Add a timestamped note (exported with the data)."""
+        await self.put("Annotate", text)
+
+    async def export(self, name: str, format: str = "nexus", timeout: float = 600.0) -> str:  # noqa: A002
+        """Write the history to ``name`` in the data directory; return the path written.
+
+        The device answers the put once the file is complete (``nexus`` or ``csv``).
+        """
+        await self.put("ExportFormat", format)
+        await self.put("Export", name, timeout)
+        return str(await self.get("ExportPath"))
+
+    async def upload(self, timeout: float = 600.0) -> str:
+        """Upload the last export with the configured uploader; return UploadStatus.
+
+        Waits for the background upload (retries included); a failure raises
+        :class:`DeviceError`.
+        """
+
+        def stamp(value: Any) -> tuple[int, int]:
+            return value["timeStamp.secondsPastEpoch"], value["timeStamp.nanoseconds"]
+
+        before = stamp(await self.connection.get_value(self.prefix + "UploadStatus"))
+        await self._command("Upload")
+        deadline = time.monotonic() + timeout
+        while True:
+            status = await self.connection.get_value(self.prefix + "UploadStatus")
+            text = str(status["value"])
+            if stamp(status) != before and not text.startswith("uploading"):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.prefix}: upload not done in {timeout:g} s")
+            await asyncio.sleep(0.1)
+        if status["alarm.severity"] >= 2:
+            raise DeviceError(text, await self._message())
+        return text
+
+
+class AsyncProcessor(AsyncDevice):
+    """A processing device: enable/disable, parameters, outputs."""
+
+    async def enable(self) -> None:
+        """Process input updates (also clears Fault)."""
+        await self.put("Enable", 1)
+
+    async def disable(self) -> None:
+        """Stop processing; outputs keep their last values."""
+        await self.put("Enable", 0)
+
+    async def params(self) -> dict[str, Any]:
+        """The processor's parameters, as they are now."""
+        names = (await self.config())["processor"]["params"]
+        return {name: await self.get(f"Param:{name}") for name in names}
+
+    async def set_param(self, name: str, value: Any) -> None:
+        """Change one parameter (checked by the device; a refusal raises DeviceError)."""
+        await self.put(f"Param:{name}", value)
+
+    async def output_names(self) -> list[str]:
+        """The names of the outputs."""
+        return list((await self.config())["outputs"])
+
+    async def outputs(self) -> dict[str, Any]:
+        """Every output's current value."""
+        return {name: await self.get(name) for name in await self.output_names()}
+
+    async def monitor(self, output: str) -> AsyncIterator[Any]:
+        """Each new value of ``output``, as it is computed."""
+        async for value in self.connection.monitor(self.prefix + output):
+            yield value

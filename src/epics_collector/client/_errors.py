@@ -1,0 +1,19 @@
+"""Typed errors of the client: what went wrong, in the device's own words."""
+
+from __future__ import annotations
+
+
+class ClientError(Exception):
+    """Base of every error the client raises."""
+
+
+class DeviceError(ClientError):
+    """A device refused a request; ``message`` is its Message PV at that moment."""
+
+    def __init__(self, text: str, message: str = "") -> None:
+        super().__init__(text)
+        self.message = message
+
+
+class NoConnectionError(ClientError, TimeoutError):
+    """No server answered for a PV in time (wrong prefix, device not running, network)."""

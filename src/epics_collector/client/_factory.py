@@ -1,0 +1,197 @@
+"""The asynchronous factory client: create, list and destroy devices, locally or remotely."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+from epics_collector.client._connection import Connection
+from epics_collector.client._devices import AsyncCollector, AsyncDevice, AsyncProcessor
+from epics_collector.client._errors import ClientError, DeviceError
+from epics_collector.process import FactoryProcess
+from epics_collector.pva import Network
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """One row of a factory's Devices table."""
+
+    name: str
+    type: str
+    prefix: str
+    state: str
+    pid: int
+    host: str
+    started: str
+    restarts: int
+    message: str
+
+
+def default_prefix() -> str:
+    """``HOST:USER:FAC:`` for a factory started by :meth:`AsyncFactory.local`."""
+    parts = [socket.gethostname().split(".")[0], getpass.getuser(), "FAC"]
+    return "".join(re.sub(r"[^A-Za-z0-9_-]", "_", part) + ":" for part in parts)
+
+
+class AsyncFactory:
+    """A factory under ``prefix``: the same calls for one on this host or another.
+
+    :meth:`connect` talks to a running factory; :meth:`local` starts one in a child
+    process first and stops it on :meth:`close`.
+    """
+
+    def __init__(
+        self, connection: Connection, prefix: str, process: FactoryProcess | None = None
+    ) -> None:
+        self.connection, self.prefix, self.process = connection, prefix, process
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.prefix!r})"
+
+    @classmethod
+    async def connect(
+        cls, prefix: str, *, network: Network | None = None, timeout: float = 5.0
+    ) -> Self:
+        """A running factory; raises :class:`NoConnectionError` naming the PV if none answers."""
+        connection = Connection(network, timeout)
+        try:
+            await connection.get(prefix + "Types")
+        except ClientError:
+            connection.close()
+            raise
+        return cls(connection, prefix)
+
+    @classmethod
+    async def local(
+        cls,
+        prefix: str | None = None,
+        *,
+        data_dir: Path | str = "epics-collector-data",
+        config: Path | str | None = None,
+        network: Network | None = None,
+        timeout: float = 5.0,
+    ) -> Self:
+        """Start a factory in a child process (data and state under ``data_dir``)."""
+        network = network or Network.from_environment()
+        prefix = prefix or default_prefix()
+        process = FactoryProcess(
+            prefix,
+            data_dir=Path(data_dir),
+            config=Path(config) if config is not None else None,
+            env=network.environ(),
+        )
+        await asyncio.to_thread(process.start)
+        return cls(Connection(network, timeout), prefix, process)
+
+    async def close(self) -> None:
+        """Close the connection; stop the factory (and its devices) if :meth:`local` started it."""
+        self.connection.close()
+        if self.process is not None:
+            await asyncio.to_thread(self.process.stop)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # requests ---------------------------------------------------------------------------------
+
+    async def _call(self, rpc: str, **arguments: str) -> Any:
+        try:
+            return await self.connection.call(self.prefix + rpc, arguments, timeout=60.0)
+        except DeviceError as error:
+            raise DeviceError(str(error).removeprefix(f"{self.prefix}{rpc}: ")) from None
+
+    async def create(
+        self, type_name: str, name: str, config: dict[str, Any], prefix: str | None = None
+    ) -> str:
+        """Create a device of a registered type; return its prefix once it serves."""
+        arguments = {"type": type_name, "name": name, "config": json.dumps(config)}
+        if prefix:
+            arguments["prefix"] = prefix
+        return str(await self._call("Create", **arguments))
+
+    async def create_collector(
+        self, name: str, channels: list[Any], *, prefix: str | None = None, **config: Any
+    ) -> AsyncCollector:
+        """Create a collector of ``channels`` (PV names or channel dicts) and more config."""
+        made = await self.create("collector", name, {"channels": channels, **config}, prefix)
+        return AsyncCollector(self.connection, made)
+
+    async def create_processor(
+        self,
+        name: str,
+        inputs: dict[str, str],
+        processor: str | dict[str, Any],
+        *,
+        params: dict[str, Any] | None = None,
+        prefix: str | None = None,
+        **config: Any,
+    ) -> AsyncProcessor:
+        """Create a processing device: ``inputs`` by name, a processor (name or dict)."""
+        spec: dict[str, Any] = {"name": processor} if isinstance(processor, str) else {**processor}
+        if params:
+            spec["params"] = {**spec.get("params", {}), **params}
+        body = {"inputs": inputs, "processor": spec, **config}
+        return AsyncProcessor(self.connection, await self.create("processing", name, body, prefix))
+
+    async def destroy(self, name: str) -> None:
+        """Stop a device and forget it (its files stay)."""
+        await self._call("Destroy", name=name)
+
+    async def restart(self, name: str) -> None:
+        """Restart a device's process (also one marked Failed)."""
+        await self._call("Restart", name=name)
+
+    async def types(self) -> list[str]:
+        """The device types this factory may create."""
+        return [str(t) for t in await self.connection.get(self.prefix + "Types")]
+
+    async def devices(self) -> list[DeviceInfo]:
+        """The factory's devices and their state."""
+        table = await self.connection.get(self.prefix + "Devices")
+        texts = {k: [str(v) for v in table[k]] for k in table if k not in ("pid", "restarts")}
+        pids, restarts = table["pid"], table["restarts"]
+        return [
+            DeviceInfo(
+                name=texts["name"][i],
+                type=texts["type"][i],
+                prefix=texts["prefix"][i],
+                state=texts["state"][i],
+                pid=int(pids[i]),
+                host=texts["host"][i],
+                started=texts["started"][i],
+                restarts=int(restarts[i]),
+                message=texts["message"][i],
+            )
+            for i in range(len(pids))
+        ]
+
+    async def device(self, name: str) -> AsyncDevice:
+        """A proxy of the device called ``name`` (a collector or processor proxy by type)."""
+        for info in await self.devices():
+            if info.name == name:
+                kind = {"collector": AsyncCollector, "processing": AsyncProcessor}
+                return kind.get(info.type, AsyncDevice)(self.connection, info.prefix)
+        raise ClientError(f"{self.prefix}: no device named {name!r}")
+
+    async def collector(self, name: str) -> AsyncCollector:
+        """The collector called ``name``."""
+        device = await self.device(name)
+        if not isinstance(device, AsyncCollector):
+            raise ClientError(f"{name} is not a collector")
+        return device
+
+    async def processor(self, name: str) -> AsyncProcessor:
+        """The processing device called ``name``."""
+        device = await self.device(name)
+        if not isinstance(device, AsyncProcessor):
+            raise ClientError(f"{name} is not a processing device")
+        return device

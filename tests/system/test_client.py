@@ -1,0 +1,131 @@
+"""The Python client: the DESIGN.md snippet against a local and a remote factory."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tests.conftest import FactoryHandle
+
+from epics_collector import AsyncFactory, Factory
+from epics_collector.client import (
+    AsyncCollector,
+    ClientError,
+    DeviceError,
+    NoConnectionError,
+)
+from epics_collector.process import wait_until
+from epics_collector.pva import Network
+from epics_collector.sim import SimIoc
+
+pytestmark = pytest.mark.system
+
+
+@contextmanager
+def _factory(
+    how: str, network: Network, tmp_path: Path, start: Callable[..., FactoryHandle]
+) -> Iterator[Factory]:
+    if how == "local":
+        with Factory.local("TLOCAL:FAC:", data_dir=tmp_path / "local", network=network) as fac:
+            yield fac
+    else:
+        handle = start()
+        with Factory.connect(handle.prefix, network=network) as fac:
+            yield fac
+
+
+@pytest.mark.parametrize("how", ["local", "remote"])
+def test_the_design_snippet(
+    how: str,
+    network: Network,
+    tmp_path: Path,
+    sim_ioc: SimIoc,
+    factory_process: Callable[..., FactoryHandle],
+) -> None:
+    pressure, temp = sim_ioc.prefix + "Pressure", sim_ioc.prefix + "Temperature"
+    upload = {"kind": "directory", "target": str(tmp_path / "share")}
+    (tmp_path / "share").mkdir()
+    with _factory(how, network, tmp_path, factory_process) as fac:
+        col = fac.create_collector(
+            "run42", channels=[pressure, temp], capacity=100_000, upload=upload
+        )
+        col.start()
+        assert wait_until(lambda: col.count() >= 6, 10)
+        col.stop()
+        assert col.state() == "Stopped"
+        h = col.history(pressure)  # by PV name, or by alias
+        time_, value, severity, status = h
+        assert value is not None
+        assert len(time_) == len(value) == len(severity) == len(status) >= 3
+        assert np.all(np.diff(time_) >= 0) and value.dtype == np.float64
+        assert col.history(col.channels()["alias"][0]).time.shape == time_.shape
+        path = col.export("run42.h5")
+        assert path.endswith("run42.h5")
+        assert "uploaded run42.h5" in col.upload()
+        assert (tmp_path / "share" / "run42.h5").exists()
+        assert [d.name for d in fac.devices()] == ["run42"]
+        assert fac.devices()[0].state == "Stopped" and fac.devices()[0].pid > 0
+        fac.destroy("run42")
+        assert fac.devices() == []
+
+
+def test_processor_proxy_and_errors(network: Network, tmp_path: Path, sim_ioc: SimIoc) -> None:
+    with Factory.local("TPROC:FAC:", data_dir=tmp_path, network=network) as fac:
+        proc = fac.create_processor(
+            "double",
+            inputs={"a": sim_ioc.prefix + "Counter"},
+            processor="calc",
+            params={"expression": "a * 2"},
+        )
+        assert proc.output_names() == ["result"]
+        assert wait_until(lambda: proc.outputs()["result"] > 0, 10)
+        assert proc.params()["expression"] == "a * 2"
+        proc.set_param("expression", "a * 3")
+        values = []
+        for value in proc.monitor("result"):
+            values.append(value)
+            if len(values) == 3:
+                break
+        counter = fac.device("double").get("Count")
+        assert counter > 0
+        proc.disable()
+        assert proc.get("Enable") == 0
+        with pytest.raises(DeviceError) as refused:
+            proc.set_param("expression", "a +")
+        assert "expression" in str(refused.value) and refused.value.message
+        with pytest.raises(DeviceError, match="a device named 'double' exists already"):
+            fac.create_processor("double", inputs={"a": "X"}, processor="calc")
+        with pytest.raises(DeviceError, match="unknown processor"):
+            fac.create_processor("bad", inputs={"a": "X"}, processor="nope")
+        with pytest.raises(ClientError, match="no device named 'missing'"):
+            fac.device("missing")
+
+
+def test_connect_to_nothing_names_the_pv(network: Network) -> None:
+    with pytest.raises(NoConnectionError, match="NOBODY:FAC:Types: no answer within 0.5 s"):
+        Factory.connect("NOBODY:FAC:", network=network, timeout=0.5)
+
+
+def test_the_asyncio_api(network: Network, tmp_path: Path, sim_ioc: SimIoc) -> None:
+    async def main() -> tuple[int, str]:
+        async with await AsyncFactory.local(
+            "TASYNC:FAC:", data_dir=tmp_path, network=network
+        ) as fac:
+            col = await fac.create_collector(
+                "a", channels=[{"pv": sim_ioc.prefix + "Counter", "alias": "n"}], autostart=True
+            )
+            assert isinstance(col, AsyncCollector)
+            deadline = time.monotonic() + 10
+            while await col.count() < 3 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            await col.annotate("hello")
+            notes = await col.annotations()
+            return len((await col.history("n")).time), str(notes["text"][0])
+
+    samples, note = asyncio.run(main())
+    assert samples >= 3 and note == "hello"
