@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
@@ -184,6 +186,20 @@ def device_process(network: Network, tmp_path: Path) -> Iterator[Callable[..., D
     yield start
     for process in started:
         process.stop()
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run ``epics-collector ARGS`` (no standard input, like CI); capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "epics_collector", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 class FactoryHandle:

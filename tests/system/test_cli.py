@@ -2,27 +2,15 @@
 
 import json
 import signal
-import subprocess
-import sys
 import time
 
 import psutil
 import pytest
+from tests.conftest import cli
 
 from epics_collector.process import ManagedProcess
 
 pytestmark = pytest.mark.system
-
-
-def cli(*args: str, env=None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "epics_collector", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def test_schema_prints_json_schema():

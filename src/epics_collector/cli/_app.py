@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from epics_collector.core import (
     ConfigError,
@@ -34,7 +35,8 @@ err = Console(stderr=True)
 
 def fail(text: str, code: int = 2) -> typer.Exit:
     """Print an error for humans and scripts alike and give the exit to raise."""
-    err.print(f"[bold red]error:[/] {text}", highlight=False)
+    one_line = "; ".join(line.strip() for line in text.splitlines() if line.strip())
+    err.print(f"[bold red]error:[/] {escape(one_line)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -15,6 +15,7 @@ from typing import Any, Self, TypeVar
 
 import numpy as np
 
+from epics_collector.client._connection import Connection
 from epics_collector.client._devices import AsyncCollector, AsyncDevice, AsyncProcessor, History
 from epics_collector.client._factory import AsyncFactory, DeviceInfo
 from epics_collector.pva import Network
@@ -61,13 +62,42 @@ async def _next(iterator: AsyncIterator[T]) -> T:
     return await anext(iterator)
 
 
-class Device:
-    """Blocking proxy of any device (see :class:`AsyncDevice`)."""
+async def _connection(network: Network | None, timeout: float) -> Connection:
+    return Connection(network, timeout)  # made on the loop that will use it
 
-    def __init__(self, impl: AsyncDevice, runner: LoopThread) -> None:
+
+class Device:
+    """Blocking proxy of any device (see :class:`AsyncDevice`).
+
+    Proxies come from a :class:`Factory`, or from :meth:`connect` for a device
+    anywhere on the network (``with`` then closes the connection).
+    """
+
+    _async_type: type[AsyncDevice] = AsyncDevice
+
+    def __init__(self, impl: AsyncDevice, runner: LoopThread, *, owned: bool = False) -> None:
         self._impl, self._run = impl, runner.run
-        self._runner = runner
+        self._runner, self._owned = runner, owned
         self.prefix = impl.prefix
+
+    @classmethod
+    def connect(cls, prefix: str, *, network: Network | None = None, timeout: float = 5.0) -> Self:
+        """A proxy of the device served under ``prefix`` (no factory needed)."""
+        runner = LoopThread()
+        connection = runner.run(_connection(network, timeout))
+        return cls(cls._async_type(connection, prefix), runner, owned=True)
+
+    def close(self) -> None:
+        """Close the connection :meth:`connect` opened (proxies from a factory: no-op)."""
+        if self._owned and not self._runner.loop.is_closed():
+            self._impl.connection.close()
+            self._runner.stop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.prefix!r})"
@@ -101,6 +131,7 @@ class Collector(Device):
     """Blocking proxy of a collector (see :class:`AsyncCollector`)."""
 
     _impl: AsyncCollector
+    _async_type = AsyncCollector
 
     def start(self) -> None:
         """Start recording."""
@@ -155,6 +186,7 @@ class Processor(Device):
     """Blocking proxy of a processing device (see :class:`AsyncProcessor`)."""
 
     _impl: AsyncProcessor
+    _async_type = AsyncProcessor
 
     def enable(self) -> None:
         """Process input updates."""

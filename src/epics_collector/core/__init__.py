@@ -23,6 +23,7 @@ from epics_collector.core._config import (
     describe_validation_error,
     load_config,
     parse_config_text,
+    read_config,
     shorten,
     validate_config,
 )
@@ -91,6 +92,7 @@ __all__ = [
     "load_device_type",
     "load_plugin",
     "parse_config_text",
+    "read_config",
     "plugin_names",
     "pv_name",
     "rpc",

@@ -50,7 +50,10 @@ def parse_config_text(text: str) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise ConfigError(f"configuration is neither JSON nor YAML: {error}") from None
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"configuration is neither JSON nor YAML: {problem}{where}") from None
 
 
 def validate_config(model: type[M], data: Any) -> M:
@@ -65,10 +68,10 @@ def validate_config(model: type[M], data: Any) -> M:
         raise ConfigError(f"invalid configuration: {describe_validation_error(error)}") from None
 
 
-def load_config(model: type[M], source: str | Path | None) -> M:
-    """Load a config from a file path, inline JSON/YAML text, or nothing (defaults)."""
+def read_config(source: str | Path | None) -> Any:
+    """Parsed data from a file path (.json/.yaml/.yml), inline JSON/YAML text, or nothing."""
     if source is None or source == "":
-        return validate_config(model, {})
+        return {}
     text = str(source)
     path = Path(text)
     if not text.lstrip().startswith(("{", "[")) and path.suffix in {".json", ".yaml", ".yml"}:
@@ -76,4 +79,9 @@ def load_config(model: type[M], source: str | Path | None) -> M:
             text = path.read_text()
         except OSError as error:
             raise ConfigError(f"cannot read configuration file {path}: {error}") from None
-    return validate_config(model, parse_config_text(text))
+    return parse_config_text(text)
+
+
+def load_config(model: type[M], source: str | Path | None) -> M:
+    """Load a config from a file path, inline JSON/YAML text, or nothing (defaults)."""
+    return validate_config(model, read_config(source))

@@ -1,0 +1,266 @@
+"""Client commands: drive factories and devices anywhere on the network.
+
+Exit codes: 0 done, 1 the device or network said no (the reason is printed), 2 bad
+arguments or configuration.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.live import Live
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from epics_collector.cli._app import app, fail
+from epics_collector.cli._output import (
+    history_rows,
+    out,
+    plain,
+    plot_history,
+    print_history,
+    print_json,
+    print_rows,
+)
+from epics_collector.client import ClientError, Collector, Device, Factory
+from epics_collector.core import ConfigError, read_config
+
+D = TypeVar("D", bound=Device)
+
+FactoryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--factory", "-f", envvar="EPICS_COLLECTOR_FACTORY", help="factory prefix, e.g. LAB:FAC:"
+    ),
+]
+DeviceArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="DEVICE", help="device prefix (ending in ':') or, with --factory, its name"
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+TimeoutOption = Annotated[float, typer.Option(help="seconds to wait for an answer")]
+
+
+class Format(StrEnum):
+    """Export formats."""
+
+    NEXUS = "nexus"
+    CSV = "csv"
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
+    """Turn client errors into one line on stderr and exit code 1 (2 for bad input)."""
+    try:
+        yield
+    except (ConfigError, ValueError) as error:
+        raise fail(str(error), 2) from None
+    except (ClientError, TimeoutError) as error:
+        message = getattr(error, "message", "")
+        text = (
+            f"{error} (device says: {message})"
+            if message and message not in str(error)
+            else str(error)
+        )
+        raise fail(text, 1) from None
+
+
+def _factory(factory: str | None, timeout: float) -> Factory:
+    if not factory:
+        raise fail("give --factory PREFIX (or set EPICS_COLLECTOR_FACTORY)")
+    return Factory.connect(factory, timeout=timeout)
+
+
+def _device(kind: type[D], device: str, factory: str | None, timeout: float) -> D:
+    if device.endswith(":"):
+        return kind.connect(device, timeout=timeout)
+    if not factory:
+        raise fail(f"{device!r}: give a device prefix ending in ':', or --factory and a name")
+    with _factory(factory, timeout) as fac:
+        for info in fac.devices():
+            if info.name == device:
+                return kind.connect(info.prefix, timeout=timeout)
+    raise ClientError(f"{factory}: no device named {device!r}")
+
+
+def _config(source: str | None) -> dict[str, Any]:
+    data = read_config(source)
+    if not isinstance(data, dict):
+        raise ConfigError("a device configuration is a mapping (JSON object)")
+    return data
+
+
+@app.command()
+def create(
+    type_name: Annotated[str, typer.Argument(metavar="TYPE", help="collector, processing, ...")],
+    name: Annotated[str, typer.Argument(help="device name (letters, digits, _ and -)")],
+    factory: FactoryOption = None,
+    config: Annotated[
+        str | None, typer.Option(help="config file (.yaml/.json) or inline JSON/YAML")
+    ] = None,
+    prefix: Annotated[
+        str | None, typer.Option(help="PV prefix (default: factory + name + ':')")
+    ] = None,
+    json: JsonOption = False,
+    timeout: TimeoutOption = 5.0,
+) -> None:
+    """Create a device on a factory; prints its prefix once it serves."""
+    with _reported(), _factory(factory, timeout) as fac:
+        device = fac.create(type_name, name, _config(config), prefix)
+        print_json({"name": name, "prefix": device.prefix}) if json else print(device.prefix)
+
+
+@app.command()
+def destroy(
+    name: Annotated[str, typer.Argument(help="device name")],
+    factory: FactoryOption = None,
+    timeout: TimeoutOption = 5.0,
+) -> None:
+    """Stop a device and remove it from its factory (its files stay)."""
+    with _reported(), _factory(factory, timeout) as fac:
+        fac.destroy(name)
+        out.print(f"destroyed {name}")
+
+
+@app.command("ls")
+def list_devices(
+    factory: FactoryOption = None, json: JsonOption = False, timeout: TimeoutOption = 5.0
+) -> None:
+    """List a factory's devices and their state."""
+    with _reported(), _factory(factory, timeout) as fac:
+        rows = [asdict(info) for info in fac.devices()]
+    if json:
+        print_json(rows)
+        return
+    columns = ["name", "type", "prefix", "state", "pid", "restarts", "started", "message"]
+    print_rows(f"{factory}: {len(rows)} devices", rows, columns)
+
+
+@app.command()
+def start(
+    device: DeviceArgument, factory: FactoryOption = None, timeout: TimeoutOption = 5.0
+) -> None:
+    """Start a collector recording."""
+    with _reported(), _device(Collector, device, factory, timeout) as col:
+        col.start()
+        out.print(f"{col.prefix}: {col.state()}")
+
+
+@app.command()
+def stop(
+    device: DeviceArgument, factory: FactoryOption = None, timeout: TimeoutOption = 5.0
+) -> None:
+    """Stop a collector recording (its history stays)."""
+    with _reported(), _device(Collector, device, factory, timeout) as col:
+        col.stop()
+        out.print(f"{col.prefix}: {col.state()}")
+
+
+@app.command()
+def history(
+    device: DeviceArgument,
+    channel: Annotated[str, typer.Argument(help="channel alias or source PV name")],
+    factory: FactoryOption = None,
+    last: Annotated[int | None, typer.Option(min=1, help="only the newest N rows")] = None,
+    csv: Annotated[bool, typer.Option("--csv", help="CSV on standard output")] = False,
+    json: JsonOption = False,
+    plot: Annotated[bool, typer.Option("--plot", help="a plot in the terminal")] = False,
+    timeout: TimeoutOption = 5.0,
+) -> None:
+    """Print a channel's recorded history (table, CSV or JSON; --plot draws it)."""
+    with _reported(), _device(Collector, device, factory, timeout) as col:
+        rows = col.history(channel)
+    if plot:
+        plot_history(channel, rows)
+        return
+    print_history(channel, history_rows(rows, last), "json" if json else "csv" if csv else "table")
+
+
+def _spinner(text: str) -> Progress:
+    return Progress(
+        SpinnerColumn(), TextColumn(text), TimeElapsedColumn(), console=out, transient=True
+    )
+
+
+@app.command()
+def export(
+    device: DeviceArgument,
+    name: Annotated[str, typer.Argument(help="file name inside the device's data directory")],
+    factory: FactoryOption = None,
+    format: Annotated[Format, typer.Option(help="file format")] = Format.NEXUS,  # noqa: A002
+    timeout: TimeoutOption = 5.0,
+) -> None:
+    """Write a collector's history to a file; prints the path written."""
+    with _reported(), _device(Collector, device, factory, timeout) as col:
+        with _spinner(f"exporting {name}") as progress:
+            progress.add_task("export", total=None)
+            path = col.export(name, format.value)
+        print(path)
+
+
+@app.command()
+def upload(
+    device: DeviceArgument, factory: FactoryOption = None, timeout: TimeoutOption = 5.0
+) -> None:
+    """Upload a collector's last export with its configured uploader."""
+    with _reported(), _device(Collector, device, factory, timeout) as col:
+        with _spinner("uploading") as progress:
+            progress.add_task("upload", total=None)
+            status = col.upload()
+        print(status)
+
+
+def _watch_table(device: Device) -> Table:
+    table = Table(title=f"{device.prefix} (Ctrl-C stops)")
+    table.add_column("PV")
+    table.add_column("value")
+    names = ["State", "Message", "Heartbeat"]
+    try:
+        config = device.config()
+    except ClientError:
+        config = {}
+    if "channels" in config:
+        names += ["Count", "Dropped"]
+    if "outputs" in config:
+        names += ["Count", "Errors", "Skipped", "Duration", *config["outputs"]]
+    for name in names:
+        try:
+            value = plain(device.get(name))
+        except ClientError as error:
+            value = f"({error})"
+        table.add_row(name, str(value))
+    if "channels" in config:
+        channels = device.get("Channels")
+        for i, alias in enumerate(channels["alias"]):
+            state = "connected" if channels["connected"][i] else "DISCONNECTED"
+            table.add_row(f"{alias}", f"{int(channels['count'][i])} samples, {state}")
+    return table
+
+
+@app.command()
+def watch(
+    device: DeviceArgument,
+    factory: FactoryOption = None,
+    duration: Annotated[float, typer.Option(help="seconds; 0 watches until Ctrl-C")] = 0.0,
+    interval: Annotated[float, typer.Option(min=0.1, help="seconds between refreshes")] = 0.5,
+    timeout: TimeoutOption = 5.0,
+) -> None:
+    """A live view of a device's main PVs."""
+    with _reported(), _device(Device, device, factory, timeout) as proxy:
+        proxy.state()  # fails fast, with the PV's name, if nothing answers
+        deadline = time.monotonic() + duration if duration > 0 else float("inf")
+        try:
+            with Live(_watch_table(proxy), console=out, refresh_per_second=4) as live:
+                while time.monotonic() < deadline:
+                    time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+                    live.update(_watch_table(proxy))
+        except KeyboardInterrupt:
+            pass

@@ -1,0 +1,98 @@
+"""How the command line shows results: rich tables for people, JSON/CSV for scripts."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import importlib
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from epics_collector.client import History
+
+out = Console(highlight=False)
+SEVERITY = {0: "", 1: "MINOR", 2: "MAJOR", 3: "INVALID"}
+
+
+def plain(value: Any) -> Any:
+    """A JSON-friendly value (numpy scalars and arrays to Python)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def print_json(data: Any) -> None:
+    """Print ``data`` as JSON on standard output."""
+    print(json.dumps(data, default=plain))
+
+
+def print_rows(title: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    """A table of ``rows`` (mappings) with ``columns``."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(plain(row[c])) for c in columns))
+    out.print(table)
+
+
+def iso(seconds: float) -> str:
+    """POSIX seconds as an ISO 8601 UTC time with microseconds."""
+    stamp = datetime.datetime.fromtimestamp(float(seconds), datetime.UTC)
+    return stamp.isoformat(timespec="microseconds")
+
+
+def history_rows(history: History, last: int | None) -> list[dict[str, Any]]:
+    """The rows of a history as dicts (the newest ``last`` only, if given)."""
+    n = len(history.time)
+    start = max(0, n - last) if last else 0
+    rows = []
+    for i in range(start, n):
+        row: dict[str, Any] = {"time": float(history.time[i])}
+        if history.value is not None:
+            row["value"] = plain(history.value[i])
+        row["severity"] = int(history.severity[i])
+        row["status"] = int(history.status[i])
+        rows.append(row)
+    return rows
+
+
+def print_history(channel: str, rows: list[dict[str, Any]], fmt: str) -> None:
+    """Rows as a table, CSV or JSON on standard output."""
+    if fmt == "json":
+        print_json(rows)
+    elif fmt == "csv":
+        columns = list(rows[0]) if rows else ["time", "value", "severity", "status"]
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        shown = [
+            {**row, "time": iso(row["time"]), "severity": SEVERITY.get(row["severity"], "?")}
+            for row in rows
+        ]
+        columns = list(rows[0]) if rows else ["time", "value", "severity", "status"]
+        print_rows(f"{channel}: {len(rows)} rows", shown, columns)
+
+
+def plot_history(channel: str, history: History) -> None:
+    """A terminal plot of a numeric history (value against seconds from the first)."""
+    plt: Any = importlib.import_module("plotext")  # its functions are not typed
+
+    if history.value is None or history.value.ndim != 1 or not len(history.time):
+        out.print(f"{channel}: nothing numeric to plot")
+        return
+    plt.clear_figure()
+    plt.plot((history.time - history.time[0]).tolist(), history.value.tolist())
+    plt.title(f"{channel} ({len(history.time)} samples, from {iso(history.time[0])})")
+    plt.xlabel("s")
+    plt.plotsize(min(out.width, 100), 20)
+    plt.show()

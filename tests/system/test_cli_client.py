@@ -1,0 +1,90 @@
+"""Client commands of the CLI against a real factory: output, JSON, exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+
+import pytest
+from tests.conftest import FactoryHandle, cli
+
+from epics_collector.process import wait_until
+from epics_collector.sim import SimIoc
+
+pytestmark = pytest.mark.system
+
+
+def ok(*args: str) -> str:
+    result = cli(*args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def refused(code: int, *args: str) -> str:
+    """Run a command that must fail: one line on stderr, no traceback."""
+    result = cli(*args)
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return result.stderr
+
+
+def test_the_client_commands(
+    factory_process: Callable[..., FactoryHandle], sim_ioc: SimIoc, tmp_path
+) -> None:
+    fac = factory_process().prefix
+    config = json.dumps({"channels": [{"pv": sim_ioc.prefix + "Counter", "alias": "n"}]})
+    prefix = ok("create", "collector", "col", "--factory", fac, "--config", config).strip()
+    assert prefix == f"{fac}col:"
+    listing = json.loads(ok("ls", "--factory", fac, "--json"))
+    assert [(d["name"], d["type"], d["state"]) for d in listing] == [("col", "collector", "Idle")]
+    assert "col" in ok("ls", "--factory", fac) and "Idle" in ok("ls", "--factory", fac)
+
+    assert "Recording" in ok("start", "col", "--factory", fac)  # by name ...
+    assert wait_until(lambda: len(json.loads(ok("history", prefix, "n", "--json"))) >= 5, 10)
+    assert "Stopped" in ok("stop", prefix)  # ... or by prefix
+
+    rows = json.loads(ok("history", prefix, "n", "--json"))
+    values = [row["value"] for row in rows]
+    assert values == sorted(values) and set(rows[0]) == {"time", "value", "severity", "status"}
+    table = list(
+        csv.DictReader(io.StringIO(ok("history", prefix, sim_ioc.prefix + "Counter", "--csv")))
+    )
+    assert [float(r["value"]) for r in table] == values
+    assert len(json.loads(ok("history", prefix, "n", "--json", "--last", "2"))) == 2
+    shown = ok("history", prefix, "n")
+    assert f"n: {len(rows)} rows" in shown and "+00:00" in shown
+    assert "samples" in ok("history", prefix, "n", "--plot")
+
+    path = ok("export", prefix, "run.h5").strip()
+    assert path.endswith("run.h5")
+    csv_path = ok("export", prefix, "run", "--format", "csv").strip()
+    assert csv_path.endswith("run.csv")
+
+    watched = ok("watch", prefix, "--duration", "0.6")
+    assert "State" in watched and "Count" in watched and "n" in watched
+
+    assert "destroyed col" in ok("destroy", "col", "--factory", fac)
+    assert json.loads(ok("ls", "--factory", fac, "--json")) == []
+
+
+def test_client_commands_refuse_bad_input_in_one_line(
+    factory_process: Callable[..., FactoryHandle],
+) -> None:
+    fac = factory_process().prefix
+    assert "unknown device type 'nope'" in refused(1, "create", "nope", "x", "--factory", fac)
+    assert "neither JSON nor YAML" in refused(
+        2, "create", "counter", "x", "--factory", fac, "--config", "{bad"
+    )
+    assert "give --factory" in refused(2, "ls")
+    assert "NOBODY:Types: no answer" in refused(1, "ls", "--factory", "NOBODY:", "--timeout", "0.5")
+    assert "no device named 'ghost'" in refused(1, "destroy", "ghost", "--factory", fac)
+    assert "no device named 'ghost'" in refused(1, "start", "ghost", "--factory", fac)
+    assert "prefix ending in ':'" in refused(2, "start", "ghost")
+    assert "GHOST:State: no answer" in refused(1, "watch", "GHOST:", "--timeout", "0.5")
+    ok("create", "collector", "c", "--factory", fac, "--config", '{"channels": ["A:[x]"]}')
+    assert "no channel 'x'; channels: ['A__x_']" in refused(1, "history", f"{fac}c:", "x")
+    assert "no upload configured" in refused(1, "upload", f"{fac}c:")
+    assert "nothing exported" not in refused(1, "upload", f"{fac}c:")
