@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DURATION ?= 20
 
-.PHONY: install demo test lint format bench lock clean
+.PHONY: install demo test lint format bench lock clean docs
 
 install: $(STAMP)
 
@@ -15,20 +15,23 @@ $(STAMP): pyproject.toml requirements/lock.txt
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/epics-collector demo --duration $(DURATION)
+	$(BIN)/epics-collector demo --duration $(DURATION) --output build/demo
 
 test: install
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
 	$(BIN)/pyright
 	$(BIN)/lint-imports
 
 format: install
-	$(BIN)/ruff check --fix src tests bench
-	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench tools
+	$(BIN)/ruff format src tests bench tools
+
+docs: install
+	$(BIN)/python tools/api_reference.py
 
 bench: install
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/lock.txt -r requirements/bench.txt
@@ -39,6 +42,7 @@ bench: install
 	$(BIN)/python bench/processing_latency.py
 	$(BIN)/python bench/pvapy_compare.py
 	$(BIN)/python bench/factory.py
+	$(BIN)/python bench/client.py
 
 # Re-pin every dependency to what is installed now (after changing pyproject.toml).
 lock: install

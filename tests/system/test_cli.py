@@ -3,7 +3,9 @@
 import json
 import signal
 import time
+from pathlib import Path
 
+import h5py
 import psutil
 import pytest
 from tests.conftest import cli
@@ -46,16 +48,24 @@ def test_run_serves_and_stops_within_2_s_of_sigterm(device_process, prefix, ctx)
     assert not [c for c in children if c.is_running()]
 
 
-def test_demo_runs_and_exits_cleanly(network):
-    demo = ManagedProcess("epics_collector", ["demo", "--duration", "2"], env=network.environ())
-    with demo:
-        demo.popen.wait(40)
-    assert demo.popen.returncode == 0, demo.output()
-    assert "Stopped cleanly" in demo.output()
+def test_demo_runs_twice_and_leaves_a_nexus_file(network, tmp_path):
+    for _ in range(2):  # no stale state from the first run breaks the second
+        args = ["demo", "--duration", "2", "--output", str(tmp_path)]
+        demo = ManagedProcess("epics_collector", args, env=network.environ())
+        with demo:
+            demo.popen.wait(60)
+        output = demo.output()
+        assert demo.popen.returncode == 0, output
+        assert "Stopped cleanly" in output
+        path = Path(output.split("NeXus file: ")[1].splitlines()[0])
+        with h5py.File(path) as nexus:  # pyright: ignore[reportGeneralTypeIssues]
+            assert len(nexus["entry/channels/counter/value"]) > 0  # type: ignore[arg-type]
+    assert len(list(tmp_path.glob("run-*/demo/demo.nxs"))) == 2
 
 
-def test_demo_stops_cleanly_on_ctrl_c(network):
-    demo = ManagedProcess("epics_collector", ["demo", "--duration", "0"], env=network.environ())
+def test_demo_stops_cleanly_on_ctrl_c(network, tmp_path):
+    args = ["demo", "--duration", "0", "--output", str(tmp_path)]
+    demo = ManagedProcess("epics_collector", args, env=network.environ())
     with demo:
         assert demo.popen.poll() is None
         deadline = time.monotonic() + 30
@@ -101,3 +111,12 @@ def test_serve_starts_the_declared_devices_and_stops_them(network, ctx, prefix, 
         assert (tmp_path / "data" / ".factory" / "logs" / "a.log").exists()
     assert serve.popen.returncode == 0
     assert not any(psutil.pid_exists(pid) for pid in pids)
+
+
+def test_sim_ioc_command_serves_the_sim_records(network, ctx):
+    ioc = ManagedProcess(
+        "epics_collector", ["sim-ioc", "--prefix", "TCLISIM:"], env=network.environ()
+    )
+    with ioc:
+        ioc.wait_ready(lambda: "sim IOC ready" in ioc.output(), 30)
+        assert ctx.get("TCLISIM:Waveform").shape == (1000,)

@@ -35,7 +35,14 @@ def test_the_client_commands(
     factory_process: Callable[..., FactoryHandle], sim_ioc: SimIoc, tmp_path
 ) -> None:
     fac = factory_process().prefix
-    config = json.dumps({"channels": [{"pv": sim_ioc.prefix + "Counter", "alias": "n"}]})
+    share = tmp_path / "share"
+    share.mkdir()
+    config = json.dumps(
+        {
+            "channels": [{"pv": sim_ioc.prefix + "Counter", "alias": "n"}],
+            "upload": {"kind": "directory", "target": str(share)},
+        }
+    )
     prefix = ok("create", "collector", "col", "--factory", fac, "--config", config).strip()
     assert prefix == f"{fac}col:"
     listing = json.loads(ok("ls", "--factory", fac, "--json"))
@@ -62,6 +69,8 @@ def test_the_client_commands(
     assert path.endswith("run.h5")
     csv_path = ok("export", prefix, "run", "--format", "csv").strip()
     assert csv_path.endswith("run.csv")
+    assert ok("upload", prefix).strip().startswith("uploaded run.csv to ")
+    assert (share / "run.csv").exists()
 
     watched = ok("watch", prefix, "--duration", "0.6")
     assert "State" in watched and "Count" in watched and "n" in watched

@@ -129,3 +129,11 @@ def test_the_asyncio_api(network: Network, tmp_path: Path, sim_ioc: SimIoc) -> N
 
     samples, note = asyncio.run(main())
     assert samples >= 3 and note == "hello"
+
+
+def test_a_closed_client_says_so(network: Network, tmp_path: Path) -> None:
+    fac = Factory.local("TCLOSED:FAC:", data_dir=tmp_path, network=network)
+    fac.close()
+    fac.close()  # twice is fine
+    with pytest.raises(ClientError, match="this client is closed"):
+        fac.devices()

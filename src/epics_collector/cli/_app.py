@@ -167,11 +167,14 @@ def sim_ioc(
 @app.command()
 def demo(
     duration: Annotated[float, typer.Option(help="seconds to run; 0 runs until Ctrl-C")] = 20.0,
+    output: Annotated[
+        Path, typer.Option(help="results go to a new run directory under OUTPUT")
+    ] = Path("epics-collector-demo"),
 ) -> None:
-    """Start the sim IOC and a device on loopback, show live values, stop cleanly."""
+    """The main job on loopback: sim IOC, factory, collector, processing, NeXus export."""
     from epics_collector.cli._demo import run_demo
 
-    run_demo(duration)
+    run_demo(duration, output)
 
 
 def main() -> None:

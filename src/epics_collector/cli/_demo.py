@@ -1,8 +1,14 @@
-"""``epics-collector demo``: the sim IOC and a device on loopback, live in the terminal."""
+"""``epics-collector demo``: the main job on embedded defaults, on a private loopback network.
+
+A real EPICS 7 IOC (the sim IOC) is the source; a local factory creates a collector (a
+compressed channel, a waveform, a trigger window on the beam) and two processing
+devices (``calc`` and ``stats``); values show live; the history is exported as NeXus;
+everything stops cleanly. Results stay in a fresh run directory under ``--output``.
+"""
 
 from __future__ import annotations
 
-import tempfile
+import datetime
 import time
 from pathlib import Path
 from typing import Any
@@ -12,17 +18,21 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from epics_collector.process import DeviceProcess
+from epics_collector.client import Factory
 from epics_collector.pva import Client, Network
 from epics_collector.sim import SimIoc
 
-SIM, DEVICE, COLLECTOR = "DEMO:SIM:", "DEMO:CNT:", "DEMO:COL:"
-COLLECTOR_CONFIG = {
+SIM, FACTORY = "DEMO:SIM:", "DEMO:FAC:"
+COL, CALC, STATS = f"{FACTORY}demo:", f"{FACTORY}calc:", f"{FACTORY}stats:"
+COLLECTOR_CONFIG: dict[str, Any] = {
     "channels": [
         {"pv": f"{SIM}Counter", "alias": "counter"},
         {"pv": f"ca://{SIM}Temperature", "alias": "temperature"},
-        {"pv": f"{SIM}Compressed", "alias": "compressed"},
+        {"pv": f"{SIM}Pressure", "alias": "pressure", "compress": {"algorithm": "mean", "n": 5}},
+        {"pv": f"{SIM}Waveform", "alias": "waveform", "kind": "waveform"},
     ],
+    "trigger": {"pv": f"{SIM}BeamOn", "when": "rising", "pre": 1.0, "post": 1.0},
+    "capacity": 10_000,
     "autostart": True,
 }
 WATCHED = [
@@ -30,13 +40,12 @@ WATCHED = [
     f"{SIM}Temperature",
     f"{SIM}Pressure",
     f"{SIM}BeamOn",
-    f"{SIM}Compressed",
-    f"{DEVICE}State",
-    f"{DEVICE}Count",
-    f"{DEVICE}Heartbeat",
-    f"{COLLECTOR}State",
-    f"{COLLECTOR}Count",
-    f"{COLLECTOR}Dropped",
+    f"{COL}State",
+    f"{COL}Count",
+    f"{COL}Dropped",
+    f"{CALC}result",
+    f"{STATS}mean",
+    f"{STATS}std",
 ]
 SEVERITY = {0: "", 1: "[yellow]MINOR[/]", 2: "[red]MAJOR[/]", 3: "[magenta]INVALID[/]"}
 
@@ -58,50 +67,69 @@ def _table(values: dict[str, Any]) -> Table:
     return table
 
 
-def run_demo(duration: float) -> None:
-    """Run the demo for ``duration`` seconds (0: until Ctrl-C); everything stops in the end."""
-    console = Console()
-    network = Network.loopback()
-    env = network.environ()
-    console.print(f"Loopback network: PVA search port {network.search_port} on 127.0.0.1")
-    with (
-        tempfile.TemporaryDirectory(prefix="epics-collector-demo-") as data,
-        SimIoc(SIM, env) as ioc,
-        DeviceProcess("counter", DEVICE, {"step": 1}, env=env) as device,
-        DeviceProcess(
-            "collector", COLLECTOR, COLLECTOR_CONFIG, env=env, data_dir=Path(data)
-        ) as col,
-        Client(network) as client,
-    ):
-        console.print(
-            f"sim IOC (pid {ioc.process.pid}), counter (pid {device.process.pid}) and "
-            f"collector (pid {col.process.pid}) up"
-        )
-        client.put(f"{DEVICE}Start", 1)
-        console.print(
-            "Read them from another shell with p4p:\n"
-            f"  EPICS_PVA_ADDR_LIST=127.0.0.1:{network.search_port} "
-            "EPICS_PVA_AUTO_ADDR_LIST=NO \\\n"
-            f"  .venv/bin/python -m p4p.client.cli get {DEVICE}Count {COLLECTOR}temperature:Value"
-        )
-        deadline = time.monotonic() + duration if duration > 0 else float("inf")
-        until = f"for {duration:g} s" if duration > 0 else "until Ctrl-C"
-        console.print(f"Showing live values {until}")
+def _show_live(console: Console, network: Network, duration: float) -> None:
+    deadline = time.monotonic() + duration if duration > 0 else float("inf")
+    until = f"for {duration:g} s" if duration > 0 else "until Ctrl-C"
+    console.print(f"Showing live values {until}")
+    with Client(network) as client:
         try:
             with Live(_table({}), console=console, refresh_per_second=4) as live:
                 while time.monotonic() < deadline:
                     values = dict(zip(WATCHED, client.get_many(WATCHED), strict=True))
                     live.update(_table(values))
-                    time.sleep(0.5)
+                    time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
         except KeyboardInterrupt:
             console.print("Interrupted")
-        count = client.get(f"{DEVICE}Count")
-        client.put(f"{COLLECTOR}Stop", 1)
-        history = client.get(f"{COLLECTOR}temperature:Value")
-        recorded = client.get(f"{COLLECTOR}Count")
+
+
+def run_demo(duration: float, output: Path) -> None:
+    """Run the demo for ``duration`` seconds (0: until Ctrl-C); everything stops in the end."""
+    console = Console()
+    network = Network.loopback()
+    run_dir = output / datetime.datetime.now().strftime("run-%Y%m%d-%H%M%S-%f")
+    console.print(f"Loopback network: PVA search port {network.search_port} on 127.0.0.1")
+    with (
+        SimIoc(SIM, network.environ()) as ioc,
+        Factory.local(FACTORY, data_dir=run_dir, network=network) as factory,
+    ):
+        console.print(f"sim IOC (pid {ioc.process.pid}) and factory {FACTORY} up")
+        col = factory.create_collector("demo", **COLLECTOR_CONFIG)
+        factory.create_processor(
+            "calc",
+            inputs={"n": f"{SIM}Counter", "t": f"ca://{SIM}Temperature"},
+            processor="calc",
+            params={"expression": "n * 2 + t"},
+        )
+        factory.create_processor(
+            "stats", inputs={"p": f"{SIM}Pressure"}, processor="stats", params={"window": 50}
+        )
+        for device in factory.devices():
+            console.print(
+                f"  {device.name:<6} {device.type:<11} {device.prefix:<16} pid {device.pid}"
+            )
+        console.print(
+            "Read them from another shell while the demo runs (--duration 0 keeps it up):\n"
+            f"  export EPICS_PVA_ADDR_LIST=127.0.0.1:{network.search_port} "
+            "EPICS_PVA_AUTO_ADDR_LIST=NO\n"
+            f"  .venv/bin/epics-collector history {COL} temperature --last 5\n"
+            '  .venv/bin/python -c "from epics_collector.client import Collector; '
+            f"print(Collector.connect('{COL}').history('pressure').value[-5:])\"",
+            soft_wrap=True,
+        )
+        _show_live(console, network, duration)
+        col.stop()
+        counts = {alias: len(col.history(alias).time) for alias in ("counter", "pressure")}
+        snapshots = len(col.snapshots()["id"])
+        path = col.export("demo.nxs")
     console.print()
     console.print(
-        f"The collector recorded {int(recorded)} samples; {COLLECTOR}temperature:Value held "
-        f"{len(history)} (last {history[-1] if len(history) else float('nan'):.3f} degC)."
+        f"The collector held {counts['counter']} counter samples and {counts['pressure']} "
+        f"pressure means (5 samples each), and took {snapshots} beam snapshots."
     )
-    console.print(f"Stopped cleanly; the counter reached {int(count)}.")
+    console.print(f"NeXus file: {path}", soft_wrap=True)
+    console.print(
+        "Read it with h5py: "
+        f"h5py.File('{path}')['entry/channels/counter/value'][:]  (one NXlog per channel)",
+        soft_wrap=True,
+    )
+    console.print("Stopped cleanly.")

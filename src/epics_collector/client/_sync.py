@@ -17,6 +17,7 @@ import numpy as np
 
 from epics_collector.client._connection import Connection
 from epics_collector.client._devices import AsyncCollector, AsyncDevice, AsyncProcessor, History
+from epics_collector.client._errors import ClientError
 from epics_collector.client._factory import AsyncFactory, DeviceInfo
 from epics_collector.pva import Network
 
@@ -35,6 +36,9 @@ class LoopThread:
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run ``coroutine`` on the loop and return (or raise) its result."""
+        if self.loop.is_closed() or not self._thread.is_alive():
+            coroutine.close()
+            raise ClientError("this client is closed")
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
     def iterate(self, iterator: AsyncIterator[T]) -> Iterator[T]:

@@ -1,0 +1,76 @@
+"""Client: ``history()`` of 1e6 samples vs a raw p4p get of the same PV, same run.
+
+A persisting collector is started on a pre-written spill file of ``--samples`` rows.
+Both sides get its ``HIST:Table`` (time, value, severity, status): the raw side with
+p4p's thread client, ours with ``Collector.history()`` (which also looks the channel up
+in ``Channels`` and returns numpy arrays).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from p4p.client.thread import Context
+
+from _common import Network, report
+from epics_collector.client import Collector
+from epics_collector.process import DeviceProcess
+from epics_collector.storage import Columns, SpillFile
+
+
+def timed(fn: object, repeats: int) -> float:
+    """Median seconds of ``repeats`` calls of ``fn``."""
+    assert callable(fn)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--samples", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args()
+    network = Network.loopback()
+    with tempfile.TemporaryDirectory() as root:
+        data = Path(root)
+        t = np.arange(args.samples, dtype=float)
+        spill = SpillFile(data / "spill" / "HIST.rec")
+        spill.append(Columns(t, t * 2, np.zeros_like(t, np.int8), np.zeros_like(t, np.int8)))
+        spill.flush()
+        config = {
+            "channels": [{"pv": "NOPE:HIST", "alias": "HIST"}],
+            "capacity": args.samples,
+            "persist": True,
+        }
+        with (
+            DeviceProcess("collector", "BCL:", config, env=network.environ(), data_dir=data),
+            Context("pva", conf=network.client_conf(), useenv=False) as ctx,
+            Collector.connect("BCL:", network=network, timeout=30) as col,
+        ):
+            assert len(col.history("HIST").time) == args.samples  # opens the on-demand PV
+            ctx.get("BCL:HIST:Table", timeout=30)
+            raw = timed(lambda: ctx.get("BCL:HIST:Table", timeout=30), args.repeats)
+            ours = timed(lambda: col.history("HIST"), args.repeats)
+            by_pv = timed(lambda: col.history("NOPE:HIST"), args.repeats)
+    report(
+        f"client history() of {args.samples:,} samples",
+        {
+            "raw p4p get of HIST:Table, median ms": raw * 1e3,
+            "Collector.history(alias), median ms": ours * 1e3,
+            "Collector.history(source PV name), median ms": by_pv * 1e3,
+            "rate ratio ours / raw (target >= 0.9)": raw / ours,
+            "MB per s (ours, 4 columns)": args.samples * 18 / ours / 1e6,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
