@@ -6,11 +6,13 @@ arguments or configuration.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -29,9 +31,14 @@ from epics_collector.cli._output import (
     print_rows,
 )
 from epics_collector.client import ClientError, Collector, Device, Factory
-from epics_collector.core import ConfigError, read_config
+from epics_collector.core import ConfigError, device_type_names, load_device_type, read_config
+from epics_collector.core import Device as CoreDevice
+from epics_collector.factory import Factory as FactoryModel
+from epics_collector.factory import FactoryConfig
+from epics_collector.screens import write_screen
 
 D = TypeVar("D", bound=Device)
+SCREENS = Path("screens")
 
 FactoryOption = Annotated[
     str | None,
@@ -264,3 +271,48 @@ def watch(
                     live.update(_watch_table(proxy))
         except KeyboardInterrupt:
             pass
+
+
+def _config_models() -> dict[str, type[Any]]:
+    models: dict[str, type[Any]] = {"factory": FactoryConfig}
+    for name in device_type_names():
+        models[name] = load_device_type(name).config_model
+    return models
+
+
+def guess_type(config: dict[str, Any]) -> str:
+    """The device type whose configuration has exactly these keys (a Config PV's JSON)."""
+    found = [
+        name for name, model in _config_models().items() if set(model.model_fields) == set(config)
+    ]
+    if len(found) != 1:
+        raise ConfigError("cannot tell the device type from its Config; give --type")
+    return found[0]
+
+
+def local_model(type_name: str, config: dict[str, Any], data_dir: Path) -> CoreDevice[Any]:
+    """A device object with this configuration, not started: its PV description."""
+    if type_name == "factory":
+        return FactoryModel(config, data_dir=data_dir)
+    return load_device_type(type_name)(config, data_dir=data_dir)
+
+
+@app.command()
+def screens(
+    prefixes: Annotated[list[str], typer.Argument(metavar="PREFIX...", help="device prefixes")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="directory for the .bob files")
+    ] = Path("screens"),
+    type_name: Annotated[
+        str | None, typer.Option("--type", help="device type (default: from its Config)")
+    ] = None,
+    timeout: TimeoutOption = 5.0,
+) -> None:
+    """Write Phoebus screens (.bob) for running devices, from their PV descriptions."""
+    with _reported(), tempfile.TemporaryDirectory() as scratch:
+        for prefix in prefixes:
+            with Device.connect(prefix, timeout=timeout) as proxy:
+                config = proxy.config()
+            kind = type_name or guess_type(config)
+            model = local_model(kind, config, Path(scratch))
+            print(write_screen(model, prefix, output, f"{kind} {prefix}"))

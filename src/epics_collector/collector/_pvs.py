@@ -106,7 +106,10 @@ class ChannelPvs:
         stamp = float(rows.time[-1]) if len(rows) else time.time()
         for attr in rows_wanted:
             if attr is self.value:
-                attr.set(rows.value, timestamp=stamp)
+                value = rows.value
+                if isinstance(attr.datatype, NDArray) and value.ndim != 2:
+                    value = value.reshape(len(value), -1) if len(value) else value.reshape(0, 0)
+                attr.set(value, timestamp=stamp)
             elif attr is self.time:
                 attr.set(rows.time, timestamp=stamp)
             else:

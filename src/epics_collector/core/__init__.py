@@ -38,7 +38,13 @@ from epics_collector.core._datatypes import (
     Table,
     Waveform,
 )
-from epics_collector.core._device import Device, DeviceStates, PutError, RpcError
+from epics_collector.core._device import (
+    Device,
+    DeviceStates,
+    PutError,
+    RpcError,
+    current_caller,
+)
 from epics_collector.core._plugins import UnknownPluginError, load_plugin, plugin_names
 from epics_collector.core._registry import (
     UnknownDeviceTypeError,
@@ -86,6 +92,7 @@ __all__ = [
     "Update",
     "Waveform",
     "command",
+    "current_caller",
     "describe_validation_error",
     "device_type_names",
     "load_config",

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
@@ -17,6 +18,8 @@ from epics_collector.core._datatypes import Enum, Int, String
 from epics_collector.core._sources import Sources
 
 ConfigT = TypeVar("ConfigT", bound=DeviceConfig)
+#: The client of the put or RPC being handled (set per request task by :class:`Device`).
+current_caller: ContextVar[Caller] = ContextVar("current_caller", default=Caller())  # noqa: B039 (frozen)
 PvWatcher = Callable[[list[AttrR[Any]], list[str]], None]
 log = logging.getLogger(__name__)
 
@@ -144,11 +147,15 @@ class Device(Generic[ConfigT]):
 
     # requests from clients ------------------------------------------------------------------
 
-    async def put(self, name: str, value: Any) -> None:
-        """A client put to PV ``name``; raise :class:`PutError` with a clear text if refused."""
+    async def put(self, name: str, value: Any, caller: Caller | None = None) -> None:
+        """A client put to PV ``name``; raise :class:`PutError` with a clear text if refused.
+
+        Put handlers find the client in :data:`current_caller`.
+        """
         attr = self.pvs.get(name)
         if not isinstance(attr, AttrRW):
             raise PutError(f"{name} is read-only")
+        current_caller.set(caller or Caller())  # this request's task only
         try:
             await attr.put(self, value)
         except Exception as error:  # any handler failure is reported, never fatal

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -62,6 +63,11 @@ class FactoryConfig(DeviceConfig):
     allow_hosts: list[IpNetwork] | None = Field(
         default=None,
         description="client addresses/networks allowed to Create/Destroy (default: any)",
+    )
+    screens: Path | None = Field(
+        default=None,
+        description="write Phoebus screens (.bob) of the factory and each device here "
+        "(relative to the data directory)",
     )
     ready_timeout: float = Field(
         default=30.0, gt=0, description="seconds a new device process has to serve its PVs"

@@ -15,15 +15,20 @@ import numpy as np
 
 from epics_collector.core import (
     AttrR,
+    AttrRW,
     Caller,
     ConfigError,
     Device,
+    Enum,
     RpcError,
     Severity,
     Sources,
+    String,
     Table,
     UnknownDeviceTypeError,
     Waveform,
+    command,
+    current_caller,
     device_type_names,
     load_device_type,
     parse_config_text,
@@ -35,6 +40,7 @@ from epics_collector.factory._config import DeviceSpec, FactoryConfig, check_nam
 from epics_collector.factory._store import DeviceStore
 from epics_collector.factory._supervisor import LaunchError, Supervisor
 from epics_collector.process import MODULE, ManagedProcess, device_arguments
+from epics_collector.screens import write_screen
 
 MAX_CONFIG_CHARS = 1 << 20
 DEVICE_COLUMNS: dict[str, Any] = {
@@ -106,11 +112,46 @@ class Factory(Device[FactoryConfig]):
         self._supervisors: dict[str, Supervisor] = {}
         self._pending: set[str] = set()
         self._unrestored: list[DeviceSpec] = []  # kept stored, e.g. after a type was disallowed
-        registered = device_type_names()
-        allowed = self.config.types
-        self.allowed_types = [t for t in registered if allowed is None or t in allowed]
         self.types.set(np.array(self.allowed_types, dtype=object))
         self._refresh()
+
+    def create_dynamic_pvs(self) -> None:
+        """The create form: NewType (the allowed types), NewName, NewConfig, CreateNew."""
+        allowed = self.config.types
+        self.allowed_types = [t for t in device_type_names() if allowed is None or t in allowed]
+        self.new_type = self.add_pv(
+            AttrRW(
+                Enum(choices=self.allowed_types or ["(none)"]),
+                name="NewType",
+                description="Create form: device type",
+            )
+        )
+        self.new_name = self.add_pv(
+            AttrRW(String(max_length=40), name="NewName", description="Create form: name")
+        )
+        self.new_config = self.add_pv(
+            AttrRW(
+                String(max_length=MAX_CONFIG_CHARS),
+                name="NewConfig",
+                description="Create form: configuration (JSON or YAML)",
+            )
+        )
+        self.new_type.set(self.new_type.datatype.initial)
+        self.new_name.set("")
+        self.new_config.set("")
+
+    @command(name="CreateNew")
+    async def create_from_form(self) -> None:
+        """Create the device the form describes (put 1), as Create would; see Message."""
+        caller = current_caller.get()
+        prefix = await self.create.method(
+            self,
+            type=self.new_type.value,
+            name=self.new_name.value,
+            config=self.new_config.value,
+            caller=caller,
+        )
+        self.report(f"created {self.new_name.value} at {prefix}")
 
     # the device list ------------------------------------------------------------------------
 
@@ -254,6 +295,7 @@ class Factory(Device[FactoryConfig]):
         self._save()
         self._refresh()
         self.report(f"created {spec.name} ({spec.type}) at {spec.prefix}")
+        self._write_screen(spec)
         return spec.prefix
 
     @rpc(with_caller=True)
@@ -276,6 +318,21 @@ class Factory(Device[FactoryConfig]):
         await supervisor.restart()
         return f"{supervisor.spec.name}: {supervisor.state}"
 
+    def _write_screen(self, spec: DeviceSpec | None) -> None:
+        """Write the Phoebus screen of a device (or of the factory) if ``screens`` is set."""
+        if self.config.screens is None:
+            return
+        directory = self.data_dir / self.config.screens
+        try:
+            if spec is None:
+                write_screen(self, self.prefix, directory, f"Factory {self.prefix}")
+            else:
+                cls = load_device_type(spec.type)
+                device = cls(spec.config, data_dir=self.data_dir / spec.name)
+                write_screen(device, spec.prefix, directory, f"{spec.name} ({spec.type})")
+        except Exception as error:  # a screen is a convenience: report, never fail
+            self.report(f"screen not written: {error}", Severity.MINOR)
+
     # lifecycle ---------------------------------------------------------------------------------
 
     async def on_start(self) -> None:
@@ -295,6 +352,8 @@ class Factory(Device[FactoryConfig]):
         await asyncio.gather(*(s.resume() for s in self._supervisors.values()))
         self.set_state(FactoryStates.RUNNING)
         self._refresh()
+        for spec in [None, *(s.spec for s in self._supervisors.values())]:
+            self._write_screen(spec)
         if problems:
             self.report("; ".join(problems), Severity.MINOR)
         else:

@@ -44,7 +44,8 @@ class _AttrHandler:
 
     async def put(self, pv: SharedPV, op: ServerOperation) -> None:
         try:
-            await self.device.put(self.name, self.mapping.from_put(op.value()))
+            caller = Caller(peer=op.peer() or "", account=op.account() or "")
+            await self.device.put(self.name, self.mapping.from_put(op.value()), caller)
         except PutError as error:
             op.done(error=str(error))
         except Exception as error:  # a malformed request must never kill the device
