@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DURATION ?= 20
 
-.PHONY: install demo test lint format bench lock clean docs
+.PHONY: install demo test lint format bench lock clean docs browser
 
 install: $(STAMP)
 
@@ -17,8 +17,11 @@ $(STAMP): pyproject.toml requirements/lock.txt
 demo: install
 	$(BIN)/epics-collector demo --duration $(DURATION) --output build/demo
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest
+
+browser:
+	sh tools/install-browser.sh
 
 lint: install
 	$(BIN)/ruff check src tests bench tools
@@ -43,6 +46,7 @@ bench: install
 	$(BIN)/python bench/pvapy_compare.py
 	$(BIN)/python bench/factory.py
 	$(BIN)/python bench/client.py
+	$(BIN)/python bench/web.py
 
 # Re-pin every dependency to what is installed now (after changing pyproject.toml).
 lock: install

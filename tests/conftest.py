@@ -278,14 +278,20 @@ def factory_process(network: Network, tmp_path: Path) -> Iterator[Callable[..., 
         handle.close()
 
 
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:  # gone, or a zombie, while we looked
+        return False
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_children() -> Iterator[None]:
     """Fail a test that leaves child processes behind (session fixtures excepted)."""
     me = psutil.Process()
     before = {p.pid for p in me.children(recursive=True)}
     yield
-    leaked = [p for p in me.children(recursive=True) if p.pid not in before and p.is_running()]
-    leaked = [p for p in leaked if p.status() != psutil.STATUS_ZOMBIE]
+    leaked = [p for p in me.children(recursive=True) if p.pid not in before and _alive(p)]
     for p in leaked:
         p.kill()
     assert not leaked, f"test leaked child processes: {[p.cmdline() for p in leaked]}"

@@ -56,7 +56,7 @@ def test_demo_runs_twice_and_leaves_a_nexus_file(network, tmp_path):
             demo.popen.wait(60)
         output = demo.output()
         assert demo.popen.returncode == 0, output
-        assert "Stopped cleanly" in output
+        assert "Stopped cleanly" in output and "Live dashboard (read-only)" in output
         path = Path(output.split("NeXus file: ")[1].splitlines()[0])
         with h5py.File(path) as nexus:  # pyright: ignore[reportGeneralTypeIssues]
             assert len(nexus["entry/channels/counter/value"]) > 0  # type: ignore[arg-type]

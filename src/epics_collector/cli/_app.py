@@ -177,6 +177,31 @@ def demo(
     run_demo(duration, output)
 
 
+@app.command()
+def web(
+    factory: Annotated[str, typer.Option("--factory", "-f", help="factory prefix, e.g. LAB:FAC:")],
+    host: Annotated[str, typer.Option(help="address to serve the page on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8080,
+    allow_control: Annotated[
+        bool, typer.Option("--allow-control", help="allow Start/Stop/Export and parameter changes")
+    ] = False,
+) -> None:
+    """Serve a live dashboard of a factory's devices (read-only unless --allow-control)."""
+    try:
+        import uvicorn
+
+        from epics_collector.web import make_app
+    except ImportError as error:
+        raise fail(
+            f"the dashboard needs the web extra: pip install 'epics-collector[web]' ({error})"
+        ) from None
+    _log_to_stdout()
+    check_prefix(factory)
+    app_ = make_app(factory, allow_control=allow_control, network=Network.from_environment())
+    print(f"dashboard of {factory} on http://{host}:{port}/", flush=True)
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
 def main() -> None:
     """Entry point of the ``epics-collector`` command."""
     app()

@@ -9,6 +9,8 @@ everything stops cleanly. Results stay in a fresh run directory under ``--output
 from __future__ import annotations
 
 import datetime
+import importlib.util
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,8 @@ from rich.live import Live
 from rich.table import Table
 
 from epics_collector.client import Factory
-from epics_collector.pva import Client, Network
+from epics_collector.process import ManagedProcess
+from epics_collector.pva import Client, Network, free_port
 from epics_collector.sim import SimIoc
 
 SIM, FACTORY = "DEMO:SIM:", "DEMO:FAC:"
@@ -82,6 +85,17 @@ def _show_live(console: Console, network: Network, duration: float) -> None:
             console.print("Interrupted")
 
 
+def _dashboard(network: Network) -> tuple[ManagedProcess, str] | None:
+    """``epics-collector web`` for the demo's factory, if the web extra is installed."""
+    if importlib.util.find_spec("fastapi") is None:
+        return None
+    port = free_port(socket.SOCK_STREAM)
+    args = ["web", "--factory", FACTORY, "--port", str(port)]
+    process = ManagedProcess("epics_collector", args, env=network.environ()).start()
+    process.wait_ready(lambda: "dashboard of" in process.output(), 30)
+    return process, f"http://127.0.0.1:{port}/"
+
+
 def run_demo(duration: float, output: Path) -> None:
     """Run the demo for ``duration`` seconds (0: until Ctrl-C); everything stops in the end."""
     console = Console()
@@ -103,6 +117,7 @@ def run_demo(duration: float, output: Path) -> None:
         factory.create_processor(
             "stats", inputs={"p": f"{SIM}Pressure"}, processor="stats", params={"window": 50}
         )
+        dashboard = _dashboard(network)
         for device in factory.devices():
             console.print(
                 f"  {device.name:<6} {device.type:<11} {device.prefix:<16} pid {device.pid}"
@@ -116,7 +131,13 @@ def run_demo(duration: float, output: Path) -> None:
             f"print(Collector.connect('{COL}').history('pressure').value[-5:])\"",
             soft_wrap=True,
         )
-        _show_live(console, network, duration)
+        if dashboard is not None:
+            console.print(f"Live dashboard (read-only) while the demo runs: {dashboard[1]}")
+        try:
+            _show_live(console, network, duration)
+        finally:
+            if dashboard is not None:
+                dashboard[0].stop()
         col.stop()
         counts = {alias: len(col.history(alias).time) for alias in ("counter", "pressure")}
         snapshots = len(col.snapshots()["id"])

@@ -75,8 +75,8 @@ class Connection:
         request = uri.wrap(name, kws=dict(arguments))
         return decode(await self._wait(name, self._ctx.rpc(name, request), timeout))
 
-    async def monitor(self, name: str, queue_size: int = 1000) -> AsyncIterator[Any]:
-        """Each update of ``name``, decoded, until the caller stops iterating."""
+    async def monitor_values(self, name: str, queue_size: int = 1000) -> AsyncIterator[Value]:
+        """Each update of ``name`` as a raw Value, until the caller stops iterating."""
         queue: asyncio.Queue[Any] = asyncio.Queue()
 
         async def on_update(value: Any) -> None:
@@ -93,9 +93,22 @@ class Connection:
                 value = await queue.get()
                 if isinstance(value, Exception):
                     continue  # a disconnect: the monitor resumes when the server is back
-                yield decode(value)
+                yield value
         finally:
             subscription.close()
+
+    async def monitor(self, name: str, queue_size: int = 1000) -> AsyncIterator[Any]:
+        """Each update of ``name``, decoded, until the caller stops iterating."""
+        async for value in self.monitor_values(name, queue_size):
+            yield decode(value)
+
+    async def monitor_stamped(
+        self, name: str, queue_size: int = 1000
+    ) -> AsyncIterator[tuple[float, Any]]:
+        """Each update of ``name`` as (its timestamp in POSIX seconds, decoded value)."""
+        async for value in self.monitor_values(name, queue_size):
+            stamp = value["timeStamp.secondsPastEpoch"] + value["timeStamp.nanoseconds"] * 1e-9
+            yield stamp, decode(value)
 
     def close(self) -> None:
         """Close the client context."""

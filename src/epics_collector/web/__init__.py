@@ -1,0 +1,7 @@
+"""A live web dashboard of a factory's devices (extra ``epics-collector[web]``)."""
+
+from epics_collector.web._app import make_app
+from epics_collector.web._browser import CHROMIUM, CHROMIUM_ARGS, launch_chromium
+from epics_collector.web._hub import Hub, Trace
+
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "Hub", "Trace", "launch_chromium", "make_app"]

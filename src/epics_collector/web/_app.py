@@ -1,0 +1,114 @@
+"""The dashboard's web server: one page, a websocket of updates, and control actions.
+
+Read-only unless started with ``allow_control``; then Start/Stop/Export of collectors
+and parameter changes of processing devices go through the same client as the CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, WebSocket, WebSocketDisconnect
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel
+
+from epics_collector.client import AsyncCollector, AsyncProcessor, ClientError
+from epics_collector.pva import Network
+from epics_collector.web._hub import Hub
+
+PUSH_PERIOD = 0.1  # seconds between updates sent to a page (10 Hz)
+
+
+class Param(BaseModel):
+    """A parameter change from the page."""
+
+    name: str
+    value: str
+
+
+def _static(name: str) -> str:
+    return resources.files("epics_collector.web").joinpath("static", name).read_text()
+
+
+def make_app(
+    factory: str, *, allow_control: bool = False, network: Network | None = None
+) -> FastAPI:
+    """The dashboard of the factory under prefix ``factory``."""
+    hub = Hub(factory, network)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        hub.start()
+        yield
+        await hub.stop()
+
+    app = FastAPI(title="EPICS Collector dashboard", lifespan=lifespan)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page() -> str:
+        return _static("index.html")
+
+    @app.get("/app.js")
+    async def script() -> Response:
+        return Response(_static("app.js"), media_type="text/javascript")
+
+    @app.get("/api/state")
+    async def state() -> dict[str, Any]:
+        return {**hub.snapshot({}), "allow_control": allow_control}
+
+    def _prefix(name: str) -> str:
+        for info in hub.devices:
+            if info.name == name:
+                return info.prefix
+        raise HTTPException(404, f"no device named {name!r}")
+
+    def _check_control() -> None:
+        if not allow_control:
+            raise HTTPException(403, "read-only dashboard: start it with --allow-control")
+
+    # (before the {action} route, which would match "param" too)
+    @app.post("/api/devices/{name}/param")
+    async def set_param(name: str, param: Param) -> dict[str, str]:
+        _check_control()
+        processor = AsyncProcessor(hub.connection, _prefix(name))
+        try:
+            await processor.set_param(param.name, param.value)
+        except ClientError as error:
+            raise HTTPException(409, str(error)) from None
+        return {"result": "ok"}
+
+    @app.post("/api/devices/{name}/{action}")
+    async def act(name: str, action: str) -> dict[str, str]:
+        _check_control()
+        collector = AsyncCollector(hub.connection, _prefix(name))
+        try:
+            if action == "start":
+                await collector.start()
+            elif action == "stop":
+                await collector.stop()
+            elif action == "export":
+                return {"result": await collector.export(f"{name}-dashboard.nxs")}
+            else:
+                raise HTTPException(404, f"no action {action!r}")
+            return {"result": await collector.state()}
+        except ClientError as error:
+            raise HTTPException(409, str(error)) from None
+
+    @app.websocket("/ws")
+    async def updates(socket: WebSocket) -> None:
+        await socket.accept()
+        seen: dict[str, int] = {}
+        try:
+            while True:
+                message = {**hub.snapshot(seen), "allow_control": allow_control}
+                await socket.send_text(json.dumps(message))
+                await asyncio.sleep(PUSH_PERIOD)
+        except (WebSocketDisconnect, RuntimeError):
+            return
+
+    return app

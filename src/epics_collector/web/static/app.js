@@ -1,0 +1,135 @@
+// The dashboard page: a websocket of updates, canvas plots, control buttons.
+"use strict";
+const traces = {};          // key -> [[t, v], ...]
+const MAX_POINTS = 300;
+let allowControl = false;
+
+function el(tag, attrs, text) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function draw(canvas, points) {
+  const ctx = canvas.getContext("2d");
+  const w = canvas.width = canvas.clientWidth, h = canvas.height = canvas.clientHeight;
+  ctx.clearRect(0, 0, w, h);
+  if (points.length < 1) return;
+  const ts = points.map(p => p[0]), vs = points.map(p => p[1]);
+  const t0 = Math.min(...ts), t1 = Math.max(...ts);
+  let v0 = Math.min(...vs), v1 = Math.max(...vs);
+  if (v0 === v1) { v0 -= 1; v1 += 1; }
+  const x = t => 4 + (w - 8) * (t1 === t0 ? 1 : (t - t0) / (t1 - t0));
+  const y = v => h - 4 - (h - 8) * (v - v0) / (v1 - v0);
+  ctx.strokeStyle = "#1f5fbf"; ctx.lineWidth = 1.5; ctx.beginPath();
+  points.forEach((p, i) => (i ? ctx.lineTo(x(p[0]), y(p[1])) : ctx.moveTo(x(p[0]), y(p[1]))));
+  ctx.stroke();
+  ctx.fillStyle = "#555"; ctx.font = "11px sans-serif";
+  ctx.fillText(v1.toPrecision(6), 6, 12); ctx.fillText(v0.toPrecision(6), 6, h - 6);
+}
+
+async function act(name, action) {
+  const reply = await fetch(`/api/devices/${name}/${action}`, { method: "POST" });
+  const body = await reply.json();
+  document.getElementById("note").textContent =
+    reply.ok ? `${name}: ${action} -> ${body.result}` : `${name}: ${action} refused: ${body.detail}`;
+}
+
+async function setParam(name, param, value) {
+  const reply = await fetch(`/api/devices/${name}/param`, {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ name: param, value: value }),
+  });
+  const body = await reply.json();
+  document.getElementById("note").textContent =
+    reply.ok ? `${name}: ${param} = ${value}` : `${name}: ${param} refused: ${body.detail}`;
+}
+
+function deviceBox(info) {
+  const id = "dev-" + info.name;
+  let box = document.getElementById(id);
+  if (!box) {
+    box = el("div", { id: id, class: "device", "data-type": info.type });
+    const title = el("h2");
+    title.append(el("span", {}, `${info.name} (${info.type}) `), el("span", { class: "state" }));
+    box.append(title);
+    if (info.type === "collector") {
+      for (const action of ["start", "stop", "export"]) {
+        const button = el("button", { "data-action": action }, action);
+        button.disabled = !allowControl;
+        button.onclick = () => act(info.name, action);
+        box.append(button);
+      }
+    }
+    if (info.type === "processing") {
+      const form = el("form", { class: "param" });
+      const pname = el("input", { placeholder: "parameter", size: 12 });
+      const pvalue = el("input", { placeholder: "value", size: 16 });
+      const submit = el("button", { type: "submit" }, "set");
+      submit.disabled = !allowControl;
+      form.onsubmit = e => { e.preventDefault(); setParam(info.name, pname.value, pvalue.value); };
+      form.append(pname, pvalue, submit);
+      box.append(form);
+    }
+    box.append(el("div", { class: "traces" }));
+    document.getElementById("devices").append(box);
+  }
+  box.querySelector(".state").textContent = info.state;
+  return box;
+}
+
+function traceBox(box, key, label) {
+  let holder = box.querySelector(`[data-key="${CSS.escape(key)}"]`);
+  if (!holder) {
+    holder = el("div", { class: "trace", "data-key": key });
+    holder.append(el("div", { class: "label" }, label), el("canvas"));
+    box.querySelector(".traces").append(holder);
+  }
+  return holder;
+}
+
+// measured by bench/web.py: delay from each point's source timestamp to its arrival
+window.__delays = [];
+window.__bytes = 0;
+
+function update(message) {
+  allowControl = message.allow_control;
+  const now = Date.now() / 1000;
+  for (const points of Object.values(message.traces)) {
+    for (const p of points) if (window.__delays.length < 100000) window.__delays.push(now - p[0]);
+  }
+  document.getElementById("factory").textContent = message.factory;
+  document.getElementById("error").textContent = message.error || "";
+  for (const [key, points] of Object.entries(message.traces)) {
+    const list = traces[key] || (traces[key] = []);
+    list.push(...points);
+    if (list.length > MAX_POINTS) list.splice(0, list.length - MAX_POINTS);
+  }
+  for (const info of message.devices) {
+    const box = deviceBox(info);
+    for (const key of Object.keys(traces)) {
+      if (!key.startsWith(info.prefix)) continue;
+      const holder = traceBox(box, key, key.slice(info.prefix.length));
+      const points = traces[key];
+      const last = points[points.length - 1];
+      holder.setAttribute("data-last", last ? String(last[1]) : "");
+      holder.setAttribute("data-last-time", last ? String(last[0]) : "");
+      holder.setAttribute("data-received", String(Date.now() / 1000));
+      draw(holder.querySelector("canvas"), points);
+    }
+  }
+}
+
+function connect() {
+  const socket = new WebSocket(`ws://${location.host}/ws`);
+  socket.onmessage = event => {
+    window.__bytes += event.data.length;
+    update(JSON.parse(event.data));
+  };
+  socket.onclose = () => {
+    document.getElementById("error").textContent = "connection to the dashboard server lost; retrying";
+    setTimeout(connect, 1000);
+  };
+}
+connect();

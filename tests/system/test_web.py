@@ -1,0 +1,151 @@
+"""The web dashboard in a real browser (Debian's Chromium driven by Playwright)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.conftest import FactoryHandle
+
+from epics_collector.process import ManagedProcess, wait_until
+from epics_collector.pva import Network
+from epics_collector.sim import SimIoc
+from epics_collector.web import CHROMIUM, launch_chromium
+
+pytestmark = pytest.mark.system
+ARTIFACTS = Path(__file__).resolve().parents[2] / "build"
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Headless Chromium from Debian's package; skips where it is not installed."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (make test installs it where apt works)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed")
+    with sync_playwright() as playwright:  # (Playwright gives it a fresh, empty profile)
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Dashboard:
+    """``epics-collector web`` in a child process on a free loopback port."""
+
+    def __init__(self, network: Network, factory: str, *extra: str) -> None:
+        self.url = f"http://127.0.0.1:{_port()}/"
+        port = self.url.rsplit(":", 1)[1].strip("/")
+        args = ["web", "--factory", factory, "--port", port, *extra]
+        self.process = ManagedProcess("epics_collector", args, env=network.environ())
+
+    def __enter__(self) -> Dashboard:
+        self.process.start()
+        self.process.wait_ready(lambda: "dashboard of" in self.process.output(), 30)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.stop()
+
+    def post(self, path: str) -> int:
+        request = urllib.request.Request(self.url + path.lstrip("/"), method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                return reply.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+
+def _devices(fac: FactoryHandle, sim_ioc: SimIoc) -> tuple[str, str]:
+    col = fac.create(
+        "collector",
+        "col",
+        {"channels": [{"pv": sim_ioc.prefix + "Counter", "alias": "n"}], "autostart": True},
+    )
+    calc = {"inputs": {"a": sim_ioc.prefix + "Counter"}, "processor": {"name": "calc"}}
+    calc["processor"]["params"] = {"expression": "a * 2"}  # type: ignore[index]
+    return col, fac.create("processing", "calc", calc)
+
+
+def test_live_plots_and_control(
+    browser: Any,
+    factory_process: Callable[..., FactoryHandle],
+    sim_ioc: SimIoc,
+    network: Network,
+    ctx: Any,
+) -> None:
+    fac = factory_process()
+    col, calc = _devices(fac, sim_ioc)
+    with Dashboard(network, fac.prefix, "--allow-control") as web:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(web.url)
+        trace = f'[data-key="{col}n"]'
+        page.wait_for_selector(f'{trace}[data-last]:not([data-last=""])', timeout=15_000)
+        page.wait_for_selector(f'[data-key="{calc}result"][data-last]', timeout=15_000)
+
+        # the plot's last point is the history PV's last point (within a second)
+        shown_value = float(page.get_attribute(trace, "data-last"))
+        shown_time = float(page.get_attribute(trace, "data-last-time"))
+        history = ctx.get(col + "n:Table").value
+        pv_time, pv_value = float(history.time[-1]), float(history.value[-1])
+        assert abs(shown_time - pv_time) <= 1.0, (shown_time, pv_time)
+        assert abs(shown_value - pv_value) <= 10.5  # the counter runs at 10 Hz
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "web-dashboard.png"), full_page=True)
+
+        page.click('#dev-col button[data-action="stop"]')
+        assert wait_until(lambda: str(ctx.get(col + "State")) == "Stopped", 5)
+        page.click('#dev-col button[data-action="start"]')
+        assert wait_until(lambda: str(ctx.get(col + "State")) == "Recording", 5)
+        page.wait_for_function(
+            "document.getElementById('note').textContent.includes('start -> Recording')"
+        )
+        page.fill("#dev-calc form input >> nth=0", "expression")
+        page.fill("#dev-calc form input >> nth=1", "a * 3")
+        page.click("#dev-calc form button")
+        changed = wait_until(lambda: ctx.get(calc + "Param:expression") + "" == "a * 3", 5)
+        assert changed, page.text_content("#note")
+        page.close()
+
+
+def test_read_only_by_default_and_a_clear_message_without_a_factory(
+    browser: Any,
+    factory_process: Callable[..., FactoryHandle],
+    sim_ioc: SimIoc,
+    network: Network,
+    ctx: Any,
+) -> None:
+    fac = factory_process()
+    col, _ = _devices(fac, sim_ioc)
+    with Dashboard(network, fac.prefix) as web:
+        page = browser.new_page()
+        page.goto(web.url)
+        page.wait_for_selector('#dev-col button[data-action="stop"]')
+        assert page.is_disabled('#dev-col button[data-action="stop"]')
+        assert web.post("api/devices/col/stop") == 403
+        assert str(ctx.get(col + "State")) == "Recording"
+        page.close()
+    with Dashboard(network, "NOBODY:FAC:") as web:
+        page = browser.new_page()
+        page.goto(web.url)
+        page.wait_for_function(
+            "document.getElementById('error').textContent.includes('unreachable')", timeout=15_000
+        )
+        text = page.text_content("#error") or ""
+        assert "NOBODY:FAC:" in text and "Traceback" not in (page.content())
+        state = json.loads(urllib.request.urlopen(web.url + "api/state", timeout=10).read())
+        assert state["devices"] == [] and "unreachable" in state["error"]
+        page.close()
