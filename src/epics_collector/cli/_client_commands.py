@@ -151,14 +151,18 @@ def list_devices(
     print_rows(f"{factory}: {len(rows)} devices", rows, columns)
 
 
+def _record(device: str, factory: str | None, timeout: float, recording: bool) -> None:
+    with _reported(), _device(Collector, device, factory, timeout) as col:
+        col.start() if recording else col.stop()
+        out.print(f"{col.prefix}: {col.state()}")
+
+
 @app.command()
 def start(
     device: DeviceArgument, factory: FactoryOption = None, timeout: TimeoutOption = 5.0
 ) -> None:
     """Start a collector recording."""
-    with _reported(), _device(Collector, device, factory, timeout) as col:
-        col.start()
-        out.print(f"{col.prefix}: {col.state()}")
+    _record(device, factory, timeout, recording=True)
 
 
 @app.command()
@@ -166,9 +170,7 @@ def stop(
     device: DeviceArgument, factory: FactoryOption = None, timeout: TimeoutOption = 5.0
 ) -> None:
     """Stop a collector recording (its history stays)."""
-    with _reported(), _device(Collector, device, factory, timeout) as col:
-        col.stop()
-        out.print(f"{col.prefix}: {col.state()}")
+    _record(device, factory, timeout, recording=False)
 
 
 @app.command()

@@ -79,6 +79,11 @@ class Network:
         fans a unicast search out to every local server) and the subnet's ``broadcast``
         address (which reaches every server of the other hosts: a unicast to a host's
         address would reach only one of the servers sharing the port there).
+
+        Only for hosts that are network namespaces a test created (their interfaces are
+        ``lo`` and one veth): "every interface" never reaches a real network there.
+        Listing the two addresses instead of ``0.0.0.0`` was tried and loses the
+        broadcast searches from the other namespace (pvxs 1.5).
         """
         return cls(
             {
