@@ -27,8 +27,8 @@ REQUEST = "record[queueSize=100000]field()"
 
 
 def start_source(network: Network, prefix: str, length: int = 0) -> PvaSource:
-    """A pva_source whose Rate and Count are set per run."""
-    return PvaSource(prefix, network.environ(), rate=1000, length=length).start()
+    """A pva_source whose Rate and Count are set per run (``with`` starts and stops it)."""
+    return PvaSource(prefix, network.environ(), rate=1000, length=length)
 
 
 def burst(client: Client, prefix: str, rate: float, count: int) -> None:
@@ -118,8 +118,7 @@ def main() -> None:
     args = parser.parse_args()
     network = Network.loopback()
     with Client(network, timeout=10) as client:
-        source = start_source(network, "LAT")
-        try:
+        with start_source(network, "LAT"):
             report("latency at 1 kHz", latency(network, client, args.count))
             calc = {
                 "inputs": {"a": "LAT0000"},
@@ -130,10 +129,7 @@ def main() -> None:
                 "calc: sustained input rate",
                 highest_rate(network, client, "LAT", calc, rates, args.seconds, "BP2:"),
             )
-        finally:
-            source.stop()
-        source = start_source(network, "IMG", length=512 * 512)
-        try:
+        with start_source(network, "IMG", length=512 * 512):
             roi = {
                 "inputs": {"img": "IMG0000"},
                 "processor": {"name": "roi", "params": {"shape": [512, 512], "background": -1}},
@@ -143,8 +139,6 @@ def main() -> None:
                 "roi 512x512: sustained frame rate",
                 highest_rate(network, client, "IMG", roi, rates, args.seconds, "BP3:"),
             )
-        finally:
-            source.stop()
 
 
 if __name__ == "__main__":

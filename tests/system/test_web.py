@@ -7,6 +7,7 @@ import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,27 +70,32 @@ class Dashboard:
             return error.code
 
 
-def _devices(fac: FactoryHandle, sim_ioc: SimIoc) -> tuple[str, str]:
-    col = fac.create(
-        "collector",
-        "col",
-        {"channels": [{"pv": sim_ioc.prefix + "Counter", "alias": "n"}], "autostart": True},
-    )
-    calc = {"inputs": {"a": sim_ioc.prefix + "Counter"}, "processor": {"name": "calc"}}
-    calc["processor"]["params"] = {"expression": "a * 2"}  # type: ignore[index]
-    return col, fac.create("processing", "calc", calc)
+@dataclass
+class Devices:
+    """A factory with a collector ``col`` (the sim Counter as ``n``) and a ``calc`` device."""
+
+    factory: str
+    col: str
+    calc: str
 
 
-def test_live_plots_and_control(
-    browser: Any,
-    factory_process: Callable[..., FactoryHandle],
-    sim_ioc: SimIoc,
-    network: Network,
-    ctx: Any,
-) -> None:
+@pytest.fixture
+def devices(factory_process: Callable[..., FactoryHandle], sim_ioc: SimIoc) -> Devices:
     fac = factory_process()
-    col, calc = _devices(fac, sim_ioc)
-    with Dashboard(network, fac.prefix, "--allow-control") as web:
+    counter = sim_ioc.prefix + "Counter"
+    col = fac.create(
+        "collector", "col", {"channels": [{"pv": counter, "alias": "n"}], "autostart": True}
+    )
+    calc = {
+        "inputs": {"a": counter},
+        "processor": {"name": "calc", "params": {"expression": "a*2"}},
+    }
+    return Devices(fac.prefix, col, fac.create("processing", "calc", calc))
+
+
+def test_live_plots_and_control(browser: Any, devices: Devices, network: Network, ctx: Any) -> None:
+    col, calc = devices.col, devices.calc
+    with Dashboard(network, devices.factory, "--allow-control") as web:
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.goto(web.url)
         trace = f'[data-key="{col}n"]'
@@ -122,15 +128,10 @@ def test_live_plots_and_control(
 
 
 def test_read_only_by_default_and_a_clear_message_without_a_factory(
-    browser: Any,
-    factory_process: Callable[..., FactoryHandle],
-    sim_ioc: SimIoc,
-    network: Network,
-    ctx: Any,
+    browser: Any, devices: Devices, network: Network, ctx: Any
 ) -> None:
-    fac = factory_process()
-    col, _ = _devices(fac, sim_ioc)
-    with Dashboard(network, fac.prefix) as web:
+    col = devices.col
+    with Dashboard(network, devices.factory) as web:
         page = browser.new_page()
         page.goto(web.url)
         page.wait_for_selector('#dev-col button[data-action="stop"]')

@@ -29,7 +29,28 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
         time.sleep(interval)
 
 
-class ManagedProcess:
+class _Child:
+    """``with`` starts the child and always stops it (SIGTERM, then kill)."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> int:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class ManagedProcess(_Child):
     """Run ``python -m MODULE ARGS`` as a child and always stop it.
 
     Standard input is a pipe that stays open for the child's lifetime, because an
@@ -77,7 +98,7 @@ class ManagedProcess:
             raise ProcessError(f"{self.command!r} is not started")
         return self._popen
 
-    def start(self) -> ManagedProcess:
+    def start(self) -> Self:
         """Spawn the child (without waiting for readiness)."""
         self._log = self._open_log() if self.capture_output else None
         self._log_start = self._log.tell() if self._log else 0
@@ -145,19 +166,9 @@ class ManagedProcess:
         size = os.fstat(fd).st_size - self._log_start
         return os.pread(fd, max(size, 0), self._log_start).decode(errors="replace")
 
-    def __enter__(self) -> ManagedProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
-class ReadyProcess:
+class ReadyProcess(_Child):
     """A child ``python -m`` process that is ready once it prints ``ready_line``.
 
     The one way the sim IOC, test sources and devices are run as children; ``with``
@@ -187,13 +198,3 @@ class ReadyProcess:
         """Stop the child (SIGTERM, then kill); return its exit code."""
         return self.process.stop()
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
