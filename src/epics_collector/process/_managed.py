@@ -167,7 +167,6 @@ class ManagedProcess(_Child):
         return os.pread(fd, max(size, 0), self._log_start).decode(errors="replace")
 
 
-
 class ReadyProcess(_Child):
     """A child ``python -m`` process that is ready once it prints ``ready_line``.
 
@@ -197,4 +196,3 @@ class ReadyProcess(_Child):
     def stop(self) -> int:
         """Stop the child (SIGTERM, then kill); return its exit code."""
         return self.process.stop()
-
