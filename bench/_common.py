@@ -58,12 +58,19 @@ def wait_quiet(counter: Callable[[], int], quiet: float = 0.5, timeout: float = 
             return
 
 
-def report(name: str, figures: dict[str, float]) -> None:
-    """Print figures for humans and one JSON line for tools."""
+def report(name: str, figures: dict[str, float], targets: dict[str, float] | None = None) -> None:
+    """Print figures for humans and one JSON line for tools (``bench/summary.py``).
+
+    ``targets`` maps figure names to the value they should reach (>=); a name that
+    starts with ``<=`` is a ceiling instead.
+    """
     print(f"\n== {name}")
     for key, value in figures.items():
         print(f"  {key:<40} {value:>14,.3f}")
-    print("JSON " + json.dumps({"benchmark": name, **figures}))
+    line = {"benchmark": name, **figures}
+    if targets:
+        line["targets"] = targets  # type: ignore[assignment]
+    print("JSON " + json.dumps(line))
 
 
 __all__ = ["Network", "ServerProcess", "report", "wait_quiet"]

@@ -1,106 +1,212 @@
-"""Side by side with PvaPy: image statistics at rising frame rates, 0 missed frames.
+"""Image statistics at rising frame rates: our device vs raw p4p vs PvaPy, 0 missed frames.
 
-PvaPy's `pvapy-ad-sim-server` streams 128 x 128 uint8 NTNDArray frames; at each rate
-1. PvaPy's `pvapy-hpc-consumer` with its `AdImageProcessor` reports processed and missed;
-2. our processing device runs `stats` on the same stream (a fresh server and device per
-   rate); missed = frames published - runs.
-Prints the highest rate each keeps with 0 missed. Needs `requirements/bench.txt` (pvapy).
+One p4p source (``sim.pva_source --image 128x128``: uint8 NTNDArray frames numbered by
+``uniqueId``) serves every consumer in turn; at each rate, each consumer:
+
+1. raw p4p: a plain ``p4p.client.thread`` monitor whose callback runs the same numpy
+   statistics (``Stats.process``) in one Python process: the limit we measure against;
+2. ours: a processing device (own process) running ``stats`` on the frames;
+3. PvaPy: ``pvapy-hpc-consumer`` with its default ``AdImageProcessor`` (receives and
+   counts frames, computes nothing).
+
+A burst of ``rate x seconds`` frames is posted only after the consumer is connected
+and has taken the current frame, so a late start never counts as missed; missed =
+posted - processed. Three repeats, median; the ladder goes on until every consumer
+misses frames. Needs ``requirements/bench.txt`` (pvapy).
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import statistics
+import threading
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+import numpy as np
+from p4p.client.thread import Context
 
 from _common import Network, report
 from epics_collector.process import DeviceProcess, ManagedProcess, wait_until
+from epics_collector.processing import Input
+from epics_collector.processing.processors._stats import Stats, StatsParams
 from epics_collector.pva import Client
+from epics_collector.sim import PvaSource
 
-START_DELAY = 4.0  # seconds the sim server waits before publishing (consumers connect)
-
-
-def sim_server(network: Network, channel: str, rate: float, seconds: float) -> ManagedProcess:
-    """PvaPy's area-detector simulator on the loopback network."""
-    args = ["-cn", channel, "-nx", "128", "-ny", "128", "-dt", "uint8", "-fps", str(rate)]
-    args += ["-rt", str(seconds), "-nf", "100", "-std", str(START_DELAY), "-dc"]
-    return ManagedProcess("pvapy.cli.adSimServer", args, env=network.environ()).start()
+SOURCE = "BIMG"
+CHANNEL = SOURCE + "0000"
+DEPTH = 64  # queue of the raw consumer: the processing device's input depth
 
 
-def published(server: ManagedProcess) -> int:
-    """Frames the simulator says it published (after it stopped)."""
-    server.popen.wait(60)
-    match = re.search(r"Published frames:\s+(\d+)", server.output())
-    if match is None:
-        raise RuntimeError(f"no frame count from the simulator:\n{server.output()[-2000:]}")
-    return int(match.group(1))
+def burst(client: Client, rate: float, frames: int) -> float:
+    """Post ``frames`` at ``rate``; return the rate the source achieved."""
+    client.put(SOURCE + ":Rate", rate)
+    client.put(SOURCE + ":Count", frames)
+    started = time.monotonic()
+    client.put(SOURCE + ":Go", 1)
+    time.sleep(frames / rate * 0.9)
+    if not wait_until(lambda: client.get(SOURCE + ":Posted") == frames, 60, 0.01):
+        raise RuntimeError("the source did not post its burst")
+    return frames / (time.monotonic() - started)
 
 
-def pvapy_run(network: Network, rate: float, seconds: float, index: int) -> tuple[int, int]:
-    """(processed, missed) by PvaPy's consumer."""
-    channel = f"PVAPY{index}:IMG"
-    server = sim_server(network, channel, rate, seconds)
-    args = ["-ic", channel, "-pc", "pvapy.hpc.adImageProcessor.AdImageProcessor"]
-    args += ["-rt", str(seconds + START_DELAY + 2), "-rp", str(seconds + START_DELAY), "-dc"]
-    consumer = ManagedProcess("pvapy.cli.hpcConsumer", args, env=network.environ()).start()
-    try:
-        consumer.popen.wait(seconds + START_DELAY + 30)
-        sent = published(server)
-    finally:
-        consumer.stop()
-        server.stop()
-    processed = [int(n) for n in re.findall(r"'nProcessed': (\d+)", consumer.output())]
-    missed = [int(n) for n in re.findall(r"'nMissed': (\d+)", consumer.output())]
-    if not processed:
-        raise RuntimeError(f"no report from the PvaPy consumer:\n{consumer.output()[-2000:]}")
-    return processed[-1], max(missed[-1] if missed else 0, sent - processed[-1])
+def settle(counter: Callable[[], int], target: int, quiet: float = 1.0) -> int:
+    """Wait until ``counter()`` reaches ``target`` or stops moving for ``quiet`` s."""
+    last, since = counter(), time.monotonic()
+    while last < target and time.monotonic() - since < quiet:
+        time.sleep(0.05)
+        now = counter()
+        if now != last:
+            last, since = now, time.monotonic()
+    return last
 
 
-def ours_run(network: Network, rate: float, seconds: float, index: int) -> tuple[int, int]:
-    """(processed, missed) by our processing device with stats."""
-    channel = f"OURS{index}:IMG"
-    prefix = f"BPV{index}:"
-    server = sim_server(network, channel, rate, seconds)
-    config = {"inputs": {"img": channel}, "processor": {"name": "stats"}}
-    try:
-        with (
-            DeviceProcess("processing", prefix, config, env=network.environ()),
-            Client(network) as client,
-        ):
-            base = client.get(prefix + "Count")
-            sent = published(server)
-            time.sleep(1.0)
-            wait_until(lambda: client.get(prefix + "Count") - base >= sent, 5)
-            processed = client.get(prefix + "Count") - base
-    finally:
-        server.stop()
-    return processed, max(0, sent - processed)
+class RawConsumer(AbstractContextManager["RawConsumer"]):
+    """p4p monitor + the same numpy statistics in its callback (this process)."""
+
+    def __init__(self, network: Network) -> None:
+        self.network = network
+        self.processed = 0
+        self._lock = threading.Lock()
+        self._stats = Stats(StatsParams())
+        self._stats.setup()
+
+    def _on_frame(self, frame: Any) -> None:
+        self._stats.process({"img": Input(np.asarray(frame), 0.0)})
+        with self._lock:
+            self.processed += 1
+
+    def __enter__(self) -> RawConsumer:
+        self._ctx = Context("pva", conf=self.network.client_conf(), useenv=False)
+        request = f"record[queueSize={DEPTH}]field()"
+        self._sub = self._ctx.monitor(CHANNEL, self._on_frame, request=request)
+        if not wait_until(lambda: self.processed >= 1, 10):
+            raise RuntimeError("raw consumer never got a frame")
+        return self
+
+    def count(self) -> int:
+        with self._lock:
+            return self.processed
+
+    def __exit__(self, *exc: object) -> None:
+        self._sub.close()
+        self._ctx.close()
+
+
+class DeviceConsumer(AbstractContextManager["DeviceConsumer"]):
+    """Our processing device running ``stats`` (own process)."""
+
+    def __init__(self, network: Network, client: Client, prefix: str) -> None:
+        config = {"inputs": {"img": CHANNEL}, "processor": {"name": "stats"}}
+        self.device = DeviceProcess("processing", prefix, config, env=network.environ())
+        self.client, self.prefix = client, prefix
+
+    def __enter__(self) -> DeviceConsumer:
+        self.device.start()
+        if not wait_until(lambda: self.client.get(self.prefix + "Count") >= 1, 10):
+            raise RuntimeError("device never processed a frame")
+        return self
+
+    def count(self) -> int:
+        return int(self.client.get(self.prefix + "Count"))
+
+    def __exit__(self, *exc: object) -> None:
+        self.device.stop()
+
+
+class PvapyConsumer(AbstractContextManager["PvapyConsumer"]):
+    """PvaPy's hpc consumer with its default processor (own process)."""
+
+    def __init__(self, network: Network, seconds: float) -> None:
+        args = ["-ic", CHANNEL, "-pc", "pvapy.hpc.adImageProcessor.AdImageProcessor"]
+        args += ["-rt", str(seconds + 40), "-rp", "0.5", "-dc"]
+        self.process = ManagedProcess("pvapy.cli.hpcConsumer", args, env=network.environ())
+
+    def _processed(self) -> int:
+        found = re.findall(r"'nProcessed': (\d+)", self.process.output())
+        return int(found[-1]) if found else 0
+
+    def __enter__(self) -> PvapyConsumer:
+        self.process.start()
+        if not wait_until(lambda: self._processed() >= 1, 20):
+            self.process.stop()
+            raise RuntimeError(f"PvaPy consumer never reported:\n{self.process.output()[-2000:]}")
+        return self
+
+    def count(self) -> int:
+        return self._processed()
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.stop()
+
+
+def one_run(consumer: Any, client: Client, rate: float, seconds: float) -> tuple[int, int, float]:
+    """(processed, missed, achieved source rate) of one burst into a ready consumer."""
+    frames = int(rate * seconds)
+    with consumer:
+        base = consumer.count()
+        achieved = burst(client, rate, frames)
+        processed = settle(lambda: consumer.count() - base, frames)
+    return processed, frames - processed, achieved
 
 
 def main() -> None:
-    """Run the ladder for both and print the figures."""
+    """Climb the ladder for every consumer and print the figures."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="per rate")
-    parser.add_argument("--rates", type=float, nargs="+", default=[500, 1000, 2000, 4000])
+    parser.add_argument("--seconds", type=float, default=2.0, help="burst length per rate")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--rates", type=float, nargs="+", default=[500, 1000, 1500, 2000, 3000, 4000, 6000]
+    )
+    parser.add_argument("--no-pvapy", action="store_true", help="skip PvaPy (not installed)")
     args = parser.parse_args()
     network = Network.loopback()
-    figures: dict[str, float] = {
-        "pvapy highest fps with 0 missed": 0,
-        "ours highest fps with 0 missed": 0,
+    makers: dict[str, Callable[[Client, int], Any]] = {
+        "raw p4p + stats": lambda client, i: RawConsumer(network),
+        "ours (stats device)": lambda client, i: DeviceConsumer(network, client, f"BPV{i}:"),
     }
-    for index, rate in enumerate(args.rates):
-        for who, run in (("pvapy", pvapy_run), ("ours", ours_run)):
-            processed, missed = run(network, rate, args.seconds, index)
-            figures[f"{who} at {rate:g} fps: processed"] = processed
-            figures[f"{who} at {rate:g} fps: missed"] = missed
-            if missed == 0:
-                key = f"{who} highest fps with 0 missed"
-                figures[key] = max(figures[key], rate)
-    pvapy = figures["pvapy highest fps with 0 missed"]
-    figures["ratio ours / pvapy"] = (
-        figures["ours highest fps with 0 missed"] / pvapy if pvapy else 0.0
-    )
-    report("image stats, 128x128 uint8, PvaPy vs ours", figures)
+    if not args.no_pvapy:
+        makers["pvapy hpc consumer"] = lambda client, i: PvapyConsumer(network, args.seconds)
+    highest = dict.fromkeys(makers, 0.0)
+    figures: dict[str, float] = {}
+    runs = 0
+    with (
+        PvaSource(SOURCE, network.environ(), rate=1000, image=(128, 128)),
+        Client(network, timeout=10) as client,
+    ):
+        climbing = set(makers)
+        for rate in args.rates:
+            for who in list(climbing):
+                results = []
+                for _ in range(args.repeats):
+                    runs += 1
+                    results.append(one_run(makers[who](client, runs), client, rate, args.seconds))
+                processed = statistics.median(r[0] for r in results)
+                missed = statistics.median(r[1] for r in results)
+                figures[f"{who} at {rate:g} fps: processed per s"] = processed / args.seconds
+                figures[f"{who} at {rate:g} fps: missed (median)"] = missed
+                figures[f"source at {rate:g} fps: achieved fps"] = statistics.median(
+                    r[2] for r in results
+                )
+                if missed == 0:
+                    highest[who] = rate
+                else:
+                    climbing.discard(who)  # missed at this rate: the next ones are higher
+            if not climbing:
+                break
+    for who, rate in highest.items():
+        figures[f"{who}: highest fps with 0 missed"] = rate
+    ours, raw = highest["ours (stats device)"], highest["raw p4p + stats"]
+    targets = {"ratio ours / raw p4p + stats": 0.9}
+    figures["ratio ours / raw p4p + stats"] = ours / raw if raw else 0.0
+    if "pvapy hpc consumer" in highest:
+        pvapy = highest["pvapy hpc consumer"]
+        figures["ratio ours / pvapy"] = ours / pvapy if pvapy else 0.0
+        targets["ratio ours / pvapy"] = 1.0
+    report("image stats 128x128 uint8: highest rate with 0 missed", figures, targets)
 
 
 if __name__ == "__main__":

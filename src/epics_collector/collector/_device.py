@@ -80,6 +80,9 @@ class Collector(Device[CollectorConfig]):
 
     count = AttrR(Int(), description="Samples recorded in total")
     dropped = AttrR(Int(), description="Updates known to be lost")
+    overruns = AttrR(
+        Int(), description="Times a source's monitor queue filled (updates may be squashed)"
+    )
     excluded = AttrR(Int(), description="Values outside include limits, not recorded")
     channel_table = AttrR(
         Table(
@@ -90,10 +93,15 @@ class Collector(Device[CollectorConfig]):
                 "count": np.int64,
                 "last_update": np.float64,
                 "excluded": np.int64,
+                "overruns": np.int64,
+                "dropped": np.int64,
             }
         ),
         name="Channels",
-        description="Channels: alias, pv, connected, count, last update (POSIX s), excluded",
+        description=(
+            "Channels: alias, pv, connected, count, last update (POSIX s), excluded, "
+            "overruns, dropped"
+        ),
     )
 
     export_name = AttrRW(
@@ -132,6 +140,8 @@ class Collector(Device[CollectorConfig]):
         self._duration_timer: asyncio.TimerHandle | None = None
         self._spills: dict[str, SpillFile] = {}
         self._reported_missing: set[str] = set()
+        # alias -> (overruns, missing) last reported in Message
+        self._reported_losses: dict[str, tuple[int, int]] = {}
         self.triggers: TriggerWindows | None = None
         if self.config.trigger is not None:
             store = SnapshotStore(self._spill_dir / "snapshots") if self.config.persist else None
@@ -304,6 +314,7 @@ class Collector(Device[CollectorConfig]):
     async def clear_history(self) -> None:
         """Forget the recorded history and the counters."""
         self.recorder.clear()
+        self._reported_losses.clear()
         for spill in self._spills.values():
             spill.rewrite(Columns.empty())
         if self.state.value != CollectorStates.RECORDING:
@@ -365,12 +376,38 @@ class Collector(Device[CollectorConfig]):
                 pvs.publish()
         self.count.set(self.recorder.count)
         self.excluded.set(self.recorder.excluded)
-        self.dropped.set(
-            self.recorder.dropped,
-            severity=Severity.MINOR if self.recorder.dropped else Severity.NO_ALARM,
-        )
+        for attr, total in (
+            (self.dropped, self.recorder.dropped),
+            (self.overruns, self.recorder.overruns),
+        ):
+            attr.set(total, severity=Severity.MINOR if total else Severity.NO_ALARM)
         if any_changed:
             self._publish_channel_table()
+            self._report_losses()
+
+    def _report_losses(self) -> None:
+        """Say in Message which channels lost updates since the last report."""
+        lines = []
+        for channel in self.recorder.channels:
+            now = (channel.overruns, channel.missing)
+            before = self._reported_losses.get(channel.alias, (0, 0))
+            if now == before:
+                continue
+            self._reported_losses[channel.alias] = now
+            if now[0] > before[0]:
+                lines.append(
+                    f"{channel.alias}: its monitor queue filled "
+                    f"({self.config.queue_size_for(channel.config)} "
+                    f"updates, {now[0]} times), updates may have been squashed: raise "
+                    "queue_size or lower the source's rate"
+                )
+            if now[1] > before[1]:
+                lines.append(
+                    f"{channel.alias}: {now[1]} updates missing from the source's sequence "
+                    "numbers (counted in Dropped)"
+                )
+        if lines:
+            self.report("; ".join(lines), Severity.MINOR)
 
     def _publish_channel_table(self) -> None:
         channels = self.recorder.channels
@@ -383,6 +420,8 @@ class Collector(Device[CollectorConfig]):
                 "count": [ch.ring.total for ch in channels],
                 "last_update": latest,
                 "excluded": [ch.reducer.excluded for ch in channels],
+                "overruns": [ch.overruns for ch in channels],
+                "dropped": [ch.lost for ch in channels],
             }
         )
 
@@ -427,6 +466,7 @@ class Collector(Device[CollectorConfig]):
             return False
         self.recorder.count = int(meta.get("count", 0))
         self.recorder.dropped = int(meta.get("dropped", 0))
+        self.recorder.overruns = int(meta.get("overruns", 0))
         loaded = sum(len(ch.ring) for ch in self.recorder.channels)
         self.report(f"reloaded {loaded} samples from {self._spill_dir}")
         return bool(meta.get("recording", False))
@@ -451,6 +491,7 @@ class Collector(Device[CollectorConfig]):
             "pushed": self._pushed,
             "count": self.recorder.count,
             "dropped": self.recorder.dropped,
+            "overruns": self.recorder.overruns,
             "recording": self.recorder.recording,
         }
         write_json_atomic(self._spill_dir / "collector.json", meta)
@@ -466,7 +507,9 @@ class Collector(Device[CollectorConfig]):
         for channel in self.recorder.channels:
             self._subscriptions.append(
                 self.sources.subscribe(
-                    channel.config.pv, channel, queue_size=self.config.queue_size
+                    channel.config.pv,
+                    channel,
+                    queue_size=self.config.queue_size_for(channel.config),
                 )
             )
         self._subscribe_conditions()

@@ -46,6 +46,9 @@ class Channel:
     latest: Update | None = None
     changed: bool = True
     problem: str = ""
+    overruns: int = 0  # times the source's monitor queue filled while recording
+    lost: int = 0  # updates known to be lost (sequence gaps, bad values, full)
+    missing: int = 0  # of which missing from the source's sequence numbers
     unflushed: int = 0  # rows recorded but not yet handed to the spill file
     created: float = field(default_factory=time.monotonic)
     reducer: Reducer = field(init=False)
@@ -65,6 +68,10 @@ class Channel:
     def on_connection(self, connected: bool, reason: str) -> None:
         """A source connection change (any thread)."""
         self.recorder.connection(self, connected, reason)
+
+    def on_loss(self, missing: int | None) -> None:
+        """Updates lost before they reached us (any thread)."""
+        self.recorder.loss(self, missing)
 
 
 def _gap_value(channel: Channel) -> Any:
@@ -88,6 +95,7 @@ class Recorder:
         self.recording = False
         self.count = 0
         self.dropped = 0
+        self.overruns = 0
         self.channels = [Channel(c, self._ring(c), self) for c in config.channels]
 
     def _ring(self, channel: ChannelConfig) -> Ring:
@@ -129,6 +137,20 @@ class Recorder:
             channel.changed = True
         self.notify(Event.CONNECTION, channel)
 
+    def loss(self, channel: Channel, missing: int | None) -> None:
+        """Count updates lost at the source while recording (see ``SourceListener``)."""
+        with self.lock:
+            if not self.recording:
+                return
+            if missing is None:
+                channel.overruns += 1
+                self.overruns += 1
+            else:
+                channel.missing += missing
+                channel.lost += missing
+                self.dropped += missing
+            channel.changed = True
+
     def _reduce(self, channel: Channel, update: Update) -> None:
         value = update.value
         kind = channel.config.kind
@@ -141,6 +163,7 @@ class Recorder:
                 value = self._array(channel, value)
         except (TypeError, ValueError) as error:
             self.dropped += 1
+            channel.lost += 1
             channel.problem = (
                 f"{channel.alias}: cannot record {type(update.value).__name__} values as "
                 f"kind {kind!r} ({error})"
@@ -178,6 +201,7 @@ class Recorder:
     def _append(self, channel: Channel, row: Row) -> None:
         if not channel.ring.append(*row):
             self.dropped += 1
+            channel.lost += 1
             self.recording = False
             self.notify(Event.FULL, channel)
             return
@@ -240,9 +264,11 @@ class Recorder:
                     channel.config.compress, channel.config.include, channel.config.deadband
                 )
                 channel.unflushed = 0
+                channel.overruns = channel.lost = channel.missing = 0
                 channel.changed = True
             self.count = 0
             self.dropped = 0
+            self.overruns = 0
 
     def history(self, channel: Channel) -> Columns:
         """A copy of a channel's rows, oldest first."""

@@ -44,6 +44,11 @@ class ConditionInput:
         if not connected:
             self.loop.call_soon_threadsafe(self.on_lost, reason)
 
+    def on_loss(self, missing: int | None) -> None:
+        """Any thread: condition updates were lost (a firing may have been missed)."""
+        what = "its monitor queue filled" if missing is None else f"{missing} updates missing"
+        self.loop.call_soon_threadsafe(self.on_lost, f"lost updates ({what})")
+
 
 class TriggerWindows:
     """Fires on the trigger condition, freezes windows, serves and stores snapshots."""

@@ -12,12 +12,17 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True, slots=True)
 class Update:
-    """One update of a source PV: its value, source timestamp (POSIX s) and alarm."""
+    """One update of a source PV: its value, source timestamp (POSIX s) and alarm.
+
+    ``sequence`` is the source's own update number where it has one (an NTNDArray's
+    ``uniqueId``), else None.
+    """
 
     value: Any
     timestamp: float
     severity: int = 0
     status: int = 0
+    sequence: int | None = None
 
 
 class SourceListener(Protocol):
@@ -28,6 +33,14 @@ class SourceListener(Protocol):
 
     def on_connection(self, connected: bool, reason: str) -> None:
         """The source connected or disconnected (``reason`` says why, for humans)."""
+
+    def on_loss(self, missing: int | None) -> None:
+        """Updates were lost before they reached :meth:`on_update`.
+
+        ``missing`` is how many are known to be missing (a gap in the source's sequence
+        numbers, such as an NTNDArray's ``uniqueId``); ``None`` means the monitor queue
+        filled, so an unknown number (possibly none) were squashed.
+        """
 
 
 class Subscription(Protocol):

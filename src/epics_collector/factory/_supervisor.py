@@ -60,6 +60,9 @@ class _StateListener:
         if not connected:
             self._loop.call_soon_threadsafe(self._supervisor.state_lost, self._launch)
 
+    def on_loss(self, missing: int | None) -> None:
+        """Only the newest State matters; lost intermediate states are harmless."""
+
 
 class Supervisor:
     """Runs one device process and keeps it running.

@@ -34,6 +34,21 @@ class Period(BaseModel):
     period: float = Field(gt=0, le=86400)
 
 
+class Distribute(BaseModel):
+    """Take a share of the inputs' updates, so N devices can split one fast stream."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(ge=0, description="this device's share, 0 .. count-1")
+    count: int = Field(ge=1, le=1000, description="how many devices share the stream")
+
+    @model_validator(mode="after")
+    def _index_in_range(self) -> Distribute:
+        if self.index >= self.count:
+            raise ValueError(f"distribute.index ({self.index}) must be below count ({self.count})")
+        return self
+
+
 class ProcessorConfig(BaseModel):
     """A registered processor and its parameters."""
 
@@ -77,6 +92,13 @@ class ProcessingConfig(DeviceConfig):
     feedback: list[Feedback] = Field(default_factory=list)
     timeout: float = Field(default=5.0, gt=0, description="a run longer than this is an error")
     max_errors: int = Field(default=10, ge=1, description="errors in a row before Fault")
+    distribute: Distribute | None = Field(
+        default=None,
+        description=(
+            "{index: i, count: N}: process only the updates whose number (NTNDArray "
+            "uniqueId, else a hash of the timestamp) modulo N is i"
+        ),
+    )
     enable: bool = Field(default=True, description="run from the start")
 
     @field_validator("inputs")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import threading
 import time
 import typing
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -41,6 +43,42 @@ from epics_collector.processing._inputs import DEPTH, InputTable
 
 log = logging.getLogger(__name__)
 MISSING_GRACE = 5.0  # seconds before inputs without a value are reported
+COUNTER_RATE = 10.0  # Count, Errors, Duration... posts per second at most (not per run)
+
+
+@dataclass
+class _Tally:
+    """Run counters: kept by the processing thread, posted by the event loop."""
+
+    count: int = 0
+    errors: int = 0
+    duration: float = 0.0
+    duration_max: float = 0.0
+    lock: threading.Lock = dataclasses.field(
+        default_factory=threading.Lock, repr=False, compare=False
+    )
+
+    def ran(self) -> None:
+        with self.lock:
+            self.count += 1
+
+    def failed(self) -> None:
+        with self.lock:
+            self.errors += 1
+
+    def took(self, seconds: float) -> None:
+        with self.lock:
+            self.duration = seconds
+            self.duration_max = max(self.duration_max, seconds)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.count = self.errors = 0
+            self.duration_max = 0.0
+
+    def snapshot(self) -> _Tally:
+        with self.lock:
+            return _Tally(self.count, self.errors, self.duration, self.duration_max)
 
 
 class ProcessingStates(StrEnum):
@@ -90,6 +128,9 @@ class Processing(Device[ProcessingConfig]):
     count = AttrR(Int(), description="Runs that produced outputs")
     errors = AttrR(Int(), description="Runs that failed (each also in Message)")
     skipped = AttrR(Int(), description="Input updates replaced by newer ones before processing")
+    overruns = AttrR(
+        Int(), description="Times an input's monitor queue filled (updates may be squashed)"
+    )
     duration = AttrR(Float(units="s", precision=6), description="Last run time")
     duration_max = AttrR(Float(units="s", precision=6), description="Longest run since Reset")
 
@@ -115,7 +156,12 @@ class Processing(Device[ProcessingConfig]):
             self.params[field_name] = attr
             self.add_pv(attr)
         self._show_params()
-        self.inputs = InputTable(self.config.inputs, self._wake_threadsafe)
+        split = self.config.distribute
+        self.inputs = InputTable(
+            self.config.inputs,
+            self._wake_threadsafe,
+            share=(split.index, split.count) if split is not None else None,
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup = threading.Event()  # set by input updates (any thread)
         self._stopping = threading.Event()
@@ -125,6 +171,7 @@ class Processing(Device[ProcessingConfig]):
         self._timed_out = False
         self._subscriptions: list[Subscription] = []
         self._errors_in_row = 0
+        self._tally = _Tally()
         #: Current value of each feedback target (monitored, for max_step).
         self.feedback_targets: dict[str, Update | None] = {
             f.target: None for f in self.config.feedback
@@ -187,12 +234,54 @@ class Processing(Device[ProcessingConfig]):
 
     @command(name="Reset")
     async def reset_counters(self) -> None:
-        """Zero Count, Errors, Skipped and DurationMax."""
-        for attr in (self.count, self.errors, self.skipped):
-            attr.set(0)
-        self.duration_max.set(0.0)
+        """Zero Count, Errors, Skipped, Overruns and DurationMax."""
+        self._tally.reset()
         with self.inputs.lock:
-            self.inputs.skipped = 0
+            self.inputs.skipped = self.inputs.overruns = 0
+        self._publish_counters()
+
+    @scan(1.0 / COUNTER_RATE)
+    async def publish_counters(self) -> None:
+        """Post the counters that changed (at most COUNTER_RATE times a second)."""
+        self._publish_counters()
+
+    def _publish_counters(self) -> None:
+        tally = self._tally.snapshot()
+        with self.inputs.lock:
+            skipped, overruns = self.inputs.skipped, self.inputs.overruns
+        for attr, value in (
+            (self.count, tally.count),
+            (self.errors, tally.errors),
+            (self.skipped, skipped),
+            (self.duration, tally.duration),
+            (self.duration_max, tally.duration_max),
+        ):
+            if attr.value != value:
+                attr.set(value)
+        if self.overruns.value != overruns:
+            self.overruns.set(overruns, severity=Severity.MINOR if overruns else Severity.NO_ALARM)
+            if overruns:
+                self.report(
+                    f"an input's monitor queue filled {overruns} times: updates may have "
+                    "been squashed; the processor is slower than its inputs",
+                    Severity.MINOR,
+                )
+
+    def _on_loop(self, action: Any, *args: Any) -> None:
+        """Run ``action(*args)`` on the event loop (which owns State and Message).
+
+        The counters are published first, so a client that sees the State or Message
+        also sees the Count and Errors that led to it.
+        """
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+
+        def run() -> None:
+            self._publish_counters()
+            action(*args)
+
+        loop.call_soon_threadsafe(run)
 
     # running ---------------------------------------------------------------------------------
 
@@ -224,7 +313,6 @@ class Processing(Device[ProcessingConfig]):
                 self._wakeup.clear()
             if self._stopping.is_set():
                 break
-            self.skipped.set(self.inputs.skipped)
             self._report_missing()
             if self._reset_processor:
                 self._reset_processor = False
@@ -243,14 +331,17 @@ class Processing(Device[ProcessingConfig]):
         try:
             step()
         except Exception as error:
-            self.fault(f"{self.config.processor.name} {step.__name__} failed: {error}")
+            log.exception("%s %s", self.config.processor.name, step.__name__)
+            self._on_loop(
+                self.fault, f"{self.config.processor.name} {step.__name__} failed: {error}"
+            )
 
     def _report_missing(self) -> None:
         missing = self.inputs.missing()
         if missing and time.monotonic() - self._started > MISSING_GRACE:
             text = f"inputs without a value: {', '.join(missing)}"
             if self.message.value != text:
-                self.report(text, Severity.MINOR)
+                self._on_loop(self.report, text, Severity.MINOR)
 
     def _run_once(self, inputs: dict[str, Input], stamp_now: bool) -> None:
         started = time.perf_counter()
@@ -263,15 +354,12 @@ class Processing(Device[ProcessingConfig]):
         else:
             if not self._timed_out:
                 self._errors_in_row = 0
-            self.count.set(self.count.value + 1)
+            self._tally.ran()
             if self.config.feedback and self.feedback_enable.value and self._loop is not None:
                 asyncio.run_coroutine_threadsafe(self._feedback(inputs, outputs), self._loop)
         finally:
             self._busy_since = None
-        elapsed = time.perf_counter() - started
-        self.duration.set(elapsed)
-        if elapsed > self.duration_max.value:
-            self.duration_max.set(elapsed)
+        self._tally.took(time.perf_counter() - started)
 
     @scan(0.1)
     async def watchdog(self) -> None:
@@ -295,16 +383,16 @@ class Processing(Device[ProcessingConfig]):
             self.outputs[name].set(value, timestamp=stamp, severity=severity, status=status)
 
     def _failed(self, text: str) -> None:
-        self.errors.set(self.errors.value + 1)
+        """A run failed (processing thread) or overran its timeout (event loop)."""
+        self._tally.failed()
         self._errors_in_row += 1
         for attr in self.outputs.values():
             attr.set(attr.value, severity=Severity.MAJOR, status=Status.RECORD, message=text)
         if self._errors_in_row >= self.config.max_errors:
-            self.fault(
-                f"{self._errors_in_row} errors in a row, last: {text}; put Enable 1 to retry"
-            )
+            text = f"{self._errors_in_row} errors in a row, last: {text}; put Enable 1 to retry"
+            self._on_loop(self.fault, text)
         else:
-            self.report(text, Severity.MAJOR)
+            self._on_loop(self.report, text, Severity.MAJOR)
 
     # feedback --------------------------------------------------------------------------------
 
@@ -390,3 +478,6 @@ class _Readback:
     def on_connection(self, connected: bool, reason: str) -> None:
         if not connected:
             self.device.feedback_targets[self.target] = None
+
+    def on_loss(self, missing: int | None) -> None:
+        """Only the target's newest value matters (for max_step)."""

@@ -13,7 +13,9 @@ is processed update by update; beyond that the oldest is dropped and counted in
 from __future__ import annotations
 
 import itertools
+import struct
 import threading
+import zlib
 from collections import deque
 from collections.abc import Callable
 
@@ -21,6 +23,18 @@ from epics_collector.core import Update
 from epics_collector.processing._api import Input
 
 DEPTH = 64
+
+
+def share_of(update: Update, count: int) -> int:
+    """Which of ``count`` distributed devices takes ``update`` (the same in every process).
+
+    By the source's update number where it has one (round robin over NTNDArray
+    ``uniqueId``), else by a hash of the source timestamp (evenly spread, but two
+    updates with one timestamp go to the same device).
+    """
+    if update.sequence is not None:
+        return update.sequence % count
+    return zlib.crc32(struct.pack("<d", update.timestamp)) % count
 
 
 class InputSlot:
@@ -34,6 +48,9 @@ class InputSlot:
 
     def on_update(self, update: Update) -> None:
         """Any thread: queue the update (dropping the oldest beyond the depth)."""
+        share = self.owner.share
+        if share is not None and share_of(update, share[1]) != share[0]:
+            return  # another device's share
         with self.owner.lock:
             if len(self.pending) >= self.owner.depth:
                 self.pending.popleft()
@@ -45,6 +62,14 @@ class InputSlot:
         """Any thread."""
         self.connected = connected
         self.owner.wake(None)
+
+    def on_loss(self, missing: int | None) -> None:
+        """Any thread: updates lost at the source queue, counted like skipped ones."""
+        with self.owner.lock:
+            if missing is None:
+                self.owner.overruns += 1
+            else:
+                self.owner.skipped += missing
 
     def pop_oldest(self) -> None:
         self.current = self.pending.popleft()[1]
@@ -60,10 +85,17 @@ class InputTable:
     """All inputs; ``wake(name)`` is called on any update (from any thread)."""
 
     def __init__(
-        self, inputs: dict[str, str], wake: Callable[[str | None], None], depth: int = DEPTH
+        self,
+        inputs: dict[str, str],
+        wake: Callable[[str | None], None],
+        depth: int = DEPTH,
+        share: tuple[int, int] | None = None,
     ) -> None:
+        #: (index, count): take only the updates whose share is ``index`` (distribute)
+        self.share = share
         self.lock = threading.Lock()
         self.skipped = 0
+        self.overruns = 0  # times an input's monitor queue filled (updates may be squashed)
         self.depth = depth
         self.sequence = itertools.count()
         self.wake = wake

@@ -38,11 +38,14 @@ class PvaSource(ReadyProcess):
         rate: float = 10.0,
         count: int = 0,
         length: int = 0,
+        image: tuple[int, int] | None = None,
         timeout: float = 30.0,
     ) -> None:
         self.prefix = prefix
         args = ["--prefix", prefix, "--channels", str(channels), "--rate", str(rate)]
         args += ["--count", str(count), "--length", str(length)]
+        if image is not None:
+            args += ["--image", f"{image[0]}x{image[1]}"]
         super().__init__("epics_collector.sim.pva_source", args, READY, env=env, timeout=timeout)
 
     def names(self, channels: int) -> list[str]:

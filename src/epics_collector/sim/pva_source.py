@@ -1,8 +1,10 @@
 """A p4p server of counter PVs posting at a set rate, for tests and benchmarks.
 
 ``python -m epics_collector.sim.pva_source --prefix P --channels N --rate HZ [--count C]
-[--length L]`` serves ``P0000`` ... (NTScalar double, +1 per post; with ``--length`` an
-NTScalarArray of L doubles all equal to the counter), ``P:Go`` (put 1 starts posting),
+[--length L | --image ROWSxCOLS]`` serves ``P0000`` ... (NTScalar double, +1 per post;
+with ``--length`` an NTScalarArray of L doubles all equal to the counter; with
+``--image`` an NTNDArray of uint8 pixels whose ``uniqueId`` is the counter, the way an
+areaDetector numbers its frames), ``P:Go`` (put 1 starts posting),
 ``P:Rate`` and ``P:Count`` (writable: rate and count of the next Go) and ``P:Posted``
 (posts of the last Go per channel, updated when posting ends). ``--rate 0``
 posts as fast as possible. Honours the EPICS environment; stops on SIGTERM or when
@@ -18,7 +20,7 @@ import threading
 import time
 
 import numpy as np
-from p4p.nt import NTScalar
+from p4p.nt import NTNDArray, NTScalar
 from p4p.server import Server, StaticProvider
 from p4p.server.thread import SharedPV
 
@@ -48,8 +50,27 @@ class _Setting:
         op.done()  # type: ignore[attr-defined]
 
 
+class _Frames:
+    """NTNDArray frames of uint8 noise numbered by ``uniqueId`` (made once, reused)."""
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        rng = np.random.default_rng(1)
+        self._pixels = [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(16)]
+        self._type = NTNDArray()
+
+    def __call__(self, number: int, timestamp: float) -> object:
+        value = self._type.wrap(self._pixels[number % len(self._pixels)], timestamp=timestamp)
+        value["uniqueId"] = number
+        return value
+
+
 def post(
-    pvs: list[SharedPV], rate: float, count: int, stop: threading.Event, length: int = 0
+    pvs: list[SharedPV],
+    rate: float,
+    count: int,
+    stop: threading.Event,
+    length: int = 0,
+    frames: _Frames | None = None,
 ) -> int:
     """Post counters to every PV at ``rate`` Hz (0: flat out) ``count`` times (0: forever)."""
     posted, started = 0, time.monotonic()
@@ -62,6 +83,11 @@ def post(
         while posted < due and not stop.is_set():
             posted += 1
             now = time.time()
+            if frames is not None:
+                frame = frames(posted, now)
+                for pv in pvs:
+                    pv.post(frame)
+                continue
             value = np.full(length, float(posted)) if length else float(posted)
             for pv in pvs:
                 pv.post(value, timestamp=now)
@@ -78,10 +104,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=10.0, help="posts per second per PV")
     parser.add_argument("--count", type=int, default=0, help="posts per PV (0: forever)")
     parser.add_argument("--length", type=int, default=0, help="post arrays of this length")
+    parser.add_argument("--image", default="", help="post uint8 NTNDArray frames, ROWSxCOLS")
     args = parser.parse_args(argv)
     go, stop = threading.Event(), threading.Event()
-    nt, initial = (NTScalar("ad"), np.zeros(args.length)) if args.length else (NTScalar("d"), 0.0)
-    pvs = [SharedPV(nt=nt, initial=initial) for _ in range(args.channels)]
+    frames: _Frames | None = None
+    if args.image:
+        rows, columns = (int(n) for n in args.image.lower().split("x"))
+        frames = _Frames((rows, columns))
+        pvs = [SharedPV(initial=frames(0, time.time())) for _ in range(args.channels)]
+    else:
+        nt, initial = (
+            (NTScalar("ad"), np.zeros(args.length)) if args.length else (NTScalar("d"), 0.0)
+        )
+        pvs = [SharedPV(nt=nt, initial=initial) for _ in range(args.channels)]
     posted_pv = SharedPV(nt=NTScalar("l"), initial=0)
     provider = StaticProvider("pva-source")
     for name, pv in zip(channel_names(args.prefix, args.channels), pvs, strict=True):
@@ -99,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
         while not stop.is_set():
             if go.wait(0.1):
                 rate, count = float(rate_pv.current()), int(count_pv.current())
-                posted_pv.post(post(pvs, rate, count, stop, args.length))
+                posted_pv.post(post(pvs, rate, count, stop, args.length, frames))
                 go.clear()
 
 

@@ -85,6 +85,30 @@ def test_stats_of_an_array_and_of_a_window():
     assert means == [1.0, 1.5, 2.0, 5.0]
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int16])
+@pytest.mark.parametrize("shape", [(128, 128), (1,), (2,), (7,), (33, 17)])
+def test_stats_of_camera_pixels_equal_numpy(dtype, shape):
+    """8/16-bit images take the histogram path; the figures must be numpy's."""
+    info = np.iinfo(dtype)
+    pixels = np.random.default_rng(7).integers(info.min, info.max, shape, dtype, endpoint=True)
+    pixels.flat[0] = info.min  # both ends of the range present
+    pixels.flat[-1] = info.max
+    out = run("stats", {}, {"img": pixels})
+    data = pixels.astype(np.float64).ravel()
+    expected = {
+        "mean": data.mean(),
+        "std": data.std(),
+        "min": data.min(),
+        "max": data.max(),
+        "median": np.median(data),
+        "rms": np.sqrt(np.mean(data * data)),
+        "sum": data.sum(),
+        "n": data.size,
+    }
+    for name, value in expected.items():
+        assert out[name] == pytest.approx(value, rel=1e-12, abs=1e-9), name
+
+
 @pytest.mark.parametrize(
     ("model", "truth"),
     [

@@ -41,7 +41,10 @@ class Stats(Processor[StatsParams]):
     def process(self, inputs: Inputs) -> Outputs:
         """Statistics of the array, or of the window including this value."""
         source = inputs[self.params.input] if self.params.input else next(iter(inputs.values()))
-        data = np.asarray(source.value, dtype=np.float64)
+        raw = np.asarray(source.value)
+        if raw.ndim > 0 and raw.dtype.kind in "ui" and raw.dtype.itemsize <= 2 and raw.size:
+            return _integer_stats(raw)
+        data = raw.astype(np.float64, copy=False)
         if data.ndim == 0:
             if self._window.maxlen != self.params.window:
                 self._window = deque(self._window, maxlen=self.params.window)
@@ -71,3 +74,40 @@ class Stats(Processor[StatsParams]):
             "sum": total,
             "n": float(n),
         }
+
+
+def _integer_stats(data: np.ndarray) -> Outputs:
+    """The same statistics of 8/16-bit integers (camera pixels) from their histogram.
+
+    Exact, and several times faster than sorting for the median: one pass counts each
+    value, the rest works on the (at most 65536-long) histogram.
+    """
+    flat = data.ravel()
+    offset = -int(np.iinfo(data.dtype).min)  # 0 for unsigned, 2**(bits-1) for signed
+    if offset:  # flipping the sign bit maps signed values to offset + value, in order
+        unsigned = np.dtype(f"u{data.dtype.itemsize}")
+        flat = flat.view(unsigned) ^ np.array(offset, unsigned)
+    counts = np.bincount(flat)
+    levels = np.arange(len(counts), dtype=np.float64) - offset
+    n = data.size
+    total = float(np.dot(counts, levels))
+    squares = float(np.dot(counts, levels * levels))
+    present = np.flatnonzero(counts)
+    cumulative = np.cumsum(counts)
+    half = n // 2
+    upper = float(np.searchsorted(cumulative, half + 1) - offset)  # the (half)-th value, 0-based
+    if n % 2:
+        median = upper
+    else:
+        median = (float(np.searchsorted(cumulative, half) - offset) + upper) / 2
+    mean = total / n
+    return {
+        "mean": mean,
+        "std": float(np.sqrt(max(0.0, squares / n - mean * mean))),
+        "min": float(present[0] - offset),
+        "max": float(present[-1] - offset),
+        "median": median,
+        "rms": float(np.sqrt(squares / n)),
+        "sum": total,
+        "n": float(n),
+    }

@@ -1,0 +1,201 @@
+"""Bursts into a collector: every update is recorded, or its loss is counted (never neither)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from p4p import Value
+from p4p.client.thread import Context
+
+from epics_collector.process import wait_until
+from epics_collector.sim import PvaSource
+
+pytestmark = pytest.mark.system
+
+
+class Reader:
+    """Plain values of PVs, read without p4p's unwrapping.
+
+    One p4p context unwraps every channel with one cached wrapper; after an NTTable it
+    hands back NTScalars as raw Values (p4p 4.3), so these tests read the fields
+    themselves.
+    """
+
+    def __init__(self, network: Any) -> None:
+        self.context = Context("pva", conf=network.client_conf(), useenv=False, nt=False)
+
+    def get(self, name: str) -> Any:
+        """The ``value`` field (an NTTable's columns as a dict of arrays)."""
+        value = self.context.get(name)["value"]
+        if isinstance(value, Value) and "index" in value:  # NTEnum
+            return value["index"]
+        if isinstance(value, Value):  # NTTable
+            return {key: np.asarray(value[key]) for key in value.keys()}
+        return value
+
+    def severity(self, name: str) -> int:
+        return int(self.context.get(name)["alarm.severity"])
+
+    def put(self, name: str, value: Any) -> None:
+        self.context.put(name, {"value": value})
+
+    def state(self, prefix: str) -> str:
+        value = self.context.get(prefix + "State")["value"]
+        return value["choices"][value["index"]]
+
+
+@pytest.fixture
+def ctx(network: Any) -> Any:
+    """This module's reader (shadows the unwrapping ``ctx``)."""
+    reader = Reader(network)
+    yield reader
+    reader.context.close()
+
+
+def require(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Wait until ``predicate()`` holds; fail naming ``what`` if it does not in time."""
+    assert wait_until(predicate, timeout), f"timed out after {timeout} s waiting for {what}"
+
+
+def source(network: Any, prefix: str, count: int, **options: Any) -> PvaSource:
+    """A p4p source posting ``count`` updates flat out on each Go."""
+    return PvaSource(prefix, network.environ(), rate=0, count=count, **options)
+
+
+def go(ctx: Any, source_prefix: str) -> None:
+    """Start a burst of the source under ``source_prefix``."""
+    ctx.put(source_prefix + ":Go", 1)
+
+
+def start_recording(ctx: Any, prefix: str, aliases: list[str]) -> None:
+    require(lambda: all(ctx.get(f"{prefix}{a}:Connected") for a in aliases), 10, "connections")
+    ctx.put(prefix + "Start", 1)
+    require(lambda: ctx.state(prefix) == "Recording", 5, "Recording")
+
+
+def recorded_through(ctx: Any, prefix: str, alias: str, last: float) -> np.ndarray:
+    """The channel's values once its newest is ``last`` and Count includes it.
+
+    The newest update of a burst always arrives (a squash keeps the newest), so this
+    waits on the condition, not on a guessed time.
+    """
+
+    def done() -> bool:
+        values = ctx.get(f"{prefix}{alias}:Value")
+        return len(values) > 0 and values[-1] == last
+
+    require(done, 60, f"{alias} to record its update {last}")
+    values = np.asarray(ctx.get(f"{prefix}{alias}:Value"))
+
+    def counted() -> bool:
+        channels = ctx.get(prefix + "Channels")
+        row = list(channels["alias"]).index(alias)
+        return channels["count"][row] >= len(values) and ctx.get(prefix + "Count") >= len(values)
+
+    require(counted, 5, "Count and Channels to catch up")
+    return values
+
+
+def channel_losses(ctx: Any, prefix: str, alias: str) -> tuple[int, int]:
+    """(overruns, dropped) of one channel from the Channels table."""
+    channels = ctx.get(prefix + "Channels")
+    row = list(channels["alias"]).index(alias)
+    return int(channels["overruns"][row]), int(channels["dropped"][row])
+
+
+def test_a_source_faster_than_the_queue_is_counted(network, device_process, prefix, ctx):
+    count = 20_000
+    with source(network, "QLOSS", count):
+        device_process(
+            "collector",
+            prefix,
+            {"channels": [{"pv": "QLOSS0000", "alias": "fast"}], "queue_size": 100},
+        )
+        start_recording(ctx, prefix, ["fast"])
+        go(ctx, "QLOSS")
+        values = recorded_through(ctx, prefix, "fast", float(count))
+        require(lambda: channel_losses(ctx, prefix, "fast")[0] > 0, 5, "Channels to publish")
+        overruns, dropped = channel_losses(ctx, prefix, "fast")
+        message = ctx.get(prefix + "Message")
+        overruns_pv, severity = ctx.get(prefix + "Overruns"), ctx.severity(prefix + "Overruns")
+    assert np.all(np.diff(values) > 0), "the history is not in source order"
+    missing = count - int(np.count_nonzero(values >= 1))
+    assert missing > 0, "a queue of 100 kept a flat-out burst of 20,000: the test proves nothing"
+    # what is missing shows in Overruns or Dropped, never neither
+    assert overruns > 0 or dropped > 0
+    assert overruns > 0, "a full queue squashes silently unless the drain reports it"
+    assert overruns_pv == overruns
+    assert severity == 1, "Overruns > 0 carries a MINOR alarm"
+    assert "fast" in message and "queue_size" in message
+
+
+def test_three_bursts_of_30000_are_kept_whole_with_defaults(network, device_process, prefix, ctx):
+    count = 30_000
+    with source(network, "WHOLE", count):
+        device_process("collector", prefix, {"channels": [{"pv": "WHOLE0000", "alias": "c"}]})
+        start_recording(ctx, prefix, ["c"])
+        for burst in range(1, 4):
+            go(ctx, "WHOLE")
+            values = recorded_through(ctx, prefix, "c", float(count))
+            fresh = values[-count:]
+            assert np.array_equal(fresh, np.arange(1, count + 1)), f"burst {burst} is not whole"
+            assert channel_losses(ctx, prefix, "c") == (0, 0)
+            require(
+                lambda: ctx.get(prefix + "Count") == len(values), 5, f"Count after burst {burst}"
+            )
+            assert int(ctx.get(prefix + "Dropped")) == 0
+            assert int(ctx.get(prefix + "Overruns")) == 0
+            ctx.put(prefix + "Clear", 1)
+            require(lambda: ctx.get(prefix + "Count") == 0, 5, "Clear")
+
+
+def test_three_bursts_at_once_into_three_channels_count_what_is_missing(
+    network, device_process, prefix, ctx
+):
+    count, names = 30_000, ["TRIA", "TRIB", "TRIC"]
+    sources = [source(network, name, count).start() for name in names]
+    try:
+        channels = [{"pv": f"{name}0000", "alias": name.lower()} for name in names]
+        device_process("collector", prefix, {"channels": channels})
+        start_recording(ctx, prefix, [c["alias"] for c in channels])
+        for name in names:
+            go(ctx, name)
+        for channel in channels:
+            alias = channel["alias"]
+            values = recorded_through(ctx, prefix, alias, float(count))
+            missing = count - int(np.count_nonzero(values >= 1))
+            overruns, dropped = channel_losses(ctx, prefix, alias)
+            assert missing == 0 or overruns > 0 or dropped > 0, (
+                f"{alias}: {missing} updates missing, none counted"
+            )
+            assert np.all(np.diff(values) > 0)
+    finally:
+        for src in sources:
+            src.stop()
+
+
+def test_gaps_in_image_unique_ids_are_counted_exactly(network, device_process, prefix, ctx):
+    frames = 2000
+    with source(network, "GAPS", frames, image=(16, 16)):
+        config = {
+            "channels": [{"pv": "GAPS0000", "alias": "img", "kind": "image"}],
+            "queue_size": 2,
+            "capacity": frames + 10,
+        }
+        device_process("collector", prefix, config)
+        start_recording(ctx, prefix, ["img"])
+        require(lambda: ctx.get(prefix + "Count") == 1, 5, "the frame current at Start")
+        go(ctx, "GAPS")
+
+        def settled() -> bool:
+            count = int(ctx.get(prefix + "Count"))
+            return count + int(ctx.get(prefix + "Dropped")) >= frames + 1
+
+        # the newest frame always arrives; Count and Dropped then account for every frame
+        require(settled, 60, "Count + Dropped to account for the burst")
+        rows, dropped = int(ctx.get(prefix + "Count")), int(ctx.get(prefix + "Dropped"))
+    assert dropped > 0, "a queue of 2 kept 2,000 frames flat out: the test proves nothing"
+    assert rows + dropped == frames + 1, (rows, dropped)
