@@ -97,23 +97,45 @@ class RawConsumer(AbstractContextManager["RawConsumer"]):
 
 
 class DeviceConsumer(AbstractContextManager["DeviceConsumer"]):
-    """Our processing device running ``stats`` (own process)."""
+    """Our processing device running ``stats`` (own process).
 
-    def __init__(self, network: Network, client: Client, prefix: str) -> None:
+    Processed = the device's ``Count`` (runs that produced outputs). With ``watch``, a
+    client also monitors the ``mean`` output losslessly (in this process) and
+    processed = updates that client received, so a frame counts only once its result
+    reached a client (and the client's CPU is taken from the same two cores).
+    """
+
+    def __init__(self, network: Network, client: Client, prefix: str, watch: bool) -> None:
         config = {"inputs": {"img": CHANNEL}, "processor": {"name": "stats"}}
         self.device = DeviceProcess("processing", prefix, config, env=network.environ())
-        self.client, self.prefix = client, prefix
+        self.network, self.client, self.prefix, self.watch = network, client, prefix, watch
+        self.received = 0
+        self._lock = threading.Lock()
+
+    def _on_output(self, value: Any) -> None:
+        with self._lock:
+            self.received += 1
 
     def __enter__(self) -> DeviceConsumer:
         self.device.start()
-        if not wait_until(lambda: self.client.get(self.prefix + "Count") >= 1, 10):
-            raise RuntimeError("device never processed a frame")
+        if self.watch:
+            self._ctx = Context("pva", conf=self.network.client_conf(), useenv=False, nt=False)
+            request = "record[queueSize=100000]field(value,timeStamp)"
+            self._sub = self._ctx.monitor(self.prefix + "mean", self._on_output, request=request)
+        if not wait_until(lambda: self.count() >= 1, 10):
+            raise RuntimeError("device never produced an output")
         return self
 
     def count(self) -> int:
-        return int(self.client.get(self.prefix + "Count"))
+        if not self.watch:
+            return int(self.client.get(self.prefix + "Count"))
+        with self._lock:
+            return self.received
 
     def __exit__(self, *exc: object) -> None:
+        if self.watch:
+            self._sub.close()
+            self._ctx.close()
         self.device.stop()
 
 
@@ -125,13 +147,16 @@ class PvapyConsumer(AbstractContextManager["PvapyConsumer"]):
         args += ["-rt", str(seconds + 40), "-rp", "0.5", "-dc"]
         self.process = ManagedProcess("pvapy.cli.hpcConsumer", args, env=network.environ())
 
-    def _processed(self) -> int:
-        found = re.findall(r"'nProcessed': (\d+)", self.process.output())
+    def _last(self, field: str) -> int:
+        found = re.findall(rf"'{field}': (\d+)", self.process.output())
         return int(found[-1]) if found else 0
+
+    def _processed(self) -> int:
+        return self._last("nProcessed")
 
     def __enter__(self) -> PvapyConsumer:
         self.process.start()
-        if not wait_until(lambda: self._processed() >= 1, 20):
+        if not wait_until(lambda: self._last("nReceived") >= 1, 20):
             self.process.stop()
             raise RuntimeError(f"PvaPy consumer never reported:\n{self.process.output()[-2000:]}")
         return self
@@ -166,7 +191,12 @@ def main() -> None:
     network = Network.loopback()
     makers: dict[str, Callable[[Client, int], Any]] = {
         "raw p4p + stats": lambda client, i: RawConsumer(network),
-        "ours (stats device)": lambda client, i: DeviceConsumer(network, client, f"BPV{i}:"),
+        "ours (stats device)": lambda client, i: DeviceConsumer(
+            network, client, f"BPV{i}:", watch=False
+        ),
+        "ours, mean monitored": lambda client, i: DeviceConsumer(
+            network, client, f"BPV{i}:", watch=True
+        ),
     }
     if not args.no_pvapy:
         makers["pvapy hpc consumer"] = lambda client, i: PvapyConsumer(network, args.seconds)

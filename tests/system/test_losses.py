@@ -143,9 +143,8 @@ def test_three_bursts_of_30000_are_kept_whole_with_defaults(network, device_proc
             fresh = values[-count:]
             assert np.array_equal(fresh, np.arange(1, count + 1)), f"burst {burst} is not whole"
             assert channel_losses(ctx, prefix, "c") == (0, 0)
-            require(
-                lambda: ctx.get(prefix + "Count") == len(values), 5, f"Count after burst {burst}"
-            )
+            rows = len(values)
+            require(lambda: ctx.get(prefix + "Count") == rows, 5, f"Count after burst {burst}")  # noqa: B023
             assert int(ctx.get(prefix + "Dropped")) == 0
             assert int(ctx.get(prefix + "Overruns")) == 0
             ctx.put(prefix + "Clear", 1)

@@ -86,6 +86,8 @@ class Float(_Number):
         return 0.0
 
     def coerce(self, value: Any) -> float:
+        if type(value) is float and self.low is None and self.high is None:
+            return value  # the common case, on every output post
         if isinstance(value, str):
             value = value.strip()
         try:

@@ -141,7 +141,9 @@ class Processing(Device[ProcessingConfig]):
         except ValueError as error:
             raise ConfigError(f"invalid configuration: {error}") from None
         self.outputs = {
-            name: self.add_pv(AttrR(output_datatype(out), name=name, description=f"Output {name}"))
+            name: self.add_pv(
+                AttrR(output_datatype(out), name=name, description=f"Output {name}", lazy=True)
+            )
             for name, out in self.config.outputs.items()
         }
         self.params: dict[str, AttrRW[Any]] = {}
@@ -164,6 +166,11 @@ class Processing(Device[ProcessingConfig]):
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup = threading.Event()  # set by input updates (any thread)
+        self._run_lock = threading.Lock()  # one setup/run/teardown at a time, any thread
+        self._set_up = False  # setup() ran and teardown() did not yet
+        # runs happen on the source's drain thread, except for period triggers
+        self._inline = not isinstance(self.config.trigger, Period)
+        self._loop_thread = 0
         self._stopping = threading.Event()
         self._reset_processor = False  # the processing thread calls setup() again
         self._thread: threading.Thread | None = None
@@ -286,7 +293,35 @@ class Processing(Device[ProcessingConfig]):
     # running ---------------------------------------------------------------------------------
 
     def _wake_threadsafe(self, name: str | None) -> None:
-        self._wakeup.set()
+        """An input changed (any thread).
+
+        On a source's drain thread the ready runs happen right here: no hop to another
+        thread, and the source's own queue absorbs bursts meanwhile. The event loop
+        (CA sources) never runs the processor; it wakes the processing thread.
+        """
+        if self._inline and threading.get_ident() != self._loop_thread:
+            # wait for a run on another thread (after Enable) rather than hand over: two
+            # threads taking turns at the GIL are slower than one, and would fill the queues
+            self._run_ready(wait=True)
+        else:
+            self._wakeup.set()
+
+    def _run_ready(self, wait: bool = False) -> None:
+        """Run once per ready trigger, until none is ready (any thread, one at a time)."""
+        if not self._run_lock.acquire(blocking=wait):
+            self._wakeup.set()  # the thread running now may have checked ready() already
+            return
+        try:
+            trigger = str(self.config.trigger)
+            while (
+                self._set_up
+                and self.running
+                and not self._stopping.is_set()
+                and self.inputs.ready(trigger)
+            ):
+                self._run_once(self.inputs.take(trigger), stamp_now=False)
+        finally:
+            self._run_lock.release()
 
     @property
     def running(self) -> bool:
@@ -294,38 +329,48 @@ class Processing(Device[ProcessingConfig]):
         return self.state.value == ProcessingStates.RUNNING
 
     def _thread_main(self) -> None:
-        """The processing thread: waits for a trigger, runs the processor, publishes.
+        """The processing thread: setup, teardown, period triggers and the other runs.
 
-        Inputs, processor and output PVs are all handled here, so an update costs one
-        thread hop (source -> this thread). The event loop keeps serving and watches the
-        run time (:meth:`watchdog`).
+        The other runs: those the sources' drain thread did not do itself (CA inputs,
+        Enable, a moment when another thread was running the processor).
+
+        With PVA inputs a run happens on the drain thread that decoded the update (see
+        :meth:`_wake_threadsafe`), so an update costs no thread hop. The event loop keeps
+        serving and watches the run time (:meth:`watchdog`).
         """
         trigger = self.config.trigger
         period = trigger.period if isinstance(trigger, Period) else None
-        self._guarded(self.processor.setup)
+        with self._run_lock:
+            self._guarded(self.processor.setup)
+            self._set_up = True
         next_run = time.monotonic()
         while not self._stopping.is_set():
+            woken = False
             if period is not None:
                 next_run = max(next_run + period, time.monotonic())
                 self._stopping.wait(max(0.0, next_run - time.monotonic()))
             else:
-                self._wakeup.wait(1.0)  # at least once a second, for the reports below
+                woken = self._wakeup.wait(1.0)  # at least once a second, for the reports
                 self._wakeup.clear()
             if self._stopping.is_set():
                 break
             self._report_missing()
             if self._reset_processor:
-                self._reset_processor = False
-                self._guarded(self.processor.setup)
+                with self._run_lock:
+                    self._reset_processor = False
+                    self._guarded(self.processor.setup)
             if not self.running:
                 continue
             if period is not None:
                 if not self.inputs.missing():
-                    self._run_once(self.inputs.take_newest(), stamp_now=True)
+                    with self._run_lock:
+                        self._run_once(self.inputs.take_newest(), stamp_now=True)
                 continue
-            while self.running and not self._stopping.is_set() and self.inputs.ready(str(trigger)):
-                self._run_once(self.inputs.take(str(trigger)), stamp_now=False)
-        self._guarded(self.processor.teardown)
+            if woken or not self._inline:  # inline runs happen on the drain thread
+                self._run_ready()
+        with self._run_lock:
+            self._set_up = False
+            self._guarded(self.processor.teardown)
 
     def _guarded(self, step: Any) -> None:
         try:
@@ -437,6 +482,7 @@ class Processing(Device[ProcessingConfig]):
     async def on_start(self) -> None:
         """Set up the processor, subscribe to inputs (and feedback targets), start running."""
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         if self.sources is None:
             raise RuntimeError("no source transport: run the device with sources")
         for slot in self.inputs.slots.values():

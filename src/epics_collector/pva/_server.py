@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import threading
 from types import TracebackType
 from typing import Any, cast
 
 import numpy as np
 from p4p import Value
+from p4p._p4p import SharedPV as _SharedPV
 from p4p.nt import NTScalar, NTTable
 from p4p.server import Server, ServerOperation, StaticProvider
 from p4p.server.asyncio import SharedPV
@@ -18,15 +22,64 @@ from epics_collector.pva._types import NtMapping, _array_code
 
 log = logging.getLogger(__name__)
 _RPC_TYPE = NTScalar("s", display=True)
+LAZY_RATE = 10.0  # posts per second of a lazy PV that no client is connected to
+
+
+class _Poster:
+    """Posts an attribute's readings to its SharedPV (the attribute's listener).
+
+    A lazy attribute is posted on every set only while clients are connected; without
+    clients only the newest reading is posted, by :meth:`flush` (``LAZY_RATE`` a second),
+    so a processor's unwatched outputs cost no PVA Value per run.
+    """
+
+    def __init__(self, attr: AttrR[Any], mapping: NtMapping) -> None:
+        self.attr, self.mapping = attr, mapping
+        self.pv: Any = None  # the SharedPV, set once made
+        self.clients = 0  # channels connected to a lazy attribute (kept on the loop)
+        self.dirty = False  # a lazy attribute was set while nobody was connected
+        self._lock = threading.Lock()  # one post at a time, so the newest is posted last
+
+    def __call__(self, reading: Reading) -> None:
+        """A new reading (any thread)."""
+        if self.pv is None or not self.pv.isOpen():
+            return
+        if self.attr.lazy and not self.clients:
+            self.dirty = True
+            return
+        with self._lock:
+            _SharedPV.post(self.pv, self.mapping.value(reading))  # no wrapping: a Value
+        if self.attr.refresh is not None:  # on demand: p4p holds the served copy
+            self.attr.forget()
+
+    def post_current(self) -> None:
+        """Post the attribute's newest reading (event loop)."""
+        self.dirty = False
+        with self._lock:
+            if self.pv is not None and self.pv.isOpen():
+                _SharedPV.post(self.pv, self.mapping.value(self.attr.reading))
+
+    def flush(self) -> None:
+        """Post a lazy attribute's newest reading if it changed unseen (event loop)."""
+        if self.dirty:
+            self.post_current()
 
 
 class _AttrHandler:
-    def __init__(self, device: Device[Any], attr: AttrR[Any], mapping: NtMapping) -> None:
-        self.device, self.attr, self.mapping = device, attr, mapping
+    def __init__(
+        self, device: Device[Any], attr: AttrR[Any], mapping: NtMapping, poster: _Poster
+    ) -> None:
+        self.device, self.attr, self.mapping, self.poster = device, attr, mapping, poster
         self.name = attr.name
 
     def onFirstConnect(self, pv: SharedPV) -> None:  # noqa: N802 (p4p's name)
-        """An on-demand PV: compute its value now and serve it while clients watch."""
+        """An on-demand PV: compute its value now and serve it while clients watch.
+
+        A lazy PV: post its newest value and from now on every value.
+        """
+        if self.attr.lazy:
+            self.poster.clients += 1
+            self.poster.post_current()
         if self.attr.on_demand:
             self.attr.watchers += 1
             assert self.attr.refresh is not None
@@ -36,6 +89,8 @@ class _AttrHandler:
 
     def onLastDisconnect(self, pv: SharedPV) -> None:  # noqa: N802 (p4p's name)
         """An on-demand PV: stop serving (and free) it when the last client leaves."""
+        if self.attr.lazy:
+            self.poster.clients -= 1
         if self.attr.on_demand:
             self.attr.watchers -= 1
             pv.close()
@@ -99,6 +154,8 @@ class DeviceServer:
         self._pvs: dict[str, SharedPV] = {}
         self._server: Server | None = None
         self._provider: StaticProvider | None = None
+        self._lazy: dict[str, _Poster] = {}
+        self._flusher: asyncio.Task[None] | None = None
 
     @property
     def pv_names(self) -> list[str]:
@@ -107,18 +164,21 @@ class DeviceServer:
 
     def _serve_attr(self, attr: AttrR[Any]) -> SharedPV:
         mapping = NtMapping(attr.datatype, attr.description)
-        handler = _AttrHandler(self.device, attr, mapping)
         initial = None if attr.on_demand else mapping.initial(attr.reading)
-        pv = SharedPV(handler=cast(Any, handler), initial=initial)
-
-        def post(reading: Reading) -> None:
-            if pv.isOpen():
-                pv.post(mapping.value(reading))
-                if attr.on_demand:
-                    attr.forget()
-
-        attr.add_listener(post)
+        poster = _Poster(attr, mapping)
+        handler = _AttrHandler(self.device, attr, mapping, poster)
+        pv = poster.pv = SharedPV(handler=cast(Any, handler), initial=initial)
+        attr.add_listener(poster)
+        if attr.lazy:
+            self._lazy[attr.name] = poster
         return pv
+
+    async def _flush_lazy(self) -> None:
+        """Post lazy attributes that changed while nobody watched, LAZY_RATE times a second."""
+        while True:
+            await asyncio.sleep(1.0 / LAZY_RATE)
+            for poster in list(self._lazy.values()):
+                poster.flush()
 
     async def __aenter__(self) -> DeviceServer:
         for name, attr in self.device.pvs.items():
@@ -137,6 +197,7 @@ class DeviceServer:
             conf=self.network.server_conf(),
             useenv=self.network.useenv,
         )
+        self._flusher = asyncio.create_task(self._flush_lazy(), name="lazy PVs")
         await self.device.start()
         return self
 
@@ -150,6 +211,7 @@ class DeviceServer:
             full_name = self.prefix + name
             self._provider.remove(full_name)
             self._pvs.pop(full_name).close()
+            self._lazy.pop(name, None)
 
     async def __aexit__(
         self,
@@ -160,6 +222,10 @@ class DeviceServer:
         try:
             await self.device.stop()
         finally:
+            if self._flusher is not None:
+                self._flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._flusher
             if self._server is not None:
                 self._server.stop()
                 self._server = None

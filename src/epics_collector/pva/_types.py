@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,9 @@ class NtMapping:
 
     def __post_init__(self) -> None:
         self.type = self._build_type()
+        dt = self.datatype
+        if isinstance(dt, Int | Float | Bool | String | Waveform):
+            self.value = self._plain_value  # type: ignore[method-assign]
 
     def _build_type(self) -> Type:
         dt = self.datatype
@@ -115,6 +119,25 @@ class NtMapping:
         else:
             fields["value"] = raw
         return Value(self.type, fields)
+
+    def _plain_value(self, reading: Reading) -> Value:
+        """:meth:`value` for NTScalar and NTScalarArray, the hot path of every post."""
+        seconds = math.floor(reading.timestamp)
+        return Value(
+            self.type,
+            {
+                "value": reading.value,
+                "alarm": {
+                    "severity": int(reading.severity),
+                    "status": int(reading.status),
+                    "message": reading.message,
+                },
+                "timeStamp": {
+                    "secondsPastEpoch": seconds,
+                    "nanoseconds": int((reading.timestamp - seconds) * 1e9),
+                },
+            },
+        )
 
     def from_put(self, value: Value) -> Any:
         """The Python value of a client put (an enum index, a dict of columns, ...)."""

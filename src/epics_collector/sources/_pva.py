@@ -89,7 +89,8 @@ class _PvaSubscription:
     since the queue was last seen empty, so a drain that pops ``queue_size`` updates
     before it sees the queue empty reports a possible overrun (never a miss; a false
     alarm only while the source outruns the drain for a whole queue). Sources with a
-    sequence number (NTNDArray ``uniqueId``) also report the exact gap.
+    sequence number (NTNDArray ``uniqueId``) report the exact gap instead: a squash
+    always leaves one.
     """
 
     def __init__(
@@ -115,7 +116,8 @@ class _PvaSubscription:
             if item is None:
                 return
             popped += 1
-            if popped == self._queue_size:
+            if popped == self._queue_size and self._sequence is None:
+                # (a numbered source's losses are counted exactly from its numbers)
                 self._listener.on_loss(None)
             self._event(item)
 
