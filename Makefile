@@ -36,17 +36,16 @@ format: install
 docs: install
 	$(BIN)/python tools/api_reference.py
 
+bench: SHELL := /bin/bash
+bench: .SHELLFLAGS := -o pipefail -c
 bench: install
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/lock.txt -r requirements/bench.txt
-	$(BIN)/python bench/pva_baseline.py
-	$(BIN)/python bench/collector_throughput.py
-	$(BIN)/python bench/collector_compress.py
-	$(BIN)/python bench/export.py
-	$(BIN)/python bench/processing_latency.py
-	$(BIN)/python bench/pvapy_compare.py
-	$(BIN)/python bench/factory.py
-	$(BIN)/python bench/client.py
-	$(BIN)/python bench/web.py
+	mkdir -p build && : > build/bench.log
+	for b in pva_baseline collector_throughput collector_compress export processing_latency \
+	         pvapy_compare factory client web; do \
+	  $(BIN)/python bench/$$b.py 2>&1 | tee -a build/bench.log || exit 1; \
+	done
+	$(BIN)/python bench/summary.py build/bench.log
 
 # Re-pin every dependency to what is installed now (after changing pyproject.toml).
 lock: install

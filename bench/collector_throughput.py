@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import psutil
+from p4p.client import raw as raw_client
 from p4p.client.thread import Context
 
 from _common import Network, ServerProcess, report, wait_quiet
@@ -158,6 +159,39 @@ def many_channels(network: Network, channels: int, seconds: float, data: Path) -
     }
 
 
+def queue_memory(network: Network, size: int) -> dict[str, float]:
+    """Resident memory of a p4p monitor queue holding ``size`` undrained scalar updates.
+
+    What a collector's default queue costs while a burst is queued (pvxs keeps the
+    freed Values for reuse afterwards).
+    """
+    src = source(network, "QMEM:", 1, 0, size)
+    wakeups = [0]
+    try:
+        with Context("pva", conf=network.client_conf(), useenv=False, nt=False) as ctx:
+            request = f"record[queueSize={size}]field()"
+            sub = raw_client.Context.monitor(ctx, "QMEM:0000", lambda: wakeups.append(1), request)
+            time.sleep(1.0)
+            while sub.pop() is not None:  # the initial update
+                pass
+            before = psutil.Process().memory_info().rss
+            ctx.put("QMEM::Go", 1)
+            wait_until(lambda: ctx.get("QMEM::Posted")["value"] == size, 60)
+            time.sleep(0.5)
+            after = psutil.Process().memory_info().rss
+            queued = 0
+            while sub.pop() is not None:
+                queued += 1
+            sub.close()
+    finally:
+        src.stop()
+    return {
+        "updates queued": queued,
+        "MB while queued": (after - before) / 1e6,
+        "bytes per queued update": (after - before) / max(1, queued),
+    }
+
+
 def raw_many_channels(network: Network, channels: int, seconds: float) -> dict[str, float]:
     """The same load into raw p4p monitors (thread client, no unwrapping, empty callback)."""
     count = int(seconds * 10)
@@ -250,15 +284,24 @@ def main() -> None:
         ours["ratio recorded per s vs raw p4p received per s"] = (
             ours["inputs recorded per s"] / raw["received per s"]
         )
-        report("collector, source flat out", ours)
+        report(
+            "collector, source flat out",
+            ours,
+            {"ratio recorded per s vs raw p4p received per s": 0.9, "<= inputs lost": 0},
+        )
+        report("monitor queue memory", queue_memory(network, QUEUE))
         raw_many = raw_many_channels(network, args.channels, args.seconds)
         report(f"raw p4p monitors, {args.channels} channels at 10 Hz", raw_many)
         many = many_channels(network, args.channels, args.seconds, data / "many")
         many["ratio CPU vs raw p4p monitors"] = (
             many["CPU share of one core"] / raw_many["CPU share of one core"]
         )
-        report(f"collector, {args.channels} channels at 10 Hz", many)
-        report("history get and memory", history_get(network, args.samples, data / "hist"))
+        report(f"collector, {args.channels} channels at 10 Hz", many, {"<= missing": 0})
+        report(
+            "history get and memory",
+            history_get(network, args.samples, data / "hist"),
+            {"<= ratio collector get / raw p4p get": 1.3},
+        )
 
 
 if __name__ == "__main__":

@@ -124,9 +124,17 @@ class Ring:
         return True
 
     def _grow(self, size: int) -> None:
-        rows = self.columns()
+        """Reallocate to ``size`` rows, copying each held row once (oldest first)."""
+        old = (self._time, self._value, self._severity, self._status)
+        start, held = self._start, self._len
         self._allocate(size)
-        self._put(rows)
+        first = min(held, len(old[0]) - start)  # rows from start to the end of the old arrays
+        for new, array in zip(
+            (self._time, self._value, self._severity, self._status), old, strict=True
+        ):
+            new[:first] = array[start : start + first]
+            new[first:held] = array[: held - first]
+        self._start, self._len = 0, held
 
     def _put(self, rows: Columns) -> None:
         n = len(rows)
