@@ -38,7 +38,7 @@ docs: install
 
 bench: SHELL := /bin/bash
 bench: .SHELLFLAGS := -o pipefail -c
-bench: install
+bench: install browser
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/lock.txt -r requirements/bench.txt
 	mkdir -p build && : > build/bench.log
 	for b in pva_baseline collector_throughput collector_compress export processing_latency \

@@ -184,7 +184,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="burst length per rate")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
-        "--rates", type=float, nargs="+", default=[500, 1000, 1500, 2000, 3000, 4000, 6000]
+        "--rates",
+        type=float,
+        nargs="+",
+        default=[1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 10000],
     )
     parser.add_argument("--no-pvapy", action="store_true", help="skip PvaPy (not installed)")
     args = parser.parse_args()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -10,7 +9,7 @@ import pytest
 from p4p import Value
 from p4p.client.thread import Context
 
-from epics_collector.process import wait_until
+from epics_collector.process import wait_for
 from epics_collector.sim import PvaSource
 
 pytestmark = pytest.mark.system
@@ -55,11 +54,6 @@ def ctx(network: Any) -> Any:
     reader.context.close()
 
 
-def require(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Wait until ``predicate()`` holds; fail naming ``what`` if it does not in time."""
-    assert wait_until(predicate, timeout), f"timed out after {timeout} s waiting for {what}"
-
-
 def source(network: Any, prefix: str, count: int, **options: Any) -> PvaSource:
     """A p4p source posting ``count`` updates flat out on each Go."""
     return PvaSource(prefix, network.environ(), rate=0, count=count, **options)
@@ -71,9 +65,9 @@ def go(ctx: Any, source_prefix: str) -> None:
 
 
 def start_recording(ctx: Any, prefix: str, aliases: list[str]) -> None:
-    require(lambda: all(ctx.get(f"{prefix}{a}:Connected") for a in aliases), 10, "connections")
+    wait_for(lambda: all(ctx.get(f"{prefix}{a}:Connected") for a in aliases), 10, "connections")
     ctx.put(prefix + "Start", 1)
-    require(lambda: ctx.state(prefix) == "Recording", 5, "Recording")
+    wait_for(lambda: ctx.state(prefix) == "Recording", 5, "Recording")
 
 
 def recorded_through(ctx: Any, prefix: str, alias: str, last: float) -> np.ndarray:
@@ -87,7 +81,7 @@ def recorded_through(ctx: Any, prefix: str, alias: str, last: float) -> np.ndarr
         values = ctx.get(f"{prefix}{alias}:Value")
         return len(values) > 0 and values[-1] == last
 
-    require(done, 60, f"{alias} to record its update {last}")
+    wait_for(done, 60, f"{alias} to record its update {last}")
     values = np.asarray(ctx.get(f"{prefix}{alias}:Value"))
 
     def counted() -> bool:
@@ -95,7 +89,7 @@ def recorded_through(ctx: Any, prefix: str, alias: str, last: float) -> np.ndarr
         row = list(channels["alias"]).index(alias)
         return channels["count"][row] >= len(values) and ctx.get(prefix + "Count") >= len(values)
 
-    require(counted, 5, "Count and Channels to catch up")
+    wait_for(counted, 5, "Count and Channels to catch up")
     return values
 
 
@@ -117,7 +111,7 @@ def test_a_source_faster_than_the_queue_is_counted(network, device_process, pref
         start_recording(ctx, prefix, ["fast"])
         go(ctx, "QLOSS")
         values = recorded_through(ctx, prefix, "fast", float(count))
-        require(lambda: channel_losses(ctx, prefix, "fast")[0] > 0, 5, "Channels to publish")
+        wait_for(lambda: channel_losses(ctx, prefix, "fast")[0] > 0, 5, "Channels to publish")
         overruns, dropped = channel_losses(ctx, prefix, "fast")
         message = ctx.get(prefix + "Message")
         overruns_pv, severity = ctx.get(prefix + "Overruns"), ctx.severity(prefix + "Overruns")
@@ -144,11 +138,11 @@ def test_three_bursts_of_30000_are_kept_whole_with_defaults(network, device_proc
             assert np.array_equal(fresh, np.arange(1, count + 1)), f"burst {burst} is not whole"
             assert channel_losses(ctx, prefix, "c") == (0, 0)
             rows = len(values)
-            require(lambda: ctx.get(prefix + "Count") == rows, 5, f"Count after burst {burst}")  # noqa: B023
+            wait_for(lambda: ctx.get(prefix + "Count") == rows, 5, f"Count after burst {burst}")  # noqa: B023
             assert int(ctx.get(prefix + "Dropped")) == 0
             assert int(ctx.get(prefix + "Overruns")) == 0
             ctx.put(prefix + "Clear", 1)
-            require(lambda: ctx.get(prefix + "Count") == 0, 5, "Clear")
+            wait_for(lambda: ctx.get(prefix + "Count") == 0, 5, "Clear")
 
 
 def test_three_bursts_at_once_into_three_channels_count_what_is_missing(
@@ -186,7 +180,7 @@ def test_gaps_in_image_unique_ids_are_counted_exactly(network, device_process, p
         }
         device_process("collector", prefix, config)
         start_recording(ctx, prefix, ["img"])
-        require(lambda: ctx.get(prefix + "Count") == 1, 5, "the frame current at Start")
+        wait_for(lambda: ctx.get(prefix + "Count") == 1, 5, "the frame current at Start")
         go(ctx, "GAPS")
 
         def settled() -> bool:
@@ -194,7 +188,7 @@ def test_gaps_in_image_unique_ids_are_counted_exactly(network, device_process, p
             return count + int(ctx.get(prefix + "Dropped")) >= frames + 1
 
         # the newest frame always arrives; Count and Dropped then account for every frame
-        require(settled, 60, "Count + Dropped to account for the burst")
+        wait_for(settled, 60, "Count + Dropped to account for the burst")
         rows, dropped = int(ctx.get(prefix + "Count")), int(ctx.get(prefix + "Dropped"))
     assert dropped > 0, "a queue of 2 kept 2,000 frames flat out: the test proves nothing"
     assert rows + dropped == frames + 1, (rows, dropped)

@@ -3,62 +3,19 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from typing import Any
-
 import numpy as np
 import pytest
 from p4p.client.thread import Context
 
-from epics_collector.process import wait_until
+from epics_collector.process import wait_for
 from epics_collector.sim import PvaSource
 
 pytestmark = pytest.mark.system
 
 
-def require(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Wait until ``predicate()`` holds; fail naming ``what`` if it does not in time."""
-    assert wait_until(predicate, timeout), f"timed out after {timeout} s waiting for {what}"
-
-
-class Recorder:
-    """A lossless monitor of one PV: every value and its sequence of timestamps."""
-
-    def __init__(self, network: Any, name: str) -> None:
-        self.values: list[float] = []
-        self._lock = threading.Lock()
-        self._ctx = Context("pva", conf=network.client_conf(), useenv=False, nt=False)
-        request = "record[queueSize=100000]field()"
-        self._sub = self._ctx.monitor(name, self._on, request=request)
-
-    def _on(self, value: Any) -> None:
-        with self._lock:
-            self.values.append(float(value["value"]))
-
-    def snapshot(self) -> list[float]:
-        with self._lock:
-            return list(self.values)
-
-    def close(self) -> None:
-        self._sub.close()
-        self._ctx.close()
-
-
-@pytest.fixture
-def recorder(network: Any) -> Any:
-    made: list[Recorder] = []
-
-    def start(name: str) -> Recorder:
-        made.append(Recorder(network, name))
-        return made[-1]
-
-    yield start
-    for item in made:
-        item.close()
-
-
-def test_every_run_reaches_a_monitoring_client(network, device_process, recorder, prefix, ctx):
+def test_every_run_reaches_a_monitoring_client(
+    network, device_process, source_monitor, prefix, ctx
+):
     count = 4000
     with PvaSource("PRATE", network.environ(), rate=2000, count=count):
         config = {
@@ -66,17 +23,21 @@ def test_every_run_reaches_a_monitoring_client(network, device_process, recorder
             "processor": {"name": "calc", "params": {"expression": "a * 2"}},
         }
         device_process("processing", prefix, config)
-        results = recorder(prefix + "result")
-        require(lambda: len(results.snapshot()) >= 1, 10, "the first output")
+        results = source_monitor(prefix + "result")
+        wait_for(lambda: len(results.updates) >= 1, 10, "the first output")
         ctx.put("PRATE:Go", 1)
-        require(lambda: 2.0 * count in results.snapshot(), 30, "the output of the last update")
-        require(
+        wait_for(
+            lambda: any(v == 2.0 * count for v, _, _ in results.updates[-5:]),
+            30,
+            "the output of the last update",
+        )
+        wait_for(
             lambda: ctx.get(prefix + "Count") + ctx.get(prefix + "Skipped") >= count + 1,
             5,
             "Count and Skipped to account for every update",
         )
         skipped = int(ctx.get(prefix + "Skipped"))
-    seen = [v for v in results.snapshot() if v > 0]
+    seen = [v for v, _, _ in results.updates if v > 0]
     assert np.all(np.diff(seen) > 0), "outputs out of order"
     assert all(v % 2 == 0 for v in seen), "an output is not a * 2"
     # every update's output reached the client, or the update was counted as skipped
@@ -93,21 +54,20 @@ def test_an_unwatched_output_is_fresh_within_a_tenth_of_a_second(
         }
         device_process("processing", prefix, config)
         # a client that stays connected to Count but not to result
-        require(lambda: ctx.get(prefix + "Count") >= 1, 10, "the first run")
+        wait_for(lambda: ctx.get(prefix + "Count") >= 1, 10, "the first run")
         ctx.put("PFRESH:Go", 1)
-        require(lambda: ctx.get(prefix + "Count") == 101, 10, "100 runs")
+        wait_for(lambda: ctx.get(prefix + "Count") == 101, 10, "100 runs")
         with Context("pva", conf=network.client_conf(), useenv=False) as fresh:
-            require(lambda: fresh.get(prefix + "result") == 101.0, 1, "the newest output")
+            wait_for(lambda: fresh.get(prefix + "result") == 101.0, 1, "the newest output")
 
 
 @pytest.mark.parametrize("count", [2, 3])
 def test_distribute_splits_a_stream_without_gaps_or_overlaps(
-    network, device_process, recorder, prefix, ctx, count
+    network, device_process, source_monitor, prefix, ctx, count
 ):
     frames = 300
     with PvaSource("PDIST", network.environ(), rate=500, count=frames, image=(8, 8)):
         prefixes = [f"{prefix}D{i}:" for i in range(count)]
-        shares = []
         for index, device in enumerate(prefixes):
             config = {
                 "inputs": {"img": "PDIST0000"},
@@ -115,12 +75,11 @@ def test_distribute_splits_a_stream_without_gaps_or_overlaps(
                 "distribute": {"index": index, "count": count},
             }
             device_process("processing", device, config)
-            shares.append(recorder(device + "n"))  # one output per run, stamped per frame
-        require(
+        wait_for(
             lambda: all(str(ctx.get(d + "State")) == "Running" for d in prefixes), 10, "Running"
         )
         ctx.put("PDIST:Go", 1)
-        require(
+        wait_for(
             lambda: sum(ctx.get(d + "Count") for d in prefixes) >= frames, 20, "every frame taken"
         )
         counts = [int(ctx.get(d + "Count")) for d in prefixes]
@@ -129,3 +88,38 @@ def test_distribute_splits_a_stream_without_gaps_or_overlaps(
     expected = [len(range(i, frames + 1, count)) for i in range(count)]
     assert counts == expected, (counts, expected)
     assert skipped == [0] * count
+
+
+def test_a_collector_merges_distributed_outputs_in_frame_order(
+    network, device_process, source_monitor, prefix, ctx
+):
+    frames = 400
+    with PvaSource("PMERGE", network.environ(), rate=400, count=frames, image=(8, 8)):
+        truth = source_monitor("PMERGE0000")  # the frames as the source sent them
+        devices = [f"{prefix}S{i}:" for i in range(2)]
+        for index, device in enumerate(devices):
+            config = {
+                "inputs": {"img": "PMERGE0000"},
+                "processor": {"name": "stats"},
+                "distribute": {"index": index, "count": 2},
+            }
+            device_process("processing", device, config)
+        collector = f"{prefix}C:"
+        channel = {"pv": devices[0] + "n", "alias": "n", "merge": [devices[1] + "n"]}
+        device_process("collector", collector, {"channels": [{**channel, "merge_window": 0.3}]})
+        wait_for(lambda: ctx.get(collector + "n:Connected"), 10, "both outputs connected")
+        ctx.put(collector + "Start", 1)
+        wait_for(lambda: str(ctx.get(collector + "State")) == "Recording", 5, "Recording")
+        ctx.put("PMERGE:Go", 1)
+        wait_for(
+            lambda: sum(ctx.get(d + "Count") for d in devices) >= frames + 1, 20, "every frame"
+        )
+        ctx.put(collector + "Stop", 1)  # releases what waits in the merge window
+        wait_for(lambda: str(ctx.get(collector + "State")) == "Stopped", 5, "Stopped")
+        wait_for(lambda: ctx.get(collector + "Count") >= frames, 5, "the merged rows")
+        times = np.asarray(ctx.get(collector + "n:Time"))
+    assert np.all(np.diff(times) > 0), "merged rows are not in frame order"
+    burst = np.asarray([t for _, t, _ in truth.updates[-frames:]])
+    assert len(times) >= frames and len(burst) == frames
+    # a stamp passes through a float and back: equal to the microsecond
+    assert np.allclose(times[-frames:], burst, rtol=0, atol=1e-6), "a frame missing or misplaced"

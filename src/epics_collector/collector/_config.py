@@ -62,14 +62,30 @@ class ChannelConfig(BaseModel):
     deadband: Deadband | None = Field(
         default=None, description="record only changes larger than this"
     )
+    merge: list[str] = Field(
+        default_factory=list,
+        max_length=1000,
+        description=(
+            "more PVs recorded into this channel in source-time order (the outputs of "
+            "processing devices that distribute one stream)"
+        ),
+    )
+    merge_window: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description="seconds a merged update waits for older ones from the other PVs",
+    )
 
     @field_validator("pv")
     @classmethod
     def _valid_pv(cls, pv: str) -> str:
-        _, name = split_url(pv)
-        if not name or not _PV_NAME.match(name):
-            raise ValueError(f"{pv!r} is not a valid PV name")
-        return pv
+        return _checked_pv(pv)
+
+    @field_validator("merge")
+    @classmethod
+    def _valid_merge(cls, pvs: list[str]) -> list[str]:
+        return [_checked_pv(pv) for pv in pvs]
 
     @model_validator(mode="after")
     def _alias(self) -> ChannelConfig:
@@ -92,6 +108,13 @@ class ChannelConfig(BaseModel):
                 "(not starting with -)"
             )
         return self
+
+
+def _checked_pv(pv: str) -> str:
+    _, name = split_url(pv)
+    if not name or not _PV_NAME.match(name):
+        raise ValueError(f"{pv!r} is not a valid PV name")
+    return pv
 
 
 def _channel_shorthand(value: Any) -> Any:

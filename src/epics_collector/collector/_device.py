@@ -429,6 +429,7 @@ class Collector(Device[CollectorConfig]):
         period = 1.0 / self.config.publish_rate
         while True:
             try:
+                self.recorder.release_merged(time.time())
                 self._publish()
                 self._report_missing()
             except Exception as error:  # publishing must go on; the recording is unaffected
@@ -505,13 +506,15 @@ class Collector(Device[CollectorConfig]):
             raise RuntimeError("no source transport: run the collector with sources")
         resume = self._load_spills() if self.config.persist else False
         for channel in self.recorder.channels:
-            self._subscriptions.append(
-                self.sources.subscribe(
-                    channel.config.pv,
-                    channel,
-                    queue_size=self.config.queue_size_for(channel.config),
+            queue_size = self.config.queue_size_for(channel.config)
+            listeners: list[tuple[str, Any]] = [(channel.config.pv, channel)]
+            listeners += [
+                (pv, channel.merged_source(i)) for i, pv in enumerate(channel.config.merge)
+            ]
+            for pv, listener in listeners:
+                self._subscriptions.append(
+                    self.sources.subscribe(pv, listener, queue_size=queue_size)
                 )
-            )
         self._subscribe_conditions()
         self._publisher = asyncio.create_task(self._publish_forever(), name="publish")
         if resume or self.config.autostart:

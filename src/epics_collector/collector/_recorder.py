@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from epics_collector.collector._config import ChannelConfig, CollectorConfig
+from epics_collector.collector._merge import Merger
 from epics_collector.collector._reduce import Reducer, Row
 from epics_collector.core import Severity, Status, Update
 from epics_collector.storage import Columns, Ring
@@ -52,9 +53,17 @@ class Channel:
     unflushed: int = 0  # rows recorded but not yet handed to the spill file
     created: float = field(default_factory=time.monotonic)
     reducer: Reducer = field(init=False)
+    merger: Merger | None = field(init=False)  # with ``merge``: the reorder buffer
+    sources_connected: list[bool] = field(init=False)  # pv, then each merged PV
 
     def __post_init__(self) -> None:
         self.reducer = Reducer(self.config.compress, self.config.include, self.config.deadband)
+        self.merger = Merger(self.config.merge_window) if self.config.merge else None
+        self.sources_connected = [False] * (1 + len(self.config.merge))
+
+    def merged_source(self, index: int) -> MergedSource:
+        """The listener of merged PV ``index`` (0-based in ``merge``)."""
+        return MergedSource(self, index + 1)
 
     @property
     def alias(self) -> str:
@@ -72,6 +81,27 @@ class Channel:
     def on_loss(self, missing: int | None) -> None:
         """Updates lost before they reached us (any thread)."""
         self.recorder.loss(self, missing)
+
+
+@dataclass
+class MergedSource:
+    """The listener of one more PV of a merged channel."""
+
+    channel: Channel
+    source: int  # index in the channel's sources_connected
+
+    def on_update(self, update: Update) -> None:
+        """A source update (any thread)."""
+        self.channel.recorder.record(self.channel, update)
+
+    def on_connection(self, connected: bool, reason: str) -> None:
+        """A source connection change (any thread)."""
+        pv = self.channel.config.merge[self.source - 1]
+        self.channel.recorder.connection(self.channel, connected, f"{pv} {reason}", self.source)
+
+    def on_loss(self, missing: int | None) -> None:
+        """Updates lost before they reached us (any thread)."""
+        self.channel.recorder.loss(self.channel, missing)
 
 
 def _gap_value(channel: Channel) -> Any:
@@ -121,16 +151,40 @@ class Recorder:
         """Store ``update`` if recording (and remember it as the channel's latest)."""
         with self.lock:
             channel.latest = update
-            if self.recording:
+            if not self.recording:
+                return
+            if channel.merger is None:
                 self._reduce(channel, update)
+                return
+            for ready in channel.merger.push(update):
+                self._reduce(channel, ready)
 
-    def connection(self, channel: Channel, connected: bool, reason: str) -> None:
+    def release_merged(self, now: float) -> None:
+        """Record merged updates that waited their window (the publisher calls this)."""
+        with self.lock:
+            if not self.recording:
+                return
+            for channel in self.channels:
+                if channel.merger is not None and len(channel.merger):
+                    for ready in channel.merger.release(now):
+                        self._reduce(channel, ready)
+
+    def _flush_merged(self, channel: Channel) -> None:
+        if channel.merger is not None:
+            for ready in channel.merger.flush():
+                self._reduce(channel, ready)
+
+    def connection(self, channel: Channel, connected: bool, reason: str, source: int = 0) -> None:
         """Track connection; a disconnect while recording leaves a gap row."""
         with self.lock:
-            if not connected and channel.connected and self.recording and channel.ring.sized:
+            was = channel.sources_connected[source]
+            channel.sources_connected[source] = connected
+            if not connected and was and self.recording and channel.ring.sized:
+                self._flush_merged(channel)  # the gap comes after everything before it
                 gap = _gap_value(channel)
                 channel.reducer.reset()
                 self._append(channel, (time.time(), gap, Severity.INVALID, Status.CLIENT))
+            connected = all(channel.sources_connected)
             channel.connected = connected
             channel.ever_connected |= connected
             channel.reason = reason
@@ -238,6 +292,8 @@ class Recorder:
             self.recording = True
             for channel in self.channels:
                 channel.reducer.reset()
+                if channel.merger is not None:
+                    channel.merger.reset()
                 latest = channel.latest
                 if latest is None or not self.recording or not channel.reducer.keeps_every_row:
                     continue
@@ -250,6 +306,7 @@ class Recorder:
         with self.lock:
             if self.recording:
                 for channel in self.channels:
+                    self._flush_merged(channel)
                     row = channel.reducer.flush()
                     if row is not None:
                         self._append(channel, row)
@@ -263,6 +320,8 @@ class Recorder:
                 channel.reducer = Reducer(
                     channel.config.compress, channel.config.include, channel.config.deadband
                 )
+                if channel.merger is not None:
+                    channel.merger.reset()
                 channel.unflushed = 0
                 channel.overruns = channel.lost = channel.missing = 0
                 channel.changed = True

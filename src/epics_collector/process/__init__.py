@@ -12,6 +12,7 @@ from epics_collector.process._managed import (
     ManagedProcess,
     ProcessError,
     ReadyProcess,
+    wait_for,
     wait_until,
 )
 from epics_collector.process._parent import exit_with_parent
@@ -27,5 +28,6 @@ __all__ = [
     "ReadyProcess",
     "device_arguments",
     "exit_with_parent",
+    "wait_for",
     "wait_until",
 ]

@@ -29,6 +29,14 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
         time.sleep(interval)
 
 
+def wait_for(
+    predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.05
+) -> None:
+    """Wait until ``predicate()`` holds; raise ``TimeoutError`` naming ``what`` if not in time."""
+    if not wait_until(predicate, timeout, interval):
+        raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+
+
 class _Child:
     """``with`` starts the child and always stops it (SIGTERM, then kill)."""
 

@@ -40,7 +40,11 @@ P = TypeVar("P", bound=Params)
 
 @dataclass(frozen=True)
 class Input:
-    """The newest value of one input: a float, a string or a numpy array (images 2-D)."""
+    """The newest value of one input: a float, a string or a numpy array (images 2-D).
+
+    Arrays are read-only views of the received data (no copy per update): a processor
+    that wants to write into one copies it first.
+    """
 
     value: Any
     timestamp: float

@@ -47,6 +47,12 @@ class Ring:
     Values are scalars (``row_shape=()``) or arrays of one shape. With ``row_shape=None``
     the shape and dtype are taken from the first value appended, and ``max_bytes`` (if
     given) lowers the capacity so that the values fit in it.
+
+    Array rows are kept by reference, not copied: a read-only array (a received
+    waveform or frame, whose buffer nothing can change) is stored as it is, a writable
+    one is copied once. Appending a 1e4-double waveform is then a pointer store instead
+    of an 80 kB copy; the copy into one 2-D array happens when the rows are read
+    (:meth:`columns`), which is rare.
     """
 
     def __init__(
@@ -62,6 +68,7 @@ class Ring:
             raise ValueError("capacity must be at least 1")
         self.capacity, self.dtype, self.overwrite = capacity, np.dtype(dtype), overwrite
         self.row_shape, self.max_bytes = row_shape, max_bytes
+        self.by_reference = row_shape is None  # array rows (see the class text)
         self.total = 0  # rows appended since the last clear, including overwritten ones
         self._allocate(min(_FIRST_ALLOCATION, capacity) if row_shape is not None else 0)
 
@@ -81,7 +88,10 @@ class Ring:
 
     def _allocate(self, size: int) -> None:
         self._time = np.zeros(size)
-        self._value = np.zeros((size, *(self.row_shape or ())), self.dtype)
+        if self.by_reference:
+            self._value = np.empty(size, object)
+        else:
+            self._value = np.zeros((size, *(self.row_shape or ())), self.dtype)
         self._severity = np.zeros(size, np.int8)
         self._status = np.zeros(size, np.int8)
         self._start, self._len = 0, 0
@@ -96,8 +106,11 @@ class Ring:
 
     @property
     def nbytes(self) -> int:
-        """Bytes allocated for the columns."""
-        return sum(a.nbytes for a in (self._time, self._value, self._severity, self._status))
+        """Bytes allocated for the columns (array rows: the rows held)."""
+        total = sum(a.nbytes for a in (self._time, self._value, self._severity, self._status))
+        if self.by_reference and self.row_shape is not None:
+            total += self._len * int(np.prod(self.row_shape)) * self.dtype.itemsize
+        return total
 
     def append(self, time: float, value: Any, severity: int, status: int) -> bool:
         """Add a row; False (nothing stored) when full and not overwriting."""
@@ -117,11 +130,23 @@ class Ring:
             index = self._start
             self._start = (self._start + 1) % size
         self._time[index] = time
+        if self.by_reference:
+            value = self._own(value)
         self._value[index] = value
         self._severity[index] = severity
         self._status[index] = status
         self.total += 1
         return True
+
+    def _own(self, value: Any) -> np.ndarray:
+        """An array row that nobody can change under us, of the ring's shape and dtype."""
+        array = np.asarray(value)
+        if array.dtype != self.dtype or array.shape != self.row_shape:
+            array = np.asarray(array, self.dtype).reshape(self.row_shape or ())
+        if array.flags.writeable:
+            array = array.copy()
+            array.flags.writeable = False
+        return array
 
     def _grow(self, size: int) -> None:
         """Reallocate to ``size`` rows, copying each held row once (oldest first)."""
@@ -138,7 +163,12 @@ class Ring:
 
     def _put(self, rows: Columns) -> None:
         n = len(rows)
-        self._time[:n], self._value[:n] = rows.time, rows.value
+        self._time[:n] = rows.time
+        if self.by_reference:
+            for i in range(n):
+                self._value[i] = self._own(rows.value[i])
+        else:
+            self._value[:n] = rows.value
         self._severity[:n], self._status[:n] = rows.severity, rows.status
         self._start, self._len = 0, n
 
@@ -160,6 +190,9 @@ class Ring:
         n = self._len if newest is None else min(newest, self._len)
         arrays = (self._time, self._value, self._severity, self._status)
         if n == 0:
+            if self.by_reference:
+                empty = np.zeros((0, *(self.row_shape or ())), self.dtype)
+                return Columns(self._time[:0].copy(), empty, *(a[:0].copy() for a in arrays[2:]))
             return Columns(*(a[:0].copy() for a in arrays))
         size = len(self._time)
         first = (self._start + self._len - n) % size
@@ -171,7 +204,10 @@ class Ring:
                 slice(0, first + n - size),
             ]
         )
-        return Columns(*(np.concatenate([a[p] for p in parts]) for a in arrays))
+        columns = [np.concatenate([a[p] for p in parts]) for a in arrays]
+        if self.by_reference:  # one 2-D array of the rows (the one copy)
+            columns[1] = np.stack(list(columns[1])) if n else columns[1]
+        return Columns(*columns)
 
     def row(self, index: int) -> tuple[float, Any, int, int] | None:
         """Row ``index`` (0 oldest, -1 newest) as (time, value copy, severity, status)."""
@@ -179,7 +215,7 @@ class Ring:
             return None
         i = (self._start + index % self._len) % len(self._time)
         value = self._value[i]
-        value = value.copy() if isinstance(value, np.ndarray) else value
+        value = value.copy() if isinstance(value, np.ndarray) else value  # a writable copy
         return float(self._time[i]), value, int(self._severity[i]), int(self._status[i])
 
     def clear(self) -> None:

@@ -78,3 +78,23 @@ def test_array_rows_sized_from_the_first_value_and_bounded_by_max_bytes():
     row = ring.row(-1)
     assert row is not None and row[0] == 14.0 and list(row[1]) == [14.0] * 4
     assert ring.row(10) is None
+
+
+def test_array_rows_are_kept_by_reference_and_read_as_one_2d_array():
+    ring = Ring(3, row_shape=None)
+    received = np.arange(4.0)
+    received.flags.writeable = False  # as p4p hands over a received waveform
+    mine = np.ones(4)  # a writable array: its owner may change it later
+    ring.append(1.0, received, 0, 0)
+    ring.append(2.0, mine, 0, 0)
+    mine[:] = 7.0
+    assert ring._value[0] is received  # noqa: SLF001 (no copy of a received row)
+    rows = ring.columns()
+    assert rows.value.shape == (2, 4) and rows.value.dtype == np.float64
+    assert list(rows.value[1]) == [1.0, 1.0, 1.0, 1.0], "a writable row was not copied"
+    ring.append(3.0, np.arange(4, dtype=np.int32), 0, 0)  # converted to the ring's dtype
+    ring.append(4.0, np.full(4, 5.0), 0, 0)  # overwrites the oldest
+    assert list(ring.columns().time) == [2.0, 3.0, 4.0]
+    assert ring.columns().value.dtype == np.float64
+    assert list(ring.row(-1)[1]) == [5.0] * 4
+    assert len(Ring(3, row_shape=None).columns().value) == 0
