@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import psutil
@@ -176,7 +176,7 @@ def queue_memory(network: Network, size: int) -> dict[str, float]:
                 pass
             before = psutil.Process().memory_info().rss
             ctx.put("QMEM::Go", 1)
-            wait_until(lambda: ctx.get("QMEM::Posted")["value"] == size, 60)
+            wait_until(lambda: cast(Any, ctx.get("QMEM::Posted"))["value"] == size, 60)
             time.sleep(0.5)
             after = psutil.Process().memory_info().rss
             queued = 0

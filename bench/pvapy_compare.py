@@ -7,7 +7,9 @@ One p4p source (``sim.pva_source --image 128x128``: uint8 NTNDArray frames numbe
    statistics (``Stats.process``) in one Python process: the limit we measure against;
 2. ours: a processing device (own process) running ``stats`` on the frames;
 3. PvaPy: ``pvapy-hpc-consumer`` with its default ``AdImageProcessor`` (receives and
-   counts frames, computes nothing).
+   counts frames, computes nothing);
+4. ours with a client monitoring the ``mean`` output losslessly (in this process), and
+   two devices splitting the stream with ``distribute`` (processed = their Counts).
 
 A burst of ``rate x seconds`` frames is posted only after the consumer is connected
 and has taken the current frame, so a late start never counts as missed; missed =
@@ -139,6 +141,41 @@ class DeviceConsumer(AbstractContextManager["DeviceConsumer"]):
         self.device.stop()
 
 
+class SplitConsumer(AbstractContextManager["SplitConsumer"]):
+    """N processing devices sharing the stream (``distribute``); processed = their Counts."""
+
+    def __init__(self, network: Network, client: Client, prefix: str, count: int) -> None:
+        self.client = client
+        self.prefixes = [f"{prefix}{i}:" for i in range(count)]
+        self.devices = [
+            DeviceProcess(
+                "processing",
+                device,
+                {
+                    "inputs": {"img": CHANNEL},
+                    "processor": {"name": "stats"},
+                    "distribute": {"index": i, "count": count},
+                },
+                env=network.environ(),
+            )
+            for i, device in enumerate(self.prefixes)
+        ]
+
+    def __enter__(self) -> SplitConsumer:
+        for device in self.devices:
+            device.start()
+        if not wait_until(lambda: self.count() >= 1, 10):  # frame 0 is device 0's
+            raise RuntimeError("the devices never processed a frame")
+        return self
+
+    def count(self) -> int:
+        return sum(int(self.client.get(p + "Count")) for p in self.prefixes)
+
+    def __exit__(self, *exc: object) -> None:
+        for device in self.devices:
+            device.stop()
+
+
 class PvapyConsumer(AbstractContextManager["PvapyConsumer"]):
     """PvaPy's hpc consumer with its default processor (own process)."""
 
@@ -200,6 +237,9 @@ def main() -> None:
         "ours, mean monitored": lambda client, i: DeviceConsumer(
             network, client, f"BPV{i}:", watch=True
         ),
+        "ours, 2 devices (distribute)": lambda client, i: SplitConsumer(
+            network, client, f"BPS{i}", 2
+        ),
     }
     if not args.no_pvapy:
         makers["pvapy hpc consumer"] = lambda client, i: PvapyConsumer(network, args.seconds)
@@ -233,6 +273,8 @@ def main() -> None:
     for who, rate in highest.items():
         figures[f"{who}: highest fps with 0 missed"] = rate
     ours, raw = highest["ours (stats device)"], highest["raw p4p + stats"]
+    split = highest["ours, 2 devices (distribute)"]
+    figures["ratio 2 devices / 1 device"] = split / ours if ours else 0.0
     targets = {"ratio ours / raw p4p + stats": 0.9}
     figures["ratio ours / raw p4p + stats"] = ours / raw if raw else 0.0
     if "pvapy hpc consumer" in highest:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -28,7 +28,7 @@ class Reader:
 
     def get(self, name: str) -> Any:
         """The ``value`` field (an NTTable's columns as a dict of arrays)."""
-        value = self.context.get(name)["value"]
+        value = cast(Any, self.context.get(name))["value"]
         if isinstance(value, Value) and "index" in value:  # NTEnum
             return value["index"]
         if isinstance(value, Value):  # NTTable
@@ -36,13 +36,13 @@ class Reader:
         return value
 
     def severity(self, name: str) -> int:
-        return int(self.context.get(name)["alarm.severity"])
+        return int(cast(Any, self.context.get(name))["alarm.severity"])
 
     def put(self, name: str, value: Any) -> None:
         self.context.put(name, {"value": value})
 
     def state(self, prefix: str) -> str:
-        value = self.context.get(prefix + "State")["value"]
+        value = cast(Any, self.context.get(prefix + "State"))["value"]
         return value["choices"][value["index"]]
 
 

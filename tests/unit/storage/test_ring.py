@@ -96,5 +96,6 @@ def test_array_rows_are_kept_by_reference_and_read_as_one_2d_array():
     ring.append(4.0, np.full(4, 5.0), 0, 0)  # overwrites the oldest
     assert list(ring.columns().time) == [2.0, 3.0, 4.0]
     assert ring.columns().value.dtype == np.float64
-    assert list(ring.row(-1)[1]) == [5.0] * 4
+    newest = ring.row(-1)
+    assert newest is not None and list(newest[1]) == [5.0] * 4
     assert len(Ring(3, row_shape=None).columns().value) == 0
