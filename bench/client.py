@@ -66,9 +66,10 @@ def main() -> None:
             "raw p4p get of HIST:Table, median ms": raw * 1e3,
             "Collector.history(alias), median ms": ours * 1e3,
             "Collector.history(source PV name), median ms": by_pv * 1e3,
-            "rate ratio ours / raw (target >= 0.9)": raw / ours,
+            "rate ratio ours / raw": raw / ours,
             "MB per s (ours, 4 columns)": args.samples * 18 / ours / 1e6,
         },
+        {"rate ratio ours / raw": 0.9},
     )
 
 

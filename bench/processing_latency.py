@@ -119,7 +119,11 @@ def main() -> None:
     network = Network.loopback()
     with Client(network, timeout=10) as client:
         with start_source(network, "LAT"):
-            report("latency at 1 kHz", latency(network, client, args.count))
+            report(
+                "latency at 1 kHz",
+                latency(network, client, args.count),
+                {"<= calc output p99 ms": 5.0},
+            )
             calc = {
                 "inputs": {"a": "LAT0000"},
                 "processor": {"name": "calc", "params": {"expression": "a * 2"}},

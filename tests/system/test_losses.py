@@ -192,3 +192,29 @@ def test_gaps_in_image_unique_ids_are_counted_exactly(network, device_process, p
         rows, dropped = int(ctx.get(prefix + "Count")), int(ctx.get(prefix + "Dropped"))
     assert dropped > 0, "a queue of 2 kept 2,000 frames flat out: the test proves nothing"
     assert rows + dropped == frames + 1, (rows, dropped)
+
+
+def test_a_channel_whose_updates_cannot_be_recorded_does_not_stop_the_others(
+    network, device_process, prefix, ctx
+):
+    count = 200
+    with source(network, "ISOL", count):
+        channels = [
+            {"pv": "ISOL0000", "alias": "good"},
+            # a valid config whose reduction overflows on every update (issue 18, finding 1)
+            {
+                "pv": "ISOL0000",
+                "alias": "bad",
+                "compress": {"algorithm": "periodic", "period": 1e-300},
+            },
+        ]
+        device_process("collector", prefix, {"channels": channels})
+        start_recording(ctx, prefix, ["good", "bad"])
+        go(ctx, "ISOL")
+        values = recorded_through(ctx, prefix, "good", float(count))
+        wait_for(lambda: channel_losses(ctx, prefix, "bad")[1] >= count, 10, "the bad updates counted")
+        message = ctx.get(prefix + "Message")
+        state = ctx.state(prefix)
+    assert np.array_equal(values[-count:], np.arange(1, count + 1)), "the good channel lost data"
+    assert state == "Recording"
+    assert "recording its updates failed" in message and "bad" in message

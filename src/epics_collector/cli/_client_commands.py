@@ -237,9 +237,9 @@ def _watch_table(device: Device) -> Table:
     except ClientError:
         config = {}
     if "channels" in config:
-        names += ["Count", "Dropped"]
+        names += ["Count", "Dropped", "Overruns"]
     if "outputs" in config:
-        names += ["Count", "Errors", "Skipped", "Duration", *config["outputs"]]
+        names += ["Count", "Errors", "Skipped", "Overruns", "Duration", *config["outputs"]]
     for name in names:
         try:
             value = plain(device.get(name))

@@ -46,6 +46,7 @@ WATCHED = [
     f"{COL}State",
     f"{COL}Count",
     f"{COL}Dropped",
+    f"{COL}Overruns",
     f"{CALC}result",
     f"{STATS}mean",
     f"{STATS}std",

@@ -8,6 +8,7 @@ on (a full ring in fill mode, the sample limit, a connection change) are reporte
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -23,6 +24,8 @@ from epics_collector.collector._merge import Merger
 from epics_collector.collector._reduce import Reducer, Row
 from epics_collector.core import Severity, Status, Update
 from epics_collector.storage import Columns, Ring
+
+log = logging.getLogger(__name__)
 
 
 class Event(StrEnum):
@@ -50,6 +53,7 @@ class Channel:
     overruns: int = 0  # times the source's monitor queue filled while recording
     lost: int = 0  # updates known to be lost (sequence gaps, bad values, full)
     missing: int = 0  # of which missing from the source's sequence numbers
+    failures: int = 0  # updates whose recording raised (a bug or an impossible config)
     unflushed: int = 0  # rows recorded but not yet handed to the spill file
     created: float = field(default_factory=time.monotonic)
     reducer: Reducer = field(init=False)
@@ -153,11 +157,28 @@ class Recorder:
             channel.latest = update
             if not self.recording:
                 return
-            if channel.merger is None:
-                self._reduce(channel, update)
-                return
-            for ready in channel.merger.push(update):
-                self._reduce(channel, ready)
+            try:
+                if channel.merger is None:
+                    self._reduce(channel, update)
+                    return
+                for ready in channel.merger.push(update):
+                    self._reduce(channel, ready)
+            except Exception as error:  # never let one channel stop the others
+                self._failed(channel, error)
+
+    def _failed(self, channel: Channel, error: Exception) -> None:
+        """Recording an update of ``channel`` raised: count it, say so, go on."""
+        self.dropped += 1
+        channel.lost += 1
+        channel.failures += 1
+        if channel.failures == 1:  # the traceback once; the count says the rest
+            log.error("%s: recording an update failed", channel.alias, exc_info=error)
+        channel.problem = (
+            f"{channel.alias}: recording its updates failed ({channel.failures} so far, "
+            f"counted in Dropped): {type(error).__name__}: {error}"
+        )
+        channel.changed = True
+        self.notify(Event.BAD_VALUE, channel)
 
     def release_merged(self, now: float) -> None:
         """Record merged updates that waited their window (the publisher calls this)."""
@@ -323,7 +344,7 @@ class Recorder:
                 if channel.merger is not None:
                     channel.merger.reset()
                 channel.unflushed = 0
-                channel.overruns = channel.lost = channel.missing = 0
+                channel.overruns = channel.lost = channel.missing = channel.failures = 0
                 channel.changed = True
             self.count = 0
             self.dropped = 0

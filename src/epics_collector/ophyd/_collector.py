@@ -148,6 +148,7 @@ class CollectorDevice(StandardReadable, EpicsDevice):
     state: Annotated[SignalR[str], PvSuffix("State")]
     count: Annotated[SignalR[int], PvSuffix("Count"), StandardReadableFormat.HINTED_SIGNAL]
     dropped: Annotated[SignalR[int], PvSuffix("Dropped")]
+    overruns: Annotated[SignalR[int], PvSuffix("Overruns")]
     message: Annotated[SignalR[str], PvSuffix("Message")]
     start_recording: Annotated[SignalRW[int], PvSuffix("Start")]
     stop_recording: Annotated[SignalRW[int], PvSuffix("Stop")]

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 import threading
 import time
 import typing
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -40,45 +38,11 @@ from epics_collector.core import (
 from epics_collector.processing._api import Input, Processor
 from epics_collector.processing._config import Feedback, OutputConfig, Period, ProcessingConfig
 from epics_collector.processing._inputs import DEPTH, InputTable
+from epics_collector.processing._tally import Tally
 
 log = logging.getLogger(__name__)
 MISSING_GRACE = 5.0  # seconds before inputs without a value are reported
 COUNTER_RATE = 10.0  # Count, Errors, Duration... posts per second at most (not per run)
-
-
-@dataclass
-class _Tally:
-    """Run counters: kept by the processing thread, posted by the event loop."""
-
-    count: int = 0
-    errors: int = 0
-    duration: float = 0.0
-    duration_max: float = 0.0
-    lock: threading.Lock = dataclasses.field(
-        default_factory=threading.Lock, repr=False, compare=False
-    )
-
-    def ran(self) -> None:
-        with self.lock:
-            self.count += 1
-
-    def failed(self) -> None:
-        with self.lock:
-            self.errors += 1
-
-    def took(self, seconds: float) -> None:
-        with self.lock:
-            self.duration = seconds
-            self.duration_max = max(self.duration_max, seconds)
-
-    def reset(self) -> None:
-        with self.lock:
-            self.count = self.errors = 0
-            self.duration_max = 0.0
-
-    def snapshot(self) -> _Tally:
-        with self.lock:
-            return _Tally(self.count, self.errors, self.duration, self.duration_max)
 
 
 class ProcessingStates(StrEnum):
@@ -178,7 +142,7 @@ class Processing(Device[ProcessingConfig]):
         self._timed_out = False
         self._subscriptions: list[Subscription] = []
         self._errors_in_row = 0
-        self._tally = _Tally()
+        self._tally = Tally()
         #: Current value of each feedback target (monitored, for max_step).
         self.feedback_targets: dict[str, Update | None] = {
             f.target: None for f in self.config.feedback

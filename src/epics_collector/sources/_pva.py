@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from epics_collector.core import SourceListener, Update, posix_seconds
 from epics_collector.pva import Network
 
 Decoder = Callable[[Value], Any]
+log = logging.getLogger(__name__)
 
 
 def _decoder(value: Value) -> Decoder:
@@ -74,7 +76,11 @@ class _Drainer:
 
     def _run(self) -> None:
         while (subscription := self.wakeups.get()) is not None:
-            subscription.drain()
+            try:
+                subscription.drain()
+            except Exception as error:  # one source's failure must not stop the others
+                subscription.failed(error)
+                self.wakeups.put(subscription)  # the rest of its queue: no wakeup comes
 
     def stop(self) -> None:
         self.wakeups.put(None)
@@ -102,6 +108,7 @@ class _PvaSubscription:
         self._decode: Decoder | None = None
         self._sequence: Callable[[Value], int] | None = None
         self._last_number: int | None = None
+        self._failures = 0
         self._sub: Any = None
         request = f"record[queueSize={queue_size}]field()"
         wake = partial(drainer.wakeups.put, self)
@@ -145,6 +152,24 @@ class _PvaSubscription:
         if number is not None:
             self._check_sequence(number)
         self._listener.on_update(update)
+
+    def failed(self, error: Exception) -> None:
+        """Handling an update raised (drainer thread): a bug, not a source's fault.
+
+        The first failure is logged with its traceback; the source shows as not
+        connected (with the error) until the next update is handled. Listeners count
+        what they lose themselves (the collector's recorder does).
+        """
+        self._failures += 1
+        if self._failures == 1:
+            log.error("%s: handling an update failed", self.name, exc_info=error)
+        try:
+            self._connected = False
+            self._listener.on_connection(
+                False, f"recording its updates failed ({self._failures} so far): {error}"
+            )
+        except Exception:  # the listener itself is broken: the log is all that is left
+            log.exception("%s: reporting a failure failed", self.name)
 
     def _check_sequence(self, number: int) -> None:
         last, self._last_number = self._last_number, number
