@@ -212,7 +212,9 @@ def test_a_channel_whose_updates_cannot_be_recorded_does_not_stop_the_others(
         start_recording(ctx, prefix, ["good", "bad"])
         go(ctx, "ISOL")
         values = recorded_through(ctx, prefix, "good", float(count))
-        wait_for(lambda: channel_losses(ctx, prefix, "bad")[1] >= count, 10, "the bad updates counted")
+        wait_for(
+            lambda: channel_losses(ctx, prefix, "bad")[1] >= count, 10, "the bad updates counted"
+        )
         message = ctx.get(prefix + "Message")
         state = ctx.state(prefix)
     assert np.array_equal(values[-count:], np.arange(1, count + 1)), "the good channel lost data"
