@@ -127,3 +127,23 @@ def test_a_collector_merges_distributed_outputs_in_frame_order(
     assert len(times) >= frames and len(burst) == frames
     # a stamp passes through a float and back: equal to the microsecond
     assert np.allclose(times[-frames:], burst, rtol=0, atol=1e-6), "a frame missing or misplaced"
+
+
+def test_feedback_never_writes_a_value_made_from_nan(network, device_process, prefix, ctx):
+    # the source's Rate PV (writable, 10.0) stands for a setpoint
+    with PvaSource("PNAN", network.environ(), rate=20):
+        config = {
+            "inputs": {"a": "PNAN0000"},
+            "processor": {"name": "calc", "params": {"expression": "sqrt(a - 1000000)"}},
+            "feedback": [{"output": "result", "target": "PNAN:Rate", "low": 0, "high": 100}],
+        }
+        device_process("processing", prefix, config)
+        ctx.put("PNAN:Go", 1)  # counters from 1 up: every output is NaN
+        ctx.put(prefix + "FeedbackEnable", 1)
+        wait_for(lambda: ctx.get(prefix + "FeedbackSkipped") >= 3, 10, "skipped writes")
+        skipped = ctx.get(prefix + "FeedbackSkipped")
+        message = ctx.get(prefix + "Message")
+        rate = ctx.get("PNAN:Rate")
+    assert rate == 20.0, "a NaN-derived value (the low limit) was written"
+    assert skipped.severity == 1
+    assert "skipped" in message and "nan" in message

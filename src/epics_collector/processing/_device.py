@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import threading
 import time
 import typing
@@ -88,6 +89,11 @@ class Processing(Device[ProcessingConfig]):
     enable = AttrRW(Int(low=0, high=1, width=32), description="1: process (clears Fault)")
     feedback_enable = AttrRW(
         Int(low=0, high=1, width=32), description="1: write feedback outputs to their targets"
+    )
+    feedback_skipped = AttrR(
+        Int(),
+        name="FeedbackSkipped",
+        description="Feedback writes not made: stale, INVALID or non-finite outputs, or failed",
     )
     count = AttrR(Int(), description="Runs that produced outputs")
     errors = AttrR(Int(), description="Runs that failed (each also in Message)")
@@ -205,8 +211,9 @@ class Processing(Device[ProcessingConfig]):
 
     @command(name="Reset")
     async def reset_counters(self) -> None:
-        """Zero Count, Errors, Skipped, Overruns and DurationMax."""
+        """Zero Count, Errors, Skipped, Overruns, FeedbackSkipped and DurationMax."""
         self._tally.reset()
+        self.feedback_skipped.set(0)
         with self.inputs.lock:
             self.inputs.skipped = self.inputs.overruns = 0
         self._publish_counters()
@@ -406,26 +413,47 @@ class Processing(Device[ProcessingConfig]):
     # feedback --------------------------------------------------------------------------------
 
     async def _feedback(self, inputs: dict[str, Input], outputs: Any) -> None:
+        try:
+            await self._write_feedback(inputs, outputs)
+        except Exception as error:  # a future nobody awaits: never let this vanish
+            log.exception("feedback")
+            self._feedback_not_made(f"feedback failed: {error}", Severity.MAJOR)
+
+    async def _write_feedback(self, inputs: dict[str, Input], outputs: Any) -> None:
         if not self.config.feedback or not self.feedback_enable.value:
             return
         newest = max(i.timestamp for i in inputs.values())
         for entry in self.config.feedback:
             if entry.output not in outputs:
                 continue
-            reason = self._feedback_refusal(entry, newest)
+            output = outputs[entry.output]
+            reason = self._feedback_refusal(entry, newest, output)
             if reason:
-                self.report(f"feedback to {entry.target} skipped: {reason}", Severity.MINOR)
+                self._feedback_not_made(f"feedback to {entry.target} skipped: {reason}")
                 continue
-            value = self._limited(entry, float(outputs[entry.output]))
+            value = self._limited(entry, float(output))
             if not (self.feedback_enable.value and self.running):  # disabled meanwhile
                 return
             assert self.sources is not None
             try:
                 await self.sources.put(entry.target, value)
             except Exception as error:
-                self.report(f"feedback write to {entry.target} failed: {error}", Severity.MAJOR)
+                self._feedback_not_made(
+                    f"feedback write to {entry.target} failed: {error}", Severity.MAJOR
+                )
 
-    def _feedback_refusal(self, entry: Feedback, newest: float) -> str:
+    def _feedback_not_made(self, text: str, severity: Severity = Severity.MINOR) -> None:
+        """Count and show a feedback write that was not made (event loop)."""
+        self.feedback_skipped.set(self.feedback_skipped.value + 1, severity=Severity.MINOR)
+        self.report(text, severity)
+
+    def _feedback_refusal(self, entry: Feedback, newest: float, output: Any) -> str:
+        try:
+            number = float(output)
+        except (TypeError, ValueError):
+            return f"the output {entry.output} is not a number ({output!r})"
+        if not math.isfinite(number):  # never clamp a NaN into a limit and write that
+            return f"the output {entry.output} is {number}"
         if self.outputs[entry.output].reading.severity >= Severity.INVALID:
             return "the output is INVALID"
         age = time.time() - newest
