@@ -126,3 +126,41 @@ def test_push_adds_samples_to_extra_channels(sim_ioc, collector, prefix, ctx):
     ctx.put(prefix + "Export", "pushed")
     with h5py.File(ctx.get(prefix + "ExportPath")) as f:
         assert list(f["entry/channels/sample_temp/value"][()]) == [4.2, 4.3]
+
+
+def test_a_bad_push_is_refused_and_poisons_nothing(sim_ioc, collector, prefix, ctx, tmp_path):
+    """Issue 18, finding 3: empty channel names, impossible times, huge values."""
+    from p4p.nt import NTURI
+
+    def push(**arguments: str) -> str:
+        uri = NTURI([(k, "s") for k in arguments])
+        return ctx.rpc(prefix + "Push", uri.wrap(prefix + "Push", kws=arguments))
+
+    config = {
+        "channels": [{"pv": sim_ioc.prefix + "Counter", "alias": "c"}],
+        "persist": True,
+        "push_max_bytes": 1000,
+    }
+    collector(config)
+    refused = [
+        ({"channel": "", "value": "1"}, "alias rule"),
+        ({"channel": "t", "value": "1", "time": "1e20"}, "outside 1990"),
+        ({"channel": "t", "value": "1", "time": "inf"}, "outside 1990"),
+        ({"channel": "t", "value": "1", "time": "nan"}, "outside 1990"),
+        ({"channel": "t", "value": "x" * 1001}, "push_max_bytes"),
+    ]
+    for arguments, reason in refused:
+        with pytest.raises(RemoteError, match=reason):
+            push(**arguments)
+    assert push(channel="t", value="2.5") == "t: 1 rows"
+    data = tmp_path / "data"
+    # the next flush writes the good row and nothing else (no 'push_' channel, no error)
+    assert wait_until(lambda: (data / "spill" / "t.rec").exists(), 5)
+    assert wait_until(lambda: ctx.get(prefix + "Message").severity == 0, 5)
+    assert not list((data / "spill").glob("push_*"))
+    for fmt in ("nexus", "csv"):
+        ctx.put(prefix + "ExportFormat", fmt)
+        ctx.put(prefix + "Export", f"after-bad-pushes-{fmt}")
+        assert os.path.exists(ctx.get(prefix + "ExportPath"))
+    with h5py.File(data / "after-bad-pushes-nexus.nxs") as f:
+        assert list(f["entry/channels/t/value"][()]) == [2.5]

@@ -179,6 +179,9 @@ class CollectorConfig(DeviceConfig):
     stop_when: When | None = Field(
         default=None, description="Stop when this becomes true (default: when start_when ends)"
     )
+    push_max_bytes: int = Field(
+        default=65_536, ge=1, le=16 * 1024 * 1024, description="largest value a Push may carry"
+    )
     connect_timeout: float = Field(
         default=5.0, gt=0, description="seconds before a channel that never connected is reported"
     )

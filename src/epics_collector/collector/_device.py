@@ -18,6 +18,7 @@ import numpy as np
 from epics_collector.collector._conditions import Condition
 from epics_collector.collector._config import ChannelConfig, CollectorConfig
 from epics_collector.collector._exporting import Annotations, gather
+from epics_collector.collector._push import MAX_PUSHED_CHANNELS, parse_push
 from epics_collector.collector._pvs import ChannelPvs
 from epics_collector.collector._recorder import Channel, Event, Recorder
 from epics_collector.collector._snapshots import SNAPSHOT_COLUMNS, SnapshotStore
@@ -51,16 +52,7 @@ from epics_collector.upload import make_uploader
 
 log = logging.getLogger(__name__)
 _now = time.time  # Push has an argument named time
-MAX_PUSHED_CHANNELS = 100
 NEXUS_SUFFIXES = (".nxs", ".h5", ".hdf5", ".nx5")  # kept; other names get .nxs
-
-
-def _as_number(value: Any) -> float | None:
-    """``value`` as a float if it is one (RPC arguments often arrive as text)."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 class CollectorStates(StrEnum):
@@ -241,23 +233,21 @@ class Collector(Device[CollectorConfig]):
     @rpc(name="Push")
     async def push(self, channel: str, value: Any, time: Any = "", severity: Any = "0") -> str:
         """Add a sample to an extra channel (made on first push): channel, value, time, severity."""
-        stamp = _now() if time in ("", None) else float(time)
-        level = int(float(severity))
-        if not 0 <= level <= 3:
-            raise ValueError(f"severity {severity!r} is not 0..3")
-        number = _as_number(value)
-        target = next((c for c in self.recorder.channels if c.alias == channel), None)
+        sample = parse_push(
+            channel, value, time, severity, now=_now(), max_bytes=self.config.push_max_bytes
+        )
+        target = next((c for c in self.recorder.channels if c.alias == sample.channel), None)
         if target is None:
-            kind = "number" if number is not None else "string"
-            target = self._add_pushed_channel(channel, kind)
+            target = self._add_pushed_channel(sample.channel, sample.kind)
         elif target.alias not in self._pushed:
             raise ValueError(f"{channel} records {target.config.pv}; push to an extra channel")
         kind = target.config.kind
-        if kind == "number" and number is None:
+        if kind == "number" and sample.kind != "number":
             raise ValueError(f"{channel} holds numbers; {value!r} is not one")
-        sample = number if kind == "number" else str(value)
-        self.recorder.push(target, Update(sample, stamp, level, Status.CLIENT if level else 0))
-        return f"{channel}: {len(target.ring)} rows"
+        recorded = sample.value if kind == "number" else str(value)
+        status = Status.CLIENT if sample.severity else 0
+        self.recorder.push(target, Update(recorded, sample.time, sample.severity, status))
+        return f"{sample.channel}: {len(target.ring)} rows"
 
     def _add_pushed_channel(self, alias: str, kind: str) -> Channel:
         config = validate_config(
