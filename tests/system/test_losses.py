@@ -11,6 +11,7 @@ from p4p.client.thread import Context
 
 from epics_collector.process import wait_for
 from epics_collector.sim import PvaSource
+from epics_collector.sources import EpicsSources
 
 pytestmark = pytest.mark.system
 
@@ -194,29 +195,44 @@ def test_gaps_in_image_unique_ids_are_counted_exactly(network, device_process, p
     assert rows + dropped == frames + 1, (rows, dropped)
 
 
-def test_a_channel_whose_updates_cannot_be_recorded_does_not_stop_the_others(
-    network, device_process, prefix, ctx
-):
-    count = 200
-    with source(network, "ISOL", count):
-        channels = [
-            {"pv": "ISOL0000", "alias": "good"},
-            # a valid config whose reduction overflows on every update (issue 18, finding 1)
-            {
-                "pv": "ISOL0000",
-                "alias": "bad",
-                "compress": {"algorithm": "periodic", "period": 1e-300},
-            },
-        ]
-        device_process("collector", prefix, {"channels": channels})
-        start_recording(ctx, prefix, ["good", "bad"])
-        go(ctx, "ISOL")
-        values = recorded_through(ctx, prefix, "good", float(count))
-        wait_for(
-            lambda: channel_losses(ctx, prefix, "bad")[1] >= count, 10, "the bad updates counted"
-        )
-        message = ctx.get(prefix + "Message")
-        state = ctx.state(prefix)
-    assert np.array_equal(values[-count:], np.arange(1, count + 1)), "the good channel lost data"
-    assert state == "Recording"
-    assert "recording its updates failed" in message and "bad" in message
+class Faulty:
+    """A source listener whose handling raises on every update (a bug in a device)."""
+
+    def on_update(self, update: Any) -> None:
+        raise OverflowError("a bug while recording")
+
+    def on_connection(self, connected: bool, reason: str) -> None:
+        self.reason = reason
+
+    def on_loss(self, missing: int | None) -> None:
+        """Nothing to count."""
+
+
+class Counting(Faulty):
+    """A listener that counts the updates it gets."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def on_update(self, update: Any) -> None:
+        self.values.append(update.value)
+
+
+def test_the_drain_thread_survives_a_listener_that_raises(network, caplog):
+    """Issue 18, finding 1: one exception on the one drain thread stopped every source."""
+    count = 100
+    sources = EpicsSources(network)
+    try:
+        with source(network, "SURV", count):
+            faulty, good = Faulty(), Counting()
+            sources.subscribe("SURV0000", faulty, queue_size=1000)
+            sources.subscribe("SURV0000", good, queue_size=1000)
+            wait_for(lambda: len(good.values) >= 1, 10, "the current value")
+            with Context("pva", conf=network.client_conf(), useenv=False) as ctx:
+                ctx.put("SURV:Go", 1)
+            wait_for(lambda: count in good.values, 10, "the burst to reach the good listener")
+    finally:
+        sources.close()
+    assert good.values[-count:] == [float(v) for v in range(1, count + 1)]
+    assert "recording its updates failed" in faulty.reason and "OverflowError" in faulty.reason
+    assert sum("handling an update failed" in r.message for r in caplog.records) == 1

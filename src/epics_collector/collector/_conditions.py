@@ -88,6 +88,6 @@ class When(BaseModel):
 class Trigger(When):
     """A trigger window: freeze ``pre`` seconds before and ``post`` after each firing."""
 
-    pre: float = Field(default=10.0, ge=0, description="seconds before the trigger")
-    post: float = Field(default=5.0, ge=0, description="seconds after the trigger")
+    pre: float = Field(default=10.0, ge=0, le=86400, description="seconds before the trigger")
+    post: float = Field(default=5.0, ge=0, le=86400, description="seconds after the trigger")
     max_snapshots: int = Field(default=10, ge=1, le=1000, description="oldest are discarded")

@@ -46,8 +46,15 @@ class Compress(BaseModel):
     algorithm: Literal["every", "mean", "min", "max", "median", "first", "last", "periodic"] = (
         "every"
     )
-    n: int = Field(default=1, ge=1, description="inputs per output for N-to-1 algorithms")
-    period: float | None = Field(default=None, gt=0, description="seconds, for periodic")
+    n: int = Field(
+        default=1, ge=1, le=1_000_000, description="inputs per output for N-to-1 algorithms"
+    )
+    period: float | None = Field(
+        default=None,
+        ge=1e-6,
+        le=31_536_000,
+        description="seconds, for periodic (1 us .. 1 year)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Compress:

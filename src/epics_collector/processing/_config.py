@@ -31,7 +31,7 @@ class Period(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    period: float = Field(gt=0, le=86400)
+    period: float = Field(ge=0.001, le=86400, description="seconds (1 ms .. 1 day)")
 
 
 class Distribute(BaseModel):

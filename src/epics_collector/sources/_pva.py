@@ -166,7 +166,9 @@ class _PvaSubscription:
         try:
             self._connected = False
             self._listener.on_connection(
-                False, f"recording its updates failed ({self._failures} so far): {error}"
+                False,
+                f"recording its updates failed ({self._failures} so far): "
+                f"{type(error).__name__}: {error}",
             )
         except Exception:  # the listener itself is broken: the log is all that is left
             log.exception("%s: reporting a failure failed", self.name)

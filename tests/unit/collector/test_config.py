@@ -1,4 +1,5 @@
 import pytest
+from pydantic import ValidationError
 
 from epics_collector.collector import CollectorConfig, default_alias
 from epics_collector.core import ConfigError, validate_config
@@ -74,3 +75,13 @@ def test_channel_kind_rules(channel, error):
 def test_trigger_config_errors(extra, error):
     with pytest.raises(ConfigError, match=error):
         validate_config(CollectorConfig, {"channels": ["A"], **extra})
+
+
+@pytest.mark.parametrize(
+    "compress",
+    [{"algorithm": "periodic", "period": 1e-300}, {"algorithm": "mean", "n": 10**9}],
+)
+def test_numbers_that_cannot_work_are_refused(compress):
+    """Issue 18: a periodic period of 1e-300 overflowed at run time; now it is refused."""
+    with pytest.raises(ValidationError):
+        CollectorConfig.model_validate({"channels": [{"pv": "A", "compress": compress}]})

@@ -89,3 +89,32 @@ def test_clear():
     recorder.channels[0].on_update(Update(1.0, 1.0))
     recorder.clear()
     assert recorder.count == 0 and len(recorder.history(recorder.channels[0])) == 0
+
+
+def test_an_update_that_cannot_be_recorded_is_counted_and_the_others_go_on():
+    """Issue 18, finding 1: isolation of a channel whose recording raises."""
+    from epics_collector.collector import CollectorConfig, Recorder
+    from epics_collector.collector._recorder import Event
+    from epics_collector.core import Update
+
+    events: list[tuple[Event, str]] = []
+    bad_config = {"pv": "BAD", "deadband": {"absolute": 0}}  # a channel that reduces
+    config = CollectorConfig.model_validate({"channels": ["GOOD", bad_config]})
+    recorder = Recorder(config, lambda event, channel: events.append((event, channel.alias)))
+    good, bad = recorder.channels
+
+    def broken(row):
+        raise OverflowError("a bug")
+
+    bad.reducer.push = broken  # type: ignore[method-assign]
+    recorder.start()
+    for i in range(5):
+        good.on_update(Update(float(i), 100.0 + i))
+        bad.on_update(Update(float(i), 100.0 + i))
+    assert list(recorder.history(good).value) == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert len(bad.ring) == 0
+    assert (recorder.dropped, bad.lost, bad.failures) == (5, 5, 5)
+    assert events.count((Event.BAD_VALUE, "BAD")) == 5
+    assert (
+        "recording its updates failed (5 so far" in bad.problem and "OverflowError" in bad.problem
+    )
