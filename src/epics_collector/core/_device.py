@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
@@ -22,6 +23,9 @@ ConfigT = TypeVar("ConfigT", bound=DeviceConfig)
 current_caller: ContextVar[Caller] = ContextVar("current_caller", default=Caller())  # noqa: B039 (frozen)
 PvWatcher = Callable[[list[AttrR[Any]], list[str]], None]
 log = logging.getLogger(__name__)
+#: What handlers raise to refuse a request (bad input, not allowed, no such thing); any
+#: other exception is a bug and is logged with its traceback.
+REFUSALS = (ValueError, PermissionError, LookupError)
 
 
 class PutError(Exception):
@@ -159,6 +163,8 @@ class Device(Generic[ConfigT]):
         try:
             await attr.put(self, value)
         except Exception as error:  # any handler failure is reported, never fatal
+            if not isinstance(error, REFUSALS):  # a bug, not the request: keep its traceback
+                log.exception("put to %s", name)
             text = f"put to {name} refused: {error}"
             self.report(text, Severity.MINOR)
             raise PutError(text) from error
@@ -172,13 +178,20 @@ class Device(Generic[ConfigT]):
             raise RpcError(f"no RPC named {name}")
         extra = {"caller": caller or Caller()} if handler.with_caller else {}
         try:
-            return await handler.method(self, **arguments, **extra)
+            inspect.signature(handler.method).bind(self, **arguments, **extra)
         except TypeError as error:
             text = f"{name}: bad arguments {sorted(arguments)}: {error}"
+            self.report(text, Severity.MINOR)
+            raise RpcError(text) from None
+        try:
+            return await handler.method(self, **arguments, **extra)
         except RpcError as error:
             text = f"{name}: {error}"
-        except Exception as error:
+        except REFUSALS as error:
             text = f"{name} failed: {error}"
+        except Exception as error:  # a bug, not the request: keep its traceback
+            log.exception("RPC %s", name)
+            text = f"{name} failed: {type(error).__name__}: {error}"
         self.report(text, Severity.MINOR)
         raise RpcError(text)
 

@@ -147,6 +147,8 @@ class _PvaSubscription:
             number = self._sequence(value) if self._sequence is not None else None
             update = Update(self._decode(value), seconds, severity, status, number)
         except Exception as error:  # an undecodable source is reported, never fatal
+            self._connected = False  # so a later decodable update reports the reconnect
+            self._decode = None  # the source may have changed its type: choose again
             self._listener.on_connection(False, f"cannot decode {self.name}: {error}")
             return
         if number is not None:

@@ -114,6 +114,18 @@ def test_failing_command_and_read_only_pv():
         asyncio.run(device.put("Value", 1))
 
 
+def test_a_bug_in_a_handler_is_logged_with_its_traceback(caplog):
+    """Issue 18, finding 9: an RpcError/PutError alone left no trace of a bug."""
+    device = Example({})
+    with pytest.raises(PutError, match="boom"):
+        asyncio.run(device.put("Explode", 1))  # RuntimeError: a bug
+    with pytest.raises(RpcError, match="Add failed"):
+        asyncio.run(device.call("Add", {"a": "x", "b": "2"}))  # ValueError: a refusal
+    logged = [r for r in caplog.records if r.exc_info]
+    assert [r.getMessage() for r in logged] == ["put to Explode"]
+    assert "RuntimeError: boom" in caplog.text
+
+
 def test_rpc_result_and_errors():
     device = Example({})
     assert asyncio.run(device.call("Add", {"a": "1", "b": "2"})) == "3.0"
