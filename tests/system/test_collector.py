@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from p4p.client.thread import RemoteError
 
-from epics_collector.process import ManagedProcess, wait_until
+from epics_collector.process import ManagedProcess, wait_for, wait_until
 from epics_collector.pva import Client
 from epics_collector.sim import PvaSource, SimIoc
 
@@ -201,13 +201,22 @@ def test_persisting_collector_survives_sigkill(sim_ioc, network, prefix, ctx, tm
     try:
         with Client(network) as fresh:  # a new client: no reconnect back-off from the kill
             wait_state(fresh, prefix, "Recording")  # it resumes what it was doing
-            after = set(fresh.get(prefix + "c:Time"))
+            wait_for(lambda: fresh.get(prefix + "c:Time")[-1] > killed_at + 1, 10, "new rows")
+            table = fresh.get(prefix + "c:Table").value
+            after = set(table.time)
         assert "reloaded" in second.output()
     finally:
         second.stop()
     flushed = [t for t in before if t < killed_at - 1.0]
     assert len(flushed) >= 15
     assert not [t for t in flushed if t not in after], "rows flushed before the kill are missing"
+    # one gap row marks the outage (issue 18, finding 6): after what was on disk, before
+    # what came after the restart
+    gaps = [i for i, s in enumerate(table.severity) if s == 3 and math.isnan(table.value[i])]
+    assert len(gaps) == 1, list(zip(table.time, table.value, table.severity, strict=True))[-30:]
+    gap = gaps[0]
+    assert table.time[gap - 1] <= killed_at < table.time[gap + 1]
+    assert table.status[gap] == 7  # CLIENT, as a disconnect's gap
 
 
 def test_dropped_stays_zero_under_rated_load(network, collector, prefix, ctx):

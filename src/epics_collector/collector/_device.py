@@ -459,8 +459,11 @@ class Collector(Device[CollectorConfig]):
         self.recorder.dropped = int(meta.get("dropped", 0))
         self.recorder.overruns = int(meta.get("overruns", 0))
         loaded = sum(len(ch.ring) for ch in self.recorder.channels)
+        resume = bool(meta.get("recording", False))
+        if resume:  # it was recording when it stopped without Stop: mark the outage
+            self.recorder.outage(float(meta.get("flushed", _now())))
         self.report(f"reloaded {loaded} samples from {self._spill_dir}")
-        return bool(meta.get("recording", False))
+        return resume
 
     def _spill_for(self, channel: Channel) -> SpillFile:
         text = channel.config.kind == "string"
@@ -484,6 +487,7 @@ class Collector(Device[CollectorConfig]):
             "dropped": self.recorder.dropped,
             "overruns": self.recorder.overruns,
             "recording": self.recorder.recording,
+            "flushed": _now(),
         }
         write_json_atomic(self._spill_dir / "collector.json", meta)
 

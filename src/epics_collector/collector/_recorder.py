@@ -367,6 +367,26 @@ class Recorder:
             channel.unflushed = 0
             return rows
 
+    def outage(self, since: float) -> None:
+        """Nothing was recorded from ``since`` (a crash) until now: a gap row per channel.
+
+        The row goes after the channel's newest one, so the history shows a break where
+        the process was down instead of a line drawn across the outage.
+        """
+        with self.lock:
+            for channel in self.channels:
+                if (
+                    not channel.ring.sized
+                    or not channel.config.pv
+                    or channel.config.pv.startswith("push:")
+                ):
+                    continue
+                newest = channel.ring.columns(1).time
+                stamp = max(since, float(newest[0]) + 1e-6) if len(newest) else since
+                gap = (stamp, _gap_value(channel), Severity.INVALID, Status.CLIENT)
+                channel.reducer.reset()
+                self._append(channel, gap)
+
     def restore(self, channel: Channel, rows: Columns) -> None:
         """Put rows loaded from disk back (before recording starts)."""
         with self.lock:
