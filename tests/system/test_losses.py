@@ -230,7 +230,7 @@ def test_the_drain_thread_survives_a_listener_that_raises(network, caplog):
             wait_for(lambda: len(good.values) >= 1, 10, "the current value")
             with Context("pva", conf=network.client_conf(), useenv=False) as ctx:
                 ctx.put("SURV:Go", 1)
-            wait_for(lambda: count in good.values, 10, "the burst to reach the good listener")
+            wait_for(lambda: count in good.values, 30, "the burst to reach the good listener")
     finally:
         sources.close()
     assert good.values[-count:] == [float(v) for v in range(1, count + 1)]
