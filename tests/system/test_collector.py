@@ -238,3 +238,25 @@ def test_dropped_stays_zero_under_rated_load(network, collector, prefix, ctx):
         for i in range(10):
             values = ctx.get(prefix + f"c{i}:Value")
             assert np.array_equal(values, np.arange(0, 2001)), f"c{i} incomplete"
+
+
+def test_clear_while_flushing_leaves_only_what_came_after(network, device_process, prefix, ctx):
+    """Spill writes run in an executor now: a Clear must never be undone by a flush."""
+    config = {"channels": [{"pv": "CLRF0000", "alias": "c"}], "persist": True}
+    with PvaSource("CLRF", network.environ(), rate=1000):
+        ctx.put("CLRF:Go", 1)
+        first = device_process("collector", prefix, config)
+        ctx.put(prefix + "Start", 1)
+        assert wait_until(lambda: ctx.get(prefix + "Count") >= 1500, 10)  # a few flushes
+        ctx.put(prefix + "Clear", 1)
+        assert wait_until(lambda: ctx.get(prefix + "Count") >= 700, 10)
+        ctx.put(prefix + "Stop", 1)
+        wait_state(ctx, prefix, "Stopped")
+        kept = ctx.get(prefix + "c:Value")
+        first.stop()  # a clean stop: the last rows are flushed
+        device_process("collector", prefix, config)
+        with Client(network) as fresh:  # a new client: no reconnect back-off
+            assert wait_until(lambda: len(fresh.get(prefix + "c:Value")) > 0, 10)
+            reloaded = fresh.get(prefix + "c:Value")
+    assert np.all(np.diff(kept) == 1), "the history after Clear is not contiguous"
+    assert list(reloaded) == list(kept), "rows from before the Clear came back from disk"

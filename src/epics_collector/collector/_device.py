@@ -55,6 +55,12 @@ _now = time.time  # Push has an argument named time
 NEXUS_SUFFIXES = (".nxs", ".h5", ".hdf5", ".nx5")  # kept; other names get .nxs
 
 
+def _empty_all(spills: list[SpillFile]) -> None:
+    """Executor: empty every spill file (Clear)."""
+    for spill in spills:
+        spill.rewrite(Columns.empty())
+
+
 class CollectorStates(StrEnum):
     """States of a collector."""
 
@@ -131,6 +137,7 @@ class Collector(Device[CollectorConfig]):
         self._publisher: asyncio.Task[None] | None = None
         self._duration_timer: asyncio.TimerHandle | None = None
         self._spills: dict[str, SpillFile] = {}
+        self._spill_lock = asyncio.Lock()  # one flush or rewrite of the spill files at a time
         self._reported_missing: set[str] = set()
         # alias -> (overruns, missing) last reported in Message
         self._reported_losses: dict[str, tuple[int, int]] = {}
@@ -303,10 +310,11 @@ class Collector(Device[CollectorConfig]):
     @command(name="Clear")
     async def clear_history(self) -> None:
         """Forget the recorded history and the counters."""
-        self.recorder.clear()
-        self._reported_losses.clear()
-        for spill in self._spills.values():
-            spill.rewrite(Columns.empty())
+        async with self._spill_lock:  # never under a flush that took rows before the clear
+            self.recorder.clear()
+            self._reported_losses.clear()
+            spills = list(self._spills.values())
+            await asyncio.get_running_loop().run_in_executor(None, _empty_all, spills)
         if self.state.value != CollectorStates.RECORDING:
             self.set_state(CollectorStates.IDLE)
         self.report("history cleared")
@@ -472,23 +480,37 @@ class Collector(Device[CollectorConfig]):
 
     @scan(0.5)
     async def flush(self) -> None:
-        """Spill newly recorded rows to disk (persist: true), at least every second."""
+        """Spill newly recorded rows to disk (persist: true), at least every second.
+
+        The writes, fsyncs and compactions run in an executor: the event loop keeps
+        serving PVs meanwhile (the recorder's lock guards the rows taken).
+        """
         if not self.config.persist or not self._spills:
             return
-        for channel in self.recorder.channels:
-            spill = self._spills[channel.alias]
+        async with self._spill_lock:
+            spills = [(ch, self._spills.get(ch.alias)) for ch in self.recorder.channels]
+            meta = {
+                "pushed": dict(self._pushed),
+                "count": self.recorder.count,
+                "dropped": self.recorder.dropped,
+                "overruns": self.recorder.overruns,
+                "recording": self.recorder.recording,
+                "flushed": _now(),
+            }
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, self._write_spills, spills, meta)
+
+    def _write_spills(
+        self, spills: list[tuple[Channel, SpillFile | None]], meta: dict[str, Any]
+    ) -> None:
+        """Executor: append what each channel recorded since the last flush; the meta file."""
+        for channel, spill in spills:
+            if spill is None:  # a pushed channel made meanwhile: its rows wait for next time
+                continue
             spill.append(self.recorder.take_unflushed(channel))
             spill.flush()
             if self.config.mode == "ring" and spill.rows_on_disk > 4 * self.config.capacity:
                 spill.rewrite(self.recorder.history(channel))
-        meta = {
-            "pushed": self._pushed,
-            "count": self.recorder.count,
-            "dropped": self.recorder.dropped,
-            "overruns": self.recorder.overruns,
-            "recording": self.recorder.recording,
-            "flushed": _now(),
-        }
         write_json_atomic(self._spill_dir / "collector.json", meta)
 
     # lifecycle ------------------------------------------------------------------------------
