@@ -236,3 +236,34 @@ def test_the_drain_thread_survives_a_listener_that_raises(network, caplog):
     assert good.values[-count:] == [float(v) for v in range(1, count + 1)]
     assert "recording its updates failed" in faulty.reason and "OverflowError" in faulty.reason
     assert sum("handling an update failed" in r.message for r in caplog.records) == 1
+
+
+def test_an_undecodable_source_is_reported_once(network, collector, prefix, ctx, caplog):
+    """A source without a value field: not connected, said once, not per update."""
+    from p4p import Type
+    from p4p import Value as PvaValue
+    from p4p.nt import NTScalar
+    from p4p.server import Server, StaticProvider
+    from p4p.server.thread import SharedPV
+
+    shape = Type([("x", "d")])
+    odd = SharedPV(initial=PvaValue(shape, {"x": 0.0}))
+    marker = SharedPV(nt=NTScalar("d"), initial=0.0)
+    provider = StaticProvider("undecodable")
+    provider.add(prefix + "ODD", odd)
+    provider.add(prefix + "MARK", marker)
+    channels = [{"pv": prefix + "ODD", "alias": "odd"}, {"pv": prefix + "MARK", "alias": "mark"}]
+
+    def reports() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "cannot decode" in r.getMessage()]
+
+    with Server(providers=[provider], conf=network.server_conf(), useenv=False):
+        collector({"channels": channels})
+        wait_for(lambda: ctx.get(prefix + "mark:Connected") == 1, 10, "the marker")
+        ctx.put(prefix + "Start", 1)
+        for x in range(1, 6):
+            odd.post(PvaValue(shape, {"x": float(x)}))
+        marker.post(1.0)  # drained after the odd updates: when it is recorded, they were seen
+        wait_for(lambda: 1.0 in list(ctx.get(prefix + "mark:Value")), 10, "the marker")
+        assert ctx.get(prefix + "odd:Connected") == 0
+    assert len(reports()) == 1, reports()

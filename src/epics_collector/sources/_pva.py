@@ -105,6 +105,7 @@ class _PvaSubscription:
         self.name, self._listener, self._ctx = name, listener, ctx
         self._queue_size = queue_size if queue_size > 1 else 4  # pvxs's default below 2
         self._connected = False
+        self._undecodable = False  # the last update could not be decoded (reported once)
         self._decode: Decoder | None = None
         self._sequence: Callable[[Value], int] | None = None
         self._last_number: int | None = None
@@ -136,9 +137,6 @@ class _PvaSubscription:
                 self._last_number = None  # what is posted meanwhile lies inside the gap
                 self._listener.on_connection(False, reason)
             return
-        if not self._connected:
-            self._connected = True
-            self._listener.on_connection(True, "connected")
         try:
             if self._decode is None:
                 self._decode = _decoder(value)
@@ -147,10 +145,15 @@ class _PvaSubscription:
             number = self._sequence(value) if self._sequence is not None else None
             update = Update(self._decode(value), seconds, severity, status, number)
         except Exception as error:  # an undecodable source is reported, never fatal
-            self._connected = False  # so a later decodable update reports the reconnect
             self._decode = None  # the source may have changed its type: choose again
-            self._listener.on_connection(False, f"cannot decode {self.name}: {error}")
+            if self._connected or not self._undecodable:  # once, not per update
+                self._connected, self._undecodable = False, True
+                self._listener.on_connection(False, f"cannot decode {self.name}: {error}")
             return
+        self._undecodable = False
+        if not self._connected:  # connected, or decodable again: say so
+            self._connected = True
+            self._listener.on_connection(True, "connected")
         if number is not None:
             self._check_sequence(number)
         self._listener.on_update(update)
