@@ -375,12 +375,8 @@ class Recorder:
         """
         with self.lock:
             for channel in self.channels:
-                if (
-                    not channel.ring.sized
-                    or not channel.config.pv
-                    or channel.config.pv.startswith("push:")
-                ):
-                    continue
+                if not channel.ring.sized or channel.config.pv.startswith("push:"):
+                    continue  # nothing recorded yet, or pushed: no source was lost
                 newest = channel.ring.columns(1).time
                 stamp = max(since, float(newest[0]) + 1e-6) if len(newest) else since
                 gap = (stamp, _gap_value(channel), Severity.INVALID, Status.CLIENT)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import signal
 import time
 from collections.abc import Callable
@@ -31,10 +30,6 @@ async def serve_until_signal(
         async with DeviceServer(device, prefix, network) as server:
             if on_ready is not None:
                 on_ready(server)
-            # Everything alive now lives as long as the process: keep it out of the
-            # cyclic collector's full passes, which would otherwise stall the sources'
-            # drain thread for milliseconds (long enough for a monitor queue to fill).
-            gc.freeze()
             await stop.wait()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
