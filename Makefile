@@ -41,7 +41,7 @@ bench: .SHELLFLAGS := -o pipefail -c
 bench: install browser
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/lock.txt -r requirements/bench.txt
 	mkdir -p build && : > build/bench.log
-	for b in pva_baseline collector_throughput collector_compress export processing_latency \
+	for b in pva_baseline collector_throughput collector_compress export spill_engine processing_latency \
 	         pvapy_compare factory client web; do \
 	  $(BIN)/python bench/$$b.py 2>&1 | tee -a build/bench.log || exit 1; \
 	done

@@ -6,9 +6,13 @@ import json
 import multiprocessing
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from epics_collector.pva import Network
+from epics_collector.storage import Columns, SpillStore
 
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -73,4 +77,13 @@ def report(name: str, figures: dict[str, float], targets: dict[str, float] | Non
     print("JSON " + json.dumps(line))
 
 
-__all__ = ["Network", "ServerProcess", "report", "wait_quiet"]
+def prewritten_history(data: Path, alias: str, samples: int) -> None:
+    """Write ``samples`` rows of channel ``alias`` into a collector's spill store."""
+    store = SpillStore(data / "spill" / "history.sqlite")
+    t = 1.7e9 + np.arange(samples, dtype=float)
+    zeros = np.zeros(samples, np.int8)
+    store.write([(alias, Columns(t, t * 2, zeros, zeros))])
+    store.close()
+
+
+__all__ = ["Network", "ServerProcess", "prewritten_history", "report", "wait_quiet"]

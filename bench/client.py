@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 from p4p.client.thread import Context
 
-from _common import Network, report
+from _common import Network, prewritten_history, report
 from epics_collector.client import Collector
 from epics_collector.process import DeviceProcess
-from epics_collector.storage import Columns, SpillFile
 
 
 def timed(fn: object, repeats: int) -> float:
@@ -41,10 +40,7 @@ def main() -> None:
     network = Network.loopback()
     with tempfile.TemporaryDirectory() as root:
         data = Path(root)
-        t = np.arange(args.samples, dtype=float)
-        spill = SpillFile(data / "spill" / "HIST.rec")
-        spill.append(Columns(t, t * 2, np.zeros_like(t, np.int8), np.zeros_like(t, np.int8)))
-        spill.flush()
+        prewritten_history(data, "HIST", args.samples)
         config = {
             "channels": [{"pv": "NOPE:HIST", "alias": "HIST"}],
             "capacity": args.samples,

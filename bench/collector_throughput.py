@@ -16,16 +16,14 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any, cast
 
-import numpy as np
 import psutil
 from p4p.client import raw as raw_client
 from p4p.client.thread import Context
 
-from _common import Network, ServerProcess, report, wait_quiet
+from _common import Network, ServerProcess, prewritten_history, report, wait_quiet
 from epics_collector.process import DeviceProcess, wait_until
 from epics_collector.pva import Client
 from epics_collector.sim import PvaSource
-from epics_collector.storage import Columns, SpillFile
 from pva_baseline import array_server
 
 QUEUE = 100_000
@@ -224,10 +222,7 @@ def raw_many_channels(network: Network, channels: int, seconds: float) -> dict[s
 
 def history_get(network: Network, samples: int, data: Path, gets: int = 20) -> dict[str, float]:
     """Get of a ``samples``-row Value history vs raw p4p; resident bytes per sample."""
-    spill = SpillFile(data / "spill" / "HIST.rec")
-    t = np.arange(samples, dtype=float)
-    spill.append(Columns(t, t * 2, np.zeros(samples, np.int8), np.zeros(samples, np.int8)))
-    spill.flush()
+    prewritten_history(data, "HIST", samples)
     figures: dict[str, float] = {}
     empty_config = {"channels": [{"pv": "NOPE:HIST", "alias": "HIST"}], "capacity": samples}
     with DeviceProcess(

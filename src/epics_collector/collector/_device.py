@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ import numpy as np
 from epics_collector.collector._conditions import Condition
 from epics_collector.collector._config import ChannelConfig, CollectorConfig
 from epics_collector.collector._exporting import Annotations, gather
+from epics_collector.collector._persistence import FlushOutcome, Persistence
 from epics_collector.collector._push import MAX_PUSHED_CHANNELS, parse_push
 from epics_collector.collector._pvs import ChannelPvs
 from epics_collector.collector._recorder import Channel, Event, Recorder
@@ -41,8 +41,6 @@ from epics_collector.core import (
     validate_config,
 )
 from epics_collector.storage import (
-    Columns,
-    SpillFile,
     confined_path,
     write_csv,
     write_json_atomic,
@@ -53,12 +51,6 @@ from epics_collector.upload import make_uploader
 log = logging.getLogger(__name__)
 _now = time.time  # Push has an argument named time
 NEXUS_SUFFIXES = (".nxs", ".h5", ".hdf5", ".nx5")  # kept; other names get .nxs
-
-
-def _empty_all(spills: list[SpillFile]) -> None:
-    """Executor: empty every spill file (Clear)."""
-    for spill in spills:
-        spill.rewrite(Columns.empty())
 
 
 class CollectorStates(StrEnum):
@@ -136,8 +128,16 @@ class Collector(Device[CollectorConfig]):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._publisher: asyncio.Task[None] | None = None
         self._duration_timer: asyncio.TimerHandle | None = None
-        self._spills: dict[str, SpillFile] = {}
-        self._spill_lock = asyncio.Lock()  # one flush or rewrite of the spill files at a time
+        self.persistence: Persistence | None = None
+        if self.config.persist:
+            self.persistence = Persistence(
+                self._spill_dir,
+                self.recorder,
+                capacity=self.config.capacity,
+                ring=self.config.mode == "ring",
+            )
+        self._spill_lock = asyncio.Lock()  # one flush or clear of the spill store at a time
+        self._flush_failing = False
         self._reported_missing: set[str] = set()
         # alias -> (overruns, missing) last reported in Message
         self._reported_losses: dict[str, tuple[int, int]] = {}
@@ -266,8 +266,8 @@ class Collector(Device[CollectorConfig]):
         self._pushed[alias] = kind
         self._pvs[alias] = ChannelPvs(self.add_pv, self.recorder, channel)
         self._pvs[alias].connected.set(True)
-        if self.config.persist:
-            self._spills[alias] = self._spill_for(channel)
+        if self.persistence is not None:
+            self.persistence.add_channel(channel)
         self.report(f"extra channel {alias} ({kind}) created by a push")
         return channel
 
@@ -313,8 +313,8 @@ class Collector(Device[CollectorConfig]):
         async with self._spill_lock:  # never under a flush that took rows before the clear
             self.recorder.clear()
             self._reported_losses.clear()
-            spills = list(self._spills.values())
-            await asyncio.get_running_loop().run_in_executor(None, _empty_all, spills)
+            if self.persistence is not None:
+                await asyncio.get_running_loop().run_in_executor(None, self.persistence.clear)
         if self.state.value != CollectorStates.RECORDING:
             self.set_state(CollectorStates.IDLE)
         self.report("history cleared")
@@ -452,43 +452,40 @@ class Collector(Device[CollectorConfig]):
     def _spill_dir(self) -> Path:
         return self.data_dir / "spill"
 
-    def _load_spills(self) -> bool:
+    def _load_spills(self, persistence: Persistence) -> bool:
         """Reload what a previous run of this collector wrote; True if it was recording."""
-        meta_path = self._spill_dir / "collector.json"
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-        for alias, kind in meta.get("pushed", {}).items():
-            self._add_pushed_channel(alias, kind)
-        for channel in self.recorder.channels:
-            spill = self._spills.setdefault(channel.alias, self._spill_for(channel))
-            self.recorder.restore(channel, spill.load())
+        aliases = {ch.alias for ch in self.recorder.channels}
+        restored = persistence.open(aliases)
+        meta = restored.meta
+        for alias, kind in dict(meta.get("pushed", {})).items():
+            if alias not in aliases:
+                self._add_pushed_channel(alias, kind)
+        persistence.restore(restored)
+        for problem in restored.problems:
+            self.report(problem, Severity.MINOR)
         if not meta:
             return False
         self.recorder.count = int(meta.get("count", 0))
         self.recorder.dropped = int(meta.get("dropped", 0))
         self.recorder.overruns = int(meta.get("overruns", 0))
-        loaded = sum(len(ch.ring) for ch in self.recorder.channels)
         resume = bool(meta.get("recording", False))
         if resume:  # it was recording when it stopped without Stop: mark the outage
             self.recorder.outage(float(meta.get("flushed", _now())))
-        self.report(f"reloaded {loaded} samples from {self._spill_dir}")
+        if not restored.problems:
+            self.report(f"reloaded {restored.samples} samples from {self._spill_dir}")
         return resume
-
-    def _spill_for(self, channel: Channel) -> SpillFile:
-        text = channel.config.kind == "string"
-        suffix = "jsonl" if text else "rec"
-        return SpillFile(self._spill_dir / f"{channel.alias}.{suffix}", text=text)
 
     @scan(0.5)
     async def flush(self) -> None:
         """Spill newly recorded rows to disk (persist: true), at least every second.
 
-        The writes, fsyncs and compactions run in an executor: the event loop keeps
-        serving PVs meanwhile (the recorder's lock guards the rows taken).
+        The writes run in an executor: the event loop keeps serving PVs meanwhile (the
+        recorder's lock guards the rows taken). A failed write keeps its rows for the
+        next flush; see :class:`Persistence`.
         """
-        if not self.config.persist or not self._spills:
+        if self.persistence is None:
             return
         async with self._spill_lock:
-            spills = [(ch, self._spills.get(ch.alias)) for ch in self.recorder.channels]
             meta = {
                 "pushed": dict(self._pushed),
                 "count": self.recorder.count,
@@ -498,20 +495,28 @@ class Collector(Device[CollectorConfig]):
                 "flushed": _now(),
             }
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, self._write_spills, spills, meta)
+            outcome = await loop.run_in_executor(None, self.persistence.flush, meta)
+        self._report_flush(outcome)
 
-    def _write_spills(
-        self, spills: list[tuple[Channel, SpillFile | None]], meta: dict[str, Any]
-    ) -> None:
-        """Executor: append what each channel recorded since the last flush; the meta file."""
-        for channel, spill in spills:
-            if spill is None:  # a pushed channel made meanwhile: its rows wait for next time
-                continue
-            spill.append(self.recorder.take_unflushed(channel))
-            spill.flush()
-            if self.config.mode == "ring" and spill.rows_on_disk > 4 * self.config.capacity:
-                spill.rewrite(self.recorder.history(channel))
-        write_json_atomic(self._spill_dir / "collector.json", meta)
+    def _report_flush(self, outcome: FlushOutcome) -> None:
+        if outcome.given_up:
+            self.recorder.count_dropped(outcome.given_up)
+        if outcome.error is not None:
+            self._flush_failing = True
+            lost = f"; {self.persistence.given_up if self.persistence else 0} rows given up"
+            self.report(
+                f"writing the history to disk failed ({outcome.error}): {outcome.waiting} rows "
+                f"wait in memory and are retried every 0.5 s{lost if outcome.given_up else ''}",
+                Severity.MAJOR,
+            )
+        elif self._flush_failing:
+            self._flush_failing = False
+            given_up = self.persistence.given_up if self.persistence else 0
+            self.report(
+                f"writing the history to disk works again ({outcome.written} rows written"
+                + (f"; {given_up} rows were given up, counted in Dropped)" if given_up else ")"),
+                Severity.MINOR if given_up else Severity.NO_ALARM,
+            )
 
     # lifecycle ------------------------------------------------------------------------------
 
@@ -520,7 +525,7 @@ class Collector(Device[CollectorConfig]):
         self._loop = asyncio.get_running_loop()
         if self.sources is None:
             raise RuntimeError("no source transport: run the collector with sources")
-        resume = self._load_spills() if self.config.persist else False
+        resume = False if self.persistence is None else self._load_spills(self.persistence)
         for channel in self.recorder.channels:
             queue_size = self.config.queue_size_for(channel.config)
             listeners: list[tuple[str, Any]] = [(channel.config.pv, channel)]
@@ -596,6 +601,8 @@ class Collector(Device[CollectorConfig]):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._upload_task
         await self.flush.method(self)
+        if self.persistence is not None:
+            self.persistence.close()
         if self._publisher is not None:
             self._publisher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

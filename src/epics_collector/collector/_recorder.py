@@ -28,6 +28,9 @@ from epics_collector.storage import Columns, Ring
 log = logging.getLogger(__name__)
 
 
+EPICS_EPOCH = 631152000.0  # 1990-01-01: EPICS time 0; a source time at or before it is none
+
+
 class Event(StrEnum):
     """What the recorder tells the device."""
 
@@ -50,6 +53,7 @@ class Channel:
     latest: Update | None = None
     changed: bool = True
     problem: str = ""
+    stamped_here: bool = False  # an update without a valid source time was seen
     overruns: int = 0  # times the source's monitor queue filled while recording
     lost: int = 0  # updates known to be lost (sequence gaps, bad values, full)
     missing: int = 0  # of which missing from the source's sequence numbers
@@ -245,7 +249,17 @@ class Recorder:
             )
             self.notify(Event.BAD_VALUE, channel)
             return
-        row: Row | None = (update.timestamp, value, update.severity, update.status)
+        stamp = update.timestamp
+        if not EPICS_EPOCH < stamp < math.inf:  # never processed (UDF) or no time sent
+            stamp = time.time()
+            if not channel.stamped_here:
+                channel.stamped_here = True
+                channel.problem = (
+                    f"{channel.alias}: the source sent no valid timestamp ({update.timestamp!r});"
+                    " such updates are recorded with the time they arrived"
+                )
+                self.notify(Event.BAD_VALUE, channel)
+        row: Row | None = (stamp, value, update.severity, update.status)
         if not channel.reducer.passes_everything:
             row = channel.reducer.push(row)
         if row is not None:
@@ -349,6 +363,11 @@ class Recorder:
             self.count = 0
             self.dropped = 0
             self.overruns = 0
+
+    def count_dropped(self, rows: int) -> None:
+        """Rows lost after recording (not written to disk): counted in Dropped."""
+        with self.lock:
+            self.dropped += rows
 
     def history(self, channel: Channel) -> Columns:
         """A copy of a channel's rows, oldest first."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from epics_collector.storage import Columns, SpillFile, write_json_atomic
+from epics_collector.storage import Columns, SpillStore, concat, write_json_atomic
 
 
 @dataclass
@@ -35,20 +35,28 @@ def window(rows: Columns, start: float, end: float) -> Columns:
     return Columns(rows.time[keep], rows.value[keep], rows.severity[keep], rows.status[keep])
 
 
+ROWS = "rows.sqlite"
+
+
+def _rows(parts: list[Columns], text: bool) -> Columns:
+    return concat(*parts) if parts else Columns.empty(object if text else np.float64)
+
+
 class SnapshotStore:
-    """Snapshots under ``directory/<id>/``: ``snapshot.json`` and one spill file per channel."""
+    """Snapshots under ``directory/<id>/``: ``snapshot.json`` and the rows (``rows.sqlite``)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    def save(self, snapshot: Snapshot, text_aliases: set[str]) -> None:
+    def save(self, snapshot: Snapshot) -> None:
         """Write a snapshot (its JSON last, so a half-written one is never loaded)."""
         folder = self.directory / str(snapshot.id)
         folder.mkdir(parents=True, exist_ok=True)
-        for alias, rows in snapshot.rows.items():
-            text = alias in text_aliases
-            spill = SpillFile(folder / f"{alias}.{'jsonl' if text else 'rec'}", text=text)
-            spill.rewrite(rows)
+        store = SpillStore(folder / ROWS)
+        try:
+            store.write(snapshot.rows.items())
+        finally:
+            store.close()
         meta = {
             "id": snapshot.id,
             "trigger_time": snapshot.trigger_time,
@@ -64,11 +72,14 @@ class SnapshotStore:
         found = []
         for meta_path in self.directory.glob("*/snapshot.json"):
             meta = json.loads(meta_path.read_text())
-            rows = {}
-            for alias in meta["aliases"]:
-                text = alias in text_aliases
-                suffix = "jsonl" if text else "rec"
-                rows[alias] = SpillFile(meta_path.parent / f"{alias}.{suffix}", text=text).load()
+            store = SpillStore(meta_path.parent / ROWS)
+            try:
+                rows = {
+                    alias: _rows(store.load(alias).parts, alias in text_aliases)
+                    for alias in meta["aliases"]
+                }
+            finally:
+                store.close()
             found.append(
                 Snapshot(
                     meta["id"],

@@ -124,7 +124,7 @@ class TriggerWindows:
             rows[channel.alias] = window(history, start, end)
         snapshot = Snapshot(snapshot_id, at, start, end, rows, complete)
         if self.store is not None:
-            self.store.save(snapshot, self._texts)
+            self.store.save(snapshot)
         self._keep(snapshot)
         self._publish_table()
         if not complete:

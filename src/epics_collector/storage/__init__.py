@@ -9,7 +9,7 @@ from epics_collector.storage._export import (
 )
 from epics_collector.storage._paths import PathError, confined_path, existing_inside
 from epics_collector.storage._ring import Columns, Ring, concat
-from epics_collector.storage._spill import SpillFile, write_json_atomic
+from epics_collector.storage._spill import SpillStore, write_json_atomic
 
 __all__ = [
     "ChannelData",
@@ -18,7 +18,7 @@ __all__ = [
     "PathError",
     "Ring",
     "SnapshotData",
-    "SpillFile",
+    "SpillStore",
     "concat",
     "confined_path",
     "existing_inside",

@@ -35,6 +35,10 @@ class Columns:
             return self
         return Columns(self.time[-n:], self.value[-n:], self.severity[-n:], self.status[-n:])
 
+    def select(self, keep: np.ndarray) -> Columns:
+        """The rows where ``keep`` (a boolean mask) is true."""
+        return Columns(self.time[keep], self.value[keep], self.severity[keep], self.status[keep])
+
     @classmethod
     def empty(cls, dtype: npt.DTypeLike = np.float64) -> Columns:
         """No rows."""
@@ -224,11 +228,13 @@ class Ring:
         self._allocate(min(_FIRST_ALLOCATION, self.capacity))
 
 
-def concat(a: Columns, b: Columns) -> Columns:
-    """Rows of ``a`` then rows of ``b``."""
+def concat(*parts: Columns) -> Columns:
+    """The rows of every part, in order (one part is returned as it is)."""
+    if len(parts) == 1:
+        return parts[0]
     return Columns(
-        np.concatenate([a.time, b.time]),
-        np.concatenate([a.value, b.value]),
-        np.concatenate([a.severity, b.severity]),
-        np.concatenate([a.status, b.status]),
+        np.concatenate([p.time for p in parts]),
+        np.concatenate([p.value for p in parts]),
+        np.concatenate([p.severity for p in parts]),
+        np.concatenate([p.status for p in parts]),
     )

@@ -1,7 +1,10 @@
 import math
+import time
 
 from epics_collector.collector import CollectorConfig, Event, Recorder
 from epics_collector.core import Severity, Status, Update
+
+T = 1.7e9  # a source time (times at or before 1990 are replaced by the arrival time)
 
 
 def make(**config):
@@ -16,14 +19,14 @@ def make(**config):
 def test_records_only_while_recording_and_keeps_time_and_alarm():
     recorder, _ = make()
     a = recorder.channels[0]
-    a.on_update(Update(1.0, 100.0))
+    a.on_update(Update(1.0, T + 100.0))
     recorder.start()  # the current value is recorded at start
-    a.on_update(Update(2.0, 101.0, Severity.MAJOR, Status.DEVICE))
+    a.on_update(Update(2.0, T + 101.0, Severity.MAJOR, Status.DEVICE))
     recorder.stop()
-    a.on_update(Update(3.0, 102.0))
+    a.on_update(Update(3.0, T + 102.0))
     rows = recorder.history(a)
     assert list(rows.value) == [1.0, 2.0]
-    assert list(rows.time) == [100.0, 101.0]
+    assert list(rows.time) == [T + 100.0, T + 101.0]
     assert list(rows.severity) == [0, Severity.MAJOR]
     assert list(rows.status) == [0, Status.DEVICE]
     assert recorder.count == 2
@@ -33,7 +36,7 @@ def test_restart_does_not_record_the_same_latest_value_twice():
     recorder, _ = make()
     a = recorder.channels[0]
     recorder.start()
-    a.on_update(Update(1.0, 100.0))
+    a.on_update(Update(1.0, T + 100.0))
     recorder.stop()
     recorder.start()
     assert len(recorder.history(a)) == 1
@@ -44,7 +47,7 @@ def test_disconnect_while_recording_leaves_a_gap_row():
     a = recorder.channels[0]
     a.on_connection(True, "connected")
     recorder.start()
-    a.on_update(Update(1.0, 100.0))
+    a.on_update(Update(1.0, T + 100.0))
     a.on_connection(False, "disconnected")
     a.on_connection(True, "connected")
     a.on_update(Update(1.0, 200.0))
@@ -109,8 +112,8 @@ def test_an_update_that_cannot_be_recorded_is_counted_and_the_others_go_on():
     bad.reducer.push = broken  # type: ignore[method-assign]
     recorder.start()
     for i in range(5):
-        good.on_update(Update(float(i), 100.0 + i))
-        bad.on_update(Update(float(i), 100.0 + i))
+        good.on_update(Update(float(i), T + 100.0 + i))
+        bad.on_update(Update(float(i), T + 100.0 + i))
     assert list(recorder.history(good).value) == [0.0, 1.0, 2.0, 3.0, 4.0]
     assert len(bad.ring) == 0
     assert (recorder.dropped, bad.lost, bad.failures) == (5, 5, 5)
@@ -118,3 +121,18 @@ def test_an_update_that_cannot_be_recorded_is_counted_and_the_others_go_on():
     assert (
         "recording its updates failed (5 so far" in bad.problem and "OverflowError" in bad.problem
     )
+
+
+def test_an_update_without_a_source_time_gets_its_arrival_time_and_is_reported_once() -> None:
+    recorder, events = make()
+    a = recorder.channels[0]
+    recorder.start()
+    before = time.time()
+    a.on_update(Update(1.0, 0.0))  # a record never processed: EPICS time 0
+    a.on_update(Update(2.0, math.nan))
+    a.on_update(Update(3.0, T))
+    rows = recorder.history(a)
+    assert list(rows.value) == [1.0, 2.0, 3.0]
+    assert before <= rows.time[0] <= rows.time[1] <= time.time() and rows.time[2] == T
+    assert events.count((Event.BAD_VALUE, a.alias)) == 1
+    assert "no valid timestamp" in a.problem

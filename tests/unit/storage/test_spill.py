@@ -1,75 +1,99 @@
-from typing import Any
+"""The SQLite spill store: atomic flushes, damaged chunks skipped, bad times never served."""
+
+import sqlite3
+from pathlib import Path
 
 import numpy as np
+import pytest
 
-from epics_collector.storage import Columns, SpillFile
-from epics_collector.storage._spill import RECORD
-
-
-def rows(start: int, n: int, dtype: Any = np.float64) -> Columns:
-    t = np.arange(start, start + n, dtype=float)
-    values = t.astype(dtype) if dtype is not object else np.array([f"v{int(x)}" for x in t], object)
-    return Columns(t, values, np.full(n, 1, np.int8), np.full(n, 2, np.int8))
+from epics_collector.storage import Columns, SpillStore, concat
 
 
-def test_round_trip_and_append_across_runs(tmp_path):
-    spill = SpillFile(tmp_path / "a.rec")
-    spill.append(rows(0, 10))
-    spill.flush()
-    spill.append(rows(10, 5))
-    spill.flush()
-    loaded = SpillFile(tmp_path / "a.rec").load()
-    assert list(loaded.time) == list(range(15))
-    assert list(loaded.value) == list(range(15))
-    assert set(loaded.severity) == {1} and set(loaded.status) == {2}
+def rows(start: int, n: int, dtype: type = np.float64) -> Columns:
+    t = np.arange(start, start + n, dtype=np.float64) + 1.0
+    values = np.array([str(v) for v in t], object) if dtype is object else t * 2
+    return Columns(t, values, np.zeros(n, np.int8), np.zeros(n, np.int8))
 
 
-def test_torn_record_is_cut_off(tmp_path):
-    path = tmp_path / "a.rec"
-    spill = SpillFile(path)
-    spill.append(rows(0, 3))
-    spill.flush()
-    with path.open("ab") as file:
-        file.write(b"\x01" * (RECORD.itemsize - 5))  # a kill in the middle of a write
-    again = SpillFile(path)
-    assert list(again.load().time) == [0, 1, 2]
-    again.append(rows(3, 1))
-    again.flush()
-    assert list(SpillFile(path).load().time) == [0, 1, 2, 3]
+def loaded(store: SpillStore, channel: str) -> Columns:
+    parts = store.load(channel).parts
+    return concat(*parts) if parts else Columns.empty()
 
 
-def test_unflushed_rows_are_not_on_disk(tmp_path):
-    spill = SpillFile(tmp_path / "a.rec")
-    spill.append(rows(0, 3))
-    assert len(SpillFile(tmp_path / "a.rec").load()) == 0
+def test_chunks_reload_in_order_with_meta(tmp_path: Path) -> None:
+    store = SpillStore(tmp_path / "h.sqlite")
+    store.write([("a", rows(0, 10)), ("b", rows(0, 3, object))], {"count": 13})
+    store.write([("a", rows(10, 5))], {"count": 18})
+    store.close()
+    again = SpillStore(tmp_path / "h.sqlite")
+    assert list(loaded(again, "a").time) == list(range(1, 16))
+    assert list(loaded(again, "b").value) == ["1.0", "2.0", "3.0"]
+    assert again.meta() == {"count": 18}
+    assert again.rows("a") == 15
 
 
-def test_text_channels_and_torn_line(tmp_path):
-    path = tmp_path / "s.jsonl"
-    spill = SpillFile(path, text=True)
-    spill.append(rows(0, 3, object))
-    spill.flush()
-    with path.open("ab") as file:
-        file.write(b'[3.0, "v3", 0')
-    loaded = SpillFile(path, text=True).load()
-    assert list(loaded.value) == ["v0", "v1", "v2"]
-    assert path.read_bytes().endswith(b"\n")
+def test_a_failed_write_leaves_nothing_half_written(tmp_path: Path) -> None:
+    store = SpillStore(tmp_path / "h.sqlite")
+    store.write([("a", rows(0, 3))], {"count": 3})
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute(f"PRAGMA max_page_count = {pages + 2}")  # the "disk" is nearly full
+    with pytest.raises(sqlite3.OperationalError, match="full"):  # the 2nd chunk does not fit
+        store.write([("a", rows(3, 3)), ("b", rows(0, 100_000))], {"count": 100_006})
+    assert list(loaded(store, "a").time) == [1, 2, 3]  # neither chunk landed
+    assert store.meta() == {"count": 3}
+    store._db.execute("PRAGMA max_page_count = 1000000")  # space is back: the retry lands
+    store.write([("a", rows(3, 3)), ("b", rows(0, 100_000))], {"count": 100_006})
+    assert store.rows("a") == 6 and store.rows("b") == 100_000
 
 
-def test_rewrite_replaces_atomically(tmp_path):
-    spill = SpillFile(tmp_path / "a.rec")
-    spill.append(rows(0, 100))
-    spill.flush()
-    spill.rewrite(rows(90, 10))
-    assert list(SpillFile(tmp_path / "a.rec").load().time) == list(range(90, 100))
-    assert not list(tmp_path.glob("*.tmp"))
+def test_a_damaged_chunk_is_skipped_and_counted(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    store = SpillStore(path)
+    for start in (0, 10, 20):
+        store.write([("a", rows(start, 10))])
+    store.close()
+    with sqlite3.connect(path) as db:  # flip bytes inside the middle chunk
+        db.execute("UPDATE chunks SET data = zeroblob(length(data)) WHERE id = 2")
+    found = SpillStore(path).load("a")
+    assert found.bad_chunks == 1
+    assert list(concat(*found.parts).time) == list(range(1, 11)) + list(range(21, 31))
 
 
-def test_array_rows_round_trip_with_their_layout(tmp_path):
-    path = tmp_path / "img.rec"
-    spill = SpillFile(path)
-    images = np.arange(3 * 2 * 3, dtype=np.uint16).reshape(3, 2, 3)
-    spill.append(Columns(np.arange(3.0), images, np.zeros(3, np.int8), np.zeros(3, np.int8)))
-    spill.flush()
-    loaded = SpillFile(path).load()
-    assert loaded.value.dtype == np.uint16 and np.array_equal(loaded.value, images)
+def test_rows_without_a_valid_time_are_never_loaded(tmp_path: Path) -> None:
+    store = SpillStore(tmp_path / "h.sqlite")
+    bad = rows(0, 4)
+    bad.time[1], bad.time[2] = 0.0, np.nan
+    store.write([("a", bad)])
+    found = store.load("a")
+    assert found.bad_rows == 2
+    assert list(concat(*found.parts).time) == [1.0, 4.0]
+
+
+def test_replace_and_clear(tmp_path: Path) -> None:
+    store = SpillStore(tmp_path / "h.sqlite")
+    store.write([("a", rows(0, 100)), ("b", rows(0, 5))])
+    store.replace("a", rows(90, 10))
+    assert list(loaded(store, "a").time) == list(range(91, 101))
+    assert store.rows("b") == 5
+    store.clear()
+    assert store.load("a").parts == [] and store.channels() == []
+
+
+def test_array_rows_keep_their_layout(tmp_path: Path) -> None:
+    store = SpillStore(tmp_path / "h.sqlite")
+    images = np.arange(3 * 2 * 4, dtype=np.uint16).reshape(3, 2, 4)
+    zeros = np.zeros(3, np.int8)
+    store.write([("img", Columns(np.arange(1.0, 4.0), images, zeros, zeros))])
+    back = loaded(SpillStore(tmp_path / "h.sqlite"), "img")
+    assert back.value.dtype == np.uint16 and back.value.shape == (3, 2, 4)
+    assert np.array_equal(back.value, images)
+
+
+def test_an_unreadable_database_is_moved_aside(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    store = SpillStore(path)
+    assert store.recovered is not None and "moved to" in store.recovered
+    assert list(tmp_path.glob("h.sqlite.damaged-*"))
+    store.write([("a", rows(0, 2))])
+    assert store.rows("a") == 2
