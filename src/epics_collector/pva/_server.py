@@ -65,6 +65,32 @@ class _Poster:
             self.post_current()
 
 
+def _on_pvxs_thread(method: Any) -> Any:
+    """Mark a handler callback to run on pvxs's server thread, not on the event loop."""
+    method.on_pvxs_thread = True
+    return method
+
+
+class _ServedPV(SharedPV):
+    """An asyncio SharedPV whose marked callbacks run where pvxs calls them.
+
+    pvxs's ``SharedPV.open`` waits for the server thread while holding the PV's lock,
+    and that thread takes the same lock to attach a new channel: an ``open`` from any
+    other thread (the event loop) deadlocks the server when a client connects at that
+    moment (issue 18, finding 4). Called from ``onFirstConnect`` on the server thread
+    itself, the wait is a direct call and the lock is re-entered.
+    """
+
+    def _exec(self, op: Any, M: Any, *args: Any) -> None:  # noqa: N803 (p4p's name)
+        if getattr(M, "on_pvxs_thread", False):
+            try:
+                M(*args)
+            except Exception:  # never into pvxs; the client sees a PV that does not open
+                log.exception("%s failed", getattr(M, "__qualname__", M))
+            return
+        super()._exec(op, M, *args)
+
+
 class _AttrHandler:
     def __init__(
         self, device: Device[Any], attr: AttrR[Any], mapping: NtMapping, poster: _Poster
@@ -72,10 +98,12 @@ class _AttrHandler:
         self.device, self.attr, self.mapping, self.poster = device, attr, mapping, poster
         self.name = attr.name
 
+    @_on_pvxs_thread
     def onFirstConnect(self, pv: SharedPV) -> None:  # noqa: N802 (p4p's name)
         """An on-demand PV: compute its value now and serve it while clients watch.
 
-        A lazy PV: post its newest value and from now on every value.
+        A lazy PV: post its newest value and from now on every value. Runs on pvxs's
+        server thread (see :class:`_ServedPV`), so it only reads the device's state.
         """
         if self.attr.lazy:
             self.poster.clients += 1
@@ -87,6 +115,7 @@ class _AttrHandler:
             pv.open(self.mapping.initial(self.attr.reading))
             self.attr.forget()  # p4p holds the served copy; ours would double the memory
 
+    @_on_pvxs_thread
     def onLastDisconnect(self, pv: SharedPV) -> None:  # noqa: N802 (p4p's name)
         """An on-demand PV: stop serving (and free) it when the last client leaves."""
         if self.attr.lazy:
@@ -167,7 +196,7 @@ class DeviceServer:
         initial = None if attr.on_demand else mapping.initial(attr.reading)
         poster = _Poster(attr, mapping)
         handler = _AttrHandler(self.device, attr, mapping, poster)
-        pv = poster.pv = SharedPV(handler=cast(Any, handler), initial=initial)
+        pv = poster.pv = _ServedPV(handler=cast(Any, handler), initial=initial)
         attr.add_listener(poster)
         if attr.lazy:
             self._lazy[attr.name] = poster
