@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -13,9 +14,9 @@ import psutil
 import pytest
 from p4p.client.thread import Context, RemoteError
 from p4p.nt import NTURI
-from tests.conftest import FactoryHandle
+from tests.conftest import FactoryHandle, _alive
 
-from epics_collector.process import wait_until
+from epics_collector.process import DeviceProcess, PidFile, wait_for, wait_until
 from epics_collector.pva import Network
 from epics_collector.sim import SimIoc
 
@@ -264,3 +265,44 @@ def test_arguments_of_the_wrong_type_are_clear_errors(factory_process: StartFact
     uri = NTURI([("type", "s"), ("name", "s"), ("config", "d")])
     with pytest.raises(RemoteError, match="config must be a string, got float"):
         fac.ctx.rpc(pv, uri.wrap(pv, kws={"type": "counter", "name": "c", "config": 1.5}))
+
+
+def test_a_hung_device_is_detected_killed_and_restarted_once(factory_process: StartFactory) -> None:
+    fac = factory_process("hung_after: 3\nrestart: {delay: 0.1}")
+    fac.create("counter", "c")
+    wait_for(lambda: fac.row("c")["state"] == "Idle", 10, "c running")
+    hung = psutil.Process(fac.row("c")["pid"])
+    hung.suspend()  # SIGSTOP: alive, holding its PV names, Heartbeat silent
+    try:
+        wait_for(lambda: fac.row("c")["restarts"] == 1, 15, "hung device restarted")
+        wait_for(lambda: fac.row("c")["state"] == "Idle", 15, "c running again")
+        row = fac.row("c")
+        assert "hung: Heartbeat silent" in row["message"], row
+        assert not _alive(hung), "the hung process was left running beside the new one"
+        assert row["pid"] != hung.pid
+        assert int(cast(Any, fac.ctx.get(row["prefix"] + "Heartbeat"))) >= 0  # the new one serves
+    finally:
+        with contextlib.suppress(psutil.Error):
+            hung.kill()
+
+
+def test_a_factory_stops_devices_left_running_by_an_earlier_instance(
+    factory_process: StartFactory, network: Network
+) -> None:
+    fac = factory_process()
+    prefix = fac.create("counter", "c")
+    fac.stop()
+    # a device process the earlier instance left behind (as after a crash of the factory
+    # while a child ignored its end), serving the same names
+    leftover = DeviceProcess("counter", prefix, env=network.environ()).start()
+    try:
+        PidFile(fac.state_dir / "pids" / "c.json", marker=f"--prefix {prefix}").write(
+            leftover.process.pid
+        )
+        fac.start()
+        assert not leftover.process.running, "the leftover still runs beside the new one"
+        assert "left running before: c (pid" in str(fac.ctx.get(fac.prefix + "Message"))
+        wait_for(lambda: fac.row("c")["state"] == "Idle", 10, "c restored")
+        assert fac.row("c")["pid"] != leftover.process.pid
+    finally:
+        leftover.stop()

@@ -73,6 +73,12 @@ class FactoryConfig(DeviceConfig):
         default=30.0, gt=0, description="seconds a new device process has to serve its PVs"
     )
     restart: RestartPolicy = Field(default_factory=RestartPolicy)
+    hung_after: float = Field(
+        default=10.0,
+        ge=2.0,
+        le=3600.0,
+        description="seconds of Heartbeat silence after which a device is Hung (restarted)",
+    )
 
     @field_validator("types")
     @classmethod

@@ -39,7 +39,7 @@ from epics_collector.core import (
 from epics_collector.factory._config import DeviceSpec, FactoryConfig, check_name, check_prefix
 from epics_collector.factory._store import DeviceStore
 from epics_collector.factory._supervisor import LaunchError, Supervisor
-from epics_collector.process import MODULE, ManagedProcess, device_arguments
+from epics_collector.process import MODULE, ManagedProcess, PidFile, device_arguments
 from epics_collector.screens import write_screen
 
 MAX_CONFIG_CHARS = 1 << 20
@@ -197,7 +197,21 @@ class Factory(Device[FactoryConfig]):
             sources=self.sources,
             state_names=[str(state) for state in cls.States],
             on_change=self._refresh,
+            hung_after=self.config.hung_after,
+            pid_file=self._pid_file(spec.prefix, spec.name),
         )
+
+    def _pid_file(self, prefix: str, name: str) -> PidFile:
+        return PidFile(self.state_dir / "pids" / f"{name}.json", marker=f"--prefix {prefix}")
+
+    def _stop_leftovers(self) -> list[str]:
+        """Stop device processes an earlier instance of this factory left running."""
+        stopped = []
+        for path in sorted((self.state_dir / "pids").glob("*.json")):
+            pid = PidFile(path, marker=MODULE).stop_leftover()
+            if pid is not None:
+                stopped.append(f"{path.stem} (pid {pid})")
+        return stopped
 
     # checks of requests ----------------------------------------------------------------------
 
@@ -339,6 +353,9 @@ class Factory(Device[FactoryConfig]):
         """Recreate the stored devices and those declared by ``serve FILE``."""
         self.set_state(FactoryStates.STARTING)
         specs, problems = self.store.load()
+        leftovers = await asyncio.to_thread(self._stop_leftovers)
+        if leftovers:
+            problems.append(f"stopped devices left running before: {', '.join(leftovers)}")
         wanted = {spec.name: spec for spec in specs}
         wanted.update({spec.name: spec for spec in self.declared})
         for name, spec in wanted.items():

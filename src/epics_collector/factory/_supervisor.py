@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from epics_collector.core import Sources, Subscription, Update, shorten
 from epics_collector.factory._config import DeviceSpec, RestartPolicy
-from epics_collector.process import READY_LINE, ManagedProcess
+from epics_collector.process import READY_LINE, ManagedProcess, PidFile
 
 log = logging.getLogger(__name__)
 POLL = 0.05
@@ -24,6 +24,7 @@ class Phase(StrEnum):
     STARTING = "Starting"
     RUNNING = "Running"
     RESTARTING = "Restarting"
+    HUNG = "Hung"
     FAILED = "Failed"
     STOPPED = "Stopped"
 
@@ -64,12 +65,26 @@ class _StateListener:
         """Only the newest State matters; lost intermediate states are harmless."""
 
 
+class _BeatListener(_StateListener):
+    """Receives the device's Heartbeat: each update is a sign of life."""
+
+    def on_update(self, update: Update) -> None:
+        self._loop.call_soon_threadsafe(self._supervisor.beat, self._launch)
+
+    def on_connection(self, connected: bool, reason: str) -> None:
+        """A lost channel shows as silence (the hung check), or as an exit."""
+
+
 class Supervisor:
     """Runs one device process and keeps it running.
 
     Ready means the child printed its ready line and its ``State`` PV answered the
     factory's own client. A child that dies is restarted after 1, 2, 4 ... s (see
     :class:`RestartPolicy`); after too many restarts in a row it is left ``Failed``.
+    A child whose Heartbeat (seen at least once) stays silent for ``hung_after`` seconds
+    is ``Hung``: it is killed (SIGKILL: a hung process may not run its SIGTERM handler)
+    and restarted like a crash. Its pid is kept in ``pid_file`` while it runs, so a
+    factory started after a crash of this one stops a child left behind.
     """
 
     def __init__(
@@ -82,6 +97,8 @@ class Supervisor:
         sources: Sources | None,
         state_names: Sequence[str],
         on_change: Callable[[], None],
+        hung_after: float = 10.0,
+        pid_file: PidFile | None = None,
     ) -> None:
         self.spec, self.policy, self.ready_timeout = spec, policy, ready_timeout
         self._launch_process, self._on_change = launch, on_change
@@ -96,7 +113,9 @@ class Supervisor:
         self._up_since = 0.0
         self._in_a_row = 0
         self._task: asyncio.Task[None] | None = None
-        self._subscription: Subscription | None = None
+        self._subscriptions: list[Subscription] = []
+        self.hung_after, self.pid_file = hung_after, pid_file
+        self._last_beat: float | None = None  # monotonic time of this launch's last beat
 
     # what the factory shows -----------------------------------------------------------
 
@@ -120,6 +139,11 @@ class Supervisor:
         names = self._state_names
         self.device_state = names[index] if 0 <= index < len(names) else str(index)
         self._on_change()
+
+    def beat(self, launch: int) -> None:
+        """The device's Heartbeat changed (called on the event loop)."""
+        if launch == self._launches:
+            self._last_beat = time.monotonic()
 
     def state_lost(self, launch: int) -> None:
         """The factory's client lost the device's State PV."""
@@ -159,11 +183,15 @@ class Supervisor:
         next, backed-off, search.
         """
         self._close_subscription()
+        self._last_beat = None
         if self._sources is not None:
             self._launches += 1
-            listener = _StateListener(self, self._launches)
-            url = f"pva://{self.spec.prefix}State"
-            self._subscription = self._sources.subscribe(url, listener, queue_size=4)
+            for pv, listener in (
+                ("State", _StateListener(self, self._launches)),
+                ("Heartbeat", _BeatListener(self, self._launches)),
+            ):
+                url = f"pva://{self.spec.prefix}{pv}"
+                self._subscriptions.append(self._sources.subscribe(url, listener, queue_size=4))
 
     async def stop(self) -> None:
         """Stop supervising and stop the process (SIGTERM, then kill)."""
@@ -183,8 +211,8 @@ class Supervisor:
         await self.resume()
 
     def _close_subscription(self) -> None:
-        subscription, self._subscription = self._subscription, None
-        if subscription is not None:
+        subscriptions, self._subscriptions = self._subscriptions, []
+        for subscription in subscriptions:
             subscription.close()
         self.device_state = ""
 
@@ -192,11 +220,15 @@ class Supervisor:
         process = self.process
         if process is not None:
             await asyncio.to_thread(process.stop)
+        if self.pid_file is not None:
+            self.pid_file.clear()
 
     async def _launch(self, note: str = "") -> None:
         self._set(Phase.STARTING, note)
         self.started = time.time()
         self.process = process = self._launch_process(self.spec)
+        if self.pid_file is not None:
+            self.pid_file.write(process.pid)
         deadline = time.monotonic() + self.ready_timeout
         while READY_LINE not in process.output():
             if not process.running:
@@ -241,9 +273,24 @@ class Supervisor:
         assert process is not None
         while process.running:
             await asyncio.sleep(POLL * 2)
+            silent = self._silence()
+            if silent is not None:
+                reason = f"hung: Heartbeat silent for {silent:.0f} s; killed"
+                self._set(Phase.HUNG, reason)
+                process.popen.kill()
+                process.stop()
+                self._close_subscription()
+                return reason
         reason = exit_reason(process)
         process.stop()  # collects the exit status and closes the log
         self._close_subscription()
         if time.monotonic() - self._up_since >= self.policy.stable_after:
             self._in_a_row = 0
         return reason
+
+    def _silence(self) -> float | None:
+        """Seconds of Heartbeat silence if that makes the running device hung, else None."""
+        if self._last_beat is None:  # never seen: the factory cannot watch it (reported)
+            return None
+        silent = time.monotonic() - self._last_beat
+        return silent if silent > self.hung_after else None

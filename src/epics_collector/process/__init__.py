@@ -16,6 +16,7 @@ from epics_collector.process._managed import (
     wait_until,
 )
 from epics_collector.process._parent import exit_with_parent
+from epics_collector.process._pidfile import PidFile
 
 __all__ = [
     "FACTORY_READY_LINE",
@@ -24,6 +25,7 @@ __all__ = [
     "DeviceProcess",
     "FactoryProcess",
     "ManagedProcess",
+    "PidFile",
     "ProcessError",
     "ReadyProcess",
     "device_arguments",
