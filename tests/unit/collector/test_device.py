@@ -1,0 +1,58 @@
+"""The collector device with in-memory sources: start/stop conditions, isolation, gaps."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from pathlib import Path
+
+from tests.doubles import InMemorySources
+
+from epics_collector.collector import Collector
+
+T = 1.7e9
+
+
+async def settle() -> None:
+    """Let the event loop handle what listeners handed to it."""
+    for _ in range(5):
+        await asyncio.sleep(0.01)
+
+
+def test_start_when_and_a_lost_channel_never_stop_the_others(tmp_path: Path) -> None:
+    sources = InMemorySources()
+    config = {
+        "channels": [{"pv": "A", "alias": "a"}, {"pv": "B", "alias": "b"}],
+        "start_when": {"pv": "BEAM", "when": "> 0.5"},
+    }
+    device = Collector(config, data_dir=tmp_path, sources=sources)
+
+    async def scenario() -> None:
+        await device.start()
+        try:
+            sources.connect("A", 1.0, T + 1)
+            sources.connect("B", 10.0, T + 1)
+            sources.connect("BEAM", 0.0, T + 1)
+            await settle()
+            assert device.state.value == "Idle" and device.recorder.count == 0
+            sources.post("BEAM", 1.0, T + 2)  # the condition holds: recording starts
+            await settle()
+            assert device.state.value == "Recording"
+            sources.post("A", 2.0, T + 3)
+            sources.disconnect("B")  # one channel lost: a gap row, the other goes on
+            sources.post("A", 3.0, T + 4)
+            await settle()
+            a, b = device.recorder.channels
+            assert list(device.recorder.history(a).value) == [1.0, 2.0, 3.0]
+            gap = device.recorder.history(b)
+            assert gap.value[0] == 10.0 and math.isnan(gap.value[-1]) and gap.severity[-1] == 3
+            assert "b (B) disconnected" in device.message.value
+            sources.post("BEAM", 0.0, T + 5)  # no stop_when: stops when start_when ends
+            await settle()
+            assert device.state.value == "Stopped"
+            sources.post("A", 4.0, T + 6)
+            assert len(device.recorder.history(a)) == 3
+        finally:
+            await device.stop()
+
+    asyncio.run(scenario())

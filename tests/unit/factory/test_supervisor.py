@@ -1,0 +1,123 @@
+"""The supervisor with in-memory sources: Hung from a silent Heartbeat, restarts, pid files."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+from tests.doubles import InMemorySources
+
+from epics_collector.factory._config import DeviceSpec, RestartPolicy
+from epics_collector.factory._supervisor import Phase, Supervisor
+from epics_collector.process import ManagedProcess, PidFile
+
+PREFIX = "UNIT:fake:"
+
+
+def make(sources: InMemorySources, phases: list[str], pid_file: PidFile | None = None):
+    supervisor: Supervisor
+
+    def launch(spec: DeviceSpec) -> ManagedProcess:
+        return ManagedProcess("tests.unit.factory.fake_device", stop_timeout=2).start()
+
+    def changed() -> None:
+        if not phases or phases[-1] != supervisor.phase:
+            phases.append(str(supervisor.phase))
+
+    supervisor = Supervisor(
+        DeviceSpec(name="fake", type="counter", prefix=PREFIX),
+        launch=launch,
+        policy=RestartPolicy(delay=0.05),
+        ready_timeout=20,
+        sources=sources,
+        state_names=["Idle"],
+        on_change=changed,
+        hung_after=0.5,
+        pid_file=pid_file,
+    )
+    return supervisor
+
+
+class Device:
+    """Plays the device's PVs: State always, Heartbeat while ``beating``."""
+
+    def __init__(self, sources: InMemorySources) -> None:
+        self.sources, self.beating, self.beats = sources, True, 0
+
+    async def run(self) -> None:
+        while True:
+            self.sources.post(PREFIX + "State", 0, 1.7e9)
+            if self.beating:
+                self.beats += 1
+                self.sources.post(PREFIX + "Heartbeat", self.beats, 1.7e9)
+            await asyncio.sleep(0.05)
+
+
+async def until(condition, timeout: float, what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"no {what} within {timeout} s")
+        await asyncio.sleep(0.02)
+
+
+async def supervise(supervisor: Supervisor, device: Device, body) -> None:
+    player = asyncio.create_task(device.run())
+    try:
+        await supervisor.start()
+        await body()
+    finally:
+        await supervisor.stop()
+        player.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await player
+
+
+def test_a_silent_heartbeat_makes_the_device_hung_then_restarted(tmp_path: Path) -> None:
+    sources, phases = InMemorySources(), []
+    pid_file = PidFile(tmp_path / "fake.json", marker="fake_device")
+    supervisor, device = make(sources, phases, pid_file), Device(sources)
+
+    async def body() -> None:
+        first = supervisor.process
+        assert first is not None and supervisor.state == "Idle"
+        assert f'"pid": {first.pid}' in pid_file.path.read_text()
+        await asyncio.sleep(1.0)  # beating: healthy for twice hung_after
+        assert supervisor.restarts == 0 and supervisor.phase == Phase.RUNNING
+        device.beating = False
+        await until(lambda: supervisor.restarts == 1, 10, "restart")
+        device.beating = True
+        await until(lambda: supervisor.phase == Phase.RUNNING, 10, "running again")
+        assert not first.running, "the hung process still runs"
+        second = supervisor.process
+        assert second is not None and second is not first
+        assert f'"pid": {second.pid}' in pid_file.path.read_text()
+        assert "Heartbeat silent" in supervisor.reason
+
+    asyncio.run(supervise(supervisor, device, body))
+    assert phases[:4] == ["Starting", "Running", "Hung", "Restarting"], phases
+    assert not pid_file.path.exists(), "a stopped device keeps no pid file"
+
+
+def test_a_device_never_heard_is_not_taken_for_hung() -> None:
+    sources, phases = InMemorySources(), []
+    supervisor, device = make(sources, phases), Device(sources)
+    device.beating = False  # its Heartbeat never reaches the factory (network)
+
+    async def body() -> None:
+        await asyncio.sleep(1.5)
+        assert supervisor.restarts == 0 and supervisor.phase == Phase.RUNNING
+
+    asyncio.run(supervise(supervisor, device, body))
+
+
+def test_a_pid_file_stops_only_the_process_it_names(tmp_path: Path) -> None:
+    with ManagedProcess("tests.unit.factory.fake_device") as mine:
+        other = PidFile(tmp_path / "other.json", marker="some_other_program")
+        other.write(mine.pid)
+        assert other.stop_leftover() is None and mine.running  # not ours: left alone
+        pid_file = PidFile(tmp_path / "fake.json", marker="fake_device")
+        pid_file.write(mine.pid)
+        assert PidFile(pid_file.path, marker="tests.unit").stop_leftover() == mine.pid
+        assert not mine.running and not pid_file.path.exists()
