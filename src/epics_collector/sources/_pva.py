@@ -100,9 +100,15 @@ class _PvaSubscription:
     """
 
     def __init__(
-        self, ctx: Any, drainer: _Drainer, name: str, listener: SourceListener, queue_size: int
+        self,
+        ctx: Any,
+        drainer: _Drainer,
+        name: str,
+        listener: SourceListener,
+        queue_size: int,
+        reviver: _Reviver,
     ):
-        self.name, self._listener, self._ctx = name, listener, ctx
+        self.name, self._listener, self._ctx, self._reviver = name, listener, ctx, reviver
         self._queue_size = queue_size if queue_size > 1 else 4  # pvxs's default below 2
         self._connected = False
         self._undecodable = False  # the last update could not be decoded (reported once)
@@ -111,10 +117,25 @@ class _PvaSubscription:
         self._last_number: int | None = None
         self._failures = 0
         self._sub: Any = None
-        request = f"record[queueSize={queue_size}]field()"
-        wake = partial(drainer.wakeups.put, self)
-        self._sub = raw.Context.monitor(ctx, name, wake, request)
-        wake()  # anything queued before the subscription was stored
+        self._request = f"record[queueSize={queue_size}]field()"
+        self._wake = partial(drainer.wakeups.put, self)
+        self._lock = threading.Lock()  # one (re)subscription at a time
+        self._sub = raw.Context.monitor(ctx, name, self._wake, self._request)
+        self._wake()  # anything queued before the subscription was stored
+        reviver.lost(self)  # until it connects
+
+    def renew(self) -> None:
+        """Subscribe again on a new channel (reviver thread, while disconnected).
+
+        pvxs searches for a lost channel with a growing back-off (seconds after the
+        server is back); a new channel is searched for at once.
+        """
+        with self._lock:
+            if self._sub is None or self._connected:
+                return
+            self._sub.close()
+            self._ctx.disconnect(self.name)
+            self._sub = raw.Context.monitor(self._ctx, self.name, self._wake, self._request)
 
     def drain(self) -> None:
         """Process every queued update (on the drainer thread)."""
@@ -135,6 +156,7 @@ class _PvaSubscription:
             if isinstance(value, RemoteError) or self._connected:
                 self._connected = False
                 self._last_number = None  # what is posted meanwhile lies inside the gap
+                self._reviver.lost(self)
                 self._listener.on_connection(False, reason)
             return
         try:
@@ -153,6 +175,7 @@ class _PvaSubscription:
         self._undecodable = False
         if not self._connected:  # connected, or decodable again: say so
             self._connected = True
+            self._reviver.found(self)
             self._listener.on_connection(True, "connected")
         if number is not None:
             self._check_sequence(number)
@@ -185,12 +208,71 @@ class _PvaSubscription:
         # number <= last: the source restarted its numbering; nothing is known lost
 
     def close(self) -> None:
-        sub, self._sub = self._sub, None
+        self._reviver.found(self)
+        with self._lock:
+            sub, self._sub = self._sub, None
         if sub is not None:
             sub.close()
             # drop the channel if nothing else uses it: a later subscription then searches
             # at once instead of inheriting this channel's backed-off search schedule
             self._ctx.disconnect(self.name)
+
+
+class _Reviver:
+    """Subscribes disconnected sources again on new channels, so a restarted server is
+    found within ``RETRY[0]`` seconds of its return instead of at pvxs's next backed-off
+    search (issue 18, finding 7).
+
+    A source disconnected for up to 2 minutes is retried every 0.3 s, then every 2 s up
+    to 10 minutes, then every 10 s; at most ``MAX_RATE`` retries a second in all (a
+    retry is a search request), oldest due first.
+    """
+
+    RETRY = ((120.0, 0.3), (600.0, 2.0), (float("inf"), 10.0))  # (lost for up to, every)
+    MAX_RATE = 200.0
+    TICK = 0.1
+
+    def __init__(self) -> None:
+        self._lost: dict[_PvaSubscription, tuple[float, float]] = {}  # -> (since, next)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pva-reviver", daemon=True)
+        self._thread.start()
+
+    def lost(self, subscription: _PvaSubscription) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._lost.setdefault(subscription, (now, now + self.RETRY[0][1]))
+
+    def found(self, subscription: _PvaSubscription) -> None:
+        with self._lock:
+            self._lost.pop(subscription, None)
+
+    def _interval(self, lost_for: float) -> float:
+        return next(every for up_to, every in self.RETRY if lost_for <= up_to)
+
+    def _run(self) -> None:
+        budget = 0.0
+        while not self._stop.wait(self.TICK):
+            budget = min(budget + self.MAX_RATE * self.TICK, self.MAX_RATE)
+            now = time.monotonic()
+            with self._lock:
+                due = sorted(
+                    (entry[1], sub) for sub, entry in self._lost.items() if entry[1] <= now
+                )[: int(budget)]
+                for _, sub in due:
+                    since = self._lost[sub][0]
+                    self._lost[sub] = (since, now + self._interval(now - since))
+            budget -= len(due)
+            for _, subscription in due:
+                try:
+                    subscription.renew()
+                except Exception:  # a closed context while stopping, or a p4p error
+                    log.exception("%s: subscribing again failed", subscription.name)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 class PvaSources:
@@ -199,12 +281,13 @@ class PvaSources:
     def __init__(self, network: Network) -> None:
         self._ctx: Any = Context("pva", conf=network.client_conf(), useenv=network.useenv, nt=False)
         self._drainer = _Drainer()
+        self._reviver = _Reviver()
 
     def subscribe(
         self, name: str, listener: SourceListener, *, queue_size: int
     ) -> _PvaSubscription:
         """Monitor ``name`` with ``record[queueSize=queue_size]``."""
-        return _PvaSubscription(self._ctx, self._drainer, name, listener, queue_size)
+        return _PvaSubscription(self._ctx, self._drainer, name, listener, queue_size, self._reviver)
 
     async def put(self, name: str, value: Any) -> None:
         """Put and wait (in an executor: p4p's thread client blocks)."""
@@ -216,5 +299,6 @@ class PvaSources:
 
     def close(self) -> None:
         """Close the client context (and with it every subscription)."""
+        self._reviver.stop()
         self._ctx.close()
         self._drainer.stop()
