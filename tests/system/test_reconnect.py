@@ -23,15 +23,15 @@ def test_ten_source_restarts_each_recorded_again_within_a_second(network, collec
     connected = prefix + "c:Connected"
     delays = []
     rng = random.Random(18)
-    for restart in range(RESTARTS + 1):
+    for _ in range(RESTARTS + 1):
         with PvaSource(source, network.environ(), channels=1, rate=10):
             back = time.monotonic()
             wait_for(lambda: ctx.get(connected), 10, "source connected again")
             delays.append(time.monotonic() - back)
             with Client(network) as fresh:  # a new channel: finds the new server at once
-                count = ctx.get(prefix + "Count")
+                wanted = ctx.get(prefix + "Count") + 2
                 fresh.put(source + ":Go", 1)
-            wait_for(lambda: ctx.get(prefix + "Count") >= count + 2, 5, "new rows recorded")
+            wait_for(lambda w=wanted: ctx.get(prefix + "Count") >= w, 5, "new rows recorded")
         wait_for(lambda: not ctx.get(connected), 5, "the loss noticed")
         time.sleep(rng.uniform(0.3, 1.2))  # the source is down: that is the test
     restarts = delays[1:]  # the first is the initial connection
