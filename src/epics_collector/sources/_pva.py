@@ -219,9 +219,10 @@ class _PvaSubscription:
 
 
 class _Reviver:
-    """Subscribes disconnected sources again on new channels, so a restarted server is
-    found within ``RETRY[0]`` seconds of its return instead of at pvxs's next backed-off
-    search (issue 18, finding 7).
+    """Subscribes disconnected sources again on new channels (issue 18, finding 7).
+
+    A restarted server is then found within ``RETRY[0]`` seconds of its return instead
+    of at pvxs's next backed-off search.
 
     A source disconnected for up to 2 minutes is retried every 0.3 s, then every 2 s up
     to 10 minutes, then every 10 s; at most ``MAX_RATE`` retries a second in all (a
