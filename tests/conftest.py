@@ -20,7 +20,7 @@ from p4p.nt import NTURI
 
 from epics_collector.collector import Collector
 from epics_collector.core import Device
-from epics_collector.process import DeviceProcess, FactoryProcess
+from epics_collector.process import DeviceProcess, FactoryProcess, wait_for
 from epics_collector.processing import Processing
 from epics_collector.pva import DeviceServer, Network
 from epics_collector.sim import SimIoc
@@ -295,3 +295,20 @@ def no_leaked_children() -> Iterator[None]:
     for p in leaked:
         p.kill()
     assert not leaked, f"test leaked child processes: {[p.cmdline() for p in leaked]}"
+
+
+def wait_published(ctx: Context, prefix: str, *aliases: str, timeout: float = 5.0) -> None:
+    """Wait until the history PVs of ``aliases`` hold every sample ``Count`` counts.
+
+    After Stop the history is final; its PVs are posted at ``publish_rate``. Raises
+    TimeoutError (with both numbers) if they never agree.
+    """
+
+    def held() -> int:
+        return sum(len(cast(Any, ctx.get(f"{prefix}{alias}:Time"))) for alias in aliases)
+
+    wait_for(
+        lambda: held() == int(cast(Any, ctx.get(prefix + "Count"))),
+        timeout,
+        f"{prefix}{'/'.join(aliases)} history holding Count samples",
+    )

@@ -5,8 +5,9 @@ import time
 import numpy as np
 import pytest
 from p4p.client.thread import RemoteError
+from tests.conftest import wait_published
 
-from epics_collector.process import wait_until
+from epics_collector.process import wait_for, wait_until
 from epics_collector.sim import IMAGE_HEIGHT, IMAGE_WIDTH
 
 pytestmark = pytest.mark.system
@@ -19,10 +20,10 @@ def test_waveform_for_5_s_every_update_whole(sim_ioc, collector, source_monitor,
     assert wait_until(lambda: ctx.get(prefix + "w:Connected"), 10)
     ctx.put(prefix + "Start", 1)
     started = time.time()
-    time.sleep(5.0)
+    wait_for(lambda: ctx.get(prefix + "Count") >= 50, 10, "5 s of waveforms")
     ctx.put(prefix + "Stop", 1)
     stopped = time.time()
-    time.sleep(0.7)
+    wait_published(ctx, prefix, "w")
     value = ctx.get(prefix + "w:Value")
     times = ctx.get(prefix + "w:Time")
     assert value.shape == (len(times), 1000)
@@ -41,15 +42,17 @@ def test_image_frames_and_frame_index(sim_ioc, collector, prefix, ctx):
     collector({"channels": [image]})
     assert wait_until(lambda: ctx.get(prefix + "img:Connected"), 10)
     ctx.put(prefix + "Start", 1)
-    time.sleep(3.0)
+    wait_for(lambda: ctx.get(prefix + "Count") >= 25, 10, "more frames than are kept")
     ctx.put(prefix + "Stop", 1)
-    time.sleep(0.7)
+    wait_for(lambda: len(ctx.get(prefix + "img:Time")) >= 15, 5, "the frames kept served")
     times = ctx.get(prefix + "img:Time")
     assert 15 <= len(times) <= 20, "max_bytes bounds the frames kept"
     newest = ctx.get(prefix + "img:Frame")
     assert newest.shape == (IMAGE_HEIGHT, IMAGE_WIDTH) and newest.dtype == np.uint16
     ctx.put(prefix + "img:FrameIndex", 0)
-    time.sleep(0.2)
+    frame = prefix + "img:Frame"
+    first = int(times[0])
+    wait_for(lambda: ctx.get(frame).raw.timeStamp.secondsPastEpoch == first, 5, "frame 0")
     oldest = ctx.get(prefix + "img:Frame")
     assert not np.array_equal(oldest, newest)
     assert oldest.raw.timeStamp.secondsPastEpoch == int(times[0])

@@ -10,7 +10,7 @@ import psutil
 import pytest
 from tests.conftest import cli
 
-from epics_collector.process import ManagedProcess
+from epics_collector.process import ManagedProcess, wait_for
 
 pytestmark = pytest.mark.system
 
@@ -38,7 +38,7 @@ def test_unknown_type_and_bad_config_exit_2_naming_the_problem(prefix):
 def test_run_serves_and_stops_within_2_s_of_sigterm(device_process, prefix, ctx):
     device = device_process("counter", prefix, {"step": 5})
     ctx.put(prefix + "Start", 1)
-    time.sleep(0.3)
+    wait_for(lambda: ctx.get(prefix + "Count") > 0, 5, "counting")
     assert ctx.get(prefix + "Count") % 5 == 0
     children = psutil.Process(device.process.pid).children(recursive=True)
     started = time.monotonic()
@@ -68,9 +68,7 @@ def test_demo_stops_cleanly_on_ctrl_c(network, tmp_path):
     demo = ManagedProcess("epics_collector", args, env=network.environ())
     with demo:
         assert demo.popen.poll() is None
-        deadline = time.monotonic() + 30
-        while "Showing live values" not in demo.output() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_for(lambda: "Showing live values" in demo.output(), 60, "the demo running")
         demo.popen.send_signal(signal.SIGINT)
         demo.popen.wait(20)
     assert demo.popen.returncode == 0, demo.output()

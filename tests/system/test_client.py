@@ -121,7 +121,8 @@ def test_the_asyncio_api(network: Network, tmp_path: Path, sim_ioc: SimIoc) -> N
             )
             assert isinstance(col, AsyncCollector)
             deadline = time.monotonic() + 10
-            while await col.count() < 3 and time.monotonic() < deadline:
+            while await col.count() < 3:
+                assert time.monotonic() < deadline, "no 3 samples within 10 s"
                 await asyncio.sleep(0.05)
             await col.annotate("hello")
             notes = await col.annotations()

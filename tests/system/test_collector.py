@@ -6,6 +6,7 @@ import time
 import numpy as np
 import pytest
 from p4p.client.thread import RemoteError
+from tests.conftest import wait_published
 
 from epics_collector.process import ManagedProcess, wait_for, wait_until
 from epics_collector.pva import Client
@@ -26,14 +27,14 @@ def test_counter_for_5_s_is_complete_with_ioc_timestamps(
     counter = sim_ioc.prefix + "Counter"
     collector({"channels": [{"pv": counter, "alias": "counter"}]})
     truth = source_monitor(counter)
-    wait_until(lambda: truth.updates, 5)
+    wait_for(lambda: truth.updates, 5, "the source's first update")
     ctx.put(prefix + "Start", 1)
-    time.sleep(5.0)
+    wait_for(lambda: ctx.get(prefix + "Count") >= 50, 10, "5 s of a 10 Hz counter")
     ctx.put(prefix + "Stop", 1)
-    time.sleep(0.7)  # one publish period
+    wait_published(ctx, prefix, "counter")
     values = ctx.get(prefix + "counter:Value")
     times = ctx.get(prefix + "counter:Time")
-    assert 45 <= len(values) <= 56
+    assert 50 <= len(values) <= 56
     assert np.all(np.diff(values) == 1), "values are not consecutive integers"
     published = {v: t for v, t, _ in truth.updates}
     assert all(times[i] == published[v] for i, v in enumerate(values)), "timestamps differ"
@@ -49,14 +50,15 @@ def test_three_channels_of_different_rates(sim_ioc, collector, source_monitor, p
     names = {"counter": p + "Counter", "slow": p + "Slow", "temp": "ca://" + p + "Temperature"}
     collector({"channels": [{"pv": pv, "alias": alias} for alias, pv in names.items()]})
     truths = {alias: source_monitor(pv.removeprefix("ca://")) for alias, pv in names.items()}
-    wait_until(lambda: all(t.updates for t in truths.values()), 5)
-    assert wait_until(lambda: all(ctx.get(prefix + f"{a}:Connected") for a in names), 5)
+    wait_for(lambda: all(t.updates for t in truths.values()), 5, "every source's update")
+    wait_for(lambda: all(ctx.get(prefix + f"{a}:Connected") for a in names), 5, "connected")
     ctx.put(prefix + "Start", 1)
     started = time.time()
-    time.sleep(3.0)
+    slow = prefix + "slow:Time"
+    wait_for(lambda: len(ctx.get(slow)) >= 3, 10, "3 updates of the 1 Hz source")
     ctx.put(prefix + "Stop", 1)
     stopped = time.time()
-    time.sleep(0.7)
+    wait_published(ctx, prefix, *names)
     for alias in names:
         times = ctx.get(prefix + f"{alias}:Time")
         values = ctx.get(prefix + f"{alias}:Value")
@@ -82,7 +84,7 @@ def test_ioc_restart_marks_a_gap_and_loses_nothing_while_connected(
             lambda: ctx.get(prefix + "c:Connected") and ctx.get(prefix + "ca:Connected"), 10
         )
         ctx.put(prefix + "Start", 1)
-        time.sleep(1.5)
+        wait_for(lambda: len(ctx.get(prefix + "c:Time")) >= 11, 5, "rows before the restart")
         ioc.stop()
         assert wait_until(lambda: not ctx.get(prefix + "c:Connected"), 15)
         assert wait_until(lambda: not ctx.get(prefix + "ca:Connected"), 15)
@@ -90,9 +92,11 @@ def test_ioc_restart_marks_a_gap_and_loses_nothing_while_connected(
         ioc = SimIoc(ioc_prefix, ioc_env).start()
         assert wait_until(lambda: ctx.get(prefix + "c:Connected"), 15)
         assert wait_until(lambda: ctx.get(prefix + "ca:Connected"), 15)
-        time.sleep(1.5)
+        rows = len(ctx.get(prefix + "c:Time")) + 11
+        wait_for(lambda: len(ctx.get(prefix + "c:Time")) >= rows, 5, "rows after the restart")
+        wait_for(lambda: len(ctx.get(prefix + "ca:Time")) >= 23, 5, "CA rows after it")
         ctx.put(prefix + "Stop", 1)
-        time.sleep(0.7)
+        wait_published(ctx, prefix, "c", "ca")
     finally:
         ioc.stop()
     assert str(ctx.get(prefix + "State")) == "Stopped"
@@ -113,12 +117,12 @@ def test_missing_pv_is_reported_and_others_record(sim_ioc, collector, prefix, ct
         {"channels": [sim_ioc.prefix + "Counter", prefix + "DoesNotExist"], "connect_timeout": 0.5}
     )
     ctx.put(prefix + "Start", 1)
-    time.sleep(1.5)
-    assert "not connected" in ctx.get(prefix + "Message")
+    wait_for(lambda: "not connected" in ctx.get(prefix + "Message"), 5, "the report")
     missing = prefix.replace(":", "_") + "DoesNotExist"
     assert ctx.get(prefix + f"{missing}:Connected") == 0
     assert str(ctx.get(prefix + "State")) == "Recording"
-    assert len(ctx.get(prefix + sim_ioc.prefix.replace(":", "_") + "Counter:Value")) >= 10
+    counter = prefix + sim_ioc.prefix.replace(":", "_") + "Counter:Value"
+    wait_for(lambda: len(ctx.get(counter)) >= 10, 5, "the other channel recording")
     channels = ctx.get(prefix + "Channels").value
     assert list(channels.connected) == [True, False]
     assert served.device.message.reading.severity == 1
@@ -127,7 +131,7 @@ def test_missing_pv_is_reported_and_others_record(sim_ioc, collector, prefix, ct
 def test_bad_puts_lose_nothing(sim_ioc, collector, prefix, ctx):
     collector({"channels": [{"pv": sim_ioc.prefix + "Counter", "alias": "c"}]})
     ctx.put(prefix + "Start", 1)
-    time.sleep(1.0)
+    wait_for(lambda: ctx.get(prefix + "Count") >= 8, 5, "rows recorded")
     with pytest.raises(RemoteError, match="Start refused: 2 is above the upper limit 1"):
         ctx.put(prefix + "Start", 2)
     with pytest.raises(ValueError):
@@ -135,7 +139,7 @@ def test_bad_puts_lose_nothing(sim_ioc, collector, prefix, ctx):
     with pytest.raises(RemoteError, match="read-only"):
         ctx.put(prefix + "c:Value", [1.0, 2.0])
     ctx.put(prefix + "Stop", 1)
-    time.sleep(0.7)
+    wait_published(ctx, prefix, "c")
     values = ctx.get(prefix + "c:Value")
     assert len(values) >= 8 and np.all(np.diff(values) == 1)
     assert ctx.get(prefix + "Count") == len(values)
@@ -152,14 +156,14 @@ def test_fill_mode_stops_when_full(sim_ioc, collector, prefix, ctx):
     ctx.put(prefix + "Start", 1)
     wait_state(ctx, prefix, "Stopped")
     assert "c is full (5 samples, fill mode)" in ctx.get(prefix + "Message")
-    time.sleep(0.7)
+    wait_published(ctx, prefix, "c")
     assert len(ctx.get(prefix + "c:Value")) == 5
     with pytest.raises(RemoteError, match="Clear first"):
         ctx.put(prefix + "Start", 1)
     ctx.put(prefix + "Clear", 1)
     assert str(ctx.get(prefix + "State")) == "Idle"
-    time.sleep(0.7)
-    assert len(ctx.get(prefix + "c:Value")) == 0 and ctx.get(prefix + "Count") == 0
+    assert ctx.get(prefix + "Count") == 0
+    wait_for(lambda: len(ctx.get(prefix + "c:Value")) == 0, 5, "the history emptied")
 
 
 def test_limits(sim_ioc, collector, prefix, ctx):
@@ -167,7 +171,7 @@ def test_limits(sim_ioc, collector, prefix, ctx):
     collector({"channels": [{"pv": counter, "alias": "c"}], "limits": {"samples": 7}})
     ctx.put(prefix + "Start", 1)
     wait_state(ctx, prefix, "Stopped")
-    time.sleep(0.7)
+    wait_published(ctx, prefix, "c")
     assert ctx.get(prefix + "Count") == 7 and len(ctx.get(prefix + "c:Value")) == 7
     other = prefix + "D:"
     collector({"channels": [{"pv": counter, "alias": "c"}], "limits": {"duration": 1.0}}, other)
@@ -190,7 +194,7 @@ def test_persisting_collector_survives_sigkill(sim_ioc, network, prefix, ctx, tm
     first = start()
     try:
         ctx.put(prefix + "Start", 1)
-        time.sleep(3.0)
+        wait_for(lambda: len(ctx.get(prefix + "c:Time")) >= 30, 10, "3 s recorded")
         before = ctx.get(prefix + "c:Time")
         first.popen.kill()
         killed_at = time.time()

@@ -4,8 +4,9 @@ import time
 
 import numpy as np
 import pytest
+from tests.conftest import wait_published
 
-from epics_collector.process import wait_until
+from epics_collector.process import wait_for, wait_until
 
 pytestmark = pytest.mark.system
 
@@ -39,15 +40,17 @@ def test_n_to_1_matches_the_ioc_compress_record(sim_ioc, collector, prefix, ctx,
         lambda: ctx.get(prefix + "ours:Connected") and ctx.get(prefix + "ioc:Connected"), 10
     )
     ctx.put(prefix + "Start", 1)
-    time.sleep(0.2)
+    time.sleep(0.2)  # `started` comes after the IOC's outputs from before the test
     started = time.time()
     inputs = np.random.default_rng(n).normal(20.0, 3.0, 3 * n + n // 2)  # and a partial group
     for value in inputs:
         ctx.put(p + "CompressIn", float(value))
         time.sleep(0.003)  # distinct timestamps
-    time.sleep(0.3)
+    # the IOC's 3 outputs, and ours
+    wait_for(lambda: sum(ctx.get(prefix + "ioc:Time") > started) == 3, 5, "the IOC's outputs")
+    wait_for(lambda: len(ctx.get(prefix + "ours:Time")) >= 3, 5, "our outputs")
     ctx.put(prefix + "Stop", 1)
-    time.sleep(0.7)
+    wait_published(ctx, prefix, "ours", "ioc")
     ours = dict(zip(ctx.get(prefix + "ours:Time"), ctx.get(prefix + "ours:Value"), strict=True))
     ioc = {
         t: v
@@ -82,13 +85,12 @@ def test_median_matches_the_ioc_compress_record_of_an_array(sim_ioc, collector, 
     )
     assert wait_until(lambda: ctx.get(prefix + "ours:Connected"), 10)
     ctx.put(prefix + "Start", 1)
-    time.sleep(0.2)
     for value in inputs:
         ctx.put(p + "CompressIn", float(value))
-        time.sleep(0.003)
-    time.sleep(0.3)
+        time.sleep(0.003)  # distinct timestamps
+    wait_for(lambda: len(ctx.get(prefix + "ours:Time")) >= 3, 5, "our outputs")
     ctx.put(prefix + "Stop", 1)
-    time.sleep(0.7)
+    wait_published(ctx, prefix, "ours")
     ours = ctx.get(prefix + "ours:Value")
     assert len(ioc) == 3 and len(ours) == 3
     assert np.allclose(ours, ioc, rtol=0, atol=1e-9), (ours, ioc)

@@ -1,7 +1,6 @@
 """A device served over PVA: normative types, metadata, puts, RPCs, errors."""
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -25,6 +24,7 @@ from epics_collector.core import (
     rpc,
 )
 from epics_collector.devices.counter import Counter
+from epics_collector.process import wait_for
 
 pytestmark = pytest.mark.system
 
@@ -59,15 +59,14 @@ def test_common_pvs_with_normative_types(serve, prefix, ctx):
 def test_heartbeat_increments(serve, prefix, ctx):
     serve(Counter({}), prefix)
     first = ctx.get(prefix + "Heartbeat")
-    time.sleep(2.2)
-    assert ctx.get(prefix + "Heartbeat") >= first + 2
+    wait_for(lambda: ctx.get(prefix + "Heartbeat") >= first + 2, 5, "two beats")
 
 
 def test_command_put_runs_it(serve, prefix, ctx):
     served = serve(Counter({"step": 2}), prefix)
     ctx.put(prefix + "Start", 1)
-    time.sleep(0.5)
-    assert str(ctx.get(prefix + "State")) == "Running"
+    assert str(ctx.get(prefix + "State")) == "Running"  # the put returns once it ran
+    wait_for(lambda: ctx.get(prefix + "Count") > 0, 5, "counting")
     ctx.put(prefix + "Stop", 1)
     count = ctx.get(prefix + "Count")
     assert count > 0 and count % 2 == 0
@@ -118,7 +117,7 @@ def test_every_datatype_is_served(serve, prefix, ctx):
             [1.0, 2.0], timestamp=stamp, severity=Severity.MAJOR, status=Status.DEVICE
         )
     )
-    time.sleep(0.2)
+    wait_for(lambda: list(ctx.get(prefix + "Trace")) == [1.0, 2.0], 5, "the new trace")
     trace = ctx.get(prefix + "Trace")
     assert list(trace) == [1.0, 2.0]
     assert trace.timestamp == pytest.approx(stamp)
@@ -126,8 +125,7 @@ def test_every_datatype_is_served(serve, prefix, ctx):
 
     image = np.arange(12, dtype=np.uint16).reshape(3, 4)
     served.loop.call_soon_threadsafe(lambda: device.pvs["Image"].set(image))
-    time.sleep(0.2)
-    assert np.array_equal(ctx.get(prefix + "Image"), image)
+    wait_for(lambda: np.array_equal(ctx.get(prefix + "Image"), image), 5, "the new image")
 
 
 def test_rpc_and_rpc_errors(serve, prefix, ctx):

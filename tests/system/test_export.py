@@ -11,8 +11,9 @@ import h5py
 import numpy as np
 import pytest
 from p4p.client.thread import RemoteError
+from tests.conftest import wait_published
 
-from epics_collector.process import wait_until
+from epics_collector.process import wait_for, wait_until
 from epics_collector.storage import SpillStore
 
 pytestmark = pytest.mark.system
@@ -28,16 +29,18 @@ def test_export_during_recording_holds_what_was_recorded(sim_ioc, collector, pre
     quiet = {"pv": p + "Image:Width", "when": "change", "pre": 0.5, "post": 0.2}
     collector({"channels": channels, "trigger": quiet})
     ctx.put(prefix + "Start", 1)
-    time.sleep(1.0)
+    rows = prefix + "counter:Time"
+    wait_for(lambda: len(ctx.get(rows)) >= 10, 5, "1 s recorded")
     ctx.put(prefix + "Annotate", "beam tuned")
     ctx.put(prefix + "Trigger", 1)
-    time.sleep(1.0)
+    wait_for(lambda: len(ctx.get(prefix + "Snapshots").value.id) == 1, 5, "the snapshot")
     ctx.put(prefix + "Annotate", "sample changed")
     put_at = time.time()
     ctx.put(prefix + "Export", "run1")  # returns once the file is written
-    time.sleep(1.0)
+    exported = len(ctx.get(rows))
+    wait_for(lambda: len(ctx.get(rows)) >= exported + 5, 5, "recording after the export")
     ctx.put(prefix + "Stop", 1)
-    time.sleep(0.7)
+    wait_published(ctx, prefix, "counter", "temp", "wave")
     path = ctx.get(prefix + "ExportPath")
     assert path == str((tmp_path / "data" / "run1.nxs").resolve())
     final = ctx.get(prefix + "counter:Value")
@@ -67,10 +70,10 @@ def test_csv_export(sim_ioc, collector, prefix, ctx, tmp_path):
         }
     )
     ctx.put(prefix + "Start", 1)
-    time.sleep(1.0)
+    wait_for(lambda: ctx.get(prefix + "Count") >= 10, 5, "1 s recorded")
     ctx.put(prefix + "Stop", 1)
-    ctx.put(prefix + "Export", "run")
-    time.sleep(0.7)
+    ctx.put(prefix + "Export", "run")  # returns once the file is written
+    wait_published(ctx, prefix, "c")
     with open(ctx.get(prefix + "ExportPath")) as file:
         rows = list(csv.DictReader(file))
     assert [float(r["value"]) for r in rows] == list(ctx.get(prefix + "c:Value"))
@@ -79,7 +82,7 @@ def test_csv_export(sim_ioc, collector, prefix, ctx, tmp_path):
 def test_path_tricks_are_refused_and_nothing_leaves(sim_ioc, collector, prefix, ctx, tmp_path):
     collector({"channels": [sim_ioc.prefix + "Counter"]})
     # let the "all channels connected" message pass before checking refusal messages
-    assert wait_until(lambda: "connected" in ctx.get(prefix + "Message"), 5)
+    wait_for(lambda: ctx.get(prefix + "Message") == "all channels connected", 5, "connected")
     data, outside = tmp_path / "data", tmp_path / "outside"
     outside.mkdir()
     data.mkdir(exist_ok=True)
@@ -112,7 +115,7 @@ def test_push_adds_samples_to_extra_channels(sim_ioc, collector, prefix, ctx):
     assert push(channel="sample_temp", value="4.2", time="1700000000.5") == "sample_temp: 1 rows"
     assert push(channel="sample_temp", value="4.3") == "sample_temp: 2 rows"
     assert push(channel="logbook", value="crystal mounted", severity="1") == "logbook: 1 rows"
-    time.sleep(0.7)
+    wait_for(lambda: len(ctx.get(prefix + "sample_temp:Value")) == 2, 5, "pushed rows served")
     assert list(ctx.get(prefix + "sample_temp:Value")) == [4.2, 4.3]
     assert ctx.get(prefix + "sample_temp:Time")[0] == 1700000000.5
     assert list(ctx.get(prefix + "logbook:Value")) == ["crystal mounted"]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sqlite3
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
@@ -19,6 +21,7 @@ from tests.conftest import FactoryHandle, _alive
 from epics_collector.process import DeviceProcess, PidFile, wait_for, wait_until
 from epics_collector.pva import Network
 from epics_collector.sim import SimIoc
+from epics_collector.storage._spill import unpack
 
 pytestmark = pytest.mark.system
 StartFactory = Callable[..., FactoryHandle]
@@ -34,10 +37,28 @@ def _get(ctx: Context, name: str) -> Any:
     return cast(Any, ctx.get(name))
 
 
-def _answers_within(ctx: Context, name: str, seconds: float) -> float:
+def _answer_time(ctx: Context, name: str) -> float:
+    """Seconds a get of ``name`` takes (a generous timeout, so a slow answer is measured)."""
     start = time.monotonic()
-    ctx.get(name, timeout=seconds)
+    ctx.get(name, timeout=30.0)
     return time.monotonic() - start
+
+
+def _running(pid: int) -> bool:
+    try:
+        return _alive(psutil.Process(pid))
+    except psutil.Error:
+        return False
+
+
+def _spilled(data_dir: Path, channel: str) -> np.ndarray:
+    """The values of ``channel`` a collector has written to its spill store (read-only)."""
+    uri = f"file:{data_dir / 'spill' / 'history.sqlite'}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+        found = db.execute(
+            "SELECT layout, data FROM chunks WHERE channel = ? ORDER BY id", (channel,)
+        ).fetchall()
+    return np.concatenate([unpack(layout, data).value for layout, data in found] or [[]])
 
 
 def test_create_collector_and_processing_over_rpc(
@@ -47,13 +68,13 @@ def test_create_collector_and_processing_over_rpc(
     assert list(_get(ctx, fac.prefix + "Types")) == ["collector", "counter", "processing"]
     prefix = fac.create("collector", "col", _counter_collector(sim_ioc))
     assert prefix == f"{fac.prefix}col:"
-    assert _answers_within(ctx, prefix + "Count", 1.5) < 1.5
+    assert _answer_time(ctx, prefix + "Count") < 1.5
     processing = {
         "inputs": {"a": sim_ioc.prefix + "Counter"},
         "processor": {"name": "calc", "params": {"expression": "a * 2"}},
     }
     proc_prefix = fac.create("processing", "proc", processing)
-    assert _answers_within(ctx, proc_prefix + "State", 1.5) < 1.5
+    assert _answer_time(ctx, proc_prefix + "State") < 1.5
 
     rows = {name: fac.row(name) for name in ("col", "proc")}
     for name, row in rows.items():
@@ -71,28 +92,30 @@ def test_kill_9_restarts_the_device_with_its_persisted_data(
 ) -> None:
     fac = factory_process()
     prefix = fac.create("collector", "col", _counter_collector(sim_ioc, persist=True))
-    assert wait_until(lambda: _get(ctx, prefix + "Count") >= 5, 10)
-    time.sleep(1.1)  # the spill is flushed every 0.5 s
-    before = _get(ctx, prefix + "counter:Value")
+    data = fac.data_dir / "col"
+    wait_for(lambda: (data / "spill" / "history.sqlite").exists(), 10, "a spill store")
+    wait_for(lambda: len(_spilled(data, "counter")) >= 5, 10, "5 rows on disk")
     pid = fac.row("col")["pid"]
     os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
+    wait_for(lambda: not _running(pid), 5, "the killed process gone")
+    before = _spilled(data, "counter")  # read before the restart (1 s later) writes again
 
     def back() -> bool:
         row = fac.row("col")
         return row["pid"] not in (0, pid) and row["state"] == "Recording"
 
-    assert wait_until(back, 3.0), fac.row("col")
-    assert time.monotonic() - killed < 3.0
+    wait_for(back, 30, "the device back")
+    assert time.monotonic() - killed < 3.0, fac.row("col")
     row = fac.row("col")
     assert row["restarts"] == 1 and "SIGKILL" in row["message"]
     # a new client: ctx's channel finds the new process only at its next backed-off search
     with Context("pva", conf=network.client_conf(), useenv=False) as fresh:
         after = _get(fresh, prefix + "counter:Value")
-    # what was on disk (spilled every 0.5 s; the last second before the kill may be lost)
-    flushed = len(before) - 10
-    assert flushed > 0 and len(after) >= flushed
-    np.testing.assert_array_equal(np.asarray(after)[:flushed], np.asarray(before)[:flushed])
+    # everything on disk at the kill is served again, in order (the rows recorded after
+    # the last flush, at most 0.5 s of them, are what a kill -9 may cost)
+    assert len(before) >= 5
+    np.testing.assert_array_equal(np.asarray(after)[: len(before)], before)
 
 
 def test_factory_restart_brings_devices_back_and_sigkill_leaves_no_orphans(
@@ -112,8 +135,8 @@ def test_factory_restart_brings_devices_back_and_sigkill_leaves_no_orphans(
     fac.start()
     assert sorted(fac.table()["name"]) == ["col", "proc"]
     assert all(fac.row(name)["state"] not in ("Starting", "Failed") for name in ("col", "proc"))
-    assert _answers_within(ctx, col + "Count", 1.5) < 1.5
-    assert _answers_within(ctx, proc + "State", 1.5) < 1.5
+    assert _answer_time(ctx, col + "Count") < 1.5
+    assert _answer_time(ctx, proc + "State") < 1.5
 
     assert fac.process is not None
     pids = [fac.row(name)["pid"] for name in ("col", "proc")]

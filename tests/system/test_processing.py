@@ -1,12 +1,11 @@
 """The processing device against the real sim IOC and p4p sources."""
 
 import threading
-import time
 
 import pytest
 from p4p.client.thread import RemoteError
 
-from epics_collector.process import wait_until
+from epics_collector.process import wait_for, wait_until
 from epics_collector.sim import PvaSource
 
 pytestmark = pytest.mark.system
@@ -31,7 +30,7 @@ def test_calc_on_two_pvs_for_100_updates(network, processing, prefix, ctx):
 
         sub = ctx.monitor(prefix + "result", on_output, request="record[queueSize=1000]field()")
         assert wait_until(lambda: str(ctx.get(prefix + "State")) == "Running", 5)
-        time.sleep(0.5)
+        wait_for(lambda: bool(seen), 5, "the monitor's first value")
         ctx.put(source + ":Go", 1)
         assert wait_until(lambda: 300.0 in seen, 10), seen[-5:]
         sub.close()
@@ -45,11 +44,17 @@ def test_calc_on_two_pvs_for_100_updates(network, processing, prefix, ctx):
 def test_pid_closes_the_loop_on_the_ioc(sim_ioc, processing, prefix, ctx):
     p = sim_ioc.prefix
     ctx.put(p + "Setpoint", 0.0)
-    time.sleep(0.5)
     writes: list[float] = []
     sub = ctx.monitor(
         p + "Setpoint", lambda v: writes.append(float(v)), request="record[queueSize=1000]field()"
     )
+    wait_for(lambda: writes == [0.0], 5, "the monitor's first value")
+
+    def runs(n: int) -> None:
+        """Wait until the loop has run ``n`` more times (a negative check needs runs)."""
+        wanted = ctx.get(prefix + "Count") + n
+        wait_for(lambda: ctx.get(prefix + "Count") >= wanted, 10, f"{n} more runs")
+
     pid = {"setpoint": 30.0, "kp": 0.5, "ki": 1.0}
     processing(
         {
@@ -69,16 +74,16 @@ def test_pid_closes_the_loop_on_the_ioc(sim_ioc, processing, prefix, ctx):
             ],
         }
     )
-    time.sleep(1.0)
+    runs(10)
     assert max(writes) == 0.0, "no write before FeedbackEnable"
     ctx.put(prefix + "FeedbackEnable", 1)
     settled = wait_until(lambda: abs(ctx.get(p + "Readback") - 30.0) < 0.5, 10)
     assert settled, (ctx.get(p + "Readback"), ctx.get(prefix + "Message"), writes[-3:])
-    time.sleep(1.0)
-    assert abs(ctx.get(p + "Readback") - 30.0) < 0.5
+    runs(10)
+    assert abs(ctx.get(p + "Readback") - 30.0) < 0.5, "the loop does not hold"
     ctx.put(prefix + "FeedbackEnable", 0)
     count = len(writes)
-    time.sleep(1.0)
+    runs(10)
     sub.close()
     assert len(writes) == count, "a write after FeedbackEnable 0"
     assert all(0.0 <= w <= 32.0 for w in writes), "a write outside the limits"
@@ -95,16 +100,20 @@ def test_roi_centroid_is_the_spot(sim_ioc, processing, prefix, ctx):
             "processor": {"name": "roi", "params": {"shape": [96, 128], "background": 40}},
         }
     )
-    time.sleep(1.5)
-    x, y = ctx.get(prefix + "centroid_x"), ctx.get(prefix + "centroid_y")
-    assert abs(x - ctx.get(p + "Image:SpotX")) < 2.0 and abs(y - ctx.get(p + "Image:SpotY")) < 2.0
+
+    def on_spot() -> bool:
+        x, y = ctx.get(prefix + "centroid_x"), ctx.get(prefix + "centroid_y")
+        return (
+            abs(x - ctx.get(p + "Image:SpotX")) < 2.0 and abs(y - ctx.get(p + "Image:SpotY")) < 2.0
+        )
+
+    wait_for(on_spot, 5, "the centroid on the spot")
     # live: a 24 px wide window starting 2 px right of the spot: the centroid moves into it
     left = int(ctx.get(p + "Image:SpotX")) + 2
     ctx.put(prefix + "Param:width", 24)
     ctx.put(prefix + "Param:x", left)
-    time.sleep(0.5)
-    cut = ctx.get(prefix + "centroid_x")
-    assert left <= cut < left + 24 and cut.severity == 0
+    wait_for(lambda: left <= ctx.get(prefix + "centroid_x") < left + 24, 5, "centroid in ROI")
+    assert ctx.get(prefix + "centroid_x").severity == 0
     with pytest.raises(RemoteError, match="Param:x refused"):
         ctx.put(prefix + "Param:x", -5)
 

@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+from epics_collector.process import wait_for
 from epics_collector.sim import IMAGE_HEIGHT, IMAGE_WIDTH
 
 pytestmark = pytest.mark.system
@@ -21,20 +22,26 @@ def test_records_exist_with_expected_shapes(sim_ioc, ctx):
 
 
 def test_counter_runs_at_10_hz(sim_ioc, ctx):
-    first = ctx.get(sim_ioc.prefix + "Counter")
-    time.sleep(1.0)
-    assert 7 <= ctx.get(sim_ioc.prefix + "Counter") - first <= 13
+    counter = sim_ioc.prefix + "Counter"
+    first, started = ctx.get(counter), time.monotonic()
+    wait_for(lambda: ctx.get(counter) >= first + 10, 5, "10 counts")
+    assert 0.7 <= time.monotonic() - started <= 2.0, "not about 10 counts a second"
 
 
 def test_setpoint_readback_first_order(sim_ioc, ctx):
     p = sim_ioc.prefix
-    ctx.put(p + "Setpoint", 50.0)
-    time.sleep(0.35)
-    partial = ctx.get(p + "Readback")
-    time.sleep(2.5)
-    settled = ctx.get(p + "Readback")
-    assert 0 < partial < 50
-    assert settled == pytest.approx(50.0, abs=0.5)
+    ctx.put(p + "Setpoint", 10.0)
+    wait_for(lambda: abs(ctx.get(p + "Readback") - 10.0) < 0.5, 10, "settled at 10")
+    seen: list[float] = []
+    sub = ctx.monitor(p + "Readback", lambda v: seen.append(float(v)))
+    try:
+        ctx.put(p + "Setpoint", 50.0)
+        wait_for(lambda: bool(seen) and abs(seen[-1] - 50.0) < 0.5, 10, "settled at 50")
+    finally:
+        sub.close()
+    between = [v for v in seen if 12.0 < v < 48.0]
+    assert len(between) >= 3, f"no first-order approach: {seen}"
+    assert seen == sorted(seen), "the readback overshoots or goes back"
 
 
 def test_spot_moves_in_the_image(sim_ioc, ctx):
@@ -48,7 +55,6 @@ def test_spot_moves_in_the_image(sim_ioc, ctx):
 
 def test_compress_record_averages_temperature(sim_ioc, ctx):
     p = sim_ioc.prefix
-    time.sleep(1.2)  # N=10 at 10 Hz: at least one average
-    average = ctx.get(p + "Compressed")
-    assert 17.5 < average < 22.5
+    # N=10 at 10 Hz: an average a second
+    wait_for(lambda: 17.5 < ctx.get(p + "Compressed") < 22.5, 5, "an average near 20")
     assert ctx.get(p + "Compressed.N") == 10

@@ -7,8 +7,9 @@ from typing import Any
 import numpy as np
 import pytest
 from p4p.client.thread import RemoteError
+from tests.conftest import wait_published
 
-from epics_collector.process import wait_until
+from epics_collector.process import wait_for, wait_until
 from epics_collector.sim import PvaSource
 
 pytestmark = pytest.mark.system
@@ -36,10 +37,10 @@ def test_trigger_window_covers_pre_and_post_without_gaps(
     collector({"channels": [{"pv": counter, "alias": "c"}], "trigger": trigger})
     assert wait_until(lambda: ctx.get(prefix + "c:Connected"), 10)
     ctx.put(prefix + "Start", 1)
-    time.sleep(1.5)
+    wait_for(lambda: len(ctx.get(prefix + "c:Time")) >= 15, 5, "more history than pre")
     ctx.put(manual_beam, 1)
     fired = time.time()
-    time.sleep(0.4)
+    time.sleep(0.4)  # the second trigger comes 0.4 s later, inside the first's post
     ctx.put(manual_beam, 0)
     ctx.put(manual_beam, 1)  # a second trigger inside the first one's post window
     second = time.time()
@@ -65,7 +66,7 @@ def test_manual_trigger_and_refusals(sim_ioc, collector, prefix, ctx):
     with pytest.raises(RemoteError, match="not recording"):
         ctx.put(prefix + "Trigger", 1)
     ctx.put(prefix + "Start", 1)
-    time.sleep(1.0)
+    wait_for(lambda: ctx.get(prefix + "Count") >= 8, 5, "more history than pre")
     ctx.put(prefix + "Trigger", 1)
     assert wait_until(lambda: len(snapshot_rows(ctx, prefix).id) == 1, 5)
     alias = sim_ioc.prefix.replace(":", "_") + "Counter"
@@ -92,7 +93,7 @@ def test_snapshots_persist(sim_ioc, collector, prefix, ctx):
     }
     first = collector(config)
     ctx.put(prefix + "Start", 1)
-    time.sleep(1.0)
+    wait_for(lambda: ctx.get(prefix + "Count") >= 8, 5, "more history than pre")
     ctx.put(prefix + "Trigger", 1)
     assert wait_until(lambda: len(snapshot_rows(ctx, prefix).id) == 1, 5)
     values = ctx.get(prefix + "Snapshot:1:c:Value")
@@ -112,16 +113,16 @@ def test_start_and_stop_when_the_beam_is_on(sim_ioc, manual_beam, collector, pre
     start_when = {"pv": manual_beam, "when": "== 1"}
     collector({"channels": [{"pv": counter, "alias": "c"}], "start_when": start_when})
     assert wait_until(lambda: ctx.get(prefix + "c:Connected"), 10)
-    time.sleep(0.5)
+    time.sleep(0.5)  # a negative check: the beam is off, nothing may start meanwhile
     assert str(ctx.get(prefix + "State")) == "Idle"
     ctx.put(manual_beam, 1)
     assert wait_until(lambda: str(ctx.get(prefix + "State")) == "Recording", 5)
-    time.sleep(1.0)
+    wait_for(lambda: len(ctx.get(prefix + "c:Time")) >= 10, 5, "1 s recorded")
     ctx.put(manual_beam, 0)
     assert wait_until(lambda: str(ctx.get(prefix + "State")) == "Stopped", 5)
     assert "start_when == 1" in ctx.get(prefix + "Message")
-    time.sleep(0.7)
-    assert 8 <= len(ctx.get(prefix + "c:Value")) <= 14
+    wait_published(ctx, prefix, "c")
+    assert 10 <= len(ctx.get(prefix + "c:Value")) <= 16
 
 
 def test_condition_pv_disconnect_is_reported_and_recording_goes_on(
@@ -132,10 +133,9 @@ def test_condition_pv_disconnect_is_reported_and_recording_goes_on(
         trigger = {"pv": source + "0000", "when": "> 100", "pre": 1, "post": 1}
         collector({"channels": [sim_ioc.prefix + "Counter"], "trigger": trigger})
         ctx.put(prefix + "Start", 1)
-        time.sleep(1.0)
+        wait_for(lambda: ctx.get(prefix + "Count") >= 5, 5, "recording")
     assert wait_until(lambda: "trigger PV" in ctx.get(prefix + "Message"), 10)
     assert "disconnected" in ctx.get(prefix + "Message")
     count = ctx.get(prefix + "Count")
-    time.sleep(1.0)
-    assert ctx.get(prefix + "Count") > count
+    wait_for(lambda: ctx.get(prefix + "Count") > count, 5, "recording going on")
     assert str(ctx.get(prefix + "State")) == "Recording"

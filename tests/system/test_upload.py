@@ -1,7 +1,6 @@
 """Uploads to real data-management servers started on loopback by the tests."""
 
 import json
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +13,7 @@ from p4p.client.thread import RemoteError
 
 from epics_collector.collector import CollectorConfig
 from epics_collector.core import ConfigError, validate_config
-from epics_collector.process import ManagedProcess, wait_until
+from epics_collector.process import ManagedProcess, wait_for, wait_until
 from epics_collector.pva import free_port
 
 pytestmark = pytest.mark.system
@@ -83,7 +82,7 @@ def s3_client(url: str, credentials: dict) -> Iterator[Any]:
 
 def record_and_export(ctx, prefix: str, name: str) -> Path:
     ctx.put(prefix + "Start", 1)
-    time.sleep(1.0)
+    wait_for(lambda: ctx.get(prefix + "Count") >= 5, 5, "rows recorded")
     ctx.put(prefix + "Stop", 1)
     ctx.put(prefix + "Export", name)
     return Path(ctx.get(prefix + "ExportPath") + "")

@@ -142,7 +142,10 @@ def test_scans_run_while_started():
 
     async def life() -> None:
         await device.start()
-        await asyncio.sleep(0.1)
+        deadline = asyncio.get_running_loop().time() + 5
+        while device.value.value < 4:
+            assert asyncio.get_running_loop().time() < deadline, "the scan does not run"
+            await asyncio.sleep(0.01)
         await device.stop()
 
     asyncio.run(life())

@@ -29,8 +29,7 @@ async def _results(trigger: str, posts: list[tuple[str, float]], tmp_path: Path)
             await asyncio.to_thread(sources.connect, name, 0.0, T)
         for offset, (name, value) in enumerate(posts, start=1):
             await asyncio.to_thread(sources.post, name, value, T + offset)
-        await asyncio.sleep(0.05)
-        return results
+        return results  # runs happen on the posting thread, before post returns
     finally:
         await device.stop()
 
