@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from epics_collector.collector._conditions import Condition
 from epics_collector.collector._config import ChannelConfig, CollectorConfig
 from epics_collector.collector._exporting import Annotations, gather
 from epics_collector.collector._persistence import FlushOutcome, Persistence
@@ -22,6 +21,7 @@ from epics_collector.collector._push import MAX_PUSHED_CHANNELS, parse_push
 from epics_collector.collector._pvs import ChannelPvs
 from epics_collector.collector._recorder import Channel, Event, Recorder
 from epics_collector.collector._snapshots import SNAPSHOT_COLUMNS, SnapshotStore
+from epics_collector.collector._start_stop import StartStop
 from epics_collector.collector._triggers import ConditionInput, TriggerWindows
 from epics_collector.core import (
     AttrR,
@@ -46,7 +46,7 @@ from epics_collector.storage import (
     write_json_atomic,
     write_nexus,
 )
-from epics_collector.upload import make_uploader
+from epics_collector.upload import UploadFailedError, make_uploader, upload_with_retries
 
 log = logging.getLogger(__name__)
 _now = time.time  # Push has an argument named time
@@ -153,7 +153,14 @@ class Collector(Device[CollectorConfig]):
                 self.snapshot_table,
                 store,
             )
-        self._conditions: dict[str, Condition] = {}
+        self.start_stop = StartStop(
+            self.config.start_when,
+            self.config.stop_when,
+            start=self._start,
+            stop=self._stop_for,
+            recording=lambda: self.state.value == CollectorStates.RECORDING,
+            report=self.report,
+        )
         self._pushed: dict[str, str] = {}  # extra channels: alias -> kind
         self._upload_task: asyncio.Task[None] | None = None
         self.export_format.set(self.config.export.format)
@@ -207,28 +214,20 @@ class Collector(Device[CollectorConfig]):
     async def _upload(self, path: Path) -> None:
         assert self.config.upload is not None
         uploader = make_uploader(self.config.upload)
-        attempts, wait = uploader.settings.retries + 1, uploader.settings.backoff
         metadata = {"device": self.prefix, "file": path.name, "exported": path.stat().st_mtime}
-        loop = asyncio.get_running_loop()
-        failure = ""
-        for attempt in range(1, attempts + 1):
-            self.upload_status.set(f"uploading {path.name} (attempt {attempt}/{attempts})")
-            try:
-                location = await loop.run_in_executor(None, uploader.upload, path, metadata)
-            except Exception as error:  # any failure is retried, then reported
-                failure = f"{type(error).__name__}: {error}"
-                if attempt < attempts:
-                    await asyncio.sleep(wait)
-                    wait *= 2
-                continue
-            record = {"location": location, "time": _now(), "kind": uploader.settings.kind}
-            write_json_atomic(path.with_name(path.name + ".upload.json"), record)
-            self.upload_status.set(f"uploaded {path.name} to {location}")
-            self.report(f"uploaded {path.name} to {location}")
+        try:
+            location = await upload_with_retries(
+                uploader, path, metadata, self.upload_status.set, write_json_atomic
+            )
+        except UploadFailedError as error:
+            text = str(error)
+            self.upload_status.set(
+                text, severity=Severity.MAJOR, status=Status.DEVICE, message=text
+            )
+            self.report(text, Severity.MAJOR)
             return
-        text = f"upload of {path.name} failed after {attempts} attempts: {failure}"
-        self.upload_status.set(text, severity=Severity.MAJOR, status=Status.DEVICE, message=text)
-        self.report(text, Severity.MAJOR)
+        self.upload_status.set(f"uploaded {path.name} to {location}")
+        self.report(f"uploaded {path.name} to {location}")
 
     @annotate.on_put
     async def _annotate(self, text: str) -> None:
@@ -543,47 +542,19 @@ class Collector(Device[CollectorConfig]):
 
     def _subscribe_conditions(self) -> None:
         assert self.sources is not None and self._loop is not None
-        inputs: list[tuple[str, Callable[[Any, float], None], str]] = []
+        inputs: list[tuple[str, Callable[[Any, float], None], Callable[[str], None]]] = []
         if self.triggers is not None:
             self.triggers.restore()
-            inputs.append((self.triggers.config.pv, self.triggers.on_value, "trigger"))
-        for name, when in (
-            ("start_when", self.config.start_when),
-            ("stop_when", self.config.stop_when),
-        ):
-            if when is not None:
-                self._conditions[name] = Condition(when.when)
-                inputs.append((when.pv, partial(self._on_start_stop, name), name))
-        for pv, on_value, role in inputs:
-            listener = ConditionInput(self._loop, on_value, partial(self._condition_lost, role, pv))
+            pv = self.triggers.config.pv
+            inputs.append(
+                (pv, self.triggers.on_value, partial(self.start_stop.lost, "trigger", pv))
+            )
+        for role, pv in self.start_stop.inputs():
+            on_value = partial(self.start_stop.on_value, role)
+            inputs.append((pv, on_value, partial(self.start_stop.lost, role, pv)))
+        for pv, on_value, on_lost in inputs:
+            listener = ConditionInput(self._loop, on_value, on_lost)
             self._subscriptions.append(self.sources.subscribe(pv, listener, queue_size=1000))
-
-    def _condition_lost(self, role: str, pv: str, reason: str) -> None:
-        self.report(f"{role} PV {pv} {reason}; recording goes on", Severity.MINOR)
-
-    def _on_start_stop(self, role: str, value: Any, timestamp: float) -> None:
-        condition = self._conditions[role]
-        try:
-            fires, holds = condition.update(value), condition.holds(value)
-        except (TypeError, ValueError) as error:
-            self.report(f"{role}: cannot test {value!r}: {error}", Severity.MINOR)
-            return
-        recording = self.state.value == CollectorStates.RECORDING
-        if role == "start_when" and holds and not recording:
-            self._start_by_condition(f"start_when {condition.text} on {value!r}")
-        elif recording and (
-            (role == "stop_when" and fires)
-            or (role == "start_when" and not holds and self.config.stop_when is None)
-        ):
-            self._stop_for(f"{role} {condition.text} on {value!r}")
-
-    def _start_by_condition(self, reason: str) -> None:
-        try:
-            self._start()
-        except ValueError as error:
-            self.report(f"{reason}: not started: {error}", Severity.MINOR)
-            return
-        self.report(f"recording ({reason})")
 
     async def on_stop(self) -> None:
         """Close the sources, flush to disk, stop publishing."""

@@ -9,13 +9,16 @@ from epics_collector.upload._base import (
     sha256,
     uploader_names,
 )
+from epics_collector.upload._retry import UploadFailedError, upload_with_retries
 
 __all__ = [
     "UnknownUploaderError",
+    "UploadFailedError",
     "Uploader",
     "UploaderSettings",
     "load_uploader",
     "make_uploader",
     "sha256",
+    "upload_with_retries",
     "uploader_names",
 ]
