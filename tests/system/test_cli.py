@@ -20,7 +20,7 @@ def test_schema_prints_json_schema():
     assert result.returncode == 0
     assert json.loads(result.stdout)["properties"]["step"]["type"] == "integer"
     result = cli("schema", "factory")
-    assert "allow_hosts" in json.loads(result.stdout)["properties"]
+    assert "access" in json.loads(result.stdout)["properties"]
 
 
 def test_unknown_type_and_bad_config_exit_2_naming_the_problem(prefix):
@@ -70,7 +70,7 @@ def test_demo_stops_cleanly_on_ctrl_c(network, tmp_path):
         assert demo.popen.poll() is None
         wait_for(lambda: "Showing live values" in demo.output(), 60, "the demo running")
         demo.popen.send_signal(signal.SIGINT)
-        demo.popen.wait(20)
+        demo.popen.wait(60)  # a clean stop (export, devices, IOC), not a timing check
     assert demo.popen.returncode == 0, demo.output()
     assert "Stopped cleanly" in demo.output()
 

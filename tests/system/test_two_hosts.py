@@ -7,6 +7,7 @@ not permitted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -73,33 +74,88 @@ def two_hosts() -> Iterator[list[Host]]:
             subprocess.run(["ip", "netns", "del", namespace], capture_output=True, timeout=10)
 
 
+def _run_on(host: Host, *command: str, timeout: float = 90) -> str:
+    """Run a Python command on ``host``; its standard output (fails the test on an error)."""
+    done = subprocess.run(
+        [*host.launcher, sys.executable, *command],
+        env={**host.env(), "PYTHONPATH": os.pathsep.join(sys.path)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@contextlib.contextmanager
+def _host_a(a: Host, tmp_path: Path) -> Iterator[SimIoc]:
+    """Host A: the sim IOC and a factory HA:FAC: with the default policy."""
+    with (
+        SimIoc("HA:SIM:", a.env(), launcher=a.launcher) as ioc,
+        FactoryProcess("HA:FAC:", data_dir=tmp_path / "a", env=a.env(), launcher=a.launcher),
+    ):
+        yield ioc
+
+
+def _trusting(path: Path) -> Path:
+    """Host B's factory config: the documented one-line policy trusting the subnet."""
+    path.write_text("access: {control: [198.18.0.0/24], factory: [198.18.0.0/24]}\n")
+    return path
+
+
 def test_a_client_on_host_a_records_host_a_from_both_factories(
     two_hosts: list[Host], tmp_path: Path
 ) -> None:
     a, b = two_hosts
     with (
-        SimIoc("HA:SIM:", a.env(), launcher=a.launcher) as ioc,
-        FactoryProcess("HA:FAC:", data_dir=tmp_path / "a", env=a.env(), launcher=a.launcher),
-        FactoryProcess("HB:FAC:", data_dir=tmp_path / "b", env=b.env(), launcher=b.launcher),
+        _host_a(a, tmp_path) as ioc,
+        FactoryProcess(
+            "HB:FAC:",
+            data_dir=tmp_path / "b",
+            config=_trusting(tmp_path / "b.yaml"),
+            env=b.env(),
+            launcher=b.launcher,
+        ),
     ):
-        client = subprocess.run(
-            [
-                *a.launcher,
-                sys.executable,
-                str(Path(__file__).with_name("netns_client.py")),
-                ioc.prefix + "Counter",
-                "HA:FAC:",
-                "HB:FAC:",
-            ],
-            env={**a.env(), "PYTHONPATH": os.pathsep.join(sys.path)},
-            capture_output=True,
-            text=True,
-            timeout=90,
-        )
-        assert client.returncode == 0, client.stderr
-        histories = json.loads(client.stdout)
+        client = str(Path(__file__).with_name("netns_client.py"))
+        histories = json.loads(_run_on(a, client, ioc.prefix + "Counter", "HA:FAC:", "HB:FAC:"))
     local, remote = histories["HA:FAC:remote:"], histories["HB:FAC:remote:"]
     assert len(local) >= 5 and len(remote) >= 5
     for history in (local, remote):
         assert history == sorted(history) and len(set(history)) == len(history)
     assert set(local) & set(remote), "both collectors record the same source"
+
+
+def test_an_untrusted_host_reads_but_controls_nothing_by_default(
+    two_hosts: list[Host], tmp_path: Path
+) -> None:
+    """Host B is not in host A's policy (the default: only host A itself controls)."""
+    a, b = two_hosts
+    with _host_a(a, tmp_path) as ioc:
+        # host A's own client creates a collector and a feedback device
+        _run_on(
+            a, str(Path(__file__).with_name("netns_client.py")), ioc.prefix + "Counter", "HA:FAC:"
+        )
+        pid = _CREATE_PID.format(setpoint=ioc.prefix + "Setpoint", readback=ioc.prefix + "Readback")
+        _run_on(a, "-c", pid)
+        intruder = str(Path(__file__).with_name("netns_intruder.py"))
+        output = _run_on(b, intruder, "HA:FAC:", "HA:FAC:remote:", "HA:FAC:pid:", timeout=120)
+        results = json.loads(output)
+        assert not list((tmp_path / "a").rglob("stolen*")), "an export was written"
+    assert results.pop("read") == "ok", "reading is open to every host"
+    for operation, outcome in results.items():
+        assert "198.18.0.2 may not" in outcome, f"{operation}: {outcome}"
+
+
+_CREATE_PID = """
+import json
+from p4p.client.thread import Context
+from p4p.nt import NTURI
+config = {{"inputs": {{"rb": "{readback}"}}, "trigger": {{"period": 0.5}},
+    "processor": {{"name": "pid", "params": {{"setpoint": 1.0}}}},
+    "feedback": [{{"output": "output", "target": "{setpoint}", "low": 0, "high": 2}}]}}
+uri = NTURI([("type", "s"), ("name", "s"), ("config", "s")])
+with Context("pva") as ctx:
+    args = {{"type": "processing", "name": "pid", "config": json.dumps(config)}}
+    ctx.rpc("HA:FAC:Create", uri.wrap("HA:FAC:Create", kws=args), timeout=60)
+"""

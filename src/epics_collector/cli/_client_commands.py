@@ -284,8 +284,11 @@ def _config_models() -> dict[str, type[Any]]:
 
 def guess_type(config: dict[str, Any]) -> str:
     """The device type whose configuration has exactly these keys (a Config PV's JSON)."""
+    keys = set(config) - {"access"}  # every device config may have it
     found = [
-        name for name, model in _config_models().items() if set(model.model_fields) == set(config)
+        name
+        for name, model in _config_models().items()
+        if set(model.model_fields) - {"access"} == keys
     ]
     if len(found) != 1:
         raise ConfigError("cannot tell the device type from its Config; give --type")

@@ -3,6 +3,12 @@
 Nothing here imports p4p; the PVA layer serves what a device declares.
 """
 
+from epics_collector.core._access import (
+    AccessDeniedError,
+    AccessPolicy,
+    Operation,
+    host_address,
+)
 from epics_collector.core._alarm import Severity, Status
 from epics_collector.core._attributes import (
     AttrR,
@@ -61,6 +67,10 @@ from epics_collector.core._sources import (
 )
 
 __all__ = [
+    "AccessDeniedError",
+    "AccessPolicy",
+    "Operation",
+    "host_address",
     "AttrR",
     "AttrRW",
     "Bool",

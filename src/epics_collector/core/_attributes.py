@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, NamedTuple, Self, TypeVar, overload
 
+from epics_collector.core._access import Operation
 from epics_collector.core._alarm import Severity, Status
 from epics_collector.core._datatypes import DataType, Int
 
@@ -134,9 +135,17 @@ class AttrRW(AttrR[D]):
     Without a handler a put just stores the (checked) value.
     """
 
-    def __init__(self, datatype: D, *, description: str = "", name: str | None = None) -> None:
+    def __init__(
+        self,
+        datatype: D,
+        *,
+        description: str = "",
+        name: str | None = None,
+        access: Operation = Operation.CONTROL,
+    ) -> None:
         super().__init__(datatype, description=description, name=name)
         self.put_handler: PutHandler | None = None
+        self.access = access  # the class of operation a put is (access policy)
 
     @property
     def writable(self) -> bool:
@@ -161,8 +170,16 @@ CommandMethod = Callable[[Any], Awaitable[None]]
 class Command(AttrRW[Int]):
     """A command PV: an int, put 1 runs the method, then the PV reads 0 again."""
 
-    def __init__(self, method: CommandMethod, description: str, name: str | None = None) -> None:
-        super().__init__(Int(low=0, high=1, width=32), description=description, name=name)
+    def __init__(
+        self,
+        method: CommandMethod,
+        description: str,
+        name: str | None = None,
+        access: Operation = Operation.CONTROL,
+    ) -> None:
+        super().__init__(
+            Int(low=0, high=1, width=32), description=description, name=name, access=access
+        )
         self.method = method
         self.reading = Reading(0, time.time())
 
@@ -174,7 +191,7 @@ class Command(AttrRW[Int]):
 
 
 def command(
-    *, description: str = "", name: str | None = None
+    *, description: str = "", name: str | None = None, access: Operation = Operation.CONTROL
 ) -> Callable[[CommandMethod], Command]:
     """Declare an ``async def`` method as a command PV (put 1 runs it).
 
@@ -182,7 +199,7 @@ def command(
     """
 
     def wrap(method: CommandMethod) -> Command:
-        return Command(method, description or (method.__doc__ or "").strip(), name)
+        return Command(method, description or (method.__doc__ or "").strip(), name, access)
 
     return wrap
 
@@ -193,6 +210,7 @@ class Caller:
 
     peer: str = ""
     account: str = ""
+    local: bool = False  # the device's own process (not over the network): always allowed
 
     @property
     def host(self) -> str:
@@ -215,18 +233,24 @@ class Rpc:
     description: str = ""
     name: str = ""
     with_caller: bool = False
+    access: Operation = Operation.CONTROL
 
     def __set_name__(self, owner: type, attribute: str) -> None:
         self.name = self.name or pv_name(attribute)
 
 
 def rpc(
-    *, description: str = "", name: str = "", with_caller: bool = False
+    *,
+    description: str = "",
+    name: str = "",
+    with_caller: bool = False,
+    access: Operation = Operation.CONTROL,
 ) -> Callable[[Callable[..., Awaitable[Any]]], Rpc]:
     """Declare an ``async def method(self, **arguments)`` as an RPC PV named after it."""
 
     def wrap(method: Callable[..., Awaitable[Any]]) -> Rpc:
-        return Rpc(method, description or (method.__doc__ or "").strip(), name, with_caller)
+        text = description or (method.__doc__ or "").strip()
+        return Rpc(method, text, name, with_caller, access)
 
     return wrap
 

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from epics_collector.core._access import AccessPolicy
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -17,9 +19,17 @@ class ConfigError(ValueError):
 
 
 class DeviceConfig(BaseModel):
-    """Base of every device's configuration model: unknown keys are errors."""
+    """Base of every device's configuration model: unknown keys are errors.
+
+    ``access`` is who may read and control the device (a factory sets it for the
+    devices it runs; absent: :class:`AccessPolicy`'s default, this host only).
+    """
 
     model_config = ConfigDict(extra="forbid")
+
+    access: AccessPolicy | None = Field(
+        default=None, description="who may read and control this device (default: this host)"
+    )
 
 
 def shorten(text: str, limit: int = 80) -> str:

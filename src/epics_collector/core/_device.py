@@ -12,6 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
+from epics_collector.core._access import AccessPolicy, Operation, refusal
 from epics_collector.core._alarm import Severity, Status
 from epics_collector.core._attributes import AttrR, AttrRW, Caller, Rpc, Scan, scan
 from epics_collector.core._config import DeviceConfig, validate_config
@@ -58,6 +59,7 @@ class Device(Generic[ConfigT]):
     message = AttrR(String(), description="Last status or error; alarm severity set on errors")
     config_json = AttrR(String(max_length=1 << 20), name="Config", description="Configuration")
     heartbeat = AttrR(Int(), description="Increments about once a second while alive")
+    refused = AttrR(Int(), description="Requests the access policy refused")
 
     def __init__(
         self,
@@ -94,8 +96,11 @@ class Device(Generic[ConfigT]):
         )
         self.state.set(choices[0])
         self.message.set("")
-        self.config_json.set(self.config.model_dump_json())
+        self.access = self.config.access or AccessPolicy()
+        unset = {"access"} if self.config.access is None else None  # as configured
+        self.config_json.set(self.config.model_dump_json(exclude=unset))
         self.heartbeat.set(0)
+        self.refused.set(0)
         self.create_dynamic_pvs()
 
     @classmethod
@@ -159,7 +164,9 @@ class Device(Generic[ConfigT]):
         attr = self.pvs.get(name)
         if not isinstance(attr, AttrRW):
             raise PutError(f"{name} is read-only")
-        current_caller.set(caller or Caller())  # this request's task only
+        caller = caller or Caller(local=True)  # in-process: the owner itself
+        self._check_access(attr.access, f"put to {name}", caller, PutError)
+        current_caller.set(caller)  # this request's task only
         try:
             await attr.put(self, value)
         except Exception as error:  # any handler failure is reported, never fatal
@@ -169,6 +176,20 @@ class Device(Generic[ConfigT]):
             self.report(text, Severity.MINOR)
             raise PutError(text) from error
 
+    def allows(self, operation: Operation, caller: Caller) -> bool:
+        """Whether the access policy lets ``caller`` do ``operation``."""
+        return caller.local or self.access.allows(operation, caller.host, caller.account)
+
+    def _check_access(
+        self, operation: Operation, what: str, caller: Caller, error: type[Exception]
+    ) -> None:
+        if self.allows(operation, caller):
+            return
+        denied = refusal(operation, what, caller.host, caller.account)
+        self.refused.set(self.refused.value + 1, severity=Severity.MINOR)
+        self.report(str(denied), Severity.MINOR)
+        raise error(str(denied))
+
     async def call(
         self, name: str, arguments: Mapping[str, Any], caller: Caller | None = None
     ) -> Any:
@@ -176,7 +197,9 @@ class Device(Generic[ConfigT]):
         handler = self.rpcs.get(name)
         if handler is None:
             raise RpcError(f"no RPC named {name}")
-        extra = {"caller": caller or Caller()} if handler.with_caller else {}
+        caller = caller or Caller(local=True)  # in-process: the owner itself
+        self._check_access(handler.access, name, caller, RpcError)
+        extra = {"caller": caller} if handler.with_caller else {}
         try:
             inspect.signature(handler.method).bind(self, **arguments, **extra)
         except TypeError as error:

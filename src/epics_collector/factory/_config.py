@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from epics_collector.core import DeviceConfig
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,40}")
 PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_:.\-]{1,80}:")
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def check_name(name: str) -> str:
@@ -60,10 +58,6 @@ class FactoryConfig(DeviceConfig):
     max_capacity: int | None = Field(
         default=None, ge=1, description="largest 'capacity' a device config may ask for"
     )
-    allow_hosts: list[IpNetwork] | None = Field(
-        default=None,
-        description="client addresses/networks allowed to Create/Destroy (default: any)",
-    )
     screens: Path | None = Field(
         default=None,
         description="write Phoebus screens (.bob) of the factory and each device here "
@@ -80,22 +74,26 @@ class FactoryConfig(DeviceConfig):
         description="seconds of Heartbeat silence after which a device is Hung (restarted)",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _allow_hosts(cls, data: Any) -> Any:
+        """``allow_hosts: [...]`` (earlier versions) is ``access: {factory: [...]}``."""
+        if isinstance(data, dict) and "allow_hosts" in data:
+            data = dict(data)
+            hosts = data.pop("allow_hosts")
+            access = dict(data.get("access") or {})
+            if "factory" in access:
+                raise ValueError("give access.factory or allow_hosts, not both")
+            access["factory"] = hosts
+            data["access"] = access
+        return data
+
     @field_validator("types")
     @classmethod
     def _no_factories(cls, types: list[str] | None) -> list[str] | None:
         if types is not None and "factory" in types:
             raise ValueError("a factory cannot create factories")
         return types
-
-    def allows_host(self, host: str) -> bool:
-        """Whether a client at ``host`` (an IP address) may create and destroy devices."""
-        if self.allow_hosts is None:
-            return True
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return False
-        return any(address in network for network in self.allow_hosts)
 
 
 Name = Annotated[str, AfterValidator(check_name)]

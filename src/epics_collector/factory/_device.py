@@ -20,6 +20,7 @@ from epics_collector.core import (
     ConfigError,
     Device,
     Enum,
+    Operation,
     RpcError,
     Severity,
     Sources,
@@ -36,6 +37,7 @@ from epics_collector.core import (
     shorten,
     validate_config,
 )
+from epics_collector.core._access import refusal
 from epics_collector.factory._config import DeviceSpec, FactoryConfig, check_name, check_prefix
 from epics_collector.factory._store import DeviceStore
 from epics_collector.factory._supervisor import LaunchError, Supervisor
@@ -124,23 +126,30 @@ class Factory(Device[FactoryConfig]):
                 Enum(choices=self.allowed_types or ["(none)"]),
                 name="NewType",
                 description="Create form: device type",
+                access=Operation.FACTORY,
             )
         )
         self.new_name = self.add_pv(
-            AttrRW(String(max_length=40), name="NewName", description="Create form: name")
+            AttrRW(
+                String(max_length=40),
+                name="NewName",
+                description="Create form: name",
+                access=Operation.FACTORY,
+            )
         )
         self.new_config = self.add_pv(
             AttrRW(
                 String(max_length=MAX_CONFIG_CHARS),
                 name="NewConfig",
                 description="Create form: configuration (JSON or YAML)",
+                access=Operation.FACTORY,
             )
         )
         self.new_type.set(self.new_type.datatype.initial)
         self.new_name.set("")
         self.new_config.set("")
 
-    @command(name="CreateNew")
+    @command(name="CreateNew", access=Operation.FACTORY)
     async def create_from_form(self) -> None:
         """Create the device the form describes (put 1), as Create would; see Message."""
         caller = current_caller.get()
@@ -177,10 +186,12 @@ class Factory(Device[FactoryConfig]):
 
     def _launch(self, spec: DeviceSpec) -> ManagedProcess:
         """Start the process of ``spec`` (from the event loop's thread, which outlives it)."""
+        # the factory's policy, never one a client sent (see _spec)
+        config = {**spec.config, "access": self.access.model_dump()}
         args = device_arguments(
             spec.type,
             spec.prefix,
-            spec.config,
+            config,
             data_dir=self.data_dir / spec.name,
             parent_pid=os.getpid(),
         )
@@ -215,10 +226,6 @@ class Factory(Device[FactoryConfig]):
 
     # checks of requests ----------------------------------------------------------------------
 
-    def _check_caller(self, caller: Caller, action: str) -> None:
-        if not self.config.allows_host(caller.host):
-            raise RpcError(f"{action} refused: client {caller.host or '(unknown)'} is not allowed")
-
     def _device_type(self, type_name: str) -> type[Device[Any]]:
         if type_name not in self.allowed_types:
             allowed = ", ".join(self.allowed_types) or "none"
@@ -252,6 +259,8 @@ class Factory(Device[FactoryConfig]):
         name = _text(name, "name", 100)
         config = self._parse_config(_text(config_text, "config", MAX_CONFIG_CHARS))
         prefix = _text(prefix, "prefix", 100) or str(config.pop("prefix", "") or "")
+        if "access" in config:
+            raise RpcError("access comes from the factory's configuration, not from Create")
         if not type_name or not name:
             raise RpcError("Create needs the arguments type and name (and optionally config)")
         cls = self._device_type(type_name)
@@ -284,7 +293,7 @@ class Factory(Device[FactoryConfig]):
 
     # RPCs ------------------------------------------------------------------------------------
 
-    @rpc(with_caller=True)
+    @rpc(with_caller=True, access=Operation.FACTORY)
     async def create(
         self,
         type: str = "",  # noqa: A002 (the contract's argument name)
@@ -295,8 +304,12 @@ class Factory(Device[FactoryConfig]):
         caller: Caller,
     ) -> str:
         """Create a device: arguments type, name, config (JSON), optional prefix."""
-        self._check_caller(caller, "Create")
         spec = self._spec(type, name, config, prefix)
+        if spec.config.get("feedback") and not self.allows(Operation.FEEDBACK, caller):
+            denied = refusal(
+                Operation.FEEDBACK, "Create with feedback", caller.host, caller.account
+            )
+            raise RpcError(str(denied))
         self._pending.add(spec.name)
         try:
             supervisor = self._supervisor(spec)
@@ -312,10 +325,9 @@ class Factory(Device[FactoryConfig]):
         self._write_screen(spec)
         return spec.prefix
 
-    @rpc(with_caller=True)
+    @rpc(with_caller=True, access=Operation.FACTORY)
     async def destroy(self, name: str = "", *, caller: Caller) -> str:
         """Stop a device's process and forget it (its files stay): argument name."""
-        self._check_caller(caller, "Destroy")
         supervisor = self._named(name)
         await supervisor.stop()
         del self._supervisors[supervisor.spec.name]
@@ -324,10 +336,9 @@ class Factory(Device[FactoryConfig]):
         self.report(f"destroyed {supervisor.spec.name}")
         return f"destroyed {supervisor.spec.name}"
 
-    @rpc(with_caller=True)
+    @rpc(with_caller=True, access=Operation.FACTORY)
     async def restart(self, name: str = "", *, caller: Caller) -> str:
         """Restart a device's process now (also one marked Failed): argument name."""
-        self._check_caller(caller, "Restart")
         supervisor = self._named(name)
         await supervisor.restart()
         return f"{supervisor.spec.name}: {supervisor.state}"

@@ -26,6 +26,7 @@ from epics_collector.core import (
     Float,
     Int,
     NDArray,
+    Operation,
     Severity,
     Status,
     String,
@@ -88,7 +89,9 @@ class Processing(Device[ProcessingConfig]):
 
     enable = AttrRW(Int(low=0, high=1, width=32), description="1: process (clears Fault)")
     feedback_enable = AttrRW(
-        Int(low=0, high=1, width=32), description="1: write feedback outputs to their targets"
+        Int(low=0, high=1, width=32),
+        description="1: write feedback outputs to their targets",
+        access=Operation.FEEDBACK,
     )
     feedback_skipped = AttrR(
         Int(),
@@ -118,11 +121,14 @@ class Processing(Device[ProcessingConfig]):
         }
         self.params: dict[str, AttrRW[Any]] = {}
         model = type(self.processor.params)
+        # with feedback, a parameter changes what is written to other PVs
+        access = Operation.FEEDBACK if self.config.feedback else Operation.CONTROL
         for field_name, field in model.model_fields.items():
             attr: AttrRW[Any] = AttrRW(
                 param_datatype(field.annotation),
                 name=f"Param:{field_name}",
                 description=field.description or f"Parameter {field_name}",
+                access=access,
             )
             attr.put_handler = self._param_putter(field_name)
             self.params[field_name] = attr

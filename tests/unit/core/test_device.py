@@ -68,6 +68,7 @@ def test_declared_and_common_pvs():
         "Message",
         "Config",
         "Heartbeat",
+        "Refused",
         "Value",
         "Limit",
         "DoIt",

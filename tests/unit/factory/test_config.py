@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from epics_collector.core import Caller, ConfigError
+from epics_collector.core import AccessPolicy, Caller, ConfigError, Operation
 from epics_collector.factory import (
     DeviceSpec,
     DeviceStore,
@@ -33,12 +33,17 @@ def test_bad_names(name: str) -> None:
         check_name(name)
 
 
-def test_allowed_hosts() -> None:
+def test_allow_hosts_is_the_factory_access_list() -> None:
     config = FactoryConfig.model_validate({"allow_hosts": ["127.0.0.1", "198.18.0.0/24", "::1"]})
-    assert config.allows_host("127.0.0.1") and config.allows_host("198.18.0.7")
-    assert config.allows_host("::1")
-    assert not config.allows_host("198.18.1.1") and not config.allows_host("")
-    assert FactoryConfig().allows_host("10.1.2.3")
+    access = config.access
+    assert access is not None
+    assert access.allows(Operation.FACTORY, "127.0.0.1")
+    assert access.allows(Operation.FACTORY, "198.18.0.7")
+    assert access.allows(Operation.FACTORY, "::ffff:198.18.0.7")  # IPv4-mapped (0.0.0.0)
+    assert access.allows(Operation.FACTORY, "::1")
+    assert not access.allows(Operation.FACTORY, "198.18.1.1")
+    assert not access.allows(Operation.FACTORY, "")
+    assert not AccessPolicy().allows(Operation.FACTORY, "10.1.2.3"), "default: this host only"
 
 
 def test_a_factory_config_cannot_allow_factories_or_unknown_keys() -> None:
