@@ -138,3 +138,18 @@ def test_rpc_and_rpc_errors(serve, prefix, ctx):
     with pytest.raises(RemoteError, match="bad arguments"):
         ctx.rpc(prefix + "Scale", NTURI([]).wrap(prefix + "Scale", kws={}))
     assert served.device.state.value == "Idle"
+
+
+def test_the_access_policy_refuses_reads_and_puts(serve, prefix, ctx):
+    served = serve(Counter({"access": {"control": ["10.0.0.0/8"]}}), prefix)
+    with pytest.raises(RemoteError, match=r"put to Start refused: .*@127.0.0.1 may not control"):
+        ctx.put(prefix + "Start", 1)
+    assert str(ctx.get(prefix + "State")) == "Idle"  # reading is open by default
+    assert ctx.get(prefix + "Refused") == 1 and "may not control" in ctx.get(prefix + "Message")
+    other = prefix + "R:"
+    closed = serve(Counter({"access": {"read": ["10.0.0.0/8"]}}), other)
+    with pytest.raises(TimeoutError):
+        ctx.get(other + "State", timeout=1.0)  # no channel for this host
+    wait_for(lambda: closed.device.refused.value >= 1, 5, "the refused read counted")
+    assert "read of " + other + "State refused" in closed.device.message.value
+    assert served.device.refused.value == 1

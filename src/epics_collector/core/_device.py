@@ -81,6 +81,7 @@ class Device(Generic[ConfigT]):
         self.rpcs: dict[str, Rpc] = {}
         self._scans: list[Scan] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._event_loop: asyncio.AbstractEventLoop | None = None
         for attribute, declaration in self._declarations().items():
             if isinstance(declaration, AttrR):
                 bound = declaration.bind()
@@ -183,12 +184,23 @@ class Device(Generic[ConfigT]):
     def _check_access(
         self, operation: Operation, what: str, caller: Caller, error: type[Exception]
     ) -> None:
-        if self.allows(operation, caller):
-            return
-        denied = refusal(operation, what, caller.host, caller.account)
+        if not self.allows(operation, caller):
+            raise error(self.count_refusal(what, caller, operation))
+
+    def count_refusal(
+        self, what: str, caller: Caller, operation: Operation = Operation.READ
+    ) -> str:
+        """Count and report a request the policy refused (event loop); the error text."""
+        denied = str(refusal(operation, what, caller.host, caller.account))
         self.refused.set(self.refused.value + 1, severity=Severity.MINOR)
-        self.report(str(denied), Severity.MINOR)
-        raise error(str(denied))
+        self.report(denied, Severity.MINOR)
+        return denied
+
+    def loop_call(self, function: Callable[..., Any], *args: Any) -> None:
+        """Run ``function(*args)`` on the device's event loop (from any thread)."""
+        loop = self._event_loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(function, *args)
 
     async def call(
         self, name: str, arguments: Mapping[str, Any], caller: Caller | None = None
@@ -222,6 +234,7 @@ class Device(Generic[ConfigT]):
 
     async def start(self) -> None:
         """Start the scans, then run :meth:`on_start`; a failure puts the device in Fault."""
+        self._event_loop = asyncio.get_running_loop()
         self._tasks = [asyncio.create_task(self._run_scan(s), name=s.name) for s in self._scans]
         try:
             await self.on_start()

@@ -13,10 +13,10 @@ import numpy as np
 from p4p import Value
 from p4p._p4p import SharedPV as _SharedPV
 from p4p.nt import NTScalar, NTTable
-from p4p.server import Server, ServerOperation, StaticProvider
+from p4p.server import DynamicProvider, Server, ServerOperation
 from p4p.server.asyncio import SharedPV
 
-from epics_collector.core import AttrR, Caller, Device, PutError, Reading, RpcError
+from epics_collector.core import AttrR, Caller, Device, Operation, PutError, Reading, RpcError
 from epics_collector.pva._network import Network
 from epics_collector.pva._types import NtMapping, _array_code
 
@@ -168,6 +168,31 @@ def rpc_result(result: Any) -> Value:
     return _RPC_TYPE.wrap(str(result))
 
 
+class _Channels:
+    """The device's PVs by full name, handed out to peers the policy lets read.
+
+    A p4p ``DynamicProvider`` handler: ``makeChannel`` sees the peer's address, so a
+    host without ``read`` access gets no channel at all (its search is answered, its
+    connection refused and counted in Refused).
+    """
+
+    def __init__(self, device: Device[Any], pvs: dict[str, SharedPV]) -> None:
+        self.device, self.pvs = device, pvs
+
+    def testChannel(self, name: str) -> bool:  # noqa: N802 (p4p's name)
+        return name in self.pvs
+
+    def makeChannel(self, name: str, peer: str) -> SharedPV | None:  # noqa: N802
+        pv = self.pvs.get(name)
+        if pv is None:
+            return None
+        caller = Caller(peer=peer)
+        if not self.device.allows(Operation.READ, caller):
+            self.device.loop_call(self.device.count_refusal, f"read of {name}", caller)
+            return None
+        return pv
+
+
 class DeviceServer:
     """Serves one device under ``prefix`` for as long as the ``async with`` block runs.
 
@@ -182,7 +207,7 @@ class DeviceServer:
         device.prefix = prefix
         self._pvs: dict[str, SharedPV] = {}
         self._server: Server | None = None
-        self._provider: StaticProvider | None = None
+        self._provider: DynamicProvider | None = None
         self._lazy: dict[str, _Poster] = {}
         self._flusher: asyncio.Task[None] | None = None
 
@@ -217,9 +242,9 @@ class DeviceServer:
             initial["display.description"] = handler.description
             rpc = SharedPV(handler=cast(Any, _RpcHandler(self.device, name)), initial=initial)
             self._pvs[self.prefix + name] = rpc
-        self._provider = StaticProvider(f"epics-collector:{self.prefix}")
-        for full_name, pv in self._pvs.items():
-            self._provider.add(full_name, pv)
+        self._provider = DynamicProvider(
+            f"epics-collector:{self.prefix}", _Channels(self.device, self._pvs)
+        )
         self.device.watch_pvs(self._pvs_changed)
         self._server = Server(
             providers=[self._provider],
@@ -235,10 +260,8 @@ class DeviceServer:
         for attr in added:
             full_name = self.prefix + attr.name
             self._pvs[full_name] = self._serve_attr(attr)
-            self._provider.add(full_name, self._pvs[full_name])
         for name in removed:
             full_name = self.prefix + name
-            self._provider.remove(full_name)
             self._pvs.pop(full_name).close()
             self._lazy.pop(name, None)
 
