@@ -331,3 +331,22 @@ def test_a_factory_stops_devices_left_running_by_an_earlier_instance(
         assert fac.row("c")["pid"] != leftover.process.pid
     finally:
         leftover.stop()
+
+
+def test_a_yaml_bomb_is_refused_at_once_and_the_factory_stays_responsive(
+    factory_process: StartFactory,
+) -> None:
+    fac = factory_process()
+    lol = '["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'
+    layers = [f"l0: &l0 {lol}"] + [
+        f"l{i}: &l{i} [{','.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 9)
+    ]
+    bomb = "\n".join(layers)  # a few hundred bytes; 9**9 strings if expanded
+    started = time.monotonic()
+    with pytest.raises(RemoteError, match="YAML aliases"):
+        fac.call("Create", type="counter", name="bomb", config=bomb)
+    assert time.monotonic() - started < 1.0
+    deep = "[" * 100 + "]" * 100
+    with pytest.raises(RemoteError, match="nests deeper than 32"):
+        fac.call("Create", type="counter", name="deep", config=deep)
+    assert _answer_time(fac.ctx, fac.prefix + "Heartbeat") < 1.0

@@ -51,19 +51,56 @@ def describe_validation_error(error: ValidationError) -> str:
     return "; ".join(lines)
 
 
-def parse_config_text(text: str) -> Any:
-    """Parse JSON or YAML text (JSON is YAML, but JSON errors read better)."""
+MAX_DEPTH = 32  # nesting of mappings and lists a configuration may have
+
+
+class _NoAliases(yaml.SafeLoader):
+    """YAML without aliases: ``*name`` could expand a few hundred bytes to gigabytes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise ConfigError("YAML aliases (*name) are not accepted in a configuration")
+        return super().compose_node(parent, index)
+
+
+def _depth(data: Any) -> int:
+    """How deeply mappings and lists nest in ``data`` (without recursion)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if depth > MAX_DEPTH:
+                break
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def parse_config_text(text: str, *, aliases: bool = False) -> Any:
+    """Parse JSON or YAML text (JSON is YAML, but JSON errors read better).
+
+    The cost is bounded by the text's size: YAML aliases are refused (unless ``aliases``:
+    an operator's own files) and nesting deeper than :data:`MAX_DEPTH` is an error.
+    """
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError:
-        pass
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"configuration is neither JSON nor YAML: {problem}{where}") from None
+        try:
+            loader = yaml.SafeLoader if aliases else _NoAliases
+            data = yaml.load(text, Loader=loader)  # noqa: S506 (a SafeLoader)
+        except yaml.YAMLError as error:
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ConfigError(f"configuration is neither JSON nor YAML: {problem}{where}") from None
+        except RecursionError:
+            raise ConfigError(f"configuration nests deeper than {MAX_DEPTH} levels") from None
+    except RecursionError:
+        raise ConfigError(f"configuration nests deeper than {MAX_DEPTH} levels") from None
+    if _depth(data) > MAX_DEPTH:
+        raise ConfigError(f"configuration nests deeper than {MAX_DEPTH} levels")
+    return data
 
 
 def validate_config(model: type[M], data: Any) -> M:
@@ -89,6 +126,7 @@ def read_config(source: str | Path | None) -> Any:
             text = path.read_text()
         except OSError as error:
             raise ConfigError(f"cannot read configuration file {path}: {error}") from None
+        return parse_config_text(text, aliases=True)  # the operator's own file
     return parse_config_text(text)
 
 

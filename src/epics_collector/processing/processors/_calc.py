@@ -14,7 +14,7 @@ import operator
 import re
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -122,7 +122,26 @@ def compile_expression(expression: str, names: set[str] | None) -> ast.Expressio
             raise ValueError(f"{type(node).__name__} is not allowed in {expression!r}")
         if isinstance(node, ast.Constant) and not isinstance(node.value, int | float):
             raise ValueError(f"only numbers may be literals in {expression!r}")
+    _check_constants(tree.body, expression)
     return tree
+
+
+def _check_constants(node: ast.AST, expression: str) -> None:
+    """Refuse a part without inputs that cannot be computed (``9^9^8`` overflows)."""
+    if not isinstance(node, ast.expr):
+        return
+    if not any(isinstance(n, ast.Name) and n.id not in CONSTANTS for n in ast.walk(node)):
+        with np.errstate(all="ignore"):
+            try:
+                evaluate(node, {})
+            except (OverflowError, ZeroDivisionError, ValueError) as error:
+                part = ast.unparse(node)
+                raise ValueError(
+                    f"{part!r} in {expression!r} cannot be computed: {error}"
+                ) from None
+        return
+    for child in ast.iter_child_nodes(node):
+        _check_constants(child, expression)
 
 
 def evaluate(node: ast.AST, values: dict[str, Any]) -> Any:
@@ -130,10 +149,11 @@ def evaluate(node: ast.AST, values: dict[str, Any]) -> Any:
     if isinstance(node, ast.Expression):
         return evaluate(node.body, values)
     if isinstance(node, ast.Constant):
-        return node.value
+        return float(cast(float, node.value))  # float arithmetic: 9**9**8 overflows at once
     if isinstance(node, ast.Name):
         if node.id in values:
-            return values[node.id]
+            value = values[node.id]
+            return float(value) if isinstance(value, int) else value  # (bool too)
         return CONSTANTS[node.id]
     if isinstance(node, ast.BinOp):
         return _BINARY[type(node.op)](evaluate(node.left, values), evaluate(node.right, values))
