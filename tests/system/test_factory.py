@@ -160,6 +160,7 @@ def test_destroy(factory_process: StartFactory, ctx: Context, sim_ioc: SimIoc) -
 
 
 LIMITS = """
+prefixes: ["OTHER:"]
 types: [collector, counter]
 max_devices: 2
 max_capacity: 1000
@@ -204,7 +205,9 @@ def test_limits_duplicates_and_prefixes(factory_process: StartFactory) -> None:
         fac.create("counter", "one")
     with pytest.raises(RemoteError, match="is in use by one"):
         fac.call("Create", type="counter", name="two", prefix=f"{fac.prefix}one:")
-    assert fac.create("counter", "two", {"prefix": "ELSEWHERE:two:"}) == "ELSEWHERE:two:"
+    with pytest.raises(RemoteError, match="outside this factory's"):  # no hijack
+        fac.create("counter", "two", {"prefix": "ELSEWHERE:two:"})
+    assert fac.create("counter", "two", {"prefix": "OTHER:two:"}) == "OTHER:two:"
     with pytest.raises(RemoteError, match="at most 2 devices"):
         fac.create("counter", "three")
 
@@ -350,3 +353,18 @@ def test_a_yaml_bomb_is_refused_at_once_and_the_factory_stays_responsive(
     with pytest.raises(RemoteError, match="nests deeper than 32"):
         fac.call("Create", type="counter", name="deep", config=deep)
     assert _answer_time(fac.ctx, fac.prefix + "Heartbeat") < 1.0
+
+
+def test_a_device_is_never_put_under_names_another_server_answers(
+    factory_process: StartFactory, sim_ioc: SimIoc
+) -> None:
+    fac = factory_process(f'prefixes: ["{sim_ioc.prefix}"]')  # the operator allowed it...
+    fake = {  # an output named like the IOC's record: a second server for SIM:Counter
+        "prefix": sim_ioc.prefix,
+        "inputs": {"a": sim_ioc.prefix + "Counter"},
+        "processor": {"name": "calc", "params": {"expression": "a * 0"}},
+        "outputs": {"Counter": {}},
+    }
+    with pytest.raises(RemoteError, match=f"{sim_ioc.prefix}Counter already answers"):
+        fac.create("processing", "fake", fake)
+    assert fac.table()["name"] == []

@@ -67,6 +67,10 @@ class FactoryConfig(DeviceConfig):
         default=30.0, gt=0, description="seconds a new device process has to serve its PVs"
     )
     restart: RestartPolicy = Field(default_factory=RestartPolicy)
+    prefixes: list[Prefix] = Field(
+        default_factory=list,
+        description="prefixes a Create may put a device under besides the factory's own",
+    )
     hung_after: float = Field(
         default=10.0,
         ge=2.0,

@@ -27,6 +27,7 @@ from epics_collector.core import (
     String,
     Table,
     UnknownDeviceTypeError,
+    Update,
     Waveform,
     command,
     current_caller,
@@ -56,6 +57,36 @@ DEVICE_COLUMNS: dict[str, Any] = {
     "restarts": np.int32,
     "message": str,
 }
+
+
+class _Probe:
+    """Notes the first of many PVs that answers (listeners called on any thread)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop, self.found, self.first = loop, asyncio.Event(), ""
+
+    def listener(self, pv: str) -> _ProbeListener:
+        return _ProbeListener(self, pv)
+
+    def answered(self, pv: str) -> None:
+        if not self.found.is_set():
+            self.first = pv
+            self.found.set()
+
+
+class _ProbeListener:
+    def __init__(self, probe: _Probe, pv: str) -> None:
+        self.probe, self.pv = probe, pv
+
+    def on_update(self, update: Update) -> None:
+        self.probe.loop.call_soon_threadsafe(self.probe.answered, self.pv)
+
+    def on_connection(self, connected: bool, reason: str) -> None:
+        if connected:
+            self.probe.loop.call_soon_threadsafe(self.probe.answered, self.pv)
+
+    def on_loss(self, missing: int | None) -> None:
+        """Nothing to count."""
 
 
 class FactoryStates(StrEnum):
@@ -226,6 +257,34 @@ class Factory(Device[FactoryConfig]):
 
     # checks of requests ----------------------------------------------------------------------
 
+    def _pv_names(self, spec: DeviceSpec) -> list[str]:
+        """The names to check before a device is started (a sample of at most 2000).
+
+        Under the factory's own prefix its State is enough (the factory knows its own
+        devices); under another prefix the operator allowed, every name of the device.
+        """
+        if spec.prefix.startswith(self.prefix):
+            return [spec.prefix + "State"]
+        model = load_device_type(spec.type)(spec.config, data_dir=self.data_dir / spec.name)
+        return [spec.prefix + name for name in [*model.pvs, *model.rpcs]][:2000]
+
+    async def _answering(self, pvs: list[str], wait: float = 0.5) -> str | None:
+        """The first of ``pvs`` some server on the network answers already, if any."""
+        if self.sources is None:
+            return None
+        probe = _Probe(asyncio.get_running_loop())
+        subscriptions = [
+            self.sources.subscribe(f"pva://{pv}", probe.listener(pv), queue_size=2) for pv in pvs
+        ]
+        try:
+            await asyncio.wait_for(probe.found.wait(), wait)
+        except TimeoutError:
+            return None
+        finally:
+            for subscription in subscriptions:
+                subscription.close()
+        return probe.first
+
     def _device_type(self, type_name: str) -> type[Device[Any]]:
         if type_name not in self.allowed_types:
             allowed = ", ".join(self.allowed_types) or "none"
@@ -269,6 +328,12 @@ class Factory(Device[FactoryConfig]):
             prefix = check_prefix(prefix or f"{self.prefix}{name}:")
         except ValueError as error:
             raise RpcError(f"{shorten(repr(name))}: {error}") from None
+        roots = [self.prefix, *self.config.prefixes]
+        if not any(prefix.startswith(root) for root in roots):
+            raise RpcError(
+                f"prefix {prefix!r} is outside this factory's {', '.join(map(repr, roots))} "
+                "(the factory's config lists any other allowed prefixes under `prefixes`)"
+            )
         if name in self._supervisors or name in self._pending:
             raise RpcError(f"a device named {name!r} exists already")
         taken = {s.spec.prefix: s.spec.name for s in self._supervisors.values()}
@@ -305,6 +370,9 @@ class Factory(Device[FactoryConfig]):
     ) -> str:
         """Create a device: arguments type, name, config (JSON), optional prefix."""
         spec = self._spec(type, name, config, prefix)
+        clash = await self._answering(self._pv_names(spec))
+        if clash is not None:
+            raise RpcError(f"{clash} already answers on the network: {spec.prefix} would clash")
         if spec.config.get("feedback") and not self.allows(Operation.FEEDBACK, caller):
             denied = refusal(
                 Operation.FEEDBACK, "Create with feedback", caller.host, caller.account
