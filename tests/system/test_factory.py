@@ -368,3 +368,26 @@ def test_a_device_is_never_put_under_names_another_server_answers(
     with pytest.raises(RemoteError, match=f"{sim_ioc.prefix}Counter already answers"):
         fac.create("processing", "fake", fake)
     assert fac.table()["name"] == []
+
+
+def test_uploads_go_only_to_the_factorys_named_destinations(
+    factory_process: StartFactory, sim_ioc: SimIoc, tmp_path: Path
+) -> None:
+    share, elsewhere = tmp_path / "share", tmp_path / "elsewhere"
+    share.mkdir()
+    elsewhere.mkdir()
+    fac = factory_process(f"destinations: {{share: {{kind: directory, target: {share}}}}}")
+    collector = _counter_collector(sim_ioc)
+    for upload, error in [
+        ({"kind": "directory", "target": str(elsewhere)}, "name one of this factory's"),
+        ({"kind": "tiled", "uri": "http://evil:1", "credentials_file": "/etc/key"}, "name one"),
+        ({"destination": "nowhere"}, "no destination 'nowhere'"),
+    ]:
+        with pytest.raises(RemoteError, match=error):
+            fac.create("collector", "bad", {**collector, "upload": upload})
+    prefix = fac.create("collector", "col", {**collector, "upload": {"destination": "share"}})
+    wait_for(lambda: _get(fac.ctx, prefix + "Count") >= 3, 10, "rows")
+    fac.ctx.put(prefix + "Export", "run")
+    fac.ctx.put(prefix + "Upload", 1)
+    wait_for(lambda: (share / "run.nxs").exists(), 10, "the upload in the share")
+    assert not list(elsewhere.iterdir())

@@ -6,9 +6,18 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from epics_collector.core import DeviceConfig
+from epics_collector.upload import make_uploader
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,40}")
 PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_:.\-]{1,80}:")
@@ -67,6 +76,10 @@ class FactoryConfig(DeviceConfig):
         default=30.0, gt=0, description="seconds a new device process has to serve its PVs"
     )
     restart: RestartPolicy = Field(default_factory=RestartPolicy)
+    destinations: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="named upload destinations ({kind: ..., ...}); a Create picks one by name",
+    )
     prefixes: list[Prefix] = Field(
         default_factory=list,
         description="prefixes a Create may put a device under besides the factory's own",
@@ -91,6 +104,17 @@ class FactoryConfig(DeviceConfig):
             access["factory"] = hosts
             data["access"] = access
         return data
+
+    @field_validator("destinations")
+    @classmethod
+    def _destinations_work(cls, destinations: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        for name, settings in destinations.items():
+            check_name(name)
+            try:
+                make_uploader(settings)
+            except (ValidationError, LookupError) as error:
+                raise ValueError(f"destination {name}: {error}") from None
+        return destinations
 
     @field_validator("types")
     @classmethod

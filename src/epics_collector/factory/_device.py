@@ -218,7 +218,10 @@ class Factory(Device[FactoryConfig]):
     def _launch(self, spec: DeviceSpec) -> ManagedProcess:
         """Start the process of ``spec`` (from the event loop's thread, which outlives it)."""
         # the factory's policy, never one a client sent (see _spec)
-        config = {**spec.config, "access": self.access.model_dump()}
+        try:
+            config = {**self._resolved(spec.config), "access": self.access.model_dump()}
+        except RpcError as error:  # the operator removed a destination it used
+            raise LaunchError(str(error)) from None
         args = device_arguments(
             spec.type,
             spec.prefix,
@@ -267,6 +270,26 @@ class Factory(Device[FactoryConfig]):
             return [spec.prefix + "State"]
         model = load_device_type(spec.type)(spec.config, data_dir=self.data_dir / spec.name)
         return [spec.prefix + name for name in [*model.pvs, *model.rpcs]][:2000]
+
+    def _resolved(self, config: dict[str, Any]) -> dict[str, Any]:
+        """``config`` with ``upload: {destination: NAME}`` replaced by the operator's settings.
+
+        A client names one of the factory's destinations; it never gives a kind, path,
+        URI or credentials file (those would let it choose where files and keys go).
+        """
+        upload = config.get("upload")
+        if upload is None:
+            return config
+        names = sorted(self.config.destinations) or ["(none configured)"]
+        if not isinstance(upload, dict) or set(upload) != {"destination"}:
+            raise RpcError(
+                "upload: name one of this factory's destinations, as upload: {destination: "
+                f"NAME}} ({', '.join(names)}); paths, URIs and credentials stay on the server"
+            )
+        settings = self.config.destinations.get(str(upload["destination"]))
+        if settings is None:
+            raise RpcError(f"upload: no destination {upload['destination']!r}; have {names}")
+        return {**config, "upload": settings}
 
     async def _answering(self, pvs: list[str], wait: float = 0.5) -> str | None:
         """The first of ``pvs`` some server on the network answers already, if any."""
@@ -342,7 +365,7 @@ class Factory(Device[FactoryConfig]):
         if len(self._supervisors) + len(self._pending) >= self.config.max_devices:
             raise RpcError(f"this factory runs at most {self.config.max_devices} devices")
         try:
-            validated = validate_config(cls.config_model, config)
+            validated = validate_config(cls.config_model, self._resolved(config))
         except ConfigError as error:
             raise RpcError(shorten(str(error), 500)) from None
         self._check_capacity(validated)
