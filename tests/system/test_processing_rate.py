@@ -31,17 +31,22 @@ def test_every_run_reaches_a_monitoring_client(
             30,
             "the output of the last update",
         )
-        wait_for(  # the initial value and the burst; counters are posted at 10 Hz
-            lambda: ctx.get(prefix + "Count") + ctx.get(prefix + "Skipped") == count + 1,
+        # the initial value and the burst; counters are posted at 10 Hz. A machine too
+        # busy to drain the source's queue (a CPU hog) loses updates to squashing: then
+        # Overruns must say so (p4p does not tell how many)
+        wait_for(
+            lambda: ctx.get(prefix + "Count") + ctx.get(prefix + "Skipped") == count + 1
+            or ctx.get(prefix + "Overruns") > 0,
             5,
-            "Count and Skipped to account for every update",
+            "Count and Skipped to account for every update, or Overruns to report losses",
         )
         skipped = int(ctx.get(prefix + "Skipped"))
+        overruns = int(ctx.get(prefix + "Overruns"))
     seen = [v for v, _, _ in results.updates if v > 0]
     assert np.all(np.diff(seen) > 0), "outputs out of order"
     assert all(v % 2 == 0 for v in seen), "an output is not a * 2"
-    # every update's output reached the client, or the update was counted as skipped
-    assert len(seen) + skipped == count, (len(seen), skipped)
+    if not overruns:  # every update's output reached the client, or was counted skipped
+        assert len(seen) + skipped == count, (len(seen), skipped)
 
 
 def test_an_unwatched_output_is_fresh_within_a_tenth_of_a_second(
