@@ -35,8 +35,10 @@ def test_every_run_reaches_a_monitoring_client(
         # busy to drain the source's queue (a CPU hog) loses updates to squashing: then
         # Overruns must say so (p4p does not tell how many)
         wait_for(
-            lambda: ctx.get(prefix + "Count") + ctx.get(prefix + "Skipped") == count + 1
-            or ctx.get(prefix + "Overruns") > 0,
+            lambda: (
+                ctx.get(prefix + "Count") + ctx.get(prefix + "Skipped") == count + 1
+                or ctx.get(prefix + "Overruns") > 0
+            ),
             5,
             "Count and Skipped to account for every update, or Overruns to report losses",
         )

@@ -191,10 +191,7 @@ class Collector(Device[CollectorConfig]):
         writer = write_nexus if nexus else write_csv
         loop = asyncio.get_running_loop()
         started = time.monotonic()
-        try:
-            await loop.run_in_executor(None, writer, path, data)
-        finally:
-            path.with_name(path.name + ".partial").unlink(missing_ok=True)
+        await loop.run_in_executor(None, writer, path, data, self.data_dir)
         rows = sum(len(c.rows) for c in data.channels)
         self.export_path.set(str(path))
         self.report(f"exported {rows} rows to {path.name} in {time.monotonic() - started:.2f} s")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -60,6 +61,7 @@ class Annotations:
         self.notes.append(note)
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a") as file:
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW  # never via a link
+            with open(os.open(self.path, flags, 0o644), "a") as file:
                 file.write(json.dumps(list(note)) + "\n")
         return note

@@ -8,7 +8,6 @@ files appear atomically (written under a temporary name, then renamed).
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from epics_collector.storage._paths import new_file
 from epics_collector.storage._ring import Columns
 
 CHUNK_ROWS = 1 << 16
@@ -92,11 +92,13 @@ def _write_log(group: h5py.Group, channel: ChannelData) -> None:
         value[part] = rows.value[part]
 
 
-def write_nexus(path: Path, data: ExportData) -> None:
-    """Write a NeXus file with one ``NXentry`` (layout in docs/how-to/export.md)."""
-    tmp = path.with_name(path.name + ".partial")
+def write_nexus(path: Path, data: ExportData, root: Path | None = None) -> None:
+    """Write a NeXus file with one ``NXentry`` (layout in docs/how-to/export.md).
+
+    Written through a new partial file, following no symlink below ``root``.
+    """
     now = datetime.now(UTC).isoformat()
-    with h5py.File(tmp, "w") as f:
+    with new_file(path, root) as handle, h5py.File(handle, "w") as f:
         f.attrs["default"] = "entry"
         f.attrs["file_name"] = path.name
         f.attrs["file_time"] = now
@@ -135,10 +137,9 @@ def write_nexus(path: Path, data: ExportData) -> None:
         config.attrs["NX_class"] = "NXnote"
         config["type"] = "application/json"
         config["data"] = data.config_json
-    os.replace(tmp, path)
 
 
-def write_csv(path: Path, data: ExportData) -> None:
+def write_csv(path: Path, data: ExportData, root: Path | None = None) -> None:
     """One long table: ``channel, time, time_iso, value, severity, status``; then notes.
 
     Waveform and image channels are not written (CSV has no arrays): use NeXus.
@@ -146,8 +147,7 @@ def write_csv(path: Path, data: ExportData) -> None:
     arrays = [c.alias for c in data.channels if c.rows.value.ndim > 1]
     if arrays:
         raise ValueError(f"CSV cannot hold arrays ({', '.join(arrays)}): export as nexus")
-    tmp = path.with_name(path.name + ".partial")
-    with tmp.open("w", newline="") as file:
+    with new_file(path, root) as handle, open(handle, "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["channel", "time", "time_iso", "value", "severity", "status"])
         for channel in data.channels:
@@ -163,4 +163,3 @@ def write_csv(path: Path, data: ExportData) -> None:
                     writer.writerow([channel.alias, repr(float(t)), iso(t), v, int(s), int(a)])
         for t, text in data.annotations:
             writer.writerow(["annotation", repr(t), iso(t), text, 0, 0])
-    os.replace(tmp, path)

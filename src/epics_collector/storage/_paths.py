@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 
@@ -18,8 +21,8 @@ def confined_path(root: Path, name: str, *, suffix: str = "", overwrite: bool = 
     """
     if not name or name != name.strip():
         raise PathError(f"bad file name {name!r}: empty or surrounded by spaces")
-    if "\x00" in name or "\\" in name:
-        raise PathError(f"bad file name {name!r}: NUL or backslash")
+    if "\\" in name or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise PathError(f"bad file name {name!r}: control characters or backslash")
     relative = PurePosixPath(name)
     if relative.is_absolute():
         raise PathError(f"{name!r} is absolute: give a name inside the data directory")
@@ -53,3 +56,58 @@ def existing_inside(root: Path, name: str) -> Path:
     if not target.is_file():
         raise PathError(f"{name!r} is not a file in the data directory {base}")
     return target
+
+
+def _open_dir(base: Path, relative: PurePosixPath) -> int:
+    """An fd of ``base/relative``, making missing folders on the way.
+
+    No symlink below ``base`` is followed: a folder swapped for a link is refused.
+    """
+    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in relative.parts:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o755, dir_fd=fd)
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    except OSError as error:
+        os.close(fd)
+        raise PathError(f"{relative}: not a folder inside {base} ({error.strerror})") from None
+    return fd
+
+
+@contextlib.contextmanager
+def new_file(target: Path, root: Path | None = None) -> Iterator[str]:
+    """Write ``target`` atomically through a new ``<name>.partial`` created here.
+
+    Yields a path naming exactly that new file (``/proc/self/fd/N``) for writers that
+    want a path (h5py). No symlink is followed: not at the partial name (created with
+    ``O_EXCL | O_NOFOLLOW`` after removing a stale one), not in folders below ``root``
+    (default: the target's folder), not at the target (the rename replaces a link, it
+    does not write through it). On an error the partial file is removed.
+    """
+    base = (root or target.parent).resolve()
+    try:
+        relative = PurePosixPath(target.relative_to(base))
+    except ValueError:
+        raise PathError(f"{target} is not inside {base}") from None
+    folder = _open_dir(base, relative.parent)
+    partial = relative.name + ".partial"
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial, dir_fd=folder)  # a stale one, or a link: the link itself goes
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        fd = os.open(partial, flags, 0o644, dir_fd=folder)
+        try:
+            yield f"/proc/self/fd/{fd}"
+            os.fsync(fd)
+            os.rename(partial, relative.name, src_dir_fd=folder, dst_dir_fd=folder)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(partial, dir_fd=folder)
+            raise
+        finally:
+            os.close(fd)
+    finally:
+        os.close(folder)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from epics_collector.storage._paths import PathError, new_file
 from epics_collector.storage._ring import Columns
 
 RECORD = np.dtype([("time", "<f8"), ("value", "<f8"), ("severity", "i1"), ("status", "i1")])
@@ -112,6 +113,8 @@ class SpillStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_symlink():  # SQLite would write through it
+            raise PathError(f"{path} is a symbolic link; the spill store must be a file")
         self.recovered: str | None = None  # set when an unreadable database was moved aside
         self._lock = threading.Lock()
         try:
@@ -255,10 +258,9 @@ class _Transaction:
 
 
 def write_json_atomic(path: Path, data: object) -> None:
-    """Write JSON so that readers see the old or the new file, never half of one."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w") as file:
+    """Write JSON so that readers see the old or the new file, never half of one.
+
+    Through a new partial file (synced before the rename), following no symlink.
+    """
+    with new_file(path) as handle, open(handle, "w") as file:
         json.dump(data, file)
-        file.flush()
-        os.fsync(file.fileno())  # on disk before the rename, so a power cut keeps one of them
-    os.replace(tmp, path)
