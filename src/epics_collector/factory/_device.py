@@ -102,6 +102,8 @@ def _text(value: Any, what: str, limit: int = 200) -> str:
         raise RpcError(f"{what} must be a string, got {type(value).__name__}")
     if len(value) > limit:
         raise RpcError(f"{what} is too long ({len(value)} characters; at most {limit})")
+    if what != "config" and any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise RpcError(f"{what} {shorten(repr(value))} contains control characters")
     return value
 
 

@@ -67,6 +67,8 @@ class Processor(ABC, Generic[P]):
     params_model: ClassVar[type[Params]] = Params
     #: Outputs produced when the device's config declares none: name -> dtype.
     default_outputs: ClassVar[Mapping[str, str]] = {}
+    #: Parameters that name an input: checked against the device's inputs.
+    input_params: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: P) -> None:
         self.params = params
@@ -74,7 +76,16 @@ class Processor(ABC, Generic[P]):
         self.data_dir: Path | None = None
 
     def check(self, input_names: set[str]) -> None:
-        """Refuse a configuration (``ValueError``), e.g. names the inputs do not have."""
+        """Refuse a configuration (``ValueError``), e.g. names the inputs do not have.
+
+        The base checks the parameters named in ``input_params`` (empty: the default).
+        """
+        for field_name in self.input_params:
+            name = getattr(self.params, field_name)
+            if name and name not in input_names:
+                raise ValueError(
+                    f"{field_name} {name!r} is not one of the inputs {sorted(input_names)}"
+                )
 
     def setup(self) -> None:
         """Called once before the first ``process`` (load a model, allocate buffers)."""

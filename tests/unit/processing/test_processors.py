@@ -179,3 +179,16 @@ def test_pid_reaches_the_target_on_a_first_order_plant_with_limits():
     assert readback == pytest.approx(30.0, abs=0.05)
     assert all(0 <= o <= 40 for o in outputs)
     assert all(abs(b - a) <= 2.0 + 1e-9 for a, b in zip(outputs, outputs[1:], strict=False))
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [("pid", {"input": "nope"}), ("fft", {"input": "nope"}), ("fit", {"y": "nope"})],
+)
+def test_a_parameter_naming_an_input_must_name_one(name: str, params: dict) -> None:
+    from epics_collector.processing._api import load_processor
+
+    processor = load_processor(name)
+    instance = processor(processor.params_model.model_validate(params))
+    with pytest.raises(ValueError, match="'nope' is not one of the inputs"):
+        instance.check({"a", "b"})

@@ -19,6 +19,8 @@ class FftParams(Params):
 class Fft(Processor[FftParams]):
     """``spectrum`` (amplitude), ``frequencies``, ``peak_frequency``, ``peak_amplitude``."""
 
+    input_params = ("input",)
+
     params_model = FftParams
     default_outputs = {
         "spectrum": "float64[]",

@@ -43,6 +43,8 @@ class Fit(Processor[FitParams]):
     ``amplitude``, ``center``, ``gamma``, ``offset``.
     """
 
+    input_params = ("y", "x")
+
     params_model = FitParams
     default_outputs = {
         name: "float64"

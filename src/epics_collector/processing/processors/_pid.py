@@ -33,6 +33,8 @@ class Pid(Processor[PidParams]):
     held at a limit (anti-windup).
     """
 
+    input_params = ("input",)
+
     params_model = PidParams
     default_outputs = {"output": "float64", "error": "float64"}
 

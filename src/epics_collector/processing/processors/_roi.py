@@ -25,15 +25,12 @@ class RoiParams(Params):
 class Roi(Processor[RoiParams]):
     """sum, mean, max, centroid (x: column, y: row, in full-image pixels), sigma x/y."""
 
+    input_params = ("input",)
+
     params_model = RoiParams
     default_outputs = dict.fromkeys(
         ("sum", "mean", "max", "centroid_x", "centroid_y", "sigma_x", "sigma_y"), "float64"
     )
-
-    def check(self, input_names: set[str]) -> None:
-        """The image input exists."""
-        if self.params.input and self.params.input not in input_names:
-            raise ValueError(f"roi input {self.params.input!r} is not one of {sorted(input_names)}")
 
     def process(self, inputs: Inputs) -> Outputs:
         """Cut the rectangle and compute its statistics."""

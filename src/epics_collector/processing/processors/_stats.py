@@ -22,6 +22,8 @@ class StatsParams(Params):
 class Stats(Processor[StatsParams]):
     """mean, std, min, max, median, rms, sum (NaNs ignored) and n."""
 
+    input_params = ("input",)
+
     params_model = StatsParams
     default_outputs = dict.fromkeys((*STATISTICS, "n"), "float64")
 
@@ -31,10 +33,7 @@ class Stats(Processor[StatsParams]):
 
     def check(self, input_names: set[str]) -> None:
         """The input exists (or there is exactly one)."""
-        if self.params.input and self.params.input not in input_names:
-            raise ValueError(
-                f"stats input {self.params.input!r} is not one of {sorted(input_names)}"
-            )
+        super().check(input_names)
         if not self.params.input and len(input_names) != 1:
             raise ValueError("stats needs params.input when there are several inputs")
 
