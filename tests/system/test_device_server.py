@@ -153,3 +153,14 @@ def test_the_access_policy_refuses_reads_and_puts(serve, prefix, ctx):
     wait_for(lambda: closed.device.refused.value >= 1, 5, "the refused read counted")
     assert "read of " + other + "State refused" in closed.device.message.value
     assert served.device.refused.value == 1
+
+
+def test_an_out_of_range_integer_never_wraps_into_a_command(serve, prefix, ctx):
+    serve(Counter({}), prefix)
+    with pytest.raises(RemoteError, match="above the upper limit 1"):
+        ctx.put(prefix + "Start", 2**32 + 1)  # an int32 PV would see 1 and start
+    with pytest.raises(RemoteError, match="below the lower limit 0"):
+        ctx.put(prefix + "Start", -1)
+    with pytest.raises((RemoteError, OverflowError, ValueError)):
+        ctx.put(prefix + "Start", 2**64 + 1)  # does not fit the wire: refused, not wrapped
+    assert str(ctx.get(prefix + "State")) == "Idle"

@@ -65,7 +65,7 @@ class ChannelPvs:
                 description=f"The recorded frame of {pv} at FrameIndex",
             )
             self.frame_index = AttrRW(
-                Int(width=32),
+                Int(),
                 name=f"{alias}:FrameIndex",
                 description="Frame shown: 0 oldest, -1 newest",
             )

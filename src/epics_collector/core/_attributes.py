@@ -177,9 +177,7 @@ class Command(AttrRW[Int]):
         name: str | None = None,
         access: Operation = Operation.CONTROL,
     ) -> None:
-        super().__init__(
-            Int(low=0, high=1, width=32), description=description, name=name, access=access
-        )
+        super().__init__(Int(low=0, high=1), description=description, name=name, access=access)
         self.method = method
         self.reading = Reading(0, time.time())
 

@@ -87,9 +87,9 @@ class Processing(Device[ProcessingConfig]):
     config_model = ProcessingConfig
     States = ProcessingStates
 
-    enable = AttrRW(Int(low=0, high=1, width=32), description="1: process (clears Fault)")
+    enable = AttrRW(Int(low=0, high=1), description="1: process (clears Fault)")
     feedback_enable = AttrRW(
-        Int(low=0, high=1, width=32),
+        Int(low=0, high=1),
         description="1: write feedback outputs to their targets",
         access=Operation.FEEDBACK,
     )
