@@ -78,14 +78,15 @@ def _open_dir(base: Path, relative: PurePosixPath) -> int:
 
 
 @contextlib.contextmanager
-def new_file(target: Path, root: Path | None = None) -> Iterator[str]:
+def new_file(target: Path, root: Path | None = None, *, sync: bool = False) -> Iterator[str]:
     """Write ``target`` atomically through a new ``<name>.partial`` created here.
 
     Yields a path naming exactly that new file (``/proc/self/fd/N``) for writers that
     want a path (h5py). No symlink is followed: not at the partial name (created with
     ``O_EXCL | O_NOFOLLOW`` after removing a stale one), not in folders below ``root``
     (default: the target's folder), not at the target (the rename replaces a link, it
-    does not write through it). On an error the partial file is removed.
+    does not write through it). On an error the partial file is removed. ``sync``:
+    flush it to the disk before the rename (small files that must survive a power cut).
     """
     base = (root or target.parent).resolve()
     try:
@@ -101,7 +102,8 @@ def new_file(target: Path, root: Path | None = None) -> Iterator[str]:
         fd = os.open(partial, flags, 0o644, dir_fd=folder)
         try:
             yield f"/proc/self/fd/{fd}"
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
             os.rename(partial, relative.name, src_dir_fd=folder, dst_dir_fd=folder)
         except BaseException:
             with contextlib.suppress(OSError):

@@ -262,5 +262,5 @@ def write_json_atomic(path: Path, data: object) -> None:
 
     Through a new partial file (synced before the rename), following no symlink.
     """
-    with new_file(path) as handle, open(handle, "w") as file:
+    with new_file(path, sync=True) as handle, open(handle, "w") as file:
         json.dump(data, file)
