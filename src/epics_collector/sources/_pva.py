@@ -141,7 +141,12 @@ class _PvaSubscription:
         """Process every queued update (on the drainer thread)."""
         sub, popped = self._sub, 0
         while sub is not None:
-            item = sub.pop()
+            try:
+                item = sub.pop()
+            except Exception:
+                if sub is not self._sub:  # closed by renew() meanwhile: the new one is woken
+                    return
+                raise
             if item is None:
                 return
             popped += 1
