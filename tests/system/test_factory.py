@@ -370,7 +370,7 @@ def test_a_device_is_never_put_under_names_another_server_answers(
     assert fac.table()["name"] == []
 
 
-def test_uploads_go_only_to_the_factorys_named_destinations(
+def test_uploads_go_to_the_factorys_named_destinations(
     factory_process: StartFactory, sim_ioc: SimIoc, tmp_path: Path
 ) -> None:
     share, elsewhere = tmp_path / "share", tmp_path / "elsewhere"
@@ -378,13 +378,9 @@ def test_uploads_go_only_to_the_factorys_named_destinations(
     elsewhere.mkdir()
     fac = factory_process(f"destinations: {{share: {{kind: directory, target: {share}}}}}")
     collector = _counter_collector(sim_ioc)
-    for upload, error in [
-        ({"kind": "directory", "target": str(elsewhere)}, "name one of this factory's"),
-        ({"kind": "tiled", "uri": "http://evil:1", "credentials_file": "/etc/key"}, "name one"),
-        ({"destination": "nowhere"}, "no destination 'nowhere'"),
-    ]:
-        with pytest.raises(RemoteError, match=error):
-            fac.create("collector", "bad", {**collector, "upload": upload})
+    with pytest.raises(RemoteError, match="no destination 'nowhere'"):
+        fac.create("collector", "bad", {**collector, "upload": {"destination": "nowhere"}})
+    # (full settings from another host are refused: tests/system/test_two_hosts.py)
     prefix = fac.create("collector", "col", {**collector, "upload": {"destination": "share"}})
     wait_for(lambda: _get(fac.ctx, prefix + "Count") >= 3, 10, "rows")
     fac.ctx.put(prefix + "Export", "run")

@@ -119,6 +119,9 @@ def test_a_client_on_host_a_records_host_a_from_both_factories(
     ):
         client = str(Path(__file__).with_name("netns_client.py"))
         histories = json.loads(_run_on(a, client, ioc.prefix + "Counter", "HA:FAC:", "HB:FAC:"))
+        # even a trusted remote host names a destination: no path, URI or credentials
+        refused = _run_on(a, "-c", _CREATE_WITH_UPLOAD)
+        assert "name one of this factory's destinations" in refused, refused
     local, remote = histories["HA:FAC:remote:"], histories["HB:FAC:remote:"]
     assert len(local) >= 5 and len(remote) >= 5
     for history in (local, remote):
@@ -158,4 +161,20 @@ uri = NTURI([("type", "s"), ("name", "s"), ("config", "s")])
 with Context("pva") as ctx:
     args = {{"type": "processing", "name": "pid", "config": json.dumps(config)}}
     ctx.rpc("HA:FAC:Create", uri.wrap("HA:FAC:Create", kws=args), timeout=60)
+"""
+
+
+_CREATE_WITH_UPLOAD = """
+import json
+from p4p.client.thread import Context
+from p4p.nt import NTURI
+config = {"channels": ["X"], "upload": {"kind": "directory", "target": "/tmp"}}
+uri = NTURI([("type", "s"), ("name", "s"), ("config", "s")])
+args = {"type": "collector", "name": "up", "config": json.dumps(config)}
+with Context("pva") as ctx:
+    try:
+        ctx.rpc("HB:FAC:Create", uri.wrap("HB:FAC:Create", kws=args), timeout=60)
+        print("created")
+    except Exception as error:
+        print(error)
 """

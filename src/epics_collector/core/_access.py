@@ -79,6 +79,12 @@ def own_addresses() -> frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address]:
     return _own[1]
 
 
+def is_this_host(host: str) -> bool:
+    """Whether a peer address is this host (loopback or one of its own interfaces)."""
+    address = host_address(host)
+    return address is not None and (address.is_loopback or address in own_addresses())
+
+
 class _Entry:
     """One entry of a list: who (networks, this host, or any) and which user (or any)."""
 
@@ -99,7 +105,7 @@ class _Entry:
         if address is None:
             return False
         if self.this_host:
-            return address.is_loopback or address in own_addresses()
+            return is_this_host(host)
         return any(address in net for net in self.networks)
 
 

@@ -38,7 +38,7 @@ from epics_collector.core import (
     shorten,
     validate_config,
 )
-from epics_collector.core._access import refusal
+from epics_collector.core._access import is_this_host, refusal
 from epics_collector.factory._config import DeviceSpec, FactoryConfig, check_name, check_prefix
 from epics_collector.factory._store import DeviceStore
 from epics_collector.factory._supervisor import LaunchError, Supervisor
@@ -273,17 +273,22 @@ class Factory(Device[FactoryConfig]):
         model = load_device_type(spec.type)(spec.config, data_dir=self.data_dir / spec.name)
         return [spec.prefix + name for name in [*model.pvs, *model.rpcs]][:2000]
 
-    def _resolved(self, config: dict[str, Any]) -> dict[str, Any]:
+    def _resolved(self, config: dict[str, Any], trusted: bool = True) -> dict[str, Any]:
         """``config`` with ``upload: {destination: NAME}`` replaced by the operator's settings.
 
-        A client names one of the factory's destinations; it never gives a kind, path,
-        URI or credentials file (those would let it choose where files and keys go).
+        A client on another host names one of the factory's destinations; it never gives
+        a kind, path, URI or credentials file (those would let it choose where files and
+        keys go). Full settings are ``trusted`` only from this host's own users (and from
+        the factory's stored list, which only such requests made).
         """
         upload = config.get("upload")
         if upload is None:
             return config
         names = sorted(self.config.destinations) or ["(none configured)"]
-        if not isinstance(upload, dict) or set(upload) != {"destination"}:
+        named = isinstance(upload, dict) and set(upload) == {"destination"}
+        if not named and trusted:
+            return config
+        if not named:
             raise RpcError(
                 "upload: name one of this factory's destinations, as upload: {destination: "
                 f"NAME}} ({', '.join(names)}); paths, URIs and credentials stay on the server"
@@ -337,7 +342,9 @@ class Factory(Device[FactoryConfig]):
             raise RpcError(f"config must be a JSON object, got {type(data).__name__}")
         return data
 
-    def _spec(self, type_name: str, name: str, config_text: str, prefix: str) -> DeviceSpec:
+    def _spec(
+        self, type_name: str, name: str, config_text: str, prefix: str, caller: Caller
+    ) -> DeviceSpec:
         """Check a Create request completely before anything is started."""
         type_name = _text(type_name, "type", 100)
         name = _text(name, "name", 100)
@@ -367,7 +374,8 @@ class Factory(Device[FactoryConfig]):
         if len(self._supervisors) + len(self._pending) >= self.config.max_devices:
             raise RpcError(f"this factory runs at most {self.config.max_devices} devices")
         try:
-            validated = validate_config(cls.config_model, self._resolved(config))
+            local = caller.local or is_this_host(caller.host)
+            validated = validate_config(cls.config_model, self._resolved(config, local))
         except ConfigError as error:
             raise RpcError(shorten(str(error), 500)) from None
         self._check_capacity(validated)
@@ -394,7 +402,7 @@ class Factory(Device[FactoryConfig]):
         caller: Caller,
     ) -> str:
         """Create a device: arguments type, name, config (JSON), optional prefix."""
-        spec = self._spec(type, name, config, prefix)
+        spec = self._spec(type, name, config, prefix, caller)
         clash = await self._answering(self._pv_names(spec))
         if clash is not None:
             raise RpcError(f"{clash} already answers on the network: {spec.prefix} would clash")
