@@ -88,11 +88,16 @@ def new_file(target: Path, root: Path | None = None, *, sync: bool = False) -> I
     does not write through it). On an error the partial file is removed. ``sync``:
     flush it to the disk before the rename (small files that must survive a power cut).
     """
-    base = (root or target.parent).resolve()
-    try:
-        relative = PurePosixPath(target.relative_to(base))
-    except ValueError:
-        raise PathError(f"{target} is not inside {base}") from None
+    if root is None:
+        base, relative = target.parent.resolve(), PurePosixPath(target.name)
+    else:
+        base, absolute = root.resolve(), Path(os.path.abspath(target))
+        for start in (base, root.absolute()):
+            if absolute.is_relative_to(start):
+                relative = PurePosixPath(absolute.relative_to(start))
+                break
+        else:
+            raise PathError(f"{target} is not inside {root}")
     folder = _open_dir(base, relative.parent)
     partial = relative.name + ".partial"
     try:
