@@ -148,7 +148,7 @@ def _import_legacy(directory: Path, store: SpillStore, aliases: set[str]) -> int
         for path in (directory / f"{alias}.rec", directory / f"{alias}.jsonl"):
             if not path.exists():
                 continue
-            rows = _read_legacy(path)
+            rows = read_legacy(path)
             store.write([(alias, rows)])
             imported += len(rows)
             os.replace(path, path.with_name(path.name + ".imported"))
@@ -158,7 +158,8 @@ def _import_legacy(directory: Path, store: SpillStore, aliases: set[str]) -> int
     return imported
 
 
-def _read_legacy(path: Path) -> Columns:
+def read_legacy(path: Path) -> Columns:
+    """The rows of a spill file of decision 0004 (a torn tail is left out)."""
     if path.suffix == ".jsonl":
         items = []
         for line in path.read_bytes().splitlines(keepends=True):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from epics_collector.collector._persistence import read_legacy
 from epics_collector.storage import Columns, SpillStore, concat, write_json_atomic
 
 
@@ -42,6 +43,12 @@ def _rows(parts: list[Columns], text: bool) -> Columns:
     return concat(*parts) if parts else Columns.empty(object if text else np.float64)
 
 
+def _legacy(folder: Path, alias: str, text: bool) -> Columns:
+    """A channel's rows in a snapshot written before decision 0011 (``<alias>.rec``)."""
+    path = folder / f"{alias}.{'jsonl' if text else 'rec'}"
+    return read_legacy(path) if path.exists() else _rows([], text)
+
+
 class SnapshotStore:
     """Snapshots under ``directory/<id>/``: ``snapshot.json`` and the rows (``rows.sqlite``)."""
 
@@ -72,14 +79,21 @@ class SnapshotStore:
         found = []
         for meta_path in self.directory.glob("*/snapshot.json"):
             meta = json.loads(meta_path.read_text())
-            store = SpillStore(meta_path.parent / ROWS)
-            try:
+            folder = meta_path.parent
+            if not (folder / ROWS).exists():  # an earlier version's files, one per channel
                 rows = {
-                    alias: _rows(store.load(alias).parts, alias in text_aliases)
+                    alias: _legacy(folder, alias, alias in text_aliases)
                     for alias in meta["aliases"]
                 }
-            finally:
-                store.close()
+            else:
+                store = SpillStore(folder / ROWS)
+                try:
+                    rows = {
+                        alias: _rows(store.load(alias).parts, alias in text_aliases)
+                        for alias in meta["aliases"]
+                    }
+                finally:
+                    store.close()
             found.append(
                 Snapshot(
                     meta["id"],

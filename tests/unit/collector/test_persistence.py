@@ -1,0 +1,65 @@
+"""Persistence: rows kept until written, given up only beyond capacity, old files imported."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from epics_collector.collector import CollectorConfig, Recorder
+from epics_collector.collector._persistence import Persistence
+from epics_collector.core import Update
+from epics_collector.storage._spill import RECORD
+
+T = 1.7e9
+
+
+def recorder(capacity: int = 100) -> Recorder:
+    config = CollectorConfig.model_validate({"channels": ["A"], "capacity": capacity})
+    rec = Recorder(config, lambda event, channel: None)
+    rec.start()
+    return rec
+
+
+def record(rec: Recorder, values: range) -> None:
+    for v in values:
+        rec.channels[0].on_update(Update(float(v), T + v))
+
+
+def test_rows_wait_while_the_disk_is_full_and_land_when_it_is_not(tmp_path: Path) -> None:
+    rec = recorder(capacity=3000)
+    persistence = Persistence(tmp_path, rec, capacity=3000, ring=True)
+    db = persistence.store._db
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute(f"PRAGMA max_page_count = {pages}")  # full
+    record(rec, range(1, 2001))
+    outcome = persistence.flush({"count": 2000})
+    assert outcome.error is not None and "full" in outcome.error
+    assert outcome.waiting == 2000 and outcome.given_up == 0
+    record(rec, range(2001, 4001))  # 4000 waiting > capacity 3000: the oldest 1000 go
+    outcome = persistence.flush({"count": 4000})
+    assert outcome.waiting == 3000 and outcome.given_up == 1000
+    db.execute("PRAGMA max_page_count = 1000000")  # space again
+    outcome = persistence.flush({"count": 4000})
+    assert outcome.error is None and outcome.written == 3000
+    rows = np.concatenate([p.value for p in persistence.store.load("A").parts])
+    assert list(rows) == [float(v) for v in range(1001, 4001)]
+    assert persistence.store.meta() == {"count": 4000}
+
+
+def test_spill_files_of_an_earlier_version_are_imported_once(tmp_path: Path) -> None:
+    data = np.zeros(3, RECORD)
+    data["time"], data["value"] = T + np.arange(3), [1.0, 2.0, 3.0]
+    (tmp_path / "A.rec").write_bytes(data.tobytes() + b"torn")  # a torn tail is left out
+    (tmp_path / "collector.json").write_text(json.dumps({"count": 3, "recording": False}))
+    rec = recorder()
+    persistence = Persistence(tmp_path, rec, capacity=100, ring=True)
+    restored = persistence.open({"A"})
+    assert restored.meta["count"] == 3
+    assert any("imported 3 rows" in p for p in restored.problems)
+    persistence.restore(restored)
+    assert list(rec.history(rec.channels[0]).value) == [1.0, 2.0, 3.0]
+    assert (tmp_path / "A.rec.imported").exists() and not (tmp_path / "A.rec").exists()
+    again = Persistence(tmp_path, recorder(), capacity=100, ring=True).open({"A"})
+    assert not any("imported" in p for p in again.problems)
