@@ -120,7 +120,8 @@ class Persistence:
             return
         for channel in self.recorder.channels:
             if self._on_disk.get(channel.alias, 0) > 4 * self.capacity:
-                rows = self.recorder.history(channel)
+                # not the rows recorded meanwhile: the next flush appends those
+                rows = self.recorder.flushed_history(channel)
                 self.store.replace(channel.alias, rows)
                 self._on_disk[channel.alias] = len(rows)
 

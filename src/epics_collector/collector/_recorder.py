@@ -369,6 +369,13 @@ class Recorder:
         with self.lock:
             self.dropped += rows
 
+    def flushed_history(self, channel: Channel) -> Columns:
+        """The channel's rows up to the last :meth:`take_unflushed` (for compaction)."""
+        with self.lock:
+            rows = channel.ring.columns()
+            keep = len(rows) - channel.unflushed
+            return rows if channel.unflushed == 0 else rows.select(np.arange(len(rows)) < keep)
+
     def history(self, channel: Channel) -> Columns:
         """A copy of a channel's rows, oldest first."""
         with self.lock:

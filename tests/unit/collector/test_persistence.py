@@ -63,3 +63,20 @@ def test_spill_files_of_an_earlier_version_are_imported_once(tmp_path: Path) -> 
     assert (tmp_path / "A.rec.imported").exists() and not (tmp_path / "A.rec").exists()
     again = Persistence(tmp_path, recorder(), capacity=100, ring=True).open({"A"})
     assert not any("imported" in p for p in again.problems)
+
+
+def test_compaction_never_writes_a_row_twice(tmp_path: Path) -> None:
+    rec = recorder(capacity=10)
+    persistence = Persistence(tmp_path, rec, capacity=10, ring=True)
+    for start in range(1, 41, 10):  # 40 rows on disk
+        record(rec, range(start, start + 10))
+        persistence.flush({})
+    record(rec, range(41, 51))  # 50 after the next flush: > 4 x capacity, compacted
+    take = rec.take_unflushed
+    # rows recorded while the flush runs (after it took its rows, before it compacts)
+    rec.take_unflushed = lambda channel: (take(channel), record(rec, range(51, 54)))[0]  # type: ignore[method-assign]
+    persistence.flush({})
+    rec.take_unflushed = take  # type: ignore[method-assign]
+    persistence.flush({})
+    rows = np.concatenate([p.value for p in persistence.store.load("A").parts])
+    assert list(rows) == [float(v) for v in range(44, 54)], "a row written twice or lost"
