@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime
 import importlib.util
+import signal
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -72,18 +74,24 @@ def _table(values: dict[str, Any]) -> Table:
 
 
 def _show_live(console: Console, network: Network, duration: float) -> None:
+    """Show the watched PVs until ``duration`` passes or Ctrl-C (SIGINT) comes.
+
+    SIGINT only sets an event here: a KeyboardInterrupt raised at a random point (inside
+    p4p's client, say) could leave a lock held and hang the clean-up that follows.
+    """
     deadline = time.monotonic() + duration if duration > 0 else float("inf")
     until = f"for {duration:g} s" if duration > 0 else "until Ctrl-C"
+    interrupted = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: interrupted.set())  # also during the clean-up
     console.print(f"Showing live values {until}")
     with Client(network) as client:
-        try:
-            with Live(_table({}), console=console, refresh_per_second=4) as live:
-                while time.monotonic() < deadline:
-                    values = dict(zip(WATCHED, client.get_many(WATCHED), strict=True))
-                    live.update(_table(values))
-                    time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
-        except KeyboardInterrupt:
-            console.print("Interrupted")
+        with Live(_table({}), console=console, refresh_per_second=4) as live:
+            while time.monotonic() < deadline and not interrupted.is_set():
+                values = dict(zip(WATCHED, client.get_many(WATCHED), strict=True))
+                live.update(_table(values))
+                interrupted.wait(min(0.5, max(0.0, deadline - time.monotonic())))
+    if interrupted.is_set():
+        console.print("Interrupted")
 
 
 def _dashboard(network: Network) -> tuple[ManagedProcess, str] | None:
