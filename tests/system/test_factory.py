@@ -106,7 +106,9 @@ def test_kill_9_restarts_the_device_with_its_persisted_data(
         return row["pid"] not in (0, pid) and row["state"] == "Recording"
 
     wait_for(back, 30, "the device back")
-    assert time.monotonic() - killed < 3.0, fac.row("col")
+    # 1 s of restart back-off plus a process start: far below 10 s even on a loaded
+    # machine (how fast it is belongs in bench/factory.py, not here)
+    assert time.monotonic() - killed < 10.0, fac.row("col")
     row = fac.row("col")
     assert row["restarts"] == 1 and "SIGKILL" in row["message"]
     # a new client: ctx's channel finds the new process only at its next backed-off search
