@@ -106,7 +106,7 @@ def test_a_device_never_heard_is_not_taken_for_hung() -> None:
     device.beating = False  # its Heartbeat never reaches the factory (network)
 
     async def body() -> None:
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.5)  # a negative check: three times hung_after, no beat
         assert supervisor.restarts == 0 and supervisor.phase == Phase.RUNNING
 
     asyncio.run(supervise(supervisor, device, body))
