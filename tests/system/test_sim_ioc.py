@@ -58,3 +58,38 @@ def test_compress_record_averages_temperature(sim_ioc, ctx):
     # N=10 at 10 Hz: an average a second
     wait_for(lambda: 17.5 < ctx.get(p + "Compressed") < 22.5, 5, "an average near 20")
     assert ctx.get(p + "Compressed.N") == 10
+
+
+def test_phase_cycles_and_values_cross_their_alarm_limits(sim_ioc, ctx):
+    """Phase goes round every 10 s; Temperature and Pressure follow and cross their limits."""
+    p = sim_ioc.prefix
+    seen: dict[str, list[tuple[float, int]]] = {"Phase": [], "Temperature": [], "Pressure": []}
+    subs = [
+        ctx.monitor(
+            p + name,
+            lambda v, name=name: seen[name].append((float(v), int(v.severity))),
+            request="record[queueSize=100]",
+        )
+        for name in seen
+    ]
+
+    def transitions(name: str) -> int:
+        severities = [s for _, s in seen[name]]
+        return sum(a != b for a, b in zip(severities, severities[1:], strict=False))
+
+    try:
+        # each value changes alarm state about 4 times a cycle (one cycle: 10 s)
+        wait_for(
+            lambda: transitions("Temperature") >= 1 and transitions("Pressure") >= 1,
+            12,
+            "an alarm transition of Temperature and of Pressure",
+        )
+    finally:
+        for sub in subs:
+            sub.close()
+    phases = [v for v, _ in seen["Phase"]]
+    assert all(0 <= v < 6.2832 for v in phases)
+    steps = [b - a for a, b in zip(phases, phases[1:], strict=False)]
+    assert all(abs(s - 0.0628) < 1e-3 or s < -6.0 for s in steps), steps  # +2pi/100, or wrap
+    assert all(17.5 < v < 22.5 for v, _ in seen["Temperature"])
+    assert all(994 < v < 1006 for v, _ in seen["Pressure"])
