@@ -21,7 +21,12 @@ from epics_collector.core import (
     load_device_type,
 )
 from epics_collector.factory import DeviceSpec, Factory, FactoryConfig, check_prefix, load_setup
-from epics_collector.process import FACTORY_READY_LINE, READY_LINE, exit_with_parent
+from epics_collector.process import (
+    FACTORY_READY_LINE,
+    READY_LINE,
+    exit_with_parent,
+    watch_parent_from_environment,
+)
 from epics_collector.pva import DeviceServer, Network, serve_until_signal
 from epics_collector.sources import EpicsSources
 
@@ -161,7 +166,7 @@ def sim_ioc(
     """Run the simulated source IOC (a real EPICS 7 IOC) in the foreground."""
     from epics_collector.sim._ioc import run as run_ioc
 
-    run_ioc(prefix)
+    run_ioc(prefix, until_stdin_closes=False)
 
 
 @app.command()
@@ -188,20 +193,28 @@ def web(
 ) -> None:
     """Serve a live dashboard of a factory's devices (read-only unless --allow-control)."""
     try:
-        import uvicorn
-
-        from epics_collector.web import make_app
+        from epics_collector.web import ServeError, make_app, serve
     except ImportError as error:
         raise fail(
             f"the dashboard needs the web extra: pip install 'epics-collector[web]' ({error})"
         ) from None
     _log_to_stdout()
-    check_prefix(factory)
+    try:
+        check_prefix(factory)
+    except ValueError as error:
+        raise fail(str(error)) from None
     app_ = make_app(factory, allow_control=allow_control, network=Network.from_environment())
-    print(f"dashboard of {factory} on http://{host}:{port}/", flush=True)
-    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+    def ready(bound: int) -> None:
+        print(f"dashboard of {factory} on http://{host}:{bound}/", flush=True)
+
+    try:
+        serve(app_, host, port, ready)
+    except ServeError as error:
+        raise fail(str(error), 1) from None
 
 
 def main() -> None:
     """Entry point of the ``epics-collector`` command."""
+    watch_parent_from_environment()
     app()

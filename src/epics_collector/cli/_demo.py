@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import datetime
 import importlib.util
-import signal
 import socket
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,8 +20,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from epics_collector.client import Factory
-from epics_collector.process import ManagedProcess
+from epics_collector.client import Collector, Factory
+from epics_collector.process import ManagedProcess, StopRequest
 from epics_collector.pva import Client, Network, free_port
 from epics_collector.sim import SimIoc
 
@@ -73,25 +71,26 @@ def _table(values: dict[str, Any]) -> Table:
     return table
 
 
-def _show_live(console: Console, network: Network, duration: float) -> None:
-    """Show the watched PVs until ``duration`` passes or Ctrl-C (SIGINT) comes.
-
-    SIGINT only sets an event here: a KeyboardInterrupt raised at a random point (inside
-    p4p's client, say) could leave a lock held and hang the clean-up that follows.
-    """
+def _show_live(console: Console, network: Network, duration: float, stop: StopRequest) -> None:
+    """Show the watched PVs until ``duration`` passes or Ctrl-C (SIGINT) comes."""
     deadline = time.monotonic() + duration if duration > 0 else float("inf")
     until = f"for {duration:g} s" if duration > 0 else "until Ctrl-C"
-    interrupted = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: interrupted.set())  # also during the clean-up
     console.print(f"Showing live values {until}")
     with Client(network) as client:
         with Live(_table({}), console=console, refresh_per_second=4) as live:
-            while time.monotonic() < deadline and not interrupted.is_set():
+            while time.monotonic() < deadline and not stop.requested:
                 values = dict(zip(WATCHED, client.get_many(WATCHED), strict=True))
                 live.update(_table(values))
-                interrupted.wait(min(0.5, max(0.0, deadline - time.monotonic())))
-    if interrupted.is_set():
-        console.print("Interrupted")
+                stop.wait(min(0.5, max(0.0, deadline - time.monotonic())))
+
+
+class _StopRequestedError(Exception):
+    """Ctrl-C came while the demo was starting: go straight to the clean-up."""
+
+
+def _check(stop: StopRequest) -> None:
+    if stop.requested:
+        raise _StopRequestedError
 
 
 def _dashboard(network: Network) -> tuple[ManagedProcess, str] | None:
@@ -106,8 +105,13 @@ def _dashboard(network: Network) -> tuple[ManagedProcess, str] | None:
 
 
 def run_demo(duration: float, output: Path) -> None:
-    """Run the demo for ``duration`` seconds (0: until Ctrl-C); everything stops in the end."""
+    """Run the demo for ``duration`` seconds (0: until Ctrl-C); everything stops in the end.
+
+    Ctrl-C (or SIGTERM) at any time ends the demo the normal way: the devices, the IOC and
+    the dashboard stop in order, what was recorded is exported, and the exit code is 0.
+    """
     console = Console()
+    stop = StopRequest().install()  # the children have their own process groups
     network = Network.loopback()
     run_dir = output / datetime.datetime.now().strftime("run-%Y%m%d-%H%M%S-%f")
     console.print(f"Loopback network: PVA search port {network.search_port} on 127.0.0.1")
@@ -116,41 +120,70 @@ def run_demo(duration: float, output: Path) -> None:
         Factory.local(FACTORY, data_dir=run_dir, network=network) as factory,
     ):
         console.print(f"sim IOC (pid {ioc.process.pid}) and factory {FACTORY} up")
-        col = factory.create_collector("demo", **COLLECTOR_CONFIG)
-        factory.create_processor(
-            "calc",
-            inputs={"n": f"{SIM}Counter", "t": f"ca://{SIM}Temperature"},
-            processor="calc",
-            params={"expression": "n * 2 + t"},
-        )
-        factory.create_processor(
-            "stats", inputs={"p": f"{SIM}Pressure"}, processor="stats", params={"window": 50}
-        )
-        dashboard = _dashboard(network)
-        for device in factory.devices():
-            console.print(
-                f"  {device.name:<6} {device.type:<11} {device.prefix:<16} pid {device.pid}"
-            )
-        console.print(
-            "Read them from another shell while the demo runs (--duration 0 keeps it up):\n"
-            f"  export EPICS_PVA_ADDR_LIST=127.0.0.1:{network.search_port} "
-            "EPICS_PVA_AUTO_ADDR_LIST=NO\n"
-            f"  .venv/bin/epics-collector history {COL} temperature --last 5\n"
-            '  .venv/bin/python -c "from epics_collector.client import Collector; '
-            f"print(Collector.connect('{COL}').history('pressure').value[-5:])\"",
-            soft_wrap=True,
-        )
-        if dashboard is not None:
-            console.print(f"Live dashboard (read-only) while the demo runs: {dashboard[1]}")
+        collector: Collector | None = None
+        dashboard: tuple[ManagedProcess, str] | None = None
         try:
-            _show_live(console, network, duration)
+            _check(stop)
+            collector = factory.create_collector("demo", **COLLECTOR_CONFIG)
+            _check(stop)
+            _create_processors(factory)
+            _check(stop)
+            dashboard = _dashboard(network)
+            _introduce(console, factory, network, dashboard)
+            _check(stop)
+            _show_live(console, network, duration, stop)
+        except _StopRequestedError:
+            pass
         finally:
             if dashboard is not None:
                 dashboard[0].stop()
-        col.stop()
-        counts = {alias: len(col.history(alias).time) for alias in ("counter", "pressure")}
-        snapshots = len(col.snapshots()["id"])
-        path = col.export("demo.nxs")
+        if stop.requested:
+            console.print("Interrupted: stopping")
+        if collector is not None:
+            _finish(console, collector)
+    console.print("Stopped cleanly.")
+
+
+def _create_processors(factory: Factory) -> None:
+    factory.create_processor(
+        "calc",
+        inputs={"n": f"{SIM}Counter", "t": f"ca://{SIM}Temperature"},
+        processor="calc",
+        params={"expression": "n * 2 + t"},
+    )
+    factory.create_processor(
+        "stats", inputs={"p": f"{SIM}Pressure"}, processor="stats", params={"window": 50}
+    )
+
+
+def _introduce(
+    console: Console,
+    factory: Factory,
+    network: Network,
+    dashboard: tuple[ManagedProcess, str] | None,
+) -> None:
+    for device in factory.devices():
+        console.print(f"  {device.name:<6} {device.type:<11} {device.prefix:<16} pid {device.pid}")
+    console.print(
+        "Read them from another shell while the demo runs (--duration 0 keeps it up):\n"
+        f"  export EPICS_PVA_ADDR_LIST=127.0.0.1:{network.search_port} "
+        "EPICS_PVA_AUTO_ADDR_LIST=NO\n"
+        f"  .venv/bin/epics-collector get {COL}Count\n"
+        f"  .venv/bin/epics-collector history {COL} temperature --last 5\n"
+        '  .venv/bin/python -c "from epics_collector.client import Collector; '
+        f"print(Collector.connect('{COL}').history('pressure').value[-5:])\"",
+        soft_wrap=True,
+    )
+    if dashboard is not None:
+        console.print(f"Live dashboard (read-only) while the demo runs: {dashboard[1]}")
+
+
+def _finish(console: Console, col: Collector) -> None:
+    """Stop recording and export what was recorded."""
+    col.stop()
+    counts = {alias: len(col.history(alias).time) for alias in ("counter", "pressure")}
+    snapshots = len(col.snapshots()["id"])
+    path = col.export("demo.nxs")
     console.print()
     console.print(
         f"The collector held {counts['counter']} counter samples and {counts['pressure']} "
@@ -162,4 +195,3 @@ def run_demo(duration: float, output: Path) -> None:
         f"h5py.File('{path}')['entry/channels/counter/value'][:]  (one NXlog per channel)",
         soft_wrap=True,
     )
-    console.print("Stopped cleanly.")

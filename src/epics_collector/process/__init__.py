@@ -15,12 +15,19 @@ from epics_collector.process._managed import (
     wait_for,
     wait_until,
 )
-from epics_collector.process._parent import exit_with_parent
+from epics_collector.process._parent import (
+    PARENT_ENV,
+    exit_with_parent,
+    watch_parent,
+    watch_parent_from_environment,
+)
 from epics_collector.process._pidfile import PidFile
+from epics_collector.process._signals import StopRequest
 
 __all__ = [
     "FACTORY_READY_LINE",
     "MODULE",
+    "PARENT_ENV",
     "READY_LINE",
     "DeviceProcess",
     "FactoryProcess",
@@ -28,8 +35,11 @@ __all__ = [
     "PidFile",
     "ProcessError",
     "ReadyProcess",
+    "StopRequest",
     "device_arguments",
     "exit_with_parent",
     "wait_for",
     "wait_until",
+    "watch_parent",
+    "watch_parent_from_environment",
 ]

@@ -13,6 +13,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
+from epics_collector.process._parent import PARENT_ENV
+
 
 class ProcessError(RuntimeError):
     """A child process failed to become ready or exited unexpectedly."""
@@ -68,6 +70,12 @@ class ManagedProcess(_Child):
     exec the command, so that signals reach the child. Output goes to a temporary file, or
     is appended to ``log_path`` (rotated once it passes ``LOG_LIMIT`` bytes);
     :meth:`output` is what this run printed.
+
+    The child runs in its own process group, so a terminal's Ctrl-C (SIGINT to the
+    foreground group) reaches only its owner, which stops its children in order. The
+    child is told its owner's pid (``PARENT_ENV``): ``epics_collector`` processes then
+    stop when the owner dies, even by SIGKILL (:func:`watch_parent`), and an IOC shell
+    sees its standard input close.
     """
 
     LOG_LIMIT = 10 * 1024 * 1024
@@ -112,10 +120,11 @@ class ManagedProcess(_Child):
         self._log_start = self._log.tell() if self._log else 0
         self._popen = subprocess.Popen(
             self.command,
-            env=self.env,
+            env={**self.env, PARENT_ENV: str(os.getpid())},
             stdin=subprocess.PIPE,
             stdout=self._log,
             stderr=subprocess.STDOUT if self._log else None,
+            process_group=0,
         )
         return self
 

@@ -8,6 +8,8 @@ import logging
 import os
 import signal
 import sys
+import threading
+import time
 
 log = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
@@ -32,3 +34,39 @@ def exit_with_parent(parent_pid: int) -> None:
         return
     if os.getppid() != parent_pid:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+PARENT_ENV = "EPICS_COLLECTOR_PARENT_PID"
+"""Set by :class:`ManagedProcess` for its child: the pid the child must not outlive."""
+
+
+def watch_parent(parent_pid: int, interval: float = 0.2, grace: float = 10.0) -> None:
+    """Stop this process cleanly when ``parent_pid`` is no longer its parent.
+
+    A thread polls the parent pid (portable, and unlike ``PR_SET_PDEATHSIG`` not tied to
+    the parent *thread* that started the child). When the parent is gone (killed with
+    SIGKILL, say) this process gets SIGTERM, so it stops the way it always does (a
+    factory stops its devices, a device flushes its spill); if it has not exited
+    ``grace`` seconds later, it exits at once.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval)  # a poll step: nothing to wait on for another process
+        log.warning("parent process %d is gone: stopping", parent_pid)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace)  # the clean stop's time; past it, do not linger
+        log.error("not stopped %g s after the parent died: exiting now", grace)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
+def watch_parent_from_environment() -> None:
+    """Call :func:`watch_parent` if a :class:`ManagedProcess` parent asked for it.
+
+    The variable is removed, so processes this one starts do not inherit it.
+    """
+    value = os.environ.pop(PARENT_ENV, "")
+    if value.isdigit():
+        watch_parent(int(value))

@@ -10,8 +10,11 @@ import argparse
 import os
 import signal
 import sys
+import threading
 from importlib import resources
 from pathlib import Path
+
+from epics_collector.process import StopRequest, watch_parent_from_environment
 
 IMAGE_WIDTH, IMAGE_HEIGHT = 128, 96
 READY_LINE = "sim IOC ready"
@@ -22,14 +25,20 @@ def database_path() -> Path:
     return Path(str(resources.files("epics_collector.sim").joinpath("sim.db")))
 
 
-def run(prefix: str) -> None:
-    """Start the IOC and its generator; return when stdin closes or on SIGTERM/SIGINT."""
+def run(prefix: str, *, until_stdin_closes: bool = True) -> None:
+    """Start the IOC and its generator; return on SIGTERM/SIGINT (or when stdin closes).
+
+    ``until_stdin_closes`` keeps an IOC shell's convention for a child whose owner holds
+    its standard input; the ``sim-ioc`` command turns it off, so that it runs in the
+    background (``&``) or with standard input from ``/dev/null``.
+    """
     os.environ.setdefault("PVXS_QSRV_ENABLE", "YES")
     import pvxslibs.path
     from epicscorelibs import ioc
 
     from epics_collector.sim._generator import ArrayGenerator
 
+    stop = StopRequest().install()
     macros = f"P={prefix},IMAGE_WIDTH={IMAGE_WIDTH},IMAGE_HEIGHT={IMAGE_HEIGHT}"
     macros += f",IMAGE_SIZE={IMAGE_WIDTH * IMAGE_HEIGHT}"
     ioc.start_ioc(
@@ -40,18 +49,23 @@ def run(prefix: str) -> None:
     generator = ArrayGenerator(ioc.dbCore, prefix, IMAGE_WIDTH, IMAGE_HEIGHT)
     generator.step(0)
     generator.start()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"{READY_LINE} with prefix {prefix}", flush=True)
+    if until_stdin_closes:
+        threading.Thread(target=_read_to_end, args=(stop,), daemon=True).start()
     try:
-        sys.stdin.read()  # an IOC shell's convention: stop when standard input closes
-    except KeyboardInterrupt:
-        pass
+        stop.wait()
     finally:
         generator.stop()
+
+
+def _read_to_end(stop: StopRequest) -> None:
+    sys.stdin.read()
+    stop.signal = signal.SIGTERM  # as if the owner had stopped us
 
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m epics_collector.sim --prefix SIM:``."""
     parser = argparse.ArgumentParser(description="Simulated source IOC for EPICS Collector")
     parser.add_argument("--prefix", default="SIM:", help="record name prefix (default SIM:)")
+    watch_parent_from_environment()
     run(parser.parse_args(argv).prefix)

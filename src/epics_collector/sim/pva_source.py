@@ -24,6 +24,8 @@ from p4p.nt import NTNDArray, NTScalar
 from p4p.server import Server, StaticProvider
 from p4p.server.thread import SharedPV
 
+from epics_collector.process import watch_parent_from_environment
+
 READY = "pva source ready"
 
 
@@ -106,6 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--length", type=int, default=0, help="post arrays of this length")
     parser.add_argument("--image", default="", help="post uint8 NTNDArray frames, ROWSxCOLS")
     args = parser.parse_args(argv)
+    watch_parent_from_environment()
     go, stop = threading.Event(), threading.Event()
     frames: _Frames | None = None
     if args.image:

@@ -3,5 +3,15 @@
 from epics_collector.web._app import make_app
 from epics_collector.web._browser import CHROMIUM, CHROMIUM_ARGS, launch_chromium
 from epics_collector.web._hub import Hub, Trace
+from epics_collector.web._serve import ServeError, serve
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "Hub", "Trace", "launch_chromium", "make_app"]
+__all__ = [
+    "CHROMIUM",
+    "CHROMIUM_ARGS",
+    "Hub",
+    "ServeError",
+    "Trace",
+    "launch_chromium",
+    "make_app",
+    "serve",
+]
