@@ -138,3 +138,25 @@ def test_a_closed_client_says_so(network: Network, tmp_path: Path) -> None:
     fac.close()  # twice is fine
     with pytest.raises(ClientError, match="this client is closed"):
         fac.devices()
+
+
+def test_local_factories_start_fresh_unless_restore(network: Network, tmp_path: Path) -> None:
+    """The same script twice in one directory: the second run creates the same name again."""
+    data = tmp_path / "data"
+    for run in range(2):
+        with Factory.local("TFRESH:FAC:", data_dir=data, network=network) as fac:
+            assert fac.devices() == []
+            counter = fac.create("counter", "run42", {})
+            counter.put("Start", 1)
+            assert wait_until(lambda c=counter: c.get("Count") > 0, 10)
+            if run:  # the earlier run42's files were moved aside, and it says where
+                message = fac.device_at("TFRESH:FAC:").get("Message")
+                assert "earlier run42's files are in run42." in message, message
+            with pytest.raises(DeviceError, match="Destroy it first, or use another name"):
+                fac.create("counter", "run42", {})
+        (data / "run42" / "export.nxs").write_text(f"run {run}")  # a counter writes none
+    earlier = list(data.glob("run42.*"))
+    assert len(earlier) == 1 and (earlier[0] / "export.nxs").read_text() == "run 0"
+    assert (data / "run42" / "export.nxs").read_text() == "run 1"
+    with Factory.local("TFRESH:FAC:", data_dir=data, network=network, restore=True) as fac:
+        assert [d.name for d in fac.devices()] == ["run42"]

@@ -96,13 +96,19 @@ def _serve_factory(
     data_dir: Path,
     state_dir: Path | None,
     declared: list[DeviceSpec],
+    restore: bool = True,
 ) -> None:
     _log_to_stdout()
     network = Network.from_environment()
     sources = EpicsSources(network)
     data_dir.mkdir(parents=True, exist_ok=True)
     device = Factory(
-        config, data_dir=data_dir, sources=sources, state_dir=state_dir, declared=declared
+        config,
+        data_dir=data_dir,
+        sources=sources,
+        state_dir=state_dir,
+        declared=declared,
+        restore=restore,
     )
 
     def ready(server: DeviceServer) -> None:
@@ -125,6 +131,12 @@ def factory(
     config: Annotated[
         str | None, typer.Option(help="the factory's own config file (.yaml/.json)")
     ] = None,
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            "--fresh", help="do not recreate the devices stored by an earlier run (files stay)"
+        ),
+    ] = False,
 ) -> None:
     """Run a factory service in the foreground: Create/Destroy devices over PVAccess."""
     try:
@@ -132,7 +144,7 @@ def factory(
         factory_config = load_config(FactoryConfig, config)
     except (ConfigError, ValueError) as error:
         raise fail(str(error)) from None
-    _serve_factory(prefix, factory_config, data_dir, state_dir, [])
+    _serve_factory(prefix, factory_config, data_dir, state_dir, [], restore=not fresh)
 
 
 @app.command()

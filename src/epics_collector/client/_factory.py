@@ -76,8 +76,16 @@ class AsyncFactory:
         config: Path | str | None = None,
         network: Network | None = None,
         timeout: float = 5.0,
+        restore: bool = False,
     ) -> Self:
-        """Start a factory in a child process (data and state under ``data_dir``)."""
+        """Start a factory in a child process (data and state under ``data_dir``).
+
+        The factory starts fresh: devices an earlier run created under ``data_dir`` are
+        not recreated (their files stay; a device created again under the same name
+        starts empty, the earlier files moved to ``DATA_DIR/<name>.<time>``). With
+        ``restore=True`` the earlier run's devices come back, as for a factory service.
+        It stops when this process exits, even by SIGKILL.
+        """
         network = network or Network.from_environment()
         prefix = prefix or default_prefix()
         process = FactoryProcess(
@@ -85,6 +93,7 @@ class AsyncFactory:
             data_dir=Path(data_dir),
             config=Path(config) if config is not None else None,
             env=network.environ(),
+            fresh=not restore,
         )
         await asyncio.to_thread(process.start)
         return cls(Connection(network, timeout), prefix, process)

@@ -264,13 +264,23 @@ class Factory:
         config: Path | str | None = None,
         network: Network | None = None,
         timeout: float = 5.0,
+        restore: bool = False,
     ) -> Factory:
-        """Start a factory in a child process; :meth:`close` stops it."""
+        """Start a fresh factory in a child process; :meth:`close` stops it.
+
+        See :meth:`AsyncFactory.local`: ``restore=True`` brings back the devices an
+        earlier run created under ``data_dir``.
+        """
         runner = LoopThread()
         try:
             impl = runner.run(
                 AsyncFactory.local(
-                    prefix, data_dir=data_dir, config=config, network=network, timeout=timeout
+                    prefix,
+                    data_dir=data_dir,
+                    config=config,
+                    network=network,
+                    timeout=timeout,
+                    restore=restore,
                 )
             )
         except BaseException:

@@ -118,8 +118,10 @@ class Factory(Device[FactoryConfig]):
     """Creates registered device types on request, each in its own supervised process.
 
     The device list is kept in ``STATE_DIR/devices.json`` and recreated when the factory
-    starts; each device writes under ``DATA_DIR/<name>`` and logs to
-    ``STATE_DIR/logs/<name>.log``.
+    starts (unless ``restore`` is false: a fresh factory); each device writes under
+    ``DATA_DIR/<name>`` and logs to ``STATE_DIR/logs/<name>.log``. A device created under
+    a name used before starts empty: the earlier device's files are moved to
+    ``DATA_DIR/<name>.<time>``.
     """
 
     config_model = FactoryConfig
@@ -138,9 +140,11 @@ class Factory(Device[FactoryConfig]):
         sources: Sources | None = None,
         state_dir: Path | None = None,
         declared: Iterable[DeviceSpec] = (),
+        restore: bool = True,
     ) -> None:
         super().__init__(config, data_dir=data_dir, sources=sources)
         self.state_dir = state_dir or self.data_dir / ".factory"
+        self.restore = restore
         self.store = DeviceStore(self.state_dir)
         self.declared = list(declared)
         self.host = socket.gethostname()
@@ -367,7 +371,9 @@ class Factory(Device[FactoryConfig]):
                 "(the factory's config lists any other allowed prefixes under `prefixes`)"
             )
         if name in self._supervisors or name in self._pending:
-            raise RpcError(f"a device named {name!r} exists already")
+            raise RpcError(
+                f"a device named {name!r} exists already: Destroy it first, or use another name"
+            )
         taken = {s.spec.prefix: s.spec.name for s in self._supervisors.values()}
         if prefix in taken or prefix == self.prefix:
             raise RpcError(f"prefix {prefix!r} is in use by {taken.get(prefix, 'the factory')}")
@@ -413,6 +419,7 @@ class Factory(Device[FactoryConfig]):
             raise RpcError(str(denied))
         self._pending.add(spec.name)
         try:
+            kept = await asyncio.to_thread(self._set_aside, spec.name)
             supervisor = self._supervisor(spec)
             await supervisor.start()
         except LaunchError as error:
@@ -422,9 +429,27 @@ class Factory(Device[FactoryConfig]):
         self._supervisors[spec.name] = supervisor
         self._save()
         self._refresh()
-        self.report(f"created {spec.name} ({spec.type}) at {spec.prefix}")
+        earlier = f"; the earlier {spec.name}'s files are in {kept}" if kept else ""
+        self.report(f"created {spec.name} ({spec.type}) at {spec.prefix}{earlier}")
         self._write_screen(spec)
         return spec.prefix
+
+    def _set_aside(self, name: str) -> str | None:
+        """Move an earlier device's files out of ``DATA_DIR/name``; the new name, if any.
+
+        A new device starts empty: it must not load the history or hit the export files
+        of a device of the same name destroyed before (or forgotten by a fresh factory).
+        """
+        directory = self.data_dir / name
+        if not directory.is_dir() or directory.is_symlink() or not any(directory.iterdir()):
+            return None
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        for n in range(1000):
+            target = directory.with_name(f"{name}.{stamp}" + (f"-{n}" if n else ""))
+            if not target.exists():
+                directory.rename(target)
+                return target.name
+        return None
 
     @rpc(with_caller=True, access=Operation.FACTORY)
     async def destroy(self, name: str = "", *, caller: Caller) -> str:
@@ -465,6 +490,13 @@ class Factory(Device[FactoryConfig]):
         """Recreate the stored devices and those declared by ``serve FILE``."""
         self.set_state(FactoryStates.STARTING)
         specs, problems = self.store.load()
+        if not self.restore:
+            if specs:
+                problems.append(
+                    f"started fresh: {len(specs)} stored devices not recreated "
+                    f"({', '.join(s.name for s in specs)}; their files stay)"
+                )
+            specs = []
         leftovers = await asyncio.to_thread(self._stop_leftovers)
         if leftovers:
             problems.append(f"stopped devices left running before: {', '.join(leftovers)}")

@@ -67,9 +67,12 @@ class FactoryProcess(ReadyProcess):
         env: Mapping[str, str] | None = None,
         timeout: float = 60.0,
         launcher: Sequence[str] = (),
+        fresh: bool = False,
     ) -> None:
         self.prefix = prefix
         args = ["factory", "--prefix", prefix, "--data-dir", str(data_dir)]
+        if fresh:
+            args.append("--fresh")
         if state_dir is not None:
             args += ["--state-dir", str(state_dir)]
         if config is not None:
