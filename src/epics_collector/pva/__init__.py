@@ -1,9 +1,11 @@
 """PVAccess transport: network configuration and serving devices with p4p."""
 
+from epics_collector.pva import _format as pv_format
 from epics_collector.pva._client import Client
 from epics_collector.pva._network import Network, free_port
 from epics_collector.pva._runner import pv_answers, serve_until_signal
 from epics_collector.pva._server import DeviceServer
+from epics_collector.pva._tool import PvTool, ToolError
 from epics_collector.pva._types import NtMapping
 
 __all__ = [
@@ -11,7 +13,10 @@ __all__ = [
     "DeviceServer",
     "Network",
     "NtMapping",
+    "PvTool",
+    "ToolError",
     "free_port",
+    "pv_format",
     "pv_answers",
     "serve_until_signal",
 ]

@@ -1,0 +1,106 @@
+"""PVA values as text, the way ``pvget`` shows them: one line, or a table for NTTable."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any
+
+import numpy as np
+
+SEVERITIES = ("", "MINOR", "MAJOR", "INVALID")
+
+
+def _has(value: Any, field: str) -> bool:
+    try:
+        return field in value
+    except TypeError:
+        return False
+
+
+def stamp(value: Any) -> str:
+    """The value's ``timeStamp`` as ISO 8601 UTC (empty if it has none or it is 0)."""
+    if not _has(value, "timeStamp"):
+        return ""
+    seconds = value["timeStamp.secondsPastEpoch"] + value["timeStamp.nanoseconds"] * 1e-9
+    if seconds <= 0:
+        return ""
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    return moment.isoformat(timespec="microseconds")
+
+
+def alarm(value: Any) -> str:
+    """``MAJOR HIHI``-style text of the value's alarm, empty when there is none."""
+    if not _has(value, "alarm"):
+        return ""
+    severity = int(value["alarm.severity"])
+    if severity == 0:
+        return ""
+    name = SEVERITIES[severity] if 0 < severity < len(SEVERITIES) else f"severity {severity}"
+    message = str(value["alarm.message"])
+    return f"{name} {message}".strip()
+
+
+def _plain(item: Any) -> Any:
+    if isinstance(item, np.ndarray):
+        return item.tolist()
+    if isinstance(item, np.generic):
+        return item.item()
+    return item
+
+
+def value_text(value: Any) -> str:
+    """The ``value`` part as text: numbers, strings, enum by name, arrays as ``[a, b]``."""
+    kind = value.getID() if hasattr(value, "getID") else ""
+    if kind.startswith("epics:nt/NTEnum"):
+        index, choices = int(value["value.index"]), list(value["value.choices"])
+        return choices[index] if 0 <= index < len(choices) else str(index)
+    if kind.startswith("epics:nt/NTNDArray"):
+        dims = [int(d["size"]) for d in value["dimension"]]
+        data = value["value"]
+        dtype = data.dtype if isinstance(data, np.ndarray) else type(data).__name__
+        shape = "x".join(map(str, reversed(dims))) or "0"
+        return f"NTNDArray {shape} {dtype} (uniqueId {value['uniqueId']})"
+    if _has(value, "value") and kind.startswith("epics:nt/"):
+        inner = value["value"]
+        if isinstance(inner, np.ndarray):
+            return json.dumps(inner.tolist())
+        if isinstance(inner, str):
+            return inner
+        if hasattr(inner, "todict"):
+            return json.dumps(inner.todict(), default=_plain)
+        return str(_plain(inner))
+    if hasattr(value, "todict"):
+        return json.dumps(value.todict(), default=_plain)
+    return str(_plain(value))
+
+
+def line(name: str, value: Any) -> str:
+    """``NAME  TIME  VALUE  ALARM`` like pvget; the parts a value lacks are left out."""
+    return "  ".join(part for part in (name, stamp(value), value_text(value), alarm(value)) if part)
+
+
+def is_table(value: Any) -> bool:
+    """Whether ``value`` is an NTTable."""
+    return hasattr(value, "getID") and value.getID().startswith("epics:nt/NTTable")
+
+
+def table_text(value: Any) -> str:
+    """An NTTable as aligned columns with the labels as a header."""
+    columns = list(value["value"].keys())
+    labels = list(value["labels"]) if _has(value, "labels") else columns
+    labels = labels if len(labels) == len(columns) else columns
+    cells = [[str(_plain(x)) for x in value["value"][c]] for c in columns]
+    rows = max((len(c) for c in cells), default=0)
+    widths = [
+        max([len(label), *(len(x) for x in col)]) for label, col in zip(labels, cells, strict=True)
+    ]
+    out = ["  ".join(label.ljust(w) for label, w in zip(labels, widths, strict=True)).rstrip()]
+    for i in range(rows):
+        out.append(
+            "  ".join(
+                (col[i] if i < len(col) else "").ljust(w)
+                for col, w in zip(cells, widths, strict=True)
+            ).rstrip()
+        )
+    return "\n".join(out)

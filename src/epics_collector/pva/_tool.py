@@ -1,0 +1,114 @@
+"""What ``pvget``/``pvput``/``pvmonitor``/``pvcall`` do, on p4p (no EPICS install needed)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any
+
+from p4p import Value
+from p4p.client.thread import Context, Disconnected, RemoteError
+from p4p.client.thread import TimeoutError as P4pTimeoutError
+from p4p.nt import NTURI
+
+from epics_collector.pva._network import Network
+
+
+class ToolError(RuntimeError):
+    """A PV did not answer, refused, or the value given does not fit it."""
+
+
+class PvTool:
+    """Raw PVA get/put/monitor/RPC for the command line; ``with`` closes it."""
+
+    def __init__(self, network: Network, timeout: float = 5.0) -> None:
+        self.timeout = timeout
+        self.context: Any = Context(
+            "pva", conf=network.client_conf(), useenv=network.useenv, nt=False
+        )
+
+    def _do(self, name: str, what: str, action: Callable[[], Any]) -> Any:
+        try:
+            return action()
+        except P4pTimeoutError:
+            raise ToolError(
+                f"{name}: no answer within {self.timeout:g} s (is it served where "
+                "EPICS_PVA_ADDR_LIST searches?)"
+            ) from None
+        except (RemoteError, Disconnected) as error:
+            raise ToolError(f"{name}: {what} refused: {error}") from None
+
+    def get(self, name: str) -> Any:
+        """The raw value (a p4p ``Value``) of ``name``."""
+        return self._do(name, "get", lambda: self.context.get(name, timeout=self.timeout))
+
+    def put(self, name: str, text: list[str]) -> tuple[Any, Any]:
+        """Put ``text`` (one word, or the elements of an array) to ``name``; (old, new)."""
+        old = self.get(name)
+        value = _from_text(name, old, text)
+        self._do(name, "put", lambda: self.context.put(name, value, timeout=self.timeout))
+        return old, self.get(name)
+
+    def call(self, name: str, arguments: Mapping[str, str]) -> Any:
+        """An RPC with string arguments (an NTURI query, as ``pvcall NAME k=v``)."""
+        uri = NTURI([(key, "s") for key in arguments]).wrap(name, kws=dict(arguments))
+        return self._do(
+            name, "call", lambda: self.context.rpc(name, uri, timeout=max(self.timeout, 30.0))
+        )
+
+    def monitor(self, name: str, callback: Callable[[Any], None], queue: int = 100) -> Any:
+        """Subscribe ``callback`` to every update of ``name`` (and disconnects)."""
+        return self.context.monitor(
+            name, callback, request=f"record[queueSize={queue}]", notify_disconnect=True
+        )
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.context.close()
+
+    def __enter__(self) -> PvTool:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _from_text(name: str, old: Value, text: list[str]) -> Any:
+    """A value for a put, from command-line words, shaped like the PV's current value."""
+    kind = old.getID()
+    if kind.startswith("epics:nt/NTEnum"):
+        (word,) = _one(name, text)
+        choices = list(old["value.choices"])
+        if word in choices:
+            return {"value.index": choices.index(word)}
+        if word.lstrip("-").isdigit():
+            return {"value.index": int(word)}
+        raise ToolError(f"{name}: {word!r} is not one of {choices}")
+    if "value" in old and hasattr(old["value"], "shape"):  # an array
+        words = text
+        if len(text) == 1 and text[0].lstrip().startswith("["):
+            try:
+                words = [str(x) for x in json.loads(text[0])]
+            except json.JSONDecodeError as error:
+                raise ToolError(f"{name}: not a JSON array: {error}") from None
+        if len(words) == 1 and "," in words[0]:
+            words = [w.strip() for w in words[0].split(",") if w.strip()]
+        dtype = old["value"].dtype
+        try:
+            return words if dtype.kind in "UOS" else [dtype.type(w) for w in words]
+        except ValueError as error:
+            raise ToolError(f"{name}: {error}") from None
+    (word,) = _one(name, text)
+    return word
+
+
+def _one(name: str, text: list[str]) -> list[str]:
+    if len(text) != 1:
+        raise ToolError(f"{name}: give one value, not {len(text)}")
+    return text
