@@ -1,4 +1,4 @@
-"""``get``/``put``/``monitor``/``call``: pvget-like tools on p4p, against the sim IOC and devices."""
+"""``get``/``put``/``monitor``/``call``: pvget-like tools on p4p, against the sim IOC, devices."""
 
 from __future__ import annotations
 

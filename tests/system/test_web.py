@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import urllib.error
 import urllib.request
@@ -119,6 +120,18 @@ def test_live_plots_and_control(browser: Any, devices: Devices, network: Network
         page.wait_for_function(
             "document.getElementById('note').textContent.includes('start -> Recording')"
         )
+        for _ in range(2):  # every click writes a new file
+            page.click('#dev-col button[data-action="export"]')
+            page.wait_for_function(
+                "document.getElementById('note').textContent.includes('export -> ')"
+            )
+            exported = page.text_content("#note").split("export -> ")[1]
+            assert re.fullmatch(r".*/col-\d{8}-\d{6}-\d{6}\.nxs", exported), exported
+            page.evaluate("document.getElementById('note').textContent = ''")
+        page.fill("#dev-col input.export-name", "mine.h5")
+        page.click('#dev-col button[data-action="export"]')
+        page.wait_for_function("document.getElementById('note').textContent.includes('mine.h5')")
+        assert page.text_content("#note").endswith("/col/mine.h5")
         page.fill("#dev-calc form input >> nth=0", "expression")
         page.fill("#dev-calc form input >> nth=1", "a * 3")
         page.click("#dev-calc form button")

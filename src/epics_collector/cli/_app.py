@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import json
 import logging
 import sys
@@ -33,6 +34,7 @@ from epics_collector.sources import EpicsSources
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # plain click help: NAME metavars, no <bool>, no boxes in a pipe
     help="Record, process and serve EPICS data as EPICS devices over PVAccess.",
 )
 err = Console(stderr=True)
@@ -43,6 +45,14 @@ def fail(text: str, code: int = 2) -> typer.Exit:
     one_line = "; ".join(line.strip() for line in text.splitlines() if line.strip())
     err.print(f"[bold red]error:[/] {escape(one_line)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def checked_prefix(prefix: str, what: str = "--prefix") -> str:
+    """``prefix`` if it is a valid PV prefix (ending in ':'); else a one-line error, exit 2."""
+    try:
+        return check_prefix(prefix)
+    except ValueError as error:
+        raise fail(f"{what} {prefix!r}: {error}") from None
 
 
 def _device_class(type_name: str) -> type[Device[Any]]:
@@ -67,6 +77,7 @@ def run(
     """Run one device in the foreground until SIGTERM or SIGINT."""
     if parent_pid is not None:
         exit_with_parent(parent_pid)
+    checked_prefix(prefix)
     _log_to_stdout()
     cls = _device_class(type_name)
     network = Network.from_environment()
@@ -139,8 +150,8 @@ def factory(
     ] = False,
 ) -> None:
     """Run a factory service in the foreground: Create/Destroy devices over PVAccess."""
+    checked_prefix(prefix)
     try:
-        check_prefix(prefix)
         factory_config = load_config(FactoryConfig, config)
     except (ConfigError, ValueError) as error:
         raise fail(str(error)) from None
@@ -178,6 +189,7 @@ def sim_ioc(
     """Run the simulated source IOC (a real EPICS 7 IOC) in the foreground."""
     from epics_collector.sim._ioc import run as run_ioc
 
+    checked_prefix(prefix)
     run_ioc(prefix, until_stdin_closes=False)
 
 
@@ -196,7 +208,10 @@ def demo(
 
 @app.command()
 def web(
-    factory: Annotated[str, typer.Option("--factory", "-f", help="factory prefix, e.g. LAB:FAC:")],
+    factory: Annotated[
+        str,
+        typer.Option("--factory", "-f", metavar="PREFIX", help="factory prefix, e.g. LAB:FAC:"),
+    ],
     host: Annotated[str, typer.Option(help="address to serve the page on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8080,
     allow_control: Annotated[
@@ -211,10 +226,7 @@ def web(
             f"the dashboard needs the web extra: pip install 'epics-collector[web]' ({error})"
         ) from None
     _log_to_stdout()
-    try:
-        check_prefix(factory)
-    except ValueError as error:
-        raise fail(str(error)) from None
+    checked_prefix(factory, "--factory")
     app_ = make_app(factory, allow_control=allow_control, network=Network.from_environment())
 
     def ready(bound: int) -> None:
@@ -226,7 +238,50 @@ def web(
         raise fail(str(error), 1) from None
 
 
+def _version(show: bool) -> None:
+    if show:
+        print(f"epics-collector {importlib.metadata.version('epics-collector')}")
+        raise typer.Exit
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """Record, process and serve EPICS data as EPICS devices over PVAccess."""
+
+
+def _readable_metavars(command: Any, ctx: Any) -> None:
+    """Help without ``<bool>``/``<str>``: arguments by NAME, options by SECONDS, PATH...
+
+    Flags show no metavar; an option without one shows its type in words (NUMBER, PATH,
+    TEXT); an argument shows its name, not a type.
+    """
+    for param in command.params:
+        if param.param_type_name == "argument":
+            param.metavar = param.metavar or param.name.upper()
+            param.display_type_rich = lambda ctx: None  # typer would add "<str>"
+        elif getattr(param, "is_flag", False):
+            param.metavar = ""
+        elif param.metavar is None and hasattr(param, "display_type"):
+            label = str(param.display_type(ctx)).strip("<>")
+            words = {"float": "NUMBER", "int": "INTEGER", "str": "TEXT", "text": "TEXT"}
+            param.metavar = (
+                f"[{label}]" if "|" in label else words.get(label.split()[0], label.upper())
+            )
+    for sub in getattr(command, "commands", {}).values():
+        _readable_metavars(sub, ctx)
+
+
 def main() -> None:
     """Entry point of the ``epics-collector`` command."""
     watch_parent_from_environment()
-    app()
+    command = typer.main.get_command(app)
+    with command.make_context("epics-collector", [], resilient_parsing=True) as ctx:
+        _readable_metavars(command, ctx)
+    command(prog_name="epics-collector")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -17,10 +18,11 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from epics_collector.cli._app import app, fail
+from epics_collector.cli._app import app, checked_prefix, err, fail
 from epics_collector.cli._output import (
     history_rows,
     out,
@@ -30,7 +32,14 @@ from epics_collector.cli._output import (
     print_json,
     print_rows,
 )
-from epics_collector.client import ClientError, Collector, Device, Factory
+from epics_collector.client import (
+    ClientError,
+    Collector,
+    Device,
+    EmptyExportWarning,
+    Factory,
+    default_prefix,
+)
 from epics_collector.core import ConfigError, device_type_names, load_device_type, read_config
 from epics_collector.core import Device as CoreDevice
 from epics_collector.factory import Factory as FactoryModel
@@ -43,13 +52,17 @@ SCREENS = Path("screens")
 FactoryOption = Annotated[
     str | None,
     typer.Option(
-        "--factory", "-f", envvar="EPICS_COLLECTOR_FACTORY", help="factory prefix, e.g. LAB:FAC:"
+        "--factory",
+        "-f",
+        envvar="EPICS_COLLECTOR_FACTORY",
+        metavar="PREFIX",
+        help="factory prefix, e.g. LAB:FAC: (default: Factory.local()'s HOST:USER:FAC:)",
     ),
 ]
 DeviceArgument = Annotated[
     str,
     typer.Argument(
-        metavar="DEVICE", help="device prefix (ending in ':') or, with --factory, its name"
+        metavar="DEVICE", help="device prefix (ending in ':') or its name on the factory"
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
@@ -81,21 +94,30 @@ def _reported() -> Iterator[None]:
 
 
 def _factory(factory: str | None, timeout: float) -> Factory:
-    if not factory:
-        raise fail("give --factory PREFIX (or set EPICS_COLLECTOR_FACTORY)")
-    return Factory.connect(factory, timeout=timeout)
+    """The factory at ``factory``, or the one ``Factory.local()`` starts by default."""
+    if factory:
+        checked_prefix(factory, "--factory")
+        return Factory.connect(factory, timeout=timeout)
+    prefix = default_prefix()
+    try:
+        return Factory.connect(prefix, timeout=timeout)
+    except ClientError:
+        raise fail(
+            f"no factory answers at {prefix} (the default prefix of Factory.local()); "
+            "give --factory PREFIX or set EPICS_COLLECTOR_FACTORY",
+            1,
+        ) from None
 
 
 def _device(kind: type[D], device: str, factory: str | None, timeout: float) -> D:
+    """A device by prefix (ending in ':'), or by name on a factory (default: the local one)."""
     if device.endswith(":"):
         return kind.connect(device, timeout=timeout)
-    if not factory:
-        raise fail(f"{device!r}: give a device prefix ending in ':', or --factory and a name")
     with _factory(factory, timeout) as fac:
         for info in fac.devices():
             if info.name == device:
                 return kind.connect(info.prefix, timeout=timeout)
-    raise ClientError(f"{factory}: no device named {device!r}")
+    raise ClientError(f"{fac.prefix}: no device named {device!r} (a device prefix ends in ':')")
 
 
 def _config(source: str | None) -> dict[str, Any]:
@@ -120,6 +142,8 @@ def create(
     timeout: TimeoutOption = 5.0,
 ) -> None:
     """Create a device on a factory; prints its prefix once it serves."""
+    if prefix is not None:
+        checked_prefix(prefix)
     with _reported(), _factory(factory, timeout) as fac:
         device = fac.create(type_name, name, _config(config), prefix)
         print_json({"name": name, "prefix": device.prefix}) if json else print(device.prefix)
@@ -148,7 +172,7 @@ def list_devices(
         print_json(rows)
         return
     columns = ["name", "type", "prefix", "state", "pid", "restarts", "started", "message"]
-    print_rows(f"{factory}: {len(rows)} devices", rows, columns)
+    print_rows(f"{factory or default_prefix()}: {len(rows)} devices", rows, columns)
 
 
 def _record(device: str, factory: str | None, timeout: float, recording: bool) -> None:
@@ -194,8 +218,9 @@ def history(
 
 
 def _spinner(text: str) -> Progress:
+    """Progress on standard error: standard output carries only the result."""
     return Progress(
-        SpinnerColumn(), TextColumn(text), TimeElapsedColumn(), console=out, transient=True
+        SpinnerColumn(), TextColumn(text), TimeElapsedColumn(), console=err, transient=True
     )
 
 
@@ -209,9 +234,15 @@ def export(
 ) -> None:
     """Write a collector's history to a file; prints the path written."""
     with _reported(), _device(Collector, device, factory, timeout) as col:
-        with _spinner(f"exporting {name}") as progress:
+        with (
+            _spinner(f"exporting {name}") as progress,
+            warnings.catch_warnings(record=True) as said,
+        ):
+            warnings.simplefilter("always", EmptyExportWarning)
             progress.add_task("export", total=None)
             path = col.export(name, format.value)
+        for warning in said:
+            err.print(f"[yellow]warning:[/] {escape(str(warning.message))}", highlight=False)
         print(path)
 
 

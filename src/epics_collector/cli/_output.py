@@ -91,6 +91,8 @@ def plot_history(channel: str, history: History) -> None:
         out.print(f"{channel}: nothing numeric to plot")
         return
     plt.clear_figure()
+    if not out.is_terminal:
+        plt.clear_color()  # no colour codes into a pipe or a file
     plt.plot((history.time - history.time[0]).tolist(), history.value.tolist())
     plt.title(f"{channel} ({len(history.time)} samples, from {iso(history.time[0])})")
     plt.xlabel("s")

@@ -7,7 +7,12 @@ implementation; the blocking classes run it on a private event loop).
 
 from epics_collector.client._connection import Connection, decode
 from epics_collector.client._devices import AsyncCollector, AsyncDevice, AsyncProcessor, History
-from epics_collector.client._errors import ClientError, DeviceError, NoConnectionError
+from epics_collector.client._errors import (
+    ClientError,
+    DeviceError,
+    EmptyExportWarning,
+    NoConnectionError,
+)
 from epics_collector.client._factory import AsyncFactory, DeviceInfo, default_prefix
 from epics_collector.client._sync import Collector, Device, Factory, LoopThread, Processor
 
@@ -22,6 +27,7 @@ __all__ = [
     "Device",
     "DeviceError",
     "DeviceInfo",
+    "EmptyExportWarning",
     "Factory",
     "History",
     "LoopThread",

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import warnings
 from collections.abc import AsyncIterator
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from epics_collector.client._connection import Connection
-from epics_collector.client._errors import ClientError, DeviceError
+from epics_collector.client._errors import ClientError, DeviceError, EmptyExportWarning
 
 
 class History(NamedTuple):
@@ -156,11 +157,19 @@ class AsyncCollector(AsyncDevice):
     async def export(self, name: str, format: str = "nexus", timeout: float = 600.0) -> str:  # noqa: A002
         """Write the history to ``name`` in the data directory; return the path written.
 
-        The device answers the put once the file is complete (``nexus`` or ``csv``).
+        The device answers the put once the file is complete (``nexus`` or ``csv``). A file
+        with no rows (nothing recorded) is written, with an :class:`EmptyExportWarning`.
         """
         await self.put("ExportFormat", format)
         await self.put("Export", name, timeout)
-        return str(await self.get("ExportPath"))
+        path = str(await self.get("ExportPath"))
+        if int(await self.get("ExportRows")) == 0:
+            warnings.warn(
+                f"{self.prefix}: exported 0 rows to {path}: nothing was recorded",
+                EmptyExportWarning,
+                stacklevel=2,
+            )
+        return path
 
     async def upload(self, timeout: float = 600.0) -> str:
         """Upload the last export with the configured uploader; return UploadStatus.

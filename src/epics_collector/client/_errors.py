@@ -17,3 +17,7 @@ class DeviceError(ClientError):
 
 class NoConnectionError(ClientError, TimeoutError):
     """No server answered for a PV in time (wrong prefix, device not running, network)."""
+
+
+class EmptyExportWarning(UserWarning):
+    """An export wrote a file with no rows: nothing was recorded (see the Message)."""

@@ -100,6 +100,7 @@ class Collector(Device[CollectorConfig]):
         description="Put a file name: writes the history into the data directory",
     )
     export_path = AttrR(String(), name="ExportPath", description="The last file written")
+    export_rows = AttrR(Int(), name="ExportRows", description="Rows in the last file written")
     export_format = AttrRW(
         Enum(choices=["nexus", "csv"]), name="ExportFormat", description="Format of Export"
     )
@@ -128,6 +129,7 @@ class Collector(Device[CollectorConfig]):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._publisher: asyncio.Task[None] | None = None
         self._duration_timer: asyncio.TimerHandle | None = None
+        self._count_at_start = 0  # Count when recording last started
         self.persistence: Persistence | None = None
         if self.config.persist:
             self.persistence = Persistence(
@@ -193,8 +195,13 @@ class Collector(Device[CollectorConfig]):
         started = time.monotonic()
         await loop.run_in_executor(None, writer, path, data, self.data_dir)
         rows = sum(len(c.rows) for c in data.channels)
+        self.export_rows.set(rows)
         self.export_path.set(str(path))
-        self.report(f"exported {rows} rows to {path.name} in {time.monotonic() - started:.2f} s")
+        took = f"in {time.monotonic() - started:.2f} s"
+        if rows == 0:
+            self.report(f"exported 0 rows to {path.name} {took}: nothing recorded", Severity.MINOR)
+        else:
+            self.report(f"exported {rows} rows to {path.name} {took}")
 
     @command(name="Upload")
     async def upload_export(self) -> None:
@@ -270,7 +277,6 @@ class Collector(Device[CollectorConfig]):
     def _publish_annotations(self) -> None:
         notes = self.annotations.notes
         self.annotation_table.set({"time": [t for t, _ in notes], "text": [n for _, n in notes]})
-        self._started_at = 0.0
 
     # commands -------------------------------------------------------------------------------
 
@@ -288,7 +294,7 @@ class Collector(Device[CollectorConfig]):
         if self.config.mode == "fill" and any(ch.ring.full for ch in self.recorder.channels):
             raise ValueError("a channel is full (fill mode): Clear first")
         self.recorder.start()
-        self._started_at = time.time()
+        self._count_at_start = self.recorder.count
         self.set_state(CollectorStates.RECORDING)
         self.report(f"recording {len(self.recorder.channels)} channels")
         if self.config.limits.duration is not None and self._loop is not None:
@@ -330,8 +336,20 @@ class Collector(Device[CollectorConfig]):
             self._duration_timer = None
         if self.state.value == CollectorStates.RECORDING:
             self.set_state(CollectorStates.STOPPED)
+            if self.recorder.count == self._count_at_start:
+                reason, severity = self._nothing_recorded(reason), max(severity, Severity.MINOR)
             self.report(f"{reason}: recorded {self.recorder.count} samples", severity)
         self._publish()
+
+    def _nothing_recorded(self, reason: str) -> str:
+        """Why a run recorded no sample, for the Message (a MINOR alarm: worth a look)."""
+        never = [
+            f"{ch.alias} ({ch.config.pv})" for ch in self.recorder.channels if not ch.ever_connected
+        ]
+        if never:
+            names = ", ".join(never)
+            return f"{reason} with no new sample: never connected: {names} (check the PV names)"
+        return f"{reason} with no new sample: no channel sent an update while recording"
 
     # events from the recorder ---------------------------------------------------------------
 

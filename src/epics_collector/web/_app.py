@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import json
 from collections.abc import AsyncIterator
 from importlib import resources
@@ -33,6 +34,12 @@ class Param(BaseModel):
 
 def _static(name: str) -> str:
     return resources.files("epics_collector.web").joinpath("static", name).read_text()
+
+
+def _unique_name(device: str) -> str:
+    """``<device>-<UTC time to the microsecond>.nxs``: a new file at every click."""
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S-%f")
+    return f"{device}-{stamp}.nxs"
 
 
 def make_app(
@@ -83,7 +90,7 @@ def make_app(
         return {"result": "ok"}
 
     @app.post("/api/devices/{name}/{action}")
-    async def act(name: str, action: str) -> dict[str, str]:
+    async def act(name: str, action: str, file: str = "") -> dict[str, str]:
         _check_control()
         collector = AsyncCollector(hub.connection, _prefix(name))
         try:
@@ -92,7 +99,7 @@ def make_app(
             elif action == "stop":
                 await collector.stop()
             elif action == "export":
-                return {"result": await collector.export(f"{name}-dashboard.nxs")}
+                return {"result": await collector.export(file or _unique_name(name))}
             else:
                 raise HTTPException(404, f"no action {action!r}")
             return {"result": await collector.state()}

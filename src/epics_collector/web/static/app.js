@@ -30,7 +30,12 @@ function draw(canvas, points) {
 }
 
 async function act(name, action) {
-  const reply = await fetch(`/api/devices/${name}/${action}`, { method: "POST" });
+  let url = `/api/devices/${name}/${action}`;
+  const file = document.querySelector(`#dev-${CSS.escape(name)} input.export-name`);
+  if (action === "export" && file && file.value.trim()) {
+    url += "?file=" + encodeURIComponent(file.value.trim());
+  }
+  const reply = await fetch(url, { method: "POST" });
   const body = await reply.json();
   document.getElementById("note").textContent =
     reply.ok ? `${name}: ${action} -> ${body.result}` : `${name}: ${action} refused: ${body.detail}`;
@@ -61,6 +66,10 @@ function deviceBox(info) {
         button.onclick = () => act(info.name, action);
         box.append(button);
       }
+      const file = el("input", { class: "export-name", size: 24,
+                                 placeholder: "export file (default: name-time.nxs)" });
+      file.disabled = !allowControl;
+      box.append(file);
     }
     if (info.type === "processing") {
       const form = el("form", { class: "param" });
