@@ -2,19 +2,28 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/lock.txt
 DURATION ?= 20
 
-.PHONY: install demo test lint format bench lock clean docs browser
+.PHONY: install runtime demo test lint format bench lock clean docs browser
+
+# What the demo needs (the package and its web dashboard); the test tools come on top.
+runtime: $(RUNTIME)
+
+$(RUNTIME): pyproject.toml requirements/lock.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) -e '.[web]'
+	touch $(RUNTIME)
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml requirements/lock.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/lock.txt -e '.[test]'
+$(STAMP): $(RUNTIME)
+	$(PIP) -e '.[test]'
 	touch $(STAMP)
 
-demo: install
+demo: runtime
 	$(BIN)/epics-collector demo --duration $(DURATION) --output build/demo
 
 test: install browser
@@ -39,7 +48,7 @@ docs: install
 bench: SHELL := /bin/bash
 bench: .SHELLFLAGS := -o pipefail -c
 bench: install browser
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/lock.txt -r requirements/bench.txt
+	$(PIP) -r requirements/bench.txt
 	mkdir -p build && : > build/bench.log
 	for b in pva_baseline collector_throughput collector_compress export spill_engine processing_latency \
 	         pvapy_compare factory client web; do \

@@ -27,6 +27,7 @@ CLASSES = [
     "ClientError",
     "DeviceError",
     "NoConnectionError",
+    "EmptyExportWarning",
 ]
 
 

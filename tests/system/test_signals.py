@@ -90,7 +90,7 @@ def test_ctrl_c_stops_the_dashboard(network, prefix):
 
 def test_ctrl_c_stops_sim_ioc_and_it_runs_without_stdin(network):
     """`sim-ioc &` in a shell, or with stdin from /dev/null, keeps running until signalled."""
-    popen = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "epics_collector", "sim-ioc", "--prefix", "TSIGSIM:"],
         env=network.environ(),
         stdin=subprocess.DEVNULL,
@@ -98,7 +98,11 @@ def test_ctrl_c_stops_sim_ioc_and_it_runs_without_stdin(network):
         stderr=subprocess.STDOUT,
         text=True,
         process_group=0,
-    )
+    ) as popen:
+        _until_ctrl_c(popen)
+
+
+def _until_ctrl_c(popen: subprocess.Popen[str]) -> None:
     try:
         assert popen.stdout is not None
         for line in popen.stdout:  # until it says it is ready (or exits)
@@ -152,13 +156,17 @@ time.sleep(600)  # until killed
 def test_sigkill_of_a_local_factory_owner_leaves_nothing_running(network, prefix, tmp_path):
     script = tmp_path / "owner.py"
     script.write_text(textwrap.dedent(OWNER))
-    popen = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, str(script), prefix, str(tmp_path / "data")],
         env=network.environ(),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         text=True,
-    )
+    ) as popen:
+        _kill_the_owner(popen)
+
+
+def _kill_the_owner(popen: subprocess.Popen[str]) -> None:
     try:
         assert popen.stdout is not None
         assert popen.stdout.readline().strip() == "owner ready"

@@ -10,23 +10,15 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from epics_collector.client import History
+from epics_collector.pva import pv_format
 
 out = Console(highlight=False)
+plain = pv_format.plain  # JSON-friendly values, one rule for every output
 SEVERITY = {0: "", 1: "MINOR", 2: "MAJOR", 3: "INVALID"}
-
-
-def plain(value: Any) -> Any:
-    """A JSON-friendly value (numpy scalars and arrays to Python)."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def print_json(data: Any) -> None:

@@ -63,7 +63,7 @@ def put(
 ) -> None:
     """Put a value to a PV (like pvput) and print the old and the new value."""
     with _tool(timeout) as tool:
-        old, new = tool.put(name, values)
+        old, new = tool.put_text(name, values)
         print(f"Old : {pv_format.line(name, old)}")
         print(f"New : {pv_format.line(name, new)}")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, Self, cast
 
 from p4p.client.thread import Context
 
@@ -14,9 +14,12 @@ from epics_collector.pva._network import Network
 class Client:
     """Blocking PVA client for scripts, the CLI and tests; ``with`` closes it."""
 
-    def __init__(self, network: Network, timeout: float = 5.0) -> None:
+    def __init__(self, network: Network, timeout: float = 5.0, *, raw: bool = False) -> None:
+        """``raw``: values as p4p ``Value`` structures (no NT unwrapping)."""
         self.timeout = timeout
-        self.context: Any = Context("pva", conf=network.client_conf(), useenv=network.useenv)
+        self.context: Any = Context(
+            "pva", conf=network.client_conf(), useenv=network.useenv, nt=False if raw else None
+        )
 
     def get(self, name: str) -> Any:
         """The value of one PV (p4p's augmented type: carries ``.severity``, ``.timestamp``)."""
@@ -34,7 +37,7 @@ class Client:
         """Close the connection."""
         self.context.close()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

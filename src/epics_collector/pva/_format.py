@@ -41,7 +41,8 @@ def alarm(value: Any) -> str:
     return f"{name} {message}".strip()
 
 
-def _plain(item: Any) -> Any:
+def plain(item: Any) -> Any:
+    """A JSON-friendly value (numpy scalars and arrays to Python)."""
     if isinstance(item, np.ndarray):
         return item.tolist()
     if isinstance(item, np.generic):
@@ -68,11 +69,11 @@ def value_text(value: Any) -> str:
         if isinstance(inner, str):
             return inner
         if hasattr(inner, "todict"):
-            return json.dumps(inner.todict(), default=_plain)
-        return str(_plain(inner))
+            return json.dumps(inner.todict(), default=plain)
+        return str(plain(inner))
     if hasattr(value, "todict"):
-        return json.dumps(value.todict(), default=_plain)
-    return str(_plain(value))
+        return json.dumps(value.todict(), default=plain)
+    return str(plain(value))
 
 
 def line(name: str, value: Any) -> str:
@@ -90,7 +91,7 @@ def table_text(value: Any) -> str:
     columns = list(value["value"].keys())
     labels = list(value["labels"]) if _has(value, "labels") else columns
     labels = labels if len(labels) == len(columns) else columns
-    cells = [[str(_plain(x)) for x in value["value"][c]] for c in columns]
+    cells = [[str(plain(x)) for x in value["value"][c]] for c in columns]
     rows = max((len(c) for c in cells), default=0)
     widths = [
         max([len(label), *(len(x) for x in col)]) for label, col in zip(labels, cells, strict=True)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from types import TracebackType
 from typing import Any
 
 from p4p import Value
-from p4p.client.thread import Context, Disconnected, RemoteError
+from p4p.client.thread import Disconnected, RemoteError
 from p4p.client.thread import TimeoutError as P4pTimeoutError
 from p4p.nt import NTURI
 
+from epics_collector.pva._client import Client
 from epics_collector.pva._network import Network
 
 
@@ -19,14 +19,11 @@ class ToolError(RuntimeError):
     """A PV did not answer, refused, or the value given does not fit it."""
 
 
-class PvTool:
+class PvTool(Client):
     """Raw PVA get/put/monitor/RPC for the command line; ``with`` closes it."""
 
     def __init__(self, network: Network, timeout: float = 5.0) -> None:
-        self.timeout = timeout
-        self.context: Any = Context(
-            "pva", conf=network.client_conf(), useenv=network.useenv, nt=False
-        )
+        super().__init__(network, timeout, raw=True)
 
     def _do(self, name: str, what: str, action: Callable[[], Any]) -> Any:
         try:
@@ -43,7 +40,7 @@ class PvTool:
         """The raw value (a p4p ``Value``) of ``name``."""
         return self._do(name, "get", lambda: self.context.get(name, timeout=self.timeout))
 
-    def put(self, name: str, text: list[str]) -> tuple[Any, Any]:
+    def put_text(self, name: str, text: list[str]) -> tuple[Any, Any]:
         """Put ``text`` (one word, or the elements of an array) to ``name``; (old, new)."""
         old = self.get(name)
         value = _from_text(name, old, text)
@@ -62,21 +59,6 @@ class PvTool:
         return self.context.monitor(
             name, callback, request=f"record[queueSize={queue}]", notify_disconnect=True
         )
-
-    def close(self) -> None:
-        """Close the connection."""
-        self.context.close()
-
-    def __enter__(self) -> PvTool:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _from_text(name: str, old: Value, text: list[str]) -> Any:
