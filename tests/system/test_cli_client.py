@@ -63,7 +63,8 @@ def test_the_client_commands(
     assert len(json.loads(ok("history", prefix, "n", "--json", "--last", "2"))) == 2
     shown = ok("history", prefix, "n")
     assert f"n: {len(rows)} rows" in shown and "+00:00" in shown
-    assert "samples" in ok("history", prefix, "n", "--plot")
+    plot = ok("history", prefix, "n", "--plot")
+    assert "samples" in plot and "\x1b[" not in plot  # no colour codes into a pipe
 
     path = ok("export", prefix, "run.h5")
     assert path.endswith("run.h5\n") and path.count("\n") == 1  # the path alone on stdout

@@ -83,10 +83,9 @@ def plot_history(channel: str, history: History) -> None:
         out.print(f"{channel}: nothing numeric to plot")
         return
     plt.clear_figure()
-    if not out.is_terminal:
-        plt.clear_color()  # no colour codes into a pipe or a file
     plt.plot((history.time - history.time[0]).tolist(), history.value.tolist())
     plt.title(f"{channel} ({len(history.time)} samples, from {iso(history.time[0])})")
     plt.xlabel("s")
     plt.plotsize(min(out.width, 100), 20)
-    plt.show()
+    figure = plt.build()
+    print(figure if out.is_terminal else plt.uncolorize(figure))  # no codes into a pipe
