@@ -82,6 +82,8 @@ def _show_live(console: Console, network: Network, duration: float, stop: StopRe
                 values = dict(zip(WATCHED, client.get_many(WATCHED), strict=True))
                 live.update(_table(values))
                 stop.wait(min(0.5, max(0.0, deadline - time.monotonic())))
+    if not console.is_terminal:
+        console.line()  # Live leaves the last table without a newline in a pipe
 
 
 class _StopRequestedError(Exception):
