@@ -154,6 +154,9 @@ class CollectorConfig(DeviceConfig):
     publish_rate: float = Field(
         default=2.0, gt=0, le=20, description="history PV updates per second"
     )
+    tail: int = Field(
+        default=1000, ge=1, le=100_000, description="rows in each channel's Tail PV (the newest)"
+    )
     queue_size: int | None = Field(
         default=None,
         ge=1,

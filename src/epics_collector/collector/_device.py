@@ -23,12 +23,14 @@ from epics_collector.collector._recorder import Channel, Event, Recorder
 from epics_collector.collector._snapshots import SNAPSHOT_COLUMNS, SnapshotStore
 from epics_collector.collector._start_stop import StartStop
 from epics_collector.collector._triggers import ConditionInput, TriggerWindows
+from epics_collector.collector._views import parse_query
 from epics_collector.core import (
     AttrR,
     AttrRW,
     Device,
     Enum,
     Int,
+    Operation,
     Severity,
     Status,
     String,
@@ -41,7 +43,9 @@ from epics_collector.core import (
     validate_config,
 )
 from epics_collector.storage import (
+    Columns,
     confined_path,
+    run_query,
     write_csv,
     write_json_atomic,
     write_nexus,
@@ -123,7 +127,8 @@ class Collector(Device[CollectorConfig]):
         """Add each channel's Value, Time, Table and Connected PVs."""
         self.recorder = Recorder(self.config, self._notify_threadsafe)
         self._pvs = {
-            ch.alias: ChannelPvs(self.add_pv, self.recorder, ch) for ch in self.recorder.channels
+            ch.alias: ChannelPvs(self.add_pv, self.recorder, ch, self.config.tail)
+            for ch in self.recorder.channels
         }
         self._subscriptions: list[Subscription] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -259,6 +264,43 @@ class Collector(Device[CollectorConfig]):
         self.recorder.push(target, Update(recorded, sample.time, sample.severity, status))
         return f"{sample.channel}: {len(target.ring)} rows"
 
+    @rpc(name="Query", access=Operation.READ)
+    async def query(
+        self,
+        alias: str = "",
+        start: Any = "",
+        end: Any = "",
+        points: Any = "",
+        operator: Any = "",
+        snapshot: Any = "",
+    ) -> dict[str, Any]:
+        """Part of a history as a table: alias, start, end (POSIX s), points, operator."""
+        channel = self._named_channel(str(alias))
+        arguments = {"start": start, "end": end, "points": points, "operator": operator}
+        if str(snapshot).strip():
+            rows = self._snapshot_rows(str(snapshot), channel.alias)
+            span = (float(rows.time[0]), float(rows.time[-1])) if len(rows) else (0.0, 0.0)
+            request = parse_query(arguments, span, channel.config.kind)
+            return await asyncio.to_thread(run_query, [rows], request, channel.config.kind)
+        request = parse_query(arguments, self.recorder.span(channel), channel.config.kind)
+        return await asyncio.to_thread(self.recorder.query, channel, request)
+
+    def _named_channel(self, name: str) -> Channel:
+        """A channel by alias or by source PV name (a clear error otherwise)."""
+        for channel in self.recorder.channels:
+            if name in (channel.alias, channel.config.pv):
+                return channel
+        aliases = [c.alias for c in self.recorder.channels]
+        raise ValueError(f"no channel {name!r}; channels: {aliases}")
+
+    def _snapshot_rows(self, snapshot: str, alias: str) -> Columns:
+        found = None
+        if self.triggers is not None and snapshot.strip().isdigit():
+            found = next((s for s in self.triggers.snapshots if s.id == int(snapshot)), None)
+        if found is None:
+            raise ValueError(f"no snapshot {snapshot!r} (see Snapshots)")
+        return found.rows.get(alias, Columns.empty())
+
     def _add_pushed_channel(self, alias: str, kind: str) -> Channel:
         config = validate_config(
             ChannelConfig, {"pv": f"push:{alias}", "alias": alias, "kind": kind}
@@ -267,7 +309,7 @@ class Collector(Device[CollectorConfig]):
             raise ValueError(f"at most {MAX_PUSHED_CHANNELS} extra channels")
         channel = self.recorder.add_channel(config)
         self._pushed[alias] = kind
-        self._pvs[alias] = ChannelPvs(self.add_pv, self.recorder, channel)
+        self._pvs[alias] = ChannelPvs(self.add_pv, self.recorder, channel, self.config.tail)
         self._pvs[alias].connected.set(True)
         if self.persistence is not None:
             self.persistence.add_channel(channel)

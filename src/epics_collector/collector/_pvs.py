@@ -6,6 +6,9 @@
 | waveform | ``Value`` (NTNDArray, rows x length), ``Time``, ``Table`` (time, severity, status) |
 | image | ``Frame`` (NTNDArray of the frame at ``FrameIndex``), ``FrameIndex`` (writable; -1 =
   newest, 0 = oldest), ``Time``, ``Table`` (time, severity, status) |
+
+Every kind also has ``Tail`` (the newest ``tail`` rows of ``Table``, for live displays);
+number channels have the ``View:*`` PVs (:class:`~epics_collector.collector._views.ChannelView`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from epics_collector.collector._recorder import Channel, Recorder
+from epics_collector.collector._views import DEFAULT_POINTS, ChannelView
 from epics_collector.core import (
     AttrR,
     AttrRW,
@@ -37,8 +41,14 @@ ROW_COLUMNS = {"time": np.float64, "severity": np.int8, "status": np.int8}
 class ChannelPvs:
     """Declares one channel's PVs on the device and keeps the watched ones current."""
 
-    def __init__(self, add_pv: Callable[[AttrR[Any]], Any], recorder: Recorder, channel: Channel):
-        self.recorder, self.channel = recorder, channel
+    def __init__(
+        self,
+        add_pv: Callable[[AttrR[Any]], Any],
+        recorder: Recorder,
+        channel: Channel,
+        tail: int = DEFAULT_POINTS,
+    ):
+        self.recorder, self.channel, self.tail_rows = recorder, channel, tail
         alias, kind, pv = channel.alias, channel.config.kind, channel.config.pv
         self.value: AttrR[Any] | None = None
         self.frame: AttrR[Any] | None = None
@@ -79,8 +89,15 @@ class ChannelPvs:
             name=f"{alias}:Table",
             description=f"History rows: {', '.join(columns)}",
         )
+        self.tail = AttrR(
+            Table(columns=columns),
+            name=f"{alias}:Tail",
+            description=f"The newest {tail} history rows: {', '.join(columns)}",
+        )
         self.connected = AttrR(Bool(), name=f"{alias}:Connected", description="Source connected")
-        self.history = [a for a in (self.value, self.frame, self.time, self.table) if a is not None]
+        self.history = [
+            a for a in (self.value, self.frame, self.time, self.table, self.tail) if a is not None
+        ]
         for attr in self.history:
             attr.refresh = lambda attr=attr: self.publish(attr)
             add_pv(attr)
@@ -88,18 +105,23 @@ class ChannelPvs:
             add_pv(self.frame_index)
         add_pv(self.connected)
         self.connected.set(False)
+        self.view = ChannelView(add_pv, recorder, channel) if kind == "number" else None
 
     @property
     def watched(self) -> bool:
-        """Whether a client watches any history PV of this channel."""
-        return any(a.watched for a in self.history)
+        """Whether a client watches any history or View PV of this channel."""
+        return any(a.watched for a in self.history) or bool(self.view and self.view.watched)
 
     def publish(self, only: AttrR[Any] | None = None) -> None:
         """Compute the watched history PVs (or just ``only``, which a client opened)."""
+        if only is None and self.view is not None and self.view.watched and self.view.grew():
+            self.view.compute()
         wanted = [only] if only is not None else [a for a in self.history if a.watched]
         if self.frame is not None and self.frame in wanted:
             self._publish_frame()
-        rows_wanted = [a for a in wanted if a is not self.frame]
+        if self.tail in wanted:
+            self._publish_tail()
+        rows_wanted = [a for a in wanted if a not in (self.frame, self.tail)]
         if not rows_wanted:
             return
         rows = self.recorder.history(self.channel)
@@ -117,6 +139,13 @@ class ChannelPvs:
                 if "value" in self.table.datatype.columns:
                     table["value"] = rows.value
                 attr.set(table, timestamp=stamp)
+
+    def _publish_tail(self) -> None:
+        rows = self.recorder.tail(self.channel, self.tail_rows)
+        table = {"time": rows.time, "severity": rows.severity, "status": rows.status}
+        if "value" in self.tail.datatype.columns:
+            table["value"] = rows.value
+        self.tail.set(table, timestamp=float(rows.time[-1]) if len(rows) else time.time())
 
     def _publish_frame(self) -> None:
         assert self.frame is not None and self.frame_index is not None

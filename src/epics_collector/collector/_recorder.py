@@ -23,7 +23,7 @@ from epics_collector.collector._config import ChannelConfig, CollectorConfig
 from epics_collector.collector._merge import Merger
 from epics_collector.collector._reduce import Reducer, Row
 from epics_collector.core import Severity, Status, Update
-from epics_collector.storage import Columns, Ring
+from epics_collector.storage import Columns, Query, Ring, run_query
 
 log = logging.getLogger(__name__)
 
@@ -380,6 +380,24 @@ class Recorder:
         """A copy of a channel's rows, oldest first."""
         with self.lock:
             return channel.ring.columns()
+
+    def tail(self, channel: Channel, rows: int) -> Columns:
+        """A copy of a channel's newest ``rows`` rows, oldest first."""
+        with self.lock:
+            return channel.ring.columns(rows)
+
+    def span(self, channel: Channel) -> tuple[float, float]:
+        """The times of a channel's oldest and newest rows ((0, 0) when it has none)."""
+        with self.lock:
+            segments = channel.ring.segments()
+            if not segments:
+                return 0.0, 0.0
+            return float(segments[0].time[0]), float(segments[-1].time[-1])
+
+    def query(self, channel: Channel, query: Query) -> dict[str, np.ndarray]:
+        """A time range of a channel's rows, raw or binned, read in place (see storage)."""
+        with self.lock:  # the ring must not change while its segments are read
+            return run_query(channel.ring.segments(), query, channel.config.kind)
 
     def frame(self, channel: Channel, index: int) -> Row | None:
         """One row of a channel (0 oldest, -1 newest); None if there is no such row."""

@@ -8,6 +8,8 @@ from epics_collector.storage._export import (
     write_nexus,
 )
 from epics_collector.storage._paths import PathError, confined_path, existing_inside
+from epics_collector.storage._query import MAX_POINTS, OPERATORS, Query, QueryError
+from epics_collector.storage._query import run as run_query
 from epics_collector.storage._ring import Columns, Ring, concat
 from epics_collector.storage._spill import SpillStore, write_json_atomic
 
@@ -15,13 +17,18 @@ __all__ = [
     "ChannelData",
     "Columns",
     "ExportData",
+    "MAX_POINTS",
+    "OPERATORS",
     "PathError",
+    "Query",
+    "QueryError",
     "Ring",
     "SnapshotData",
     "SpillStore",
     "concat",
     "confined_path",
     "existing_inside",
+    "run_query",
     "write_csv",
     "write_json_atomic",
     "write_nexus",

@@ -213,6 +213,22 @@ class Ring:
             columns[1] = np.stack(list(columns[1])) if n else columns[1]
         return Columns(*columns)
 
+    def segments(self) -> list[Columns]:
+        """The rows as views, oldest first: one or two contiguous parts, nothing copied.
+
+        Valid until the next change of the ring (the owner's lock must be held while
+        they are read). Array rows (kept by reference) come as object arrays.
+        """
+        if self._len == 0:
+            return []
+        size = len(self._time)
+        end = self._start + self._len
+        parts = [slice(self._start, min(end, size))]
+        if end > size:
+            parts.append(slice(0, end - size))
+        arrays = (self._time, self._value, self._severity, self._status)
+        return [Columns(*(a[p] for a in arrays)) for p in parts]
+
     def row(self, index: int) -> tuple[float, Any, int, int] | None:
         """Row ``index`` (0 oldest, -1 newest) as (time, value copy, severity, status)."""
         if not -self._len <= index < self._len:

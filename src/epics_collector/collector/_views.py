@@ -1,0 +1,139 @@
+"""Views of a history for people who look: Query arguments and per-channel View PVs.
+
+Both read through :mod:`epics_collector.storage` queries: a time range reduced to at most
+``points`` rows, computed under the recorder's lock from the ring's own memory (never a
+copy of the whole history).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from epics_collector.collector._recorder import Channel, Recorder
+from epics_collector.core import AttrR, AttrRW, Enum, Float, Int, Severity, Waveform
+from epics_collector.storage import MAX_POINTS, OPERATORS, Query, QueryError
+
+DEFAULT_POINTS = 1000
+
+
+def _number(name: str, text: Any, default: float) -> float:
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return default
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise QueryError(
+            f"{name} must be a number (POSIX seconds for times), got {text!r}"
+        ) from None
+    if not math.isfinite(value):
+        raise QueryError(f"{name} must be a finite number, got {text!r}")
+    return value
+
+
+def parse_query(arguments: Mapping[str, Any], span: tuple[float, float], kind: str) -> Query:
+    """A :class:`Query` from RPC arguments (strings): missing ones take the defaults.
+
+    start/end default to the oldest/newest row held (``span``); points to 1000; operator
+    to ``minmax`` for number channels and ``raw`` for the others.
+    """
+    start = _number("start", arguments.get("start"), span[0])
+    end = _number("end", arguments.get("end"), span[1])
+    points_text = arguments.get("points")
+    points = DEFAULT_POINTS
+    if points_text is not None and str(points_text).strip():
+        try:
+            points = int(str(points_text))
+        except ValueError:
+            raise QueryError(f"points must be an integer, got {points_text!r}") from None
+    operator = str(arguments.get("operator") or ("minmax" if kind == "number" else "raw"))
+    return Query(start, end, points, operator.strip().lower())
+
+
+class ChannelView:
+    """``<alias>:View:*`` of a number channel, for displays that cannot call an RPC.
+
+    Writable: ``Start`` and ``End`` (POSIX seconds; 0 means the oldest / the newest row,
+    so ``End`` 0 follows the recording), ``Points``, ``Operator``. Computed on a put and,
+    while watched, whenever the history grows into the range: ``Time``, ``Value`` and
+    ``Min``/``Max`` (for ``minmax`` the bin's extremes; for other operators the value).
+    """
+
+    def __init__(
+        self, add_pv: Callable[[AttrR[Any]], Any], recorder: Recorder, channel: Channel
+    ) -> None:
+        self.recorder, self.channel = recorder, channel
+        alias = channel.alias
+        self.start = AttrRW(
+            Float(), name=f"{alias}:View:Start", description="View from (POSIX s; 0: oldest)"
+        )
+        self.end = AttrRW(
+            Float(), name=f"{alias}:View:End", description="View to (POSIX s; 0: newest, live)"
+        )
+        self.points = AttrRW(
+            Int(low=1, high=MAX_POINTS),
+            name=f"{alias}:View:Points",
+            description="View rows at most",
+        )
+        self.operator = AttrRW(
+            Enum(choices=list(OPERATORS)),
+            name=f"{alias}:View:Operator",
+            description="View operator",
+        )
+        self.time = AttrR(Waveform(), name=f"{alias}:View:Time", description="View times (POSIX s)")
+        self.value = AttrR(Waveform(), name=f"{alias}:View:Value", description="View values")
+        self.low = AttrR(Waveform(), name=f"{alias}:View:Min", description="View bin minima")
+        self.high = AttrR(Waveform(), name=f"{alias}:View:Max", description="View bin maxima")
+        self.outputs = [self.time, self.value, self.low, self.high]
+        for setting in (self.start, self.end, self.points, self.operator):
+            setting.put_handler = self._changed
+            add_pv(setting)
+        for output in self.outputs:
+            output.refresh = self.compute
+            add_pv(output)
+        self.start.set(0.0)
+        self.end.set(0.0)
+        self.points.set(DEFAULT_POINTS)
+        self.operator.set("minmax")
+        self._computed_to = -math.inf  # the newest time the last computation could see
+
+    @property
+    def watched(self) -> bool:
+        """Whether a client watches a View output."""
+        return any(a.watched for a in self.outputs)
+
+    async def _changed(self, device: Any, value: Any) -> None:
+        # the put stores the value after this returns: compute right after that
+        asyncio.get_running_loop().call_soon(self.compute)
+
+    def grew(self) -> bool:
+        """Whether new rows fall in the view's range since it was computed."""
+        end = self.end.value
+        return end == 0 or end > self._computed_to
+
+    def compute(self) -> None:
+        """Recompute the outputs from the settings (errors go to the outputs' alarm)."""
+        span = self.recorder.span(self.channel)
+        start = self.start.value or span[0]
+        end = self.end.value or span[1]
+        try:
+            columns = self.recorder.query(
+                self.channel,
+                Query(min(start, end), end, int(self.points.value), str(self.operator.value)),
+            )
+        except QueryError as error:
+            for output in self.outputs:
+                output.set(np.zeros(0), severity=Severity.MINOR, message=str(error))
+            return
+        self._computed_to = span[1]
+        values = np.asarray(columns.get("value", np.zeros(0)), np.float64)
+        stamp = span[1] or time.time()
+        self.time.set(columns["time"], timestamp=stamp)
+        self.value.set(values, timestamp=stamp)
+        self.low.set(np.asarray(columns.get("min", values), np.float64), timestamp=stamp)
+        self.high.set(np.asarray(columns.get("max", values), np.float64), timestamp=stamp)

@@ -1,0 +1,189 @@
+"""Time-range reads of a history: raw rows, or equal-time bins reduced by an operator.
+
+A query never copies the whole history: it walks the ring's (at most two) contiguous
+segments in chunks of ``CHUNK`` rows and keeps one accumulator per bin, so it allocates
+O(points + CHUNK) beyond the ring. Bins split [start, end] into ``points`` equal time
+intervals; empty bins are left out. Values that are NaN (gap rows) are skipped by every
+operator but ``raw``, ``first``, ``last`` and ``count`` (which count rows).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from epics_collector.storage._ring import Columns
+
+OPERATORS = ("raw", "mean", "min", "max", "first", "last", "count", "minmax")
+NUMERIC_ONLY = frozenset({"mean", "min", "max", "minmax"})
+ROWS_ONLY = frozenset({"raw", "count"})  # what waveforms and images take (no per-row number)
+MAX_POINTS = 100_000  # rows a query returns at most (raw rows or bins)
+CHUNK = 1 << 16
+
+
+class QueryError(ValueError):
+    """A query's arguments do not make sense (the text says which and why)."""
+
+
+@dataclass(frozen=True)
+class Query:
+    """What to read: [start, end] in POSIX seconds, ``points`` rows at most, an operator."""
+
+    start: float
+    end: float
+    points: int
+    operator: str
+
+    def __post_init__(self) -> None:
+        if self.operator not in OPERATORS:
+            raise QueryError(f"unknown operator {self.operator!r}; one of {', '.join(OPERATORS)}")
+        if not (math.isfinite(self.start) and math.isfinite(self.end)):
+            raise QueryError(f"start and end must be finite numbers (got {self.start}, {self.end})")
+        if self.start > self.end:
+            raise QueryError(f"start {self.start} is after end {self.end}")
+        if not 1 <= self.points <= MAX_POINTS:
+            raise QueryError(f"points must be 1..{MAX_POINTS} (got {self.points})")
+
+
+def run(segments: Sequence[Columns], query: Query, kind: str) -> dict[str, np.ndarray]:
+    """The rows or bins of ``segments`` (oldest first, times ascending) for ``query``.
+
+    ``kind`` is the channel's kind: number, string, waveform or image. Columns: ``raw``
+    gives time, value, severity, status (time, severity, status for arrays); ``minmax``
+    gives time, value (the mean), min, max, count per bin; the other operators time,
+    value. A bin's time is its middle, except for ``first`` and ``last`` (the row's time).
+    """
+    if kind in ("waveform", "image") and query.operator not in ROWS_ONLY:
+        raise QueryError(
+            f"{query.operator}: a {kind} channel takes raw (the rows' times; the data is in "
+            "its Value/Frame PVs) or count"
+        )
+    if kind == "string" and query.operator in NUMERIC_ONLY:
+        raise QueryError(
+            f"{query.operator} needs numbers; a string channel takes raw, first, last, count"
+        )
+    parts = [_in_range(s, query.start, query.end) for s in segments]
+    parts = [p for p in parts if len(p)]
+    if query.operator == "raw":
+        return _raw(parts, query, with_value=kind in ("number", "string"))
+    return _Bins(query).reduce(parts)
+
+
+def _in_range(rows: Columns, start: float, end: float) -> Columns:
+    lo = int(np.searchsorted(rows.time, start, "left"))
+    hi = int(np.searchsorted(rows.time, end, "right"))
+    return Columns(rows.time[lo:hi], rows.value[lo:hi], rows.severity[lo:hi], rows.status[lo:hi])
+
+
+def _raw(parts: list[Columns], query: Query, *, with_value: bool) -> dict[str, np.ndarray]:
+    total = sum(len(p) for p in parts)
+    if total > query.points:
+        raise QueryError(
+            f"{total} rows in [{query.start}, {query.end}] exceed points={query.points}: "
+            f"narrow the range, raise points (up to {MAX_POINTS}) or use an operator"
+        )
+    columns = {"time": np.concatenate([p.time for p in parts]) if parts else np.zeros(0)}
+    if with_value:
+        columns["value"] = np.concatenate([p.value for p in parts]) if parts else np.zeros(0)
+    columns["severity"] = (
+        np.concatenate([p.severity for p in parts]) if parts else np.zeros(0, np.int8)
+    )
+    columns["status"] = np.concatenate([p.status for p in parts]) if parts else np.zeros(0, np.int8)
+    return columns
+
+
+class _Bins:
+    """One accumulator per bin, filled chunk by chunk (rows arrive in time order)."""
+
+    def __init__(self, query: Query) -> None:
+        self.query = query
+        n = query.points
+        self.width = (query.end - query.start) / n
+        self.rows = np.zeros(n, np.int64)  # rows in the bin (NaN values included)
+        self.count = np.zeros(n, np.int64)  # non-NaN values
+        self.total = np.zeros(n)
+        self.low = np.full(n, np.inf)
+        self.high = np.full(n, -np.inf)
+        self.first_time = np.full(n, np.nan)
+        self.last_time = np.full(n, np.nan)
+        self.first_value: np.ndarray | None = None
+        self.last_value: np.ndarray | None = None
+        self.edges = query.start + self.width * np.arange(1, n)  # inner edges
+
+    def reduce(self, parts: list[Columns]) -> dict[str, np.ndarray]:
+        operator = self.query.operator
+        numeric = operator in NUMERIC_ONLY
+        for part in parts:
+            for lo in range(0, len(part), CHUNK):
+                hi = min(lo + CHUNK, len(part))
+                self._add(part.time[lo:hi], part.value[lo:hi], numeric, operator)
+        return self._result(operator)
+
+    def _add(self, times: np.ndarray, values: np.ndarray, numeric: bool, operator: str) -> None:
+        # the bin of each chunk row is nondecreasing: find where each bin starts
+        first_bin = self._bin(times[0])
+        last_bin = self._bin(times[-1])
+        bins = np.arange(first_bin, last_bin + 1)
+        starts = np.searchsorted(times, self.edges[first_bin:last_bin], "left")
+        starts = np.concatenate(([0], starts))
+        sizes = np.diff(np.concatenate((starts, [len(times)])))
+        keep = sizes > 0
+        bins, starts, sizes = bins[keep], starts[keep], sizes[keep]
+        self.rows[bins] += sizes
+        ends = starts + sizes - 1
+        new = np.isnan(self.first_time[bins])
+        self.first_time[bins[new]] = times[starts[new]]
+        self.last_time[bins] = times[ends]
+        if operator in ("first", "last"):
+            if self.first_value is None:
+                self.first_value = np.empty(self.query.points, values.dtype)
+                self.last_value = np.empty(self.query.points, values.dtype)
+            assert self.last_value is not None
+            self.first_value[bins[new]] = values[starts[new]]
+            self.last_value[bins] = values[ends]
+        if not numeric:
+            return
+        values = np.asarray(values, np.float64)
+        self.low[bins] = np.fmin(self.low[bins], np.fmin.reduceat(values, starts))
+        self.high[bins] = np.fmax(self.high[bins], np.fmax.reduceat(values, starts))
+        sums = np.add.reduceat(values, starts)
+        counts = sizes.copy()
+        gaps = np.isnan(sums)
+        if gaps.any():  # a NaN (gap row) in a bin: sum and count that bin without it
+            for i in np.flatnonzero(gaps):
+                chunk = values[starts[i] : starts[i] + sizes[i]]
+                valid = ~np.isnan(chunk)
+                sums[i], counts[i] = chunk[valid].sum(), int(valid.sum())
+        self.total[bins] += sums
+        self.count[bins] += counts
+
+    def _bin(self, t: float) -> int:
+        return int(np.searchsorted(self.edges, t, "right"))
+
+    def _result(self, operator: str) -> dict[str, np.ndarray]:
+        used = np.flatnonzero(self.rows)
+        middle = self.query.start + self.width * (used + 0.5)
+        if self.width == 0:
+            middle = np.full(len(used), self.query.start)
+        if operator == "count":
+            return {"time": middle, "value": self.rows[used]}
+        if operator == "first":
+            assert self.first_value is not None
+            return {"time": self.first_time[used], "value": self.first_value[used]}
+        if operator == "last":
+            assert self.last_value is not None
+            return {"time": self.last_time[used], "value": self.last_value[used]}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(self.count[used] > 0, self.total[used] / self.count[used], np.nan)
+        low = np.where(np.isinf(self.low[used]), np.nan, self.low[used])
+        high = np.where(np.isinf(self.high[used]), np.nan, self.high[used])
+        if operator == "mean":
+            return {"time": middle, "value": mean}
+        if operator == "min":
+            return {"time": middle, "value": low}
+        if operator == "max":
+            return {"time": middle, "value": high}
+        return {"time": middle, "value": mean, "min": low, "max": high, "count": self.count[used]}
