@@ -30,7 +30,7 @@ def raw(network: Network) -> Iterator[Context]:
 def _call(raw: Context, pv: str, **arguments: Any) -> dict[str, np.ndarray]:
     text = {k: str(v) for k, v in arguments.items()}
     uri = NTURI([(k, "s") for k in text]).wrap(pv, kws=text)
-    table = raw.rpc(pv, uri, timeout=10)
+    table: Any = raw.rpc(pv, uri, timeout=10)
     return {k: np.asarray(table["value"][k]) for k in table["value"].keys()}
 
 
