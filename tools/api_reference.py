@@ -19,6 +19,7 @@ CLASSES = [
     "Processor",
     "Device",
     "History",
+    "Binned",
     "DeviceInfo",
     "AsyncFactory",
     "AsyncCollector",

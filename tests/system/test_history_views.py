@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,7 +11,9 @@ import numpy as np
 import pytest
 from p4p.client.thread import Context, RemoteError
 from p4p.nt import NTURI
+from tests.conftest import cli, wait_published
 
+from epics_collector.client import Binned, Collector, DeviceError, History
 from epics_collector.core import Update
 from epics_collector.process import wait_for
 from epics_collector.pva import Network
@@ -162,3 +166,34 @@ def test_query_a_snapshot(collector, sim_ioc, raw, ctx, prefix) -> None:
     np.testing.assert_array_equal(rows["value"], frozen)
     minmax = _call(raw, prefix + "Query", alias="n", snapshot=snapshot, points=1)
     assert minmax["min"][0] == min(frozen) and minmax["max"][0] == max(frozen)
+
+
+def test_the_python_client_and_the_cli_read_views(filled, ctx, prefix) -> None:
+    _, times, values = filled
+    wait_published(ctx, prefix, "p")  # the client finds channels in the Channels table
+    with Collector.connect(prefix) as col:
+        whole = col.history("p")
+        assert isinstance(whole, History) and len(whole.time) == N + 1
+        binned = col.history("p", start=T0, end=T0 + 100, points=10)
+        assert isinstance(binned, Binned) and binned.max is not None and binned.count is not None
+        inside = values[(times >= T0) & (times < T0 + 10)]
+        assert binned.max[0] == np.nanmax(inside) and binned.count[0] == np.count_nonzero(
+            ~np.isnan(inside)
+        )
+        moment = datetime.datetime.fromtimestamp(T0, datetime.UTC)
+        rows = col.history("p", start=moment, end=T0 + 0.02, operator="raw")
+        assert isinstance(rows, History) and list(rows.time) == list(times[:3])
+        with pytest.raises(DeviceError, match="unknown operator 'avg'"):
+            col.history("p", operator="avg")
+    start = datetime.datetime.fromtimestamp(T0, datetime.UTC).isoformat()
+    result = cli(
+        "history", prefix, "p", "--start", start, "--end", str(T0 + 100), "--points", "10", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert len(shown) == 10 and shown[0]["max"] == np.nanmax(inside)
+    assert set(shown[0]) == {"time", "value", "min", "max", "count"}
+    result = cli("history", prefix, "p", "--operator", "median")
+    assert result.returncode == 1 and "unknown operator 'median'" in result.stderr
+    result = cli("history", prefix, "p", "--start", "last tuesday")
+    assert result.returncode == 2 and "POSIX seconds or an ISO 8601 time" in result.stderr

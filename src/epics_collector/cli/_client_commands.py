@@ -6,6 +6,7 @@ arguments or configuration.
 
 from __future__ import annotations
 
+import datetime
 import tempfile
 import time
 import warnings
@@ -33,11 +34,13 @@ from epics_collector.cli._output import (
     print_rows,
 )
 from epics_collector.client import (
+    Binned,
     ClientError,
     Collector,
     Device,
     EmptyExportWarning,
     Factory,
+    History,
     default_prefix,
 )
 from epics_collector.core import ConfigError, device_type_names, load_device_type, read_config
@@ -197,20 +200,57 @@ def stop(
     _record(device, factory, timeout, recording=False)
 
 
+def _moment(text: str | None) -> float | None:
+    """POSIX seconds from ``text``: a number, or an ISO 8601 time (UTC unless it says)."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r}: give POSIX seconds or an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
+
+
 @app.command()
 def history(
     device: DeviceArgument,
     channel: Annotated[str, typer.Argument(help="channel alias or source PV name")],
     factory: FactoryOption = None,
     last: Annotated[int | None, typer.Option(min=1, help="only the newest N rows")] = None,
+    start: Annotated[
+        str | None, typer.Option(metavar="TIME", help="from (POSIX seconds or ISO 8601, UTC)")
+    ] = None,
+    end: Annotated[str | None, typer.Option(metavar="TIME", help="to (as --start)")] = None,
+    points: Annotated[
+        int | None, typer.Option(metavar="N", min=1, help="rows at most (server side; 1000)")
+    ] = None,
+    operator: Annotated[
+        str | None,
+        typer.Option(
+            metavar="OP", help="raw, mean, min, max, first, last, count or minmax (server side)"
+        ),
+    ] = None,
     csv: Annotated[bool, typer.Option("--csv", help="CSV on standard output")] = False,
     json: JsonOption = False,
     plot: Annotated[bool, typer.Option("--plot", help="a plot in the terminal")] = False,
     timeout: TimeoutOption = 5.0,
 ) -> None:
-    """Print a channel's recorded history (table, CSV or JSON; --plot draws it)."""
-    with _reported(), _device(Collector, device, factory, timeout) as col:
-        rows = col.history(channel)
+    """Print a channel's history, or part of it reduced on the server (--start/--end/...)."""
+    with _reported():
+        begin, finish = _moment(start), _moment(end)
+        with _device(Collector, device, factory, timeout) as col:
+            if (start, end, points, operator) == (None, None, None, None):
+                rows: History | Binned = col.history(channel)
+            else:
+                rows = col.history(
+                    channel, start=begin, end=finish, points=points, operator=operator
+                )
     if plot:
         plot_history(channel, rows)
         return

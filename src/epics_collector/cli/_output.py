@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from epics_collector.client import History
+from epics_collector.client import Binned, History
 from epics_collector.pva import pv_format
 
 out = Console(highlight=False)
@@ -42,10 +42,18 @@ def iso(seconds: float) -> str:
     return stamp.isoformat(timespec="microseconds")
 
 
-def history_rows(history: History, last: int | None) -> list[dict[str, Any]]:
-    """The rows of a history as dicts (the newest ``last`` only, if given)."""
+def history_rows(history: History | Binned, last: int | None) -> list[dict[str, Any]]:
+    """The rows of a history (or its bins) as dicts (the newest ``last`` only, if given)."""
     n = len(history.time)
     start = max(0, n - last) if last else 0
+    if isinstance(history, Binned):
+        columns = {"value": history.value, "min": history.min, "max": history.max}
+        columns["count"] = history.count
+        present = {k: v for k, v in columns.items() if v is not None}
+        return [
+            {"time": float(history.time[i]), **{k: plain(v[i]) for k, v in present.items()}}
+            for i in range(start, n)
+        ]
     rows = []
     for i in range(start, n):
         row: dict[str, Any] = {"time": float(history.time[i])}
@@ -68,14 +76,15 @@ def print_history(channel: str, rows: list[dict[str, Any]], fmt: str) -> None:
         writer.writerows(rows)
     else:
         shown = [
-            {**row, "time": iso(row["time"]), "severity": SEVERITY.get(row["severity"], "?")}
+            {**row, "time": iso(row["time"])}
+            | ({"severity": SEVERITY.get(row["severity"], "?")} if "severity" in row else {})
             for row in rows
         ]
         columns = list(rows[0]) if rows else ["time", "value", "severity", "status"]
         print_rows(f"{channel}: {len(rows)} rows", shown, columns)
 
 
-def plot_history(channel: str, history: History) -> None:
+def plot_history(channel: str, history: History | Binned) -> None:
     """A terminal plot of a numeric history (value against seconds from the first)."""
     plt: Any = importlib.import_module("plotext")  # its functions are not typed
 
@@ -83,7 +92,11 @@ def plot_history(channel: str, history: History) -> None:
         out.print(f"{channel}: nothing numeric to plot")
         return
     plt.clear_figure()
-    plt.plot((history.time - history.time[0]).tolist(), history.value.tolist())
+    seconds = (history.time - history.time[0]).tolist()
+    if isinstance(history, Binned) and history.min is not None and history.max is not None:
+        plt.plot(seconds, history.min.tolist(), label="min")
+        plt.plot(seconds, history.max.tolist(), label="max")
+    plt.plot(seconds, history.value.tolist())
     plt.title(f"{channel} ({len(history.time)} samples, from {iso(history.time[0])})")
     plt.xlabel("s")
     plt.plotsize(min(out.width, 100), 20)

@@ -6,7 +6,13 @@ implementation; the blocking classes run it on a private event loop).
 """
 
 from epics_collector.client._connection import Connection, decode
-from epics_collector.client._devices import AsyncCollector, AsyncDevice, AsyncProcessor, History
+from epics_collector.client._devices import (
+    AsyncCollector,
+    AsyncDevice,
+    AsyncProcessor,
+    Binned,
+    History,
+)
 from epics_collector.client._errors import (
     ClientError,
     DeviceError,
@@ -21,6 +27,7 @@ __all__ = [
     "AsyncDevice",
     "AsyncFactory",
     "AsyncProcessor",
+    "Binned",
     "ClientError",
     "Collector",
     "Connection",

@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import time
 import warnings
 from collections.abc import AsyncIterator
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any, NamedTuple, overload
 
 import numpy as np
 
 from epics_collector.client._connection import Connection
 from epics_collector.client._errors import ClientError, DeviceError, EmptyExportWarning
+
+
+@dataclass(frozen=True)
+class Binned:
+    """A history reduced to equal time bins (empty bins left out), oldest first.
+
+    ``time`` is each bin's middle (for ``first``/``last`` the row's time); ``value`` the
+    operator's result; ``min``, ``max`` and ``count`` (values per bin, NaN gaps not
+    counted) only for ``minmax``, the plotting operator: a line through ``value`` with a
+    band from ``min`` to ``max`` never hides a spike.
+    """
+
+    time: np.ndarray
+    value: np.ndarray
+    min: np.ndarray | None = None
+    max: np.ndarray | None = None
+    count: np.ndarray | None = None
 
 
 class History(NamedTuple):
@@ -130,8 +149,40 @@ class AsyncCollector(AsyncDevice):
                 return alias
         raise ClientError(f"{self.prefix}: no channel {channel!r}; channels: {aliases}")
 
-    async def history(self, channel: str) -> History:
-        """A channel's history (by alias or source PV name)."""
+    @overload
+    async def history(self, channel: str) -> History: ...
+
+    @overload
+    async def history(
+        self,
+        channel: str,
+        *,
+        start: float | datetime.datetime | None = None,
+        end: float | datetime.datetime | None = None,
+        points: int | None = None,
+        operator: str | None = None,
+    ) -> History | Binned: ...
+
+    async def history(
+        self,
+        channel: str,
+        *,
+        start: float | datetime.datetime | None = None,
+        end: float | datetime.datetime | None = None,
+        points: int | None = None,
+        operator: str | None = None,
+    ) -> History | Binned:
+        """A channel's history (by alias or source PV name): all of it, or part of it.
+
+        Without keywords: every row (the ``Table`` PV). With any of ``start``/``end``
+        (POSIX seconds or datetimes; default: the oldest/newest row), ``points`` (default
+        1000) or ``operator`` (default ``minmax`` for numbers, ``raw`` otherwise) the
+        device's ``Query`` RPC reduces it on the server: ``raw`` gives a
+        :class:`History` of the rows in range (at most ``points``), the other operators
+        (``mean min max first last count minmax``) a :class:`Binned`.
+        """
+        if (start, end, points, operator) != (None, None, None, None):
+            return await self._query(channel, start, end, points, operator)
         alias = await self.alias(channel)
         table = await self.get(f"{alias}:Table")
         value = table.get("value")
@@ -141,6 +192,32 @@ class AsyncCollector(AsyncDevice):
             except DeviceError:
                 value = None  # an image channel: no Value PV
         return History(table["time"], value, table["severity"], table["status"])
+
+    async def _query(
+        self,
+        channel: str,
+        start: float | datetime.datetime | None,
+        end: float | datetime.datetime | None,
+        points: int | None,
+        operator: str | None,
+    ) -> History | Binned:
+        arguments = {"alias": await self.alias(channel)}
+        for key, given in (
+            ("start", start),
+            ("end", end),
+            ("points", points),
+            ("operator", operator),
+        ):
+            if isinstance(given, datetime.datetime):
+                given = given.timestamp()
+            if given is not None:
+                arguments[key] = str(given)
+        table = await self.connection.call(self.prefix + "Query", arguments)
+        if "severity" in table:  # raw rows
+            return History(table["time"], table.get("value"), table["severity"], table["status"])
+        return Binned(
+            table["time"], table["value"], table.get("min"), table.get("max"), table.get("count")
+        )
 
     async def snapshots(self) -> dict[str, np.ndarray]:
         """The Snapshots table of trigger windows."""

@@ -7,16 +7,23 @@ use the ``Async*`` classes directly inside an event loop.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, overload
 
 import numpy as np
 
 from epics_collector.client._connection import Connection
-from epics_collector.client._devices import AsyncCollector, AsyncDevice, AsyncProcessor, History
+from epics_collector.client._devices import (
+    AsyncCollector,
+    AsyncDevice,
+    AsyncProcessor,
+    Binned,
+    History,
+)
 from epics_collector.client._errors import ClientError
 from epics_collector.client._factory import AsyncFactory, DeviceInfo
 from epics_collector.pva import Network
@@ -161,9 +168,33 @@ class Collector(Device):
         """The Channels table."""
         return self._run(self._impl.channels())
 
-    def history(self, channel: str) -> History:
-        """A channel's history (by alias or source PV name)."""
-        return self._run(self._impl.history(channel))
+    @overload
+    def history(self, channel: str) -> History: ...
+
+    @overload
+    def history(
+        self,
+        channel: str,
+        *,
+        start: float | datetime.datetime | None = None,
+        end: float | datetime.datetime | None = None,
+        points: int | None = None,
+        operator: str | None = None,
+    ) -> History | Binned: ...
+
+    def history(
+        self,
+        channel: str,
+        *,
+        start: float | datetime.datetime | None = None,
+        end: float | datetime.datetime | None = None,
+        points: int | None = None,
+        operator: str | None = None,
+    ) -> History | Binned:
+        """A channel's history, all of it or part of it (see :meth:`AsyncCollector.history`)."""
+        return self._run(
+            self._impl.history(channel, start=start, end=end, points=points, operator=operator)
+        )
 
     def snapshots(self) -> dict[str, np.ndarray]:
         """The Snapshots table."""
