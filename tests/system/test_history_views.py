@@ -197,3 +197,27 @@ def test_the_python_client_and_the_cli_read_views(filled, ctx, prefix) -> None:
     assert result.returncode == 1 and "unknown operator 'median'" in result.stderr
     result = cli("history", prefix, "p", "--start", "last tuesday")
     assert result.returncode == 2 and "POSIX seconds or an ISO 8601 time" in result.stderr
+
+
+def test_an_ophyd_async_view_reads_a_range(filled, prefix) -> None:
+    pytest.importorskip("ophyd_async")
+    import asyncio
+
+    from epics_collector.ophyd import HistoryView
+
+    _, times, values = filled
+
+    async def read() -> tuple[np.ndarray, np.ndarray]:
+        view = HistoryView(prefix, "p", name="view")
+        await view.connect(timeout=10)
+        await view.points.set(10)
+        await view.start.set(T0)
+        await view.end.set(T0 + 100)
+        await view.operator.set("max")
+        reading = await view.read()
+        assert set(reading) == {"view-time", "view-value", "view-min", "view-max"}
+        return reading["view-time"]["value"], reading["view-value"]["value"]
+
+    time_, value = asyncio.run(read())
+    inside = values[(times >= T0) & (times < T0 + 10)]
+    assert len(time_) == 10 and value[0] == np.nanmax(inside)

@@ -7,7 +7,7 @@ copy of the whole history).
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -91,7 +91,7 @@ class ChannelView:
         self.high = AttrR(Waveform(), name=f"{alias}:View:Max", description="View bin maxima")
         self.outputs = [self.time, self.value, self.low, self.high]
         for setting in (self.start, self.end, self.points, self.operator):
-            setting.put_handler = self._changed
+            setting.put_handler = functools.partial(self._changed, setting)
             add_pv(setting)
         for output in self.outputs:
             output.refresh = self.compute
@@ -107,24 +107,32 @@ class ChannelView:
         """Whether a client watches a View output."""
         return any(a.watched for a in self.outputs)
 
-    async def _changed(self, device: Any, value: Any) -> None:
-        # the put stores the value after this returns: compute right after that
-        asyncio.get_running_loop().call_soon(self.compute)
+    async def _changed(self, setting: AttrRW[Any], device: Any, value: Any) -> None:
+        """Compute with the new setting before the put is answered (it is stored after)."""
+        self.compute({setting.name: value})
 
     def grew(self) -> bool:
         """Whether new rows fall in the view's range since it was computed."""
         end = self.end.value
         return end == 0 or end > self._computed_to
 
-    def compute(self) -> None:
-        """Recompute the outputs from the settings (errors go to the outputs' alarm)."""
+    def compute(self, changed: Mapping[str | None, Any] | None = None) -> None:
+        """Recompute the outputs from the settings (errors go to the outputs' alarm).
+
+        ``changed``: a setting's new value by PV name, not stored yet (a put in progress).
+        """
+        new = dict(changed or {})
+
+        def setting(attr: AttrRW[Any]) -> Any:
+            return new.get(attr.name, attr.value)
+
         span = self.recorder.span(self.channel)
-        start = self.start.value or span[0]
-        end = self.end.value or span[1]
+        start = setting(self.start) or span[0]
+        end = setting(self.end) or span[1]
         try:
             columns = self.recorder.query(
                 self.channel,
-                Query(min(start, end), end, int(self.points.value), str(self.operator.value)),
+                Query(min(start, end), end, int(setting(self.points)), str(setting(self.operator))),
             )
         except QueryError as error:
             for output in self.outputs:

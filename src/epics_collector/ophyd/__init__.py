@@ -1,6 +1,6 @@
 """ophyd-async devices and bluesky plan stubs for collectors, processing devices, factories.
 
-Needs the ``ophyd`` extra: ``pip install epics-collector[ophyd]``.
+Needs the ``ophyd`` extra (from a clone: ``pip install -c requirements/lock.txt -e '.[ophyd]'``).
 """
 
 from epics_collector.ophyd._collector import (
@@ -11,6 +11,7 @@ from epics_collector.ophyd._collector import (
 from epics_collector.ophyd._factory import DeviceTable, FactoryDevice
 from epics_collector.ophyd._plans import collect_channels, create_collector, record_during
 from epics_collector.ophyd._processing import ProcessingDevice
+from epics_collector.ophyd._view import HistoryView
 
 __all__ = [
     "CollectorChannel",
@@ -18,6 +19,7 @@ __all__ = [
     "CollectorDevice",
     "DeviceTable",
     "FactoryDevice",
+    "HistoryView",
     "ProcessingDevice",
     "collect_channels",
     "create_collector",
