@@ -29,7 +29,7 @@ from epics_collector.core import (
 GENERAL = "Device"
 LABEL_W, WIDGET_W, ROW_H, GAP = 170, 300, 22, 6
 WIDE_W = LABEL_W + GAP + WIDGET_W
-_GROUP = re.compile(r"^(?P<group>[^:]+):(?P<rest>.+)$")
+_GROUP = re.compile(r"^(?P<group>[^:]+(?::View)?):(?P<rest>.+)$")  # alias:View: apart
 
 
 class _Widgets:
@@ -122,15 +122,24 @@ def _attr_widget(widgets: _Widgets, attr: AttrR[Any], prefix: str) -> None:
         widgets.row("textupdate", attr.name, pv, tooltip=tip)
 
 
-def _plot(widgets: _Widgets, title: str, y_pv: str, x_pv: str, tooltip: str) -> None:
+def _plot(
+    widgets: _Widgets,
+    title: str,
+    y_pv: str,
+    x_pv: str,
+    tooltip: str,
+    more: Iterable[tuple[str, str]] = (),
+) -> None:
+    """An XY plot of ``y_pv`` against ``x_pv``, plus ``more`` (name, y PV) on the same x."""
     plot = widgets.block("xyplot", title, 230, title=title, tooltip=tooltip)
     traces = ET.SubElement(plot, "traces")
-    trace = ET.SubElement(traces, "trace")
-    ET.SubElement(trace, "name").text = title
-    ET.SubElement(trace, "x_pv").text = x_pv
-    ET.SubElement(trace, "y_pv").text = y_pv
-    ET.SubElement(trace, "err_pv").text = ""
-    ET.SubElement(trace, "trace_type").text = "1"
+    for name, pv in [(title, y_pv), *more]:
+        trace = ET.SubElement(traces, "trace")
+        ET.SubElement(trace, "name").text = name
+        ET.SubElement(trace, "x_pv").text = x_pv
+        ET.SubElement(trace, "y_pv").text = pv
+        ET.SubElement(trace, "err_pv").text = ""
+        ET.SubElement(trace, "trace_type").text = "1"
 
 
 def grouped(attrs: Iterable[AttrR[Any]]) -> dict[str, list[AttrR[Any]]]:
@@ -151,14 +160,17 @@ def _group(parent: _Widgets, title: str, attrs: list[AttrR[Any]], prefix: str) -
     done: set[str] = set()
     if time_ is not None and value is not None and isinstance(value.datatype, Waveform):
         if value.datatype.dtype is not str:
+            # a View (alias:View:*) also has Min and Max: a band around the value
+            band = [by_suffix[s] for s in ("Min", "Max") if s in by_suffix]
             _plot(
                 widgets,
-                f"{title} history",
+                f"{title} history" if not band else title,
                 _pv(prefix, value),
                 _pv(prefix, time_),
                 value.description,
+                [(attr.name, _pv(prefix, attr)) for attr in band],
             )
-            done = {time_.name, value.name}
+            done = {time_.name, value.name, *(attr.name for attr in band)}
     for attr in attrs:
         if attr.name not in done:
             _attr_widget(widgets, attr, prefix)
@@ -178,8 +190,9 @@ def display(device: Device[Any], prefix: str, title: str) -> ET.ElementTree:
         if attrs:
             _group(widgets, group_title, attrs, prefix)
     if device.rpcs:
-        calls = ", ".join(f"pvcall {prefix}{name} ..." for name in device.rpcs)
-        widgets.block("label", "RPCs", 40, text=f"RPCs (no Phoebus widget): {calls}")
+        calls = ", ".join(f"{prefix}{name}" for name in device.rpcs)
+        text = f"RPCs (no Phoebus widget; epics-collector call PV key=value, or pvcall): {calls}"
+        widgets.block("label", "RPCs", 40, text=text)
     ET.SubElement(root, "width").text = str(WIDE_W + 60)
     ET.SubElement(root, "height").text = str(widgets.y + 10)
     ET.indent(root)

@@ -63,8 +63,17 @@ def test_a_screen_per_device_type(kind: str, tmp_path: Path) -> None:
         assert {"xyplot", "table", "image", "action_button", "combo", "textentry"} <= widgets
         plots = [t for t in root.iter("trace") if (t.findtext("x_pv") or "").endswith(":Time")]
         assert {t.findtext("y_pv") for t in plots} >= {"pva://LAB:X:A_B:Value"}
+        # the view: one XY plot of value, min and max against View:Time, with its controls
+        view = [t for t in plots if t.findtext("x_pv") == "pva://LAB:X:A_B:View:Time"]
+        assert [t.findtext("y_pv") for t in view] == [
+            f"pva://LAB:X:A_B:View:{name}" for name in ("Value", "Min", "Max")
+        ]
+        entries = {
+            w.findtext("pv_name") for w in root.iter("widget") if w.get("type") == "textentry"
+        }
+        assert {f"pva://LAB:X:A_B:View:{name}" for name in ("Start", "End", "Points")} <= entries
     if device.rpcs:
-        assert any("pvcall LAB:X:" in (t.text or "") for t in root.iter("text"))
+        assert any("LAB:X:" in (t.text or "") for t in root.iter("text"))
 
 
 def test_screen_names() -> None:
