@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from tests.conftest import FactoryHandle
 
@@ -162,4 +163,50 @@ def test_read_only_by_default_and_a_clear_message_without_a_factory(
         assert "NOBODY:FAC:" in text and "Traceback" not in (page.content())
         state = json.loads(urllib.request.urlopen(web.url + "api/state", timeout=10).read())
         assert state["devices"] == [] and "unreachable" in state["error"]
+        page.close()
+
+
+def test_history_browser_zooms_with_server_side_minmax(
+    browser: Any, devices: Devices, network: Network, ctx: Any
+) -> None:
+    col = devices.col
+    wait_until(lambda: ctx.get(col + "Count") >= 30, 10)
+    with Dashboard(network, devices.factory) as web:  # read-only: browsing needs no control
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(web.url)
+        page.click(f'[data-key="{col}n"] button.open-history', timeout=15_000)
+        canvas = "#browser-canvas"
+
+        def shown() -> tuple[float, float, float, float]:
+            page.wait_for_selector(f"{canvas}[data-bins]:not([data-loading])", timeout=10_000)
+            return tuple(
+                float(page.get_attribute(canvas, k))
+                for k in ("data-start", "data-end", "data-min", "data-max")
+            )  # type: ignore[return-value]
+
+        def expected(start: float, end: float) -> tuple[float, float]:
+            rows = ctx.get(col + "n:Table").value
+            # the shown range is printed from floats: allow a microsecond at each end
+            keep = (rows.time >= start - 1e-6) & (rows.time <= end + 1e-6)
+            inside = np.asarray(rows.value)[keep]
+            return float(inside.min()), float(inside.max())
+
+        start, end, low, high = shown()
+        assert (low, high) == expected(start, end)
+        assert int(page.get_attribute(canvas, "data-samples")) >= 30
+        before = page.get_attribute(canvas, "data-start")
+        page.click("#zoom-in")
+        page.wait_for_function(
+            f"document.querySelector('{canvas}').getAttribute('data-start') !== '{before}'"
+        )
+        zoomed = shown()
+        assert abs((zoomed[1] - zoomed[0]) - (end - start) / 2) < 1e-6
+        assert (zoomed[2], zoomed[3]) == expected(zoomed[0], zoomed[1])
+        assert zoomed[3] < high  # the counter grows: the middle half holds lower values
+        page.click("#pan-left")
+        page.wait_for_function(
+            f"Number(document.querySelector('{canvas}').getAttribute('data-start')) < {zoomed[0]}"
+        )
+        panned = shown()
+        assert (panned[2], panned[3]) == expected(panned[0], panned[1])
         page.close()

@@ -201,7 +201,7 @@ class AsyncCollector(AsyncDevice):
         points: int | None,
         operator: str | None,
     ) -> History | Binned:
-        arguments = {"alias": await self.alias(channel)}
+        arguments = {"alias": channel}  # the device takes an alias or a source PV name
         for key, given in (
             ("start", start),
             ("end", end),

@@ -14,11 +14,12 @@ from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI, HTTPException, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
-from epics_collector.client import AsyncCollector, AsyncProcessor, ClientError
+from epics_collector.client import AsyncCollector, AsyncProcessor, Binned, ClientError
 from epics_collector.pva import Network
 from epics_collector.web._hub import Hub
 
@@ -34,6 +35,13 @@ class Param(BaseModel):
 
 def _static(name: str) -> str:
     return resources.files("epics_collector.web").joinpath("static", name).read_text()
+
+
+def _json_numbers(values: Any) -> list[float | None]:
+    """Floats for JSON, NaN as null."""
+    if values is None:
+        return []
+    return [None if v != v else v for v in np.asarray(values, float).tolist()]
 
 
 def _unique_name(device: str) -> str:
@@ -63,6 +71,33 @@ def make_app(
     @app.get("/app.js")
     async def script() -> Response:
         return Response(_static("app.js"), media_type="text/javascript")
+
+    @app.get("/api/history/{name}/{alias}")
+    async def history(
+        name: str,
+        alias: str,
+        start: float | None = None,
+        end: float | None = None,
+        points: int = 800,
+    ) -> dict[str, Any]:
+        """A channel's recording between start and end, binned on the device (minmax)."""
+        collector = AsyncCollector(hub.connection, _prefix(name))
+        try:
+            view = await collector.history(
+                alias, start=start, end=end, points=min(max(points, 1), 4000), operator="minmax"
+            )
+            whole = await collector.history(alias, points=1, operator="count")
+        except ClientError as error:
+            raise HTTPException(409, str(error)) from None
+        assert isinstance(view, Binned) and isinstance(whole, Binned)
+        return {
+            "time": view.time.tolist(),
+            "value": _json_numbers(view.value),
+            "min": _json_numbers(view.min),
+            "max": _json_numbers(view.max),
+            "count": [] if view.count is None else view.count.tolist(),
+            "recorded": int(whole.value.sum()) if len(whole.value) else 0,
+        }
 
     @app.get("/api/state")
     async def state() -> dict[str, Any]:

@@ -19,12 +19,15 @@ from epics_collector.client import (
     AsyncProcessor,
     ClientError,
     Connection,
+    DeviceError,
     DeviceInfo,
+    History,
 )
 from epics_collector.pva import Network
 
 log = logging.getLogger(__name__)
 TAIL = 300  # points per trace kept and sent
+POLL = 0.5  # seconds between reads of a channel's new rows
 
 
 class Trace:
@@ -109,11 +112,39 @@ class Hub:
         await self._forever(step)
 
     async def _follow_table(self, prefix: str, alias: str) -> None:
+        """The channel's newest points: its Tail once, then only new rows (Query, raw).
+
+        Never the whole history: the first read moves ``tail`` rows, each later one the
+        rows recorded since (a few per poll), so a long recording costs the same as a
+        short one. If more rows came than a poll takes, the Tail is read again.
+        """
         trace = self.traces.setdefault(f"{prefix}{alias}", Trace())
-        async for table in self.connection.monitor(f"{prefix}{alias}:Table", queue_size=4):
-            values = table.get("value")
+        collector = AsyncCollector(self.connection, prefix)
+        refill = True
+        while True:
+            if refill:
+                table = await collector.get(f"{alias}:Tail")
+                rows = (table["time"], table.get("value"))
+            else:
+                last = trace.points[-1][0] if trace.points else 0.0
+                try:
+                    answer = await collector.history(
+                        alias, start=np.nextafter(last, np.inf), operator="raw", points=TAIL
+                    )
+                except DeviceError as error:  # more rows than a poll takes
+                    refill = "exceed points" in str(error)
+                    if not refill:
+                        raise
+                    continue
+                assert isinstance(answer, History)
+                rows = (answer.time, answer.value)
+            refill = False
+            times, values = rows
             if values is not None and np.asarray(values).dtype.kind in "fiu":
-                trace.extend(np.asarray(table["time"]), np.asarray(values, dtype=float))
+                trace.extend(np.asarray(times), np.asarray(values, dtype=float))
+            elif values is not None:
+                return  # not numbers: nothing to plot
+            await asyncio.sleep(POLL)
 
     async def _watch_processor(self, prefix: str) -> None:
         processor = AsyncProcessor(self.connection, prefix)
