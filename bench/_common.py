@@ -49,6 +49,16 @@ class ServerProcess:
         self._manager.shutdown()
 
 
+def timed(fn: Callable[[], Any], repeats: int) -> float:
+    """Median seconds of ``repeats`` calls of ``fn``."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
 def wait_quiet(counter: Callable[[], int], quiet: float = 0.5, timeout: float = 30.0) -> None:
     """Wait until ``counter()`` stops changing for ``quiet`` seconds."""
     deadline = time.monotonic() + timeout
@@ -86,4 +96,4 @@ def prewritten_history(data: Path, alias: str, samples: int) -> None:
     store.close()
 
 
-__all__ = ["Network", "ServerProcess", "prewritten_history", "report", "wait_quiet"]
+__all__ = ["Network", "ServerProcess", "prewritten_history", "report", "timed", "wait_quiet"]

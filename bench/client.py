@@ -10,26 +10,13 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 from p4p.client.thread import Context
 
-from _common import Network, prewritten_history, report
+from _common import Network, prewritten_history, report, timed
 from epics_collector.client import Collector
 from epics_collector.process import DeviceProcess
-
-
-def timed(fn: object, repeats: int) -> float:
-    """Median seconds of ``repeats`` calls of ``fn``."""
-    assert callable(fn)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return float(np.median(times))
 
 
 def main() -> None:

@@ -31,20 +31,10 @@ import psutil
 from p4p.client.thread import Context
 from p4p.nt import NTURI
 
-from _common import Network, prewritten_history, report
+from _common import Network, prewritten_history, report, timed
 from epics_collector.process import DeviceProcess, ManagedProcess
 from epics_collector.sim import PvaSource
 from epics_collector.storage import Columns, Query, Ring, run_query
-
-
-def timed(fn: Any, repeats: int) -> float:
-    """Median seconds of ``repeats`` calls of ``fn``."""
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return float(np.median(times))
 
 
 def numpy_minmax(t: np.ndarray, v: np.ndarray, points: int) -> None:

@@ -9,12 +9,21 @@ import time
 import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, NamedTuple, overload
+from typing import Any, NamedTuple, TypedDict, Unpack, overload
 
 import numpy as np
 
 from epics_collector.client._connection import Connection
 from epics_collector.client._errors import ClientError, DeviceError, EmptyExportWarning
+
+
+class ViewArgs(TypedDict, total=False):
+    """What part of a history to read (keywords of ``history``)."""
+
+    start: float | datetime.datetime | None
+    end: float | datetime.datetime | None
+    points: int | None
+    operator: str | None
 
 
 @dataclass(frozen=True)
@@ -153,25 +162,9 @@ class AsyncCollector(AsyncDevice):
     async def history(self, channel: str) -> History: ...
 
     @overload
-    async def history(
-        self,
-        channel: str,
-        *,
-        start: float | datetime.datetime | None = None,
-        end: float | datetime.datetime | None = None,
-        points: int | None = None,
-        operator: str | None = None,
-    ) -> History | Binned: ...
+    async def history(self, channel: str, **view: Unpack[ViewArgs]) -> History | Binned: ...
 
-    async def history(
-        self,
-        channel: str,
-        *,
-        start: float | datetime.datetime | None = None,
-        end: float | datetime.datetime | None = None,
-        points: int | None = None,
-        operator: str | None = None,
-    ) -> History | Binned:
+    async def history(self, channel: str, **view: Unpack[ViewArgs]) -> History | Binned:
         """A channel's history (by alias or source PV name): all of it, or part of it.
 
         Without keywords: every row (the ``Table`` PV). With any of ``start``/``end``
@@ -181,8 +174,8 @@ class AsyncCollector(AsyncDevice):
         :class:`History` of the rows in range (at most ``points``), the other operators
         (``mean min max first last count minmax``) a :class:`Binned`.
         """
-        if (start, end, points, operator) != (None, None, None, None):
-            return await self._query(channel, start, end, points, operator)
+        if any(value is not None for value in view.values()):
+            return await self._query(channel, view)
         alias = await self.alias(channel)
         table = await self.get(f"{alias}:Table")
         value = table.get("value")
@@ -193,21 +186,9 @@ class AsyncCollector(AsyncDevice):
                 value = None  # an image channel: no Value PV
         return History(table["time"], value, table["severity"], table["status"])
 
-    async def _query(
-        self,
-        channel: str,
-        start: float | datetime.datetime | None,
-        end: float | datetime.datetime | None,
-        points: int | None,
-        operator: str | None,
-    ) -> History | Binned:
+    async def _query(self, channel: str, view: ViewArgs) -> History | Binned:
         arguments = {"alias": channel}  # the device takes an alias or a source PV name
-        for key, given in (
-            ("start", start),
-            ("end", end),
-            ("points", points),
-            ("operator", operator),
-        ):
+        for key, given in view.items():
             if isinstance(given, datetime.datetime):
                 given = given.timestamp()
             if given is not None:

@@ -7,12 +7,11 @@ use the ``Async*`` classes directly inside an event loop.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar, overload
+from typing import Any, Self, TypeVar, Unpack, overload
 
 import numpy as np
 
@@ -23,6 +22,7 @@ from epics_collector.client._devices import (
     AsyncProcessor,
     Binned,
     History,
+    ViewArgs,
 )
 from epics_collector.client._errors import ClientError
 from epics_collector.client._factory import AsyncFactory, DeviceInfo
@@ -172,29 +172,11 @@ class Collector(Device):
     def history(self, channel: str) -> History: ...
 
     @overload
-    def history(
-        self,
-        channel: str,
-        *,
-        start: float | datetime.datetime | None = None,
-        end: float | datetime.datetime | None = None,
-        points: int | None = None,
-        operator: str | None = None,
-    ) -> History | Binned: ...
+    def history(self, channel: str, **view: Unpack[ViewArgs]) -> History | Binned: ...
 
-    def history(
-        self,
-        channel: str,
-        *,
-        start: float | datetime.datetime | None = None,
-        end: float | datetime.datetime | None = None,
-        points: int | None = None,
-        operator: str | None = None,
-    ) -> History | Binned:
+    def history(self, channel: str, **view: Unpack[ViewArgs]) -> History | Binned:
         """A channel's history, all of it or part of it (see :meth:`AsyncCollector.history`)."""
-        return self._run(
-            self._impl.history(channel, start=start, end=end, points=points, operator=operator)
-        )
+        return self._run(self._impl.history(channel, **view))
 
     def snapshots(self) -> dict[str, np.ndarray]:
         """The Snapshots table."""
