@@ -20,6 +20,7 @@ CLASSES = [
     "Device",
     "History",
     "Binned",
+    "ViewArgs",
     "DeviceInfo",
     "AsyncFactory",
     "AsyncCollector",

@@ -12,6 +12,7 @@ from epics_collector.client._devices import (
     AsyncProcessor,
     Binned,
     History,
+    ViewArgs,
 )
 from epics_collector.client._errors import (
     ClientError,
@@ -40,6 +41,7 @@ __all__ = [
     "LoopThread",
     "NoConnectionError",
     "Processor",
+    "ViewArgs",
     "decode",
     "default_prefix",
 ]

@@ -18,7 +18,7 @@ from epics_collector.client._errors import ClientError, DeviceError, EmptyExport
 
 
 class ViewArgs(TypedDict, total=False):
-    """What part of a history to read (keywords of ``history``)."""
+    """What part of a history to read (keywords of ``history``): ``start``, ``end`` (POSIX seconds or datetimes; default the oldest / newest row), ``points`` (rows at most, default 1000), ``operator`` (raw, mean, min, max, first, last, count, minmax; default minmax for numbers, raw otherwise)."""  # noqa: E501
 
     start: float | datetime.datetime | None
     end: float | datetime.datetime | None
