@@ -203,11 +203,12 @@ def test_an_ophyd_async_view_reads_a_range(filled, prefix) -> None:
     pytest.importorskip("ophyd_async")
     import asyncio
 
-    from epics_collector.ophyd import HistoryView
+    from epics_collector.ophyd import CollectorDevice, HistoryView
 
     _, times, values = filled
 
     async def read() -> tuple[np.ndarray, np.ndarray]:
+        assert isinstance(CollectorDevice(prefix, name="col").view("p"), HistoryView)
         view = HistoryView(prefix, "p", name="view")
         await view.connect(timeout=10)
         await view.points.set(10)

@@ -23,6 +23,7 @@ from ophyd_async.core import (
 from ophyd_async.epics.core import EpicsDevice, PvSuffix
 
 from epics_collector.client import AsyncCollector, Connection, History
+from epics_collector.ophyd._view import HistoryView
 
 T = TypeVar("T")
 
@@ -185,6 +186,10 @@ class CollectorDevice(StandardReadable, EpicsDevice):
                 self.channels[alias] = kind(self._run_info, alias)
             self.set_name(self.name)
         await super().connect(mock=mock, timeout=timeout, force_reconnect=force_reconnect)
+
+    def view(self, alias: str) -> HistoryView:
+        """A :class:`HistoryView` of a number channel (connect it before use)."""
+        return HistoryView(self.prefix, alias, name=f"{self.name or 'collector'}-{alias}-view")
 
     def set_name(self, name: str, *, child_name_separator: str | None = None) -> None:
         """Name the device; each channel (and its stream) is ``<name>-<alias>``."""
