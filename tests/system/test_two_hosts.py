@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
-import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.system._netns import CA_PORT, SEARCH_PORT, Host, namespaces, run_on
 
 from epics_collector.process import FactoryProcess
 from epics_collector.pva import Network
@@ -27,64 +22,16 @@ from epics_collector.sim import SimIoc
 pytestmark = pytest.mark.system
 ADDRESSES = ["198.18.0.1", "198.18.0.2"]  # RFC 2544 benchmarking range; stays in the namespaces
 BROADCAST = "198.18.0.255"
-SEARCH_PORT, CA_PORT = 5076, 5064  # each namespace has its own ports
-
-
-@dataclass
-class Host:
-    namespace: str
-    network: Network
-
-    @property
-    def launcher(self) -> list[str]:
-        return ["ip", "netns", "exec", self.namespace]
-
-    def env(self) -> dict[str, str]:
-        return self.network.environ()
-
-
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=10)
 
 
 @pytest.fixture
 def two_hosts() -> Iterator[list[Host]]:
-    """Two namespaces with a veth pair; deleted after the test."""
-    if shutil.which("ip") is None:
-        pytest.skip("the 'ip' command (iproute2) is not installed")
-    tag = uuid.uuid4().hex[:6]
-    names, links = [f"ecA{tag}", f"ecB{tag}"], [f"veA{tag}", f"veB{tag}"]
-    try:
-        _ip("netns", "add", names[0])
-    except subprocess.CalledProcessError as error:
-        pytest.skip(f"network namespaces are not permitted here: {error.stderr.strip()}")
-    try:
-        _ip("netns", "add", names[1])
-        _ip("link", "add", links[0], "type", "veth", "peer", "name", links[1])
-        for namespace, link, address in zip(names, links, ADDRESSES, strict=True):
-            _ip("link", "set", link, "netns", namespace)
-            _ip("-n", namespace, "addr", "add", f"{address}/24", "dev", link)
-            _ip("-n", namespace, "link", "set", link, "up")
-            _ip("-n", namespace, "link", "set", "lo", "up")
-        yield [
-            Host(namespace, Network.host(BROADCAST, SEARCH_PORT, CA_PORT)) for namespace in names
-        ]
-    finally:
-        for namespace in names:
-            subprocess.run(["ip", "netns", "del", namespace], capture_output=True, timeout=10)
-
-
-def _run_on(host: Host, *command: str, timeout: float = 90) -> str:
-    """Run a Python command on ``host``; its standard output (fails the test on an error)."""
-    done = subprocess.run(
-        [*host.launcher, sys.executable, *command],
-        env={**host.env(), "PYTHONPATH": os.pathsep.join(sys.path)},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    """Two namespaces joined by a veth pair; deleted after the test."""
+    with namespaces() as made:
+        names = [made.add("A"), made.add("B")]
+        made.link(names[0], ADDRESSES[0], names[1], ADDRESSES[1])
+        network = Network.host(BROADCAST, SEARCH_PORT, CA_PORT)
+        yield [Host(name, network) for name in names]
 
 
 @contextlib.contextmanager
@@ -118,9 +65,9 @@ def test_a_client_on_host_a_records_host_a_from_both_factories(
         ),
     ):
         client = str(Path(__file__).with_name("netns_client.py"))
-        histories = json.loads(_run_on(a, client, ioc.prefix + "Counter", "HA:FAC:", "HB:FAC:"))
+        histories = json.loads(run_on(a, client, ioc.prefix + "Counter", "HA:FAC:", "HB:FAC:"))
         # even a trusted remote host names a destination: no path, URI or credentials
-        refused = _run_on(a, "-c", _CREATE_WITH_UPLOAD)
+        refused = run_on(a, "-c", _CREATE_WITH_UPLOAD)
         assert "name one of this factory's destinations" in refused, refused
     local, remote = histories["HA:FAC:remote:"], histories["HB:FAC:remote:"]
     assert len(local) >= 5 and len(remote) >= 5
@@ -136,13 +83,13 @@ def test_an_untrusted_host_reads_but_controls_nothing_by_default(
     a, b = two_hosts
     with _host_a(a, tmp_path) as ioc:
         # host A's own client creates a collector and a feedback device
-        _run_on(
+        run_on(
             a, str(Path(__file__).with_name("netns_client.py")), ioc.prefix + "Counter", "HA:FAC:"
         )
         pid = _CREATE_PID.format(setpoint=ioc.prefix + "Setpoint", readback=ioc.prefix + "Readback")
-        _run_on(a, "-c", pid)
+        run_on(a, "-c", pid)
         intruder = str(Path(__file__).with_name("netns_intruder.py"))
-        output = _run_on(b, intruder, "HA:FAC:", "HA:FAC:remote:", "HA:FAC:pid:", timeout=120)
+        output = run_on(b, intruder, "HA:FAC:", "HA:FAC:remote:", "HA:FAC:pid:", timeout=120)
         results = json.loads(output)
         assert not list((tmp_path / "a").rglob("stolen*")), "an export was written"
     assert results.pop("read") == "ok", "reading is open to every host"

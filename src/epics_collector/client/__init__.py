@@ -15,6 +15,7 @@ from epics_collector.client._devices import (
     ViewArgs,
 )
 from epics_collector.client._errors import (
+    AccessDeniedError,
     ClientError,
     DeviceError,
     EmptyExportWarning,
@@ -24,6 +25,7 @@ from epics_collector.client._factory import AsyncFactory, DeviceInfo, default_pr
 from epics_collector.client._sync import Collector, Device, Factory, LoopThread, Processor
 
 __all__ = [
+    "AccessDeniedError",
     "AsyncCollector",
     "AsyncDevice",
     "AsyncFactory",

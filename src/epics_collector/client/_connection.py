@@ -15,7 +15,7 @@ from p4p import Value
 from p4p.client.asyncio import Context, Disconnected, RemoteError
 from p4p.nt import NTURI
 
-from epics_collector.client._errors import DeviceError, NoConnectionError
+from epics_collector.client._errors import NoConnectionError, refused
 from epics_collector.pva import Network
 
 
@@ -51,7 +51,7 @@ class Connection:
         except TimeoutError:
             raise NoConnectionError(f"{name}: no answer within {limit:g} s") from None
         except RemoteError as error:
-            raise DeviceError(f"{name}: {error}") from None
+            raise refused(name, str(error)) from None
         except Disconnected:
             raise NoConnectionError(f"{name}: disconnected") from None
 

@@ -86,7 +86,15 @@ class AsyncDevice:
         try:
             await self.connection.put(self.prefix + pv, value, timeout)
         except DeviceError as error:
-            raise DeviceError(str(error), await self._message()) from None
+            raise type(error)(str(error), await self._message()) from None
+
+    async def call(self, rpc: str, timeout: float | None = None, **arguments: Any) -> Any:
+        """Call the device's RPC ``rpc`` with string arguments (as ``pvcall`` sends them)."""
+        text = {key: str(value) for key, value in arguments.items()}
+        try:
+            return await self.connection.call(self.prefix + rpc, text, timeout)
+        except DeviceError as error:
+            raise type(error)(str(error), await self._message()) from None
 
     async def _message(self) -> str:
         try:

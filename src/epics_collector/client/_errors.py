@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from epics_collector.pva import is_denial
+
 
 class ClientError(Exception):
     """Base of every error the client raises."""
@@ -13,6 +15,17 @@ class DeviceError(ClientError):
     def __init__(self, text: str, message: str = "") -> None:
         super().__init__(text)
         self.message = message
+
+
+class AccessDeniedError(DeviceError):
+    """The request was refused by an access rule: a gateway's ACF or the device's policy."""
+
+
+def refused(name: str, text: str) -> DeviceError:
+    """The client error for a server's refusal of ``name``: access refusals are typed."""
+    if is_denial(text):
+        return AccessDeniedError(f"{name}: access denied: {text}")
+    return DeviceError(f"{name}: {text}")
 
 
 class NoConnectionError(ClientError, TimeoutError):

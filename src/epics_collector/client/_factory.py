@@ -13,7 +13,7 @@ from typing import Any, Self
 
 from epics_collector.client._connection import Connection
 from epics_collector.client._devices import AsyncCollector, AsyncDevice, AsyncProcessor
-from epics_collector.client._errors import ClientError, DeviceError
+from epics_collector.client._errors import AccessDeniedError, ClientError, DeviceError
 from epics_collector.process import FactoryProcess
 from epics_collector.pva import Network
 
@@ -116,6 +116,8 @@ class AsyncFactory:
         try:
             return await self.connection.call(self.prefix + rpc, arguments, timeout=60.0)
         except DeviceError as error:
+            if isinstance(error, AccessDeniedError):  # a gateway's or policy's: keep the PV
+                raise
             raise DeviceError(str(error).removeprefix(f"{self.prefix}{rpc}: ")) from None
 
     async def create(

@@ -121,6 +121,10 @@ class Device:
         """Put to the device's PV ``pv``; a refusal raises DeviceError."""
         self._run(self._impl.put(pv, value))
 
+    def call(self, rpc: str, **arguments: Any) -> Any:
+        """Call the device's RPC ``rpc`` with string arguments; a refusal raises DeviceError."""
+        return self._run(self._impl.call(rpc, **arguments))
+
     def state(self) -> str:
         """The device's State."""
         return self._run(self._impl.state())

@@ -5,7 +5,7 @@ from epics_collector.pva._client import Client
 from epics_collector.pva._network import Network, free_port
 from epics_collector.pva._runner import pv_answers, serve_until_signal
 from epics_collector.pva._server import DeviceServer
-from epics_collector.pva._tool import PvTool, ToolError
+from epics_collector.pva._tool import PvTool, ToolError, is_denial
 from epics_collector.pva._types import NtMapping
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "PvTool",
     "ToolError",
     "free_port",
+    "is_denial",
     "pv_format",
     "pv_answers",
     "serve_until_signal",

@@ -14,6 +14,13 @@ from p4p.nt import NTURI
 from epics_collector.pva._client import Client
 from epics_collector.pva._network import Network
 
+DENIED_MARKERS = ("permission denied", " may not ", "access denied")
+
+
+def is_denial(text: str) -> bool:
+    """Whether a server's error text is an access refusal (a gateway's ACF, a device policy)."""
+    return any(marker in text for marker in DENIED_MARKERS)
+
 
 class ToolError(RuntimeError):
     """A PV did not answer, refused, or the value given does not fit it."""
@@ -34,6 +41,8 @@ class PvTool(Client):
                 "EPICS_PVA_ADDR_LIST searches?)"
             ) from None
         except (RemoteError, Disconnected) as error:
+            if is_denial(str(error)):
+                raise ToolError(f"{name}: access denied: {error}") from None
             raise ToolError(f"{name}: {what} refused: {error}") from None
 
     def get(self, name: str) -> Any:
