@@ -1,0 +1,232 @@
+"""Through p4p's PVA gateway vs direct, on loopback (two search ports, the gateway between).
+
+1. History get of ``--samples`` rows (a collector's ``Table``): direct and through the
+   gateway, median of ``--repeats``; the figure is the gateway's rate / direct (>= 0.8).
+2. A ``--rate`` Hz scalar monitor (the project's p4p counter source, ``--count`` posts):
+   updates received through the gateway and direct; missing counter values are lost.
+3. Many viewers: ``--viewers`` clients (one p4p context each) monitor one collector's
+   ``Table`` (``--viewer-rows`` rows, growing at 10 Hz): the collector's CPU with the
+   clients direct vs through the gateway (which keeps one upstream subscription).
+The gateway is the deploy kit's configuration with loopback addresses and an ACF that
+lets everyone read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+from p4p.client.thread import Context
+
+from _common import Network, prewritten_history, report, timed
+from epics_collector.process import DeviceProcess, wait_for
+from epics_collector.pva import free_port
+from epics_collector.sim import PvaSource
+
+
+def gateway_config(directory: Path, inner: Network, outer: Network) -> Path:
+    config = {
+        "version": 2,
+        "clients": [
+            {
+                "name": "beamline",
+                "provider": "pva",
+                "addrlist": f"127.0.0.1:{inner.search_port}",
+                "autoaddrlist": False,
+                "bcastport": inner.search_port,
+            }
+        ],
+        "servers": [
+            {
+                "name": "office",
+                "clients": ["beamline"],
+                "interface": ["127.0.0.1"],
+                "addrlist": "127.0.0.1",
+                "autoaddrlist": False,
+                "serverport": free_port(socket.SOCK_STREAM),
+                "bcastport": outer.search_port,
+                "access": "read.acf",
+            }
+        ],
+    }
+    (directory / "read.acf").write_text("ASG(DEFAULT) {\n    RULE(1, READ)\n}\n")
+    path = directory / "gw.conf"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def monitor_counts(network: Network, name: str, go: Any, count: int) -> tuple[int, int]:
+    """(updates received, counter values missing) of ``count`` posts of ``name``."""
+    values: list[float] = []
+    with Context("pva", conf=network.client_conf(), useenv=False) as ctx:
+        sub = ctx.monitor(
+            name, lambda v: values.append(float(v)), request="record[queueSize=100000]"
+        )
+        wait_for(lambda: bool(values), 10, "the first update")
+        values.clear()
+        go()
+        try:
+            wait_for(lambda: bool(values) and values[-1] >= count, 60, "the last post")
+        except TimeoutError:
+            pass  # counted as missing below
+        time.sleep(0.5)  # a settling pause: late updates still in flight
+        sub.close()
+    got = set(values)
+    return len(values), sum(1 for i in range(1, count + 1) if float(i) not in got)
+
+
+def cpu_share(process: psutil.Process, seconds: float) -> float:
+    before, started = process.cpu_times(), time.monotonic()
+    time.sleep(seconds)  # the measuring window
+    after = process.cpu_times()
+    return (after.user + after.system - before.user - before.system) / (time.monotonic() - started)
+
+
+def viewers(
+    network: Network, name: str, clients: int, device: psutil.Process, seconds: float
+) -> float:
+    contexts = [Context("pva", conf=network.client_conf(), useenv=False) for _ in range(clients)]
+    received = [0] * clients
+    lock = threading.Lock()
+
+    def counter(i: int) -> Any:
+        def on_update(value: Any) -> None:
+            with lock:
+                received[i] += 1
+
+        return on_update
+
+    subs = [
+        ctx.monitor(name, counter(i), request="record[queueSize=4]")
+        for i, ctx in enumerate(contexts)
+    ]
+    try:
+        wait_for(lambda: min(received) >= 2, 30, "every viewer updated")
+        return cpu_share(device, seconds)
+    finally:
+        for sub in subs:
+            sub.close()
+        for ctx in contexts:
+            ctx.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--samples", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--rate", type=float, default=10_000)
+    parser.add_argument("--count", type=int, default=50_000)
+    parser.add_argument("--viewers", type=int, default=20)
+    parser.add_argument("--viewer-rows", type=int, default=20_000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    args = parser.parse_args()
+    inner, outer = Network.loopback(), Network.loopback()
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as root:
+        data = Path(root)
+        prewritten_history(data / "hist", "H", args.samples)
+        prewritten_history(data / "view", "V", args.viewer_rows)
+        gw = subprocess.Popen(
+            [sys.executable, "-m", "p4p.gw", str(gateway_config(data, inner, outer))],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        config = {
+            "channels": [{"pv": "NOPE:H", "alias": "H"}],
+            "capacity": args.samples,
+            "persist": True,
+        }
+        source = PvaSource("BGW", inner.environ(), channels=1, rate=10)
+        view_config = {
+            "channels": [{"pv": "BGW0000", "alias": "V"}],
+            "capacity": 10 * args.viewer_rows,
+            "persist": True,
+            "autostart": True,
+            "publish_rate": 2,
+        }
+        try:
+            with (
+                DeviceProcess(
+                    "collector",
+                    "BGH:",
+                    config,
+                    env=inner.environ(),
+                    data_dir=data / "hist",
+                    timeout=120,
+                ),
+                source,
+                DeviceProcess(
+                    "collector",
+                    "BGV:",
+                    view_config,
+                    env=inner.environ(),
+                    data_dir=data / "view",
+                    timeout=120,
+                ) as view,
+                Context("pva", conf=inner.client_conf(), useenv=False) as direct,
+                Context("pva", conf=outer.client_conf(), useenv=False) as through,
+            ):
+                through.get("BGH:H:Table", timeout=60)  # the gateway finds it; opens the PV
+                direct.get("BGH:H:Table", timeout=60)
+                t_direct = timed(lambda: direct.get("BGH:H:Table", timeout=60), args.repeats)
+                t_gateway = timed(lambda: through.get("BGH:H:Table", timeout=60), args.repeats)
+                figures[f"history get {args.samples:.0e} rows direct, median ms"] = t_direct * 1e3
+                figures[f"history get {args.samples:.0e} rows via gateway, median ms"] = (
+                    t_gateway * 1e3
+                )
+                figures["history get: gateway rate / direct rate"] = t_direct / t_gateway
+
+                def go() -> None:
+                    direct.put("BGW:Rate", args.rate)
+                    direct.put("BGW:Count", args.count)
+                    direct.put("BGW:Go", 1)
+
+                got, lost = monitor_counts(outer, "BGW0000", go, args.count)
+                figures[f"{args.rate:g} Hz monitor via gateway: updates received"] = got
+                figures[f"{args.rate:g} Hz monitor via gateway: lost"] = lost
+                got, lost = monitor_counts(inner, "BGW0000", go, args.count)
+                figures[f"{args.rate:g} Hz monitor direct: lost"] = lost
+                direct.put("BGW:Rate", 10)
+                direct.put("BGW:Count", 0)
+                direct.put("BGW:Go", 1)  # the viewed collector keeps recording at 10 Hz
+                device = psutil.Process(view.process.pid)
+                idle = cpu_share(device, args.seconds)
+                figures["viewed collector CPU, no viewer"] = idle
+                figures[f"viewed collector CPU, {args.viewers} viewers direct"] = viewers(
+                    inner, "BGV:V:Table", args.viewers, device, args.seconds
+                )
+                figures[f"viewed collector CPU, {args.viewers} viewers via gateway"] = viewers(
+                    outer, "BGV:V:Table", args.viewers, device, args.seconds
+                )
+                figures["viewed collector CPU, 1 viewer direct"] = viewers(
+                    inner, "BGV:V:Table", 1, device, args.seconds
+                )
+        finally:
+            gw.terminate()
+            gw.wait(10)
+    gw_cpu = figures[f"viewed collector CPU, {args.viewers} viewers via gateway"]
+    one = figures["viewed collector CPU, 1 viewer direct"]
+    figures[f"{args.viewers} viewers via gateway / 1 viewer direct (collector CPU)"] = gw_cpu / max(
+        one, 1e-6
+    )
+    report(
+        "through the PVA gateway vs direct",
+        figures,
+        {
+            "history get: gateway rate / direct rate": 0.8,
+            f"<={args.rate:g} Hz monitor via gateway: lost": 0,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
