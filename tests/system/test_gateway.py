@@ -126,8 +126,13 @@ def test_an_office_operator_drives_the_beamline_through_the_gateway(tmp_path: Pa
         summary = json.loads(run_on(office, OFFICE_SCRIPT, "full", timeout=180))
         listed = _cli(office, "ls", "--factory", "BL:FAC:")
         assert listed.returncode == 0 and "BL:FAC:: 0 devices" in listed.stdout, listed.stderr
-        # name servers only: TCP search, no UDP at all
-        found = _cli(office, "get", "BL:SIM:Counter", network=_office(name_servers=True))
+        # name servers only: TCP search, no UDP at all; a factory and a device are found
+        by_tcp = _office(name_servers=True)
+        found = _cli(office, "get", "BL:SIM:Counter", network=by_tcp)
+        made = _cli(office, "create", "counter", "c1", "--factory", "BL:FAC:", network=by_tcp)
+        assert made.returncode == 0 and made.stdout == "BL:FAC:c1:\n", made.stderr
+        state = _cli(office, "get", "BL:FAC:c1:State", network=by_tcp)
+        assert state.returncode == 0 and state.stdout.rstrip().endswith("Idle"), state.stderr
         assert found.returncode == 0 and found.stdout.startswith("BL:SIM:Counter  "), found.stderr
         # never through the gateway, even for an operator: a feedback target
         target = _cli(office, "put", "BL:SIM:Setpoint", "5")
