@@ -29,6 +29,7 @@ CLASSES = [
     "ClientError",
     "DeviceError",
     "NoConnectionError",
+    "AccessDeniedError",
     "EmptyExportWarning",
 ]
 
