@@ -136,6 +136,19 @@ def test_an_office_operator_drives_the_beamline_through_the_gateway(tmp_path: Pa
         assert found.returncode == 0 and found.stdout.startswith("BL:SIM:Counter  "), found.stderr
         # never through the gateway, even for an operator: a feedback target
         target = _cli(office, "put", "BL:SIM:Setpoint", "5")
+        # the gateway lets an operator call Create; the factory's own policy refuses a
+        # feedback device, and it sees the request coming from the gateway's address
+        pid = json.dumps(
+            {
+                "inputs": {"rb": "BL:SIM:Readback"},
+                "trigger": {"period": 0.5},
+                "processor": {"name": "pid", "params": {"setpoint": 1.0}},
+                "feedback": [
+                    {"output": "output", "target": "BL:SIM:Setpoint", "low": 0, "high": 2}
+                ],
+            }
+        )
+        loop = _cli(office, "create", "processing", "pid", "-f", "BL:FAC:", "--config", pid)
     history = summary["history"]
     assert len(history) >= 20 and history == sorted(history) and len(set(history)) == len(history)
     assert summary["binned_max"] == max(history)
@@ -143,6 +156,8 @@ def test_an_office_operator_drives_the_beamline_through_the_gateway(tmp_path: Pa
     assert summary["export"].endswith("/scan/scan.h5") and "note" in summary["push"]
     assert len(summary["outputs"]) >= 3 and summary["ophyd_count"] >= 20
     assert summary["left"] == []
+    assert loop.returncode == 1 and "access denied" in loop.stderr, loop.stderr
+    assert f"@{GATEWAY_BL} may not" in loop.stderr  # the device sees the gateway, not us
     assert target.returncode == 1 and "access denied" in target.stderr, target.stderr
     assert len(target.stderr.strip().splitlines()) == 1 and "BL:SIM:Setpoint" in target.stderr
 

@@ -179,7 +179,8 @@ _MAY_NOT = {
 
 def refusal(operation: Operation, what: str, host: str, user: str) -> AccessDeniedError:
     """The error for a refused request: who, what, and which rule class refused it."""
-    who = f"{user or '(no user)'}@{host or '(unknown host)'}"
+    address = host_address(host)  # an IPv4-mapped peer is shown as the IPv4 it is
+    who = f"{user or '(no user)'}@{(str(address) if address else host) or '(unknown host)'}"
     return AccessDeniedError(
         f"{what} refused: {who} may not {_MAY_NOT[operation]} "
         f"(access.{operation.value} of the policy)"

@@ -36,3 +36,11 @@ def test_networks_names_and_users() -> None:
 def test_bad_entries_are_config_errors(entry: str) -> None:
     with pytest.raises(ValueError):
         AccessPolicy(control=[entry])
+
+
+def test_a_refusal_names_an_ipv4_mapped_peer_by_its_ipv4_address() -> None:
+    from epics_collector.core._access import refusal
+
+    text = str(refusal(Operation.CONTROL, "put to Start", "::ffff:198.18.1.2", "root"))
+    assert "root@198.18.1.2 may not" in text
+    assert "root@fe80::1 may not" in str(refusal(Operation.CONTROL, "put", "fe80::1", "root"))
