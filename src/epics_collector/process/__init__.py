@@ -22,13 +22,14 @@ from epics_collector.process._parent import (
     watch_parent_from_environment,
 )
 from epics_collector.process._pidfile import PidFile
-from epics_collector.process._signals import StopRequest
+from epics_collector.process._signals import STOP_SIGNALS, StopRequest
 
 __all__ = [
     "FACTORY_READY_LINE",
     "MODULE",
     "PARENT_ENV",
     "READY_LINE",
+    "STOP_SIGNALS",
     "DeviceProcess",
     "FactoryProcess",
     "ManagedProcess",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 from p4p.client.thread import Context, TimeoutError
 
 from epics_collector.core import Device
+from epics_collector.process import STOP_SIGNALS
 from epics_collector.pva._network import Network
 from epics_collector.pva._server import DeviceServer
 
@@ -24,7 +24,7 @@ async def serve_until_signal(
     """Serve ``device`` until the process gets SIGTERM or SIGINT, then stop it cleanly."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     try:
         async with DeviceServer(device, prefix, network) as server:
@@ -32,7 +32,7 @@ async def serve_until_signal(
                 on_ready(server)
             await stop.wait()
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
 
 

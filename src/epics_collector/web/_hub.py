@@ -123,23 +123,20 @@ class Hub:
         refill = True
         while True:
             if refill:
-                table = await collector.get(f"{alias}:Tail")
-                rows = (table["time"], table.get("value"))
+                table = await collector.get(f"{alias}:Tail")  # a failure here: _forever retries
+                times, values = table["time"], table.get("value")
             else:
                 last = trace.points[-1][0] if trace.points else 0.0
                 try:
                     answer = await collector.history(
                         alias, start=np.nextafter(last, np.inf), operator="raw", points=TAIL
                     )
-                except DeviceError as error:  # more rows than a poll takes
-                    refill = "exceed points" in str(error)
-                    if not refill:
-                        raise
+                except DeviceError:  # more new rows than a poll takes: read the Tail instead
+                    refill = True
                     continue
                 assert isinstance(answer, History)
-                rows = (answer.time, answer.value)
+                times, values = answer.time, answer.value
             refill = False
-            times, values = rows
             if values is not None and np.asarray(values).dtype.kind in "fiu":
                 trace.extend(np.asarray(times), np.asarray(values, dtype=float))
             elif values is not None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import uvicorn
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+from epics_collector.process import STOP_SIGNALS
 
 
 class _Server(uvicorn.Server):
