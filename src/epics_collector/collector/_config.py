@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any, Literal
 
@@ -109,6 +110,13 @@ class ChannelConfig(BaseModel):
             )
         return self
 
+    def compact(self) -> str | dict[str, Any]:
+        """The channel without its defaults: the PV name alone when that is all it sets."""
+        data = self.model_dump(mode="json", exclude_defaults=True)
+        if data.get("alias") == default_alias(self.pv):
+            del data["alias"]
+        return self.pv if data == {"pv": self.pv} else data
+
 
 def _checked_pv(pv: str) -> str:
     _, name = split_url(pv)
@@ -188,6 +196,16 @@ class CollectorConfig(DeviceConfig):
     connect_timeout: float = Field(
         default=5.0, gt=0, description="seconds before a channel that never connected is reported"
     )
+
+    def served_json(self) -> str:
+        """The configuration with each channel without its defaults (see ``compact``).
+
+        What Config serves: 100,000 channels of the shorthand ``"PV"`` stay a few MB.
+        """
+        unset = {"access"} if self.access is None else set()
+        data = self.model_dump(mode="json", exclude={"channels", *unset})
+        data["channels"] = [channel.compact() for channel in self.channels]
+        return json.dumps(data, separators=(",", ":"))
 
     def queue_size_for(self, channel: ChannelConfig) -> int:
         """The monitor queue size of ``channel``: ``queue_size`` or its kind's default."""

@@ -18,7 +18,7 @@ from epics_collector.collector._config import ChannelConfig, CollectorConfig
 from epics_collector.collector._exporting import Annotations, gather
 from epics_collector.collector._persistence import FlushOutcome, Persistence
 from epics_collector.collector._push import MAX_PUSHED_CHANNELS, parse_push
-from epics_collector.collector._pvs import ChannelPvs
+from epics_collector.collector._pvs import ChannelPvFamily
 from epics_collector.collector._recorder import Channel, Event, Recorder
 from epics_collector.collector._snapshots import SNAPSHOT_COLUMNS, SnapshotStore
 from epics_collector.collector._start_stop import StartStop
@@ -124,12 +124,11 @@ class Collector(Device[CollectorConfig]):
     )
 
     def create_dynamic_pvs(self) -> None:
-        """Add each channel's Value, Time, Table and Connected PVs."""
+        """Serve each channel's PVs (made when a client asks: :class:`ChannelPvFamily`)."""
         self.recorder = Recorder(self.config, self._notify_threadsafe)
-        self._pvs = {
-            ch.alias: ChannelPvs(self.add_pv, self.recorder, ch, self.config.tail)
-            for ch in self.recorder.channels
-        }
+        self.channel_pvs = ChannelPvFamily(self.recorder, self.config.tail)
+        self.add_family(self.channel_pvs)
+        self.channel_table.refresh = self._publish_channel_table
         self._subscriptions: list[Subscription] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._publisher: asyncio.Task[None] | None = None
@@ -309,8 +308,7 @@ class Collector(Device[CollectorConfig]):
             raise ValueError(f"at most {MAX_PUSHED_CHANNELS} extra channels")
         channel = self.recorder.add_channel(config)
         self._pushed[alias] = kind
-        self._pvs[alias] = ChannelPvs(self.add_pv, self.recorder, channel, self.config.tail)
-        self._pvs[alias].connected.set(True)
+        channel.connected = channel.ever_connected = True  # its source is the Push RPC
         if self.persistence is not None:
             self.persistence.add_channel(channel)
         self.report(f"extra channel {alias} ({kind}) created by a push")
@@ -417,17 +415,17 @@ class Collector(Device[CollectorConfig]):
     # publishing -----------------------------------------------------------------------------
 
     def _publish(self) -> None:
-        any_changed = False
-        for channel in self.recorder.channels:
-            if not channel.changed:
+        changed = {ch.alias for ch in self.recorder.channels if ch.changed}
+        for alias in changed:
+            self.recorder.by_alias[alias].changed = False
+        for pvs in self.channel_pvs.live():  # only channels a client uses have PVs
+            if pvs.channel.alias not in changed:
                 continue
-            any_changed = True
-            channel.changed = False
-            pvs = self._pvs[channel.alias]
-            if pvs.connected.value != channel.connected:
-                pvs.connected.set(channel.connected)
+            if pvs.connected.value != pvs.channel.connected:
+                pvs.connected.set(pvs.channel.connected)
             if pvs.watched:
                 pvs.publish()
+        any_changed = bool(changed)
         self.count.set(self.recorder.count)
         self.excluded.set(self.recorder.excluded)
         for attr, total in (
@@ -436,7 +434,8 @@ class Collector(Device[CollectorConfig]):
         ):
             attr.set(total, severity=Severity.MINOR if total else Severity.NO_ALARM)
         if any_changed:
-            self._publish_channel_table()
+            if self.channel_table.watched:
+                self._publish_channel_table()
             self._report_losses()
 
     def _report_losses(self) -> None:

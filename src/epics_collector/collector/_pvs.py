@@ -13,8 +13,9 @@ number channels have the ``View:*`` PVs (:class:`~epics_collector.collector._vie
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -39,15 +40,9 @@ ROW_COLUMNS = {"time": np.float64, "severity": np.int8, "status": np.int8}
 
 
 class ChannelPvs:
-    """Declares one channel's PVs on the device and keeps the watched ones current."""
+    """One channel's PVs (:attr:`attrs`); keeps the watched ones current."""
 
-    def __init__(
-        self,
-        add_pv: Callable[[AttrR[Any]], Any],
-        recorder: Recorder,
-        channel: Channel,
-        tail: int = DEFAULT_POINTS,
-    ):
+    def __init__(self, recorder: Recorder, channel: Channel, tail: int = DEFAULT_POINTS):
         self.recorder, self.channel, self.tail_rows = recorder, channel, tail
         alias, kind, pv = channel.alias, channel.config.kind, channel.config.pv
         self.value: AttrR[Any] | None = None
@@ -100,12 +95,18 @@ class ChannelPvs:
         ]
         for attr in self.history:
             attr.refresh = lambda attr=attr: self.publish(attr)
-            add_pv(attr)
-        if self.frame_index is not None:
-            add_pv(self.frame_index)
-        add_pv(self.connected)
-        self.connected.set(False)
-        self.view = ChannelView(add_pv, recorder, channel) if kind == "number" else None
+        self.connected.set(channel.connected)
+        self.view = ChannelView(recorder, channel) if kind == "number" else None
+        served = [*self.history, self.frame_index, self.connected]
+        served += self.view.attrs if self.view is not None else []
+        #: Every PV of the channel by name (``alias:Suffix``).
+        self.attrs: dict[str, AttrR[Any]] = {a.name: a for a in served if a is not None}
+
+    @property
+    def customised(self) -> bool:
+        """Whether a client changed a setting (FrameIndex, View) from its default."""
+        moved = self.frame_index is not None and self.frame_index.value != -1
+        return moved or bool(self.view and self.view.customised)
 
     @property
     def watched(self) -> bool:
@@ -166,3 +167,72 @@ class ChannelPvs:
         self.frame_index.set(index)
         if self.frame is not None and self.frame.watched:
             self._publish_frame()
+
+
+class ChannelPvFamily:
+    """Every channel's PVs as one :class:`~epics_collector.core.PvFamily`.
+
+    A channel's :class:`ChannelPvs` exist only while a client uses one of them (or while
+    they hold a setting a client changed), so 100,000 idle channels hold no PV objects.
+    ``make`` and ``release`` run on the transport's thread, the publisher on the event
+    loop: the live set is guarded by a lock and read as a copy.
+    """
+
+    def __init__(self, recorder: Recorder, tail: int) -> None:
+        self.recorder, self.tail = recorder, tail
+        self._live: dict[str, ChannelPvs] = {}
+        self._uses: dict[str, int] = {}
+        self._suffixes: dict[str, frozenset[str]] = {}  # by kind
+        self._lock = threading.Lock()
+
+    def _split(self, name: str) -> tuple[Channel | None, str]:
+        alias, _, suffix = name.partition(":")
+        return self.recorder.by_alias.get(alias), suffix
+
+    def suffixes(self, channel: Channel) -> frozenset[str]:
+        """The PV names of a channel of this kind, after ``alias:``."""
+        kind = channel.config.kind
+        if kind not in self._suffixes:
+            start = len(channel.alias) + 1
+            names = ChannelPvs(self.recorder, channel, self.tail).attrs
+            self._suffixes[kind] = frozenset(name[start:] for name in names)
+        return self._suffixes[kind]
+
+    def has(self, name: str) -> bool:
+        """Whether ``name`` is ``alias:Suffix`` of a channel."""
+        channel, suffix = self._split(name)
+        return channel is not None and suffix in self.suffixes(channel)
+
+    def make(self, name: str) -> AttrR[Any]:
+        """The attribute of ``name``, making the channel's PVs if none are live."""
+        channel, _ = self._split(name)
+        assert channel is not None, name
+        with self._lock:
+            pvs = self._live.get(channel.alias)
+            if pvs is None:
+                pvs = self._live[channel.alias] = ChannelPvs(self.recorder, channel, self.tail)
+            self._uses[channel.alias] = self._uses.get(channel.alias, 0) + 1
+            return pvs.attrs[name]
+
+    def release(self, name: str) -> None:
+        """One use ended; the channel's PVs go when unused and at their defaults."""
+        alias = name.partition(":")[0]
+        with self._lock:
+            uses = self._uses.pop(alias, 0) - 1
+            if uses > 0:
+                self._uses[alias] = uses
+                return
+            pvs = self._live.get(alias)
+            if pvs is not None and not pvs.customised:
+                del self._live[alias]
+
+    def live(self) -> list[ChannelPvs]:
+        """The channels' PVs that exist now (a copy)."""
+        with self._lock:
+            return list(self._live.values())
+
+    def names(self) -> Iterator[str]:
+        """Every channel's PV names, channel by channel."""
+        for channel in list(self.recorder.channels):
+            for suffix in sorted(self.suffixes(channel)):
+                yield f"{channel.alias}:{suffix}"

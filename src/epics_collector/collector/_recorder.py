@@ -135,6 +135,8 @@ class Recorder:
         self.dropped = 0
         self.overruns = 0
         self.channels = [Channel(c, self._ring(c), self) for c in config.channels]
+        #: The channels by alias (recorded and pushed).
+        self.by_alias = {channel.alias: channel for channel in self.channels}
 
     def _ring(self, channel: ChannelConfig) -> Ring:
         overwrite = self.config.mode == "ring"
@@ -309,6 +311,7 @@ class Recorder:
         channel = Channel(config, self._ring(config), self)
         with self.lock:
             self.channels.append(channel)
+            self.by_alias[channel.alias] = channel
         return channel
 
     def push(self, channel: Channel, update: Update) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from epics_collector.core import AttrR, AttrRW, Enum, Float, Int, Severity, Wave
 from epics_collector.storage import MAX_POINTS, OPERATORS, Query, QueryError
 
 DEFAULT_POINTS = 1000
+DEFAULT_SETTINGS = (0.0, 0.0, DEFAULT_POINTS, "minmax")  # Start, End, Points, Operator
 
 
 def _number(name: str, text: Any, default: float) -> float:
@@ -64,9 +65,7 @@ class ChannelView:
     ``Min``/``Max`` (for ``minmax`` the bin's extremes; for other operators the value).
     """
 
-    def __init__(
-        self, add_pv: Callable[[AttrR[Any]], Any], recorder: Recorder, channel: Channel
-    ) -> None:
+    def __init__(self, recorder: Recorder, channel: Channel) -> None:
         self.recorder, self.channel = recorder, channel
         alias = channel.alias
         self.start = AttrRW(
@@ -90,17 +89,20 @@ class ChannelView:
         self.low = AttrR(Waveform(), name=f"{alias}:View:Min", description="View bin minima")
         self.high = AttrR(Waveform(), name=f"{alias}:View:Max", description="View bin maxima")
         self.outputs = [self.time, self.value, self.low, self.high]
-        for setting in (self.start, self.end, self.points, self.operator):
+        self.settings = [self.start, self.end, self.points, self.operator]
+        for setting in self.settings:
             setting.put_handler = functools.partial(self._changed, setting)
-            add_pv(setting)
         for output in self.outputs:
             output.refresh = self.compute
-            add_pv(output)
-        self.start.set(0.0)
-        self.end.set(0.0)
-        self.points.set(DEFAULT_POINTS)
-        self.operator.set("minmax")
+        self.attrs: list[AttrR[Any]] = [*self.settings, *self.outputs]
+        for setting, default in zip(self.settings, DEFAULT_SETTINGS, strict=True):
+            setting.set(default)
         self._computed_to = -math.inf  # the newest time the last computation could see
+
+    @property
+    def customised(self) -> bool:
+        """Whether a setting differs from its default."""
+        return any(s.value != d for s, d in zip(self.settings, DEFAULT_SETTINGS, strict=True))
 
     @property
     def watched(self) -> bool:

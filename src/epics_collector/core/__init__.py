@@ -24,6 +24,7 @@ from epics_collector.core._attributes import (
     scan,
 )
 from epics_collector.core._config import (
+    MAX_CONFIG_CHARS,
     ConfigError,
     DeviceConfig,
     describe_validation_error,
@@ -51,6 +52,7 @@ from epics_collector.core._device import (
     RpcError,
     current_caller,
 )
+from epics_collector.core._families import PvFamily
 from epics_collector.core._plugins import UnknownPluginError, load_plugin, plugin_names
 from epics_collector.core._registry import (
     UnknownDeviceTypeError,
@@ -67,6 +69,7 @@ from epics_collector.core._sources import (
 )
 
 __all__ = [
+    "MAX_CONFIG_CHARS",
     "AccessDeniedError",
     "AccessPolicy",
     "Operation",
@@ -86,6 +89,7 @@ __all__ = [
     "Int",
     "NDArray",
     "PutError",
+    "PvFamily",
     "Reading",
     "Rpc",
     "RpcError",

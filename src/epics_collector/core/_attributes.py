@@ -128,6 +128,10 @@ class AttrR(Generic[D]):
         """Call ``listener(reading)`` on every :meth:`set`."""
         self._listeners.append(listener)
 
+    def remove_listener(self, listener: Listener) -> None:
+        """Stop calling ``listener`` (added with :meth:`add_listener`)."""
+        self._listeners.remove(listener)
+
 
 class AttrRW(AttrR[D]):
     """A writable PV; ``@attr.on_put`` attaches the device method that handles puts.

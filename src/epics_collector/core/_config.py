@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from epics_collector.core._access import AccessPolicy
 
 M = TypeVar("M", bound=BaseModel)
+#: The longest configuration a device takes and serves (its Config PV, a factory's Create).
+MAX_CONFIG_CHARS = 16 << 20
 
 
 class ConfigError(ValueError):
@@ -30,6 +32,14 @@ class DeviceConfig(BaseModel):
     access: AccessPolicy | None = Field(
         default=None, description="who may read and control this device (default: this host)"
     )
+
+    def served_json(self) -> str:
+        """The configuration as the Config PV serves it: JSON, ``access`` only if set.
+
+        Subclasses may leave out what the defaults restore (it must validate back to an
+        equal configuration).
+        """
+        return self.model_dump_json(exclude={"access"} if self.access is None else None)
 
 
 def shorten(text: str, limit: int = 80) -> str:
@@ -110,9 +120,15 @@ def validate_config(model: type[M], data: Any) -> M:
     if isinstance(data, model):
         return data
     try:
-        return model.model_validate(data)
+        config = model.model_validate(data)
     except ValidationError as error:
         raise ConfigError(f"invalid configuration: {describe_validation_error(error)}") from None
+    if isinstance(config, DeviceConfig) and len(config.served_json()) > MAX_CONFIG_CHARS:
+        raise ConfigError(
+            f"the configuration is {len(config.served_json())} characters as served, more "
+            f"than {MAX_CONFIG_CHARS}: split it over several devices"
+        )
+    return config
 
 
 def read_config(source: str | Path | None) -> Any:

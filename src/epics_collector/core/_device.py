@@ -15,8 +15,9 @@ from typing import Any, ClassVar, Generic, TypeVar
 from epics_collector.core._access import AccessPolicy, Operation, refusal
 from epics_collector.core._alarm import Severity, Status
 from epics_collector.core._attributes import AttrR, AttrRW, Caller, Rpc, Scan, scan
-from epics_collector.core._config import DeviceConfig, validate_config
+from epics_collector.core._config import MAX_CONFIG_CHARS, DeviceConfig, validate_config
 from epics_collector.core._datatypes import Enum, Int, String
+from epics_collector.core._families import PvFamily
 from epics_collector.core._sources import Sources
 
 ConfigT = TypeVar("ConfigT", bound=DeviceConfig)
@@ -57,7 +58,9 @@ class Device(Generic[ConfigT]):
     States: ClassVar[type[StrEnum]] = DeviceStates
 
     message = AttrR(String(), description="Last status or error; alarm severity set on errors")
-    config_json = AttrR(String(max_length=1 << 20), name="Config", description="Configuration")
+    config_json = AttrR(
+        String(max_length=MAX_CONFIG_CHARS), name="Config", description="Configuration"
+    )
     heartbeat = AttrR(Int(), description="Increments about once a second while alive")
     refused = AttrR(Int(), description="Requests the access policy refused")
 
@@ -77,6 +80,8 @@ class Device(Generic[ConfigT]):
         #: Source PVs for devices that read other PVs (given by whoever runs the device).
         self.sources = sources
         self.pvs: dict[str, AttrR[Any]] = {}
+        #: PVs made on demand (per channel, say); see :class:`PvFamily`.
+        self.families: list[PvFamily] = []
         self._pv_watchers: list[PvWatcher] = []
         self.rpcs: dict[str, Rpc] = {}
         self._scans: list[Scan] = []
@@ -98,8 +103,7 @@ class Device(Generic[ConfigT]):
         self.state.set(choices[0])
         self.message.set("")
         self.access = self.config.access or AccessPolicy()
-        unset = {"access"} if self.config.access is None else None  # as configured
-        self.config_json.set(self.config.model_dump_json(exclude=unset))
+        self.config_json.set(self.config.served_json())
         self.heartbeat.set(0)
         self.refused.set(0)
         self.create_dynamic_pvs()
@@ -134,6 +138,20 @@ class Device(Generic[ConfigT]):
         for watcher in self._pv_watchers:
             watcher([], [name])
 
+    def add_family(self, family: PvFamily) -> None:
+        """Serve the names of ``family`` too, each made when a client asks for it."""
+        self.families.append(family)
+
+    def family_of(self, name: str) -> PvFamily | None:
+        """The family that answers for PV ``name`` (not a declared PV), if any."""
+        if name in self.pvs:
+            return None
+        return next((family for family in self.families if family.has(name)), None)
+
+    def has_pv(self, name: str) -> bool:
+        """Whether the device serves PV ``name`` (declared or in a family)."""
+        return name in self.pvs or self.family_of(name) is not None
+
     def watch_pvs(self, watcher: PvWatcher) -> None:
         """Call ``watcher(added, removed_names)`` whenever PVs are added or removed."""
         self._pv_watchers.append(watcher)
@@ -162,9 +180,21 @@ class Device(Generic[ConfigT]):
 
         Put handlers find the client in :data:`current_caller`.
         """
-        attr = self.pvs.get(name)
+        family = self.family_of(name)
+        if family is None:
+            await self._put(name, self.pvs.get(name), value, caller)
+            return
+        attr = family.make(name)
+        try:
+            await self._put(name, attr, value, caller)
+        finally:
+            family.release(name)
+
+    async def _put(
+        self, name: str, attr: AttrR[Any] | None, value: Any, caller: Caller | None
+    ) -> None:
         if not isinstance(attr, AttrRW):
-            raise PutError(f"{name} is read-only")
+            raise PutError(f"{name} is read-only" if attr else f"no PV named {name}")
         caller = caller or Caller(local=True)  # in-process: the owner itself
         self._check_access(attr.access, f"put to {name}", caller, PutError)
         current_caller.set(caller)  # this request's task only

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from epics_collector.core import (
+    MAX_CONFIG_CHARS,
     AttrR,
     AttrRW,
     Caller,
@@ -45,7 +46,6 @@ from epics_collector.factory._supervisor import LaunchError, Supervisor
 from epics_collector.process import MODULE, ManagedProcess, PidFile, device_arguments
 from epics_collector.screens import write_screen
 
-MAX_CONFIG_CHARS = 1 << 20
 DEVICE_COLUMNS: dict[str, Any] = {
     "name": str,
     "type": str,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
+from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 from p4p import Value
@@ -15,8 +17,18 @@ from p4p._p4p import SharedPV as _SharedPV
 from p4p.nt import NTScalar, NTTable
 from p4p.server import DynamicProvider, Server, ServerOperation
 from p4p.server.asyncio import SharedPV
+from p4p.server.raw import SharedPV as RawSharedPV
 
-from epics_collector.core import AttrR, Caller, Device, Operation, PutError, Reading, RpcError
+from epics_collector.core import (
+    AttrR,
+    Caller,
+    Device,
+    Operation,
+    PutError,
+    PvFamily,
+    Reading,
+    RpcError,
+)
 from epics_collector.pva._network import Network
 from epics_collector.pva._types import NtMapping, _array_code
 
@@ -81,6 +93,14 @@ class _ServedPV(SharedPV):
     itself, the wait is a direct call and the lock is re-entered.
     """
 
+    def __init__(self, loop: asyncio.AbstractEventLoop, handler: Any, initial: Any) -> None:
+        # p4p's asyncio SharedPV takes the running loop; a family's PV is made on pvxs's
+        # thread, so the loop is given and the rest of p4p's __init__ done here
+        self.loop = loop
+        RawSharedPV.__init__(self, handler=handler, initial=initial)
+        self._disconnected = asyncio.Event()
+        self._disconnected.set()
+
     def _exec(self, op: Any, M: Any, *args: Any) -> None:  # noqa: N803 (p4p's name)
         if getattr(M, "on_pvxs_thread", False):
             try:
@@ -93,10 +113,17 @@ class _ServedPV(SharedPV):
 
 class _AttrHandler:
     def __init__(
-        self, device: Device[Any], attr: AttrR[Any], mapping: NtMapping, poster: _Poster
+        self,
+        device: Device[Any],
+        attr: AttrR[Any],
+        mapping: NtMapping,
+        poster: _Poster,
+        released: Callable[[], None] | None = None,
     ) -> None:
         self.device, self.attr, self.mapping, self.poster = device, attr, mapping, poster
         self.name = attr.name
+        #: A family's PV: called when its last client leaves (the PV is then dropped).
+        self.released = released
 
     @_on_pvxs_thread
     def onFirstConnect(self, pv: SharedPV) -> None:  # noqa: N802 (p4p's name)
@@ -125,6 +152,8 @@ class _AttrHandler:
             pv.close()
             if not self.attr.watched:
                 self.attr.forget()
+        if self.released is not None:
+            self.released()
 
     async def put(self, pv: SharedPV, op: ServerOperation) -> None:
         try:
@@ -173,24 +202,33 @@ class _Channels:
 
     A p4p ``DynamicProvider`` handler: ``makeChannel`` sees the peer's address, so a
     host without ``read`` access gets no channel at all (its search is answered, its
-    connection refused and counted in Refused).
+    connection refused and counted in Refused). Names of a :class:`PvFamily` are made
+    only then, and dropped when their last client leaves.
     """
 
-    def __init__(self, device: Device[Any], pvs: dict[str, SharedPV]) -> None:
-        self.device, self.pvs = device, pvs
+    def __init__(self, server: DeviceServer) -> None:
+        self.server, self.device, self.prefix = server, server.device, server.prefix
 
     def testChannel(self, name: str) -> bool:  # noqa: N802 (p4p's name)
-        return name in self.pvs
+        if name in self.server.static_pvs:
+            return True
+        return name.startswith(self.prefix) and self.device.has_pv(name[len(self.prefix) :])
 
     def makeChannel(self, name: str, peer: str) -> SharedPV | None:  # noqa: N802
-        pv = self.pvs.get(name)
-        if pv is None:
+        if not self.testChannel(name):
             return None
         caller = Caller(peer=peer)
         if not self.device.allows(Operation.READ, caller):
             self.device.loop_call(self.device.count_refusal, f"read of {name}", caller)
             return None
-        return pv
+        return self.server.static_pvs.get(name) or self.server.family_pv(name)
+
+
+class _FamilyPv(NamedTuple):
+    pv: SharedPV
+    attr: AttrR[Any]
+    poster: _Poster
+    family: PvFamily
 
 
 class DeviceServer:
@@ -206,6 +244,9 @@ class DeviceServer:
         self.device, self.prefix, self.network = device, prefix, network
         device.prefix = prefix
         self._pvs: dict[str, SharedPV] = {}
+        self._family_pvs: dict[str, _FamilyPv] = {}  # by full name, while clients use them
+        self._family_lock = threading.Lock()  # pvxs's thread makes and drops them
+        self._loop: asyncio.AbstractEventLoop | None = None  # set on entering
         self._server: Server | None = None
         self._provider: DynamicProvider | None = None
         self._lazy: dict[str, _Poster] = {}
@@ -213,19 +254,59 @@ class DeviceServer:
 
     @property
     def pv_names(self) -> list[str]:
-        """Full names of every PV served."""
+        """Full names of the declared PVs served (not those of families)."""
         return list(self._pvs)
 
-    def _serve_attr(self, attr: AttrR[Any]) -> SharedPV:
+    @property
+    def static_pvs(self) -> Mapping[str, SharedPV]:
+        """The declared PVs and RPCs by full name."""
+        return self._pvs
+
+    def _serve_attr(
+        self, attr: AttrR[Any], released: Callable[[], None] | None = None
+    ) -> tuple[SharedPV, _Poster]:
         mapping = NtMapping(attr.datatype, attr.description)
         initial = None if attr.on_demand else mapping.initial(attr.reading)
         poster = _Poster(attr, mapping)
-        handler = _AttrHandler(self.device, attr, mapping, poster)
-        pv = poster.pv = _ServedPV(handler=cast(Any, handler), initial=initial)
+        handler = _AttrHandler(self.device, attr, mapping, poster, released)
+        assert self._loop is not None, "PVs are served from inside the async with block"
+        pv = poster.pv = _ServedPV(self._loop, cast(Any, handler), initial)
         attr.add_listener(poster)
         if attr.lazy:
             self._lazy[attr.name] = poster
-        return pv
+        return pv, poster
+
+    def family_pv(self, full_name: str) -> SharedPV | None:
+        """The served PV of a family's name, made now unless a client uses it already."""
+        with self._family_lock:
+            served = self._family_pvs.get(full_name)
+            if served is not None:
+                return served.pv
+            name = full_name[len(self.prefix) :]
+            family = self.device.family_of(name)
+            if family is None:
+                return None
+            attr = family.make(name)
+            try:
+                pv, poster = self._serve_attr(attr, functools.partial(self._drop, full_name))
+            except Exception:
+                family.release(name)
+                raise
+            self._family_pvs[full_name] = _FamilyPv(pv, attr, poster, family)
+            return pv
+
+    def _drop(self, full_name: str) -> None:
+        """A family's PV lost its last client: stop serving it and release it."""
+        with self._family_lock:
+            served = self._family_pvs.pop(full_name, None)
+        if served is not None:
+            self._close_family_pv(full_name, served)
+
+    def _close_family_pv(self, full_name: str, served: _FamilyPv) -> None:
+        served.attr.remove_listener(served.poster)
+        if served.pv.isOpen():
+            served.pv.close()
+        served.family.release(full_name[len(self.prefix) :])
 
     async def _flush_lazy(self) -> None:
         """Post lazy attributes that changed while nobody watched, LAZY_RATE times a second."""
@@ -235,16 +316,15 @@ class DeviceServer:
                 poster.flush()
 
     async def __aenter__(self) -> DeviceServer:
+        self._loop = asyncio.get_running_loop()
         for name, attr in self.device.pvs.items():
-            self._pvs[self.prefix + name] = self._serve_attr(attr)
+            self._pvs[self.prefix + name] = self._serve_attr(attr)[0]
         for name, handler in self.device.rpcs.items():
             initial = _RPC_TYPE.wrap(handler.description)
             initial["display.description"] = handler.description
             rpc = SharedPV(handler=cast(Any, _RpcHandler(self.device, name)), initial=initial)
             self._pvs[self.prefix + name] = rpc
-        self._provider = DynamicProvider(
-            f"epics-collector:{self.prefix}", _Channels(self.device, self._pvs)
-        )
+        self._provider = DynamicProvider(f"epics-collector:{self.prefix}", _Channels(self))
         self.device.watch_pvs(self._pvs_changed)
         self._server = Server(
             providers=[self._provider],
@@ -259,7 +339,7 @@ class DeviceServer:
         assert self._provider is not None, "PVs change only while served"
         for attr in added:
             full_name = self.prefix + attr.name
-            self._pvs[full_name] = self._serve_attr(attr)
+            self._pvs[full_name] = self._serve_attr(attr)[0]
         for name in removed:
             full_name = self.prefix + name
             self._pvs.pop(full_name).close()
@@ -283,3 +363,7 @@ class DeviceServer:
                 self._server = None
             for pv in self._pvs.values():
                 pv.close()
+            with self._family_lock:
+                served, self._family_pvs = self._family_pvs, {}
+            for full_name, family_pv in served.items():
+                self._close_family_pv(full_name, family_pv)

@@ -1,10 +1,11 @@
 """Phoebus display files (``.bob``) from a device's PV description.
 
-The description is the one the PVA layer serves (``Device.pvs``), so every widget names
-a PV the device has. Widgets by datatype: text update for read-only values, text entry /
-combo box / check box for writable ones, a button for commands, a table for NTTables,
-an image for NTNDArrays, and for a channel's history an x/y plot of ``Time`` against
-``Value``. RPC PVs have no Phoebus widget; the screen names the command to call them.
+The description is the one the PVA layer serves (``Device.pvs`` and, up to
+:data:`MAX_FAMILY_PVS`, the PVs of its families), so every widget names a PV the device
+has. Widgets by datatype: text update for read-only values, text entry / combo box /
+check box for writable ones, a button for commands, a table for NTTables, an image for
+NTNDArrays, and for a channel's history an x/y plot of ``Time`` against ``Value``. RPC
+PVs have no Phoebus widget; the screen names the command to call them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from epics_collector.core import (
 )
 
 GENERAL = "Device"
+MAX_FAMILY_PVS = 400  # per-channel PVs on one screen (a collector may have 100,000 channels)
 LABEL_W, WIDGET_W, ROW_H, GAP = 170, 300, 22, 6
 WIDE_W = LABEL_W + GAP + WIDGET_W
 _GROUP = re.compile(r"^(?P<group>[^:]+(?::View)?):(?P<rest>.+)$")  # alias:View: apart
@@ -180,15 +182,34 @@ def _group(parent: _Widgets, title: str, attrs: list[AttrR[Any]], prefix: str) -
     parent.y += widgets.y + 30 + GAP
 
 
+def _family_attrs(device: Device[Any]) -> tuple[list[AttrR[Any]], bool]:
+    """The first :data:`MAX_FAMILY_PVS` PVs of the device's families; whether more exist."""
+    shown: list[AttrR[Any]] = []
+    for family in device.families:
+        for name in family.names():
+            if len(shown) == MAX_FAMILY_PVS:
+                return shown, True
+            shown.append(family.make(name))
+            family.release(name)
+    return shown, False
+
+
 def display(device: Device[Any], prefix: str, title: str) -> ET.ElementTree:
     """The ``.bob`` document of ``device`` served under ``prefix``."""
     root = ET.Element("display", version="2.0.0")
     ET.SubElement(root, "name").text = title
     widgets = _Widgets(root)
     widgets.block("label", "Title", 30, text=title)
-    for group_title, attrs in grouped(device.pvs.values()).items():
+    shown, more = _family_attrs(device)
+    for group_title, attrs in grouped([*device.pvs.values(), *shown]).items():
         if attrs:
             _group(widgets, group_title, attrs, prefix)
+    if more:
+        text = (
+            f"Only the first {MAX_FAMILY_PVS} per-channel PVs are shown; the others are "
+            "served all the same (see the Channels table)"
+        )
+        widgets.block("label", "More", 40, text=text)
     if device.rpcs:
         calls = ", ".join(f"{prefix}{name}" for name in device.rpcs)
         text = f"RPCs (no Phoebus widget; epics-collector call PV key=value, or pvcall): {calls}"

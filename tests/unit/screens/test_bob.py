@@ -56,7 +56,8 @@ def test_a_screen_per_device_type(kind: str, tmp_path: Path) -> None:
     path = write_screen(device, "LAB:X:", tmp_path / "screens")
     root = ET.parse(path).getroot()
     assert root.tag == "display" and root.get("version") == "2.0.0"
-    assert pv_names(path) == {f"LAB:X:{name}" for name in device.pvs}  # all, and only those
+    served = [*device.pvs, *(name for family in device.families for name in family.names())]
+    assert pv_names(path) == {f"LAB:X:{name}" for name in served}  # all, and only those
     widgets = {w.get("type") for w in root.iter("widget")}
     assert {"label", "textupdate", "group"} <= widgets
     if kind == "collector":

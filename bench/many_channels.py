@@ -1,0 +1,179 @@
+"""Many channels: start time, memory, CPU and updates/s of a collector of 10k-100k PVs.
+
+Each size N: four p4p counter servers (``sim.pva_source``) serve N/4 channels each; a
+collector (own process) records all N. Measured: seconds to ready and to every channel
+connected, resident memory idle (no row written yet) and per channel, CPU idle, then a
+recording at a fixed offered load (``--load`` updates/s over all channels): updates/s
+recorded, missing and the CPU share. The reference, in the same run: a plain p4p client
+process with N raw monitors of the same servers (same request), its memory per channel.
+Our overhead per channel is the collector's idle memory per channel minus that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import time
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+import psutil
+from p4p.client import raw
+from p4p.client.thread import Context
+
+from _common import Network, report
+from epics_collector.process import DeviceProcess, wait_until
+from epics_collector.pva import Client
+from epics_collector.sim import PvaSource
+
+SERVERS = 4
+QUEUE = 100_000  # the collector's default queue for number channels
+CAPACITY = 1000
+
+
+def sources(network: Network, channels: int, rate: float) -> tuple[list[PvaSource], list[str]]:
+    """SERVERS counter servers with ``channels`` in all, and every channel's name."""
+    per = channels // SERVERS
+    started = [
+        PvaSource(f"MC{k}:", network.environ(), channels=per, rate=rate, timeout=120).start()
+        for k in range(SERVERS)
+    ]
+    return started, [name for s in started for name in s.names(per)]
+
+
+def _raw_monitors(network: Network, names: list[str], out: Any) -> None:
+    """In a fresh process: RSS growth for one raw monitor per name (initial updates in)."""
+    ctx = Context("pva", conf=network.client_conf(), useenv=False, nt=False)
+    ctx.get(names[0])
+    before = psutil.Process().memory_info().rss
+    got = [0]
+    request = f"record[queueSize={QUEUE}]field()"
+
+    def wake() -> None:
+        got[0] += 1
+
+    subs = [raw.Context.monitor(ctx, name, wake, request) for name in names]
+    wait_until(lambda: got[0] >= len(names), 300)
+    time.sleep(1.0)  # the last initial updates land in the queues
+    out.put((psutil.Process().memory_info().rss - before) / len(names))
+    for sub in subs:
+        sub.close()
+    ctx.close()
+
+
+def raw_bytes_per_channel(network: Network, names: list[str]) -> float:
+    """Resident bytes a plain p4p client spends per monitored channel."""
+    spawn = multiprocessing.get_context("spawn")
+    out = spawn.Queue()
+    process = spawn.Process(target=_raw_monitors, args=(network, names, out))
+    process.start()
+    value = float(out.get(timeout=600))
+    process.join(30)
+    return value
+
+
+def _collector_rss(network: Network, config: dict[str, Any], data: Path) -> float:
+    with DeviceProcess("collector", "MCB:", config, env=network.environ(), data_dir=data) as dev:
+        time.sleep(2.0)  # idle: nothing to wait for
+        return float(psutil.Process(dev.process.pid).memory_info().rss)
+
+
+def collector(
+    network: Network, names: list[str], load: float, seconds: float, data: Path
+) -> dict[str, float]:
+    """Start a collector of ``names``, then record ``load`` updates/s for ``seconds``."""
+    channels = len(names)
+    config = {"channels": names, "capacity": CAPACITY, "connect_timeout": 120}
+    empty = _collector_rss(network, {"channels": ["NOPE:0"], "capacity": CAPACITY}, data / "e")
+    started = time.monotonic()
+    with (
+        DeviceProcess(
+            "collector", "MC:", config, env=network.environ(), data_dir=data, timeout=600
+        ) as device,
+        Client(network, timeout=120) as client,
+    ):
+        ready = time.monotonic() - started
+        wait_until(lambda: bool(all(client.get("MC:Channels").value.connected)), 600, 0.5)
+        connected = time.monotonic() - started
+        process = psutil.Process(device.process.pid)
+        time.sleep(2.0)  # settle: the initial updates are in
+        rss = process.memory_info().rss
+        cpu0, t0 = process.cpu_times(), time.monotonic()
+        time.sleep(5.0)  # an idle stretch to measure
+        cpu1, t1 = process.cpu_times(), time.monotonic()
+        idle_cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / (t1 - t0)
+        client.put("MC:Start", 1)
+        base = client.get("MC:Count")
+        rate = load / channels
+        count = max(1, round(rate * seconds))  # posts per channel
+        for k in range(SERVERS):
+            client.put(f"MC{k}::Rate", rate)
+            client.put(f"MC{k}::Count", count)
+        cpu0, t0 = process.cpu_times(), time.monotonic()
+        for k in range(SERVERS):
+            client.put(f"MC{k}::Go", 1)
+        expected = count * (channels // SERVERS) * SERVERS
+        wait_until(lambda: client.get("MC:Count") - base >= expected, seconds + 120, 0.1)
+        cpu1, t1 = process.cpu_times(), time.monotonic()
+        recorded = client.get("MC:Count") - base
+        dropped = client.get("MC:Dropped")
+        rss_recording = process.memory_info().rss
+    return {
+        "channels": channels,
+        "seconds to ready": ready,
+        "seconds to all connected": connected,
+        "resident MB idle": rss / 1e6,
+        "KB per channel idle": (rss - empty) / channels / 1e3,
+        "CPU share idle": idle_cpu,
+        "updates per s recorded": recorded / (t1 - t0),
+        "missing": expected - recorded,
+        "dropped": dropped,
+        "CPU share recording": (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / (t1 - t0),
+        "resident MB after recording": rss_recording / 1e6,
+    }
+
+
+def main() -> None:
+    """The scaling table."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--sizes", default="10000,50000,100000")
+    parser.add_argument("--load", type=float, default=20_000, help="updates/s offered in all")
+    parser.add_argument("--seconds", type=float, default=10.0, help="recording time")
+    args = parser.parse_args()
+    network = Network.loopback()
+    table = []
+    with TemporaryDirectory() as tmp:
+        for size in (int(s) for s in args.sizes.split(",")):
+            servers, names = sources(network, size, 1.0)
+            try:
+                raw_kb = raw_bytes_per_channel(network, names) / 1e3
+                figures = collector(network, names, args.load, args.seconds, Path(tmp) / str(size))
+            finally:
+                for server in servers:
+                    server.stop()
+            figures["raw p4p monitor KB per channel"] = raw_kb
+            figures["KB per channel beyond the raw p4p monitor"] = (
+                figures["KB per channel idle"] - raw_kb
+            )
+            report(
+                f"collector of {size} channels",
+                figures,
+                {"<= KB per channel beyond the raw p4p monitor": 5, "<= missing": 0},
+            )
+            table.append(figures)
+    print("\nchannels  ready s  connected s  RSS MB  KB/ch (p4p)  CPU idle  updates/s  CPU rec")
+    for f in table:
+        print(
+            f"{f['channels']:>8.0f}  {f['seconds to ready']:>7.1f}  "
+            f"{f['seconds to all connected']:>11.1f}  {f['resident MB idle']:>6.0f}  "
+            f"{f['KB per channel idle']:>5.1f} ({f['raw p4p monitor KB per channel']:.1f})  "
+            f"{f['CPU share idle']:>8.2f}  {f['updates per s recorded']:>9.0f}  "
+            f"{f['CPU share recording']:>7.2f}"
+        )
+    print("JSON " + json.dumps({"benchmark": "many channels table", "rows": table}))
+
+
+if __name__ == "__main__":
+    main()
