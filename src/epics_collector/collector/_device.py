@@ -20,8 +20,10 @@ from epics_collector.collector._persistence import FlushOutcome, Persistence
 from epics_collector.collector._push import MAX_PUSHED_CHANNELS, parse_push
 from epics_collector.collector._pvs import ChannelPvFamily
 from epics_collector.collector._recorder import Channel, Event, Recorder
+from epics_collector.collector._snapshot_pvs import SnapshotPvFamily
 from epics_collector.collector._snapshots import SNAPSHOT_COLUMNS, SnapshotStore
 from epics_collector.collector._start_stop import StartStop
+from epics_collector.collector._subscribing import ChannelSubscriber
 from epics_collector.collector._triggers import ConditionInput, TriggerWindows
 from epics_collector.collector._views import parse_query
 from epics_collector.core import (
@@ -55,6 +57,12 @@ from epics_collector.upload import UploadFailedError, make_uploader, upload_with
 log = logging.getLogger(__name__)
 _now = time.time  # Push has an argument named time
 NEXUS_SUFFIXES = (".nxs", ".h5", ".hdf5", ".nx5")  # kept; other names get .nxs
+
+
+def listed(items: list[str], separator: str = ", ", limit: int = 10) -> str:
+    """The first ``limit`` items joined, then how many more: a Message stays short."""
+    more = f"{separator}and {len(items) - limit} more" if len(items) > limit else ""
+    return separator.join(items[:limit]) + more
 
 
 class CollectorStates(StrEnum):
@@ -129,7 +137,8 @@ class Collector(Device[CollectorConfig]):
         self.channel_pvs = ChannelPvFamily(self.recorder, self.config.tail)
         self.add_family(self.channel_pvs)
         self.channel_table.refresh = self._publish_channel_table
-        self._subscriptions: list[Subscription] = []
+        self._subscriptions: list[Subscription] = []  # of the condition PVs
+        self.subscriber: ChannelSubscriber | None = None  # the channels' (once started)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._publisher: asyncio.Task[None] | None = None
         self._duration_timer: asyncio.TimerHandle | None = None
@@ -151,14 +160,10 @@ class Collector(Device[CollectorConfig]):
         if self.config.trigger is not None:
             store = SnapshotStore(self._spill_dir / "snapshots") if self.config.persist else None
             self.triggers = TriggerWindows(
-                self.config.trigger,
-                self.recorder,
-                self.add_pv,
-                self.remove_pv,
-                self.report,
-                self.snapshot_table,
-                store,
+                self.config.trigger, self.recorder, self.report, self.snapshot_table, store
             )
+            triggers = self.triggers
+            self.add_family(SnapshotPvFamily(self.recorder, lambda: triggers.snapshots))
         self.start_stop = StartStop(
             self.config.start_when,
             self.config.stop_when,
@@ -286,10 +291,13 @@ class Collector(Device[CollectorConfig]):
 
     def _named_channel(self, name: str) -> Channel:
         """A channel by alias or by source PV name (a clear error otherwise)."""
+        found = self.recorder.by_alias.get(name)
+        if found is not None:
+            return found
         for channel in self.recorder.channels:
-            if name in (channel.alias, channel.config.pv):
+            if name == channel.config.pv:
                 return channel
-        aliases = [c.alias for c in self.recorder.channels]
+        aliases = listed([c.alias for c in self.recorder.channels])
         raise ValueError(f"no channel {name!r}; channels: {aliases}")
 
     def _snapshot_rows(self, snapshot: str, alias: str) -> Columns:
@@ -308,7 +316,7 @@ class Collector(Device[CollectorConfig]):
             raise ValueError(f"at most {MAX_PUSHED_CHANNELS} extra channels")
         channel = self.recorder.add_channel(config)
         self._pushed[alias] = kind
-        channel.connected = channel.ever_connected = True  # its source is the Push RPC
+        self.recorder.mark_connected(channel)  # its source is the Push RPC
         if self.persistence is not None:
             self.persistence.add_channel(channel)
         self.report(f"extra channel {alias} ({kind}) created by a push")
@@ -387,7 +395,7 @@ class Collector(Device[CollectorConfig]):
             f"{ch.alias} ({ch.config.pv})" for ch in self.recorder.channels if not ch.ever_connected
         ]
         if never:
-            names = ", ".join(never)
+            names = listed(never)
             return f"{reason} with no new sample: never connected: {names} (check the PV names)"
         return f"{reason} with no new sample: no channel sent an update while recording"
 
@@ -409,7 +417,7 @@ class Collector(Device[CollectorConfig]):
             self.report(channel.problem, Severity.MINOR)
         elif not channel.connected:
             self.report(f"{channel.alias} ({channel.config.pv}) {channel.reason}", Severity.MINOR)
-        elif all(ch.connected for ch in self.recorder.channels):
+        elif self.recorder.connected == len(self.recorder.channels):  # O(1): 100k events
             self.report("all channels connected")
 
     # publishing -----------------------------------------------------------------------------
@@ -460,7 +468,7 @@ class Collector(Device[CollectorConfig]):
                     "numbers (counted in Dropped)"
                 )
         if lines:
-            self.report("; ".join(lines), Severity.MINOR)
+            self.report(listed(lines, "; "), Severity.MINOR)
 
     def _publish_channel_table(self) -> None:
         channels = self.recorder.channels
@@ -498,7 +506,7 @@ class Collector(Device[CollectorConfig]):
             if not ch.ever_connected and now - ch.created > self.config.connect_timeout
         }
         if missing and missing != self._reported_missing:
-            self.report(f"not connected: {', '.join(sorted(missing))}", Severity.MINOR)
+            self.report(f"not connected: {listed(sorted(missing))}", Severity.MINOR)
         self._reported_missing = missing
 
     # persistence ------------------------------------------------------------------------------
@@ -581,16 +589,10 @@ class Collector(Device[CollectorConfig]):
         if self.sources is None:
             raise RuntimeError("no source transport: run the collector with sources")
         resume = False if self.persistence is None else self._load_spills(self.persistence)
-        for channel in self.recorder.channels:
-            queue_size = self.config.queue_size_for(channel.config)
-            listeners: list[tuple[str, Any]] = [(channel.config.pv, channel)]
-            listeners += [
-                (pv, channel.merged_source(i)) for i, pv in enumerate(channel.config.merge)
-            ]
-            for pv, listener in listeners:
-                self._subscriptions.append(
-                    self.sources.subscribe(pv, listener, queue_size=queue_size)
-                )
+        self.subscriber = ChannelSubscriber(
+            self.sources, self.recorder, lambda ch: self.config.queue_size_for(ch.config)
+        )
+        self.subscriber.start()
         self._subscribe_conditions()
         self._publisher = asyncio.create_task(self._publish_forever(), name="publish")
         if resume or self.config.autostart:
@@ -614,7 +616,9 @@ class Collector(Device[CollectorConfig]):
 
     async def on_stop(self) -> None:
         """Close the sources, flush to disk, stop publishing."""
-        for subscription in self._subscriptions:
+        if self.subscriber is not None:
+            await self.subscriber.close()
+        for subscription in self._subscriptions:  # the condition PVs'
             subscription.close()
         self._subscriptions = []
         if self.sources is not None:

@@ -135,6 +135,7 @@ class Recorder:
         self.dropped = 0
         self.overruns = 0
         self.channels = [Channel(c, self._ring(c), self) for c in config.channels]
+        self.connected = 0  # channels connected now (kept by connection changes)
         #: The channels by alias (recorded and pushed).
         self.by_alias = {channel.alias: channel for channel in self.channels}
 
@@ -212,11 +213,21 @@ class Recorder:
                 channel.reducer.reset()
                 self._append(channel, (time.time(), gap, Severity.INVALID, Status.CLIENT))
             connected = all(channel.sources_connected)
-            channel.connected = connected
+            self._set_connected(channel, connected)
             channel.ever_connected |= connected
             channel.reason = reason
             channel.changed = True
         self.notify(Event.CONNECTION, channel)
+
+    def _set_connected(self, channel: Channel, connected: bool) -> None:
+        self.connected += int(connected) - int(channel.connected)
+        channel.connected = connected
+
+    def mark_connected(self, channel: Channel) -> None:
+        """A channel without a source (pushed) is connected from the start."""
+        with self.lock:
+            self._set_connected(channel, True)
+            channel.ever_connected = True
 
     def loss(self, channel: Channel, missing: int | None) -> None:
         """Count updates lost at the source while recording (see ``SourceListener``)."""

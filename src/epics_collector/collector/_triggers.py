@@ -14,12 +14,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from epics_collector.collector._conditions import Condition, Trigger
 from epics_collector.collector._recorder import Recorder
 from epics_collector.collector._snapshots import Snapshot, SnapshotStore, table, window
-from epics_collector.core import AttrR, NDArray, Severity, Update, Waveform
+from epics_collector.core import AttrR, Severity, Update
 
 FREEZE_MARGIN = 0.3  # seconds: updates stamped inside the window may arrive a little later
 
@@ -57,23 +55,15 @@ class TriggerWindows:
         self,
         config: Trigger,
         recorder: Recorder,
-        add_pv: Callable[[AttrR[Any]], Any],
-        remove_pv: Callable[[str], None],
         report: Callable[[str, Severity], None],
         table_pv: AttrR[Any],
         store: SnapshotStore | None,
     ) -> None:
         self.config, self.recorder, self.store = config, recorder, store
-        self.add_pv, self.remove_pv, self.report, self.table_pv = (
-            add_pv,
-            remove_pv,
-            report,
-            table_pv,
-        )
+        self.report, self.table_pv = report, table_pv
         self.condition = Condition(config.when)
         self.snapshots: list[Snapshot] = []
         self._pending: dict[int, tuple[asyncio.TimerHandle, float]] = {}
-        self._pv_names: dict[int, list[str]] = {}
         self._next_id = 1
         self._texts = {c.alias for c in recorder.channels if c.config.kind == "string"}
 
@@ -135,33 +125,13 @@ class TriggerWindows:
             )
 
     def _keep(self, snapshot: Snapshot) -> None:
+        """Keep ``snapshot`` (served by :class:`SnapshotPvFamily`), dropping the oldest."""
         self.snapshots.append(snapshot)
         self._next_id = max(self._next_id, snapshot.id + 1)
-        names = self._pv_names.setdefault(snapshot.id, [])
-        for channel in self.recorder.channels:
-            rows = snapshot.rows.get(channel.alias)
-            if rows is None:
-                continue
-            base = f"Snapshot:{snapshot.id}:{channel.alias}"
-            times: AttrR[Any] = AttrR(Waveform(), name=f"{base}:Time", description="Snapshot times")
-            pvs: list[tuple[AttrR[Any], np.ndarray]] = [(times, rows.time)]
-            kind = channel.config.kind
-            if kind in ("number", "string"):  # images: only times (frames stay in the history)
-                dtype: Any = np.float64 if kind == "number" else str
-                pvs.append((AttrR(Waveform(dtype=dtype), name=f"{base}:Value"), rows.value))
-            elif kind == "waveform":
-                pvs.append((AttrR(NDArray(dtype=None), name=f"{base}:Value"), rows.value))
-            for attr, data in pvs:
-                attr.description = attr.description or "Snapshot values"
-                attr.set(data, timestamp=snapshot.trigger_time)
-                self.add_pv(attr)
-                names.append(attr.name)
         while len(self.snapshots) > self.config.max_snapshots:
             self._discard(self.snapshots.pop(0))
 
     def _discard(self, snapshot: Snapshot) -> None:
-        for name in self._pv_names.pop(snapshot.id, []):
-            self.remove_pv(name)
         if self.store is not None:
             self.store.delete(snapshot.id)
 

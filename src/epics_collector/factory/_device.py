@@ -234,6 +234,7 @@ class Factory(Device[FactoryConfig]):
             config,
             data_dir=self.data_dir / spec.name,
             parent_pid=os.getpid(),
+            config_file=self.state_dir / "configs" / f"{spec.name}.json",
         )
         log_path = self.state_dir / "logs" / f"{spec.name}.log"
         return ManagedProcess(MODULE, args, log_path=log_path).start()

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from epics_collector.process._managed import ReadyProcess
 
+INLINE_CONFIG_CHARS = 32_000  # longer configurations go through a file
 READY_LINE = "device ready:"
 FACTORY_READY_LINE = "factory ready:"
 MODULE = "epics_collector"
@@ -21,14 +25,27 @@ def device_arguments(
     *,
     data_dir: Path | None = None,
     parent_pid: int | None = None,
+    config_file: Path | None = None,
 ) -> list[str]:
     """Arguments of ``python -m epics_collector`` that run one device.
 
-    With ``parent_pid`` the device exits when that process dies (see
+    A configuration longer than :data:`INLINE_CONFIG_CHARS` is written to ``config_file``
+    (a ``.json`` path the caller owns) and passed by name: one command-line word holds at
+    most 128 KiB on Linux, a 10,000-channel collector's configuration more. With
+    ``parent_pid`` the device exits when that process dies (see
     :func:`~epics_collector.process.exit_with_parent`), so a supervisor killed with
     SIGKILL leaves no orphans that would hold the device's PV names.
     """
-    args = ["run", type_name, "--prefix", prefix, "--config", json.dumps(config or {})]
+    text = json.dumps(config or {})
+    if len(text) > INLINE_CONFIG_CHARS:
+        if config_file is None or config_file.suffix != ".json":
+            raise ValueError(f"a configuration of {len(text)} characters needs a .json file")
+        config_file.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(text)
+        text = str(config_file)
+    args = ["run", type_name, "--prefix", prefix, "--config", text]
     if data_dir is not None:
         args += ["--data-dir", str(data_dir)]
     if parent_pid is not None:
@@ -50,8 +67,19 @@ class DeviceProcess(ReadyProcess):
         timeout: float = 30.0,
     ) -> None:
         self.prefix = prefix
-        args = device_arguments(type_name, prefix, config, data_dir=data_dir)
+        # written only for a long configuration, removed on stop
+        self._config_file = Path(tempfile.gettempdir()) / f"epics-collector-{uuid.uuid4()}.json"
+        args = device_arguments(
+            type_name, prefix, config, data_dir=data_dir, config_file=self._config_file
+        )
         super().__init__(MODULE, args, READY_LINE, env=env, timeout=timeout)
+
+    def stop(self) -> int:
+        """Stop the device and remove its configuration file, if it needed one."""
+        try:
+            return super().stop()
+        finally:
+            self._config_file.unlink(missing_ok=True)
 
 
 class FactoryProcess(ReadyProcess):

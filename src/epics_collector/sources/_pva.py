@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import threading
 import time
@@ -107,8 +109,10 @@ class _PvaSubscription:
         listener: SourceListener,
         queue_size: int,
         reviver: _Reviver,
+        closer: _Closer,
     ):
         self.name, self._listener, self._ctx, self._reviver = name, listener, ctx, reviver
+        self._closer = closer
         self._queue_size = queue_size if queue_size > 1 else 4  # pvxs's default below 2
         self._connected = False
         self._undecodable = False  # the last update could not be decoded (reported once)
@@ -122,7 +126,7 @@ class _PvaSubscription:
         self._lock = threading.Lock()  # one (re)subscription at a time
         self._sub = raw.Context.monitor(ctx, name, self._wake, self._request)
         self._wake()  # anything queued before the subscription was stored
-        reviver.lost(self)  # until it connects
+        reviver.lost(self, new=True)  # until it connects
 
     def renew(self) -> None:
         """Subscribe again on a new channel (reviver thread, while disconnected).
@@ -213,14 +217,12 @@ class _PvaSubscription:
         # number <= last: the source restarted its numbering; nothing is known lost
 
     def close(self) -> None:
+        """Stop delivering updates now; the monitor itself is closed by the closer."""
         self._reviver.found(self)
         with self._lock:
             sub, self._sub = self._sub, None
         if sub is not None:
-            sub.close()
-            # drop the channel if nothing else uses it: a later subscription then searches
-            # at once instead of inheriting this channel's backed-off search schedule
-            self._ctx.disconnect(self.name)
+            self._closer.close(sub, self.name)
 
 
 class _Reviver:
@@ -231,24 +233,36 @@ class _Reviver:
 
     A source disconnected for up to 2 minutes is retried every 0.3 s, then every 2 s up
     to 10 minutes, then every 10 s; at most ``MAX_RATE`` retries a second in all (a
-    retry is a search request), oldest due first.
+    retry is a search request), oldest due first. A new subscription is first left to
+    pvxs's own search for ``FIRST_GRACE`` seconds: 100,000 new channels are found by one
+    round of searches, and renewing them meanwhile would only start their search again.
+    Due times are kept in a heap, so a tick costs the retries it makes, not the number of
+    sources lost.
     """
 
     RETRY = ((120.0, 0.3), (600.0, 2.0), (float("inf"), 10.0))  # (lost for up to, every)
+    FIRST_GRACE = 5.0
     MAX_RATE = 200.0
     TICK = 0.1
 
     def __init__(self) -> None:
-        self._lost: dict[_PvaSubscription, tuple[float, float]] = {}  # -> (since, next)
+        self._lost: dict[_PvaSubscription, tuple[float, int]] = {}  # -> (since, generation)
+        self._due: list[tuple[float, int, int, _PvaSubscription]] = []  # heap
+        self._generation = itertools.count()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pva-reviver", daemon=True)
         self._thread.start()
 
-    def lost(self, subscription: _PvaSubscription) -> None:
+    def lost(self, subscription: _PvaSubscription, *, new: bool = False) -> None:
         now = time.monotonic()
         with self._lock:
-            self._lost.setdefault(subscription, (now, now + self.RETRY[0][1]))
+            if subscription in self._lost:
+                return
+            generation = next(self._generation)
+            self._lost[subscription] = (now, generation)
+            first = self.FIRST_GRACE if new else self.RETRY[0][1]
+            heapq.heappush(self._due, (now + first, generation, id(subscription), subscription))
 
     def found(self, subscription: _PvaSubscription) -> None:
         with self._lock:
@@ -257,20 +271,28 @@ class _Reviver:
     def _interval(self, lost_for: float) -> float:
         return next(every for up_to, every in self.RETRY if lost_for <= up_to)
 
+    def _take_due(self, now: float, budget: int) -> list[_PvaSubscription]:
+        """Pop up to ``budget`` due retries and schedule each one's next (under the lock)."""
+        due: list[_PvaSubscription] = []
+        while self._due and self._due[0][0] <= now and len(due) < budget:
+            _, generation, key, sub = heapq.heappop(self._due)
+            entry = self._lost.get(sub)
+            if entry is None or entry[1] != generation:  # found (and maybe lost again)
+                continue
+            due.append(sub)
+            heapq.heappush(self._due, (now + self._interval(now - entry[0]), generation, key, sub))
+        if not self._lost:
+            self._due.clear()  # only stale entries left
+        return due
+
     def _run(self) -> None:
         budget = 0.0
         while not self._stop.wait(self.TICK):
             budget = min(budget + self.MAX_RATE * self.TICK, self.MAX_RATE)
-            now = time.monotonic()
             with self._lock:
-                due = sorted(
-                    (entry[1], sub) for sub, entry in self._lost.items() if entry[1] <= now
-                )[: int(budget)]
-                for _, sub in due:
-                    since = self._lost[sub][0]
-                    self._lost[sub] = (since, now + self._interval(now - since))
+                due = self._take_due(time.monotonic(), int(budget))
             budget -= len(due)
-            for _, subscription in due:
+            for subscription in due:
                 try:
                     subscription.renew()
                 except Exception:  # a closed context while stopping, or a p4p error
@@ -281,6 +303,44 @@ class _Reviver:
         self._thread.join()
 
 
+class _Closer:
+    """Closes subscriptions on its own thread, so closing never waits on the caller's.
+
+    Each pvxs close waits for the client's network thread, which spends a while on
+    every search tick while many channels are searched for (a collector of 100,000
+    channels whose servers are gone): closed one after another on the event loop they
+    took minutes. Closed here, the caller goes on at once; closing the context ends what
+    is still queued.
+    """
+
+    def __init__(self, ctx: Any) -> None:
+        self._ctx = ctx
+        self._queue: SimpleQueue[tuple[Any, str] | None] = SimpleQueue()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pva-closer", daemon=True)
+        self._thread.start()
+
+    def close(self, sub: Any, name: str) -> None:
+        self._queue.put((sub, name))
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None and not self._stopping.is_set():
+            sub, name = item
+            try:
+                sub.close()
+                # drop the channel if nothing else uses it: a later subscription then
+                # searches at once instead of inheriting this one's backed-off schedule
+                self._ctx.disconnect(name)
+            except Exception:
+                log.exception("%s: closing the subscription failed", name)
+
+    def stop(self) -> None:
+        """Drop what is still queued (the context closes it) after the close under way."""
+        self._stopping.set()
+        self._queue.put(None)
+        self._thread.join()
+
+
 class PvaSources:
     """Opens PVA monitors; one thread records every update, in order per source."""
 
@@ -288,12 +348,15 @@ class PvaSources:
         self._ctx: Any = Context("pva", conf=network.client_conf(), useenv=network.useenv, nt=False)
         self._drainer = _Drainer()
         self._reviver = _Reviver()
+        self._closer = _Closer(self._ctx)
 
     def subscribe(
         self, name: str, listener: SourceListener, *, queue_size: int
     ) -> _PvaSubscription:
         """Monitor ``name`` with ``record[queueSize=queue_size]``."""
-        return _PvaSubscription(self._ctx, self._drainer, name, listener, queue_size, self._reviver)
+        return _PvaSubscription(
+            self._ctx, self._drainer, name, listener, queue_size, self._reviver, self._closer
+        )
 
     async def put(self, name: str, value: Any) -> None:
         """Put and wait (in an executor: p4p's thread client blocks)."""
@@ -306,5 +369,6 @@ class PvaSources:
     def close(self) -> None:
         """Close the client context (and with it every subscription)."""
         self._reviver.stop()
+        self._closer.stop()
         self._ctx.close()
         self._drainer.stop()

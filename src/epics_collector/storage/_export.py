@@ -12,14 +12,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
 
+from epics_collector.storage._hdf5 import new_dataset, new_group, set_text, write_rows
 from epics_collector.storage._paths import new_file
 from epics_collector.storage._ring import Columns
 
 CHUNK_ROWS = 1 << 16
+SEVERITY_TEXT = "EPICS alarm severity: 0 none, 1 minor, 2 major, 3 invalid"
+STATUS_TEXT = "PVA alarm status (7 = client: a gap while disconnected)"
 
 
 @dataclass
@@ -67,29 +71,44 @@ def _chunks(n: int) -> Iterator[slice]:
 
 
 def _write_log(group: h5py.Group, channel: ChannelData) -> None:
-    """An NXlog: ``time`` relative to its ``start`` attribute, then value/severity/status."""
-    log = group.create_group(channel.alias)
-    log.attrs["NX_class"] = "NXlog"
-    log.attrs["source"] = channel.pv
-    log.attrs["kind"] = channel.kind
+    """An NXlog: ``time`` relative to its ``start`` attribute, then value/severity/status.
+
+    Numeric columns through :mod:`~epics_collector.storage._hdf5` (100,000 channels are
+    100,000 of these); string values through h5py's own (variable-length) datasets.
+    """
+    log = new_group(group.id, channel.alias)
+    set_text(log, "NX_class", "NXlog")
+    set_text(log, "source", channel.pv)
+    set_text(log, "kind", channel.kind)
     rows, n = channel.rows, len(channel.rows)
     start = float(rows.time[0]) if n else 0.0
-    chunks = (min(n, CHUNK_ROWS),) if n else None
-    time = log.create_dataset("time", shape=(n,), dtype="f8", chunks=chunks)
-    time.attrs["start"] = iso(start)
-    time.attrs["units"] = "s"
-    value_dtype = h5py.string_dtype() if rows.value.dtype == object else rows.value.dtype
+    chunks = min(n, CHUNK_ROWS) if n else None
+    time = new_dataset(log, "time", (n,), np.dtype("f8"), chunks)
+    set_text(time, "start", iso(start))
+    set_text(time, "units", "s")
     value_shape = (n, *rows.value.shape[1:])
-    value = log.create_dataset("value", shape=value_shape, dtype=value_dtype)
+    value: Any = None  # h5py's dataset for strings
+    if rows.value.dtype == object:
+        value = h5py.Group(log).create_dataset(
+            "value", shape=value_shape, dtype=h5py.string_dtype()
+        )
+        value_id = value.id
+    else:
+        value_id = new_dataset(log, "value", value_shape, rows.value.dtype)
     if channel.units:
-        value.attrs["units"] = channel.units
-    severity = log.create_dataset("severity", data=rows.severity)
-    status = log.create_dataset("status", data=rows.status)
-    severity.attrs["description"] = "EPICS alarm severity: 0 none, 1 minor, 2 major, 3 invalid"
-    status.attrs["description"] = "PVA alarm status (7 = client: a gap while disconnected)"
+        set_text(value_id, "units", channel.units)
+    severity = new_dataset(log, "severity", (n,), np.dtype("i1"))
+    write_rows(severity, 0, rows.severity)
+    status = new_dataset(log, "status", (n,), np.dtype("i1"))
+    write_rows(status, 0, rows.status)
+    set_text(severity, "description", SEVERITY_TEXT)
+    set_text(status, "description", STATUS_TEXT)
     for part in _chunks(n):
-        time[part] = rows.time[part] - start
-        value[part] = rows.value[part]
+        write_rows(time, part.start, rows.time[part] - start)
+        if rows.value.dtype == object:
+            value[part] = rows.value[part]
+        else:
+            write_rows(value_id, part.start, rows.value[part])
 
 
 def write_nexus(path: Path, data: ExportData, root: Path | None = None) -> None:

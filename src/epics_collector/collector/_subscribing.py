@@ -1,0 +1,78 @@
+"""A collector's source subscriptions, opened in paced batches.
+
+Searching for 100,000 new channels at once floods the UDP receive buffer with replies;
+the channels whose reply is dropped wait for pvxs's backed-off search (measured: 89 s to
+connect 100,000 at once, more than a minute for part of them). So channels are subscribed
+:data:`BATCH` at a time, each batch once at most :data:`WINDOW` subscribed channels are
+still unconnected (or after :data:`BATCH_WAIT` seconds, so servers that are down only
+slow the start, never stop it). The first batch is subscribed at once; the rest in the
+background, while the device serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from epics_collector.collector._recorder import Channel, Recorder
+from epics_collector.core import Sources, Subscription
+
+log = logging.getLogger(__name__)
+BATCH = 2000
+WINDOW = 4000
+BATCH_WAIT = 2.0
+POLL = 0.02
+
+
+class ChannelSubscriber:
+    """Subscribes every channel of a recorder (and its merged PVs); closes them all."""
+
+    def __init__(
+        self, sources: Sources, recorder: Recorder, queue_size: Callable[[Channel], int]
+    ) -> None:
+        self.sources, self.recorder, self.queue_size = sources, recorder, queue_size
+        self.subscriptions: list[Subscription] = []
+        self.subscribed = 0  # channels
+        self._task: asyncio.Task[None] | None = None
+
+    def _subscribe(self, channels: list[Channel]) -> None:
+        for channel in channels:
+            listeners: list[tuple[str, Any]] = [(channel.config.pv, channel)]
+            listeners += [
+                (pv, channel.merged_source(i)) for i, pv in enumerate(channel.config.merge)
+            ]
+            for pv, listener in listeners:
+                self.subscriptions.append(
+                    self.sources.subscribe(pv, listener, queue_size=self.queue_size(channel))
+                )
+            self.subscribed += 1
+
+    def start(self) -> None:
+        """Subscribe the first batch now and the others in the background (event loop)."""
+        channels = list(self.recorder.channels)
+        self._subscribe(channels[:BATCH])
+        if len(channels) > BATCH:
+            self._task = asyncio.create_task(self._rest(channels[BATCH:]), name="subscribe")
+
+    async def _rest(self, channels: list[Channel]) -> None:
+        loop = asyncio.get_running_loop()
+        for first in range(0, len(channels), BATCH):
+            deadline = loop.time() + BATCH_WAIT
+            while self.subscribed - self.recorder.connected > WINDOW and loop.time() < deadline:
+                await asyncio.sleep(POLL)
+            self._subscribe(channels[first : first + BATCH])
+        log.info("subscribed %d channels", self.subscribed)
+
+    async def close(self) -> None:
+        """Stop subscribing and close every subscription."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for subscription in self.subscriptions:
+            subscription.close()
+        self.subscriptions = []
