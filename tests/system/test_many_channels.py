@@ -77,7 +77,7 @@ def test_a_100k_channel_collector_starts_records_serves_and_exports(
         assert list(ctx.get(f"BIG:{names[12_345].replace(':', '_')}:Value")) == [0.0]
         ctx.put("BIG:Stop", 1)
         ctx.put("BIG:Export", "everything", timeout=120)
-        path = Path(ctx.get("BIG:ExportPath"))
+        path = Path(ctx.get("BIG:ExportPath") + "")  # the raw string (str() adds a stamp)
         assert ctx.get("BIG:ExportRows") == 100_000 + SAMPLE * (CAPACITY - 1)
     with h5py.File(path) as f:
         exported = f["entry/channels"]
@@ -99,3 +99,30 @@ def test_a_10k_channel_config_round_trips_through_the_factory(factory_process) -
     assert got.model_dump() == want.model_dump()
     assert len(fac.ctx.get(prefix + "Channels", timeout=30).value.alias) == 10_000
     fac.call("Destroy", name="big")
+
+
+def test_channel_pvs_are_made_for_clients_and_dropped_after(sim_ioc, collector, prefix, ctx):
+    served = collector({"channels": [sim_ioc.prefix + "Counter"]})
+    alias = f"{sim_ioc.prefix}Counter".replace(":", "_")
+    family = served.device.channel_pvs
+    gone = lambda: served.server.family_pvs_served == 0 and not family.live()  # noqa: E731
+    assert gone()
+    wait_for(lambda: ctx.get(f"{prefix}{alias}:Connected") == 1, 10, "Connected")
+    assert served.server.family_pvs_served == 1  # p4p's client keeps its channels cached
+    ctx.disconnect()  # as a pvget that exits
+    wait_for(gone, 5, "the PVs of a get dropped")
+    ctx.put(prefix + "Start", 1)
+    updates: list[object] = []
+    subscription = ctx.monitor(f"{prefix}{alias}:Value", updates.append)
+    try:
+        wait_for(lambda: len(updates) >= 2, 10, "two history updates")
+        assert served.server.family_pvs_served == 1 and len(family.live()) == 1
+    finally:
+        subscription.close()
+    ctx.disconnect()
+    wait_for(gone, 5, "the monitored PV dropped")
+    ctx.put(f"{prefix}{alias}:View:Points", 50)  # a setting a client changed is kept
+    ctx.disconnect()
+    wait_for(lambda: served.server.family_pvs_served == 0, 5, "the put's PV dropped")
+    assert len(family.live()) == 1 and ctx.get(f"{prefix}{alias}:View:Points") == 50
+    assert len(ctx.get(f"{prefix}{alias}:View:Time")) <= 50

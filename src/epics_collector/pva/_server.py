@@ -276,6 +276,11 @@ class DeviceServer:
             self._lazy[attr.name] = poster
         return pv, poster
 
+    @property
+    def family_pvs_served(self) -> int:
+        """How many PVs of families are served now (each has a client)."""
+        return len(self._family_pvs)
+
     def family_pv(self, full_name: str) -> SharedPV | None:
         """The served PV of a family's name, made now unless a client uses it already."""
         with self._family_lock:
