@@ -97,9 +97,10 @@ def test_channels_beyond_a_batch_are_subscribed_in_the_background(tmp_path: Path
     async def scenario() -> None:
         await device.start()
         try:
-            assert device.subscriber is not None
-            assert device.subscriber.subscribed == BATCH  # at once; the rest follows
-            await until(lambda: device.subscriber.subscribed == len(names), "all subscribed")
+            subscriber = device.subscriber
+            assert subscriber is not None
+            assert subscriber.subscribed == BATCH  # at once; the rest follows
+            await until(lambda: subscriber.subscribed == len(names), "all subscribed")
         finally:
             await device.stop()
 
@@ -151,4 +152,5 @@ def test_a_long_config_goes_through_a_private_file(tmp_path: Path) -> None:
 
 def test_listed_keeps_messages_short() -> None:
     assert listed(["a", "b"]) == "a, b"
-    assert listed([str(i) for i in range(100_000)]) == "0, 1, 2, 3, 4, 5, 6, 7, 8, 9, and 99990 more"
+    many = listed([str(i) for i in range(100_000)])
+    assert many == "0, 1, 2, 3, 4, 5, 6, 7, 8, 9, and 99990 more"
