@@ -4,10 +4,11 @@ Each size N: four p4p counter servers (``sim.pva_source``) serve N/4 channels ea
 collector (own process) records all N. Measured: seconds to ready and to every channel
 connected, resident memory idle (no row written yet) and per channel, CPU idle, then a
 recording at a fixed offered load (``--load`` updates/s over all channels): updates/s
-recorded, missing and the CPU share. The reference, in the same run: a plain p4p client
-process with N raw monitors of the same servers (same request), its memory per channel.
-Our overhead per channel is the collector's idle memory per channel minus that and minus
-the ring's rows (a ring of ``capacity`` <= 1024 rows is allocated whole at the start).
+recorded, missing and the CPU share; then the seconds a NeXus export of it takes. The
+reference, in the same run: a plain p4p client process with N raw monitors of the same
+servers (same request), its memory per channel. Our overhead per channel is the
+collector's idle memory per channel minus that and minus the ring's rows (a ring of
+``capacity`` <= 1024 rows is allocated whole at the start).
 """
 
 from __future__ import annotations
@@ -125,6 +126,10 @@ def collector(
         recorded = client.get("MC:Count") - base
         dropped = client.get("MC:Dropped")
         rss_recording = process.memory_info().rss
+        client.put("MC:Stop", 1)
+        exported = time.monotonic()
+        client.context.put("MC:Export", "all", timeout=900)  # answered once written
+        export_seconds = time.monotonic() - exported
     return {
         "channels": channels,
         "seconds to ready": ready,
@@ -137,6 +142,73 @@ def collector(
         "dropped": dropped,
         "CPU share recording": (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / (t1 - t0),
         "resident MB after recording": rss_recording / 1e6,
+        "seconds to export NeXus": export_seconds,
+    }
+
+
+def _start_connected(client: Client, prefix: str, channels: int) -> None:
+    """Wait until every channel is connected, start, wait for the initial values."""
+    wait_until(lambda: bool(all(client.get(f"{prefix}Channels").value.connected)), 60)
+    client.put(f"{prefix}Start", 1)
+    wait_until(lambda: client.get(f"{prefix}Count") >= channels, 60)
+
+
+def _recorded_rate(
+    network: Network, parts: list[list[str]], servers: list[PvaSource], data: Path
+) -> dict[str, float]:
+    """Collectors (one per part) record one flat-out Go of every server: updates/s."""
+    prefixes = [f"SP{i}:" for i in range(len(parts))]
+    configs = [{"channels": part, "capacity": 1000, "connect_timeout": 60} for part in parts]
+    devices = [
+        DeviceProcess("collector", p, c, env=network.environ(), data_dir=data / p[:-1])
+        for p, c in zip(prefixes, configs, strict=True)
+    ]
+    try:
+        for device in devices:
+            device.start()
+        with Client(network, timeout=60) as client:
+            for p, part in zip(prefixes, parts, strict=True):
+                _start_connected(client, p, len(part))
+            total = lambda: sum(client.get(f"{p}Count") for p in prefixes)  # noqa: E731
+            wait_quiet(total, quiet=1.0)
+            base, posts = total(), client.get(f"{servers[0].prefix}:Count")
+            expected = base + posts * sum(len(part) for part in parts)
+            started = time.monotonic()
+            for server in servers:
+                client.put(f"{server.prefix}:Go", 1)
+            wait_until(lambda: total() >= expected, 300, 0.05)
+            seconds = time.monotonic() - started
+            lost = sum(client.get(f"{p}Dropped") + client.get(f"{p}Overruns") for p in prefixes)
+            return {"updates per s": (total() - base) / seconds, "lost": lost}
+    finally:
+        for device in devices:
+            device.stop()
+
+
+def split(network: Network, channels: int, posts: int, data: Path) -> dict[str, float]:
+    """One collector of ``channels`` vs two of half each, sources posting flat out."""
+    per = channels // SERVERS
+    servers = [
+        PvaSource(f"SPS{k}:", network.environ(), channels=per, rate=0, count=posts).start()
+        for k in range(SERVERS)
+    ]
+    try:
+        names = [name for s in servers for name in s.names(per)]
+        one = _recorded_rate(network, [names], servers, data / "one")
+        half = len(names) // 2
+        two = _recorded_rate(network, [names[:half], names[half:]], servers, data / "two")
+    finally:
+        for server in servers:
+            server.stop()
+    return {
+        "channels": channels,
+        "updates": channels * posts,
+        "one collector updates per s": one["updates per s"],
+        "one collector lost": one["lost"],
+        "two collectors updates per s": two["updates per s"],
+        "two collectors lost": two["lost"],
+        "ratio two collectors / one": two["updates per s"] / one["updates per s"],
+        "cores": float(psutil.cpu_count() or 0),
     }
 
 
@@ -146,6 +218,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,50000,100000")
     parser.add_argument("--load", type=float, default=20_000, help="updates/s offered in all")
     parser.add_argument("--seconds", type=float, default=10.0, help="recording time")
+    parser.add_argument("--split-channels", type=int, default=2000)
+    parser.add_argument("--split-posts", type=int, default=100, help="flat-out posts each")
     args = parser.parse_args()
     network = Network.loopback()
     table = []
@@ -169,16 +243,25 @@ def main() -> None:
                 {"<= KB per channel beyond rows and the raw p4p monitor": 5, "<= missing": 0},
             )
             table.append(figures)
-    print("\nchannels  ready s  connected s  RSS MB  KB/ch (p4p)  CPU idle  updates/s  CPU rec")
+    print(
+        "\nchannels  ready s  connected s  RSS MB  KB/ch (p4p)  CPU idle  updates/s  CPU rec"
+        "  export s"
+    )
     for f in table:
         print(
             f"{f['channels']:>8.0f}  {f['seconds to ready']:>7.1f}  "
             f"{f['seconds to all connected']:>11.1f}  {f['resident MB idle']:>6.0f}  "
             f"{f['KB per channel idle']:>5.1f} ({f['raw p4p monitor KB per channel']:.1f})  "
             f"{f['CPU share idle']:>8.2f}  {f['updates per s recorded']:>9.0f}  "
-            f"{f['CPU share recording']:>7.2f}"
+            f"{f['CPU share recording']:>7.2f}  {f['seconds to export NeXus']:>8.1f}"
         )
     print("JSON " + json.dumps({"benchmark": "many channels table", "rows": table}))
+    with TemporaryDirectory() as tmp:
+        report(
+            "one collector vs two, sources flat out (workers: N is not implemented)",
+            split(network, args.split_channels, args.split_posts, Path(tmp)),
+            {"<= one collector lost": 0, "<= two collectors lost": 0},
+        )
 
 
 if __name__ == "__main__":

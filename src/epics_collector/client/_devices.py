@@ -15,6 +15,7 @@ import numpy as np
 
 from epics_collector.client._connection import Connection
 from epics_collector.client._errors import ClientError, DeviceError, EmptyExportWarning
+from epics_collector.core import listed
 
 
 class ViewArgs(TypedDict, total=False):
@@ -164,7 +165,7 @@ class AsyncCollector(AsyncDevice):
         for alias, pv in zip(aliases, pvs, strict=True):
             if channel in (pv, pv.partition("://")[2]):
                 return alias
-        raise ClientError(f"{self.prefix}: no channel {channel!r}; channels: {aliases}")
+        raise ClientError(f"{self.prefix}: no channel {channel!r}; channels: {listed(aliases)}")
 
     @overload
     async def history(self, channel: str) -> History: ...

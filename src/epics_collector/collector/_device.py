@@ -40,6 +40,7 @@ from epics_collector.core import (
     Table,
     Update,
     command,
+    listed,
     rpc,
     scan,
     validate_config,
@@ -57,12 +58,6 @@ from epics_collector.upload import UploadFailedError, make_uploader, upload_with
 log = logging.getLogger(__name__)
 _now = time.time  # Push has an argument named time
 NEXUS_SUFFIXES = (".nxs", ".h5", ".hdf5", ".nx5")  # kept; other names get .nxs
-
-
-def listed(items: list[str], separator: str = ", ", limit: int = 10) -> str:
-    """The first ``limit`` items joined, then how many more: a Message stays short."""
-    more = f"{separator}and {len(items) - limit} more" if len(items) > limit else ""
-    return separator.join(items[:limit]) + more
 
 
 class CollectorStates(StrEnum):

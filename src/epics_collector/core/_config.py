@@ -47,6 +47,12 @@ def shorten(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[: limit - 15]}... ({len(text)} chars)"
 
 
+def listed(items: list[str], separator: str = ", ", limit: int = 10) -> str:
+    """The first ``limit`` items joined, then how many more: a message stays short."""
+    more = f"{separator}and {len(items) - limit} more" if len(items) > limit else ""
+    return separator.join(items[:limit]) + more
+
+
 def describe_validation_error(error: ValidationError) -> str:
     """One line per problem: ``field.path: message (got value)``."""
     lines = []

@@ -13,9 +13,8 @@ from tests.doubles import InMemorySources
 from tests.unit.collector.test_device import until
 
 from epics_collector.collector import Collector, CollectorConfig
-from epics_collector.collector._device import listed
 from epics_collector.collector._subscribing import BATCH
-from epics_collector.core import ConfigError, validate_config
+from epics_collector.core import ConfigError, listed, validate_config
 from epics_collector.core import _config as core_config
 from epics_collector.process import device_arguments
 from epics_collector.process._device import INLINE_CONFIG_CHARS
