@@ -19,7 +19,7 @@ import multiprocessing
 import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
-from typing import Any
+from typing import Any, cast
 
 import psutil
 from p4p.client import raw
@@ -146,11 +146,21 @@ def collector(
     }
 
 
-def _start_connected(client: Client, prefix: str, channels: int) -> None:
+class _Reader:
+    """Reads scalars as plain numbers (a raw p4p context: ``value`` of the NTScalar)."""
+
+    def __init__(self, network: Network) -> None:
+        self.ctx = Context("pva", conf=network.client_conf(), useenv=False, nt=False)
+
+    def __call__(self, name: str) -> int:
+        return int(cast(Any, self.ctx.get(name, timeout=60))["value"])
+
+
+def _start_connected(client: Client, read: _Reader, prefix: str, channels: int) -> None:
     """Wait until every channel is connected, start, wait for the initial values."""
     wait_until(lambda: bool(all(client.get(f"{prefix}Channels").value.connected)), 60)
     client.put(f"{prefix}Start", 1)
-    wait_until(lambda: client.get(f"{prefix}Count") >= channels, 60)
+    wait_until(lambda: read(f"{prefix}Count") >= channels, 60)
 
 
 def _recorded_rate(
@@ -163,26 +173,28 @@ def _recorded_rate(
         DeviceProcess("collector", p, c, env=network.environ(), data_dir=data / p[:-1])
         for p, c in zip(prefixes, configs, strict=True)
     ]
+    read = _Reader(network)
     try:
         for device in devices:
             device.start()
         with Client(network, timeout=60) as client:
             for p, part in zip(prefixes, parts, strict=True):
-                _start_connected(client, p, len(part))
-            total = lambda: sum(client.get(f"{p}Count") for p in prefixes)  # noqa: E731
+                _start_connected(client, read, p, len(part))
+            total = lambda: sum(read(f"{p}Count") for p in prefixes)  # noqa: E731
             wait_quiet(total, quiet=1.0)
-            base, posts = total(), client.get(f"{servers[0].prefix}:Count")
+            base, posts = total(), read(f"{servers[0].prefix}:Count")
             expected = base + posts * sum(len(part) for part in parts)
             started = time.monotonic()
             for server in servers:
                 client.put(f"{server.prefix}:Go", 1)
             wait_until(lambda: total() >= expected, 300, 0.05)
             seconds = time.monotonic() - started
-            lost = sum(client.get(f"{p}Dropped") + client.get(f"{p}Overruns") for p in prefixes)
+            lost = sum(read(f"{p}Dropped") + read(f"{p}Overruns") for p in prefixes)
             return {"updates per s": (total() - base) / seconds, "lost": lost}
     finally:
         for device in devices:
             device.stop()
+        read.ctx.close()
 
 
 def split(network: Network, channels: int, posts: int, data: Path) -> dict[str, float]:
