@@ -585,7 +585,10 @@ class Collector(Device[CollectorConfig]):
             raise RuntimeError("no source transport: run the collector with sources")
         resume = False if self.persistence is None else self._load_spills(self.persistence)
         self.subscriber = ChannelSubscriber(
-            self.sources, self.recorder, lambda ch: self.config.queue_size_for(ch.config)
+            self.sources,
+            self.recorder,
+            lambda ch: self.config.queue_size_for(ch.config),
+            self.fault,
         )
         self.subscriber.start()
         self._subscribe_conditions()

@@ -31,9 +31,14 @@ class ChannelSubscriber:
     """Subscribes every channel of a recorder (and its merged PVs); closes them all."""
 
     def __init__(
-        self, sources: Sources, recorder: Recorder, queue_size: Callable[[Channel], int]
+        self,
+        sources: Sources,
+        recorder: Recorder,
+        queue_size: Callable[[Channel], int],
+        failed: Callable[[str], None],
     ) -> None:
         self.sources, self.recorder, self.queue_size = sources, recorder, queue_size
+        self.failed = failed  # told why subscribing in the background stopped
         self.subscriptions: list[Subscription] = []
         self.subscribed = 0  # channels
         self._task: asyncio.Task[None] | None = None
@@ -59,11 +64,19 @@ class ChannelSubscriber:
 
     async def _rest(self, channels: list[Channel]) -> None:
         loop = asyncio.get_running_loop()
-        for first in range(0, len(channels), BATCH):
-            deadline = loop.time() + BATCH_WAIT
-            while self.subscribed - self.recorder.connected > WINDOW and loop.time() < deadline:
-                await asyncio.sleep(POLL)
-            self._subscribe(channels[first : first + BATCH])
+        try:
+            for first in range(0, len(channels), BATCH):
+                deadline = loop.time() + BATCH_WAIT
+                while self.subscribed - self.recorder.connected > WINDOW and loop.time() < deadline:
+                    await asyncio.sleep(POLL)
+                self._subscribe(channels[first : first + BATCH])
+        except Exception as error:  # the channels not subscribed would never record
+            log.exception("subscribing the channels failed")
+            left = len(self.recorder.channels) - self.subscribed
+            self.failed(
+                f"subscribing failed after {self.subscribed} channels ({left} left): {error}"
+            )
+            return
         log.info("subscribed %d channels", self.subscribed)
 
     async def close(self) -> None:

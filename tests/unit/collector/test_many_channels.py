@@ -106,6 +106,39 @@ def test_channels_beyond_a_batch_are_subscribed_in_the_background(tmp_path: Path
     asyncio.run(scenario())
 
 
+class _FailingLater(InMemorySources):
+    """Sources whose subscribe raises after ``works`` subscriptions (a transport bug)."""
+
+    def __init__(self, works: int) -> None:
+        super().__init__()
+        self.works = works
+
+    def subscribe(self, url, listener, *, queue_size):  # type: ignore[no-untyped-def]
+        if self.works == 0:
+            raise RuntimeError("the transport broke")
+        self.works -= 1
+        return super().subscribe(url, listener, queue_size=queue_size)
+
+
+def test_background_subscribing_that_fails_puts_the_device_in_fault(tmp_path: Path) -> None:
+    sources = _FailingLater(works=BATCH + 5)
+    names = [f"P{i}" for i in range(2 * BATCH)]
+    device = Collector({"channels": names}, data_dir=tmp_path, sources=sources)
+
+    async def scenario() -> None:
+        await device.start()
+        try:
+            await until(lambda: device.state.value == "Fault", "Fault")
+            assert device.message.value == (
+                f"subscribing failed after {BATCH + 5} channels ({BATCH - 5} left): "
+                "the transport broke"
+            )
+        finally:
+            await device.stop()
+
+    asyncio.run(scenario())
+
+
 def test_config_serves_channels_without_their_defaults() -> None:
     config = validate_config(
         CollectorConfig,
