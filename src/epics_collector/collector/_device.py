@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from enum import StrEnum
@@ -29,10 +30,13 @@ from epics_collector.collector._views import parse_query
 from epics_collector.core import (
     AttrR,
     AttrRW,
+    BusyError,
+    Caller,
     Device,
     Enum,
     Int,
     Operation,
+    ReadPool,
     Severity,
     Status,
     String,
@@ -81,6 +85,11 @@ class Collector(Device[CollectorConfig]):
         Int(), description="Times a source's monitor queue filled (updates may be squashed)"
     )
     excluded = AttrR(Int(), description="Values outside include limits, not recorded")
+    query_refused = AttrR(
+        Int(),
+        name="QueryRefused",
+        description="Queries refused because too many were asked at once (told to retry)",
+    )
     channel_table = AttrR(
         Table(
             columns={
@@ -129,6 +138,9 @@ class Collector(Device[CollectorConfig]):
     def create_dynamic_pvs(self) -> None:
         """Serve each channel's PVs (made when a client asks: :class:`ChannelPvFamily`)."""
         self.recorder = Recorder(self.config, self._notify_threadsafe)
+        self.reads = ReadPool(self.config.reads, name="query")
+        self._refusals_reported = -math.inf  # when Message last said queries were refused
+        self.query_refused.set(0)
         self.channel_pvs = ChannelPvFamily(self.recorder, self.config.tail)
         self.add_family(self.channel_pvs)
         self.channel_table.refresh = self._publish_channel_table
@@ -263,7 +275,7 @@ class Collector(Device[CollectorConfig]):
         self.recorder.push(target, Update(recorded, sample.time, sample.severity, status))
         return f"{sample.channel}: {len(target.ring)} rows"
 
-    @rpc(name="Query", access=Operation.READ)
+    @rpc(name="Query", access=Operation.READ, with_caller=True)
     async def query(
         self,
         alias: str = "",
@@ -272,17 +284,49 @@ class Collector(Device[CollectorConfig]):
         points: Any = "",
         operator: Any = "",
         snapshot: Any = "",
+        *,
+        caller: Caller,
     ) -> dict[str, Any]:
-        """Part of a history as a table: alias, start, end (POSIX s), points, operator."""
+        """Part of a history as a table: alias, start, end (POSIX s), points, operator.
+
+        Computed on the read pool (``reads``): at most ``reads.per_host`` queries of one
+        client host at once, then "busy, retry" (counted in QueryRefused); an error goes
+        back to the client only.
+        """
         channel = self._named_channel(str(alias))
         arguments = {"start": start, "end": end, "points": points, "operator": operator}
-        if str(snapshot).strip():
-            rows = self._snapshot_rows(str(snapshot), channel.alias)
+        try:
+            return await self.reads.run(
+                caller.host or "local", self._query, channel, arguments, str(snapshot).strip()
+            )
+        except BusyError:
+            self._count_query_refusal()
+            raise
+
+    def _query(self, channel: Channel, arguments: dict[str, Any], snapshot: str) -> Any:
+        """Compute a Query (on a read worker; the recorder's lock only per chunk)."""
+        kind = channel.config.kind
+        if snapshot:
+            rows = self._snapshot_rows(snapshot, channel.alias)
             span = (float(rows.time[0]), float(rows.time[-1])) if len(rows) else (0.0, 0.0)
-            request = parse_query(arguments, span, channel.config.kind)
-            return await asyncio.to_thread(run_query, [rows], request, channel.config.kind)
-        request = parse_query(arguments, self.recorder.span(channel), channel.config.kind)
-        return await asyncio.to_thread(self.recorder.query, channel, request)
+            return run_query([rows], parse_query(arguments, span, kind), kind)
+        request = parse_query(arguments, self.recorder.span(channel), kind)
+        deadline = time.monotonic() + self.config.reads.timeout
+        return self.recorder.query(channel, request, deadline)
+
+    def _count_query_refusal(self) -> None:
+        """QueryRefused (MINOR), and Message at most every 10 s: a flood is worth a look."""
+        self.query_refused.set(self.reads.refused, severity=Severity.MINOR)
+        now = time.monotonic()
+        if now - self._refusals_reported >= 10.0:
+            self._refusals_reported = now
+            limits = self.config.reads
+            self.report(
+                f"queries refused ({self.reads.refused} so far, see QueryRefused): more were "
+                f"asked at once than reads allows ({limits.per_host} per host, "
+                f"{limits.workers + limits.queue} in all); those readers were told to retry",
+                Severity.MINOR,
+            )
 
     def _named_channel(self, name: str) -> Channel:
         """A channel by alias or by source PV name (a clear error otherwise)."""
@@ -632,6 +676,7 @@ class Collector(Device[CollectorConfig]):
         await self.flush.method(self)
         if self.persistence is not None:
             self.persistence.close()
+        self.reads.close()
         if self._publisher is not None:
             self._publisher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

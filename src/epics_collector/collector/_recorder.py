@@ -23,7 +23,7 @@ from epics_collector.collector._config import ChannelConfig, CollectorConfig
 from epics_collector.collector._merge import Merger
 from epics_collector.collector._reduce import Reducer, Row
 from epics_collector.core import Severity, Status, Update
-from epics_collector.storage import Columns, Query, Ring, run_query
+from epics_collector.storage import Columns, Query, RangeRead, Ring, concat, run_query
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ class Channel:
     lost: int = 0  # updates known to be lost (sequence gaps, bad values, full)
     missing: int = 0  # of which missing from the source's sequence numbers
     failures: int = 0  # updates whose recording raised (a bug or an impossible config)
+    late: int = 0  # source updates older than the newest row: not recorded (in Dropped)
     unflushed: int = 0  # rows recorded but not yet handed to the spill file
     created: float = field(default_factory=time.monotonic)
     reducer: Reducer = field(init=False)
@@ -123,6 +124,12 @@ def _gap_value(channel: Channel) -> Any:
     return np.full(ring.row_shape or (0,), fill, ring.dtype)
 
 
+def _stacked(parts: list[Columns]) -> Columns:
+    """Array rows read as object arrays, as one 2-D value column."""
+    rows = concat(*parts)
+    return Columns(rows.time, np.stack(list(rows.value)), rows.severity, rows.status)
+
+
 class Recorder:
     """Appends source updates to per-channel rings while recording."""
 
@@ -134,6 +141,7 @@ class Recorder:
         self.count = 0
         self.dropped = 0
         self.overruns = 0
+        self.arrivals = 0  # source updates received (readers give way while it grows fast)
         self.channels = [Channel(c, self._ring(c), self) for c in config.channels]
         self.connected = 0  # channels connected now (kept by connection changes)
         #: The channels by alias (recorded and pushed).
@@ -161,6 +169,7 @@ class Recorder:
     def record(self, channel: Channel, update: Update) -> None:
         """Store ``update`` if recording (and remember it as the channel's latest)."""
         with self.lock:
+            self.arrivals += 1
             channel.latest = update
             if not self.recording:
                 return
@@ -211,7 +220,8 @@ class Recorder:
                 self._flush_merged(channel)  # the gap comes after everything before it
                 gap = _gap_value(channel)
                 channel.reducer.reset()
-                self._append(channel, (time.time(), gap, Severity.INVALID, Status.CLIENT))
+                row = (time.time(), gap, Severity.INVALID, Status.CLIENT)
+                self._append(channel, row, gap=True)
             connected = all(channel.sources_connected)
             self._set_connected(channel, connected)
             channel.ever_connected |= connected
@@ -300,7 +310,31 @@ class Recorder:
             value = padded
         return value
 
-    def _append(self, channel: Channel, row: Row) -> None:
+    def _late(self, channel: Channel, stamp: float) -> None:
+        """A source update older than the channel's newest row: counted, not recorded.
+
+        Rows stay in time order (every read relies on it), as in the Archiver Appliance,
+        which also drops samples whose timestamp goes back.
+        """
+        self.dropped += 1
+        channel.lost += 1
+        channel.late += 1
+        channel.changed = True
+        if channel.late == 1:
+            channel.problem = (
+                f"{channel.alias}: the source's timestamp went back ({stamp:.6f} is before "
+                f"the newest row at {channel.ring.newest:.6f}); such updates are not "
+                "recorded (counted in Dropped)"
+            )
+            self.notify(Event.BAD_VALUE, channel)
+
+    def _append(self, channel: Channel, row: Row, *, gap: bool = False) -> None:
+        """Append a row in time order; a gap row older than the newest goes just after it."""
+        if row[0] < channel.ring.newest:
+            if not gap:
+                self._late(channel, row[0])
+                return
+            row = (float(np.nextafter(channel.ring.newest, np.inf)), *row[1:])
         if not channel.ring.append(*row):
             self.dropped += 1
             channel.lost += 1
@@ -326,8 +360,18 @@ class Recorder:
         return channel
 
     def push(self, channel: Channel, update: Update) -> None:
-        """Record a sample a client pushed, recording or not."""
+        """Record a sample a client pushed, recording or not.
+
+        Raises ValueError for a sample older than the channel's newest row: pushes come
+        in time order (the same time again is taken), so the history stays ordered.
+        """
         with self.lock:
+            newest = channel.ring.newest
+            if update.timestamp < newest:
+                raise ValueError(
+                    f"time {update.timestamp:.6f} is before {channel.alias}'s newest row "
+                    f"({newest:.6f}): pushes must come in time order"
+                )
             channel.latest = update
             self._reduce(channel, update)
 
@@ -390,10 +434,24 @@ class Recorder:
             keep = len(rows) - channel.unflushed
             return rows if channel.unflushed == 0 else rows.select(np.arange(len(rows)) < keep)
 
+    def read(
+        self, channel: Channel, start: float, end: float, deadline: float | None = None
+    ) -> RangeRead:
+        """A channel's rows in [start, end], read chunk by chunk (see :class:`RangeRead`)."""
+        return RangeRead(
+            self.lock, channel.ring, start, end, deadline=deadline, arrivals=self._arrived
+        )
+
+    def _arrived(self) -> int:
+        return self.arrivals
+
     def history(self, channel: Channel) -> Columns:
-        """A copy of a channel's rows, oldest first."""
-        with self.lock:
-            return channel.ring.columns()
+        """A copy of a channel's rows, oldest first (copied chunk by chunk)."""
+        parts = list(self.read(channel, -math.inf, math.inf))
+        if not parts:
+            with self.lock:
+                return channel.ring.columns(0)
+        return concat(*parts) if channel.ring.row_shape == () else _stacked(parts)
 
     def tail(self, channel: Channel, rows: int) -> Columns:
         """A copy of a channel's newest ``rows`` rows, oldest first."""
@@ -408,10 +466,12 @@ class Recorder:
                 return 0.0, 0.0
             return float(segments[0].time[0]), float(segments[-1].time[-1])
 
-    def query(self, channel: Channel, query: Query) -> dict[str, np.ndarray]:
-        """A time range of a channel's rows, raw or binned, read in place (see storage)."""
-        with self.lock:  # the ring must not change while its segments are read
-            return run_query(channel.ring.segments(), query, channel.config.kind)
+    def query(
+        self, channel: Channel, query: Query, deadline: float | None = None
+    ) -> dict[str, np.ndarray]:
+        """A time range of a channel's rows, raw or binned, read chunk by chunk."""
+        rows = self.read(channel, query.start, query.end, deadline)
+        return run_query(rows, query, channel.config.kind, total=rows.total)
 
     def frame(self, channel: Channel, index: int) -> Row | None:
         """One row of a channel (0 oldest, -1 newest); None if there is no such row."""
@@ -439,10 +499,24 @@ class Recorder:
                 stamp = max(since, float(newest[0]) + 1e-6) if len(newest) else since
                 gap = (stamp, _gap_value(channel), Severity.INVALID, Status.CLIENT)
                 channel.reducer.reset()
-                self._append(channel, gap)
+                self._append(channel, gap, gap=True)
 
     def restore(self, channel: Channel, rows: Columns) -> None:
-        """Put rows loaded from disk back (before recording starts)."""
+        """Put rows loaded from disk back (before recording starts), in time order.
+
+        Rows that an earlier version stored out of order are sorted (stably) with what
+        the ring holds, so reads never see time going back.
+        """
         with self.lock:
+            if len(rows) and (rows.time[0] < channel.ring.newest or np.any(np.diff(rows.time) < 0)):
+                merged = concat(channel.ring.columns(), rows) if len(channel.ring) else rows
+                order = np.argsort(merged.time, kind="stable")
+                channel.ring.clear()
+                rows = Columns(
+                    *(
+                        np.asarray(c)[order]
+                        for c in (merged.time, merged.value, merged.severity, merged.status)
+                    )
+                )
             channel.ring.extend(rows)
             channel.changed = True

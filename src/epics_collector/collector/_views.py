@@ -23,9 +23,9 @@ DEFAULT_POINTS = 1000
 DEFAULT_SETTINGS = (0.0, 0.0, DEFAULT_POINTS, "minmax")  # Start, End, Points, Operator
 
 
-def _number(name: str, text: Any, default: float) -> float:
+def _number(name: str, text: Any) -> float | None:
     if text is None or (isinstance(text, str) and not text.strip()):
-        return default
+        return None
     try:
         value = float(text)
     except (TypeError, ValueError):
@@ -40,11 +40,17 @@ def _number(name: str, text: Any, default: float) -> float:
 def parse_query(arguments: Mapping[str, Any], span: tuple[float, float], kind: str) -> Query:
     """A :class:`Query` from RPC arguments (strings): missing ones take the defaults.
 
-    start/end default to the oldest/newest row held (``span``); points to 1000; operator
-    to ``minmax`` for number channels and ``raw`` for the others.
+    start/end default to the oldest/newest row held (``span``), whatever the rows: a start
+    after the newest row with no end asks for the rows from then on (none yet), an end
+    before the oldest with no start for none; points default to 1000; operator to
+    ``minmax`` for number channels and ``raw`` for the others.
     """
-    start = _number("start", arguments.get("start"), span[0])
-    end = _number("end", arguments.get("end"), span[1])
+    start = _number("start", arguments.get("start"))
+    end = _number("end", arguments.get("end"))
+    if start is None:
+        start = span[0] if end is None else min(span[0], end)
+    if end is None:
+        end = max(span[1], start)
     points_text = arguments.get("points")
     points = DEFAULT_POINTS
     if points_text is not None and str(points_text).strip():

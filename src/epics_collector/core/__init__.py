@@ -55,6 +55,7 @@ from epics_collector.core._device import (
 )
 from epics_collector.core._families import PvFamily
 from epics_collector.core._plugins import UnknownPluginError, load_plugin, plugin_names
+from epics_collector.core._reads import BusyError, ReadLimits, ReadPool
 from epics_collector.core._registry import (
     UnknownDeviceTypeError,
     device_type_names,
@@ -78,6 +79,9 @@ __all__ = [
     "AttrR",
     "AttrRW",
     "Bool",
+    "BusyError",
+    "ReadLimits",
+    "ReadPool",
     "Caller",
     "Command",
     "ConfigError",

@@ -15,9 +15,10 @@ from typing import Any, ClassVar, Generic, TypeVar
 from epics_collector.core._access import AccessPolicy, Operation, refusal
 from epics_collector.core._alarm import Severity, Status
 from epics_collector.core._attributes import AttrR, AttrRW, Caller, Rpc, Scan, scan
-from epics_collector.core._config import MAX_CONFIG_CHARS, DeviceConfig, validate_config
+from epics_collector.core._config import MAX_CONFIG_CHARS, DeviceConfig, shorten, validate_config
 from epics_collector.core._datatypes import Enum, Int, String
 from epics_collector.core._families import PvFamily
+from epics_collector.core._reads import BusyError
 from epics_collector.core._sources import Sources
 
 ConfigT = TypeVar("ConfigT", bound=DeviceConfig)
@@ -25,9 +26,9 @@ ConfigT = TypeVar("ConfigT", bound=DeviceConfig)
 current_caller: ContextVar[Caller] = ContextVar("current_caller", default=Caller())  # noqa: B039 (frozen)
 PvWatcher = Callable[[list[AttrR[Any]], list[str]], None]
 log = logging.getLogger(__name__)
-#: What handlers raise to refuse a request (bad input, not allowed, no such thing); any
-#: other exception is a bug and is logged with its traceback.
-REFUSALS = (ValueError, PermissionError, LookupError)
+#: What handlers raise to refuse a request (bad input, not allowed, no such thing, busy);
+#: any other exception is a bug and is logged with its traceback.
+REFUSALS = (ValueError, PermissionError, LookupError, BusyError)
 
 
 class PutError(Exception):
@@ -235,7 +236,12 @@ class Device(Generic[ConfigT]):
     async def call(
         self, name: str, arguments: Mapping[str, Any], caller: Caller | None = None
     ) -> Any:
-        """A client RPC; raise :class:`RpcError` with a clear text on failure."""
+        """A client RPC; raise :class:`RpcError` with a clear text on failure.
+
+        A refused request (bad arguments, no such thing, busy) is an error to that client
+        only: its text, which the client chose, never reaches Message. A handler that
+        fails otherwise is a bug: logged with its traceback and shown in Message.
+        """
         handler = self.rpcs.get(name)
         if handler is None:
             raise RpcError(f"no RPC named {name}")
@@ -245,20 +251,25 @@ class Device(Generic[ConfigT]):
         try:
             inspect.signature(handler.method).bind(self, **arguments, **extra)
         except TypeError as error:
-            text = f"{name}: bad arguments {sorted(arguments)}: {error}"
-            self.report(text, Severity.MINOR)
-            raise RpcError(text) from None
+            raise self._refused(
+                name, f"{name}: bad arguments {sorted(arguments)}: {error}"
+            ) from None
         try:
             return await handler.method(self, **arguments, **extra)
         except RpcError as error:
-            text = f"{name}: {error}"
+            raise self._refused(name, f"{name}: {error}") from None
         except REFUSALS as error:
-            text = f"{name} failed: {error}"
+            raise self._refused(name, f"{name} failed: {error}") from None
         except Exception as error:  # a bug, not the request: keep its traceback
             log.exception("RPC %s", name)
             text = f"{name} failed: {type(error).__name__}: {error}"
-        self.report(text, Severity.MINOR)
-        raise RpcError(text)
+            self.report(text, Severity.MINOR)
+            raise RpcError(text) from None
+
+    @staticmethod
+    def _refused(name: str, text: str) -> RpcError:
+        log.debug("RPC %s refused: %s", name, shorten(text, 200))
+        return RpcError(text)
 
     # lifecycle ------------------------------------------------------------------------------
 

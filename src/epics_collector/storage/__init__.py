@@ -10,10 +10,15 @@ from epics_collector.storage._export import (
 from epics_collector.storage._paths import PathError, confined_path, existing_inside
 from epics_collector.storage._query import MAX_POINTS, OPERATORS, Query, QueryError
 from epics_collector.storage._query import run as run_query
+from epics_collector.storage._reads import CHUNK, RangeRead, ReadError, StaleReadError
 from epics_collector.storage._ring import Columns, Ring, concat
 from epics_collector.storage._spill import SpillStore, write_json_atomic
 
 __all__ = [
+    "CHUNK",
+    "RangeRead",
+    "ReadError",
+    "StaleReadError",
     "ChannelData",
     "Columns",
     "ExportData",

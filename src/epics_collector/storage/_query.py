@@ -1,8 +1,9 @@
 """Time-range reads of a history: raw rows, or equal-time bins reduced by an operator.
 
-A query never copies the whole history: it walks the ring's (at most two) contiguous
-segments in chunks of ``CHUNK`` rows and keeps one accumulator per bin, so it allocates
-O(points + CHUNK) beyond the ring. Bins split [start, end] into ``points`` equal time
+A query never copies the whole history: it takes the rows in chunks (see
+:class:`~epics_collector.storage._reads.RangeRead`, which copies each chunk under the
+recorder's lock and releases it in between) and keeps one accumulator per bin, so it
+allocates O(points + CHUNK) beyond the ring. Bins split [start, end] into ``points`` equal time
 intervals; empty bins are left out. Values that are NaN (gap rows) are skipped by every
 operator but ``raw``, ``first``, ``last`` and ``count`` (which count rows).
 """
@@ -10,21 +11,21 @@ operator but ``raw``, ``first``, ``last`` and ``count`` (which count rows).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
+from epics_collector.storage._reads import CHUNK, ReadError
 from epics_collector.storage._ring import Columns
 
 OPERATORS = ("raw", "mean", "min", "max", "first", "last", "count", "minmax")
 NUMERIC_ONLY = frozenset({"mean", "min", "max", "minmax"})
 ROWS_ONLY = frozenset({"raw", "count"})  # what waveforms and images take (no per-row number)
 MAX_POINTS = 100_000  # rows a query returns at most (raw rows or bins)
-CHUNK = 1 << 16
 
 
-class QueryError(ValueError):
+class QueryError(ReadError):
     """A query's arguments do not make sense (the text says which and why)."""
 
 
@@ -48,9 +49,14 @@ class Query:
             raise QueryError(f"points must be 1..{MAX_POINTS} (got {self.points})")
 
 
-def run(segments: Sequence[Columns], query: Query, kind: str) -> dict[str, np.ndarray]:
-    """The rows or bins of ``segments`` (oldest first, times ascending) for ``query``.
+def run(
+    parts: Iterable[Columns], query: Query, kind: str, total: int | None = None
+) -> dict[str, np.ndarray]:
+    """The rows or bins of ``parts`` (oldest first, times ascending) for ``query``.
 
+    ``parts`` are read one at a time (a :class:`RangeRead` or a ring's segments); rows
+    outside [start, end] are left out. ``total``, when known, is how many rows the range
+    holds, so a ``raw`` query that cannot fit is refused before anything is read.
     ``kind`` is the channel's kind: number, string, waveform or image. Columns: ``raw``
     gives time, value, severity, status (time, severity, status for arrays); ``minmax``
     gives time, value (the mean), min, max, count per bin; the other operators time,
@@ -65,11 +71,30 @@ def run(segments: Sequence[Columns], query: Query, kind: str) -> dict[str, np.nd
         raise QueryError(
             f"{query.operator} needs numbers; a string channel takes raw, first, last, count"
         )
-    parts = [_in_range(s, query.start, query.end) for s in segments]
-    parts = [p for p in parts if len(p)]
+    if query.operator == "raw" and total is not None and total > query.points:
+        raise _too_many(total, query)
+    chunks = _chunks(parts, query.start, query.end)
     if query.operator == "raw":
-        return _raw(parts, query, with_value=kind in ("number", "string"))
-    return _Bins(query).reduce(parts)
+        return _raw(chunks, query, with_value=kind in ("number", "string"))
+    return _Bins(query).reduce(chunks)
+
+
+def _chunks(parts: Iterable[Columns], start: float, end: float) -> Iterator[Columns]:
+    """The rows of ``parts`` in [start, end], at most ``CHUNK`` at a time."""
+    for part in parts:
+        rows = _in_range(part, start, end)
+        for lo in range(0, len(rows), CHUNK):
+            hi = min(lo + CHUNK, len(rows))
+            yield Columns(
+                rows.time[lo:hi], rows.value[lo:hi], rows.severity[lo:hi], rows.status[lo:hi]
+            )
+
+
+def _too_many(total: int | str, query: Query) -> QueryError:
+    return QueryError(
+        f"{total} rows in [{query.start}, {query.end}] exceed points={query.points}: "
+        f"narrow the range, raise points (up to {MAX_POINTS}) or use an operator"
+    )
 
 
 def _in_range(rows: Columns, start: float, end: float) -> Columns:
@@ -78,13 +103,14 @@ def _in_range(rows: Columns, start: float, end: float) -> Columns:
     return Columns(rows.time[lo:hi], rows.value[lo:hi], rows.severity[lo:hi], rows.status[lo:hi])
 
 
-def _raw(parts: list[Columns], query: Query, *, with_value: bool) -> dict[str, np.ndarray]:
-    total = sum(len(p) for p in parts)
-    if total > query.points:
-        raise QueryError(
-            f"{total} rows in [{query.start}, {query.end}] exceed points={query.points}: "
-            f"narrow the range, raise points (up to {MAX_POINTS}) or use an operator"
-        )
+def _raw(chunks: Iterator[Columns], query: Query, *, with_value: bool) -> dict[str, np.ndarray]:
+    parts: list[Columns] = []
+    held = 0
+    for part in chunks:
+        held += len(part)
+        if held > query.points:
+            raise _too_many(f"more than {query.points}", query)
+        parts.append(part)
     columns = {"time": np.concatenate([p.time for p in parts]) if parts else np.zeros(0)}
     if with_value:
         columns["value"] = np.concatenate([p.value for p in parts]) if parts else np.zeros(0)
@@ -113,13 +139,12 @@ class _Bins:
         self.last_value: np.ndarray | None = None
         self.edges = query.start + self.width * np.arange(1, n)  # inner edges
 
-    def reduce(self, parts: list[Columns]) -> dict[str, np.ndarray]:
+    def reduce(self, chunks: Iterator[Columns]) -> dict[str, np.ndarray]:
         operator = self.query.operator
         numeric = operator in NUMERIC_ONLY
-        for part in parts:
-            for lo in range(0, len(part), CHUNK):
-                hi = min(lo + CHUNK, len(part))
-                self._add(part.time[lo:hi], part.value[lo:hi], numeric, operator)
+        for part in chunks:
+            if len(part):
+                self._add(part.time, part.value, numeric, operator)
         return self._result(operator)
 
     def _add(self, times: np.ndarray, values: np.ndarray, numeric: bool, operator: str) -> None:

@@ -1,7 +1,8 @@
 """Per-channel history in numpy: columns time, value, severity, status.
 
-Memory grows by doubling up to ``capacity`` rows, so a short recording with a large
-capacity costs little; a numeric row costs 18 bytes (36 at worst right after growing).
+Memory grows by doubling up to ``capacity`` rows from none, so an idle channel or a
+short recording with a large capacity costs little; a numeric row costs 18 bytes (36 at
+worst right after growing).
 Not thread-safe: the owner holds a lock.
 """
 
@@ -13,8 +14,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-_FIRST_ALLOCATION = 1024
-_FIRST_ALLOCATION_BYTES = 1 << 20  # array rows: start with about 1 MB
+_FIRST_GROWTH = 16  # rows allocated by the first append: an idle channel costs nothing
+_FIRST_ALLOCATION_BYTES = 1 << 20  # array rows: the first allocation is at most about 1 MB
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,11 @@ class Ring:
         self.row_shape, self.max_bytes = row_shape, max_bytes
         self.by_reference = row_shape is None  # array rows (see the class text)
         self.total = 0  # rows appended since the last clear, including overwritten ones
-        self._allocate(min(_FIRST_ALLOCATION, capacity) if row_shape is not None else 0)
+        #: Changes on every clear: a reader that began before it must start again.
+        self.epoch = 0
+        #: The newest row's time (-inf with no row): rows are kept in time order.
+        self.newest = -np.inf
+        self._allocate(0)
 
     @property
     def sized(self) -> bool:
@@ -87,7 +92,7 @@ class Ring:
         row_bytes = max(1, array.nbytes + 10)
         if self.max_bytes is not None:
             self.capacity = max(1, min(self.capacity, self.max_bytes // row_bytes))
-        first = max(1, min(_FIRST_ALLOCATION, _FIRST_ALLOCATION_BYTES // row_bytes))
+        first = max(1, min(_FIRST_GROWTH, _FIRST_ALLOCATION_BYTES // row_bytes))
         self._allocate(min(first, self.capacity))
 
     def _allocate(self, size: int) -> None:
@@ -123,7 +128,7 @@ class Ring:
         size = len(self._time)
         if self._len == size:
             if size < self.capacity:
-                self._grow(min(2 * size, self.capacity))
+                self._grow(min(max(2 * size, _FIRST_GROWTH), self.capacity))
                 size = len(self._time)
             elif not self.overwrite:
                 return False
@@ -140,6 +145,7 @@ class Ring:
         self._severity[index] = severity
         self._status[index] = status
         self.total += 1
+        self.newest = time
         return True
 
     def _own(self, value: Any) -> np.ndarray:
@@ -188,6 +194,7 @@ class Ring:
         self.total += len(rows)
         self._allocate(max(len(self._time), len(merged)))
         self._put(merged)
+        self.newest = float(merged.time[-1])
 
     def columns(self, newest: int | None = None) -> Columns:
         """Copies of the rows, oldest first (only the ``newest`` N when given)."""
@@ -229,6 +236,40 @@ class Ring:
         arrays = (self._time, self._value, self._severity, self._status)
         return [Columns(*(a[p] for a in arrays)) for p in parts]
 
+    @property
+    def first_index(self) -> int:
+        """The logical index of the oldest row held (a row's index is ``total`` before it)."""
+        return self.total - self._len
+
+    def index_of(self, time: float, side: str = "left") -> int:
+        """The logical index where ``time`` would go (rows are in time order)."""
+        index = self.first_index
+        for part in self.segments():
+            found = int(np.searchsorted(part.time, time, side))  # type: ignore[call-overload]
+            index += found
+            if found < len(part):
+                break
+        return index
+
+    def copy(self, first: int, stop: int) -> Columns:
+        """Copies of the rows with logical indices in [first, stop) that are still held.
+
+        Array rows come as object arrays (like :meth:`segments`).
+        """
+        first, stop = max(first, self.first_index), min(stop, self.total)
+        if stop <= first:
+            return Columns(*(a[:0].copy() for a in self._arrays))
+        size = len(self._time)
+        lo = (self._start + first - self.first_index) % size
+        n = stop - first
+        if lo + n <= size:
+            return Columns(*(a[lo : lo + n].copy() for a in self._arrays))
+        return Columns(*(np.concatenate((a[lo:], a[: lo + n - size])) for a in self._arrays))
+
+    @property
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return self._time, self._value, self._severity, self._status
+
     def row(self, index: int) -> tuple[float, Any, int, int] | None:
         """Row ``index`` (0 oldest, -1 newest) as (time, value copy, severity, status)."""
         if not -self._len <= index < self._len:
@@ -241,7 +282,9 @@ class Ring:
     def clear(self) -> None:
         """Forget every row and free the memory (the row shape stays)."""
         self.total = 0
-        self._allocate(min(_FIRST_ALLOCATION, self.capacity))
+        self.epoch += 1
+        self.newest = -np.inf
+        self._allocate(0)
 
 
 def concat(*parts: Columns) -> Columns:

@@ -28,6 +28,7 @@ from epics_collector.pva import Network
 log = logging.getLogger(__name__)
 TAIL = 300  # points per trace kept and sent
 POLL = 0.5  # seconds between reads of a channel's new rows
+READS_PER_DEVICE = 4  # reads of one collector in flight at once (it allows 16 per host)
 
 
 class Trace:
@@ -107,11 +108,12 @@ class Hub:
 
         async def step() -> None:
             aliases = [str(a) for a in (await collector.channels())["alias"]]
-            await asyncio.gather(*(self._follow_table(prefix, alias) for alias in aliases))
+            reads = asyncio.Semaphore(READS_PER_DEVICE)  # within the device's per-host limit
+            await asyncio.gather(*(self._follow_table(prefix, a, reads) for a in aliases))
 
         await self._forever(step)
 
-    async def _follow_table(self, prefix: str, alias: str) -> None:
+    async def _follow_table(self, prefix: str, alias: str, reads: asyncio.Semaphore) -> None:
         """The channel's newest points: its Tail once, then only new rows (Query, raw).
 
         Never the whole history: the first read moves ``tail`` rows, each later one the
@@ -123,14 +125,16 @@ class Hub:
         refill = True
         while True:
             if refill:
-                table = await collector.get(f"{alias}:Tail")  # a failure here: _forever retries
+                async with reads:  # a failure here: _forever retries
+                    table = await collector.get(f"{alias}:Tail")
                 times, values = table["time"], table.get("value")
             else:
                 last = trace.points[-1][0] if trace.points else 0.0
                 try:
-                    answer = await collector.history(
-                        alias, start=np.nextafter(last, np.inf), operator="raw", points=TAIL
-                    )
+                    async with reads:
+                        answer = await collector.history(
+                            alias, start=np.nextafter(last, np.inf), operator="raw", points=TAIL
+                        )
                 except DeviceError:  # more new rows than a poll takes: read the Tail instead
                     refill = True
                     continue

@@ -85,3 +85,17 @@ def test_numbers_that_cannot_work_are_refused(compress):
     """Issue 18: a periodic period of 1e-300 overflowed at run time; now it is refused."""
     with pytest.raises(ValidationError):
         CollectorConfig.model_validate({"channels": [{"pv": "A", "compress": compress}]})
+
+
+def test_query_range_defaults_work_for_any_rows():
+    from epics_collector.collector._views import parse_query
+
+    span = (100.0, 200.0)
+    whole = parse_query({}, span, "number")
+    assert (whole.start, whole.end) == (100.0, 200.0)
+    after = parse_query({"start": "300"}, span, "number")  # a poll past the newest row
+    assert (after.start, after.end) == (300.0, 300.0)
+    before = parse_query({"end": "50"}, span, "number")
+    assert (before.start, before.end) == (50.0, 50.0)
+    empty = parse_query({}, (0.0, 0.0), "number")
+    assert (empty.start, empty.end) == (0.0, 0.0)

@@ -130,9 +130,69 @@ def test_an_update_without_a_source_time_gets_its_arrival_time_and_is_reported_o
     before = time.time()
     a.on_update(Update(1.0, 0.0))  # a record never processed: EPICS time 0
     a.on_update(Update(2.0, math.nan))
-    a.on_update(Update(3.0, T))
+    later = time.time() + 60.0  # a valid source time after the arrival times
+    a.on_update(Update(3.0, later))
     rows = recorder.history(a)
     assert list(rows.value) == [1.0, 2.0, 3.0]
-    assert before <= rows.time[0] <= rows.time[1] <= time.time() and rows.time[2] == T
+    assert before <= rows.time[0] <= rows.time[1] <= time.time() and rows.time[2] == later
     assert events.count((Event.BAD_VALUE, a.alias)) == 1
     assert "no valid timestamp" in a.problem
+
+
+def test_a_source_time_that_goes_back_is_counted_not_recorded():
+    recorder, events = make()
+    a = recorder.channels[0]
+    recorder.start()
+    for value, stamp in ((1.0, T + 10), (2.0, T + 5), (3.0, T + 10), (4.0, T + 11), (5.0, T)):
+        a.on_update(Update(value, stamp))
+    rows = recorder.history(a)
+    assert list(rows.value) == [1.0, 3.0, 4.0]  # the same time again is kept
+    assert (recorder.dropped, a.lost, a.late) == (2, 2, 2)
+    assert events.count((Event.BAD_VALUE, "A")) == 1  # said once; counted every time
+    assert "timestamp went back" in a.problem
+
+
+def test_pushes_out_of_order_are_refused_and_the_history_stays_ordered():
+    import pytest
+
+    from epics_collector.collector import ChannelConfig
+    from epics_collector.storage import Query
+
+    recorder, _ = make()
+    p = recorder.add_channel(ChannelConfig(pv="push:p", alias="p"))
+    recorder.push(p, Update(1.0, T))
+    for stamp in (T - 1000, T - 500, T - 2000, T - 1):
+        with pytest.raises(ValueError, match="before p's newest row .*time order"):
+            recorder.push(p, Update(9.0, stamp))
+    recorder.push(p, Update(2.0, T))
+    recorder.push(p, Update(3.0, T + 1))
+    assert list(recorder.history(p).time) == [T, T, T + 1]
+    got = recorder.query(p, Query(T - 5000, T + 5, 10, "raw"))
+    assert list(got["value"]) == [1.0, 2.0, 3.0]
+
+
+def test_rows_restored_out_of_order_are_put_in_order():
+    import numpy as np
+
+    from epics_collector.storage import Columns
+
+    recorder, _ = make()
+    a = recorder.channels[0]
+    times = np.array([T, T - 1000, T - 500, T - 2000, T - 1])
+    zeros = np.zeros(5, np.int8)
+    recorder.restore(a, Columns(times, np.arange(5.0), zeros, zeros))
+    rows = recorder.history(a)
+    assert list(rows.time) == sorted(times) and list(rows.value) == [3.0, 1.0, 2.0, 4.0, 0.0]
+    assert recorder.span(a) == (T - 2000, T)
+
+
+def test_a_gap_row_never_goes_before_the_newest_row():
+    recorder, _ = make()
+    a = recorder.channels[0]
+    a.on_connection(True, "connected")
+    recorder.start()
+    future = time.time() + 3600  # a source whose clock is ahead of ours
+    a.on_update(Update(1.0, future))
+    a.on_connection(False, "disconnected")
+    rows = recorder.history(a)
+    assert len(rows) == 2 and math.isnan(rows.value[1]) and rows.time[1] > future

@@ -103,8 +103,10 @@ def test_raw_rows_in_range_and_its_cap() -> None:
     got = run([rows], Query(start, end, 10, "raw"), "number")
     np.testing.assert_array_equal(got["value"], rows.value[10:20])
     np.testing.assert_array_equal(got["severity"], rows.severity[10:20])
-    with pytest.raises(QueryError, match="10 rows in .* exceed points=9"):
-        run([rows], Query(start, end, 9, "raw"), "number")
+    with pytest.raises(QueryError, match="more than 9 rows in .* exceed points=9"):
+        run([rows], Query(start, end, 9, "raw"), "number")  # counted while read
+    with pytest.raises(QueryError, match="^10 rows in .* exceed points=9"):
+        run([rows], Query(start, end, 9, "raw"), "number", total=10)  # known: nothing read
     assert list(run([rows], Query(0.0, 1.0, 10, "raw"), "number")["time"]) == []
 
 

@@ -1,0 +1,95 @@
+"""Reads served on a bounded pool: no reader can starve the device or other readers.
+
+A device answers read requests (a collector's Query, say) on a :class:`ReadPool` of its
+own: a few worker threads, at most ``per_host`` requests in progress or waiting per
+client host and at most ``workers + queue`` in all. A request beyond those limits is
+refused at once with :class:`BusyError` ("busy, retry"), counted by the pool, and never
+waits: a flood from one host costs the device one refusal per request, while the event
+loop (Heartbeat, puts, recording) and other hosts' reads go on. The pool's counters
+belong to the event loop that calls :meth:`ReadPool.run`.
+
+Reads also lose every contest for the CPU: the workers run at a lower scheduling
+priority (``READ_NICENESS``, per thread on Linux), so a host with few cores gives its
+time to recording first (a burst read while six clients loop full-range queries loses
+nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+READ_NICENESS = 10  # added to a read worker's nice value: recording comes first
+
+
+def _lower_priority() -> None:
+    """Make the calling worker thread yield the CPU to the device's other threads."""
+    with contextlib.suppress(OSError, AttributeError):  # not Linux, or not permitted
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), READ_NICENESS)
+
+
+class BusyError(RuntimeError):
+    """The device is busy with other reads: retry later (the text says which limit)."""
+
+
+class ReadLimits(BaseModel):
+    """How many reads a device serves at once (config ``reads``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workers: int = Field(1, ge=1, le=16, description="Reads computed at once (threads)")
+    per_host: int = Field(
+        16, ge=1, le=1000, description="Reads in progress or waiting from one client host"
+    )
+    queue: int = Field(64, ge=0, le=10_000, description="Reads waiting for a worker, all hosts")
+    timeout: float = Field(
+        10.0, ge=0.1, le=600.0, description="Seconds one read may compute before it is ended"
+    )
+
+
+class ReadPool:
+    """Runs blocking reads on ``limits.workers`` threads with per-host and total bounds."""
+
+    def __init__(self, limits: ReadLimits, name: str = "read") -> None:
+        self.limits = limits
+        self._executor = ThreadPoolExecutor(
+            limits.workers, thread_name_prefix=name, initializer=_lower_priority
+        )
+        self._by_host: Counter[str] = Counter()
+        self.active = 0  # reads in progress or waiting for a worker
+        self.refused = 0  # reads refused because of the limits
+
+    async def run(self, host: str, read: Callable[..., T], *args: object) -> T:
+        """``read(*args)`` on a worker for a client on ``host``; :class:`BusyError` if full."""
+        most = self.limits.workers + self.limits.queue
+        if self.active >= most:
+            self.refused += 1
+            raise BusyError(f"busy: {self.active} reads in progress or waiting (at most {most})")
+        if self._by_host[host] >= self.limits.per_host:
+            self.refused += 1
+            raise BusyError(
+                f"busy: {self._by_host[host]} reads from this host in progress (at most "
+                f"{self.limits.per_host} per host): retry when one has answered"
+            )
+        self.active += 1
+        self._by_host[host] += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, read, *args)
+        finally:
+            self.active -= 1
+            self._by_host[host] -= 1
+            if not self._by_host[host]:
+                del self._by_host[host]
+
+    def close(self) -> None:
+        """Stop the workers (reads waiting for one are cancelled)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
