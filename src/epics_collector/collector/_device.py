@@ -563,17 +563,24 @@ class Collector(Device[CollectorConfig]):
             if alias not in aliases:
                 self._add_pushed_channel(alias, kind)
         persistence.restore(restored)
-        for problem in restored.problems:
-            self.report(problem, Severity.MINOR)
-        if not meta:
-            return False
         self.recorder.count = int(meta.get("count", 0))
-        self.recorder.dropped = int(meta.get("dropped", 0))
+        self.recorder.dropped = int(meta.get("dropped", 0)) + restored.lost
         self.recorder.overruns = int(meta.get("overruns", 0))
+        for problem in restored.problems:
+            lost = " (counted in Dropped)" if restored.lost else ""
+            self.report(problem + lost, Severity.MAJOR if restored.lost else Severity.MINOR)
+        if restored.unavailable is not None:
+            self._flush_failing = True
+            self.report(
+                f"the history on disk cannot be written ({restored.unavailable}): read "
+                f"{restored.samples} samples without writing; new rows wait in memory and "
+                "opening it is retried every 5 s",
+                Severity.MAJOR,
+            )
         resume = bool(meta.get("recording", False))
         if resume:  # it was recording when it stopped without Stop: mark the outage
             self.recorder.outage(float(meta.get("flushed", _now())))
-        if not restored.problems:
+        if not restored.problems and restored.unavailable is None and meta:
             self.report(f"reloaded {restored.samples} samples from {self._spill_dir}")
         return resume
 
@@ -601,8 +608,12 @@ class Collector(Device[CollectorConfig]):
         self._report_flush(outcome)
 
     def _report_flush(self, outcome: FlushOutcome) -> None:
-        if outcome.given_up:
-            self.recorder.count_dropped(outcome.given_up)
+        if outcome.given_up or outcome.lost:
+            self.recorder.count_dropped(outcome.given_up + outcome.lost)
+        if outcome.reopened is not None:
+            lost = " (counted in Dropped)" if outcome.lost else ""
+            severity = Severity.MAJOR if outcome.lost else Severity.MINOR
+            self.report(outcome.reopened + lost, severity)
         if outcome.error is not None:
             self._flush_failing = True
             lost = f"; {self.persistence.given_up if self.persistence else 0} rows given up"

@@ -4,12 +4,20 @@ Rows leave the recorder for a *pending* list and leave that list only when the
 transaction that writes them has committed; a failed write (a full disk) keeps them
 for the next flush. While writes keep failing, at most ``capacity`` rows per channel
 wait; older ones are given up, counted and reported, never dropped silently.
+
+The store is opened by :meth:`Persistence.open`, never in the constructor. When it
+cannot be opened for writing (a full disk, a read-only folder: not corruption), the
+history is read without writing and the open is retried at every flush (at most every
+``RETRY_OPEN`` seconds) while new rows wait. A store deleted or replaced while running
+is noticed at the next flush, and everything the recorder holds is written into a new
+one.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,9 +26,15 @@ import numpy as np
 
 from epics_collector.collector._recorder import Channel, Recorder
 from epics_collector.storage import Columns, SpillStore, concat
-from epics_collector.storage._spill import array_record, text_rows
+from epics_collector.storage._spill import (
+    StoreUnavailableError,
+    array_record,
+    read_only,
+    text_rows,
+)
 
 DATABASE = "history.sqlite"
+RETRY_OPEN = 5.0  # seconds between attempts to open a store that could not be opened
 
 
 @dataclass
@@ -31,6 +45,8 @@ class FlushOutcome:
     error: str | None = None  # the write failed: the rows wait for the next flush
     given_up: int = 0  # rows that had waited too long: not on disk, counted in Dropped
     waiting: int = 0  # rows taken from the recorder and not yet on disk
+    reopened: str | None = None  # the store was lost or could not be opened, and now is
+    lost: int = 0  # rows on disk that are gone and no longer in memory (counted in Dropped)
 
 
 @dataclass
@@ -40,6 +56,8 @@ class Restored:
     meta: dict[str, Any]
     samples: int = 0
     problems: list[str] = field(default_factory=list)
+    lost: int = 0  # rows the store lost (damage, a damaged log): counted in Dropped
+    unavailable: str | None = None  # the store cannot be written now (retried)
 
 
 class Persistence:
@@ -49,23 +67,61 @@ class Persistence:
         self.directory = directory
         self.recorder = recorder
         self.capacity, self.ring = capacity, ring
-        self.store = SpillStore(directory / DATABASE)
+        self.store: SpillStore | None = None  # None until opened (see open, flush)
+        self.unavailable: str | None = None  # why the store could not be opened, if not
+        self._tried = -float("inf")  # when opening was last tried (monotonic)
+        self._loaded = False  # the history on disk is in the recorder
         self._waiting: dict[str, list[Columns]] = {}
         self._on_disk: dict[str, int] = {}
         self.given_up = 0  # since the store was opened
 
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self.directory / DATABASE
+
     # start ---------------------------------------------------------------------------
 
     def open(self, aliases: set[str]) -> Restored:
-        """The meta of the last run (imports spill files of earlier versions once)."""
-        problems = [self.store.recovered] if self.store.recovered else []
+        """Open the store; the meta of the last run (imports old spill files once).
+
+        A store that cannot be written now is read without writing (its rows are
+        restored all the same) and ``unavailable`` says why; flushes retry the open.
+        """
+        restored = Restored({})
+        if not self._try_open():
+            parts, meta = read_only(self.path)
+            restored.meta = meta
+            restored.unavailable = self.unavailable
+            self._restore_parts(parts, restored)
+            self._loaded = True
+            return restored
+        assert self.store is not None
+        if self.store.recovered:
+            restored.problems.append(self.store.recovered)
+            restored.lost = self.store.lost
         imported = _import_legacy(self.directory, self.store, aliases)
         if imported:
-            problems.append(f"imported {imported} rows from spill files of an earlier version")
-        return Restored(self.store.meta(), problems=problems)
+            restored.problems.append(
+                f"imported {imported} rows from spill files of an earlier version"
+            )
+        restored.meta = self.store.meta()
+        return restored
+
+    def _try_open(self) -> bool:
+        self._tried = time.monotonic()
+        try:
+            self.store = SpillStore(self.path)
+        except StoreUnavailableError as error:
+            self.unavailable = str(error)
+            return False
+        self.unavailable = None
+        return True
 
     def restore(self, restored: Restored) -> None:
         """Put every channel's rows on disk back into the recorder."""
+        if self._loaded or self.store is None:
+            return
         for channel in self.recorder.channels:
             loaded = self.store.load(channel.alias)
             for rows in loaded.parts:
@@ -77,21 +133,36 @@ class Persistence:
                     f"{channel.alias}: skipped {loaded.bad_chunks} damaged chunks and "
                     f"{loaded.bad_rows} rows without a valid time"
                 )
+        self._loaded = True
+
+    def _restore_parts(self, parts: dict[str, list[Columns]], restored: Restored) -> None:
+        for channel in self.recorder.channels:
+            for rows in parts.get(channel.alias, []):
+                self.recorder.restore(channel, rows)
+                restored.samples += len(rows)
 
     # flush (executor) ------------------------------------------------------------------
 
     def flush(self, meta: dict[str, Any]) -> FlushOutcome:
         """Take what each channel recorded, write it and ``meta`` in one transaction."""
         outcome = FlushOutcome()
+        failure: Exception | None = None
+        try:
+            self._ready(outcome)  # before rows are taken: a rewrite writes all it holds
+        except Exception as error:
+            failure = error
         for channel in self.recorder.channels:
             rows = self.recorder.take_unflushed(channel)
             if len(rows):
                 self._waiting.setdefault(channel.alias, []).append(rows)
         chunks = [(alias, concat(*parts)) for alias, parts in self._waiting.items() if parts]
         try:
+            if failure is not None:
+                raise failure
+            assert self.store is not None
             outcome.written = self.store.write(chunks, meta)
         except Exception as error:  # a full disk, an I/O error: keep the rows, try again
-            outcome.error = f"{type(error).__name__}: {error}"
+            outcome.error = self.unavailable or f"{type(error).__name__}: {error}"
             self._waiting = {alias: [rows] for alias, rows in chunks}
             outcome.given_up = self._bound_waiting()
             outcome.waiting = sum(len(rows) for parts in self._waiting.values() for rows in parts)
@@ -101,6 +172,44 @@ class Persistence:
             self._on_disk[alias] = self._on_disk.get(alias, 0) + len(rows)
         self._compact()
         return outcome
+
+    def _ready(self, outcome: FlushOutcome) -> None:
+        """Make sure a store is open and is the file on disk; raise if it cannot be."""
+        if self.store is not None and (why := self.store.moved()) is not None:
+            self.store.close()
+            self.store = None
+            self._rewrite(why, outcome)
+            return
+        if self.store is not None:
+            return
+        if time.monotonic() - self._tried < RETRY_OPEN or not self._try_open():
+            raise StoreUnavailableError(self.unavailable or "not open")
+        assert self.store is not None
+        outcome.reopened = f"{self.path.name} opened again"
+        if not self._loaded:  # nothing was read at start: merge the history on disk now
+            self.restore(Restored({}))
+
+    def _rewrite(self, why: str, outcome: FlushOutcome) -> None:
+        """The file was deleted or replaced: a new one with every row the recorder holds."""
+        if self.path.exists() and not self.path.is_symlink():
+            aside = self.path.with_name(f"{self.path.name}.replaced-{int(time.time())}")
+            os.replace(self.path, aside)
+        for suffix in ("-wal", "-shm", ".commits"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        if not self._try_open():
+            raise StoreUnavailableError(self.unavailable or "not open")
+        assert self.store is not None
+        held = {ch.alias: self.recorder.flushed_history(ch) for ch in self.recorder.channels}
+        written = self.store.write(list(held.items()))
+        self._waiting.clear()  # they were held, so written
+        before = sum(self._on_disk.values())
+        outcome.lost = max(0, before - written)
+        self._on_disk = {alias: len(rows) for alias, rows in held.items()}
+        outcome.reopened = (
+            f"{self.path.name} was {why} while recording: wrote the {written} rows held in "
+            f"memory to a new one"
+            + (f"; {outcome.lost} older rows are lost" if outcome.lost else "")
+        )
 
     def _bound_waiting(self) -> int:
         """Give up the oldest waiting rows beyond ``capacity`` per channel; how many."""
@@ -118,6 +227,7 @@ class Persistence:
         """Ring mode: a channel with more than 4 x capacity rows on disk keeps its ring's."""
         if not self.ring:
             return
+        assert self.store is not None
         for channel in self.recorder.channels:
             if self._on_disk.get(channel.alias, 0) > 4 * self.capacity:
                 # not the rows recorded meanwhile: the next flush appends those
@@ -129,10 +239,13 @@ class Persistence:
         """Forget every row on disk and waiting (Clear)."""
         self._waiting.clear()
         self._on_disk.clear()
-        self.store.clear()
+        if self.store is not None:
+            self.store.clear()
 
     def close(self) -> None:
-        self.store.close()
+        """Close the store (if open)."""
+        if self.store is not None:
+            self.store.close()
 
     def add_channel(self, channel: Channel) -> None:
         """A channel made after start (a push): nothing on disk yet."""

@@ -7,10 +7,26 @@ any other failed write rolls the whole flush back, so the caller keeps the rows 
 writes them again next time. Each chunk carries a CRC32 of its blob: a chunk damaged
 on disk is skipped on load and counted, never shifting other rows; rows whose time is
 not a positive finite number are never loaded.
+
+The store never gives up intact history:
+
+- An error at open that is not corruption (a full disk, a read-only or locked file) is
+  :class:`StoreUnavailableError`: nothing is moved; the caller reads the history
+  through :func:`read_only` and opens the store again later.
+- Only SQLite's own verdict of corruption (``SQLITE_CORRUPT``/``SQLITE_NOTADB``, or a
+  ``quick_check`` that is not ``ok``) moves the file aside, and only after every chunk
+  that can still be read was copied into a new database (:attr:`SpillStore.lost`
+  counts the rows that could not).
+- Each commit is also counted in a small side file (``<name>.commits``); a database
+  that opens with fewer rows written than the side file says lost its newest
+  transactions (a damaged write-ahead log after a crash): counted in ``lost`` too.
+- :meth:`SpillStore.moved` tells whether the file was deleted or replaced since it was
+  opened (its inode), so the owner can write what it holds into a new one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -20,12 +36,17 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
 from epics_collector.storage._paths import PathError, new_file
 from epics_collector.storage._ring import Columns
 
+SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26  # SQLite's verdicts of a damaged database
+WRITTEN = "_written"  # meta key: rows written by every commit so far (see the side file)
+HELD = "_held"  # meta key: rows the chunks hold now (what a salvage should find)
+HIDDEN = (WRITTEN, HELD)  # meta keys of the store's own, not the caller's
 RECORD = np.dtype([("time", "<f8"), ("value", "<f8"), ("severity", "i1"), ("status", "i1")])
 TEXT = "text"  # the layout of a chunk of string rows (JSON array of [t, v, s, a])
 
@@ -104,28 +125,53 @@ class Loaded:
     bad_rows: int = 0  # rows with a time that is not a positive finite number: skipped
 
 
+class StoreUnavailableError(OSError):
+    """The store cannot be opened for writing now (not corruption): retry later."""
+
+
+def is_corruption(error: BaseException) -> bool:
+    """Whether SQLite itself says the database is damaged (not an I/O problem)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    return info.st_dev, info.st_ino
+
+
 class SpillStore:
     """The chunks of every channel of one collector, and its meta, in one SQLite file.
 
-    Thread-safe: one connection used under a lock (flushes run in an executor).
+    Thread-safe: one connection used under a lock (flushes run in an executor). Opening
+    raises :class:`StoreUnavailableError` when the file cannot be written now; a
+    damaged file is salvaged (see the module text, :attr:`recovered`, :attr:`lost`).
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.commits = path.with_name(path.name + ".commits")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreUnavailableError(f"{path.parent}: {error.strerror}") from error
         if path.is_symlink():  # SQLite would write through it
             raise PathError(f"{path} is a symbolic link; the spill store must be a file")
-        self.recovered: str | None = None  # set when an unreadable database was moved aside
+        self.recovered: str | None = None  # what was found wrong at open, and what was done
+        self.lost = 0  # rows found lost at open (damaged chunks, a damaged log)
         self._lock = threading.Lock()
         try:
             self._db = self._open()
-        except sqlite3.DatabaseError as error:  # not a database, or damaged beyond use
-            aside = path.with_name(f"{path.name}.damaged-{int(time.time())}")
-            os.replace(path, aside)
-            for suffix in ("-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-            self.recovered = f"{path.name} unreadable ({error}); moved to {aside.name}"
-            self._db = self._open()
+        except sqlite3.DatabaseError as error:
+            if not is_corruption(error):
+                raise StoreUnavailableError(f"{path.name}: {error}") from error
+            self._db = self._salvage(str(error))
+        self._written = int(cast(int, self._meta_value(WRITTEN, 0)))
+        self._check_commits()
+        self._identity = _identity(path)
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -133,11 +179,90 @@ class SpillStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # a kill loses nothing committed
             db.executescript(_SCHEMA)
-            db.execute("SELECT count(*) FROM chunks").fetchone()
+            verdict = [row[0] for row in db.execute("PRAGMA quick_check").fetchall()]
+            if verdict != ["ok"]:
+                error = sqlite3.DatabaseError(f"quick_check: {'; '.join(verdict[:3])}")
+                error.sqlite_errorcode = SQLITE_CORRUPT  # type: ignore[attr-defined]
+                raise error
         except sqlite3.DatabaseError:
             db.close()
             raise
         return db
+
+    def _salvage(self, why: str) -> sqlite3.Connection:
+        """Copy every readable chunk and meta row into a new database; keep the old file."""
+        chunks, meta, lost_chunks, self.lost = _readable(self.path, self._last_id())
+        aside = self.path.with_name(f"{self.path.name}.damaged-{int(time.time())}")
+        try:
+            os.replace(self.path, aside)
+            for suffix in ("-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            db = self._open()
+        except (OSError, sqlite3.DatabaseError) as error:
+            raise StoreUnavailableError(
+                f"{self.path.name} is damaged ({why}) and no new database can be written ({error})"
+            ) from error
+        with _Transaction(db):
+            for chunk in chunks:
+                db.execute(
+                    "INSERT INTO chunks (channel, layout, rows, crc, data) VALUES (?,?,?,?,?)",
+                    chunk,
+                )
+            for key, value in meta:
+                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        rows = sum(chunk[2] for chunk in chunks)
+        held = dict(meta).get(HELD)
+        if held is not None:  # exact: what the chunks held at the last commit
+            self.lost = max(self.lost, int(json.loads(held)) - rows)
+        with _Transaction(db):
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (HELD, str(rows)))
+        self.recovered = (
+            f"{self.path.name} was damaged ({why}): kept {len(chunks)} chunks ({rows} rows), "
+            f"lost {lost_chunks} chunks ({self.lost} rows); the damaged file is {aside.name}"
+        )
+        return db
+
+    def _last_id(self) -> int:
+        """The newest chunk id the side file knows (0: none)."""
+        try:
+            return int(json.loads(self.commits.read_text()).get("last_id", 0))
+        except (OSError, ValueError, AttributeError):
+            return 0
+
+    def _check_commits(self) -> None:
+        """Rows the side file saw committed but the database does not hold: lost."""
+        try:
+            noted = int(json.loads(self.commits.read_text()).get("written", 0))
+        except (OSError, ValueError, AttributeError):
+            return
+        missing = noted - self._written
+        if missing > 0:
+            self.lost += missing
+            text = (
+                f"{self.path.name} lacks its newest {missing} rows (its write-ahead log "
+                "was damaged, after a crash?): they are lost"
+            )
+            self.recovered = f"{self.recovered}; {text}" if self.recovered else text
+            self._note_commits()  # said once
+
+    def _note_commits(self) -> None:
+        """Count a commit in the side file (no link followed; a failure is no loss)."""
+        with contextlib.suppress(OSError, PathError, sqlite3.DatabaseError):
+            (last_id,) = self._db.execute("SELECT coalesce(max(id), 0) FROM chunks").fetchone()
+            data = {"written": self._written, "last_id": int(last_id)}
+            with new_file(self.commits) as handle, open(handle, "w") as file:
+                json.dump(data, file)
+
+    def _meta_value(self, key: str, default: object) -> object:
+        found = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if found is None else json.loads(found[0])
+
+    def moved(self) -> str | None:
+        """Why the file on disk is no longer the one open (deleted, replaced), if it is not."""
+        now = _identity(self.path)
+        if now == self._identity:
+            return None
+        return "deleted" if now is None else "replaced by another file"
 
     def close(self) -> None:
         """Close the database (a checkpoint folds the WAL into it)."""
@@ -150,7 +275,7 @@ class SpillStore:
         """The meta saved by the last successful :meth:`write`."""
         with self._lock:
             found = self._db.execute("SELECT key, value FROM meta").fetchall()
-        return {key: json.loads(value) for key, value in found}
+        return {key: json.loads(value) for key, value in found if key not in HIDDEN}
 
     def channels(self) -> list[str]:
         """Every channel with rows on disk."""
@@ -202,18 +327,26 @@ class SpillStore:
         Raises (``sqlite3.OperationalError`` on a full disk, ...) with nothing written.
         """
         packed = [(channel, *pack(rows), len(rows)) for channel, rows in chunks if len(rows)]
-        with self._lock, self._transaction():
-            for channel, layout, blob, count in packed:
-                self._db.execute(
-                    "INSERT INTO chunks (channel, layout, rows, crc, data) VALUES (?,?,?,?,?)",
-                    (channel, layout, count, zlib.crc32(blob), blob),
-                )
-            for key, value in (meta or {}).items():
-                self._db.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                    (key, json.dumps(value)),
-                )
-        return sum(count for *_, count in packed)
+        total = sum(count for *_, count in packed)
+        with self._lock:
+            with self._transaction():
+                for channel, layout, blob, count in packed:
+                    self._db.execute(
+                        "INSERT INTO chunks (channel, layout, rows, crc, data) VALUES (?,?,?,?,?)",
+                        (channel, layout, count, zlib.crc32(blob), blob),
+                    )
+                items = {**(meta or {}), WRITTEN: self._written + total}
+                if total:
+                    items[HELD] = self._held() + total
+                for key, value in items.items():
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                        (key, json.dumps(value)),
+                    )
+            self._written += total
+            if total:
+                self._note_commits()
+        return total
 
     def replace(self, channel: str, rows: Columns) -> None:
         """Replace every chunk of a channel by ``rows`` (compaction), atomically."""
@@ -225,11 +358,23 @@ class SpillStore:
                     "INSERT INTO chunks (channel, layout, rows, crc, data) VALUES (?,?,?,?,?)",
                     (channel, layout, len(rows), zlib.crc32(blob), blob),
                 )
+            self._set_held()
 
     def clear(self) -> None:
         """Remove every row (Clear); the meta stays."""
         with self._lock, self._transaction():
             self._db.execute("DELETE FROM chunks")
+            self._set_held()
+
+    def _held(self) -> int:
+        return int(cast(int, self._meta_value(HELD, 0)))
+
+    def _set_held(self) -> None:
+        """Count the rows held again (inside a transaction that changed them)."""
+        (held,) = self._db.execute("SELECT coalesce(sum(rows), 0) FROM chunks").fetchone()
+        self._db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (HELD, str(int(held)))
+        )
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
@@ -255,6 +400,86 @@ class _Transaction:
                 raise
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")
+
+
+def _readable(
+    path: Path, last_id: int
+) -> tuple[list[tuple[str, str, int, int, bytes]], list[tuple[str, str]], int, int]:
+    """What can still be read of a damaged database, one chunk (by id) at a time.
+
+    Returns the good chunks (oldest first), the meta rows, and how many chunks and rows
+    could not be read or failed their checksum (rows of a chunk whose data is lost
+    are counted when its row count can still be read).
+    """
+    chunks: list[tuple[str, str, int, int, bytes]] = []
+    meta: list[tuple[str, str]] = []
+    lost_chunks = lost_rows = 0
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    except sqlite3.DatabaseError:
+        return chunks, meta, lost_chunks, lost_rows
+    try:
+        with contextlib.suppress(sqlite3.DatabaseError):
+            found = db.execute("SELECT max(id) FROM chunks").fetchone()[0]
+            last_id = max(last_id, int(found or 0))
+        for chunk_id in range(1, last_id + 1):
+            try:
+                row = db.execute(
+                    "SELECT channel, layout, rows, crc, data FROM chunks WHERE id = ?",
+                    (chunk_id,),
+                ).fetchone()
+            except sqlite3.DatabaseError:
+                row = None
+                lost_chunks += 1
+                with contextlib.suppress(sqlite3.DatabaseError, TypeError):
+                    lost_rows += int(
+                        db.execute("SELECT rows FROM chunks WHERE id = ?", (chunk_id,)).fetchone()[
+                            0
+                        ]
+                    )
+            if row is None:
+                continue
+            if zlib.crc32(row[4]) != row[3]:
+                lost_chunks += 1
+                lost_rows += int(row[2])
+                continue
+            chunks.append((row[0], row[1], int(row[2]), int(row[3]), bytes(row[4])))
+        with contextlib.suppress(sqlite3.DatabaseError):
+            meta = [(k, v) for k, v in db.execute("SELECT key, value FROM meta").fetchall()]
+    finally:
+        db.close()
+    return chunks, meta, lost_chunks, lost_rows
+
+
+def read_only(path: Path) -> tuple[dict[str, list[Columns]], dict[str, object]]:
+    """Every good row by channel, and the meta, read without writing anything.
+
+    For a store that cannot be opened for writing (a full disk, a read-only folder).
+    """
+    parts: dict[str, list[Columns]] = {}
+    meta: dict[str, object] = {}
+    if not path.is_file() or path.is_symlink():
+        return parts, meta
+    for mode in ("mode=ro", "immutable=1"):  # immutable: no -shm can be made
+        try:
+            db = sqlite3.connect(f"file:{path}?{mode}", uri=True, check_same_thread=False)
+            try:
+                found = db.execute(
+                    "SELECT channel, layout, rows, crc, data FROM chunks ORDER BY id"
+                ).fetchall()
+                meta = {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
+            finally:
+                db.close()
+        except sqlite3.DatabaseError:
+            continue
+        for channel, layout, count, crc, blob in found:
+            with contextlib.suppress(ValueError):
+                if zlib.crc32(blob) == crc and len(rows := unpack(layout, blob)) == count:
+                    parts.setdefault(channel, []).append(rows)
+        for key in HIDDEN:
+            meta.pop(key, None)
+        return parts, meta
+    return parts, meta
 
 
 def write_json_atomic(path: Path, data: object) -> None:

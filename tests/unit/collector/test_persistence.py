@@ -30,6 +30,8 @@ def record(rec: Recorder, values: range) -> None:
 def test_rows_wait_while_the_disk_is_full_and_land_when_it_is_not(tmp_path: Path) -> None:
     rec = recorder(capacity=3000)
     persistence = Persistence(tmp_path, rec, capacity=3000, ring=True)
+    persistence.open({"A"})
+    assert persistence.store is not None
     db = persistence.store._db
     pages = db.execute("PRAGMA page_count").fetchone()[0]
     db.execute(f"PRAGMA max_page_count = {pages}")  # full
@@ -68,6 +70,7 @@ def test_spill_files_of_an_earlier_version_are_imported_once(tmp_path: Path) -> 
 def test_compaction_never_writes_a_row_twice(tmp_path: Path) -> None:
     rec = recorder(capacity=10)
     persistence = Persistence(tmp_path, rec, capacity=10, ring=True)
+    persistence.open({"A"})
     for start in range(1, 41, 10):  # 40 rows on disk
         record(rec, range(start, start + 10))
         persistence.flush({})

@@ -1,12 +1,15 @@
 """The SQLite spill store: atomic flushes, damaged chunks skipped, bad times never served."""
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from epics_collector.storage import Columns, SpillStore, concat
+from epics_collector.storage._spill import StoreUnavailableError, read_only
 
 
 def rows(start: int, n: int, dtype: type = np.float64) -> Columns:
@@ -93,7 +96,87 @@ def test_an_unreadable_database_is_moved_aside(tmp_path: Path) -> None:
     path = tmp_path / "h.sqlite"
     path.write_bytes(b"this is not a database" * 100)
     store = SpillStore(path)
-    assert store.recovered is not None and "moved to" in store.recovered
+    assert (
+        store.recovered is not None and "the damaged file is h.sqlite.damaged-" in store.recovered
+    )
     assert list(tmp_path.glob("h.sqlite.damaged-*"))
     store.write([("a", rows(0, 2))])
     assert store.rows("a") == 2
+
+
+def _many_chunks(path: Path, chunks: int, per_chunk: int = 100) -> None:
+    store = SpillStore(path)
+    for i in range(chunks):
+        store.write([("a", rows(i * per_chunk, per_chunk))], {"count": (i + 1) * per_chunk})
+    store.close()
+
+
+def test_a_damaged_page_loses_only_its_chunks(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    _many_chunks(path, 300)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2 // 4096 * 4096
+    data[middle : middle + 4096] = b"\xa5" * 4096  # one page overwritten
+    path.write_bytes(bytes(data))
+    store = SpillStore(path)
+    assert store.recovered is not None and "was damaged" in store.recovered
+    assert list(tmp_path.glob("h.sqlite.damaged-*")), "the damaged file is kept"
+    kept = loaded(store, "a")
+    assert 0 < store.lost < 300 * 100 and len(kept) + store.lost == 300 * 100
+    assert np.all(np.diff(kept.time) > 0), "salvaged rows stay in order"
+    assert store.meta()["count"] == 300 * 100
+    store.write([("a", rows(10**6, 5))])  # and it records on
+    assert store.rows("a") == len(kept) + 5
+
+
+def test_a_damaged_write_ahead_log_is_reported_with_the_rows_lost(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    script = (
+        "import os, sys, numpy as np\n"
+        "from epics_collector.storage import SpillStore, Columns\n"
+        "s = SpillStore(__import__('pathlib').Path(sys.argv[1]))\n"
+        "z = np.zeros(50, np.int8)\n"
+        "for i in range(20):\n"
+        "    s.write([('a', Columns(1.7e9 + i * 50 + np.arange(50.0), np.ones(50), z, z))])\n"
+        "os._exit(0)\n"  # like a kill -9: no close, no checkpoint
+    )
+    subprocess.run([sys.executable, "-c", script, str(path)], check=True)
+    wal = Path(f"{path}-wal")
+    data = bytearray(wal.read_bytes())
+    assert len(data) > 4096, "nothing in the log: the test proves nothing"
+    middle = len(data) // 2
+    data[middle : middle + 20] = bytes(b ^ 0xFF for b in data[middle : middle + 20])
+    wal.write_bytes(bytes(data))
+    store = SpillStore(path)
+    assert store.recovered is not None and "write-ahead log" in store.recovered
+    held = store.rows("a")
+    assert held < 1000 and store.lost == 1000 - held
+
+
+def test_a_deleted_database_is_noticed(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    store = SpillStore(path)
+    assert store.moved() is None
+    for name in ("h.sqlite", "h.sqlite-wal", "h.sqlite-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    assert store.moved() == "deleted"
+    path.write_bytes(b"")
+    assert store.moved() == "replaced by another file"
+
+
+def test_an_open_that_fails_for_a_reason_other_than_damage_moves_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    _many_chunks(path, 3)
+    before = path.read_bytes()
+    locker = sqlite3.connect(path)
+    locker.execute("PRAGMA locking_mode=EXCLUSIVE")
+    locker.execute("BEGIN EXCLUSIVE")  # another process holds it: SQLITE_BUSY at open
+    try:
+        with pytest.raises(StoreUnavailableError):
+            SpillStore(path)
+    finally:
+        locker.rollback()
+        locker.close()
+    assert path.read_bytes() == before and not list(tmp_path.glob("*.damaged-*"))
+    parts, meta = read_only(path)
+    assert sum(len(p) for p in parts["a"]) == 300 and meta["count"] == 300
