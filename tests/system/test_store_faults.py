@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from p4p.client.thread import Context
 from p4p.nt import NTURI
-from tests.system.test_disk_full import fill
+from tests.system.test_disk_full import fill, small_disk  # noqa: F401 (a fixture)
 
 from epics_collector.process import DeviceProcess, wait_for
 from epics_collector.pva import Network
@@ -33,23 +33,6 @@ def raw(network: Network) -> Iterator[Context]:
     context = Context("pva", conf=network.client_conf(), useenv=False, nt=False)
     yield context
     context.close()
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def _history(data: Path, alias: str = "a") -> int:
