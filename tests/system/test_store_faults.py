@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from p4p.client.thread import Context
 from p4p.nt import NTURI
-from tests.system.test_disk_full import fill, small_disk  # noqa: F401 (a fixture)
+from tests.system.test_disk_full import fill
 
 from epics_collector.process import DeviceProcess, wait_for
 from epics_collector.pva import Network
