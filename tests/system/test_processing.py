@@ -274,3 +274,66 @@ def test_a_hanging_processor_is_reported_by_the_timeout(
     assert wait_until(lambda: ctx.get(prefix + "Count") > count + 3, 5)
     assert ctx.get(prefix + "Errors") <= errors + 1
     assert ctx.get(prefix + "DurationMax") >= 0.6
+
+
+def test_feedback_never_acts_on_a_nan_or_invalid_input(network, processing, prefix, ctx):
+    """pid turns a NaN into its own low limit; feedback must not write that (finding 10)."""
+    from p4p.nt import NTScalar
+    from p4p.server import Server, StaticProvider
+    from p4p.server.thread import SharedPV
+
+    measured = SharedPV(nt=NTScalar("d"), initial=1.0)
+    writes: list[float] = []
+
+    class Target:
+        def put(self, pv, op):
+            writes.append(float(op.value()))
+            pv.post(op.value())
+            op.done()
+
+    target = SharedPV(nt=NTScalar("d"), initial=10.0, handler=Target())
+    provider = StaticProvider("feedback-test")
+    provider.add(prefix + "measured", measured)
+    provider.add(prefix + "target", target)
+    with Server(providers=[provider], conf=network.server_conf(), useenv=False):
+        measured.post(1.0, timestamp=time.time())  # a fresh measurement
+        processing(
+            {
+                "inputs": {"m": prefix + "measured"},
+                "trigger": {"period": 0.1},
+                "processor": {
+                    "name": "pid",
+                    "params": {"setpoint": 30.0, "kp": 0.5, "low": 5, "high": 40},
+                },
+                "feedback": [
+                    {
+                        "output": "output",
+                        "target": prefix + "target",
+                        "low": 5,
+                        "high": 40,
+                        "max_age": 60,
+                    }
+                ],
+            },
+            device_prefix=prefix + "PID:",
+        )
+        pid = prefix + "PID:"
+        ctx.put(pid + "FeedbackEnable", 1)
+        wait_for(lambda: len(writes) >= 3, 10, "feedback writes from a finite input")
+        for bad in (
+            {"value": float("nan")},
+            {"value": float("inf")},
+            {"value": 20.0, "alarm.severity": 3},
+        ):
+            skipped = int(ctx.get(pid + "FeedbackSkipped"))
+            measured.post(
+                bad["value"], severity=bad.get("alarm.severity", 0), timestamp=time.time()
+            )
+            wait_for(lambda: int(ctx.get(pid + "FeedbackSkipped")) >= skipped + 3, 10, "skips")  # noqa: B023
+            before = len(writes)
+            wait_for(lambda: int(ctx.get(pid + "FeedbackSkipped")) >= skipped + 8, 10, "more skips")  # noqa: B023
+            assert len(writes) == before, f"a write on input {bad}: {writes[before:]}"
+            message = ctx.get(pid + "Message")
+            assert "suspended" in message and message.severity == 2
+            measured.post(1.0, severity=0, timestamp=time.time())
+            wait_for(lambda: len(writes) > before, 10, "writes again on a finite input")  # noqa: B023

@@ -429,8 +429,14 @@ class Processing(Device[ProcessingConfig]):
         if not self.config.feedback or not self.feedback_enable.value:
             return
         newest = max(i.timestamp for i in inputs.values())
+        suspended = _unusable_input(inputs)
         for entry in self.config.feedback:
             if entry.output not in outputs:
+                continue
+            if suspended:  # whatever the processor made of it (pid clamps NaN to low)
+                self._feedback_not_made(
+                    f"feedback to {entry.target} suspended: {suspended}", Severity.MAJOR
+                )
                 continue
             output = outputs[entry.output]
             reason = self._feedback_refusal(entry, newest, output)
@@ -525,3 +531,16 @@ class _Readback:
 
     def on_loss(self, missing: int | None) -> None:
         """Only the target's newest value matters (for max_step)."""
+
+
+def _unusable_input(inputs: dict[str, Input]) -> str:
+    """Why feedback must not act on these inputs (a scalar NaN or inf, INVALID), or ""."""
+    for name, given in inputs.items():
+        if given.severity >= Severity.INVALID:
+            return f"input {name} is INVALID"
+        value = given.value
+        if isinstance(value, float | int | np.floating | np.integer) and not math.isfinite(
+            float(value)
+        ):
+            return f"input {name} is {float(value)}"
+    return ""
