@@ -143,7 +143,9 @@ class Limits(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    duration: float | None = Field(default=None, gt=0, description="seconds after Start")
+    duration: float | None = Field(
+        default=None, gt=0, le=10 * 365 * 86400, description="seconds after Start"
+    )
     samples: int | None = Field(default=None, gt=0, description="samples recorded in total")
 
 
@@ -160,7 +162,7 @@ class CollectorConfig(DeviceConfig):
     limits: Limits = Field(default_factory=lambda: Limits(duration=None, samples=None))
     persist: bool = Field(default=False, description="spill to files in the data directory")
     publish_rate: float = Field(
-        default=2.0, gt=0, le=20, description="history PV updates per second"
+        default=2.0, ge=0.01, le=20, description="history PV updates per second (0.01..20)"
     )
     tail: int = Field(
         default=1000, ge=1, le=100_000, description="rows in each channel's Tail PV (the newest)"
@@ -198,7 +200,10 @@ class CollectorConfig(DeviceConfig):
         description="how many Query reads run at once, per client host and in all",
     )
     connect_timeout: float = Field(
-        default=5.0, gt=0, description="seconds before a channel that never connected is reported"
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="seconds before a channel that never connected is reported",
     )
 
     def served_json(self) -> str:

@@ -26,6 +26,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from epics_collector.core import Finite
+
 Row = tuple[float, Any, int, int]  # time, value, severity, status
 GROUP_ALGORITHMS: dict[str, Callable[[list[float]], float]] = {
     "mean": lambda v: sum(v) / len(v),
@@ -70,8 +72,8 @@ class Include(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    low: float
-    high: float
+    low: Finite
+    high: Finite
 
     @model_validator(mode="after")
     def _check(self) -> Include:
@@ -85,8 +87,10 @@ class Deadband(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    absolute: float | None = Field(default=None, ge=0)
-    relative: float | None = Field(default=None, ge=0, description="percent of the last value")
+    absolute: float | None = Field(default=None, ge=0, le=1e300)
+    relative: float | None = Field(
+        default=None, ge=0, le=1e6, description="percent of the last value"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Deadband:

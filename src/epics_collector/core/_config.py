@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from epics_collector.core._access import AccessPolicy
 
 M = TypeVar("M", bound=BaseModel)
+#: A number that must be finite (no inf or NaN): for values, limits, gains and offsets.
+Finite = Annotated[float, Field(ge=-1e300, le=1e300)]
 #: The longest configuration a device takes and serves (its Config PV, a factory's Create).
 MAX_CONFIG_CHARS = 16 << 20
 

@@ -42,14 +42,19 @@ class RestartPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     delay: float = Field(
-        default=1.0, gt=0, description="first restart delay (s), doubled each time"
+        default=1.0, gt=0, le=3600, description="first restart delay (s), doubled each time"
     )
-    max_delay: float = Field(default=30.0, gt=0, description="cap of the restart delay (s)")
+    max_delay: float = Field(
+        default=30.0, gt=0, le=86400, description="cap of the restart delay (s)"
+    )
     max_restarts: int = Field(
         default=5, ge=0, description="restarts in a row before the device is marked Failed"
     )
     stable_after: float = Field(
-        default=30.0, gt=0, description="a process up this long (s) resets the crash count"
+        default=30.0,
+        gt=0,
+        le=86400,
+        description="a process up this long (s) resets the crash count",
     )
 
     def delay_before(self, attempt: int) -> float:
@@ -73,7 +78,7 @@ class FactoryConfig(DeviceConfig):
         "(relative to the data directory)",
     )
     ready_timeout: float = Field(
-        default=30.0, gt=0, description="seconds a new device process has to serve its PVs"
+        default=30.0, gt=0, le=3600, description="seconds a new device process has to serve its PVs"
     )
     restart: RestartPolicy = Field(default_factory=RestartPolicy)
     destinations: dict[str, dict[str, Any]] = Field(

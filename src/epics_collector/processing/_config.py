@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from epics_collector.core import DeviceConfig, describe_validation_error, split_url
+from epics_collector.core import DeviceConfig, Finite, describe_validation_error, split_url
 from epics_collector.processing._api import Params, Processor, load_processor
 from epics_collector.processing.processors._calc import CONSTANTS, FUNCTIONS
 
@@ -65,10 +65,14 @@ class Feedback(BaseModel):
 
     output: str
     target: str = Field(min_length=1, description="pva://NAME, ca://NAME or NAME")
-    low: float
-    high: float
-    max_step: float | None = Field(default=None, gt=0, description="largest change per write")
-    max_age: float = Field(default=5.0, gt=0, description="inputs older than this are stale")
+    low: Finite
+    high: Finite
+    max_step: float | None = Field(
+        default=None, gt=0, le=1e300, description="largest change per write"
+    )
+    max_age: float = Field(
+        default=5.0, gt=0, le=86400, description="inputs older than this are stale"
+    )
 
     @model_validator(mode="after")
     def _limits(self) -> Feedback:
@@ -90,7 +94,9 @@ class ProcessingConfig(DeviceConfig):
         default_factory=dict, description="default: the processor's outputs"
     )
     feedback: list[Feedback] = Field(default_factory=list)
-    timeout: float = Field(default=5.0, gt=0, description="a run longer than this is an error")
+    timeout: float = Field(
+        default=5.0, gt=0, le=3600, description="a run longer than this is an error"
+    )
     max_errors: int = Field(default=10, ge=1, description="errors in a row before Fault")
     distribute: Distribute | None = Field(
         default=None,

@@ -158,10 +158,25 @@ def write_nexus(path: Path, data: ExportData, root: Path | None = None) -> None:
         config["data"] = data.config_json
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet takes for a formula
+
+
+def cell(text: object) -> object:
+    """A text cell a spreadsheet shows as text: a leading ``'`` before a formula start.
+
+    Numbers are left alone (``-5.0`` stays a number); strings that a spreadsheet would
+    evaluate (``=cmd|' /C calc'!A0``) get the quote OWASP recommends.
+    """
+    if isinstance(text, str) and text.startswith(FORMULA_STARTS):
+        return "'" + text
+    return text
+
+
 def write_csv(path: Path, data: ExportData, root: Path | None = None) -> None:
     """One long table: ``channel, time, time_iso, value, severity, status``; then notes.
 
-    Waveform and image channels are not written (CSV has no arrays): use NeXus.
+    Waveform and image channels are not written (CSV has no arrays): use NeXus. Text
+    cells that a spreadsheet would take for a formula are escaped (see :func:`cell`).
     """
     arrays = [c.alias for c in data.channels if c.rows.value.ndim > 1]
     if arrays:
@@ -179,6 +194,7 @@ def write_csv(path: Path, data: ExportData, root: Path | None = None) -> None:
                     rows.status[part],
                     strict=True,
                 ):
-                    writer.writerow([channel.alias, repr(float(t)), iso(t), v, int(s), int(a)])
+                    row = [channel.alias, repr(float(t)), iso(t), cell(v), int(s), int(a)]
+                    writer.writerow(row)
         for t, text in data.annotations:
-            writer.writerow(["annotation", repr(t), iso(t), text, 0, 0])
+            writer.writerow(["annotation", repr(t), iso(t), cell(text), 0, 0])

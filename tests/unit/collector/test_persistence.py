@@ -81,5 +81,6 @@ def test_compaction_never_writes_a_row_twice(tmp_path: Path) -> None:
     persistence.flush({})
     rec.take_unflushed = take  # type: ignore[method-assign]
     persistence.flush({})
+    assert persistence.store is not None
     rows = np.concatenate([p.value for p in persistence.store.load("A").parts])
     assert list(rows) == [float(v) for v in range(44, 54)], "a row written twice or lost"

@@ -85,3 +85,20 @@ def test_csv_is_one_long_table(tmp_path, data):
 def test_csv_refuses_arrays(tmp_path, data):
     with pytest.raises(ValueError, match="export as nexus"):
         write_csv(tmp_path / "run.csv", data)
+
+
+def test_csv_text_a_spreadsheet_would_run_is_escaped(tmp_path, data):
+    formulas = ["=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(A1)", "\tx", "plain"]
+    data.channels = [
+        ChannelData("label", "SIM:Label", "string", rows(np.array(formulas, object))),
+        ChannelData("temp", "SIM:Temperature", "number", rows(np.array([-5.0]))),
+    ]
+    data.annotations = [(1_700_000_009.0, '=HYPERLINK("http://x")')]
+    path = tmp_path / "run.csv"
+    write_csv(path, data)
+    with path.open(newline="") as file:
+        lines = list(csv.reader(file))
+    values = [line[3] for line in lines[1:]]
+    assert values[:6] == ["'" + f for f in formulas[:5]] + ["plain"]
+    assert float(values[6]) == -5.0, "a negative number stays a number"
+    assert values[7] == '\'=HYPERLINK("http://x")'

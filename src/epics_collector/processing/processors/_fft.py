@@ -12,7 +12,7 @@ class FftParams(Params):
     """Sample spacing and window."""
 
     input: str = Field(default="", description="array input (default: the only one)")
-    sample_rate: float = Field(default=1.0, gt=0, description="samples per second")
+    sample_rate: float = Field(default=1.0, gt=0, le=1e15, description="samples per second")
     window: bool = Field(default=True, description="apply a Hann window")
 
 

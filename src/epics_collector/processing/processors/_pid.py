@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from pydantic import Field
 
+from epics_collector.core import Finite
 from epics_collector.processing._api import Inputs, Outputs, Params, Processor
 
 
@@ -14,14 +15,16 @@ class PidParams(Params):
     """Gains, target and limits; all writable live."""
 
     input: str = Field(default="", description="the measured input (default: the only one)")
-    setpoint: float = Field(default=0.0, description="the target value of the input")
-    kp: float = Field(default=1.0)
-    ki: float = Field(default=0.0, description="per second")
-    kd: float = Field(default=0.0, description="seconds")
-    low: float = Field(default=-1e300, description="output lower limit")
-    high: float = Field(default=1e300, description="output upper limit")
-    max_rate: float = Field(default=0.0, ge=0, description="output change per second; 0: none")
-    initial: float = Field(default=0.0, description="output before the first run")
+    setpoint: Finite = Field(default=0.0, description="the target value of the input")
+    kp: Finite = Field(default=1.0)
+    ki: Finite = Field(default=0.0, description="per second")
+    kd: Finite = Field(default=0.0, description="seconds")
+    low: Finite = Field(default=-1e300, description="output lower limit")
+    high: Finite = Field(default=1e300, description="output upper limit")
+    max_rate: float = Field(
+        default=0.0, ge=0, le=1e300, description="output change per second; 0: none"
+    )
+    initial: Finite = Field(default=0.0, description="output before the first run")
 
 
 class Pid(Processor[PidParams]):

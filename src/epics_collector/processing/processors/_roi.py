@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
+from epics_collector.core import Finite
 from epics_collector.processing._api import Inputs, Outputs, Params, Processor
 
 
@@ -19,7 +20,7 @@ class RoiParams(Params):
     shape: tuple[int, int] | None = Field(
         default=None, description="[rows, columns] of a 1-D source (e.g. a waveform record)"
     )
-    background: float = Field(default=0.0, description="subtracted before the centroid")
+    background: Finite = Field(default=0.0, description="subtracted before the centroid")
 
 
 class Roi(Processor[RoiParams]):
