@@ -1,0 +1,195 @@
+"""Reads that cannot hurt: recording while clients loop queries, and a query flood.
+
+1. A burst of ``--burst`` updates, flat out from a p4p source, into a persisting
+   collector that also holds ``--rows`` reloaded rows of another channel. Measured three
+   ways in the same run: a raw p4p client monitoring the burst (the limit), the
+   collector alone, and the collector while ``--readers`` clients loop full-range minmax
+   queries of the reloaded channel. Figures: updates/s, their ratios to raw p4p and to
+   each other, rows lost (target 0), queries answered meanwhile.
+2. A flood of ``--flood`` concurrent queries from one asyncio client: how long until all
+   are answered (served or refused "busy"), how many were served, and the longest gap
+   between Heartbeat updates meanwhile (the device's event loop; 1 s when never late).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+from p4p.client.asyncio import Context as AsyncContext
+from p4p.client.thread import Context
+from p4p.nt import NTURI
+
+from _common import Network, prewritten_history, report
+from epics_collector.process import DeviceProcess, wait_for
+from epics_collector.sim import PvaSource
+
+
+def _uri(pv: str, **arguments: str) -> Any:
+    return NTURI([(k, "s") for k in arguments]).wrap(pv, kws=arguments)
+
+
+def raw_rate(network: Network, source: str, burst: int) -> float:
+    """Updates/s a plain p4p monitor receives of one burst (the limit)."""
+    got: list[float] = []
+    with Context("pva", conf=network.client_conf(), useenv=False) as ctx:
+        sub = ctx.monitor(
+            source + "0000",
+            lambda v: got.append(time.perf_counter()),
+            request="record[queueSize=100000]field()",
+        )
+        wait_for(lambda: len(got) >= 1, 10, "the source")
+        ctx.put(source + ":Go", 1)
+        wait_for(lambda: len(got) >= burst + 1, 60, "the burst")
+        sub.close()
+    return burst / (got[-1] - got[1])
+
+
+def collector_rate(
+    network: Network, source: str, burst: int, rows: int, readers: int
+) -> dict[str, float]:
+    """Updates/s the collector records of one burst, while ``readers`` loop queries."""
+    prefix = f"BR{readers}:"
+    data = Path(tempfile.mkdtemp()) / "data"
+    prewritten_history(data, "a", rows)
+    channels = [{"pv": f"{prefix}nosource", "alias": "a"}, {"pv": source + "0000", "alias": "fast"}]
+    config = {"channels": channels, "capacity": max(rows, burst * 2), "persist": True}
+    stop, answered = threading.Event(), [0] * readers
+
+    def loop(index: int) -> None:
+        with Context("pva", conf=network.client_conf(), useenv=False) as client:
+            request = _uri(prefix + "Query", alias="a", operator="minmax", points="10000")
+            while not stop.is_set():
+                client.rpc(prefix + "Query", request, timeout=60)
+                answered[index] += 1
+
+    with DeviceProcess("collector", prefix, config, env=network.environ(), data_dir=data):
+        ctx = Context("pva", conf=network.client_conf(), useenv=False, nt=False)
+        wait_for(lambda: cast(Any, ctx.get(prefix + "fast:Connected"))["value"], 30, "source")
+        ctx.put(prefix + "Start", {"value": 1})
+        threads = [threading.Thread(target=loop, args=(i,)) for i in range(readers)]
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: all(answered), 60, "every reader answered once")
+        before = sum(answered)
+
+        def last() -> tuple[float, float]:
+            uri = _uri(
+                prefix + "Query",
+                alias="fast",
+                operator="raw",
+                points="100000",
+                start=repr(time.time() - 0.5),
+            )
+            table = cast(Any, ctx.rpc(prefix + "Query", uri, timeout=60))["value"]
+            values = np.asarray(table["value"])
+            return (
+                (float(values[-1]), float(np.asarray(table["time"])[-1]))
+                if len(values)
+                else (0.0, 0.0)
+            )
+
+        started = time.time()
+        ctx.put(source + ":Go", {"value": 1})
+        wait_for(lambda: last()[0] == burst, 120, "the burst recorded")
+        took = time.time() - started
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+        dropped = int(cast(Any, ctx.get(prefix + "Dropped"))["value"])
+        overruns = int(cast(Any, ctx.get(prefix + "Overruns"))["value"])
+        ctx.close()
+    return {
+        "rate": burst / took,
+        "lost": dropped,
+        "overruns": overruns,
+        "queries": sum(answered) - before,
+    }
+
+
+def flood(network: Network, rows: int, count: int) -> dict[str, float]:
+    prefix = "BFLOOD:"
+    data = Path(tempfile.mkdtemp()) / "data"
+    prewritten_history(data, "a", rows)
+    config = {
+        "channels": [{"pv": f"{prefix}nosource", "alias": "a"}],
+        "capacity": rows,
+        "persist": True,
+    }
+    with DeviceProcess("collector", prefix, config, env=network.environ(), data_dir=data):
+        ctx = Context("pva", conf=network.client_conf(), useenv=False)
+        beats: list[float] = []
+        sub = ctx.monitor(prefix + "Heartbeat", lambda _: beats.append(time.monotonic()))
+        wait_for(lambda: len(beats) >= 3, 30, "Heartbeat")
+
+        async def send() -> list[Any]:
+            client = AsyncContext("pva", conf=network.client_conf(), useenv=False)
+            try:
+                request = _uri(prefix + "Query", alias="a", operator="minmax", points="100000")
+                return await asyncio.gather(
+                    *(client.rpc(prefix + "Query", request) for _ in range(count)),
+                    return_exceptions=True,
+                )
+            finally:
+                client.close()
+
+        mark = len(beats)
+        started = time.perf_counter()
+        answers = asyncio.run(send())
+        took = time.perf_counter() - started
+        wait_for(lambda: len(beats) >= mark + 3, 10, "Heartbeat after")
+        sub.close()
+        ctx.close()
+    served = sum(not isinstance(a, Exception) for a in answers)
+    gaps = np.diff(beats[mark - 1 :])
+    return {"seconds": took, "served": served, "refused": count - served, "gap": float(gaps.max())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--burst", type=int, default=200_000)
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--readers", type=int, default=6)
+    parser.add_argument("--flood", type=int, default=3000)
+    args = parser.parse_args()
+    network = Network.loopback()
+    with PvaSource("BRSRC", network.environ(), rate=0, count=args.burst):
+        raw = raw_rate(network, "BRSRC", args.burst)
+        alone = collector_rate(network, "BRSRC", args.burst, args.rows, 0)
+        read = collector_rate(network, "BRSRC", args.burst, args.rows, args.readers)
+    flooded = flood(network, args.rows * 5, args.flood)
+    report(
+        "read integrity: recording while clients loop queries",
+        {
+            "raw p4p monitor (updates/s)": raw,
+            "collector alone (updates/s)": alone["rate"],
+            f"collector, {args.readers} readers (updates/s)": read["rate"],
+            "alone / raw p4p": alone["rate"] / raw,
+            "with readers / raw p4p": read["rate"] / raw,
+            "with readers / alone": read["rate"] / alone["rate"],
+            "rows lost with readers": read["lost"],
+            "overruns with readers": read["overruns"],
+            "queries answered during the burst": read["queries"],
+        },
+        {"with readers / alone": 0.95, "<=rows lost with readers": 0},
+    )
+    report(
+        f"read integrity: {args.flood} concurrent queries on {args.rows * 5:.0e} rows",
+        {
+            "all answered (s)": flooded["seconds"],
+            "served": flooded["served"],
+            "refused busy": flooded["refused"],
+            "longest Heartbeat gap (s)": flooded["gap"],
+        },
+        {"<=longest Heartbeat gap (s)": 2.0},
+    )
+
+
+if __name__ == "__main__":
+    main()
