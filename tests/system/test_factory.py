@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import sqlite3
 import time
@@ -18,7 +19,16 @@ from p4p.client.thread import Context, RemoteError
 from p4p.nt import NTURI
 from tests.conftest import FactoryHandle, _alive
 
-from epics_collector.process import DeviceProcess, PidFile, wait_for, wait_until
+from epics_collector.factory._state_files import PidFile
+from epics_collector.process import (
+    MODULE,
+    READY_LINE,
+    DeviceProcess,
+    ReadyProcess,
+    device_arguments,
+    wait_for,
+    wait_until,
+)
 from epics_collector.pva import Network
 from epics_collector.sim import SimIoc
 from epics_collector.storage._spill import unpack
@@ -324,11 +334,10 @@ def test_a_factory_stops_devices_left_running_by_an_earlier_instance(
     fac.stop()
     # a device process the earlier instance left behind (as after a crash of the factory
     # while a child ignored its end), serving the same names
-    leftover = DeviceProcess("counter", prefix, env=network.environ()).start()
+    arguments = device_arguments("counter", prefix, {}, parent_pid=os.getpid())
+    leftover = ReadyProcess(MODULE, arguments, READY_LINE, env=network.environ()).start()
     try:
-        PidFile(fac.state_dir / "pids" / "c.json", marker=f"--prefix {prefix}").write(
-            leftover.process.pid
-        )
+        PidFile(fac.state_dir, "c").write(leftover.process.pid, leftover.process.command)
         fac.start()
         assert not leftover.process.running, "the leftover still runs beside the new one"
         assert "left running before: c (pid" in str(fac.ctx.get(fac.prefix + "Message"))
@@ -389,3 +398,50 @@ def test_uploads_go_to_the_factorys_named_destinations(
     fac.ctx.put(prefix + "Upload", 1)
     wait_for(lambda: (share / "run.nxs").exists(), 10, "the upload in the share")
     assert not list(elsewhere.iterdir())
+
+
+def test_a_planted_pid_file_never_kills_another_process(
+    factory_process: StartFactory, network: Network, prefix: str
+) -> None:
+    """Finding 12: a forged pids/*.json naming an operator's own device or another tool."""
+    fac = factory_process()
+    fac.create("counter", "c")
+    fac.stop()
+    operator = DeviceProcess("counter", prefix, env=network.environ()).start()
+    tool = ReadyProcess("tests.unit.factory.fake_device", [], READY_LINE).start()
+    try:
+        for name, process in (("c", operator.process), ("tool", tool.process)):
+            forged = PidFile(fac.state_dir, name)  # 0600, this user's: as trusted as it gets
+            forged.write(process.pid, process.command)
+        fac.start()
+        wait_for(lambda: fac.row("c")["state"] == "Idle", 10, "c restored")
+        assert operator.process.running and tool.process.running
+        assert "left running before" not in str(fac.ctx.get(fac.prefix + "Message"))
+    finally:
+        operator.stop()
+        tool.stop()
+
+
+def test_links_in_the_state_directory_are_never_written_through(
+    factory_process: StartFactory, tmp_path: Path
+) -> None:
+    """Finding 13: configs/ and logs/ swapped for links to somewhere else."""
+    fac = factory_process()
+    fac.stop()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    victim = elsewhere / "big.json"
+    victim.write_text("precious")
+    (elsewhere / "c.log").write_text("precious")
+    for folder in ("configs", "logs"):
+        shutil.rmtree(fac.state_dir / folder, ignore_errors=True)
+        (fac.state_dir / folder).symlink_to(elsewhere, target_is_directory=True)
+    fac.start()
+    channels = [f"{fac.prefix}nope{i}" for i in range(3000)]  # > 32,000 characters: a file
+    with pytest.raises(RemoteError):
+        fac.create("collector", "big", {"channels": channels})
+    with pytest.raises(RemoteError):
+        fac.create("counter", "c")
+    assert victim.read_text() == "precious" and (elsewhere / "c.log").read_text() == "precious"
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["big.json", "c.log"]
+    assert str(fac.ctx.get(fac.prefix + "State")) == "Running"

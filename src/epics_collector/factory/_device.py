@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import os
 import socket
 from collections.abc import Iterable, Mapping
@@ -41,9 +42,16 @@ from epics_collector.core import (
 )
 from epics_collector.core._access import is_this_host, refusal
 from epics_collector.factory._config import DeviceSpec, FactoryConfig, check_name, check_prefix
+from epics_collector.factory._state_files import (
+    PidFile,
+    device_command,
+    open_log,
+    pid_file_names,
+    write_config,
+)
 from epics_collector.factory._store import DeviceStore
 from epics_collector.factory._supervisor import LaunchError, Supervisor
-from epics_collector.process import MODULE, ManagedProcess, PidFile, device_arguments
+from epics_collector.process import MODULE, ManagedProcess, device_arguments
 from epics_collector.screens import write_screen
 
 DEVICE_COLUMNS: dict[str, Any] = {
@@ -235,9 +243,10 @@ class Factory(Device[FactoryConfig]):
             data_dir=self.data_dir / spec.name,
             parent_pid=os.getpid(),
             config_file=self.state_dir / "configs" / f"{spec.name}.json",
+            write=functools.partial(write_config, self.state_dir),
         )
-        log_path = self.state_dir / "logs" / f"{spec.name}.log"
-        return ManagedProcess(MODULE, args, log_path=log_path).start()
+        opener = functools.partial(open_log, self.state_dir, spec.name)
+        return ManagedProcess(MODULE, args, log_opener=opener).start()
 
     def _supervisor(self, spec: DeviceSpec) -> Supervisor:
         cls = load_device_type(spec.type)
@@ -254,15 +263,24 @@ class Factory(Device[FactoryConfig]):
         )
 
     def _pid_file(self, prefix: str, name: str) -> PidFile:
-        return PidFile(self.state_dir / "pids" / f"{name}.json", marker=f"--prefix {prefix}")
+        return PidFile(self.state_dir, name)
 
-    def _stop_leftovers(self) -> list[str]:
-        """Stop device processes an earlier instance of this factory left running."""
+    def _stop_leftovers(self, stored: list[DeviceSpec]) -> list[str]:
+        """Stop device processes an earlier instance of this factory left running.
+
+        Only a stored device's own command is ever killed (see :class:`PidFile`).
+        """
+        specs = {spec.name: spec for spec in stored}
         stopped = []
-        for path in sorted((self.state_dir / "pids").glob("*.json")):
-            pid = PidFile(path, marker=MODULE).stop_leftover()
+        for name in pid_file_names(self.state_dir):
+            spec = specs.get(name)
+            pid_file = PidFile(self.state_dir, name)
+            if spec is None:
+                pid_file.clear()  # no device of that name: nothing of ours to stop
+                continue
+            pid = pid_file.stop_leftover(device_command(spec.type, spec.prefix))
             if pid is not None:
-                stopped.append(f"{path.stem} (pid {pid})")
+                stopped.append(f"{name} (pid {pid})")
         return stopped
 
     # checks of requests ----------------------------------------------------------------------
@@ -491,6 +509,7 @@ class Factory(Device[FactoryConfig]):
         """Recreate the stored devices and those declared by ``serve FILE``."""
         self.set_state(FactoryStates.STARTING)
         specs, problems = self.store.load()
+        stored = list(specs)
         if not self.restore:
             if specs:
                 problems.append(
@@ -498,7 +517,7 @@ class Factory(Device[FactoryConfig]):
                     f"({', '.join(s.name for s in specs)}; their files stay)"
                 )
             specs = []
-        leftovers = await asyncio.to_thread(self._stop_leftovers)
+        leftovers = await asyncio.to_thread(self._stop_leftovers, stored)
         if leftovers:
             problems.append(f"stopped devices left running before: {', '.join(leftovers)}")
         wanted = {spec.name: spec for spec in specs}

@@ -12,7 +12,8 @@ from enum import StrEnum
 
 from epics_collector.core import Sources, Subscription, Update, shorten
 from epics_collector.factory._config import DeviceSpec, RestartPolicy
-from epics_collector.process import READY_LINE, ManagedProcess, PidFile
+from epics_collector.factory._state_files import PidFile
+from epics_collector.process import READY_LINE, ManagedProcess
 
 log = logging.getLogger(__name__)
 POLL = 0.05
@@ -228,7 +229,7 @@ class Supervisor:
         self.started = time.time()
         self.process = process = self._launch_process(self.spec)
         if self.pid_file is not None:
-            self.pid_file.write(process.pid)
+            self.pid_file.write(process.pid, process.command)
         deadline = time.monotonic() + self.ready_timeout
         while READY_LINE not in process.output():
             if not process.running:

@@ -21,7 +21,6 @@ from epics_collector.process._parent import (
     watch_parent,
     watch_parent_from_environment,
 )
-from epics_collector.process._pidfile import PidFile
 from epics_collector.process._signals import STOP_SIGNALS, StopRequest
 
 __all__ = [
@@ -33,7 +32,6 @@ __all__ = [
     "DeviceProcess",
     "FactoryProcess",
     "ManagedProcess",
-    "PidFile",
     "ProcessError",
     "ReadyProcess",
     "StopRequest",

@@ -6,7 +6,7 @@ import json
 import os
 import tempfile
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ def device_arguments(
     data_dir: Path | None = None,
     parent_pid: int | None = None,
     config_file: Path | None = None,
+    write: Callable[[Path, str], None] | None = None,
 ) -> list[str]:
     """Arguments of ``python -m epics_collector`` that run one device.
 
@@ -34,16 +35,21 @@ def device_arguments(
     most 128 KiB on Linux, a 10,000-channel collector's configuration more. With
     ``parent_pid`` the device exits when that process dies (see
     :func:`~epics_collector.process.exit_with_parent`), so a supervisor killed with
-    SIGKILL leaves no orphans that would hold the device's PV names.
+    SIGKILL leaves no orphans that would hold the device's PV names. ``write(path,
+    text)`` writes the file (default: created 0600 here; a factory passes one that
+    follows no link in its state directory).
     """
     text = json.dumps(config or {})
     if len(text) > INLINE_CONFIG_CHARS:
         if config_file is None or config_file.suffix != ".json":
             raise ValueError(f"a configuration of {len(text)} characters needs a .json file")
-        config_file.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            file.write(text)
+        if write is not None:
+            write(config_file, text)
+        else:
+            config_file.parent.mkdir(parents=True, exist_ok=True)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+            with os.fdopen(os.open(config_file, flags, 0o600), "w") as file:
+                file.write(text)
         text = str(config_file)
     args = ["run", type_name, "--prefix", prefix, "--config", text]
     if data_dir is not None:

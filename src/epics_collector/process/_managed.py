@@ -90,12 +90,14 @@ class ManagedProcess(_Child):
         stop_timeout: float = 5.0,
         log_path: Path | None = None,
         launcher: Sequence[str] = (),
+        log_opener: Callable[[], IO[bytes]] | None = None,
     ) -> None:
         self.command = [*launcher, sys.executable, "-m", module, *args]
         self.env = dict(os.environ if env is None else env)
         self.capture_output = capture_output
         self.stop_timeout = stop_timeout
         self.log_path = log_path
+        self._log_opener = log_opener  # opens the log instead of log_path (the owner's way)
         self._log_start = 0
         self._popen: subprocess.Popen[bytes] | None = None
         # A file, not a pipe: a chatty child must never block on a full pipe.
@@ -129,6 +131,10 @@ class ManagedProcess(_Child):
         return self
 
     def _open_log(self) -> IO[bytes]:
+        if self._log_opener is not None:
+            log = self._log_opener()
+            log.seek(0, os.SEEK_END)
+            return log
         if self.log_path is None:
             return tempfile.TemporaryFile()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,14 @@ from epics_collector.storage._export import (
     write_csv,
     write_nexus,
 )
-from epics_collector.storage._paths import PathError, confined_path, existing_inside
+from epics_collector.storage._paths import (
+    PathError,
+    confined_path,
+    existing_inside,
+    names_inside,
+    new_file,
+    open_inside,
+)
 from epics_collector.storage._query import MAX_POINTS, OPERATORS, Query, QueryError
 from epics_collector.storage._query import run as run_query
 from epics_collector.storage._reads import CHUNK, RangeRead, ReadError, StaleReadError
@@ -33,6 +40,9 @@ __all__ = [
     "concat",
     "confined_path",
     "existing_inside",
+    "names_inside",
+    "new_file",
+    "open_inside",
     "run_query",
     "write_csv",
     "write_json_atomic",

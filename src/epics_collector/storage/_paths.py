@@ -77,8 +77,35 @@ def _open_dir(base: Path, relative: PurePosixPath) -> int:
     return fd
 
 
+def open_inside(root: Path, relative: str, flags: int, mode: int = 0o600) -> int:
+    """A file descriptor of ``root/relative``, following no symlink below ``root``.
+
+    Missing folders are made on the way (as :func:`new_file` does); the file itself is
+    opened with ``O_NOFOLLOW``, so a link in its place is refused (:class:`PathError`).
+    """
+    path = PurePosixPath(relative)
+    folder = _open_dir(root.resolve(), path.parent)
+    try:
+        return os.open(path.name, flags | os.O_NOFOLLOW, mode, dir_fd=folder)
+    except OSError as error:
+        raise PathError(f"{relative}: cannot open inside {root} ({error.strerror})") from None
+    finally:
+        os.close(folder)
+
+
+def names_inside(root: Path, relative: str) -> list[str]:
+    """The names in folder ``root/relative`` (made if missing), following no symlink."""
+    folder = _open_dir(root.resolve(), PurePosixPath(relative))
+    try:
+        return sorted(os.listdir(folder))
+    finally:
+        os.close(folder)
+
+
 @contextlib.contextmanager
-def new_file(target: Path, root: Path | None = None, *, sync: bool = False) -> Iterator[str]:
+def new_file(
+    target: Path, root: Path | None = None, *, sync: bool = False, mode: int = 0o644
+) -> Iterator[str]:
     """Write ``target`` atomically through a new ``<name>.partial`` created here.
 
     Yields a path naming exactly that new file (``/proc/self/fd/N``) for writers that
@@ -87,6 +114,7 @@ def new_file(target: Path, root: Path | None = None, *, sync: bool = False) -> I
     (default: the target's folder), not at the target (the rename replaces a link, it
     does not write through it). On an error the partial file is removed. ``sync``:
     flush it to the disk before the rename (small files that must survive a power cut).
+    ``mode``: the new file's permissions (0o600 for what only its owner may read).
     """
     if root is None:
         base, relative = target.parent.resolve(), PurePosixPath(target.name)
@@ -104,7 +132,7 @@ def new_file(target: Path, root: Path | None = None, *, sync: bool = False) -> I
         with contextlib.suppress(FileNotFoundError):
             os.unlink(partial, dir_fd=folder)  # a stale one, or a link: the link itself goes
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-        fd = os.open(partial, flags, 0o644, dir_fd=folder)
+        fd = os.open(partial, flags, mode, dir_fd=folder)
         try:
             yield f"/proc/self/fd/{fd}"
             if sync:

@@ -9,8 +9,9 @@ from pathlib import Path
 from tests.doubles import InMemorySources
 
 from epics_collector.factory._config import DeviceSpec, RestartPolicy
+from epics_collector.factory._state_files import PidFile
 from epics_collector.factory._supervisor import Phase, Supervisor
-from epics_collector.process import ManagedProcess, PidFile
+from epics_collector.process import ManagedProcess
 
 PREFIX = "UNIT:fake:"
 
@@ -76,7 +77,7 @@ async def supervise(supervisor: Supervisor, device: Device, body) -> None:
 
 def test_a_silent_heartbeat_makes_the_device_hung_then_restarted(tmp_path: Path) -> None:
     sources, phases = InMemorySources(), []
-    pid_file = PidFile(tmp_path / "fake.json", marker="fake_device")
+    pid_file = PidFile(tmp_path, "fake")
     supervisor, device = make(sources, phases, pid_file), Device(sources)
 
     async def body() -> None:
@@ -112,12 +113,35 @@ def test_a_device_never_heard_is_not_taken_for_hung() -> None:
     asyncio.run(supervise(supervisor, device, body))
 
 
-def test_a_pid_file_stops_only_the_process_it_names(tmp_path: Path) -> None:
-    with ManagedProcess("tests.unit.factory.fake_device") as mine:
-        other = PidFile(tmp_path / "other.json", marker="some_other_program")
-        other.write(mine.pid)
-        assert other.stop_leftover() is None and mine.running  # not ours: left alone
-        pid_file = PidFile(tmp_path / "fake.json", marker="fake_device")
-        pid_file.write(mine.pid)
-        assert PidFile(pid_file.path, marker="tests.unit").stop_leftover() == mine.pid
+def test_a_pid_file_stops_only_the_device_command_it_names(tmp_path: Path) -> None:
+    """Finding 12: only a trusted file naming exactly this factory's command kills."""
+    import os
+    import sys
+
+    args = ["run", "counter", "--prefix", PREFIX, "--parent-pid", "1"]
+    expected = [sys.executable, "-m", "tests.unit.factory.fake_device", *args[:4]]
+    with ManagedProcess("tests.unit.factory.fake_device", args) as mine:
+        pid_file = PidFile(tmp_path, "fake")
+        # another process's command (an operator's own device, an unrelated tool)
+        pid_file.write(mine.pid, [sys.executable, "/usr/bin/epics-collector", *args])
+        assert pid_file.stop_leftover(expected) is None and mine.running
+        # the right command, but a file others may write: not trusted
+        pid_file.write(mine.pid, mine.command)
+        os.chmod(pid_file.path, 0o644)
+        assert pid_file.stop_leftover(expected) is None and mine.running
+        # the right command for another device name's prefix
+        pid_file.write(mine.pid, mine.command)
+        other = [*expected[:-1], "OTHER:"]
+        assert pid_file.stop_leftover(other) is None and mine.running
+        # a link in place of the file
+        target = tmp_path / "elsewhere.json"
+        PidFile(tmp_path, "x").write(mine.pid, mine.command)
+        (tmp_path / "pids" / "x.json").rename(target)
+        pid_file.path.unlink(missing_ok=True)
+        pid_file.path.symlink_to(target)
+        assert pid_file.stop_leftover(expected) is None and mine.running
+        # exactly what this factory launched, in its own 0600 file
+        pid_file.write(mine.pid, mine.command)
+        assert oct(pid_file.path.stat().st_mode & 0o777) == "0o600"
+        assert pid_file.stop_leftover(expected) == mine.pid
         assert not mine.running and not pid_file.path.exists()
