@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -445,3 +446,48 @@ def test_links_in_the_state_directory_are_never_written_through(
     assert victim.read_text() == "precious" and (elsewhere / "c.log").read_text() == "precious"
     assert sorted(p.name for p in elsewhere.iterdir()) == ["big.json", "c.log"]
     assert str(fac.ctx.get(fac.prefix + "State")) == "Running"
+
+
+def test_a_long_config_never_stalls_the_factory(factory_process: StartFactory) -> None:
+    """Finding 11: a multi-MiB YAML Create is checked off the factory's event loop."""
+    fac = factory_process("create_max_chars: 16777216")
+    channels = "\n".join(f"  - pv: LONG:pv{i}\n    alias: a{i}" for i in range(120_000))
+    text = f"channels:\n{channels}\ncapacity: [not, a, number"  # block YAML, broken at its end
+    assert len(text) > 4_000_000
+    beats: list[float] = []
+    sub = fac.ctx.monitor(fac.prefix + "Heartbeat", lambda _: beats.append(time.monotonic()))
+    wait_for(lambda: len(beats) >= 2, 10, "Heartbeat")
+    answers: list[float] = []
+    done = threading.Event()
+
+    def other_client() -> None:  # another client's requests meanwhile
+        while not done.is_set():
+            started = time.monotonic()
+            fac.table()
+            answers.append(time.monotonic() - started)
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=other_client)
+    thread.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(RemoteError, match="neither JSON nor YAML|took longer|split it"):
+            fac.call("Create", type="collector", name="long", config=text)
+    finally:
+        took = time.monotonic() - started
+        done.set()
+        thread.join(10)
+        sub.close()
+    window = [b for b in beats if started <= b <= started + took]
+    assert took > 1.0, "the check was too quick to show anything"
+    assert len(window) >= int(took) - 1, f"{len(window)} beats in {took:.1f} s"
+    assert max(answers) < 1.0, f"another client waited {max(answers):.1f} s"
+    fac.create("counter", "after")  # and it creates on
+
+
+def test_configs_over_the_cap_are_refused_at_once(factory_process: StartFactory) -> None:
+    fac = factory_process()  # default cap: 1 MiB
+    started = time.monotonic()
+    with pytest.raises(RemoteError, match=r"config is too long \(1048577 characters"):
+        fac.call("Create", type="counter", name="big", config=" " * (1 << 20) + "{")
+    assert time.monotonic() - started < 2.0

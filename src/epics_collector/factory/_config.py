@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from epics_collector.core import DeviceConfig
+from epics_collector.core import MAX_CONFIG_CHARS, DeviceConfig
 from epics_collector.upload import make_uploader
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,40}")
@@ -88,6 +88,13 @@ class FactoryConfig(DeviceConfig):
     prefixes: list[Prefix] = Field(
         default_factory=list,
         description="prefixes a Create may put a device under besides the factory's own",
+    )
+    create_max_chars: int = Field(
+        default=1 << 20,
+        ge=1024,
+        le=MAX_CONFIG_CHARS,
+        description="longest configuration a Create may send (characters; up to 16 MiB for "
+        "big collectors: their configs are checked in a limited child process)",
     )
     hung_after: float = Field(
         default=10.0,

@@ -19,7 +19,6 @@ from epics_collector.core import (
     AttrR,
     AttrRW,
     Caller,
-    ConfigError,
     Device,
     Enum,
     Operation,
@@ -35,13 +34,12 @@ from epics_collector.core import (
     current_caller,
     device_type_names,
     load_device_type,
-    parse_config_text,
     rpc,
     shorten,
-    validate_config,
 )
 from epics_collector.core._access import is_this_host, refusal
 from epics_collector.factory._config import DeviceSpec, FactoryConfig, check_name, check_prefix
+from epics_collector.factory._config_check import ConfigRefusedError, checked, resolve_upload
 from epics_collector.factory._state_files import (
     PidFile,
     device_command,
@@ -297,29 +295,11 @@ class Factory(Device[FactoryConfig]):
         return [spec.prefix + name for name in [*model.pvs, *model.rpcs]][:2000]
 
     def _resolved(self, config: dict[str, Any], trusted: bool = True) -> dict[str, Any]:
-        """``config`` with ``upload: {destination: NAME}`` replaced by the operator's settings.
-
-        A client on another host names one of the factory's destinations; it never gives
-        a kind, path, URI or credentials file (those would let it choose where files and
-        keys go). Full settings are ``trusted`` only from this host's own users (and from
-        the factory's stored list, which only such requests made).
-        """
-        upload = config.get("upload")
-        if upload is None:
-            return config
-        names = sorted(self.config.destinations) or ["(none configured)"]
-        named = isinstance(upload, dict) and set(upload) == {"destination"}
-        if not named and trusted:
-            return config
-        if not named:
-            raise RpcError(
-                "upload: name one of this factory's destinations, as upload: {destination: "
-                f"NAME}} ({', '.join(names)}); paths, URIs and credentials stay on the server"
-            )
-        settings = self.config.destinations.get(str(upload["destination"]))
-        if settings is None:
-            raise RpcError(f"upload: no destination {upload['destination']!r}; have {names}")
-        return {**config, "upload": settings}
+        """``config`` with a named upload destination resolved (see :func:`resolve_upload`)."""
+        try:
+            return resolve_upload(config, self.config.destinations, trusted)
+        except ConfigRefusedError as error:
+            raise RpcError(str(error)) from None
 
     async def _answering(self, pvs: list[str], wait: float = 0.5) -> str | None:
         """The first of ``pvs`` some server on the network answers already, if any."""
@@ -347,39 +327,44 @@ class Factory(Device[FactoryConfig]):
         except UnknownDeviceTypeError as error:
             raise RpcError(str(error)) from None
 
-    def _check_capacity(self, config: Any) -> None:
-        limit, capacity = self.config.max_capacity, getattr(config, "capacity", None)
+    def _check_capacity(self, capacity: Any) -> None:
+        limit = self.config.max_capacity
         if limit is not None and isinstance(capacity, int) and capacity > limit:
             raise RpcError(f"capacity {capacity} exceeds this factory's max_capacity {limit}")
 
-    def _parse_config(self, text: str) -> dict[str, Any]:
-        if not text.strip():
-            return {}
-        try:
-            data = parse_config_text(text)
-        except ConfigError as error:
-            raise RpcError(shorten(str(error), 300)) from None
-        if data is None:
-            return {}
-        if not isinstance(data, dict):
-            raise RpcError(f"config must be a JSON object, got {type(data).__name__}")
-        return data
-
-    def _spec(
+    async def _spec(
         self, type_name: str, name: str, config_text: str, prefix: str, caller: Caller
     ) -> DeviceSpec:
-        """Check a Create request completely before anything is started."""
+        """Check a Create request completely before anything is started.
+
+        The configuration is parsed and validated without blocking the event loop (a
+        long one in a limited child process: :func:`checked`), after the cheap checks.
+        """
         type_name = _text(type_name, "type", 100)
         name = _text(name, "name", 100)
-        config = self._parse_config(_text(config_text, "config", MAX_CONFIG_CHARS))
-        prefix = _text(prefix, "prefix", 100) or str(config.pop("prefix", "") or "")
-        if "access" in config:
-            raise RpcError("access comes from the factory's configuration, not from Create")
+        config_text = _text(config_text, "config", self.config.create_max_chars)
+        prefix = _text(prefix, "prefix", 100)
         if not type_name or not name:
             raise RpcError("Create needs the arguments type and name (and optionally config)")
-        cls = self._device_type(type_name)
+        self._device_type(type_name)
         try:
             check_name(name)
+        except ValueError as error:
+            raise RpcError(f"{shorten(repr(name))}: {error}") from None
+        self._check_free(name)
+        request = {
+            "type": type_name,
+            "text": config_text,
+            "destinations": self.config.destinations,
+            "trusted": caller.local or is_this_host(caller.host),
+        }
+        try:
+            answer = await checked(request)
+        except ConfigRefusedError as error:
+            raise RpcError(shorten(str(error), 500)) from None
+        config: dict[str, Any] = answer["config"]
+        prefix = prefix or answer["prefix"]
+        try:
             prefix = check_prefix(prefix or f"{self.prefix}{name}:")
         except ValueError as error:
             raise RpcError(f"{shorten(repr(name))}: {error}") from None
@@ -389,22 +374,20 @@ class Factory(Device[FactoryConfig]):
                 f"prefix {prefix!r} is outside this factory's {', '.join(map(repr, roots))} "
                 "(the factory's config lists any other allowed prefixes under `prefixes`)"
             )
+        taken = {s.spec.prefix: s.spec.name for s in self._supervisors.values()}
+        if prefix in taken or prefix == self.prefix:
+            raise RpcError(f"prefix {prefix!r} is in use by {taken.get(prefix, 'the factory')}")
+        self._check_capacity(answer["capacity"])
+        return DeviceSpec(name=name, type=type_name, prefix=prefix, config=config)
+
+    def _check_free(self, name: str) -> None:
+        """Refuse a name in use (or being created), or one device too many."""
         if name in self._supervisors or name in self._pending:
             raise RpcError(
                 f"a device named {name!r} exists already: Destroy it first, or use another name"
             )
-        taken = {s.spec.prefix: s.spec.name for s in self._supervisors.values()}
-        if prefix in taken or prefix == self.prefix:
-            raise RpcError(f"prefix {prefix!r} is in use by {taken.get(prefix, 'the factory')}")
         if len(self._supervisors) + len(self._pending) >= self.config.max_devices:
             raise RpcError(f"this factory runs at most {self.config.max_devices} devices")
-        try:
-            local = caller.local or is_this_host(caller.host)
-            validated = validate_config(cls.config_model, self._resolved(config, local))
-        except ConfigError as error:
-            raise RpcError(shorten(str(error), 500)) from None
-        self._check_capacity(validated)
-        return DeviceSpec(name=name, type=type_name, prefix=prefix, config=config)
 
     def _named(self, name: Any) -> Supervisor:
         name = _text(name, "name", 100)
@@ -427,7 +410,7 @@ class Factory(Device[FactoryConfig]):
         caller: Caller,
     ) -> str:
         """Create a device: arguments type, name, config (JSON), optional prefix."""
-        spec = self._spec(type, name, config, prefix, caller)
+        spec = await self._spec(type, name, config, prefix, caller)
         clash = await self._answering(self._pv_names(spec))
         if clash is not None:
             raise RpcError(f"{clash} already answers on the network: {spec.prefix} would clash")
@@ -436,6 +419,7 @@ class Factory(Device[FactoryConfig]):
                 Operation.FEEDBACK, "Create with feedback", caller.host, caller.account
             )
             raise RpcError(str(denied))
+        self._check_free(spec.name)  # again: another Create may have taken it meanwhile
         self._pending.add(spec.name)
         try:
             kept = await asyncio.to_thread(self._set_aside, spec.name)
