@@ -3,6 +3,7 @@
 import threading
 import time
 
+import numpy as np
 import pytest
 from p4p.client.thread import RemoteError
 
@@ -273,7 +274,8 @@ def test_a_hanging_processor_is_reported_by_the_timeout(
     count = ctx.get(prefix + "Count")
     assert wait_until(lambda: ctx.get(prefix + "Count") > count + 3, 5)
     assert ctx.get(prefix + "Errors") <= errors + 1
-    assert ctx.get(prefix + "DurationMax") >= 0.6
+    assert ctx.get(prefix + "DurationMax") >= 0.3  # ended at the timeout: killed, replaced
+    assert ctx.get(prefix + "WorkerRestarts") >= 1
 
 
 def test_feedback_never_acts_on_a_nan_or_invalid_input(network, processing, prefix, ctx):
@@ -337,3 +339,57 @@ def test_feedback_never_acts_on_a_nan_or_invalid_input(network, processing, pref
             assert "suspended" in message and message.severity == 2
             measured.post(1.0, severity=0, timestamp=time.time())
             wait_for(lambda: len(writes) > before, 10, "writes again on a finite input")  # noqa: B023
+
+
+GREEDY = """
+import re
+
+from epics_collector.processing import Params, Processor
+
+
+class GreedyParams(Params):
+    evil: int = 0
+
+
+class Greedy(Processor[GreedyParams]):
+    params_model = GreedyParams
+    default_outputs = {"out": "float64"}
+
+    def process(self, inputs):
+        if self.params.evil:  # catastrophic backtracking: minutes in C, the GIL held
+            re.match(r"(a+)+$", "a" * 64 + "b")
+        return {"out": inputs["x"].value}
+"""
+
+
+def test_a_processor_holding_the_gil_is_killed_and_the_device_keeps_serving(
+    sim_ioc, processing, prefix, ctx, tmp_path, monkeypatch
+):
+    """Finding 9: the processor runs in a worker process that can be killed."""
+    install_plugin(tmp_path, monkeypatch, "greedy", GREEDY, "Greedy")
+    processing(
+        {
+            "inputs": {"x": sim_ioc.prefix + "Counter"},
+            "processor": {"name": "greedy"},
+            "timeout": 1.0,
+        }
+    )
+    assert wait_until(lambda: ctx.get(prefix + "Count") > 2, 10)
+    beats: list[float] = []
+    sub = ctx.monitor(prefix + "Heartbeat", lambda _: beats.append(time.monotonic()))
+    last = float(ctx.get(prefix + "out"))
+    ctx.put(prefix + "Param:evil", 1)
+    wait_for(
+        lambda: "longer than timeout (1.0 s)" in ctx.get(prefix + "Message"), 15, "the timeout"
+    )
+    assert ctx.get(prefix + "WorkerRestarts") >= 1
+    out = ctx.get(prefix + "out")
+    assert out.severity == 2 and float(out) >= last  # the last output kept, with an alarm
+    assert ctx.get(prefix + "WorkerRestarts").severity == 2
+    ctx.put(prefix + "Param:evil", 0)
+    count = ctx.get(prefix + "Count")
+    wait_for(lambda: ctx.get(prefix + "Count") > count + 3, 15, "runs again")
+    sub.close()
+    gaps = np.diff(beats)
+    assert len(beats) >= 3 and gaps.max() < 2.0, f"Heartbeat stalled {gaps.max():.1f} s"
+    assert ctx.get(prefix + "out").severity == 0

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import math
+import sys
 import threading
 import time
 import typing
@@ -41,8 +42,15 @@ from epics_collector.processing._api import Input, Processor
 from epics_collector.processing._config import Feedback, OutputConfig, Period, ProcessingConfig
 from epics_collector.processing._inputs import DEPTH, InputTable
 from epics_collector.processing._tally import Tally
+from epics_collector.processing._worker import (
+    BATCH,
+    ProcessorWorker,
+    Recipe,
+    WorkerHungError,
+)
 
 log = logging.getLogger(__name__)
+WATCHDOG_MARGIN = 30.0  # seconds past timeout before the watchdog reports a run itself
 MISSING_GRACE = 5.0  # seconds before inputs without a value are reported
 COUNTER_RATE = 10.0  # Count, Errors, Duration... posts per second at most (not per run)
 
@@ -106,6 +114,11 @@ class Processing(Device[ProcessingConfig]):
     )
     duration = AttrR(Float(units="s", precision=6), description="Last run time")
     duration_max = AttrR(Float(units="s", precision=6), description="Longest run since Reset")
+    worker_restarts = AttrR(
+        Int(),
+        name="WorkerRestarts",
+        description="Processor worker processes killed and replaced (hung or died)",
+    )
 
     def create_dynamic_pvs(self) -> None:
         """One PV per output and per processor parameter."""
@@ -134,6 +147,18 @@ class Processing(Device[ProcessingConfig]):
             self.params[field_name] = attr
             self.add_pv(attr)
         self._show_params()
+        #: The processor runs in this worker process; ``self.processor`` only checks params.
+        self.worker = ProcessorWorker(
+            Recipe(
+                self.config.processor.name,
+                self.processor.params.model_dump(mode="json"),
+                str(self.data_dir) if self.data_dir is not None else None,
+                tuple(self.config.inputs),
+                tuple(sys.path),
+            ),
+            self.config.timeout,
+        )
+        self.worker_restarts.set(0)
         split = self.config.distribute
         self.inputs = InputTable(
             self.config.inputs,
@@ -190,6 +215,7 @@ class Processing(Device[ProcessingConfig]):
             except ValidationError as error:
                 raise ValueError(describe_validation_error(error)) from None
             self.processor.params = params
+            self.worker.params(params.model_dump(mode="json"))
             self.report(f"Param:{name} = {value!r}")
 
         return put
@@ -242,6 +268,9 @@ class Processing(Device[ProcessingConfig]):
         ):
             if attr.value != value:
                 attr.set(value)
+        restarts = self.worker.restarts
+        if self.worker_restarts.value != restarts:
+            self.worker_restarts.set(restarts, severity=Severity.MAJOR)
         if self.overruns.value != overruns:
             self.overruns.set(overruns, severity=Severity.MINOR if overruns else Severity.NO_ALARM)
             if overruns:
@@ -290,13 +319,13 @@ class Processing(Device[ProcessingConfig]):
             return
         try:
             trigger = str(self.config.trigger)
-            while (
-                self._set_up
-                and self.running
-                and not self._stopping.is_set()
-                and self.inputs.ready(trigger)
-            ):
-                self._run_once(self.inputs.take(trigger), stamp_now=False)
+            while self._set_up and self.running and not self._stopping.is_set():
+                batch = []  # the runs ready now go to the worker together
+                while len(batch) < BATCH and self.inputs.ready(trigger):
+                    batch.append(self.inputs.take(trigger))
+                if not batch:
+                    break
+                self._run_batch(batch, stamp_now=False)
         finally:
             self._run_lock.release()
 
@@ -317,9 +346,6 @@ class Processing(Device[ProcessingConfig]):
         """
         trigger = self.config.trigger
         period = trigger.period if isinstance(trigger, Period) else None
-        with self._run_lock:
-            self._guarded(self.processor.setup)
-            self._set_up = True
         next_run = time.monotonic()
         while not self._stopping.is_set():
             woken = False
@@ -335,28 +361,26 @@ class Processing(Device[ProcessingConfig]):
             if self._reset_processor:
                 with self._run_lock:
                     self._reset_processor = False
-                    self._guarded(self.processor.setup)
+                    self._guarded(self.worker.setup, "setup")
             if not self.running:
                 continue
             if period is not None:
                 if not self.inputs.missing():
                     with self._run_lock:
-                        self._run_once(self.inputs.take_newest(), stamp_now=True)
+                        self._run_batch([self.inputs.take_newest()], stamp_now=True)
                 continue
             if woken or not self._inline:  # inline runs happen on the drain thread
                 self._run_ready()
         with self._run_lock:
             self._set_up = False
-            self._guarded(self.processor.teardown)
+            self._guarded(self.worker.stop, "teardown")
 
-    def _guarded(self, step: Any) -> None:
+    def _guarded(self, step: Any, what: str) -> None:
         try:
             step()
         except Exception as error:
-            log.exception("%s %s", self.config.processor.name, step.__name__)
-            self._on_loop(
-                self.fault, f"{self.config.processor.name} {step.__name__} failed: {error}"
-            )
+            log.exception("%s %s", self.config.processor.name, what)
+            self._on_loop(self.fault, f"{self.config.processor.name} {what} failed: {error}")
 
     def _report_missing(self) -> None:
         missing = self.inputs.missing()
@@ -365,32 +389,60 @@ class Processing(Device[ProcessingConfig]):
             if self.message.value != text:
                 self._on_loop(self.report, text, Severity.MINOR)
 
-    def _run_once(self, inputs: dict[str, Input], stamp_now: bool) -> None:
+    def _run_batch(self, batch: list[dict[str, Input]], stamp_now: bool) -> None:
+        """Runs in the worker, in order; each is published, counted and fed back alone."""
         started = time.perf_counter()
         self._busy_since, self._timed_out = time.monotonic(), False
+        name = self.config.processor.name
         try:
-            outputs = self.processor.process(inputs)
-            self._publish(inputs, outputs, stamp_now)
-        except Exception as error:  # a processor error is an alarm, never a crash
-            self._failed(f"{self.config.processor.name} failed: {type(error).__name__}: {error}")
-        else:
+            results = self.worker.process(batch)
+        except WorkerHungError as error:  # killed and replaced: the device never stopped
+            self._run_failed(
+                f"processing took longer than timeout ({self.config.timeout} s): {error}"
+            )
+            self._tally.took(time.perf_counter() - started)
+            return
+        except Exception as error:  # the worker died (replaced at the next run)
+            self._run_failed(f"{name} failed: {type(error).__name__}: {error}")
+            self._tally.took(time.perf_counter() - started)
+            return
+        finally:
+            self._busy_since = None
+        for inputs, result in zip(batch, results, strict=True):
+            if self._errors_in_row >= self.config.max_errors:
+                break  # Fault is on its way: the rest of the batch is not counted
+            self._tally.took(result.seconds)
+            if result.error is not None or result.outputs is None:
+                self._run_failed(f"{name} failed: {result.error}")
+                continue
+            try:
+                self._publish(inputs, result.outputs, stamp_now)
+            except Exception as error:  # undeclared outputs, a value of the wrong type
+                self._run_failed(f"{name} failed: {type(error).__name__}: {error}")
+                continue
             if not self._timed_out:
                 self._errors_in_row = 0
             self._tally.ran()
             if self.config.feedback and self.feedback_enable.value and self._loop is not None:
-                asyncio.run_coroutine_threadsafe(self._feedback(inputs, outputs), self._loop)
-        finally:
-            self._busy_since = None
-        self._tally.took(time.perf_counter() - started)
+                future = self._feedback(inputs, result.outputs)
+                asyncio.run_coroutine_threadsafe(future, self._loop)
 
     @scan(0.1)
     async def watchdog(self) -> None:
-        """Report a run that takes longer than ``timeout`` (the thread cannot be stopped)."""
+        """A second line: report a run the worker's own timeout did not end in time.
+
+        A run is ended after ``timeout`` by killing the worker (see
+        :class:`ProcessorWorker`); one still busy well after that (a new worker that
+        does not start) is reported here, from the event loop.
+        """
         since = self._busy_since
         if since is not None and not self._timed_out:
-            if time.monotonic() - since > self.config.timeout:
+            if time.monotonic() - since > self.config.timeout + WATCHDOG_MARGIN:
                 self._timed_out = True
-                self._failed(f"processing took longer than timeout ({self.config.timeout} s)")
+                self._failed(
+                    f"processing took longer than timeout ({self.config.timeout} s) and the "
+                    "worker was not replaced in time"
+                )
 
     def _publish(self, inputs: dict[str, Input], outputs: Any, stamp_now: bool) -> None:
         unknown = set(outputs) - set(self.outputs)
@@ -403,6 +455,13 @@ class Processing(Device[ProcessingConfig]):
             if isinstance(value, np.ndarray) and value.ndim == 0:
                 value = value.item()
             self.outputs[name].set(value, timestamp=stamp, severity=severity, status=status)
+
+    def _run_failed(self, text: str) -> None:
+        """A run failed: an error, and with feedback on, a write not made (counted)."""
+        self._failed(text)
+        if self.config.feedback and self.feedback_enable.value and self._loop is not None:
+            targets = ", ".join(entry.target for entry in self.config.feedback)
+            self._on_loop(self._feedback_not_made, f"feedback to {targets} skipped: {text}")
 
     def _failed(self, text: str) -> None:
         """A run failed (processing thread) or overran its timeout (event loop)."""
@@ -489,6 +548,9 @@ class Processing(Device[ProcessingConfig]):
         self._loop_thread = threading.get_ident()
         if self.sources is None:
             raise RuntimeError("no source transport: run the device with sources")
+        # the worker is up (its processor set up) before the first input arrives
+        await asyncio.to_thread(self._guarded, self.worker.start, "setup")
+        self._set_up = True
         for slot in self.inputs.slots.values():
             self._subscriptions.append(self.sources.subscribe(slot.pv, slot, queue_size=DEPTH))
         for target in self.feedback_targets:
