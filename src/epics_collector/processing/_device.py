@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import typing
+from collections import deque
 from enum import StrEnum
 from typing import Any
 
@@ -43,7 +44,6 @@ from epics_collector.processing._config import Feedback, OutputConfig, Period, P
 from epics_collector.processing._inputs import DEPTH, InputTable
 from epics_collector.processing._tally import Tally
 from epics_collector.processing._worker import (
-    BATCH,
     ProcessorWorker,
     Recipe,
     WorkerHungError,
@@ -51,6 +51,8 @@ from epics_collector.processing._worker import (
 
 log = logging.getLogger(__name__)
 WATCHDOG_MARGIN = 30.0  # seconds past timeout before the watchdog reports a run itself
+RUN_QUEUE = 4096  # runs formed and waiting for the worker, at most
+RUN_QUEUE_BYTES = 256 << 20  # array data those runs may hold, at most
 MISSING_GRACE = 5.0  # seconds before inputs without a value are reported
 COUNTER_RATE = 10.0  # Count, Errors, Duration... posts per second at most (not per run)
 
@@ -168,10 +170,11 @@ class Processing(Device[ProcessingConfig]):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup = threading.Event()  # set by input updates (any thread)
         self._run_lock = threading.Lock()  # one setup/run/teardown at a time, any thread
+        #: Runs formed when their update arrived, waiting for the worker (oldest first).
+        self._runs: deque[dict[str, Input]] = deque()
+        self._queued_bytes = 0  # array bytes the queued runs hold
+        self._runs_lock = threading.Lock()
         self._set_up = False  # setup() ran and teardown() did not yet
-        # runs happen on the source's drain thread, except for period triggers
-        self._inline = not isinstance(self.config.trigger, Period)
-        self._loop_thread = 0
         self._stopping = threading.Event()
         self._reset_processor = False  # the processing thread calls setup() again
         self._thread: threading.Thread | None = None
@@ -299,35 +302,45 @@ class Processing(Device[ProcessingConfig]):
     # running ---------------------------------------------------------------------------------
 
     def _wake_threadsafe(self, name: str | None) -> None:
-        """An input changed (any thread).
+        """An input changed (any thread): form the runs it makes ready, wake the processor.
 
-        On a source's drain thread the ready runs happen right here: no hop to another
-        thread, and the source's own queue absorbs bursts meanwhile. The event loop
-        (CA sources) never runs the processor; it wakes the processing thread.
+        A run's inputs are taken when the update arrives (the trigger's meaning: "the
+        newest of the others" is the newest *then*); the processing thread sends the runs
+        formed by then to the worker as one batch, so a burst costs one round trip
+        between the processes per batch, and the sources' drain thread goes on decoding.
         """
-        if self._inline and threading.get_ident() != self._loop_thread:
-            # wait for a run on another thread (after Enable) rather than hand over: two
-            # threads taking turns at the GIL are slower than one, and would fill the queues
-            self._run_ready(wait=True)
-        else:
-            self._wakeup.set()
+        if not isinstance(self.config.trigger, Period):
+            self._form_runs()
+        self._wakeup.set()
 
-    def _run_ready(self, wait: bool = False) -> None:
-        """Run once per ready trigger, until none is ready (any thread, one at a time)."""
-        if not self._run_lock.acquire(blocking=wait):
-            self._wakeup.set()  # the thread running now may have checked ready() already
-            return
-        try:
-            trigger = str(self.config.trigger)
+    def _form_runs(self) -> None:
+        """Take every ready run from the inputs into the run queue (bounded, counted)."""
+        if not (self._set_up and self.running):
+            return  # the updates wait in their inputs (bounded there) until Enable
+        trigger = str(self.config.trigger)
+        with self._runs_lock:
+            while self.inputs.ready(trigger):
+                run = self.inputs.take(trigger)
+                self._runs.append(run)
+                self._queued_bytes += _nbytes(run)
+                # the processor falls behind: the oldest runs go (counted in Skipped)
+                while len(self._runs) > RUN_QUEUE or self._queued_bytes > RUN_QUEUE_BYTES:
+                    self._queued_bytes -= _nbytes(self._runs.popleft())
+                    with self.inputs.lock:
+                        self.inputs.skipped += 1
+
+    def _run_ready(self) -> None:
+        """Send the formed runs to the worker in batches until none is left."""
+        with self._run_lock:
+            self._form_runs()  # those that waited while the device was not running
             while self._set_up and self.running and not self._stopping.is_set():
-                batch = []  # the runs ready now go to the worker together
-                while len(batch) < BATCH and self.inputs.ready(trigger):
-                    batch.append(self.inputs.take(trigger))
+                most = self.worker.batch_size()
+                with self._runs_lock:
+                    batch = [self._runs.popleft() for _ in range(min(most, len(self._runs)))]
+                    self._queued_bytes -= sum(_nbytes(run) for run in batch)
                 if not batch:
                     break
                 self._run_batch(batch, stamp_now=False)
-        finally:
-            self._run_lock.release()
 
     @property
     def running(self) -> bool:
@@ -335,25 +348,21 @@ class Processing(Device[ProcessingConfig]):
         return self.state.value == ProcessingStates.RUNNING
 
     def _thread_main(self) -> None:
-        """The processing thread: setup, teardown, period triggers and the other runs.
+        """The processing thread: every run (in batches, in the worker), resets, teardown.
 
-        The other runs: those the sources' drain thread did not do itself (CA inputs,
-        Enable, a moment when another thread was running the processor).
-
-        With PVA inputs a run happens on the drain thread that decoded the update (see
-        :meth:`_wake_threadsafe`), so an update costs no thread hop. The event loop keeps
-        serving and watches the run time (:meth:`watchdog`).
+        It waits on the pipe to the worker with the GIL released, so the sources' drain
+        thread keeps decoding meanwhile; the event loop keeps serving and watches the run
+        time (:meth:`watchdog`).
         """
         trigger = self.config.trigger
         period = trigger.period if isinstance(trigger, Period) else None
         next_run = time.monotonic()
         while not self._stopping.is_set():
-            woken = False
             if period is not None:
                 next_run = max(next_run + period, time.monotonic())
                 self._stopping.wait(max(0.0, next_run - time.monotonic()))
             else:
-                woken = self._wakeup.wait(1.0)  # at least once a second, for the reports
+                self._wakeup.wait(1.0)  # at least once a second, for the reports
                 self._wakeup.clear()
             if self._stopping.is_set():
                 break
@@ -369,8 +378,7 @@ class Processing(Device[ProcessingConfig]):
                     with self._run_lock:
                         self._run_batch([self.inputs.take_newest()], stamp_now=True)
                 continue
-            if woken or not self._inline:  # inline runs happen on the drain thread
-                self._run_ready()
+            self._run_ready()
         with self._run_lock:
             self._set_up = False
             self._guarded(self.worker.stop, "teardown")
@@ -545,7 +553,6 @@ class Processing(Device[ProcessingConfig]):
     async def on_start(self) -> None:
         """Set up the processor, subscribe to inputs (and feedback targets), start running."""
         self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
         if self.sources is None:
             raise RuntimeError("no source transport: run the device with sources")
         # the worker is up (its processor set up) before the first input arrives
@@ -606,3 +613,8 @@ def _unusable_input(inputs: dict[str, Input]) -> str:
         ):
             return f"input {name} is {float(value)}"
     return ""
+
+
+def _nbytes(run: dict[str, Input]) -> int:
+    """The array bytes a run holds (what queued runs cost in memory)."""
+    return sum(v.value.nbytes for v in run.values() if isinstance(v.value, np.ndarray))

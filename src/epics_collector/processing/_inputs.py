@@ -22,7 +22,7 @@ from collections.abc import Callable
 from epics_collector.core import Update
 from epics_collector.processing._api import Input
 
-DEPTH = 64
+DEPTH = 256
 
 
 def share_of(update: Update, count: int) -> int:

@@ -48,7 +48,7 @@ from epics_collector.processing._api import Input, Processor, load_processor
 log = logging.getLogger(__name__)
 MODULE = "epics_collector.processing._worker_main"  # runs main() below
 SHM_BYTES = 64 * 1024  # arrays larger than this go through shared memory
-BATCH = 64  # runs sent to the worker at once, at most
+BATCH = 256  # runs sent to the worker at once, at most
 START_TIMEOUT = 60.0  # seconds a new worker has to import and set up its processor
 
 
@@ -125,6 +125,7 @@ class ProcessorWorker:
         self._receive: Connection | None = None
         self._blocks: dict[tuple[str, int], SharedMemory] = {}
         self._params: dict[str, Any] | None = None  # new params for the next run
+        self._run_seconds = timeout  # mean run time (see batch_size): unknown yet
 
     # lifecycle -------------------------------------------------------------------------
 
@@ -179,16 +180,27 @@ class ProcessorWorker:
     def process(self, runs: Sequence[Mapping[str, Input]]) -> list[RunResult]:
         """Runs in the worker (at most :data:`BATCH`), in order: one result each.
 
-        Raises WorkerHungError when the batch takes longer than ``timeout`` per run
-        (the worker is then killed and replaced), WorkerError when the worker died.
+        Raises WorkerHungError when the batch takes longer than ``timeout`` (the worker
+        is then killed and replaced; the caller sizes batches to take much less, see
+        :meth:`batch_size`), WorkerError when the worker died.
         """
         payload = [
             {name: self._pack(name, slot, given) for name, given in inputs.items()}
             for slot, inputs in enumerate(runs)
         ]
         params, self._params = self._params, None
-        answers = self._call(("process", payload, params), self.timeout * len(runs))
-        return [RunResult(*answer) for answer in answers]
+        answers = self._call(("process", payload, params), self.timeout)
+        results = [RunResult(*answer) for answer in answers]
+        for result in results:  # the mean run time, weighted to the recent runs
+            self._run_seconds += 0.05 * (result.seconds - self._run_seconds)
+        return results
+
+    def batch_size(self) -> int:
+        """Runs to send at once: as many as take a quarter of ``timeout``, at most BATCH.
+
+        After a hung run (or before any run) it is 1, until runs are seen to be quick.
+        """
+        return max(1, min(BATCH, int(0.25 * self.timeout / max(self._run_seconds, 1e-6))))
 
     def _pack(self, name: str, slot: int, given: Input) -> tuple[Any, ...]:
         value = given.value
@@ -223,6 +235,7 @@ class ProcessorWorker:
                 self._replace(f"the worker died (exit {code})")
             raise WorkerError(f"the worker died (exit {code}): {error}") from None
         if reply is None:
+            self._run_seconds = timeout  # one run at a time until runs are quick again
             if restart:
                 self._replace(f"no answer in {timeout:g} s")
             raise WorkerHungError(f"no answer in {timeout:g} s: the worker was killed and replaced")

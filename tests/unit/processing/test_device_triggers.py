@@ -8,12 +8,15 @@ from pathlib import Path
 import pytest
 from tests.doubles import InMemorySources
 
+from epics_collector.process import wait_for
 from epics_collector.processing import Processing
 
 T = 1.7e9
 
 
-async def _results(trigger: str, posts: list[tuple[str, float]], tmp_path: Path) -> list[float]:
+async def _results(
+    trigger: str, posts: list[tuple[str, float]], tmp_path: Path, runs: int
+) -> list[float]:
     sources = InMemorySources()
     config = {
         "inputs": {"a": "A", "b": "B"},
@@ -29,7 +32,15 @@ async def _results(trigger: str, posts: list[tuple[str, float]], tmp_path: Path)
             await asyncio.to_thread(sources.connect, name, 0.0, T)
         for offset, (name, value) in enumerate(posts, start=1):
             await asyncio.to_thread(sources.post, name, value, T + offset)
-        return results  # runs happen on the posting thread, before post returns
+
+        # runs happen on the processing thread, in the worker: wait for them, and for
+        # nothing left to run (so a run too many would show)
+        def done() -> bool:
+            idle = not device._runs and not device._run_lock.locked()
+            return len(results) >= runs and idle
+
+        await asyncio.to_thread(wait_for, done, 10, f"{runs} runs")
+        return results
     finally:
         await device.stop()
 
@@ -48,4 +59,4 @@ async def _results(trigger: str, posts: list[tuple[str, float]], tmp_path: Path)
 def test_trigger_modes(trigger: str, expected: list[float], tmp_path: Path) -> None:
     posts = [("a", 1.0), ("b", 2.0), ("a", 3.0), ("b", 5.0)]
     posts = [("A" if n == "a" else "B", v) for n, v in posts]
-    assert asyncio.run(_results(trigger, posts, tmp_path)) == expected
+    assert asyncio.run(_results(trigger, posts, tmp_path, len(expected))) == expected
