@@ -8,18 +8,14 @@ waits: a flood from one host costs the device one refusal per request, while the
 loop (Heartbeat, puts, recording) and other hosts' reads go on. The pool's counters
 belong to the event loop that calls :meth:`ReadPool.run`.
 
-Reads also lose every contest for the CPU: the workers run at a lower scheduling
-priority (``READ_NICENESS``, per thread on Linux), so a host with few cores gives its
-time to recording first (a burst read while six clients loop full-range queries loses
-nothing).
+Reads give way to recording by pacing themselves between chunks (see
+:mod:`epics_collector.storage._reads`), not by a lower OS priority: a read worker at a
+lower priority can starve at the recorder's lock behind a busy drain thread.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,13 +24,6 @@ from typing import TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
-READ_NICENESS = 10  # added to a read worker's nice value: recording comes first
-
-
-def _lower_priority() -> None:
-    """Make the calling worker thread yield the CPU to the device's other threads."""
-    with contextlib.suppress(OSError, AttributeError):  # not Linux, or not permitted
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), READ_NICENESS)
 
 
 class BusyError(RuntimeError):
@@ -61,9 +50,7 @@ class ReadPool:
 
     def __init__(self, limits: ReadLimits, name: str = "read") -> None:
         self.limits = limits
-        self._executor = ThreadPoolExecutor(
-            limits.workers, thread_name_prefix=name, initializer=_lower_priority
-        )
+        self._executor = ThreadPoolExecutor(limits.workers, thread_name_prefix=name)
         self._by_host: Counter[str] = Counter()
         self.active = 0  # reads in progress or waiting for a worker
         self.refused = 0  # reads refused because of the limits
