@@ -210,22 +210,10 @@ def test_pushes_out_of_order_are_refused_and_every_query_works(
             uri = _uri(prefix + "Query", alias="p", operator=operator)
             table = cast(Any, ctx.rpc(prefix + "Query", uri, timeout=10))
             assert len(table["value"]["time"]) >= 1, operator
-        uri = _uri(prefix + "Query", alias="p", start=repr(t - 5000), end=repr(t + 5))
-        rows = cast(
-            Any,
-            ctx.rpc(
-                prefix + "Query",
-                _uri(
-                    prefix + "Query",
-                    alias="p",
-                    operator="raw",
-                    start=repr(t - 5000),
-                    end=repr(t + 5),
-                ),
-                timeout=10,
-            ),
+        uri = _uri(
+            prefix + "Query", alias="p", operator="raw", start=repr(t - 5000), end=repr(t + 5)
         )
+        rows = cast(Any, ctx.rpc(prefix + "Query", uri, timeout=10))
         assert list(rows["value"]["time"]) == [t, t + 1]
-        del uri
     finally:
         ctx.close()
