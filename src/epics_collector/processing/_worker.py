@@ -114,7 +114,10 @@ class _Spawner:
 
 
 class ProcessorWorker:
-    """The device's side of the worker. Not thread-safe: the device runs one call at a time."""
+    """The device's side of the worker: one call at a time (the device's run lock).
+
+    Only :meth:`params` may come from another thread (the event loop, on a put).
+    """
 
     def __init__(self, recipe: Recipe, timeout: float) -> None:
         self.recipe, self.timeout = recipe, timeout
@@ -125,6 +128,7 @@ class ProcessorWorker:
         self._receive: Connection | None = None
         self._blocks: dict[tuple[str, int], SharedMemory] = {}
         self._params: dict[str, Any] | None = None  # new params for the next run
+        self._params_lock = threading.Lock()  # params() on the loop, process() on its thread
         self._run_seconds = timeout  # mean run time (see batch_size): unknown yet
 
     # lifecycle -------------------------------------------------------------------------
@@ -133,8 +137,10 @@ class ProcessorWorker:
         """Start a worker and set its processor up (raises WorkerError if setup fails)."""
         self._popen = self._spawner.spawn([sys.executable, "-m", MODULE, str(os.getpid())])
         assert self._popen.stdin is not None and self._popen.stdout is not None
-        self._send = Connection(self._popen.stdin.fileno(), readable=False)
-        self._receive = Connection(self._popen.stdout.fileno(), writable=False)
+        # own copies of the pipes' descriptors: the connections and the Popen pipes each
+        # close theirs, never one number twice
+        self._send = Connection(os.dup(self._popen.stdin.fileno()), readable=False)
+        self._receive = Connection(os.dup(self._popen.stdout.fileno()), writable=False)
         self._call(("setup", self.recipe), START_TIMEOUT)
 
     def setup(self) -> None:
@@ -174,8 +180,9 @@ class ProcessorWorker:
 
     def params(self, params: Mapping[str, Any]) -> None:
         """Use these parameters from the next run on (any thread), and in a new worker."""
-        self._params = dict(params)
-        self.recipe = dataclasses.replace(self.recipe, params=dict(params))
+        with self._params_lock:
+            self._params = dict(params)
+            self.recipe = dataclasses.replace(self.recipe, params=dict(params))
 
     def process(self, runs: Sequence[Mapping[str, Input]]) -> list[RunResult]:
         """Runs in the worker (at most :data:`BATCH`), in order: one result each.
@@ -188,7 +195,8 @@ class ProcessorWorker:
             {name: self._pack(name, slot, given) for name, given in inputs.items()}
             for slot, inputs in enumerate(runs)
         ]
-        params, self._params = self._params, None
+        with self._params_lock:
+            params, self._params = self._params, None
         answers = self._call(("process", payload, params), self.timeout)
         results = [RunResult(*answer) for answer in answers]
         for result in results:  # the mean run time, weighted to the recent runs
