@@ -263,13 +263,15 @@ class Factory(Device[FactoryConfig]):
     def _pid_file(self, prefix: str, name: str) -> PidFile:
         return PidFile(self.state_dir, name)
 
-    def _stop_leftovers(self, stored: list[DeviceSpec]) -> list[str]:
+    def _stop_leftovers(self, stored: list[DeviceSpec]) -> tuple[list[str], list[str]]:
         """Stop device processes an earlier instance of this factory left running.
 
         Only a stored device's own command is ever killed (see :class:`PidFile`).
+        Returns what was stopped, and why pid files were not trusted.
         """
         specs = {spec.name: spec for spec in stored}
-        stopped = []
+        stopped: list[str] = []
+        refused: list[str] = []
         for name in pid_file_names(self.state_dir):
             spec = specs.get(name)
             pid_file = PidFile(self.state_dir, name)
@@ -279,7 +281,9 @@ class Factory(Device[FactoryConfig]):
             pid = pid_file.stop_leftover(device_command(spec.type, spec.prefix))
             if pid is not None:
                 stopped.append(f"{name} (pid {pid})")
-        return stopped
+            if pid_file.refusal is not None:
+                refused.append(pid_file.refusal)
+        return stopped, refused
 
     # checks of requests ----------------------------------------------------------------------
 
@@ -501,9 +505,10 @@ class Factory(Device[FactoryConfig]):
                     f"({', '.join(s.name for s in specs)}; their files stay)"
                 )
             specs = []
-        leftovers = await asyncio.to_thread(self._stop_leftovers, stored)
+        leftovers, refused = await asyncio.to_thread(self._stop_leftovers, stored)
         if leftovers:
             problems.append(f"stopped devices left running before: {', '.join(leftovers)}")
+        problems.extend(refused)
         wanted = {spec.name: spec for spec in specs}
         wanted.update({spec.name: spec for spec in self.declared})
         for name, spec in wanted.items():

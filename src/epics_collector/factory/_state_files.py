@@ -73,6 +73,8 @@ class PidFile:
         self.state_dir, self.name = state_dir, name
         self.relative = f"pids/{name}.json"
         self.path = state_dir / self.relative
+        #: Why the last :meth:`stop_leftover` left the file's process alone, if it did.
+        self.refusal: str | None = None
 
     def write(self, pid: int, command: list[str]) -> None:
         """Record a child just started (mode 0600; a reader sees the old file or the new)."""
@@ -111,6 +113,10 @@ class PidFile:
                 return None
         return data if isinstance(data, dict) else None
 
+    def _refuse(self, why: str) -> None:
+        self.refusal = f"pid file {self.relative} not trusted ({why}): its process left alone"
+        log.warning("%s", self.refusal)
+
     def stop_leftover(self, expected: list[str], timeout: float = 5.0) -> int | None:
         """Kill the recorded child if it is exactly a device this factory launched.
 
@@ -125,7 +131,7 @@ class PidFile:
         if not isinstance(pid, int) or not isinstance(command, list) or pid <= 1:
             return None
         if command[: len(expected)] != expected or "--parent-pid" not in command:
-            log.warning("pid file %s names no device command of this factory", self.path)
+            self._refuse("it names no device command of this factory")
             return None
         if _start_time(pid) != start or _command_line(pid) != command:
             return None  # gone, or the pid now belongs to another process
