@@ -71,6 +71,7 @@ class Persistence:
         self.unavailable: str | None = None  # why the store could not be opened, if not
         self._tried = -float("inf")  # when opening was last tried (monotonic)
         self._loaded = False  # the history on disk is in the recorder
+        self._read_only: dict[str, list[Columns]] | None = None  # rows read without writing
         self._waiting: dict[str, list[Columns]] = {}
         self._on_disk: dict[str, int] = {}
         self.given_up = 0  # since the store was opened
@@ -90,11 +91,8 @@ class Persistence:
         """
         restored = Restored({})
         if not self._try_open():
-            parts, meta = read_only(self.path)
-            restored.meta = meta
+            self._read_only, restored.meta = read_only(self.path)  # restored by restore()
             restored.unavailable = self.unavailable
-            self._restore_parts(parts, restored)
-            self._loaded = True
             return restored
         assert self.store is not None
         if self.store.recovered:
@@ -119,7 +117,16 @@ class Persistence:
         return True
 
     def restore(self, restored: Restored) -> None:
-        """Put every channel's rows on disk back into the recorder."""
+        """Put every channel's rows on disk back into the recorder.
+
+        After :meth:`open` the caller adds the pushed channels its meta names, then
+        calls this, so their rows come back too.
+        """
+        if self._read_only is not None:
+            parts, self._read_only = self._read_only, None
+            self._restore_parts(parts, restored)
+            self._loaded = True
+            return
         if self._loaded or self.store is None:
             return
         for channel in self.recorder.channels:

@@ -84,3 +84,32 @@ def test_compaction_never_writes_a_row_twice(tmp_path: Path) -> None:
     assert persistence.store is not None
     rows = np.concatenate([p.value for p in persistence.store.load("A").parts])
     assert list(rows) == [float(v) for v in range(44, 54)], "a row written twice or lost"
+
+
+def test_a_store_read_without_writing_restores_pushed_channels_too(tmp_path: Path) -> None:
+    import sqlite3
+
+    from epics_collector.collector import ChannelConfig
+    from epics_collector.storage import Columns, SpillStore
+
+    store = SpillStore(tmp_path / "history.sqlite")
+    zeros = np.zeros(3, np.int8)
+    rows = Columns(T + np.arange(3.0), np.arange(3.0), zeros, zeros)
+    store.write([("A", rows), ("p", rows)], {"pushed": {"p": "number"}})
+    store.close()
+    locker = sqlite3.connect(tmp_path / "history.sqlite")
+    locker.execute("PRAGMA locking_mode=EXCLUSIVE")
+    locker.execute("BEGIN EXCLUSIVE")  # the store cannot be opened for writing now
+    try:
+        rec = recorder()
+        persistence = Persistence(tmp_path, rec, capacity=100, ring=True)
+        restored = persistence.open({"A"})
+        assert restored.unavailable is not None and restored.meta["pushed"] == {"p": "number"}
+        pushed = rec.add_channel(ChannelConfig(pv="push:p", alias="p"))  # as the device does
+        persistence.restore(restored)
+    finally:
+        locker.rollback()
+        locker.close()
+    assert list(rec.history(rec.channels[0]).value) == [0.0, 1.0, 2.0]
+    assert list(rec.history(pushed).value) == [0.0, 1.0, 2.0]
+    assert restored.samples == 6
