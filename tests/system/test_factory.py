@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -30,7 +31,7 @@ from epics_collector.process import (
     wait_for,
     wait_until,
 )
-from epics_collector.pva import Network
+from epics_collector.pva import Network, servers_by_guid
 from epics_collector.sim import SimIoc
 from epics_collector.storage._spill import unpack
 
@@ -493,3 +494,51 @@ def test_configs_over_the_cap_are_refused_at_once(factory_process: StartFactory)
     with pytest.raises(RemoteError, match=r"config is too long \(1048577 characters"):
         fac.call("Create", type="counter", name="big", config=" " * (1 << 20) + "{")
     assert time.monotonic() - started < 2.0
+
+
+def test_two_factories_never_both_create_one_prefix(
+    factory_process: StartFactory, network: Network
+) -> None:
+    config = 'prefixes: ["SHARED:"]'
+    first, second = factory_process(config), factory_process(config)
+    prefix = f"SHARED:R{uuid.uuid4().hex[:6]}:"
+    barrier = threading.Barrier(2)
+    answers: dict[str, str] = {}
+
+    def create(fac: FactoryHandle, name: str) -> None:
+        barrier.wait(5)
+        try:
+            answers[name] = fac.call("Create", type="counter", name=name, prefix=prefix)
+        except RemoteError as error:
+            answers[name] = f"refused: {error}"
+
+    threads = [
+        threading.Thread(target=create, args=(fac, name))
+        for fac, name in ((first, "a"), (second, "b"))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    won = [name for name, answer in answers.items() if answer == prefix]
+    lost = [answer for answer in answers.values() if answer.startswith("refused")]
+    assert len(won) == 1 and len(lost) == 1, answers
+    assert "SHARED:" in lost[0] and ("same time" in lost[0] or "taken" in lost[0]), lost
+    owner, other = (first, second) if won == ["a"] else (second, first)
+    assert other.table()["name"] == []
+    claim = cast(Any, owner.ctx.get(prefix + "Claim")) + ""  # (str() adds a timestamp)
+    assert claim.startswith(f"factory {owner.prefix}")
+    # a later Create elsewhere is refused at once; after Destroy the prefix is free again
+    with pytest.raises(RemoteError, match="claimed by another factory|already answers"):
+        other.call("Create", type="counter", name="c", prefix=prefix)
+    owner.call("Destroy", name=won[0])
+    wait_for(
+        lambda: (
+            not servers_by_guid(network, [prefix + "Claim", prefix + "State"], 0.2)[
+                prefix + "State"
+            ]
+        ),
+        10,
+        "the destroyed device gone from the network",
+    )
+    assert other.call("Create", type="counter", name="c", prefix=prefix) == prefix

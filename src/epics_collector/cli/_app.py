@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.metadata
 import json
 import logging
@@ -28,7 +29,7 @@ from epics_collector.process import (
     exit_with_parent,
     watch_parent_from_environment,
 )
-from epics_collector.pva import DeviceServer, Network, serve_until_signal
+from epics_collector.pva import DeviceServer, Network, serve_until_signal, servers_by_guid
 from epics_collector.sources import EpicsSources
 
 app = typer.Typer(
@@ -120,6 +121,7 @@ def _serve_factory(
         state_dir=state_dir,
         declared=declared,
         restore=restore,
+        finder=functools.partial(servers_by_guid, network),
     )
 
     def ready(server: DeviceServer) -> None:

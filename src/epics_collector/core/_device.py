@@ -25,6 +25,8 @@ ConfigT = TypeVar("ConfigT", bound=DeviceConfig)
 #: The client of the put or RPC being handled (set per request task by :class:`Device`).
 current_caller: ContextVar[Caller] = ContextVar("current_caller", default=Caller())  # noqa: B039 (frozen)
 PvWatcher = Callable[[list[AttrR[Any]], list[str]], None]
+#: Called with a full PV name and its attribute when served, or None when withdrawn.
+OutsideWatcher = Callable[[str, "AttrR[Any] | None"], None]
 log = logging.getLogger(__name__)
 #: What handlers raise to refuse a request (bad input, not allowed, no such thing, busy);
 #: any other exception is a bug and is logged with its traceback.
@@ -57,6 +59,8 @@ class Device(Generic[ConfigT]):
 
     config_model: ClassVar[type[DeviceConfig]] = DeviceConfig
     States: ClassVar[type[StrEnum]] = DeviceStates
+    #: Whether the device may serve names outside its prefix (:meth:`serve_outside`).
+    serves_outside: ClassVar[bool] = False
 
     message = AttrR(String(), description="Last status or error; alarm severity set on errors")
     config_json = AttrR(
@@ -84,6 +88,10 @@ class Device(Generic[ConfigT]):
         #: PVs made on demand (per channel, say); see :class:`PvFamily`.
         self.families: list[PvFamily] = []
         self._pv_watchers: list[PvWatcher] = []
+        #: PVs served by full name, outside the prefix (a factory's prefix claims); only
+        #: for devices whose class sets :attr:`serves_outside`.
+        self.outside: dict[str, AttrR[Any]] = {}
+        self._outside_watchers: list[OutsideWatcher] = []
         self.rpcs: dict[str, Rpc] = {}
         self._scans: list[Scan] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -156,6 +164,31 @@ class Device(Generic[ConfigT]):
     def watch_pvs(self, watcher: PvWatcher) -> None:
         """Call ``watcher(added, removed_names)`` whenever PVs are added or removed."""
         self._pv_watchers.append(watcher)
+
+    def serve_outside(self, full_name: str, attr: AttrR[Any]) -> None:
+        """Serve ``attr`` as ``full_name`` (not under the prefix) until withdrawn.
+
+        For names a device answers for on behalf of another (a factory claiming a
+        prefix before the device it creates serves it). Served to readers under the
+        same access policy as the device's own PVs.
+        """
+        if not self.serves_outside:
+            raise TypeError(f"{type(self).__name__} does not serve names outside its prefix")
+        if full_name in self.outside:
+            raise ValueError(f"{full_name!r} is served already")
+        self.outside[full_name] = attr
+        for watcher in self._outside_watchers:
+            watcher(full_name, attr)
+
+    def withdraw_outside(self, full_name: str) -> None:
+        """Stop serving ``full_name`` (served with :meth:`serve_outside`); no-op if not."""
+        if self.outside.pop(full_name, None) is not None:
+            for watcher in self._outside_watchers:
+                watcher(full_name, None)
+
+    def watch_outside(self, watcher: OutsideWatcher) -> None:
+        """Call ``watcher(full_name, attr or None)`` as names outside the prefix change."""
+        self._outside_watchers.append(watcher)
 
     # status -----------------------------------------------------------------------------
 

@@ -96,6 +96,13 @@ class FactoryConfig(DeviceConfig):
         description="longest configuration a Create may send (characters; up to 16 MiB for "
         "big collectors: their configs are checked in a limited child process)",
     )
+    claim_wait: float = Field(
+        default=0.3,
+        ge=0.05,
+        le=10.0,
+        description="seconds each round of a prefix claim listens for other servers "
+        "(a Create takes about three of them; raise it on a slow network)",
+    )
     hung_after: float = Field(
         default=10.0,
         ge=2.0,

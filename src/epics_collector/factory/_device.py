@@ -28,7 +28,6 @@ from epics_collector.core import (
     String,
     Table,
     UnknownDeviceTypeError,
-    Update,
     Waveform,
     command,
     current_caller,
@@ -38,6 +37,7 @@ from epics_collector.core import (
     shorten,
 )
 from epics_collector.core._access import is_this_host, refusal
+from epics_collector.factory._claims import ClaimRefusedError, PrefixClaims, ServerFinder
 from epics_collector.factory._config import DeviceSpec, FactoryConfig, check_name, check_prefix
 from epics_collector.factory._config_check import ConfigRefusedError, checked, resolve_upload
 from epics_collector.factory._state_files import (
@@ -63,36 +63,6 @@ DEVICE_COLUMNS: dict[str, Any] = {
     "restarts": np.int32,
     "message": str,
 }
-
-
-class _Probe:
-    """Notes the first of many PVs that answers (listeners called on any thread)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop, self.found, self.first = loop, asyncio.Event(), ""
-
-    def listener(self, pv: str) -> _ProbeListener:
-        return _ProbeListener(self, pv)
-
-    def answered(self, pv: str) -> None:
-        if not self.found.is_set():
-            self.first = pv
-            self.found.set()
-
-
-class _ProbeListener:
-    def __init__(self, probe: _Probe, pv: str) -> None:
-        self.probe, self.pv = probe, pv
-
-    def on_update(self, update: Update) -> None:
-        self.probe.loop.call_soon_threadsafe(self.probe.answered, self.pv)
-
-    def on_connection(self, connected: bool, reason: str) -> None:
-        if connected:
-            self.probe.loop.call_soon_threadsafe(self.probe.answered, self.pv)
-
-    def on_loss(self, missing: int | None) -> None:
-        """Nothing to count."""
 
 
 class FactoryStates(StrEnum):
@@ -133,6 +103,8 @@ class Factory(Device[FactoryConfig]):
     config_model = FactoryConfig
     States = FactoryStates
 
+    serves_outside = True  # the claims of its devices' prefixes
+
     devices = AttrR(
         Table(columns=DEVICE_COLUMNS), description="Devices of this factory and their state"
     )
@@ -147,8 +119,11 @@ class Factory(Device[FactoryConfig]):
         state_dir: Path | None = None,
         declared: Iterable[DeviceSpec] = (),
         restore: bool = True,
+        finder: ServerFinder | None = None,
     ) -> None:
         super().__init__(config, data_dir=data_dir, sources=sources)
+        #: The prefixes this factory's devices run under, claimed on the network.
+        self.claims = PrefixClaims(self, finder, self.config.claim_wait)
         self.state_dir = state_dir or self.data_dir / ".factory"
         self.restore = restore
         self.store = DeviceStore(self.state_dir)
@@ -156,6 +131,7 @@ class Factory(Device[FactoryConfig]):
         self.host = socket.gethostname()
         self._supervisors: dict[str, Supervisor] = {}
         self._pending: set[str] = set()
+        self._pending_prefixes: set[str] = set()
         self._unrestored: list[DeviceSpec] = []  # kept stored, e.g. after a type was disallowed
         self.types.set(np.array(self.allowed_types, dtype=object))
         self._refresh()
@@ -305,23 +281,6 @@ class Factory(Device[FactoryConfig]):
         except ConfigRefusedError as error:
             raise RpcError(str(error)) from None
 
-    async def _answering(self, pvs: list[str], wait: float = 0.5) -> str | None:
-        """The first of ``pvs`` some server on the network answers already, if any."""
-        if self.sources is None:
-            return None
-        probe = _Probe(asyncio.get_running_loop())
-        subscriptions = [
-            self.sources.subscribe(f"pva://{pv}", probe.listener(pv), queue_size=2) for pv in pvs
-        ]
-        try:
-            await asyncio.wait_for(probe.found.wait(), wait)
-        except TimeoutError:
-            return None
-        finally:
-            for subscription in subscriptions:
-                subscription.close()
-        return probe.first
-
     def _device_type(self, type_name: str) -> type[Device[Any]]:
         if type_name not in self.allowed_types:
             allowed = ", ".join(self.allowed_types) or "none"
@@ -378,9 +337,7 @@ class Factory(Device[FactoryConfig]):
                 f"prefix {prefix!r} is outside this factory's {', '.join(map(repr, roots))} "
                 "(the factory's config lists any other allowed prefixes under `prefixes`)"
             )
-        taken = {s.spec.prefix: s.spec.name for s in self._supervisors.values()}
-        if prefix in taken or prefix == self.prefix:
-            raise RpcError(f"prefix {prefix!r} is in use by {taken.get(prefix, 'the factory')}")
+        self._check_prefix_free(prefix)
         self._check_capacity(answer["capacity"])
         return DeviceSpec(name=name, type=type_name, prefix=prefix, config=config)
 
@@ -392,6 +349,14 @@ class Factory(Device[FactoryConfig]):
             )
         if len(self._supervisors) + len(self._pending) >= self.config.max_devices:
             raise RpcError(f"this factory runs at most {self.config.max_devices} devices")
+
+    def _check_prefix_free(self, prefix: str) -> None:
+        """Refuse a prefix this factory uses (or is creating a device under)."""
+        taken = {s.spec.prefix: s.spec.name for s in self._supervisors.values()}
+        if prefix in taken or prefix == self.prefix:
+            raise RpcError(f"prefix {prefix!r} is in use by {taken.get(prefix, 'the factory')}")
+        if prefix in self._pending_prefixes:
+            raise RpcError(f"prefix {prefix!r} is in use by a device being created")
 
     def _named(self, name: Any) -> Supervisor:
         name = _text(name, "name", 100)
@@ -415,24 +380,31 @@ class Factory(Device[FactoryConfig]):
     ) -> str:
         """Create a device: arguments type, name, config (JSON), optional prefix."""
         spec = await self._spec(type, name, config, prefix, caller)
-        clash = await self._answering(self._pv_names(spec))
-        if clash is not None:
-            raise RpcError(f"{clash} already answers on the network: {spec.prefix} would clash")
         if spec.config.get("feedback") and not self.allows(Operation.FEEDBACK, caller):
             denied = refusal(
                 Operation.FEEDBACK, "Create with feedback", caller.host, caller.account
             )
             raise RpcError(str(denied))
         self._check_free(spec.name)  # again: another Create may have taken it meanwhile
+        self._check_prefix_free(spec.prefix)
         self._pending.add(spec.name)
+        self._pending_prefixes.add(spec.prefix)
+        started = False
         try:
+            await self.claims.claim(spec.prefix, self._pv_names(spec))
             kept = await asyncio.to_thread(self._set_aside, spec.name)
             supervisor = self._supervisor(spec)
             await supervisor.start()
+            started = True
+        except ClaimRefusedError as error:
+            raise RpcError(str(error)) from None
         except LaunchError as error:
             raise RpcError(f"{spec.name} did not start: {error}") from None
         finally:
             self._pending.discard(spec.name)
+            self._pending_prefixes.discard(spec.prefix)
+            if not started:
+                self.claims.release(spec.prefix)
         self._supervisors[spec.name] = supervisor
         self._save()
         self._refresh()
@@ -464,6 +436,7 @@ class Factory(Device[FactoryConfig]):
         supervisor = self._named(name)
         await supervisor.stop()
         del self._supervisors[supervisor.spec.name]
+        self.claims.release(supervisor.spec.prefix)
         self._save()
         self._refresh()
         self.report(f"destroyed {supervisor.spec.name}")
@@ -515,6 +488,7 @@ class Factory(Device[FactoryConfig]):
             try:
                 self._device_type(spec.type)
                 self._supervisors[name] = self._supervisor(spec)
+                self.claims.hold(spec.prefix)
             except RpcError as error:
                 self._unrestored.append(spec)
                 problems.append(f"{name}: not restored: {error}")

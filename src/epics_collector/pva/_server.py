@@ -15,7 +15,7 @@ import numpy as np
 from p4p import Value
 from p4p._p4p import SharedPV as _SharedPV
 from p4p.nt import NTScalar, NTTable
-from p4p.server import DynamicProvider, Server, ServerOperation
+from p4p.server import DynamicProvider, Server, ServerOperation, StaticProvider
 from p4p.server.asyncio import SharedPV
 from p4p.server.raw import SharedPV as RawSharedPV
 
@@ -249,6 +249,8 @@ class DeviceServer:
         self._loop: asyncio.AbstractEventLoop | None = None  # set on entering
         self._server: Server | None = None
         self._provider: DynamicProvider | None = None
+        self._outside: StaticProvider | None = None  # names outside the prefix
+        self._outside_pvs: dict[str, SharedPV] = {}
         self._lazy: dict[str, _Poster] = {}
         self._flusher: asyncio.Task[None] | None = None
 
@@ -330,9 +332,18 @@ class DeviceServer:
             rpc = SharedPV(handler=cast(Any, _RpcHandler(self.device, name)), initial=initial)
             self._pvs[self.prefix + name] = rpc
         self._provider = DynamicProvider(f"epics-collector:{self.prefix}", _Channels(self))
+        providers: list[Any] = [self._provider]
         self.device.watch_pvs(self._pvs_changed)
+        if self.device.serves_outside:
+            # names that come and go: a StaticProvider (a DynamicProvider caches a "no"
+            # for 10 s, and p4p 4.3's NotYet answers "yes" to every name)
+            self._outside = StaticProvider(f"epics-collector-outside:{self.prefix}")
+            providers.append(self._outside)
+            for full_name, attr in self.device.outside.items():
+                self._outside_changed(full_name, attr)
+            self.device.watch_outside(self._outside_changed)
         self._server = Server(
-            providers=[self._provider],
+            providers=providers,
             conf=self.network.server_conf(),
             useenv=self.network.useenv,
         )
@@ -350,6 +361,20 @@ class DeviceServer:
             self._pvs.pop(full_name).close()
             self._lazy.pop(name, None)
 
+    def _outside_changed(self, full_name: str, attr: AttrR[Any] | None) -> None:
+        """Serve or withdraw a name outside the prefix.
+
+        Served to every reader: it tells only that the name is taken, which a search
+        answer tells anyway.
+        """
+        assert self._outside is not None
+        if attr is not None:
+            self._outside_pvs[full_name] = pv = self._serve_attr(attr)[0]
+            self._outside.add(full_name, pv)
+        elif full_name in self._outside_pvs:
+            self._outside.remove(full_name)
+            self._outside_pvs.pop(full_name).close()
+
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
@@ -366,7 +391,7 @@ class DeviceServer:
             if self._server is not None:
                 self._server.stop()
                 self._server = None
-            for pv in self._pvs.values():
+            for pv in [*self._pvs.values(), *self._outside_pvs.values()]:
                 pv.close()
             with self._family_lock:
                 served, self._family_pvs = self._family_pvs, {}
