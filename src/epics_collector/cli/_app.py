@@ -240,6 +240,54 @@ def web(
         raise fail(str(error), 1) from None
 
 
+@app.command()
+def retrieval(
+    factory: Annotated[
+        list[str] | None,
+        typer.Option("--factory", "-f", metavar="PREFIX", help="follow this factory's collectors"),
+    ] = None,
+    collector: Annotated[
+        list[str] | None,
+        typer.Option("--collector", "-c", metavar="PREFIX", help="serve this collector too"),
+    ] = None,
+    bind: Annotated[str, typer.Option(help="address to serve on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port (the Archiver Appliance's: 17668)")] = 17668,
+    config: Annotated[
+        str | None,
+        typer.Option(help="config file: access, max_samples, refresh (and factories/collectors)"),
+    ] = None,
+) -> None:
+    """Serve collectors' histories through the Archiver Appliance retrieval API."""
+    try:
+        from epics_collector.retrieval import RetrievalConfig, make_app
+        from epics_collector.web import ServeError, serve
+    except ImportError as error:
+        raise fail(
+            "the retrieval service needs the web extra: "
+            f"pip install 'epics-collector[web]' ({error})"
+        ) from None
+    _log_to_stdout()
+    try:
+        settings = load_config(RetrievalConfig, config) if config else RetrievalConfig()
+    except ConfigError as error:
+        raise fail(str(error)) from None
+    settings.factories += [checked_prefix(p, "--factory") for p in factory or []]
+    settings.collectors += [checked_prefix(p, "--collector") for p in collector or []]
+    if not settings.factories and not settings.collectors:
+        raise fail("give at least one --factory PREFIX or --collector PREFIX")
+    if not 0 <= port <= 65535:
+        raise fail(f"--port must be 0-65535, got {port}")
+    app_ = make_app(settings, Network.from_environment())
+
+    def ready(bound: int) -> None:
+        print(f"retrieval on http://{bind}:{bound}/retrieval", flush=True)
+
+    try:
+        serve(app_, bind, port, ready)
+    except ServeError as error:
+        raise fail(str(error), 1) from None
+
+
 def _version(show: bool) -> None:
     if show:
         print(f"epics-collector {importlib.metadata.version('epics-collector')}")

@@ -101,12 +101,13 @@ class Collector(Device[CollectorConfig]):
                 "excluded": np.int64,
                 "overruns": np.int64,
                 "dropped": np.int64,
+                "kind": str,
             }
         ),
         name="Channels",
         description=(
             "Channels: alias, pv, connected, count, last update (POSIX s), excluded, "
-            "overruns, dropped"
+            "overruns, dropped, kind (number, string, waveform, image)"
         ),
     )
 
@@ -522,6 +523,7 @@ class Collector(Device[CollectorConfig]):
                 "excluded": [ch.reducer.excluded for ch in channels],
                 "overruns": [ch.overruns for ch in channels],
                 "dropped": [ch.lost for ch in channels],
+                "kind": [ch.config.kind for ch in channels],
             }
         )
 

@@ -15,7 +15,7 @@ from epics_collector.storage._paths import (
     new_file,
     open_inside,
 )
-from epics_collector.storage._query import MAX_POINTS, OPERATORS, Query, QueryError
+from epics_collector.storage._query import MAX_POINTS, OPERATORS, PAGE, Query, QueryError
 from epics_collector.storage._query import run as run_query
 from epics_collector.storage._reads import CHUNK, RangeRead, ReadError, StaleReadError
 from epics_collector.storage._ring import Columns, Ring, concat
@@ -31,6 +31,7 @@ __all__ = [
     "ExportData",
     "MAX_POINTS",
     "OPERATORS",
+    "PAGE",
     "PathError",
     "Query",
     "QueryError",

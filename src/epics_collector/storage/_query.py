@@ -20,8 +20,11 @@ from epics_collector.storage._reads import CHUNK, ReadError
 from epics_collector.storage._ring import Columns
 
 OPERATORS = ("raw", "mean", "min", "max", "first", "last", "count", "minmax")
+#: Raw rows a page at a time (for readers that page through a long range): the newest
+#: row at or before start, then the rows after it up to end, at most ``points`` of them.
+PAGE = "page"
 NUMERIC_ONLY = frozenset({"mean", "min", "max", "minmax"})
-ROWS_ONLY = frozenset({"raw", "count"})  # what waveforms and images take (no per-row number)
+ROWS_ONLY = frozenset({"raw", "count", PAGE})  # what waveforms and images take (no per-row number)
 MAX_POINTS = 100_000  # rows a query returns at most (raw rows or bins)
 
 
@@ -39,8 +42,10 @@ class Query:
     operator: str
 
     def __post_init__(self) -> None:
-        if self.operator not in OPERATORS:
-            raise QueryError(f"unknown operator {self.operator!r}; one of {', '.join(OPERATORS)}")
+        if self.operator not in OPERATORS and self.operator != PAGE:
+            raise QueryError(
+                f"unknown operator {self.operator!r}; one of {', '.join((*OPERATORS, PAGE))}"
+            )
         if not (math.isfinite(self.start) and math.isfinite(self.end)):
             raise QueryError(f"start and end must be finite numbers (got {self.start}, {self.end})")
         if self.start > self.end:
@@ -76,6 +81,10 @@ def run(
     chunks = _chunks(parts, query.start, query.end)
     if query.operator == "raw":
         return _raw(chunks, query, with_value=kind in ("number", "string"))
+    if query.operator == PAGE:
+        if kind in ("waveform", "image"):
+            return _array_page(list(_first(chunks, query.points)))
+        return _raw(_first(chunks, query.points), query, with_value=kind in ("number", "string"))
     return _Bins(query).reduce(chunks)
 
 
@@ -88,6 +97,37 @@ def _chunks(parts: Iterable[Columns], start: float, end: float) -> Iterator[Colu
             yield Columns(
                 rows.time[lo:hi], rows.value[lo:hi], rows.severity[lo:hi], rows.status[lo:hi]
             )
+
+
+def _array_page(parts: list[Columns]) -> dict[str, np.ndarray]:
+    """A page of array rows, one column longer than the others.
+
+    Columns: time, severity, status and ``elements`` per row, and ``values``: every
+    row's elements one after the other.
+    """
+    rows = [np.ravel(np.asarray(v)) for part in parts for v in part.value]
+    empty = np.zeros(0)
+    return {
+        "time": np.concatenate([p.time for p in parts]) if parts else empty,
+        "severity": np.concatenate([p.severity for p in parts]) if parts else empty.astype(np.int8),
+        "status": np.concatenate([p.status for p in parts]) if parts else empty.astype(np.int8),
+        "elements": np.array([len(r) for r in rows], np.int32),
+        "values": np.concatenate(rows) if rows else empty,
+    }
+
+
+def _first(chunks: Iterator[Columns], rows: int) -> Iterator[Columns]:
+    """The first ``rows`` rows of ``chunks`` (the read stops there)."""
+    left = rows
+    for part in chunks:
+        if left <= 0:
+            return
+        yield part if len(part) <= left else _head(part, left)
+        left -= len(part)
+
+
+def _head(rows: Columns, n: int) -> Columns:
+    return Columns(rows.time[:n], rows.value[:n], rows.severity[:n], rows.status[:n])
 
 
 def _too_many(total: int | str, query: Query) -> QueryError:

@@ -196,3 +196,19 @@ def test_a_gap_row_never_goes_before_the_newest_row():
     a.on_connection(False, "disconnected")
     rows = recorder.history(a)
     assert len(rows) == 2 and math.isnan(rows.value[1]) and rows.time[1] > future
+
+
+def test_a_page_starts_at_the_value_then_and_stops_at_points() -> None:
+    from epics_collector.collector import ChannelConfig
+    from epics_collector.storage import PAGE, Query
+
+    recorder, _ = make()
+    p = recorder.add_channel(ChannelConfig(pv="push:p", alias="p"))
+    for k in range(10):
+        recorder.push(p, Update(float(k), T + k))
+    page = recorder.query(p, Query(T + 2.5, T + 100, 3, PAGE))
+    assert list(page["time"]) == [T + 2, T + 3, T + 4]  # the row at 2.5 s is the one of 2 s
+    assert list(page["value"]) == [2.0, 3.0, 4.0]
+    assert list(recorder.query(p, Query(T + 9, T + 100, 5, PAGE))["time"]) == [T + 9]
+    before = recorder.query(p, Query(T - 10, T + 1, 100, PAGE))  # nothing before: from start
+    assert list(before["time"]) == [T, T + 1]

@@ -1,0 +1,376 @@
+"""The HTTP endpoints of the Archiver Appliance retrieval API, under ``/retrieval``.
+
+``data/getData.raw`` (PB/HTTP) and ``data/getData.json`` stream one PV's samples in
+[from, to], beginning with the newest one at or before ``from``; ``pv`` may be
+``op_N(pv)`` (see :mod:`._operators`). ``data/getDataAtTime`` gives several PVs' values
+at one instant; ``bpl/*`` list and search the PVs. Every request is checked against
+the ``access.read`` policy for its peer; errors are 4xx with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+
+from epics_collector.client import ClientError
+from epics_collector.core import Operation
+from epics_collector.core._access import AccessPolicy
+from epics_collector.retrieval._archive import (
+    Archive,
+    Recording,
+    UnknownPvError,
+    UnservedError,
+    payload_type,
+)
+from epics_collector.retrieval._operators import Operator, OperatorError, apply, parse
+from epics_collector.retrieval._pb import PayloadType, PbWriter
+from epics_collector.retrieval._samples import Samples, concat
+from epics_collector.retrieval._times import TimeError, parse_time
+
+MAX_REGEX = 200
+MAX_PVS_PER_REQUEST = 1000
+
+
+class RequestError(ValueError):
+    """A request that cannot be answered; ``status`` is its HTTP status."""
+
+    def __init__(self, text: str, status: int = 400) -> None:
+        super().__init__(text)
+        self.status = status
+
+
+def _range(params: Any) -> tuple[tuple[int, int], tuple[int, int]]:
+    try:
+        end = parse_time(params["to"]) if params.get("to") else (int(time.time()), 0)
+        start = parse_time(params["from"]) if params.get("from") else (end[0] - 3600, end[1])
+    except TimeError as error:
+        raise RequestError(str(error)) from None
+    if start > end:
+        raise RequestError(f"from ({params.get('from')}) is after to ({params.get('to')})")
+    return start, end
+
+
+def _seconds(stamp: tuple[int, int]) -> float:
+    return stamp[0] + stamp[1] * 1e-9
+
+
+class Retrieval:
+    """What the endpoints need: the archive, the read policy and the sample bound."""
+
+    def __init__(
+        self, access: AccessPolicy, max_samples: int, archive: Archive | None = None
+    ) -> None:
+        self.access, self.max_samples = access, max_samples
+        self._archive = archive
+
+    @property
+    def archive(self) -> Archive:
+        """The archive (set once the service has started)."""
+        if self._archive is None:
+            raise RequestError("the service is starting: retry", 503)
+        return self._archive
+
+    @archive.setter
+    def archive(self, archive: Archive) -> None:
+        self._archive = archive
+
+    def check_peer(self, request: Request) -> None:
+        host = request.client.host if request.client else ""
+        if not self.access.allows(Operation.READ, host):
+            raise RequestError(f"{host or 'this host'} may not read this retrieval service", 403)
+
+    async def rows(
+        self, pv: str, start: tuple[int, int], end: tuple[int, int]
+    ) -> AsyncIterator[Samples]:
+        """Rows of ``pv`` from the newest at or before ``start`` to ``end``, by page."""
+        async for part in self.archive.rows(pv, _seconds(start), _seconds(end)):
+            stamps = part.stamps()
+            keep = stamps <= end[0] * 1_000_000_000 + end[1]
+            if keep.any():
+                yield part.take(keep)
+
+    async def prepare(
+        self, text: str, start: tuple[int, int], end: tuple[int, int]
+    ) -> tuple[str, Operator | None, Recording, dict[str, str], PayloadType]:
+        """Check a request for one PV before any byte of the answer is sent."""
+        try:
+            pv, operator = parse(text)
+            recordings = self.archive.recorded(pv)
+        except OperatorError as error:
+            raise RequestError(str(error)) from None
+        except UnknownPvError as error:
+            raise RequestError(str(error), 404) from None
+        except UnservedError as error:
+            raise RequestError(str(error), 422) from None
+        try:
+            total = await self.archive.count(pv, _seconds(start), _seconds(end))
+        except ClientError as error:
+            raise RequestError(f"{pv}: its collector cannot be read now: {error}", 503) from None
+        if total > self.max_samples:
+            raise RequestError(
+                f"{pv} has {total} samples in this range, more than this service sends in one "
+                f"answer ({self.max_samples}): ask for a shorter range or use an operator "
+                "such as optimized_1000",
+                413,
+            )
+        headers, native = await self.archive.metadata(pv, recordings[0])
+        kind = payload_type(recordings[0].kind, np.zeros(0), native)
+        if (
+            operator is not None
+            and recordings[0].kind == "string"
+            and operator.name
+            not in (
+                "firstSample",
+                "lastSample",
+                "nth",
+                "ncount",
+            )
+        ):
+            raise RequestError(f"{operator.name} needs numbers; {pv} is a string channel")
+        if (
+            operator is not None
+            and recordings[0].kind == "waveform"
+            and operator.name
+            not in (
+                "firstSample",
+                "lastSample",
+                "nth",
+                "ncount",
+            )
+        ):
+            raise RequestError(f"{operator.name} needs scalars; {pv} is a waveform channel")
+        return pv, operator, recordings[0], headers, kind
+
+    async def samples(
+        self,
+        pv: str,
+        operator: Operator | None,
+        start: tuple[int, int],
+        end: tuple[int, int],
+        kind: PayloadType,
+    ) -> tuple[AsyncIterator[Samples], PayloadType, int]:
+        """The rows to send (raw, streamed; or the operator's result) and their type."""
+        if operator is None:
+            return self.rows(pv, start, end), kind, 1
+        parts = [part async for part in self.rows(pv, start, end)]
+        rows = concat(parts) if parts else Samples.empty()
+        first = start[0] * 1_000_000_000 + start[1]
+        before = rows.take(rows.stamps() < first)
+        result = apply(
+            operator,
+            rows.take(rows.stamps() >= first),
+            before.take(slice(-1, None)),
+            start[0],
+            end[0],
+            kind,
+        )
+
+        async def once() -> AsyncIterator[Samples]:
+            yield result.rows
+
+        return once(), result.kind, result.elements
+
+
+def _cast(kind: PayloadType, values: np.ndarray) -> np.ndarray:
+    if kind in (PayloadType.SCALAR_STRING, PayloadType.WAVEFORM_STRING):
+        return values
+    if kind.name.startswith("SCALAR") and kind not in (
+        PayloadType.SCALAR_DOUBLE,
+        PayloadType.SCALAR_FLOAT,
+    ):
+        clean = np.nan_to_num(np.asarray(values, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        return np.rint(clean).astype(np.int64)
+    return values
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return [_json_value(v) for v in value.tolist()]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN: a gap row's value is null
+    if isinstance(value, np.generic):
+        return _json_value(value.item())
+    return value
+
+
+def create_app(
+    retrieval: Retrieval,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+) -> FastAPI:
+    """The FastAPI application of ``retrieval`` (``lifespan`` starts and stops its archive)."""
+    app = FastAPI(
+        title="EPICS Collector retrieval", docs_url=None, redoc_url=None, lifespan=lifespan
+    )
+
+    @app.exception_handler(RequestError)
+    async def _refused(request: Request, error: RequestError) -> Response:
+        return PlainTextResponse(str(error) + "\n", status_code=error.status)
+
+    async def _one_pv(
+        request: Request,
+    ) -> tuple[str, Operator | None, dict[str, str], PayloadType, Any]:
+        retrieval.check_peer(request)
+        params = request.query_params
+        text = params.get("pv", "")
+        if not text:
+            raise RequestError("give the PV: ?pv=NAME (or ?pv=mean_600(NAME))")
+        start, end = _range(params)
+        pv, operator, _, headers, kind = await retrieval.prepare(text, start, end)
+        rows, kind, elements = await retrieval.samples(pv, operator, start, end, kind)
+        return pv, operator, headers, kind, (rows, elements)
+
+    @app.get("/retrieval/data/getData.raw")
+    async def get_raw(request: Request) -> Response:
+        pv, _, headers, kind, (rows, elements) = await _one_pv(request)
+
+        body = _encode_async(pv, kind, rows, headers, elements)
+        return StreamingResponse(body, media_type="application/x-protobuf")
+
+    @app.get("/retrieval/data/getData.json")
+    async def get_json(request: Request) -> Response:
+        pv, _, headers, kind, (rows, _elements) = await _one_pv(request)
+        meta = {"name": pv, **{k: v for k, v in headers.items() if k in ("EGU", "PREC")}}
+
+        async def body() -> AsyncIterator[bytes]:
+            yield b'[{"meta": ' + json.dumps(meta).encode() + b', "data": ['
+            first = True
+            async for part in rows:
+                values = _cast(kind, part.value)
+                items = []
+                for k in range(len(part)):
+                    items.append(
+                        json.dumps(
+                            {
+                                "secs": int(part.secs[k]),
+                                "nanos": int(part.nanos[k]),
+                                "val": _json_value(values[k]),
+                                "severity": int(part.severity[k]),
+                                "status": int(part.status[k]),
+                            }
+                        )
+                    )
+                if items:
+                    yield (b"" if first else b", ") + ", ".join(items).encode()
+                    first = False
+            yield b"]}]\n"
+
+        return StreamingResponse(body(), media_type="application/json")
+
+    @app.post("/retrieval/data/getDataAtTime")
+    async def get_data_at_time(request: Request) -> Response:
+        retrieval.check_peer(request)
+        at_text = request.query_params.get("at")
+        try:
+            at = parse_time(at_text) if at_text else (int(time.time()), 0)
+        except TimeError as error:
+            raise RequestError(str(error)) from None
+        body = await request.body()
+        if len(body) > 1 << 20:
+            raise RequestError("the list of PVs is over 1 MiB", 413)
+        try:
+            names = json.loads(body or b"[]")
+        except ValueError:
+            raise RequestError("the body must be a JSON list of PV names") from None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise RequestError("the body must be a JSON list of PV names")
+        if len(names) > MAX_PVS_PER_REQUEST:
+            raise RequestError(f"at most {MAX_PVS_PER_REQUEST} PVs per request", 413)
+        answer: dict[str, Any] = {}
+        for name in names:
+            try:
+                retrieval.archive.recorded(name)
+            except (UnknownPvError, UnservedError):
+                continue
+            async for part in retrieval.rows(name, at, at):
+                kind = payload_type(retrieval.archive.recorded(name)[0].kind, part.value, None)
+                values = _cast(kind, part.value)
+                k = len(part) - 1
+                answer[name] = {
+                    "secs": int(part.secs[k]),
+                    "nanos": int(part.nanos[k]),
+                    "val": _json_value(values[k]),
+                    "severity": int(part.severity[k]),
+                    "status": int(part.status[k]),
+                }
+                break
+        return JSONResponse(answer)
+
+    def _regex(text: str | None) -> re.Pattern[str]:
+        text = text or ".*"
+        if len(text) > MAX_REGEX:
+            raise RequestError(f"the regex is longer than {MAX_REGEX} characters")
+        try:
+            return re.compile(text)
+        except re.error as error:
+            raise RequestError(f"bad regex {text!r}: {error}") from None
+
+    def _limit(text: str | None) -> int:
+        if not text:
+            return 500
+        try:
+            limit = int(text)
+        except ValueError:
+            raise RequestError(f"limit must be an integer, got {text!r}") from None
+        return len(retrieval.archive.names()) if limit < 0 else limit
+
+    @app.get("/retrieval/bpl/getAllPVs")
+    async def get_all_pvs(request: Request) -> Response:
+        retrieval.check_peer(request)
+        names = retrieval.archive.names()
+        return JSONResponse(names[: _limit(request.query_params.get("limit"))])
+
+    @app.get("/retrieval/bpl/getMatchingPVs")
+    async def get_matching_pvs(request: Request) -> Response:
+        retrieval.check_peer(request)
+        pattern = _regex(request.query_params.get("regex"))
+        limit = _limit(request.query_params.get("limit"))
+        found = [n for n in retrieval.archive.names() if pattern.search(n)]
+        return JSONResponse(found[:limit])
+
+    @app.get("/retrieval/bpl/searchForPVsRegex")
+    async def search_for_pvs_regex(request: Request) -> Response:
+        retrieval.check_peer(request)
+        pattern = _regex(request.query_params.get("regex"))
+        found = [n for n in retrieval.archive.names() if pattern.search(n)]
+        return PlainTextResponse("".join(f"{n}\n" for n in found))
+
+    @app.get("/retrieval/bpl/getPVStatus")
+    async def get_pv_status(request: Request) -> Response:
+        retrieval.check_peer(request)
+        text = request.query_params.get("pv", "")
+        names = [n for n in text.split(",") if n][:MAX_PVS_PER_REQUEST]
+        answer = []
+        for name in names:
+            recordings = retrieval.archive.recordings.get(name, [])
+            answer.append(
+                {
+                    "pvName": name,
+                    "status": "Being archived" if recordings else "Not being archived",
+                    "collectors": [f"{r.collector}{r.alias}" for r in recordings],
+                }
+            )
+        return JSONResponse(answer)
+
+    return app
+
+
+async def _encode_async(
+    pv: str, kind: PayloadType, rows: AsyncIterator[Samples], headers: dict[str, str], elements: int
+) -> AsyncIterator[bytes]:
+    """PB/HTTP of an async stream of rows, one page at a time."""
+    writer = PbWriter(pv, kind, headers, elements)
+    async for part in rows:
+        cast = Samples(part.secs, part.nanos, _cast(kind, part.value), part.severity, part.status)
+        for chunk in writer.write(cast):
+            yield chunk
+    for chunk in writer.finish():
+        yield chunk

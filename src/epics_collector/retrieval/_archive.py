@@ -1,0 +1,332 @@
+"""Which collectors recorded which PV, and their rows read page by page over PVAccess.
+
+The archive follows factories (their ``Devices`` table: every collector they run) and
+single collectors. A PV is named by its source PV name (without ``pva://``/``ca://``);
+a pushed or merged channel by its alias. Rows come from each collector's ``Query``
+RPC with ``operator=page``: the newest row at or before the start, then up to
+:data:`PAGE_ROWS` rows a call, so a reader holds one page per collector at a time and
+the collector's recorder lock is held only per chunk (see :mod:`storage._reads`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from epics_collector.client import ClientError, Connection
+from epics_collector.retrieval._pb import PayloadType
+from epics_collector.retrieval._samples import Samples, merge
+
+PAGE_ROWS = 50_000
+METADATA_AGE = 60.0  # seconds a source's display metadata is kept
+log = logging.getLogger(__name__)
+
+
+class UnknownPvError(LookupError):
+    """No collector followed has recorded the PV."""
+
+
+class UnservedError(ValueError):
+    """The PV is recorded, but of a kind the API does not serve (images)."""
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One collector's channel of a PV."""
+
+    collector: str  # the collector's prefix
+    alias: str
+    source: str  # the channel's source as configured (pva://X, ca://X, X, push:...)
+    kind: str  # number, string, waveform, image
+
+    @property
+    def name(self) -> str:
+        """The PV name the API serves it under."""
+        scheme, _, rest = self.source.partition("://")
+        if rest:
+            return rest if scheme in ("pva", "ca") else self.alias
+        return (
+            self.alias
+            if self.source.startswith(("push:", "merge:")) or not self.source
+            else self.source
+        )
+
+
+def _page_samples(table: dict[str, Any]) -> Samples:
+    """A page of a ``Query operator=page`` as samples (array rows: one per row)."""
+    time_ = np.asarray(table["time"], np.float64)
+    if "elements" in table:
+        counts = np.asarray(table["elements"], np.int64)
+        flat = np.asarray(table["values"])
+        if len(counts) and (counts == counts[0]).all():
+            value: np.ndarray = flat.reshape(len(counts), int(counts[0]))
+        else:
+            value = np.empty(len(counts), object)
+            value[:] = np.split(flat, np.cumsum(counts)[:-1]) if len(counts) else []
+    else:
+        value = np.asarray(table.get("value", np.zeros(len(time_))))
+    return Samples.from_seconds(time_, value, table["severity"], table["status"])
+
+
+class Archive:
+    """The PVs of the collectors of ``factories`` and of ``collectors``, kept current."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        factories: Iterable[str] = (),
+        collectors: Iterable[str] = (),
+        timeout: float = 10.0,
+    ) -> None:
+        self.connection = connection
+        self.factories, self.collectors = list(factories), list(collectors)
+        self.timeout = timeout
+        self.recordings: dict[str, list[Recording]] = {}
+        self.problems: dict[str, str] = {}  # prefix -> why it cannot be read now
+        self._metadata: dict[str, tuple[float, dict[str, str], PayloadType | None]] = {}
+
+    # discovery --------------------------------------------------------------------------
+
+    async def _collectors(self) -> list[str]:
+        found = list(self.collectors)
+        for factory in self.factories:
+            try:
+                table = await self.connection.get(factory + "Devices", timeout=self.timeout)
+            except (ClientError, TimeoutError) as error:
+                self.problems[factory] = f"factory {factory} does not answer: {error}"
+                continue
+            self.problems.pop(factory, None)
+            for kind, prefix in zip(table["type"], table["prefix"], strict=True):
+                if str(kind) == "collector":
+                    found.append(str(prefix))
+        return list(dict.fromkeys(found))
+
+    async def _recordings_of(self, prefix: str) -> list[Recording]:
+        table = await self.connection.get(prefix + "Channels", timeout=self.timeout)
+        return [
+            Recording(prefix, str(alias), str(pv), str(kind))
+            for alias, pv, kind in zip(table["alias"], table["pv"], table["kind"], strict=True)
+        ]
+
+    async def refresh(self) -> None:
+        """Find every collector and its channels now."""
+        recordings: dict[str, list[Recording]] = {}
+        for prefix in await self._collectors():
+            try:
+                found = await self._recordings_of(prefix)
+            except (ClientError, TimeoutError, ValueError, KeyError) as error:
+                self.problems[prefix] = f"collector {prefix} cannot be read: {error}"
+                continue
+            self.problems.pop(prefix, None)
+            for recording in found:
+                recordings.setdefault(recording.name, []).append(recording)
+        self.recordings = recordings
+
+    async def follow(self, period: float = 5.0) -> None:
+        """Refresh every ``period`` seconds, for as long as the task runs."""
+        while True:
+            try:
+                await self.refresh()
+            except Exception:  # keep serving what is known; say why in the log
+                log.exception("refreshing the list of recorded PVs failed")
+            await asyncio.sleep(period)
+
+    def names(self) -> list[str]:
+        return sorted(self.recordings)
+
+    def recorded(self, pv: str) -> list[Recording]:
+        """Every recording of ``pv``; UnknownPvError or UnservedError if none can be read."""
+        found = self.recordings.get(pv)
+        if not found:
+            raise UnknownPvError(f"no collector followed here has recorded {pv!r}")
+        readable = [r for r in found if r.kind != "image"]
+        if not readable:
+            raise UnservedError(
+                f"{pv} is an image channel: the retrieval API serves scalars and waveforms; "
+                "read images with the collector's own PVs or an export"
+            )
+        return readable
+
+    # metadata -------------------------------------------------------------------------
+
+    async def metadata(
+        self, pv: str, recording: Recording
+    ) -> tuple[dict[str, str], PayloadType | None]:
+        """Headers (EGU, PREC, limits, ENUM_n) and the native type, from the source PV."""
+        now = time.monotonic()
+        cached = self._metadata.get(pv)
+        if cached is not None and now - cached[0] < METADATA_AGE:
+            return cached[1], cached[2]
+        headers: dict[str, str] = {}
+        native: PayloadType | None = None
+        if recording.source.partition("://")[0] in ("pva", "ca") or "://" not in recording.source:
+            if not recording.source.startswith(("push:", "merge:")):
+                try:
+                    value = await self.connection.get_value(pv, timeout=1.0)
+                    headers, native = _headers(value)
+                except Exception as error:  # a source that is down: no headers, still data
+                    log.debug("no metadata for %s: %s", pv, error)
+        self._metadata[pv] = (now, headers, native)
+        return headers, native
+
+    # rows -----------------------------------------------------------------------------
+
+    async def count(self, pv: str, start: float, end: float) -> int:
+        """How many rows the recordings of ``pv`` hold in [start, end] (before merging)."""
+        total = 0
+        for recording in self.recorded(pv):
+            table = await self._query(recording, start, end, 1, "count")
+            total += int(np.sum(table["value"]))
+        return total
+
+    async def _query(
+        self, recording: Recording, start: float, end: float, points: int, operator: str
+    ) -> Any:
+        arguments = {
+            "alias": recording.alias,
+            "start": repr(start),
+            "end": repr(end),
+            "points": str(points),
+            "operator": operator,
+        }
+        return await self.connection.call(recording.collector + "Query", arguments)
+
+    async def _pages(
+        self, recording: Recording, start: float, end: float
+    ) -> AsyncIterator[Samples]:
+        """A recording's rows from the newest at or before ``start`` to ``end``, by page."""
+        begin, last = start, None
+        while True:
+            page = _page_samples(await self._query(recording, begin, end, PAGE_ROWS, "page"))
+            if last is not None:
+                page = page.take(page.stamps() > last)
+            if len(page):
+                yield page
+                last = int(page.stamps()[-1])
+                begin = float(page.time[-1])
+            if len(page) < PAGE_ROWS - 1:
+                return
+
+    async def rows(self, pv: str, start: float, end: float) -> AsyncIterator[Samples]:
+        """Rows of every recording of ``pv`` merged in time order, one per timestamp.
+
+        Begins with the newest row at or before ``start``.
+        """
+        streams = [self._pages(r, start, end) for r in self.recorded(pv)]
+        async for part in merge_streams(streams):
+            yield part
+
+
+async def merge_streams(streams: list[AsyncIterator[Samples]]) -> AsyncIterator[Samples]:
+    """Time-ordered streams merged into one, one row per timestamp, page by page."""
+    buffers: list[Samples | None] = [None] * len(streams)
+    done = [False] * len(streams)
+    last: int | None = None
+    while True:
+        for k, stream in enumerate(streams):
+            if not done[k] and (buffers[k] is None or not len(buffers[k])):  # type: ignore[arg-type]
+                try:
+                    buffers[k] = await anext(stream)
+                except StopAsyncIteration:
+                    done[k] = True
+        live = [b for b in buffers if b is not None and len(b)]
+        if not live:
+            return
+        horizons = [
+            int(b.stamps()[-1])
+            for k, b in enumerate(buffers)
+            if b is not None and len(b) and not done[k]
+        ]
+        horizon = min(horizons) if horizons else None
+        ready = []
+        for k, buffer in enumerate(buffers):
+            if buffer is None or not len(buffer):
+                continue
+            stamps = buffer.stamps()
+            take = stamps <= horizon if horizon is not None else np.ones(len(buffer), bool)
+            ready.append(buffer.take(take))
+            buffers[k] = buffer.take(~take)
+        part = merge(ready)
+        if last is not None and len(part):
+            part = part.take(part.stamps() > last)
+        if len(part):
+            last = int(part.stamps()[-1])
+            yield part
+
+
+def payload_type(kind: str, values: np.ndarray, native: PayloadType | None) -> PayloadType:
+    """The PB type of a recording's rows: the source's own type when it is known."""
+    if kind == "string":
+        return PayloadType.SCALAR_STRING
+    if kind == "waveform":
+        if native is not None and native.name.startswith("WAVEFORM"):
+            return native
+        return PayloadType.WAVEFORM_DOUBLE
+    if (
+        native is not None
+        and native.name.startswith("SCALAR")
+        and native is not PayloadType.SCALAR_STRING
+    ):
+        return native
+    return PayloadType.SCALAR_DOUBLE
+
+
+_SCALARS = {
+    "d": PayloadType.SCALAR_DOUBLE,
+    "f": PayloadType.SCALAR_FLOAT,
+    "l": PayloadType.SCALAR_INT,
+    "i": PayloadType.SCALAR_INT,
+    "L": PayloadType.SCALAR_INT,
+    "I": PayloadType.SCALAR_INT,
+    "h": PayloadType.SCALAR_SHORT,
+    "H": PayloadType.SCALAR_SHORT,
+    "b": PayloadType.SCALAR_BYTE,
+    "B": PayloadType.SCALAR_BYTE,
+    "s": PayloadType.SCALAR_STRING,
+}
+
+
+def _headers(value: Any) -> tuple[dict[str, str], PayloadType | None]:
+    """EAA headers of a source PV's (raw) value, and its native payload type."""
+    headers: dict[str, str] = {}
+    fields = {
+        "EGU": "display.units",
+        "PREC": "display.precision",
+        "LOPR": "display.limitLow",
+        "HOPR": "display.limitHigh",
+        "DRVL": "control.limitLow",
+        "DRVH": "control.limitHigh",
+        "LOLO": "valueAlarm.lowAlarmLimit",
+        "LOW": "valueAlarm.lowWarningLimit",
+        "HIGH": "valueAlarm.highWarningLimit",
+        "HIHI": "valueAlarm.highAlarmLimit",
+    }
+    for name, path in fields.items():
+        try:
+            headers[name] = str(value[path])
+        except (KeyError, TypeError):
+            continue
+    native: PayloadType | None = None
+    try:
+        choices = list(value["value.choices"])
+    except (KeyError, TypeError):
+        choices = None
+    if choices is not None:
+        for index, label in enumerate(choices):
+            headers[f"ENUM_{index}"] = str(label)
+        return headers, PayloadType.SCALAR_ENUM
+    code = value.type()["value"]
+    if isinstance(code, str):
+        if code.startswith("a"):
+            scalar = _SCALARS.get(code[1:])
+            if scalar is not None:
+                native = PayloadType[scalar.name.replace("SCALAR", "WAVEFORM")]
+        else:
+            native = _SCALARS.get(code)
+    return headers, native

@@ -1,0 +1,230 @@
+"""The Archiver Appliance's post-processing operators, ``op_N(pv)``, with numpy.
+
+Binned like the appliance: a sample of POSIX second ``s`` is in bin ``s // N``; a bin's
+result is stamped at the bin's middle (``bin * N + N / 2``) with the highest severity
+of its samples. The newest sample before ``from`` (when none is exactly at ``from``)
+forms a bin of its own just before the first one, so a plot starts with the value it
+had then. Bins without samples repeat the previous bin's result (the "fill"
+operators, ``mean`` and the statistics), are left out (``firstSample``,
+``lastSample``), or count 0 (``count``). Non-finite values (the gap rows a collector
+records when a source disconnects) are left out of the statistics and counted.
+
+``optimized_N`` gives the raw samples when the range holds at most N of them, else
+about N bins, each a WAVEFORM_DOUBLE of [mean, std, min, max, count], as Phoebus's
+optimized reader expects.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from epics_collector.retrieval._pb import PayloadType
+from epics_collector.retrieval._samples import Samples
+
+DEFAULT_BIN = 900  # seconds: the appliance's default summarising interval
+MAX_BINS = 1_000_000  # bins one request may ask for
+
+
+class OperatorError(ValueError):
+    """A request's operator is unknown or its argument does not make sense."""
+
+
+def _mean(v: np.ndarray) -> float:
+    return float(v.mean()) if len(v) else np.nan
+
+
+def _std(v: np.ndarray) -> float:
+    return float(v.std(ddof=1)) if len(v) > 1 else (0.0 if len(v) else np.nan)
+
+
+def _variance(v: np.ndarray) -> float:
+    return float(v.var(ddof=1)) if len(v) > 1 else (0.0 if len(v) else np.nan)
+
+
+def _jitter(v: np.ndarray) -> float:
+    return _std(v) / _mean(v) if len(v) else np.nan
+
+
+def _of(function: Callable[[np.ndarray], float]) -> Callable[[np.ndarray], float]:
+    return lambda v: float(function(v)) if len(v) else np.nan
+
+
+STATISTICS: dict[str, Callable[[np.ndarray], float]] = {
+    "mean": _mean,
+    "median": _of(np.median),
+    "min": _of(np.min),
+    "max": _of(np.max),
+    "std": _std,
+    "variance": _variance,
+    "jitter": _jitter,
+    "firstFill": lambda v: float(v[0]) if len(v) else np.nan,
+    "lastFill": lambda v: float(v[-1]) if len(v) else np.nan,
+}
+SAMPLES = ("firstSample", "lastSample")
+OPERATORS = (*STATISTICS, *SAMPLES, "count", "ncount", "nth", "optimized")
+_CALL = re.compile(r"(?P<op>[A-Za-z]+)(?:_(?P<n>[-+]?\d+))?\((?P<pv>.+)\)")
+
+
+@dataclass(frozen=True)
+class Operator:
+    """An operator and its argument ``n`` (bin seconds; every n-th; at most n bins)."""
+
+    name: str
+    n: int
+
+
+def parse(text: str) -> tuple[str, Operator | None]:
+    """The PV name and operator of a request's ``pv``: ``mean_60(LAB:X)`` or ``LAB:X``."""
+    match = _CALL.fullmatch(text.strip())
+    if match is None:
+        return text.strip(), None
+    name, pv = match["op"], match["pv"].strip()
+    if name not in OPERATORS:
+        raise OperatorError(
+            f"unknown operator {name!r}; supported: {', '.join(OPERATORS)} "
+            "(as op_N(pv), N a positive integer)"
+        )
+    n = int(match["n"]) if match["n"] is not None else DEFAULT_BIN
+    if n <= 0:
+        raise OperatorError(f"{name}_{n}: N must be a positive integer")
+    return pv, Operator(name, n)
+
+
+@dataclass(frozen=True)
+class Result:
+    """What an operator gives: rows, their payload type and elements per row."""
+
+    rows: Samples
+    kind: PayloadType
+    elements: int = 1
+
+
+def apply(
+    op: Operator, rows: Samples, before: Samples, start: int, end: int, kind: PayloadType
+) -> Result:
+    """``op`` over ``rows`` (in [start, end]) and ``before`` (0 or 1 row before start)."""
+    if op.name in SAMPLES:
+        return Result(_pick(rows, op.n, op.name == "firstSample"), kind)
+    if op.name == "nth":
+        return Result(rows.take(slice(0, None, op.n)), kind)
+    if op.name == "ncount":
+        one = Samples(
+            np.array([start], np.int64),
+            np.zeros(1, np.int32),
+            np.array([len(rows)]),
+            np.zeros(1, np.int32),
+            np.zeros(1, np.int32),
+        )
+        return Result(one, PayloadType.SCALAR_INT)
+    if op.name == "optimized":
+        if len(rows) + len(before) <= op.n:
+            return Result(_concat(before, rows), kind)
+        width = max(1, (end - start) // op.n)
+        return Result(
+            _binned(rows, before, width, start, end, _summary, fill=True, vector=True),
+            PayloadType.WAVEFORM_DOUBLE,
+            elements=5,
+        )
+    if (end // op.n) - (start // op.n) > MAX_BINS:
+        raise OperatorError(f"{op.name}_{op.n}: more than {MAX_BINS} bins; choose a larger N")
+    if op.name == "count":
+        return Result(
+            _binned(rows, before, op.n, start, end, len, fill=True, zero_empty=True),
+            PayloadType.SCALAR_DOUBLE,
+        )
+    return Result(
+        _binned(rows, before, op.n, start, end, STATISTICS[op.name], fill=True),
+        PayloadType.SCALAR_DOUBLE,
+    )
+
+
+def _concat(a: Samples, b: Samples) -> Samples:
+    if not len(a):
+        return b
+    return Samples(
+        *(
+            np.concatenate([getattr(a, f), getattr(b, f)])
+            for f in ("secs", "nanos", "value", "severity", "status")
+        )
+    )
+
+
+def _pick(rows: Samples, n: int, first: bool) -> Samples:
+    """The first (or last) sample of each bin, as it was recorded."""
+    if not len(rows):
+        return rows
+    bins = rows.secs // n
+    if first:
+        keep = np.r_[True, bins[1:] != bins[:-1]]
+    else:
+        keep = np.r_[bins[1:] != bins[:-1], True]
+    return rows.take(keep)
+
+
+def _summary(v: np.ndarray) -> list[float]:
+    return [_mean(v), _std(v), _of(np.min)(v), _of(np.max)(v), float(len(v))]
+
+
+def _binned(
+    rows: Samples,
+    before: Samples,
+    width: int,
+    start: int,
+    end: int,
+    stat: Callable[[np.ndarray], object],
+    *,
+    fill: bool,
+    zero_empty: bool = False,
+    vector: bool = False,
+) -> Samples:
+    first_bin, last_bin = start // width, end // width
+    results: dict[int, tuple[object, int]] = {}
+    if len(before) and not (len(rows) and rows.secs[0] == start and rows.nanos[0] == 0):
+        results[first_bin - 1] = (stat(_finite(before.value)), int(before.severity.max()))
+    if len(rows):
+        bins = rows.secs // width
+        cuts = np.flatnonzero(np.diff(bins)) + 1
+        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(rows)], strict=True):
+            values = rows.value[lo:hi]
+            results[int(bins[lo])] = (
+                stat(values) if stat is len else stat(_finite(values)),
+                int(rows.severity[lo:hi].max()),
+            )
+    if not results:
+        return Samples.empty()
+    low = min(min(results), first_bin)
+    stamps, values, severities = [], [], []
+    found: tuple[object, int] | None = None
+    for number in range(low, last_bin + 1):
+        if number in results:
+            found = results[number]
+        elif not fill:
+            found = None
+        elif found is not None and zero_empty:
+            found = (0, 0)
+        if found is None:
+            continue
+        stamps.append(number * width + width // 2)
+        values.append(found[0])
+        severities.append(found[1])
+    n = len(stamps)
+    nanos = 500_000_000 if width % 2 else 0
+    value = (
+        np.array(values, np.float64) if not vector else np.array(values, np.float64).reshape(n, 5)
+    )
+    return Samples(
+        np.array(stamps, np.int64),
+        np.full(n, nanos, np.int32),
+        value,
+        np.array(severities, np.int32),
+        np.zeros(n, np.int32),
+    )
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, np.float64)
+    return values[np.isfinite(values)]

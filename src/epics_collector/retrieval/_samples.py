@@ -1,0 +1,100 @@
+"""Samples of one PV as the retrieval API sends them: seconds, nanoseconds, value, alarm."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Rows in time order.
+
+    ``secs`` (POSIX, int64), ``nanos`` (int32), ``value`` (one entry per row: numbers,
+    strings as objects, or a 2-D array for waveforms), ``severity`` and ``status`` (int32).
+    """
+
+    secs: np.ndarray
+    nanos: np.ndarray
+    value: np.ndarray
+    severity: np.ndarray
+    status: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.secs)
+
+    @classmethod
+    def empty(cls, dtype: np.dtype | type = np.float64) -> Samples:
+        return cls(
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int32),
+            np.zeros(0, dtype),
+            np.zeros(0, np.int32),
+            np.zeros(0, np.int32),
+        )
+
+    @classmethod
+    def from_seconds(
+        cls, time: np.ndarray, value: np.ndarray, severity: np.ndarray, status: np.ndarray
+    ) -> Samples:
+        """From POSIX seconds as floats (nanoseconds rounded from the fraction)."""
+        time = np.asarray(time, np.float64)
+        secs = np.floor(time).astype(np.int64)
+        nanos = np.rint((time - secs) * 1e9).astype(np.int64)
+        carry = nanos >= 1_000_000_000
+        secs, nanos = secs + carry, np.where(carry, nanos - 1_000_000_000, nanos)
+        return cls(
+            secs,
+            nanos.astype(np.int32),
+            np.asarray(value),
+            np.asarray(severity, np.int32),
+            np.asarray(status, np.int32),
+        )
+
+    @property
+    def time(self) -> np.ndarray:
+        """POSIX seconds as floats (for binning and comparisons)."""
+        return self.secs + self.nanos * 1e-9
+
+    def take(self, index: np.ndarray | slice) -> Samples:
+        return Samples(
+            self.secs[index],
+            self.nanos[index],
+            self.value[index],
+            self.severity[index],
+            self.status[index],
+        )
+
+    def stamps(self) -> np.ndarray:
+        """One int64 per row that orders rows as their time does (ns since the epoch)."""
+        return self.secs * 1_000_000_000 + self.nanos
+
+
+def concat(parts: list[Samples]) -> Samples:
+    """The rows of ``parts`` one after the other."""
+    if not parts:
+        return Samples.empty()
+    return Samples(
+        *(
+            np.concatenate([getattr(p, f) for p in parts])
+            for f in ("secs", "nanos", "value", "severity", "status")
+        )
+    )
+
+
+def merge(parts: list[Samples]) -> Samples:
+    """Rows of several histories of one PV in time order, one row per timestamp.
+
+    Where two histories hold the same timestamp, the row of the earlier part is kept.
+    """
+    parts = [p for p in parts if len(p)]
+    if len(parts) <= 1:
+        return parts[0] if parts else Samples.empty()
+    rows = concat(parts)
+    order = np.argsort(rows.stamps(), kind="stable")
+    rows = rows.take(order)
+    stamps = rows.stamps()
+    keep = np.ones(len(rows), bool)
+    keep[1:] = stamps[1:] != stamps[:-1]
+    return rows.take(keep)

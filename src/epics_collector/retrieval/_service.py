@@ -1,0 +1,63 @@
+"""``epics-collector retrieval``: the service, its configuration and its lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict, Field
+
+from epics_collector.client import Connection
+from epics_collector.core._access import AccessPolicy
+from epics_collector.pva import Network
+from epics_collector.retrieval._app import Retrieval, create_app
+from epics_collector.retrieval._archive import Archive
+
+DEFAULT_PORT = 17668  # the Archiver Appliance's retrieval port
+
+
+class RetrievalConfig(BaseModel):
+    """What the service reads and whom it answers (``--config FILE``, or the options)."""
+
+    model_config = ConfigDict(extra="forbid")
+    factories: list[str] = Field(default_factory=list, description="factory prefixes to follow")
+    collectors: list[str] = Field(default_factory=list, description="single collector prefixes")
+    access: AccessPolicy = Field(
+        default_factory=AccessPolicy, description="access.read: who may read (HTTP peers)"
+    )
+    max_samples: int = Field(
+        default=10_000_000,
+        ge=1,
+        le=1_000_000_000,
+        description="samples one request may hold; beyond it the answer says how many there are",
+    )
+    refresh: float = Field(
+        default=5.0, ge=0.5, le=3600, description="seconds between looks for new collectors"
+    )
+    timeout: float = Field(
+        default=10.0, ge=0.1, le=600, description="seconds a device has to answer"
+    )
+
+
+def make_app(config: RetrievalConfig, network: Network) -> FastAPI:
+    """The retrieval service's application: it follows the collectors while it runs."""
+    retrieval = Retrieval(config.access, config.max_samples)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        connection = Connection(network, timeout=config.timeout)
+        archive = Archive(connection, config.factories, config.collectors, config.timeout)
+        await archive.refresh()
+        retrieval.archive = archive
+        follower = asyncio.create_task(archive.follow(config.refresh), name="follow collectors")
+        try:
+            yield
+        finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+            connection.close()
+
+    return create_app(retrieval, lifespan)
