@@ -248,6 +248,10 @@ class FactoryHandle:
         result = self.ctx.rpc(self.prefix + rpc, request, timeout=30.0)
         return result + "" if isinstance(result, str) else result  # p4p's ntstr str() has a stamp
 
+    def raw_rpc(self, pv: str, request: Any, timeout: float = 30.0) -> Any:
+        """An RPC whose result comes back as the raw Value (an NTTable's columns, say)."""
+        return self._raw.rpc(pv, request, timeout=timeout)
+
     def create(self, type_name: str, name: str, config: dict[str, Any] | None = None) -> str:
         return self.call("Create", type=type_name, name=name, config=json.dumps(config or {}))
 

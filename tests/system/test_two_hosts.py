@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from tests.system._netns import CA_PORT, SEARCH_PORT, Host, namespaces, run_on
 
-from epics_collector.process import FactoryProcess
+from epics_collector.process import FactoryProcess, ManagedProcess
 from epics_collector.pva import Network
 from epics_collector.sim import SimIoc
 
@@ -50,10 +50,9 @@ def _trusting(path: Path) -> Path:
     return path
 
 
-def test_a_client_on_host_a_records_host_a_from_both_factories(
-    two_hosts: list[Host], tmp_path: Path
-) -> None:
-    a, b = two_hosts
+@contextlib.contextmanager
+def _both_hosts(a: Host, b: Host, tmp_path: Path) -> Iterator[SimIoc]:
+    """Host A as :func:`_host_a`, and a factory HB:FAC: on host B trusting the subnet."""
     with (
         _host_a(a, tmp_path) as ioc,
         FactoryProcess(
@@ -64,6 +63,14 @@ def test_a_client_on_host_a_records_host_a_from_both_factories(
             launcher=b.launcher,
         ),
     ):
+        yield ioc
+
+
+def test_a_client_on_host_a_records_host_a_from_both_factories(
+    two_hosts: list[Host], tmp_path: Path
+) -> None:
+    a, b = two_hosts
+    with _both_hosts(a, b, tmp_path) as ioc:
         client = str(Path(__file__).with_name("netns_client.py"))
         histories = json.loads(run_on(a, client, ioc.prefix + "Counter", "HA:FAC:", "HB:FAC:"))
         # even a trusted remote host names a destination: no path, URI or credentials
@@ -125,3 +132,35 @@ with Context("pva") as ctx:
     except Exception as error:
         print(error)
 """
+
+
+_FETCH = """
+import json, sys, time, urllib.request
+base = "http://127.0.0.1:%s/retrieval/" % sys.argv[1]
+pv = sys.argv[2]
+deadline = time.monotonic() + 30
+while True:
+    status = json.load(urllib.request.urlopen(base + "bpl/getPVStatus?pv=" + pv, timeout=10))
+    if len(status[0]["collectors"]) == 2 or time.monotonic() > deadline:
+        break
+    time.sleep(0.2)
+end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 1))
+data = json.load(urllib.request.urlopen(
+    base + "data/getData.json?pv=" + pv + "&from=2000-01-01T00:00:00Z&to=" + end, timeout=30))
+print(json.dumps({"collectors": status[0]["collectors"], "rows": len(data[0]["data"])}))
+"""
+
+
+def test_one_retrieval_service_answers_for_pvs_recorded_on_either_host(
+    two_hosts: list[Host], tmp_path: Path
+) -> None:
+    a, b = two_hosts
+    with _both_hosts(a, b, tmp_path) as ioc:
+        client = str(Path(__file__).with_name("netns_client.py"))
+        run_on(a, client, ioc.prefix + "Counter", "HA:FAC:", "HB:FAC:")  # a collector on each
+        args = ["retrieval", "--factory", "HA:FAC:", "--factory", "HB:FAC:", "--port", "17668"]
+        with ManagedProcess("epics_collector", args, env=a.env(), launcher=a.launcher) as service:
+            service.wait_ready(lambda: "retrieval on" in service.output(), 30)
+            found = json.loads(run_on(a, "-c", _FETCH, "17668", ioc.prefix + "Counter"))
+    assert sorted(found["collectors"]) == ["HA:FAC:remote:c", "HB:FAC:remote:c"]
+    assert found["rows"] >= 5

@@ -1,0 +1,281 @@
+"""The Archiver Appliance retrieval API over real collectors, read with aapy (PyPI)."""
+
+from __future__ import annotations
+
+import calendar
+import json
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any, cast
+
+import numpy as np
+import pytest
+from tests.clients.run import aapy_decode, aapy_fetch
+from tests.conftest import FactoryHandle
+
+from epics_collector.process import ManagedProcess, wait_for
+from epics_collector.pva import Network
+from epics_collector.sim import SimIoc
+
+pytestmark = pytest.mark.system
+StartFactory = Callable[..., FactoryHandle]
+NEW_YEAR = calendar.timegm((2026, 1, 1, 0, 0, 0))
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _iso(seconds: float) -> str:
+    whole = int(seconds // 1)
+    nanos = round((seconds - whole) * 1e9)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{nanos:09d}Z"
+
+
+class Service:
+    """``epics-collector retrieval`` in a child process on a free loopback port."""
+
+    def __init__(self, network: Network, *args: str) -> None:
+        self.port = _port()
+        self.process = ManagedProcess(
+            "epics_collector", ["retrieval", *args, "--port", str(self.port)], env=network.environ()
+        )
+
+    def __enter__(self) -> Service:
+        self.process.start()
+        self.process.wait_ready(lambda: "retrieval on" in self.process.output(), 30)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.stop()
+
+    def get(self, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        url = f"http://127.0.0.1:{self.port}/retrieval/{path}"
+        request = urllib.request.Request(url, data=body, method="POST" if body else "GET")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                return reply.status, reply.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def data(self, pv: str, start: float, end: float, kind: str = "raw") -> tuple[int, bytes]:
+        query = urllib.parse.urlencode({"pv": pv, "from": _iso(start), "to": _iso(end)})
+        return self.get(f"data/getData.{kind}?{query}")
+
+    def names(self) -> list[str]:
+        return cast(list[str], json.loads(self.get("bpl/getAllPVs")[1]))
+
+
+@pytest.fixture
+def recorded(
+    factory_process: StartFactory, sim_ioc: SimIoc, network: Network
+) -> Iterator[tuple[FactoryHandle, str, Service]]:
+    """A factory's collector recording the sim IOC, and a retrieval service following it."""
+    fac = factory_process()
+    p = sim_ioc.prefix
+    config = {
+        "channels": [
+            {"pv": p + "Temperature"},
+            {"pv": p + "BeamMode"},
+            {"pv": p + "Waveform", "kind": "waveform"},
+        ],
+        "autostart": True,
+    }
+    prefix = fac.create("collector", "rec", config)
+    with Service(network, "--factory", fac.prefix) as service:
+        yield fac, prefix, service
+
+
+def _count(fac: FactoryHandle, prefix: str) -> int:
+    return int(cast(Any, fac.ctx.get(prefix + "Count")))
+
+
+def _query(fac: FactoryHandle, prefix: str, **arguments: str) -> dict[str, np.ndarray]:
+    from p4p.nt import NTURI
+
+    uri = NTURI([(key, "s") for key in arguments])
+    value = fac.raw_rpc(prefix + "Query", uri.wrap(prefix + "Query", kws=arguments), timeout=30)
+    columns = value["value"]
+    return {name: np.asarray(columns[name]) for name in columns.keys()}
+
+
+def test_recorded_pvs_read_with_aapy_match_the_collectors_rows(
+    recorded: tuple[FactoryHandle, str, Service], sim_ioc: SimIoc
+) -> None:
+    fac, prefix, service = recorded
+    p = sim_ioc.prefix
+    wait_for(lambda: _count(fac, prefix) >= 12, 20, "rows recorded")
+    wait_for(lambda: p + "Temperature" in service.names(), 20, "the PV listed")
+    assert {p + "Temperature", p + "BeamMode", p + "Waveform"} <= set(service.names())
+    end = time.time()
+    start = end - 3600
+    rows = _query(
+        fac,
+        prefix,
+        alias=p + "Temperature",
+        start=repr(start),
+        end=repr(end),
+        operator="raw",
+        points="100000",
+    )
+    # PB, decoded by aapy's own protobuf code: values, times to the nanosecond, alarms
+    status, body = service.data(p + "Temperature", start, end)
+    assert status == 200, body
+    chunks = aapy_decode(body)
+    (chunk,) = chunks
+    assert chunk["type"] == 6 and chunk["pvname"] == p + "Temperature"
+    headers = chunk["headers"]
+    assert headers["EGU"] == "degC" and headers["PREC"] == "3"
+    assert float(headers["HIHI"]) == 21.9 and float(headers["LOPR"]) == 15.0
+    year_start = calendar.timegm((chunk["year"], 1, 1, 0, 0, 0))
+    events = [e for e in chunk["events"] if year_start + e["secondsintoyear"] <= int(end)]
+    n = len(rows["time"])
+    got = events[:n]
+    expected_secs = np.floor(rows["time"]).astype(np.int64)
+    expected_nanos = np.rint((rows["time"] - expected_secs) * 1e9).astype(np.int64)
+    assert [year_start + e["secondsintoyear"] for e in got] == list(expected_secs)
+    assert [e["nano"] for e in got] == list(expected_nanos)
+    assert [e["val"] for e in got] == list(rows["value"])
+    assert [e["severity"] for e in got] == list(rows["severity"])
+    assert [e["status"] for e in got] == list(rows["status"])
+    # aapy's fetchers, as site scripts use them (PB and JSON)
+    for mode in ("pb", "json"):  # (aapy asks whole seconds: the newest second is cut)
+        fetched = aapy_fetch(service.port, p + "Temperature", start, end, mode)
+        values = [v[0] if isinstance(v, list) else v for v in fetched["values"]]
+        assert n - 20 < len(values) <= n, mode
+        assert values == list(rows["value"][: len(values)]), mode
+        assert np.allclose(fetched["timestamps"], rows["time"][: len(values)], atol=1e-6), mode
+        assert fetched["severities"] == list(rows["severity"][: len(values)]), mode
+    # enum labels and waveforms
+    status, body = service.data(p + "BeamMode", start, time.time())
+    (enum_chunk,) = aapy_decode(body)
+    assert enum_chunk["type"] == 3 and enum_chunk["enum"] == {"0": "Manual", "1": "Auto"}
+    assert {e["val"] for e in enum_chunk["events"]} <= {0, 1}
+    status, body = service.data(p + "Waveform", start, time.time())
+    (wave,) = aapy_decode(body)
+    assert wave["type"] in (8, 9, 12, 13) and wave["events"], wave["type"]
+    assert all(len(e["val"]) == len(wave["events"][0]["val"]) for e in wave["events"])
+
+
+def test_pushed_samples_across_new_year_come_back_as_two_chunks(
+    recorded: tuple[FactoryHandle, str, Service],
+) -> None:
+    fac, prefix, service = recorded
+    stamps = [NEW_YEAR - 1.25, NEW_YEAR - 0.5, NEW_YEAR, NEW_YEAR + 0.75]
+    for k, stamp in enumerate(stamps):
+        _push(fac, prefix, "ny", str(k * 1.5), repr(stamp))
+        _push(fac, prefix, "note", f"line {k}\nwith a newline", repr(stamp))
+    wait_for(lambda: "ny" in service.names() and "note" in service.names(), 20, "listed")
+    status, body = service.data("ny", NEW_YEAR - 10, NEW_YEAR + 10)
+    assert status == 200, body
+    chunks = aapy_decode(body)
+    assert [c["year"] for c in chunks] == [2025, 2026]
+    events = chunks[0]["events"] + chunks[1]["events"]
+    assert [e["val"] for e in events] == [0.0, 1.5, 3.0, 4.5]
+    assert [e["nano"] for e in events] == [750_000_000, 500_000_000, 0, 750_000_000]
+    (_, body) = service.data("note", NEW_YEAR - 10, NEW_YEAR + 10)
+    texts = [e["val"] for c in aapy_decode(body) for e in c["events"]]
+    assert texts == [f"line {k}\nwith a newline" for k in range(4)]
+    # from == to: the value at that instant (the last sample at or before it)
+    status, body = service.data("ny", NEW_YEAR - 0.1, NEW_YEAR - 0.1, "json")
+    (answer,) = json.loads(body)
+    assert [d["val"] for d in answer["data"]] == [1.5]
+    at = service.get(
+        f"data/getDataAtTime?at={_iso(NEW_YEAR + 0.5)}", json.dumps(["ny", "nope"]).encode()
+    )
+    assert at[0] == 200 and json.loads(at[1]) == {
+        "ny": {"secs": NEW_YEAR, "nanos": 0, "val": 3.0, "severity": 0, "status": 0}
+    }
+    # an operator over HTTP, as Phoebus's optimized reader asks
+    status, body = service.data("mean_1(ny)", NEW_YEAR - 2, NEW_YEAR + 1)
+    means = [e["val"] for c in aapy_decode(body) for e in c["events"]]
+    assert means == [0.0, 1.5, 3.75, 3.75]  # the last bin (no sample) repeats the one before
+
+
+def _push(fac: FactoryHandle, prefix: str, channel: str, value: str, stamp: str) -> None:
+    from p4p.nt import NTURI
+
+    arguments = {"channel": channel, "value": value, "time": stamp}
+    uri = NTURI([(key, "s") for key in arguments])
+    fac.raw_rpc(prefix + "Push", uri.wrap(prefix + "Push", kws=arguments), timeout=30)
+
+
+def test_bad_requests_get_a_4xx_with_the_reason_and_the_service_goes_on(
+    recorded: tuple[FactoryHandle, str, Service], sim_ioc: SimIoc
+) -> None:
+    _, _, service = recorded
+    p = sim_ioc.prefix
+    wait_for(lambda: p + "Temperature" in service.names(), 20, "the PV listed")
+    now = time.time()
+    status, body = service.data("NO:SUCH:PV", now - 60, now)
+    assert status == 404 and b"no collector" in body
+    status, body = service.data(f"avg_10({p}Temperature)", now - 60, now)
+    assert status == 400 and b"supported: mean" in body
+    status, body = service.data(f"mean_0({p}Temperature)", now - 60, now)
+    assert status == 400 and b"positive" in body
+    status, body = service.get(f"data/getData.json?pv={p}Temperature&from=yesterday")
+    assert status == 400 and b"ISO 8601" in body
+    status, body = service.get(f"bpl/getMatchingPVs?regex={p}Temp.*&limit=10")
+    assert status == 200 and json.loads(body) == [p + "Temperature"]
+    status, body = service.get(f"bpl/searchForPVsRegex?regex={p}Beam")
+    assert body.decode().split() == [p + "BeamMode"]
+    status, body = service.data(p + "Temperature", now - 60, now, "json")
+    assert status == 200 and json.loads(body)[0]["meta"]["EGU"] == "degC"
+
+
+def test_two_collectors_of_one_pv_are_merged_one_row_per_timestamp(
+    recorded: tuple[FactoryHandle, str, Service], sim_ioc: SimIoc
+) -> None:
+    fac, first, service = recorded
+    p = sim_ioc.prefix
+    wait_for(lambda: _count(fac, first) >= 10, 20, "rows in the first collector")
+    second = fac.create("collector", "rec2", {"channels": [p + "Temperature"], "autostart": True})
+    wait_for(lambda: _count(fac, second) >= 10, 20, "rows in the second collector")
+    fac.ctx.put(first + "Stop", 1)
+    end = time.time()
+    wait_for(
+        lambda: (
+            json.loads(service.get(f"bpl/getPVStatus?pv={p}Temperature")[1])[0][
+                "collectors"
+            ].__len__()
+            == 2
+        ),
+        20,
+        "both collectors followed",
+    )
+    times = [
+        _query(
+            fac,
+            prefix,
+            alias=p + "Temperature",
+            start="0",
+            end=repr(end),
+            operator="raw",
+            points="100000",
+        )["time"]
+        for prefix in (first, second)
+    ]
+    union = np.unique(np.concatenate(times))
+    (answer,) = json.loads(service.data(p + "Temperature", 0, end, "json")[1])
+    got = np.array([d["secs"] + d["nanos"] * 1e-9 for d in answer["data"]])
+    assert len(times[0]) and len(times[1]) and len(got) == len(union)
+    assert np.allclose(got, union, atol=1e-6) and (np.diff(got) > 0).all()
+
+
+def test_hosts_the_read_policy_leaves_out_get_403(
+    factory_process: StartFactory, network: Network, tmp_path: Any
+) -> None:
+    fac = factory_process()
+    config = tmp_path / "retrieval.yaml"
+    config.write_text('access: {read: ["10.99.0.0/16"]}\n')
+    with Service(network, "--factory", fac.prefix, "--config", str(config)) as service:
+        status, body = service.get("bpl/getAllPVs")
+        assert status == 403 and b"may not read" in body
+        status, body = service.data("ANY", 0, 1)
+        assert status == 403
