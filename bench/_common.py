@@ -87,10 +87,10 @@ def report(name: str, figures: dict[str, float], targets: dict[str, float] | Non
     print("JSON " + json.dumps(line))
 
 
-def prewritten_history(data: Path, alias: str, samples: int) -> None:
+def prewritten_history(data: Path, alias: str, samples: int, spacing: float = 1.0) -> None:
     """Write ``samples`` rows of channel ``alias`` into a collector's spill store."""
     store = SpillStore(data / "spill" / "history.sqlite")
-    t = 1.7e9 + np.arange(samples, dtype=float)
+    t = 1.7e9 + np.arange(samples, dtype=float) * spacing
     zeros = np.zeros(samples, np.int8)
     store.write([(alias, Columns(t, t * 2, zeros, zeros))])
     store.close()

@@ -18,6 +18,7 @@ import asyncio
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -51,23 +52,52 @@ def raw_rate(network: Network, source: str, burst: int) -> float:
     return burst / (got[-1] - got[1])
 
 
+#: One read of the reloaded channel ``a`` of collector ``prefix`` (called in a loop).
+Read = Callable[[str], None]
+
+
+def query_reader(network: Network) -> Callable[[], Read]:
+    """Readers that each loop a full-range minmax Query over PVA."""
+
+    def make() -> Read:
+        client = Context("pva", conf=network.client_conf(), useenv=False)
+
+        def read(prefix: str) -> None:
+            request = _uri(prefix + "Query", alias="a", operator="minmax", points="10000")
+            client.rpc(prefix + "Query", request, timeout=60)
+
+        return read
+
+    return make
+
+
 def collector_rate(
-    network: Network, source: str, burst: int, rows: int, readers: int
+    network: Network,
+    source: str,
+    burst: int,
+    rows: int,
+    readers: int,
+    reader: Callable[[], Read] | None = None,
+    prefix: str = "",
 ) -> dict[str, float]:
-    """Updates/s the collector records of one burst, while ``readers`` loop queries."""
-    prefix = f"BR{readers}:"
+    """Updates/s the collector records of one burst, while ``readers`` loop reads.
+
+    Each reader thread calls ``reader()`` once for its read function (default: a
+    full-range minmax Query) and then calls it until the burst is recorded.
+    """
+    prefix = prefix or f"BR{readers}:"
     data = Path(tempfile.mkdtemp()) / "data"
     prewritten_history(data, "a", rows)
     channels = [{"pv": f"{prefix}nosource", "alias": "a"}, {"pv": source + "0000", "alias": "fast"}]
     config = {"channels": channels, "capacity": max(rows, burst * 2), "persist": True}
     stop, answered = threading.Event(), [0] * readers
+    make = reader or query_reader(network)
 
     def loop(index: int) -> None:
-        with Context("pva", conf=network.client_conf(), useenv=False) as client:
-            request = _uri(prefix + "Query", alias="a", operator="minmax", points="10000")
-            while not stop.is_set():
-                client.rpc(prefix + "Query", request, timeout=60)
-                answered[index] += 1
+        read = make()
+        while not stop.is_set():
+            read(prefix)
+            answered[index] += 1
 
     with DeviceProcess("collector", prefix, config, env=network.environ(), data_dir=data):
         ctx = Context("pva", conf=network.client_conf(), useenv=False, nt=False)

@@ -152,6 +152,23 @@ def test_recorded_pvs_read_with_aapy_match_the_collectors_rows(
         assert values == list(rows["value"][: len(values)]), mode
         assert np.allclose(fetched["timestamps"], rows["time"][: len(values)], atol=1e-6), mode
         assert fetched["severities"] == list(rows["severity"][: len(values)]), mode
+    # optimized with fewer bins than rows: binned by the collector, as numpy bins the rows
+    width, begin = 1, float(np.floor(rows["time"][0]))
+    bins = int(end - begin)  # 1 s bins, fewer than rows (10 a second)
+    status, body = service.data(f"optimized_{bins}({p}Temperature)", begin, end)
+    (opt,) = aapy_decode(body)
+    assert opt["type"] == 13 and opt["elementCount"] == 5
+    secs = np.floor(rows["time"]).astype(np.int64)
+    compared = 0
+    for event in opt["events"]:
+        middle = calendar.timegm((opt["year"], 1, 1, 0, 0, 0)) + event["secondsintoyear"]
+        chosen = rows["value"][secs // width == middle // width]
+        if len(chosen):
+            std = np.std(chosen, ddof=1) if len(chosen) > 1 else 0.0
+            expected = [chosen.mean(), std, chosen.min(), chosen.max(), len(chosen)]
+            assert np.allclose(event["val"], expected, rtol=1e-9), (event, expected)
+            compared += 1
+    assert compared >= 1 and opt["events"][-1]["val"][4] >= 2
     # enum labels and waveforms
     status, body = service.data(p + "BeamMode", start, time.time())
     (enum_chunk,) = aapy_decode(body)

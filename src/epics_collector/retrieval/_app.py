@@ -31,7 +31,7 @@ from epics_collector.retrieval._archive import (
     UnservedError,
     payload_type,
 )
-from epics_collector.retrieval._operators import Operator, OperatorError, apply, parse
+from epics_collector.retrieval._operators import Operator, OperatorError, apply, fill_bins, parse
 from epics_collector.retrieval._pb import PayloadType, PbWriter
 from epics_collector.retrieval._samples import Samples, concat
 from epics_collector.retrieval._times import TimeError, parse_time
@@ -100,7 +100,7 @@ class Retrieval:
 
     async def prepare(
         self, text: str, start: tuple[int, int], end: tuple[int, int]
-    ) -> tuple[str, Operator | None, Recording, dict[str, str], PayloadType]:
+    ) -> tuple[str, Operator | None, Recording, dict[str, str], PayloadType, int]:
         """Check a request for one PV before any byte of the answer is sent."""
         try:
             pv, operator = parse(text)
@@ -122,7 +122,7 @@ class Retrieval:
                 "such as optimized_1000",
                 413,
             )
-        headers, native = await self.archive.metadata(pv, recordings[0])
+        headers, native = self.archive.metadata(pv)
         kind = payload_type(recordings[0].kind, np.zeros(0), native)
         if (
             operator is not None
@@ -148,7 +148,30 @@ class Retrieval:
             )
         ):
             raise RequestError(f"{operator.name} needs scalars; {pv} is a waveform channel")
-        return pv, operator, recordings[0], headers, kind
+        return pv, operator, recordings[0], headers, kind, total
+
+    async def _optimized(
+        self, recording: Recording, operator: Operator, start: tuple[int, int], end: tuple[int, int]
+    ) -> tuple[AsyncIterator[Samples], PayloadType, int]:
+        width = max(1, (end[0] - start[0]) // operator.n)
+        begin, finish = _seconds(start), _seconds(end)
+        try:
+            bins: dict[int, tuple[object, int]] = dict(
+                await self.archive.summaries(recording, begin, finish, width)
+            )
+            before = await self.archive.before(recording, begin)
+        except ClientError as error:
+            raise RequestError(f"the collector cannot be read now: {error}", 503) from None
+        if len(before) and before.time[0] < begin:  # none exactly at from: the value then
+            value = float(before.value[0])
+            summary = [value, 0.0, value, value, 1.0]
+            bins[start[0] // width - 1] = (summary, int(before.severity[0]))
+        rows = fill_bins(bins, start[0] // width, end[0] // width, width, fill=True, vector=True)
+
+        async def once() -> AsyncIterator[Samples]:
+            yield rows
+
+        return once(), PayloadType.WAVEFORM_DOUBLE, 5
 
     async def samples(
         self,
@@ -157,10 +180,24 @@ class Retrieval:
         start: tuple[int, int],
         end: tuple[int, int],
         kind: PayloadType,
+        total: int = 0,
     ) -> tuple[AsyncIterator[Samples], PayloadType, int]:
-        """The rows to send (raw, streamed; or the operator's result) and their type."""
+        """The rows to send (raw, streamed; or the operator's result) and their type.
+
+        ``optimized`` of one numeric recording with more than N rows is binned by the
+        collector (one Query per partial bin and one for the full ones): its rows are
+        never sent to this service.
+        """
         if operator is None:
             return self.rows(pv, start, end), kind, 1
+        recordings = self.archive.recorded(pv)
+        if (
+            operator.name == "optimized"
+            and total > operator.n
+            and len(recordings) == 1
+            and recordings[0].kind == "number"
+        ):
+            return await self._optimized(recordings[0], operator, start, end)
         parts = [part async for part in self.rows(pv, start, end)]
         rows = concat(parts) if parts else Samples.empty()
         first = start[0] * 1_000_000_000 + start[1]
@@ -224,8 +261,8 @@ def create_app(
         if not text:
             raise RequestError("give the PV: ?pv=NAME (or ?pv=mean_600(NAME))")
         start, end = _range(params)
-        pv, operator, _, headers, kind = await retrieval.prepare(text, start, end)
-        rows, kind, elements = await retrieval.samples(pv, operator, start, end, kind)
+        pv, operator, _, headers, kind, total = await retrieval.prepare(text, start, end)
+        rows, kind, elements = await retrieval.samples(pv, operator, start, end, kind, total)
         return pv, operator, headers, kind, (rows, elements)
 
     @app.get("/retrieval/data/getData.raw")

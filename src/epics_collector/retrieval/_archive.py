@@ -24,6 +24,7 @@ from epics_collector.retrieval._pb import PayloadType
 from epics_collector.retrieval._samples import Samples, merge
 
 PAGE_ROWS = 50_000
+EDGE = 1e-6  # seconds kept off a bin's upper edge (a row there is the next bin's)
 METADATA_AGE = 60.0  # seconds a source's display metadata is kept
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ class Archive:
             self.problems.pop(prefix, None)
             for recording in found:
                 recordings.setdefault(recording.name, []).append(recording)
+        await self._refresh_metadata(recordings)  # before a new PV is listed
         self.recordings = recordings
 
     async def follow(self, period: float = 5.0) -> None:
@@ -155,25 +157,43 @@ class Archive:
 
     # metadata -------------------------------------------------------------------------
 
-    async def metadata(
-        self, pv: str, recording: Recording
-    ) -> tuple[dict[str, str], PayloadType | None]:
-        """Headers (EGU, PREC, limits, ENUM_n) and the native type, from the source PV."""
-        now = time.monotonic()
+    def metadata(self, pv: str) -> tuple[dict[str, str], PayloadType | None]:
+        """Headers (EGU, PREC, limits, ENUM_n) and native type of ``pv``'s source.
+
+        As last read: at discovery, then every :data:`METADATA_AGE` s; never in a
+        request's path.
+        """
         cached = self._metadata.get(pv)
-        if cached is not None and now - cached[0] < METADATA_AGE:
-            return cached[1], cached[2]
-        headers: dict[str, str] = {}
-        native: PayloadType | None = None
-        if recording.source.partition("://")[0] in ("pva", "ca") or "://" not in recording.source:
-            if not recording.source.startswith(("push:", "merge:")):
-                try:
-                    value = await self.connection.get_value(pv, timeout=1.0)
-                    headers, native = _headers(value)
-                except Exception as error:  # a source that is down: no headers, still data
-                    log.debug("no metadata for %s: %s", pv, error)
-        self._metadata[pv] = (now, headers, native)
-        return headers, native
+        return (cached[1], cached[2]) if cached is not None else ({}, None)
+
+    async def _read_metadata(self, pv: str, recording: Recording) -> None:
+        scheme, _, rest = recording.source.partition("://")
+        if not (scheme in ("pva", "ca") if rest else recording.name == recording.source):
+            self._metadata[pv] = (time.monotonic(), {}, None)  # pushed or merged: no source
+            return
+        try:
+            value = await self.connection.get_value(pv, timeout=1.0)
+        except Exception as error:  # a source that is down: keep what was known
+            log.debug("no metadata for %s: %s", pv, error)
+            old = self._metadata.get(pv)
+            self._metadata[pv] = (time.monotonic(), *(old[1:] if old else ({}, None)))
+            return
+        self._metadata[pv] = (time.monotonic(), *_headers(value))
+
+    async def _refresh_metadata(self, recordings: dict[str, list[Recording]]) -> None:
+        now = time.monotonic()
+        stale = [
+            (pv, found[0])
+            for pv, found in recordings.items()
+            if pv not in self._metadata or now - self._metadata[pv][0] > METADATA_AGE
+        ]
+        limit = asyncio.Semaphore(32)
+
+        async def read(pv: str, recording: Recording) -> None:
+            async with limit:
+                await self._read_metadata(pv, recording)
+
+        await asyncio.gather(*(read(pv, recording) for pv, recording in stale))
 
     # rows -----------------------------------------------------------------------------
 
@@ -196,6 +216,41 @@ class Archive:
             "operator": operator,
         }
         return await self.connection.call(recording.collector + "Query", arguments)
+
+    async def summaries(
+        self, recording: Recording, start: float, end: float, width: int
+    ) -> dict[int, tuple[list[float], int]]:
+        """Per bin ``s // width``: [mean, std, min, max, count] and the highest severity.
+
+        Of the rows in [start, end], computed by the collector (its ``minmax`` Query).
+
+        Bins are aligned to multiples of ``width`` seconds: the first and last bins are
+        asked alone (they may be partial), the full ones between in one Query.
+        """
+        first, last = int(start) // width, int(end) // width
+        if first == last:
+            segments = [(start, end, 1, first)]
+        else:
+            segments = [(start, (first + 1) * width - EDGE, 1, first)]
+            if last - first > 1:
+                segments.append(
+                    ((first + 1) * width, last * width - EDGE, last - first - 1, first + 1)
+                )
+            segments.append((last * width, end, 1, last))
+        found: dict[int, tuple[list[float], int]] = {}
+        for begin, finish, points, base in segments:
+            table = await self._query(recording, begin, finish, points, "minmax")
+            step = (finish - begin) / points
+            for k in range(len(table["time"])):
+                number = base + int(round((float(table["time"][k]) - begin) / step - 0.5))
+                stats = [float(table[c][k]) for c in ("value", "std", "min", "max", "count")]
+                found[number] = (stats, int(table["severity"][k]))
+        return found
+
+    async def before(self, recording: Recording, start: float) -> Samples:
+        """The newest row at or before ``start`` (none: empty)."""
+        page = _page_samples(await self._query(recording, start, start, 1, "page"))
+        return page.take(page.time <= start) if len(page) else page
 
     async def _pages(
         self, recording: Recording, start: float, end: float

@@ -194,6 +194,27 @@ def _binned(
                 stat(values) if stat is len else stat(_finite(values)),
                 int(rows.severity[lo:hi].max()),
             )
+    return fill_bins(
+        results, first_bin, last_bin, width, fill=fill, zero_empty=zero_empty, vector=vector
+    )
+
+
+def fill_bins(
+    results: dict[int, tuple[object, int]],
+    first_bin: int,
+    last_bin: int,
+    width: int,
+    *,
+    fill: bool,
+    zero_empty: bool = False,
+    vector: bool = False,
+) -> Samples:
+    """Rows of bins ``first_bin`` (or one before, if it has a result) to ``last_bin``.
+
+    ``results`` maps bin numbers to (value, severity). An empty bin repeats the one
+    before (``fill``), counts 0 (``zero_empty``) or is left out. A row is stamped at its
+    bin's middle.
+    """
     if not results:
         return Samples.empty()
     low = min(min(results), first_bin)
@@ -213,13 +234,11 @@ def _binned(
         severities.append(found[1])
     n = len(stamps)
     nanos = 500_000_000 if width % 2 else 0
-    value = (
-        np.array(values, np.float64) if not vector else np.array(values, np.float64).reshape(n, 5)
-    )
+    value = np.array(values, np.float64)
     return Samples(
         np.array(stamps, np.int64),
         np.full(n, nanos, np.int32),
-        value,
+        value.reshape(n, 5) if vector else value,
         np.array(severities, np.int32),
         np.zeros(n, np.int32),
     )

@@ -113,6 +113,15 @@ def _varints(values: np.ndarray, width: int = 10) -> Block:
     return data, used
 
 
+def _width(values: np.ndarray) -> int:
+    """Bytes the longest varint of ``values`` takes (negatives: 10)."""
+    if not len(values):
+        return 1
+    if values.min() < 0:
+        return 10
+    return max(1, (int(values.max()).bit_length() + 6) // 7)
+
+
 def _zigzag(values: np.ndarray) -> np.ndarray:
     v = values.astype(np.int64)
     return (v << 1) ^ (v >> 63)
@@ -123,9 +132,11 @@ def _fixed(values: np.ndarray, dtype: str) -> Block:
     return data, np.ones(data.shape, bool)
 
 
-def _optional_varint(tag: int, values: np.ndarray) -> Block:
+def _optional_varint(tag: int, values: np.ndarray) -> Block | None:
     """``tag`` and the varint where the value is not 0 (protobuf's default: left out)."""
-    data, used = _varints(values, 10)
+    if not values.any():
+        return None
+    data, used = _varints(values, _width(values))
     present = values != 0
     tags = np.full((len(values), 1), tag, np.uint8)
     return np.hstack([tags, data]), np.hstack([present[:, None], used & present[:, None]])
@@ -135,18 +146,17 @@ def _lines(blocks: list[Block]) -> bytes:
     """Rows of ``blocks`` side by side, escaped, one line each."""
     data = np.hstack([b[0] for b in blocks])
     used = np.hstack([b[1] for b in blocks])
-    n, width = data.shape
-    special = used & ((data == _ESC) | (data == _LF) | (data == _CR))
-    code = np.where(data == _ESC, 1, np.where(data == _LF, 2, 3)).astype(np.uint8)
-    out = np.empty((n, 2 * width + 1), np.uint8)
-    keep = np.empty((n, 2 * width + 1), bool)
-    out[:, 0 : 2 * width : 2] = np.where(special, _ESC, data)
-    out[:, 1 : 2 * width : 2] = code
-    out[:, -1] = _LF
-    keep[:, 0 : 2 * width : 2] = used
-    keep[:, 1 : 2 * width : 2] = special
-    keep[:, -1] = True
-    return out[keep].tobytes()
+    flat = data[used]  # every row's bytes, one row after the other
+    ends = np.cumsum(used.sum(axis=1))
+    special = np.flatnonzero((flat == _ESC) | (flat == _LF) | (flat == _CR))
+    found = flat[special]
+    codes = np.where(found == _ESC, 1, np.where(found == _LF, 2, 3)).astype(np.uint8)
+    flat[special] = _ESC
+    # a code goes right after its escaped byte, a newline after each row (codes first
+    # where both fall at one place: np.insert keeps the order of equal positions)
+    where = np.concatenate([special + 1, ends])
+    what = np.concatenate([codes, np.full(len(ends), _LF, np.uint8)])
+    return np.insert(flat, where, what).tobytes()
 
 
 def _value_block(kind: PayloadType, values: np.ndarray) -> Block:
@@ -212,13 +222,13 @@ def sample_lines(kind: PayloadType, rows: Samples, year_start: int) -> bytes:
         return b"".join(sample_lines(kind, _one_row(rows, k), year_start) for k in range(len(rows)))
     n = len(rows)
     blocks = [
-        _join(_const(n, b"\x08"), _varints(into_year, 5)),
-        _join(_const(n, b"\x10"), _varints(rows.nanos, 5)),
+        _join(_const(n, b"\x08"), _varints(into_year, _width(into_year))),
+        _join(_const(n, b"\x10"), _varints(rows.nanos, _width(rows.nanos))),
         _value_block(kind, rows.value),
         _optional_varint(0x20, rows.severity),
         _optional_varint(0x28, rows.status),
     ]
-    return _lines(blocks)
+    return _lines([block for block in blocks if block is not None])
 
 
 def _one_row(rows: Samples, k: int) -> Samples:

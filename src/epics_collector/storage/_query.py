@@ -171,6 +171,10 @@ class _Bins:
         self.rows = np.zeros(n, np.int64)  # rows in the bin (NaN values included)
         self.count = np.zeros(n, np.int64)  # non-NaN values
         self.total = np.zeros(n)
+        self.shifted = np.zeros(n)  # sums of value - reference (std without cancellation)
+        self.squares = np.zeros(n)
+        self.reference: float | None = None
+        self.severity = np.zeros(n, np.int8)  # the highest of the bin
         self.low = np.full(n, np.inf)
         self.high = np.full(n, -np.inf)
         self.first_time = np.full(n, np.nan)
@@ -184,10 +188,17 @@ class _Bins:
         numeric = operator in NUMERIC_ONLY
         for part in chunks:
             if len(part):
-                self._add(part.time, part.value, numeric, operator)
+                self._add(part.time, part.value, numeric, operator, part.severity)
         return self._result(operator)
 
-    def _add(self, times: np.ndarray, values: np.ndarray, numeric: bool, operator: str) -> None:
+    def _add(
+        self,
+        times: np.ndarray,
+        values: np.ndarray,
+        numeric: bool,
+        operator: str,
+        severity: np.ndarray,
+    ) -> None:
         # the bin of each chunk row is nondecreasing: find where each bin starts
         first_bin = self._bin(times[0])
         last_bin = self._bin(times[-1])
@@ -212,17 +223,28 @@ class _Bins:
         if not numeric:
             return
         values = np.asarray(values, np.float64)
+        self.severity[bins] = np.maximum(self.severity[bins], np.maximum.reduceat(severity, starts))
         self.low[bins] = np.fmin(self.low[bins], np.fmin.reduceat(values, starts))
         self.high[bins] = np.fmax(self.high[bins], np.fmax.reduceat(values, starts))
+        if self.reference is None:
+            finite = values[np.isfinite(values)]
+            self.reference = float(finite[0]) if len(finite) else None
+        shifted = values - (self.reference or 0.0)
         sums = np.add.reduceat(values, starts)
+        moved = np.add.reduceat(shifted, starts)
+        squares = np.add.reduceat(shifted * shifted, starts)
         counts = sizes.copy()
         gaps = np.isnan(sums)
         if gaps.any():  # a NaN (gap row) in a bin: sum and count that bin without it
             for i in np.flatnonzero(gaps):
-                chunk = values[starts[i] : starts[i] + sizes[i]]
-                valid = ~np.isnan(chunk)
-                sums[i], counts[i] = chunk[valid].sum(), int(valid.sum())
+                lo, hi = starts[i], starts[i] + sizes[i]
+                valid = ~np.isnan(values[lo:hi])
+                sums[i], counts[i] = values[lo:hi][valid].sum(), int(valid.sum())
+                part = shifted[lo:hi][valid]
+                moved[i], squares[i] = part.sum(), (part * part).sum()
         self.total[bins] += sums
+        self.shifted[bins] += moved
+        self.squares[bins] += squares
         self.count[bins] += counts
 
     def _bin(self, t: float) -> int:
@@ -241,8 +263,11 @@ class _Bins:
         if operator == "last":
             assert self.last_value is not None
             return {"time": self.last_time[used], "value": self.last_value[used]}
+        count, moved = self.count[used], self.shifted[used]
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(self.count[used] > 0, self.total[used] / self.count[used], np.nan)
+            mean = np.where(count > 0, self.total[used] / count, np.nan)
+            spread = (self.squares[used] - moved * moved / count) / (count - 1)
+        std = np.where(count > 1, np.sqrt(np.maximum(spread, 0.0)), np.where(count == 1, 0.0, np.nan))
         low = np.where(np.isinf(self.low[used]), np.nan, self.low[used])
         high = np.where(np.isinf(self.high[used]), np.nan, self.high[used])
         if operator == "mean":
@@ -251,4 +276,12 @@ class _Bins:
             return {"time": middle, "value": low}
         if operator == "max":
             return {"time": middle, "value": high}
-        return {"time": middle, "value": mean, "min": low, "max": high, "count": self.count[used]}
+        return {
+            "time": middle,
+            "value": mean,
+            "min": low,
+            "max": high,
+            "count": count,
+            "std": std,
+            "severity": self.severity[used],
+        }

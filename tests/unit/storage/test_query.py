@@ -139,3 +139,19 @@ def test_kinds_take_the_operators_that_make_sense() -> None:
     with pytest.raises(QueryError, match="a waveform channel takes raw"):
         run([rows], Query(0, 3, 1, "minmax"), "waveform")
     assert "value" not in run([rows], Query(0, 3, 5, "raw"), "image")
+
+
+def test_minmax_bins_carry_std_and_the_highest_severity() -> None:
+    n = 3 * CHUNK + 17  # bins that span chunks
+    t = np.arange(n, dtype=float)
+    values = 1e6 + np.sin(t)  # a large offset: the std must not cancel
+    values[5] = np.nan  # a gap row
+    severity = (np.arange(n) % 7 == 0).astype(np.int8) * 2
+    rows = Columns(t, values, severity, np.zeros(n, np.int8))
+    got = run([rows], Query(0.0, float(n), 10, "minmax"), "number")
+    edges = np.linspace(0.0, float(n), 11)
+    for k in range(10):
+        inside = (t >= edges[k]) & (t < edges[k + 1])
+        chosen = values[inside][np.isfinite(values[inside])]
+        assert got["std"][k] == pytest.approx(np.std(chosen, ddof=1), rel=1e-6)
+        assert got["severity"][k] == severity[inside].max()

@@ -1,0 +1,238 @@
+"""The Archiver Appliance retrieval API: raw throughput, optimized latency, recording beside it.
+
+1. ``getData.raw`` of ``--rows`` samples (1e6) from a collector holding them, through the
+   retrieval service (``epics-collector retrieval``, own process), read to the end by an
+   HTTP client: samples/s, and the same rows read over PVA with ``Query operator=page``
+   (pages of 100,000, the collector's own fastest read) in the same run: the ratio is
+   the figure (target >= 0.1). The service's memory growth during the answer shows it
+   streams (O(page), not O(rows)).
+2. ``optimized_1000`` over a day of 10 Hz data (864,000 samples): p95 of ``--repeats``
+   requests (target <= 100 ms).
+3. A burst recorded by the same collector alone, and while a client loops large
+   retrievals of its other channel: updates/s, their ratio (target >= 0.95), rows lost
+   (target 0); raw p4p's rate of the same burst for scale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import psutil
+from p4p.client.thread import Context
+from p4p.nt import NTURI
+from read_integrity import Read, collector_rate, raw_rate
+
+from _common import Network, prewritten_history, report
+from epics_collector.process import DeviceProcess, ManagedProcess, wait_for
+from epics_collector.sim import PvaSource
+
+START = 1.7e9  # where prewritten_history's rows begin
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _iso(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+class Service:
+    """The retrieval service following ``prefix``, on a free loopback port."""
+
+    def __init__(self, network: Network, prefix: str) -> None:
+        self.port = _port()
+        config = Path(tempfile.mkdtemp()) / "retrieval.yaml"
+        config.write_text("refresh: 0.5\nmax_samples: 100000000\n")
+        args = ["retrieval", "--collector", prefix, "--port", str(self.port), "--config", str(config)]
+        self.process = ManagedProcess("epics_collector", args, env=network.environ())
+
+    def __enter__(self) -> Service:
+        self.process.start()
+        self.process.wait_ready(lambda: "retrieval on" in self.process.output(), 30)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.stop()
+
+    def url(self, pv: str, start: float, end: float, kind: str = "raw") -> str:
+        query = urllib.parse.urlencode({"pv": pv, "from": _iso(start), "to": _iso(end)})
+        return f"http://127.0.0.1:{self.port}/retrieval/data/getData.{kind}?{query}"
+
+    def read(self, url: str) -> int:
+        """Bytes of the whole answer (read in 1 MiB pieces); raises on an HTTP error."""
+        total = 0
+        with urllib.request.urlopen(url, timeout=600) as reply:
+            while piece := reply.read(1 << 20):
+                total += len(piece)
+        return total
+
+    def wait_listed(self, pv: str) -> None:
+        def listed() -> bool:
+            url = f"http://127.0.0.1:{self.port}/retrieval/bpl/getPVStatus?pv={pv}"
+            with urllib.request.urlopen(url, timeout=10) as reply:
+                return b"Being archived" in reply.read()
+
+        wait_for(listed, 60, f"{pv} listed")
+
+
+def pva_pages(network: Network, prefix: str, rows: int) -> float:
+    """Seconds to read every row of channel ``a`` over PVA, 100,000 a page."""
+    with Context("pva", conf=network.client_conf(), useenv=False, nt=False) as ctx:
+        started = time.perf_counter()
+        begin, got = 0.0, 0
+        while True:
+            arguments = {"alias": "a", "start": repr(begin), "end": "4e9", "points": "100000"}
+            arguments["operator"] = "page"
+            request = NTURI([(k, "s") for k in arguments]).wrap(prefix + "Query", kws=arguments)
+            table = cast(Any, ctx.rpc(prefix + "Query", request, timeout=120))["value"]
+            times = np.asarray(table["time"])
+            fresh = times[times > begin] if got else times
+            got += len(fresh)
+            if len(times) < 100_000:
+                break
+            begin = float(times[-1])
+        took = time.perf_counter() - started
+    assert got == rows, (got, rows)
+    return took
+
+
+def raw_throughput(network: Network, rows: int) -> dict[str, float]:
+    prefix = "BRETRAW:"
+    data = Path(tempfile.mkdtemp()) / "data"
+    prewritten_history(data, "a", rows)
+    config = {"channels": [{"pv": f"{prefix}nosource", "alias": "a"}], "capacity": rows, "persist": True}
+    with (
+        DeviceProcess("collector", prefix, config, env=network.environ(), data_dir=data),
+        Service(network, prefix) as service,
+    ):
+        pv = f"{prefix}nosource"
+        service.wait_listed(pv)
+        pva = pva_pages(network, prefix, rows)
+        process = psutil.Process(service.process.pid)
+        before = process.memory_info().rss
+        peak = [before]
+        url = service.url(pv, START - 1, START + rows)
+        started = time.perf_counter()
+        with urllib.request.urlopen(url, timeout=600) as reply:
+            size = 0
+            while piece := reply.read(1 << 20):
+                size += len(piece)
+                peak.append(process.memory_info().rss)
+        took = time.perf_counter() - started
+    return {
+        "samples": rows,
+        "pva_seconds": pva,
+        "http_seconds": took,
+        "bytes": size,
+        "growth_mb": (max(peak) - before) / 1e6,
+    }
+
+
+def optimized_latency(network: Network, repeats: int) -> list[float]:
+    prefix = "BRETDAY:"
+    rows = 864_000
+    data = Path(tempfile.mkdtemp()) / "data"
+    prewritten_history(data, "a", rows, spacing=0.1)
+    config = {"channels": [{"pv": f"{prefix}nosource", "alias": "a"}], "capacity": rows, "persist": True}
+    with (
+        DeviceProcess("collector", prefix, config, env=network.environ(), data_dir=data),
+        Service(network, prefix) as service,
+    ):
+        pv = f"{prefix}nosource"
+        service.wait_listed(pv)
+        url = service.url(f"optimized_1000({pv})", START, START + rows * 0.1)
+        service.read(url)  # warm
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            service.read(url)
+            times.append(time.perf_counter() - started)
+    return times
+
+
+def retrieval_reader(network: Network, prefix: str) -> Any:
+    """Readers that loop getData.raw of every row of channel ``a`` through the service."""
+    service = Service(network, prefix).__enter__()
+
+    def make() -> Read:
+        def read(_: str) -> None:
+            try:
+                service.read(service.url(f"{prefix}nosource", START - 1, START + 1e7))
+            except urllib.error.HTTPError:
+                time.sleep(0.1)  # not listed yet: the service finds the collector
+
+        return read
+
+    return make, service
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=40)
+    parser.add_argument("--burst", type=int, default=200_000)
+    parser.add_argument("--history", type=int, default=1_000_000)
+    args = parser.parse_args()
+    network = Network.loopback()
+    raw = raw_throughput(network, args.rows)
+    latencies = optimized_latency(network, args.repeats)
+    with PvaSource("BRTSRC", network.environ(), rate=0, count=args.burst):
+        limit = raw_rate(network, "BRTSRC", args.burst)
+        alone = collector_rate(network, "BRTSRC", args.burst, args.history, 0, prefix="BRTA:")
+        make, service = retrieval_reader(network, "BRTR:")
+        try:
+            read = collector_rate(
+                network, "BRTSRC", args.burst, args.history, 1, make, prefix="BRTR:"
+            )
+        finally:
+            service.__exit__()
+    http_rate = args.rows / raw["http_seconds"]
+    pva_rate = args.rows / raw["pva_seconds"]
+    report(
+        f"retrieval: getData.raw of {args.rows:.0e} samples",
+        {
+            "PVA Query pages (samples/s)": pva_rate,
+            "getData.raw over HTTP (samples/s)": http_rate,
+            "getData.raw / PVA Query": http_rate / pva_rate,
+            "response (MB)": raw["bytes"] / 1e6,
+            "service memory growth meanwhile (MB)": raw["growth_mb"],
+        },
+        {"getData.raw / PVA Query": 0.1},
+    )
+    report(
+        "retrieval: optimized_1000 over a day of 10 Hz data (864,000 samples)",
+        {
+            "p50 (ms)": float(np.percentile(latencies, 50) * 1e3),
+            "p95 (ms)": float(np.percentile(latencies, 95) * 1e3),
+        },
+        {"<=p95 (ms)": 100.0},
+    )
+    report(
+        "retrieval: recording while a client loops large retrievals",
+        {
+            "raw p4p monitor (updates/s)": limit,
+            "collector alone (updates/s)": alone["rate"],
+            "collector, retrievals looping (updates/s)": read["rate"],
+            "alone / raw p4p": alone["rate"] / limit,
+            "with retrievals / alone": read["rate"] / alone["rate"],
+            "rows lost with retrievals": read["lost"],
+            "retrievals answered during the burst": read["queries"],
+        },
+        {"with retrievals / alone": 0.95, "<=rows lost with retrievals": 0},
+    )
+
+
+if __name__ == "__main__":
+    main()
