@@ -29,11 +29,11 @@ import numpy as np
 import psutil
 from p4p.client.thread import Context
 from p4p.nt import NTURI
-from read_integrity import Read, collector_rate, raw_rate
 
 from _common import Network, prewritten_history, report
 from epics_collector.process import DeviceProcess, ManagedProcess, wait_for
 from epics_collector.sim import PvaSource
+from read_integrity import Read, collector_rate, raw_rate
 
 START = 1.7e9  # where prewritten_history's rows begin
 
@@ -55,7 +55,8 @@ class Service:
         self.port = _port()
         config = Path(tempfile.mkdtemp()) / "retrieval.yaml"
         config.write_text("refresh: 0.5\nmax_samples: 100000000\n")
-        args = ["retrieval", "--collector", prefix, "--port", str(self.port), "--config", str(config)]
+        args = ["retrieval", "--collector", prefix, "--port", str(self.port)]
+        args += ["--config", str(config)]
         self.process = ManagedProcess("epics_collector", args, env=network.environ())
 
     def __enter__(self) -> Service:
@@ -87,6 +88,12 @@ class Service:
         wait_for(listed, 60, f"{pv} listed")
 
 
+def _config(prefix: str, rows: int) -> dict[str, Any]:
+    """A persisting collector whose channel ``a`` (no source) holds prewritten rows."""
+    channels = [{"pv": f"{prefix}nosource", "alias": "a"}]
+    return {"channels": channels, "capacity": rows, "persist": True}
+
+
 def pva_pages(network: Network, prefix: str, rows: int) -> float:
     """Seconds to read every row of channel ``a`` over PVA, 100,000 a page."""
     with Context("pva", conf=network.client_conf(), useenv=False, nt=False) as ctx:
@@ -112,7 +119,7 @@ def raw_throughput(network: Network, rows: int) -> dict[str, float]:
     prefix = "BRETRAW:"
     data = Path(tempfile.mkdtemp()) / "data"
     prewritten_history(data, "a", rows)
-    config = {"channels": [{"pv": f"{prefix}nosource", "alias": "a"}], "capacity": rows, "persist": True}
+    config = _config(prefix, rows)
     with (
         DeviceProcess("collector", prefix, config, env=network.environ(), data_dir=data),
         Service(network, prefix) as service,
@@ -145,7 +152,7 @@ def optimized_latency(network: Network, repeats: int) -> list[float]:
     rows = 864_000
     data = Path(tempfile.mkdtemp()) / "data"
     prewritten_history(data, "a", rows, spacing=0.1)
-    config = {"channels": [{"pv": f"{prefix}nosource", "alias": "a"}], "capacity": rows, "persist": True}
+    config = _config(prefix, rows)
     with (
         DeviceProcess("collector", prefix, config, env=network.environ(), data_dir=data),
         Service(network, prefix) as service,

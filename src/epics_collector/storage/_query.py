@@ -267,7 +267,8 @@ class _Bins:
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(count > 0, self.total[used] / count, np.nan)
             spread = (self.squares[used] - moved * moved / count) / (count - 1)
-        std = np.where(count > 1, np.sqrt(np.maximum(spread, 0.0)), np.where(count == 1, 0.0, np.nan))
+        single = np.where(count == 1, 0.0, np.nan)  # one value: no spread; none: unknown
+        std = np.where(count > 1, np.sqrt(np.maximum(spread, 0.0)), single)
         low = np.where(np.isinf(self.low[used]), np.nan, self.low[used])
         high = np.where(np.isinf(self.high[used]), np.nan, self.high[used])
         if operator == "mean":
