@@ -175,10 +175,11 @@ class Archive:
             value = await self.connection.get_value(pv, timeout=1.0)
         except Exception as error:  # a source that is down: keep what was known
             log.debug("no metadata for %s: %s", pv, error)
-            old = self._metadata.get(pv)
-            self._metadata[pv] = (time.monotonic(), *(old[1:] if old else ({}, None)))
+            headers, native = self.metadata(pv)
+            self._metadata[pv] = (time.monotonic(), headers, native)
             return
-        self._metadata[pv] = (time.monotonic(), *_headers(value))
+        headers, native = _headers(value)
+        self._metadata[pv] = (time.monotonic(), headers, native)
 
     async def _refresh_metadata(self, recordings: dict[str, list[Recording]]) -> None:
         now = time.monotonic()
