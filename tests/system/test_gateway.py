@@ -22,6 +22,7 @@ from tests.system._netns import CA_PORT, SEARCH_PORT, Host, namespaces, run_on, 
 from epics_collector.factory import FactoryConfig
 from epics_collector.process import FactoryProcess, ManagedProcess
 from epics_collector.pva import Network
+from epics_collector.retrieval import RetrievalConfig
 from epics_collector.sim import SimIoc
 
 pytestmark = pytest.mark.system
@@ -101,16 +102,26 @@ def test_the_kit_is_valid() -> None:
     )
     assert done.returncode == 0 and "Configuration valid" in done.stderr, done.stderr
     FactoryConfig.model_validate(yaml.safe_load((KIT / "factory" / "factory.yaml").read_text()))
+    RetrievalConfig.model_validate(
+        yaml.safe_load((KIT / "retrieval" / "retrieval.yaml").read_text())
+    )
+    _check_unit("epics-collector-factory.service", "factory")
+    _check_unit("epics-collector-retrieval.service", "retrieval")
+
+
+def _check_unit(unit_name: str, command: str) -> None:
+    """Every option a systemd unit's ExecStart gives is one the command takes."""
     help_text = subprocess.run(
-        [sys.executable, "-m", "epics_collector", "factory", "--help"],
+        [sys.executable, "-m", "epics_collector", command, "--help"],
         capture_output=True,
         text=True,
         timeout=60,
     ).stdout
-    unit = (KIT / "systemd" / "epics-collector-factory.service").read_text()
+    unit = (KIT / "systemd" / unit_name).read_text()
     start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    assert f"epics-collector {command} " in start, start
     for option in (word for word in start.split() if word.startswith("--")):
-        assert option in help_text, option
+        assert option in help_text, (unit_name, option)
 
 
 def _cli(

@@ -203,7 +203,7 @@ class AsyncCollector(AsyncDevice):
             if given is not None:
                 arguments[key] = str(given)
         table = await self.connection.call(self.prefix + "Query", arguments)
-        if "severity" in table:  # raw rows
+        if "status" in table:  # raw rows (bins of minmax carry a severity, not a status)
             return History(table["time"], table.get("value"), table["severity"], table["status"])
         return Binned(
             table["time"], table["value"], table.get("min"), table.get("max"), table.get("count")
