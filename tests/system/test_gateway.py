@@ -142,7 +142,9 @@ def test_an_office_operator_drives_the_beamline_through_the_gateway(tmp_path: Pa
         found = _cli(office, "get", "BL:SIM:Counter", network=by_tcp)
         made = _cli(office, "create", "counter", "c1", "--factory", "BL:FAC:", network=by_tcp)
         assert made.returncode == 0 and made.stdout == "BL:FAC:c1:\n", made.stderr
-        state = _cli(office, "get", "BL:FAC:c1:State", network=by_tcp)
+        # (the gateway may have searched the name before it existed: its next search
+        # upstream can be seconds away, as for any client of a new server)
+        state = _cli(office, "get", "BL:FAC:c1:State", "--timeout", "20", network=by_tcp)
         assert state.returncode == 0 and state.stdout.rstrip().endswith("Idle"), state.stderr
         assert found.returncode == 0 and found.stdout.startswith("BL:SIM:Counter  "), found.stderr
         # never through the gateway, even for an operator: a feedback target

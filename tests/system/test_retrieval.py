@@ -296,3 +296,20 @@ def test_hosts_the_read_policy_leaves_out_get_403(
         assert status == 403 and b"may not read" in body
         status, body = service.data("ANY", 0, 1)
         assert status == 403
+
+
+def test_an_answer_over_max_samples_says_how_many_there_are(
+    factory_process: StartFactory, network: Network, tmp_path: Any
+) -> None:
+    fac = factory_process()
+    prefix = fac.create("collector", "c", {"channels": ["NO:SOURCE:HERE"]})  # pushes only
+    for k in range(5):
+        _push(fac, prefix, "p", str(k), repr(1.7e9 + k))
+    config = tmp_path / "retrieval.yaml"
+    config.write_text("max_samples: 3\nrefresh: 0.5\n")
+    with Service(network, "--collector", prefix, "--config", str(config)) as service:
+        wait_for(lambda: "p" in service.names(), 20, "the pushed channel listed")
+        status, body = service.data("p", 1.7e9, 1.7e9 + 10)
+        assert status == 413 and b"p has 5 samples" in body and b"(3)" in body
+        status, body = service.data("p", 1.7e9, 1.7e9 + 1.5)  # two: served
+        assert status == 200 and len(aapy_decode(body)[0]["events"]) == 2

@@ -88,6 +88,12 @@ def test_ctrl_c_stops_the_dashboard(network, prefix):
         _check_clean(web, _ctrl_c(web))
 
 
+def test_ctrl_c_stops_the_retrieval_service(network, prefix):
+    args = ["retrieval", "--factory", prefix, "--port", "0"]
+    with _started(args, network, "retrieval on") as service:
+        _check_clean(service, _ctrl_c(service))
+
+
 def test_ctrl_c_stops_sim_ioc_and_it_runs_without_stdin(network):
     """`sim-ioc &` in a shell, or with stdin from /dev/null, keeps running until signalled."""
     with subprocess.Popen(
