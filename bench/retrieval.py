@@ -175,10 +175,12 @@ def retrieval_reader(network: Network, prefix: str) -> Any:
 
     def make() -> Read:
         def read(_: str) -> None:
-            try:
-                service.read(service.url(f"{prefix}nosource", START - 1, START + 1e7))
-            except urllib.error.HTTPError:
-                time.sleep(0.1)  # not listed yet: the service finds the collector
+            while True:  # until the service has found the collector (404 before)
+                try:
+                    service.read(service.url(f"{prefix}nosource", START - 1, START + 1e7))
+                    return
+                except urllib.error.HTTPError:
+                    time.sleep(0.1)
 
         return read
 

@@ -139,7 +139,9 @@ class Collector(Device[CollectorConfig]):
     def create_dynamic_pvs(self) -> None:
         """Serve each channel's PVs (made when a client asks: :class:`ChannelPvFamily`)."""
         self.recorder = Recorder(self.config, self._notify_threadsafe)
-        self.reads = ReadPool(self.config.reads, name="query")
+        self.reads = ReadPool(
+            self.config.reads, name="query", arrivals=lambda: self.recorder.arrivals
+        )
         self._refusals_reported = -math.inf  # when Message last said queries were refused
         self.query_refused.set(0)
         self.channel_pvs = ChannelPvFamily(self.recorder, self.config.tail)

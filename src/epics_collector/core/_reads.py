@@ -8,14 +8,20 @@ waits: a flood from one host costs the device one refusal per request, while the
 loop (Heartbeat, puts, recording) and other hosts' reads go on. The pool's counters
 belong to the event loop that calls :meth:`ReadPool.run`.
 
-Reads give way to recording by pacing themselves between chunks (see
-:mod:`epics_collector.storage._reads`), not by a lower OS priority: a read worker at a
-lower priority can starve at the recorder's lock behind a busy drain thread.
+Reads give way to recording by pacing, not by a lower OS priority (a read worker at a
+lower priority can starve at the recorder's lock behind a busy drain thread): between
+chunks of one read (see :mod:`epics_collector.storage._reads`), and between reads:
+while updates arrive faster than :data:`BUSY_RATE` a second, a worker waits
+:data:`PACE` times as long as its last read took before it starts the next one (a
+read's answer is built and sent outside its chunks: a client paging through a long
+history in small reads would otherwise take a share of the interpreter from
+recording).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +30,9 @@ from typing import TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
+BUSY_RATE = 1000.0  # updates per second from which reads give way
+PACE = 50.0  # while busy, a worker rests this many times its last read's duration
+MAX_REST = 0.5  # seconds, at most, between two reads
 
 
 class BusyError(RuntimeError):
@@ -48,8 +57,13 @@ class ReadLimits(BaseModel):
 class ReadPool:
     """Runs blocking reads on ``limits.workers`` threads with per-host and total bounds."""
 
-    def __init__(self, limits: ReadLimits, name: str = "read") -> None:
+    def __init__(
+        self, limits: ReadLimits, name: str = "read", arrivals: Callable[[], int] | None = None
+    ) -> None:
         self.limits = limits
+        self.arrivals = arrivals  # updates received so far (reads give way while it grows)
+        self._sample = (time.monotonic(), arrivals() if arrivals else 0)
+        self._rest_until = 0.0  # set by the worker that finished last
         self._executor = ThreadPoolExecutor(limits.workers, thread_name_prefix=name)
         self._by_host: Counter[str] = Counter()
         self.active = 0  # reads in progress or waiting for a worker
@@ -70,12 +84,35 @@ class ReadPool:
         self.active += 1
         self._by_host[host] += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, read, *args)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, self._paced, read, *args)
         finally:
             self.active -= 1
             self._by_host[host] -= 1
             if not self._by_host[host]:
                 del self._by_host[host]
+
+    def _busy(self) -> bool:
+        """Whether updates arrived faster than BUSY_RATE since the last look (a worker's)."""
+        if self.arrivals is None:
+            return False
+        now, count = time.monotonic(), self.arrivals()
+        then, before = self._sample
+        if now - then >= 0.1:
+            self._sample = (now, count)
+        return count - before > BUSY_RATE * max(now - then, 1e-3)
+
+    def _paced(self, read: Callable[..., T], *args: object) -> T:
+        """``read(*args)``, after resting while recording is busy (on a worker)."""
+        rest = self._rest_until - time.monotonic()
+        if rest > 0 and self._busy():
+            time.sleep(min(rest, MAX_REST))
+        began = time.monotonic()
+        try:
+            return read(*args)
+        finally:
+            ended = time.monotonic()
+            self._rest_until = ended + PACE * (ended - began)
 
     def close(self) -> None:
         """Stop the workers (reads waiting for one are cancelled)."""
