@@ -22,8 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from epics_collector.client import ClientError
-from epics_collector.core import Operation
-from epics_collector.core._access import AccessPolicy
+from epics_collector.core import AccessPolicy, Operation
 from epics_collector.retrieval._archive import (
     Archive,
     Recording,

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
 from epics_collector.client import Connection
-from epics_collector.core._access import AccessPolicy
+from epics_collector.core import AccessPolicy
 from epics_collector.pva import Network
 from epics_collector.retrieval._app import Retrieval, create_app
 from epics_collector.retrieval._archive import Archive

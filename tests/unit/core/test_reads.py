@@ -27,7 +27,7 @@ def test_reads_rest_between_them_only_while_recording_is_busy() -> None:
             pass
 
     async def three_reads() -> list[float]:
-        pool = ReadPool(ReadLimits(), arrivals=lambda: arrivals[0])
+        pool = ReadPool(ReadLimits.model_validate({}), arrivals=lambda: arrivals[0])
         starts.clear()
         for _ in range(3):
             await pool.run("host", read)
