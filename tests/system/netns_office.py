@@ -24,7 +24,7 @@ FACTORY, SIM = "BL:FAC:", "BL:SIM:"
 
 def full() -> dict[str, Any]:
     summary: dict[str, Any] = {}
-    with Factory.connect(FACTORY, timeout=10) as fac:
+    with Factory.connect(FACTORY, timeout=20) as fac:
         col = fac.create_collector(
             "scan",
             channels=[
@@ -79,7 +79,7 @@ async def _ophyd(prefix: str) -> int:
 
 
 def denied() -> dict[str, Any]:
-    with Factory.connect(FACTORY, timeout=10) as fac:
+    with Factory.connect(FACTORY, timeout=20) as fac:
         try:
             fac.create("counter", "nope", {})
         except AccessDeniedError as error:

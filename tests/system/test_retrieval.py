@@ -14,6 +14,7 @@ from typing import Any, cast
 
 import numpy as np
 import pytest
+from p4p import Value
 from tests.clients.run import aapy_decode, aapy_fetch
 from tests.conftest import FactoryHandle
 
@@ -93,7 +94,8 @@ def recorded(
 
 
 def _count(fac: FactoryHandle, prefix: str) -> int:
-    return int(cast(Any, fac.ctx.get(prefix + "Count")))
+    value = cast(Any, fac.ctx.get(prefix + "Count"))
+    return int(value["value"] if isinstance(value, Value) else value)
 
 
 def _query(fac: FactoryHandle, prefix: str, **arguments: str) -> dict[str, np.ndarray]:
@@ -137,8 +139,17 @@ def test_recorded_pvs_read_with_aapy_match_the_collectors_rows(
     events = [e for e in chunk["events"] if year_start + e["secondsintoyear"] <= int(end)]
     n = len(rows["time"])
     got = events[:n]
-    expected_secs = np.floor(rows["time"]).astype(np.int64)
-    expected_nanos = np.rint((rows["time"] - expected_secs) * 1e9).astype(np.int64)
+    page = _query(
+        fac,
+        prefix,
+        alias=p + "Temperature",
+        start=repr(start),
+        end=repr(end),
+        operator="page",
+        points="100000",
+    )
+    assert np.allclose(page["time"], rows["time"], rtol=0, atol=0)  # the same rows
+    expected_secs, expected_nanos = np.divmod(page["ns"], 1_000_000_000)  # exact stamps
     assert [year_start + e["secondsintoyear"] for e in got] == list(expected_secs)
     assert [e["nano"] for e in got] == list(expected_nanos)
     assert [e["val"] for e in got] == list(rows["value"])
@@ -313,3 +324,37 @@ def test_an_answer_over_max_samples_says_how_many_there_are(
         assert status == 413 and b"p has 5 samples" in body and b"(3)" in body
         status, body = service.data("p", 1.7e9, 1.7e9 + 1.5)  # two: served
         assert status == 200 and len(aapy_decode(body)[0]["events"]) == 2
+
+
+def test_source_timestamps_come_back_to_the_nanosecond(
+    factory_process: StartFactory, network: Network
+) -> None:
+    from p4p.nt import NTScalar
+    from p4p.server import Server, StaticProvider
+    from p4p.server.thread import SharedPV
+
+    name = "NSX:Value"
+    pv = SharedPV(nt=NTScalar("d"), initial=0.0)
+    provider = StaticProvider("nanoseconds")
+    provider.add(name, pv)
+    base = int(time.time()) + 100  # after the initial value (history stays in time order)
+    # nanoseconds a float of today's POSIX seconds cannot hold (its step is ~238 ns)
+    stamps = [(base + k, 123_456_789 + k) for k in range(1, 6)]
+    with Server(providers=[provider], conf=network.server_conf(), useenv=False):
+        fac = factory_process()
+        prefix = fac.create("collector", "ns", {"channels": [name], "autostart": True})
+        wait_for(lambda: bool(cast(Any, fac.ctx.get(prefix + "Channels"))), 10, "Channels")
+        wait_for(lambda: _count(fac, prefix) >= 1, 20, "the initial value")
+        for k, (secs, nanos) in enumerate(stamps, 1):
+            stamp = {"secondsPastEpoch": secs, "nanoseconds": nanos}
+            pv.post(Value(pv.current().raw.type(), {"value": float(k), "timeStamp": stamp}))
+            wait_for(lambda k=k: _count(fac, prefix) >= 1 + k, 20, f"update {k}")
+        with Service(network, "--factory", fac.prefix) as service:
+            wait_for(lambda: name in service.names(), 20, "listed")
+            status, body = service.data(name, base, base + 10)
+            (answer,) = json.loads(service.data(name, base, base + 10, "json")[1])
+    assert status == 200
+    got = [(e["secondsintoyear"], e["nano"]) for c in aapy_decode(body) for e in c["events"]]
+    year_start = calendar.timegm((time.gmtime(base).tm_year, 1, 1, 0, 0, 0))
+    assert got[-5:] == [(secs - year_start, nanos) for secs, nanos in stamps]
+    assert [(d["secs"], d["nanos"]) for d in answer["data"]][-5:] == stamps

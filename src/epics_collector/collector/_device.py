@@ -275,7 +275,8 @@ class Collector(Device[CollectorConfig]):
             raise ValueError(f"{channel} holds numbers; {value!r} is not one")
         recorded = sample.value if kind == "number" else str(value)
         status = Status.CLIENT if sample.severity else 0
-        self.recorder.push(target, Update(recorded, sample.time, sample.severity, status))
+        update = Update(recorded, sample.time, sample.severity, status, ns=sample.ns)
+        self.recorder.push(target, update)
         return f"{sample.channel}: {len(target.ring)} rows"
 
     @rpc(name="Query", access=Operation.READ, with_caller=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from epics_collector.collector._config import ALIAS_PATTERN
@@ -28,6 +29,7 @@ class Sample:
     value: float | str
     time: float
     severity: int
+    ns: int | None = None  # the time as given, exactly, in nanoseconds (None: now)
 
 
 def parse_push(
@@ -50,10 +52,19 @@ def parse_push(
         raise ValueError(
             f"value is {len(text.encode())} bytes, more than push_max_bytes ({max_bytes})"
         )
+    exact = None if time in ("", None) else _exact_ns(time)
     try:
-        return Sample(channel, "number", float(text), stamp, int(level))
+        return Sample(channel, "number", float(text), stamp, int(level), exact)
     except ValueError:
-        return Sample(channel, "string", text, stamp, int(level))
+        return Sample(channel, "string", text, stamp, int(level), exact)
+
+
+def _exact_ns(time: Any) -> int | None:
+    """A decimal time text (``1767225598.75``) as exact nanoseconds (a float loses them)."""
+    try:
+        return int(Decimal(str(time).strip()).scaleb(9).to_integral_value())
+    except (InvalidOperation, ValueError, OverflowError):
+        return None
 
 
 def _number(name: str, text: Any) -> float:

@@ -127,7 +127,7 @@ def _gap_value(channel: Channel) -> Any:
 def _stacked(parts: list[Columns]) -> Columns:
     """Array rows read as object arrays, as one 2-D value column."""
     rows = concat(*parts)
-    return Columns(rows.time, np.stack(list(rows.value)), rows.severity, rows.status)
+    return Columns(rows.time, np.stack(list(rows.value)), rows.severity, rows.status, rows.ns)
 
 
 class Recorder:
@@ -286,7 +286,9 @@ class Recorder:
         if not channel.reducer.passes_everything:
             row = channel.reducer.push(row)
         if row is not None:
-            self._append(channel, row)
+            # the exact stamp, where the row is this update's (a reducer may give another)
+            exact = update.ns if row[0] == update.timestamp else None
+            self._append(channel, row, ns=exact)
 
     @staticmethod
     def _array(channel: Channel, value: Any) -> np.ndarray:
@@ -328,14 +330,19 @@ class Recorder:
             )
             self.notify(Event.BAD_VALUE, channel)
 
-    def _append(self, channel: Channel, row: Row, *, gap: bool = False) -> None:
-        """Append a row in time order; a gap row older than the newest goes just after it."""
+    def _append(
+        self, channel: Channel, row: Row, *, gap: bool = False, ns: int | None = None
+    ) -> None:
+        """Append a row in time order; a gap row older than the newest goes just after it.
+
+        ``ns`` is the row's exact timestamp in nanoseconds, where known.
+        """
         if row[0] < channel.ring.newest:
             if not gap:
                 self._late(channel, row[0])
                 return
             row = (float(np.nextafter(channel.ring.newest, np.inf)), *row[1:])
-        if not channel.ring.append(*row):
+        if not channel.ring.append(*row, ns=ns):
             self.dropped += 1
             channel.lost += 1
             self.recording = False
@@ -529,11 +536,6 @@ class Recorder:
                 merged = concat(channel.ring.columns(), rows) if len(channel.ring) else rows
                 order = np.argsort(merged.time, kind="stable")
                 channel.ring.clear()
-                rows = Columns(
-                    *(
-                        np.asarray(c)[order]
-                        for c in (merged.time, merged.value, merged.severity, merged.status)
-                    )
-                )
+                rows = merged.take(order)
             channel.ring.extend(rows)
             channel.changed = True

@@ -33,7 +33,7 @@ class Snapshot:
 def window(rows: Columns, start: float, end: float) -> Columns:
     """The rows with ``start <= time <= end``."""
     keep = (rows.time >= start) & (rows.time <= end)
-    return Columns(rows.time[keep], rows.value[keep], rows.severity[keep], rows.status[keep])
+    return rows.take(keep)
 
 
 ROWS = "rows.sqlite"

@@ -67,6 +67,7 @@ from epics_collector.core._sources import (
     Sources,
     Subscription,
     Update,
+    posix_ns,
     posix_seconds,
     split_url,
 )
@@ -125,6 +126,7 @@ __all__ = [
     "plugin_names",
     "pv_name",
     "rpc",
+    "posix_ns",
     "posix_seconds",
     "scan",
     "shorten",

@@ -15,7 +15,8 @@ class Update:
     """One update of a source PV: its value, source timestamp (POSIX s) and alarm.
 
     ``sequence`` is the source's own update number where it has one (an NTNDArray's
-    ``uniqueId``), else None.
+    ``uniqueId``), else None. ``ns`` is the source timestamp exactly, in nanoseconds
+    since the epoch, where the source gave one (``timestamp`` is that as a float).
     """
 
     value: Any
@@ -23,6 +24,7 @@ class Update:
     severity: int = 0
     status: int = 0
     sequence: int | None = None
+    ns: int | None = None
 
 
 class SourceListener(Protocol):
@@ -71,6 +73,11 @@ class Sources(Protocol):
 def posix_seconds(seconds: int, nanoseconds: int) -> float:
     """One float for an EPICS (seconds, nanoseconds) stamp, computed as p4p does."""
     return seconds + nanoseconds * 1e-9
+
+
+def posix_ns(seconds: int, nanoseconds: int) -> int:
+    """An EPICS (seconds, nanoseconds) stamp exactly, as nanoseconds since the epoch."""
+    return int(seconds) * 1_000_000_000 + int(nanoseconds)
 
 
 def split_url(url: str) -> tuple[str, str]:

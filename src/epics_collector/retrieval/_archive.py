@@ -72,6 +72,8 @@ def _page_samples(table: dict[str, Any]) -> Samples:
             value[:] = np.split(flat, np.cumsum(counts)[:-1]) if len(counts) else []
     else:
         value = np.asarray(table.get("value", np.zeros(len(time_))))
+    if "ns" in table:  # the exact source timestamps (collectors that keep them)
+        return Samples.from_ns(table["ns"], value, table["severity"], table["status"])
     return Samples.from_seconds(time_, value, table["severity"], table["status"])
 
 

@@ -38,12 +38,16 @@ class Samples:
     def from_seconds(
         cls, time: np.ndarray, value: np.ndarray, severity: np.ndarray, status: np.ndarray
     ) -> Samples:
-        """From POSIX seconds as floats (nanoseconds rounded from the fraction)."""
-        time = np.asarray(time, np.float64)
-        secs = np.floor(time).astype(np.int64)
-        nanos = np.rint((time - secs) * 1e9).astype(np.int64)
-        carry = nanos >= 1_000_000_000
-        secs, nanos = secs + carry, np.where(carry, nanos - 1_000_000_000, nanos)
+        """From POSIX seconds as floats (nanoseconds rounded from the float)."""
+        ns = np.rint(np.asarray(time, np.float64) * 1e9).astype(np.int64)
+        return cls.from_ns(ns, value, severity, status)
+
+    @classmethod
+    def from_ns(
+        cls, ns: np.ndarray, value: np.ndarray, severity: np.ndarray, status: np.ndarray
+    ) -> Samples:
+        """From exact timestamps in int64 nanoseconds since the epoch."""
+        secs, nanos = np.divmod(np.asarray(ns, np.int64), 1_000_000_000)
         return cls(
             secs,
             nanos.astype(np.int32),

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from aioca import FORMAT_TIME, _catools, camonitor, caput
 
-from epics_collector.core import SourceListener, Status, Update, posix_seconds
+from epics_collector.core import SourceListener, Status, Update, posix_ns, posix_seconds
 from epics_collector.pva import Network
 
 _UDF_ALARM = 17  # menuAlarmStat
@@ -66,6 +66,7 @@ class _CaSubscription:
                 posix_seconds(*value.raw_stamp),
                 int(value.severity),
                 ca_status(int(value.status)),
+                ns=posix_ns(*value.raw_stamp),
             )
         )
 

@@ -18,7 +18,7 @@ from p4p import Value
 from p4p.client import raw
 from p4p.client.thread import Context, Disconnected, RemoteError
 
-from epics_collector.core import SourceListener, Update, posix_seconds
+from epics_collector.core import SourceListener, Update, posix_ns, posix_seconds
 from epics_collector.pva import Network
 
 Decoder = Callable[[Value], Any]
@@ -54,12 +54,13 @@ def _sequence(value: Value) -> Callable[[Value], int] | None:
     return None
 
 
-def _stamp(value: Value) -> tuple[float, int, int]:
+def _stamp(value: Value) -> tuple[float, int, int, int | None]:
     try:
-        seconds = posix_seconds(value["timeStamp.secondsPastEpoch"], value["timeStamp.nanoseconds"])
-        return seconds, value["alarm.severity"], value["alarm.status"]
+        stamp = value["timeStamp.secondsPastEpoch"], value["timeStamp.nanoseconds"]
+        seconds, exact = posix_seconds(*stamp), posix_ns(*stamp)
+        return seconds, value["alarm.severity"], value["alarm.status"], exact
     except KeyError:  # a plain structure without timeStamp/alarm: stamp on arrival
-        return time.time(), 0, 0
+        return time.time(), 0, 0, None
 
 
 class _Drainer:
@@ -172,9 +173,9 @@ class _PvaSubscription:
             if self._decode is None:
                 self._decode = _decoder(value)
                 self._sequence = _sequence(value)
-            seconds, severity, status = _stamp(value)
+            seconds, severity, status, exact = _stamp(value)
             number = self._sequence(value) if self._sequence is not None else None
-            update = Update(self._decode(value), seconds, severity, status, number)
+            update = Update(self._decode(value), seconds, severity, status, number, exact)
         except Exception as error:  # an undecodable source is reported, never fatal
             self._decode = None  # the source may have changed its type: choose again
             if self._connected or not self._undecodable:  # once, not per update

@@ -84,7 +84,10 @@ def run(
     if query.operator == PAGE:
         if kind in ("waveform", "image"):
             return _array_page(list(_first(chunks, query.points)))
-        return _raw(_first(chunks, query.points), query, with_value=kind in ("number", "string"))
+        parts = list(_first(chunks, query.points))
+        page = _raw(iter(parts), query, with_value=kind in ("number", "string"))
+        page["ns"] = np.concatenate([p.stamps() for p in parts]) if parts else np.zeros(0, np.int64)
+        return page
     return _Bins(query).reduce(chunks)
 
 
@@ -93,10 +96,7 @@ def _chunks(parts: Iterable[Columns], start: float, end: float) -> Iterator[Colu
     for part in parts:
         rows = _in_range(part, start, end)
         for lo in range(0, len(rows), CHUNK):
-            hi = min(lo + CHUNK, len(rows))
-            yield Columns(
-                rows.time[lo:hi], rows.value[lo:hi], rows.severity[lo:hi], rows.status[lo:hi]
-            )
+            yield rows.take(slice(lo, lo + CHUNK))
 
 
 def _array_page(parts: list[Columns]) -> dict[str, np.ndarray]:
@@ -111,6 +111,7 @@ def _array_page(parts: list[Columns]) -> dict[str, np.ndarray]:
         "time": np.concatenate([p.time for p in parts]) if parts else empty,
         "severity": np.concatenate([p.severity for p in parts]) if parts else empty.astype(np.int8),
         "status": np.concatenate([p.status for p in parts]) if parts else empty.astype(np.int8),
+        "ns": np.concatenate([p.stamps() for p in parts]) if parts else empty.astype(np.int64),
         "elements": np.array([len(r) for r in rows], np.int32),
         "values": np.concatenate(rows) if rows else empty,
     }
@@ -127,7 +128,7 @@ def _first(chunks: Iterator[Columns], rows: int) -> Iterator[Columns]:
 
 
 def _head(rows: Columns, n: int) -> Columns:
-    return Columns(rows.time[:n], rows.value[:n], rows.severity[:n], rows.status[:n])
+    return rows.take(slice(0, n))
 
 
 def _too_many(total: int | str, query: Query) -> QueryError:
@@ -140,7 +141,7 @@ def _too_many(total: int | str, query: Query) -> QueryError:
 def _in_range(rows: Columns, start: float, end: float) -> Columns:
     lo = int(np.searchsorted(rows.time, start, "left"))
     hi = int(np.searchsorted(rows.time, end, "right"))
-    return Columns(rows.time[lo:hi], rows.value[lo:hi], rows.severity[lo:hi], rows.status[lo:hi])
+    return rows.take(slice(lo, hi))
 
 
 def _raw(chunks: Iterator[Columns], query: Query, *, with_value: bool) -> dict[str, np.ndarray]:

@@ -1,8 +1,8 @@
-"""Per-channel history in numpy: columns time, value, severity, status.
+"""Per-channel history in numpy: columns time, value, severity, status, ns.
 
 Memory grows by doubling up to ``capacity`` rows from none, so an idle channel or a
-short recording with a large capacity costs little; a numeric row costs 18 bytes (36 at
-worst right after growing).
+short recording with a large capacity costs little; a numeric row costs 26 bytes (52 at
+worst right after growing): time as a float and as exact nanoseconds, value, alarm.
 Not thread-safe: the owner holds a lock.
 """
 
@@ -20,30 +20,57 @@ _FIRST_ALLOCATION_BYTES = 1 << 20  # array rows: the first allocation is at most
 
 @dataclass(frozen=True)
 class Columns:
-    """History rows, oldest first."""
+    """History rows, oldest first.
+
+    ``time`` is POSIX seconds as floats (what every computation uses); ``ns``, where
+    known, the source timestamps exactly, as int64 nanoseconds since the epoch (a float
+    holds them only to about 0.24 us today). See :meth:`stamps`.
+    """
 
     time: np.ndarray
     value: np.ndarray
     severity: np.ndarray
     status: np.ndarray
+    ns: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.time)
+
+    def take(self, index: slice | np.ndarray) -> Columns:
+        """The rows ``index`` selects (a slice, indices or a boolean mask)."""
+        ns = None if self.ns is None else self.ns[index]
+        return Columns(
+            self.time[index], self.value[index], self.severity[index], self.status[index], ns
+        )
 
     def tail(self, n: int) -> Columns:
         """The newest ``n`` rows."""
         if n >= len(self):
             return self
-        return Columns(self.time[-n:], self.value[-n:], self.severity[-n:], self.status[-n:])
+        return self.take(slice(len(self) - n, None))
 
     def select(self, keep: np.ndarray) -> Columns:
         """The rows where ``keep`` (a boolean mask) is true."""
-        return Columns(self.time[keep], self.value[keep], self.severity[keep], self.status[keep])
+        return self.take(keep)
+
+    def stamps(self) -> np.ndarray:
+        """Each row's timestamp in int64 nanoseconds: exact where known, else from ``time``."""
+        return self.ns if self.ns is not None else to_ns(self.time)
 
     @classmethod
     def empty(cls, dtype: npt.DTypeLike = np.float64) -> Columns:
         """No rows."""
         return cls(np.zeros(0), np.zeros(0, dtype), np.zeros(0, np.int8), np.zeros(0, np.int8))
+
+
+def to_ns(time: np.ndarray | float) -> np.ndarray:
+    """POSIX seconds (floats) as int64 nanoseconds (rounded to the float's precision).
+
+    A time that is not a finite number (a row never to be loaded) gives 0.
+    """
+    seconds = np.asarray(time, np.float64)
+    seconds = np.where(np.isfinite(seconds) & (np.abs(seconds) < 9e9), seconds, 0.0)
+    return np.rint(seconds * 1e9).astype(np.int64)
 
 
 class Ring:
@@ -79,6 +106,7 @@ class Ring:
         self.epoch = 0
         #: The newest row's time (-inf with no row): rows are kept in time order.
         self.newest = -np.inf
+        self._newest_ns = -(2**62)  # the newest row's exact stamp (ns)
         self._allocate(0)
 
     @property
@@ -97,6 +125,7 @@ class Ring:
 
     def _allocate(self, size: int) -> None:
         self._time = np.zeros(size)
+        self._ns = np.zeros(size, np.int64)
         if self.by_reference:
             self._value = np.empty(size, object)
         else:
@@ -116,13 +145,18 @@ class Ring:
     @property
     def nbytes(self) -> int:
         """Bytes allocated for the columns (array rows: the rows held)."""
-        total = sum(a.nbytes for a in (self._time, self._value, self._severity, self._status))
+        total = sum(a.nbytes for a in self._arrays)
         if self.by_reference and self.row_shape is not None:
             total += self._len * int(np.prod(self.row_shape)) * self.dtype.itemsize
         return total
 
-    def append(self, time: float, value: Any, severity: int, status: int) -> bool:
-        """Add a row; False (nothing stored) when full and not overwriting."""
+    def append(
+        self, time: float, value: Any, severity: int, status: int, ns: int | None = None
+    ) -> bool:
+        """Add a row; False (nothing stored) when full and not overwriting.
+
+        ``ns`` is the exact timestamp in nanoseconds where the source gave one.
+        """
         if self.row_shape is None:
             self._size_from(value)
         size = len(self._time)
@@ -139,6 +173,10 @@ class Ring:
             index = self._start
             self._start = (self._start + 1) % size
         self._time[index] = time
+        if ns is None:  # derived from the float, after the newest exact one
+            derived = round(time * 1e9) if -9e9 < time < 9e9 else 0  # (NaN: 0)
+            ns = max(derived, self._newest_ns + 1)
+        self._ns[index] = self._newest_ns = ns
         if self.by_reference:
             value = self._own(value)
         self._value[index] = value
@@ -160,13 +198,11 @@ class Ring:
 
     def _grow(self, size: int) -> None:
         """Reallocate to ``size`` rows, copying each held row once (oldest first)."""
-        old = (self._time, self._value, self._severity, self._status)
+        old = self._arrays
         start, held = self._start, self._len
         self._allocate(size)
         first = min(held, len(old[0]) - start)  # rows from start to the end of the old arrays
-        for new, array in zip(
-            (self._time, self._value, self._severity, self._status), old, strict=True
-        ):
+        for new, array in zip(self._arrays, old, strict=True):
             new[:first] = array[start : start + first]
             new[first:held] = array[: held - first]
         self._start, self._len = 0, held
@@ -174,6 +210,7 @@ class Ring:
     def _put(self, rows: Columns) -> None:
         n = len(rows)
         self._time[:n] = rows.time
+        self._ns[:n] = rows.stamps()
         if self.by_reference:
             for i in range(n):
                 self._value[i] = self._own(rows.value[i])
@@ -195,15 +232,17 @@ class Ring:
         self._allocate(max(len(self._time), len(merged)))
         self._put(merged)
         self.newest = float(merged.time[-1])
+        self._newest_ns = int(merged.stamps()[-1])
 
     def columns(self, newest: int | None = None) -> Columns:
         """Copies of the rows, oldest first (only the ``newest`` N when given)."""
         n = self._len if newest is None else min(newest, self._len)
-        arrays = (self._time, self._value, self._severity, self._status)
+        arrays = self._arrays
         if n == 0:
             if self.by_reference:
                 empty = np.zeros((0, *(self.row_shape or ())), self.dtype)
-                return Columns(self._time[:0].copy(), empty, *(a[:0].copy() for a in arrays[2:]))
+                others = (a[:0].copy() for a in arrays[2:])
+                return Columns(self._time[:0].copy(), empty, *others)
             return Columns(*(a[:0].copy() for a in arrays))
         size = len(self._time)
         first = (self._start + self._len - n) % size
@@ -233,8 +272,7 @@ class Ring:
         parts = [slice(self._start, min(end, size))]
         if end > size:
             parts.append(slice(0, end - size))
-        arrays = (self._time, self._value, self._severity, self._status)
-        return [Columns(*(a[p] for a in arrays)) for p in parts]
+        return [Columns(*(a[p] for a in self._arrays)) for p in parts]
 
     @property
     def first_index(self) -> int:
@@ -267,8 +305,9 @@ class Ring:
         return Columns(*(np.concatenate((a[lo:], a[: lo + n - size])) for a in self._arrays))
 
     @property
-    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        return self._time, self._value, self._severity, self._status
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The columns in :class:`Columns`' order (time, value, severity, status, ns)."""
+        return self._time, self._value, self._severity, self._status, self._ns
 
     def row(self, index: int) -> tuple[float, Any, int, int] | None:
         """Row ``index`` (0 oldest, -1 newest) as (time, value copy, severity, status)."""
@@ -284,6 +323,7 @@ class Ring:
         self.total = 0
         self.epoch += 1
         self.newest = -np.inf
+        self._newest_ns = -(2**62)
         self._allocate(0)
 
 
@@ -291,9 +331,11 @@ def concat(*parts: Columns) -> Columns:
     """The rows of every part, in order (one part is returned as it is)."""
     if len(parts) == 1:
         return parts[0]
+    exact = all(p.ns is not None for p in parts)
     return Columns(
         np.concatenate([p.time for p in parts]),
         np.concatenate([p.value for p in parts]),
         np.concatenate([p.severity for p in parts]),
         np.concatenate([p.status for p in parts]),
+        np.concatenate([p.stamps() for p in parts]) if exact else None,
     )

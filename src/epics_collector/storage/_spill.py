@@ -64,43 +64,52 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-def array_record(dtype: np.dtype, shape: tuple[int, ...]) -> np.dtype:
-    """The record of an array channel: like :data:`RECORD` with a value of ``shape``."""
-    return np.dtype(
-        [
-            ("time", "<f8"),
-            ("value", dtype.newbyteorder("<"), shape),
-            ("severity", "i1"),
-            ("status", "i1"),
-        ]
-    )
+def array_record(dtype: np.dtype, shape: tuple[int, ...], exact: bool = False) -> np.dtype:
+    """The record of an array channel: like :data:`RECORD` with a value of ``shape``.
+
+    ``exact``: with the rows' exact timestamps (``ns``, int64), as chunks written since
+    they were kept; earlier chunks have none (read back, they come from ``time``).
+    """
+    fields = [
+        ("time", "<f8"),
+        ("value", dtype.newbyteorder("<"), shape),
+        ("severity", "i1"),
+        ("status", "i1"),
+    ]
+    return np.dtype(fields + [("ns", "<i8")] if exact else fields)
 
 
 def pack(rows: Columns) -> tuple[str, bytes]:
     """``(layout, blob)`` of rows: packed records, or JSON for strings."""
+    stamps = rows.stamps()
     if rows.value.dtype == object:
         items = [
-            [float(t), str(v), int(s), int(a)]
-            for t, v, s, a in zip(rows.time, rows.value, rows.severity, rows.status, strict=True)
+            [float(t), str(v), int(s), int(a), int(n)]
+            for t, v, s, a, n in zip(
+                rows.time, rows.value, rows.severity, rows.status, stamps, strict=True
+            )
         ]
         return TEXT, json.dumps(items).encode()
     value = np.asarray(rows.value)
-    record = array_record(value.dtype, value.shape[1:])
+    record = array_record(value.dtype, value.shape[1:], exact=True)
     data = np.empty(len(rows), record)
     data["time"], data["value"] = rows.time, value
-    data["severity"], data["status"] = rows.severity, rows.status
-    layout = json.dumps({"dtype": value.dtype.newbyteorder("<").str, "shape": value.shape[1:]})
-    return layout, data.tobytes()
+    data["severity"], data["status"], data["ns"] = rows.severity, rows.status, stamps
+    layout = {"dtype": value.dtype.newbyteorder("<").str, "shape": value.shape[1:], "ns": True}
+    return json.dumps(layout), data.tobytes()
 
 
 def text_rows(items: list[list[object]]) -> Columns:
-    """Columns of string rows given as ``[time, value, severity, status]`` lists."""
-    columns = list(zip(*items, strict=True)) if items else [(), (), (), ()]
+    """Columns of string rows given as ``[time, value, severity, status(, ns)]`` lists."""
+    exact = bool(items) and all(len(item) == 5 for item in items)
+    rows = [item[:4] for item in items] if not exact else items
+    columns = list(zip(*rows, strict=True)) if rows else [(), (), (), ()]
     return Columns(
         np.array(columns[0], np.float64),
         np.array(columns[1], object),
         np.array(columns[2], np.int8),
         np.array(columns[3], np.int8),
+        np.array(columns[4], np.int64) if exact else None,
     )
 
 
@@ -109,11 +118,13 @@ def unpack(layout: str, blob: bytes) -> Columns:
     if layout == TEXT:
         return text_rows(json.loads(blob))
     spec = json.loads(layout)
-    record = array_record(np.dtype(spec["dtype"]), tuple(spec["shape"]))
+    exact = bool(spec.get("ns"))
+    record = array_record(np.dtype(spec["dtype"]), tuple(spec["shape"]), exact)
     if len(blob) % record.itemsize:
         raise ValueError("chunk size is not a whole number of records")
     data = np.frombuffer(blob, record)
-    return Columns(data["time"], data["value"], data["severity"], data["status"])
+    ns = data["ns"] if exact else None
+    return Columns(data["time"], data["value"], data["severity"], data["status"], ns)
 
 
 @dataclass

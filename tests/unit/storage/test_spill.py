@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from epics_collector.storage import Columns, SpillStore, concat
-from epics_collector.storage._spill import StoreUnavailableError, read_only
+from epics_collector.storage import Columns, Ring, SpillStore, concat
+from epics_collector.storage._spill import StoreUnavailableError, array_record, read_only, unpack
 
 
 def rows(start: int, n: int, dtype: type = np.float64) -> Columns:
@@ -180,3 +180,24 @@ def test_an_open_that_fails_for_a_reason_other_than_damage_moves_nothing(tmp_pat
     assert path.read_bytes() == before and not list(tmp_path.glob("*.damaged-*"))
     parts, meta = read_only(path)
     assert sum(len(p) for p in parts["a"]) == 300 and meta["count"] == 300
+
+
+def test_exact_timestamps_survive_the_store_and_older_chunks_still_load(tmp_path: Path) -> None:
+    store = SpillStore(tmp_path / "h.sqlite")
+    ns = np.array([1_796_000_000_123_456_789, 1_796_000_001_000_000_001], np.int64)
+    exact = Columns(ns * 1e-9, np.array([1.0, 2.0]), np.zeros(2, np.int8), np.zeros(2, np.int8), ns)
+    text = Columns(
+        ns * 1e-9, np.array(["a", "b"], object), np.zeros(2, np.int8), np.zeros(2, np.int8), ns
+    )
+    store.write([("a", exact), ("t", text)])
+    for name in ("a", "t"):
+        loaded = concat(*store.load(name).parts)
+        assert list(loaded.stamps()) == list(ns), name
+    ring = Ring(10)
+    ring.extend(concat(*store.load("a").parts))  # as a restart restores them
+    assert list(ring.columns().stamps()) == list(ns)
+    # a chunk written before exact stamps were kept: loads, its stamps from its times
+    old = np.zeros(1, array_record(np.dtype("<f8"), ()))
+    old["time"], old["value"] = 1_796_000_002.5, 3.0
+    layout = '{"dtype": "<f8", "shape": []}'
+    assert list(unpack(layout, old.tobytes()).stamps()) == [1_796_000_002_500_000_000]
