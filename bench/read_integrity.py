@@ -27,7 +27,7 @@ from p4p.client.asyncio import Context as AsyncContext
 from p4p.client.thread import Context
 from p4p.nt import NTURI
 
-from _common import Network, prewritten_history, report
+from _common import Network, prewritten_history, report, wait_quiet
 from epics_collector.process import DeviceProcess, wait_for
 from epics_collector.sim import PvaSource
 
@@ -121,7 +121,7 @@ def collector_rate(
             prefix + "Count", lambda v: counts.append((time.time(), int(v["value"])))
         )
         wait_for(lambda: bool(counts), 10, "Count")
-        time.sleep(0.3)  # (Count settles: nothing arrives before Go)
+        wait_quiet(lambda: counts[-1][1])  # nothing arrives before Go
         target = counts[-1][1] + burst
         started = time.time()
         ctx.put(source + ":Go", {"value": 1})

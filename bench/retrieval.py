@@ -16,12 +16,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import socket
 import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -115,17 +117,27 @@ def pva_pages(network: Network, prefix: str, rows: int) -> float:
     return took
 
 
-def raw_throughput(network: Network, rows: int) -> dict[str, float]:
-    prefix = "BRETRAW:"
+@contextlib.contextmanager
+def served(
+    network: Network, prefix: str, rows: int, spacing: float = 1.0
+) -> Iterator[tuple[Service, str]]:
+    """A collector holding ``rows`` prewritten rows, and the service serving them (listed)."""
     data = Path(tempfile.mkdtemp()) / "data"
-    prewritten_history(data, "a", rows)
-    config = _config(prefix, rows)
+    prewritten_history(data, "a", rows, spacing=spacing)
     with (
-        DeviceProcess("collector", prefix, config, env=network.environ(), data_dir=data),
+        DeviceProcess(
+            "collector", prefix, _config(prefix, rows), env=network.environ(), data_dir=data
+        ),
         Service(network, prefix) as service,
     ):
         pv = f"{prefix}nosource"
         service.wait_listed(pv)
+        yield service, pv
+
+
+def raw_throughput(network: Network, rows: int) -> dict[str, float]:
+    prefix = "BRETRAW:"
+    with served(network, prefix, rows) as (service, pv):
         pva = pva_pages(network, prefix, rows)
         process = psutil.Process(service.process.pid)
         before = process.memory_info().rss
@@ -148,17 +160,8 @@ def raw_throughput(network: Network, rows: int) -> dict[str, float]:
 
 
 def optimized_latency(network: Network, repeats: int) -> list[float]:
-    prefix = "BRETDAY:"
     rows = 864_000
-    data = Path(tempfile.mkdtemp()) / "data"
-    prewritten_history(data, "a", rows, spacing=0.1)
-    config = _config(prefix, rows)
-    with (
-        DeviceProcess("collector", prefix, config, env=network.environ(), data_dir=data),
-        Service(network, prefix) as service,
-    ):
-        pv = f"{prefix}nosource"
-        service.wait_listed(pv)
+    with served(network, "BRETDAY:", rows, spacing=0.1) as (service, pv):
         url = service.url(f"optimized_1000({pv})", START, START + rows * 0.1)
         service.read(url)  # warm
         times = []

@@ -141,9 +141,11 @@ pv = sys.argv[2]
 deadline = time.monotonic() + 30
 while True:
     status = json.load(urllib.request.urlopen(base + "bpl/getPVStatus?pv=" + pv, timeout=10))
-    if len(status[0]["collectors"]) == 2 or time.monotonic() > deadline:
+    if len(status[0]["collectors"]) == 2:
         break
-    time.sleep(0.2)
+    if time.monotonic() > deadline:
+        raise SystemExit("timed out after 30 s waiting for both hosts' collectors: %s" % status)
+    time.sleep(0.2)  # the next poll (the service refreshes every 5 s)
 end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 1))
 data = json.load(urllib.request.urlopen(
     base + "data/getData.json?pv=" + pv + "&from=2000-01-01T00:00:00Z&to=" + end, timeout=30))

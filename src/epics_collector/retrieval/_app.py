@@ -37,6 +37,8 @@ from epics_collector.retrieval._times import TimeError, parse_time
 
 MAX_REGEX = 200
 MAX_PVS_PER_REQUEST = 1000
+#: Operators that pick samples, not compute with them: they take strings and waveforms.
+ROW_PICKS = frozenset({"firstSample", "lastSample", "nth", "ncount"})
 
 
 class RequestError(ValueError):
@@ -123,30 +125,10 @@ class Retrieval:
             )
         headers, native = self.archive.metadata(pv)
         kind = payload_type(recordings[0].kind, np.zeros(0), native)
-        if (
-            operator is not None
-            and recordings[0].kind == "string"
-            and operator.name
-            not in (
-                "firstSample",
-                "lastSample",
-                "nth",
-                "ncount",
-            )
-        ):
-            raise RequestError(f"{operator.name} needs numbers; {pv} is a string channel")
-        if (
-            operator is not None
-            and recordings[0].kind == "waveform"
-            and operator.name
-            not in (
-                "firstSample",
-                "lastSample",
-                "nth",
-                "ncount",
-            )
-        ):
-            raise RequestError(f"{operator.name} needs scalars; {pv} is a waveform channel")
+        kind_of_rows = recordings[0].kind
+        if operator is not None and kind_of_rows != "number" and operator.name not in ROW_PICKS:
+            needs = "numbers" if kind_of_rows == "string" else "scalars"
+            raise RequestError(f"{operator.name} needs {needs}; {pv} is a {kind_of_rows} channel")
         return pv, operator, recordings[0], headers, kind, total
 
     async def _optimized(
