@@ -19,7 +19,7 @@ import psutil
 import pytest
 from p4p.client.thread import Context, RemoteError
 from p4p.nt import NTURI
-from tests.conftest import FactoryHandle, _alive
+from tests.conftest import FactoryHandle, _alive, cli
 
 from epics_collector.factory._state_files import PidFile
 from epics_collector.process import (
@@ -326,6 +326,58 @@ def test_a_hung_device_is_detected_killed_and_restarted_once(factory_process: St
     finally:
         with contextlib.suppress(psutil.Error):
             hung.kill()
+
+
+def test_a_second_factory_refuses_and_the_first_keeps_recording(
+    factory_process: StartFactory, sim_ioc: SimIoc, tmp_path: Path
+) -> None:
+    fac = factory_process()
+    prefix = fac.create("collector", "c", _counter_collector(sim_ioc))
+    pid = fac.row("c")["pid"]
+
+    def recorded() -> np.ndarray:
+        return np.asarray(cast(Any, fac.ctx.get(prefix + "counter:Tail")).value["value"])
+
+    wait_for(lambda: len(recorded()) >= 5, 20, "the first factory's collector recording")
+    second = [
+        # the same prefix, its own directories: the prefix answers
+        ["--prefix", fac.prefix, "--data-dir", str(tmp_path / "other")],
+        # another prefix on the first one's state dir: the directory is locked
+        ["--prefix", f"F{uuid.uuid4().hex[:8]}:", "--data-dir", str(fac.data_dir)]
+        + ["--state-dir", str(fac.state_dir)],
+    ]
+    for arguments, reason in zip(
+        second, ["already answers", "in use by another factory"], strict=True
+    ):
+        done = cli("factory", *arguments, env=fac.env)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert reason in done.stderr
+    before = len(recorded())
+    wait_for(lambda: len(recorded()) >= before + 5, 20, "recording going on")
+    values = recorded()
+    assert np.all(np.diff(values) == 1), f"samples lost: {values}"
+    row = fac.row("c")
+    assert (row["pid"], row["restarts"]) == (pid, 0), "the first factory's device was touched"
+
+
+def test_run_refuses_a_prefix_that_answers(
+    device_process: Callable[..., DeviceProcess], network: Network, prefix: str, tmp_path: Path
+) -> None:
+    device_process("counter", prefix)
+    done = cli(
+        "run",
+        "counter",
+        "--prefix",
+        prefix,
+        "--data-dir",
+        str(tmp_path / "d"),
+        env=network.environ(),
+        timeout=30,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert f"{prefix}" in done.stderr and "--force" in done.stderr
 
 
 def test_a_factory_stops_devices_left_running_by_an_earlier_instance(

@@ -22,14 +22,27 @@ from epics_collector.core import (
     load_config,
     load_device_type,
 )
-from epics_collector.factory import DeviceSpec, Factory, FactoryConfig, check_prefix, load_setup
+from epics_collector.factory import (
+    DeviceSpec,
+    Factory,
+    FactoryConfig,
+    StateDirBusyError,
+    check_prefix,
+    load_setup,
+)
 from epics_collector.process import (
     FACTORY_READY_LINE,
     READY_LINE,
     exit_with_parent,
     watch_parent_from_environment,
 )
-from epics_collector.pva import DeviceServer, Network, serve_until_signal, servers_by_guid
+from epics_collector.pva import (
+    DeviceServer,
+    Network,
+    answered,
+    serve_until_signal,
+    servers_by_guid,
+)
 from epics_collector.sources import EpicsSources
 
 app = typer.Typer(
@@ -56,6 +69,18 @@ def checked_prefix(prefix: str, what: str = "--prefix") -> str:
         raise fail(f"{what} {prefix!r}: {error}") from None
 
 
+PROBE_WAIT = 0.5  # seconds a start listens for another server of its names
+PROBE_NAMES = 2000  # of a device's names, at most this many are probed
+
+
+def refuse_taken(network: Network, names: list[str], what: str, hint: str) -> None:
+    """A one-line error and exit 2 if any of ``names`` already answers on the network."""
+    taken = answered(network, names[:PROBE_NAMES], PROBE_WAIT)
+    if taken:
+        more = f" (and {len(taken) - 1} more of its names)" if len(taken) > 1 else ""
+        raise fail(f"{what}: {taken[0]} already answers on the network{more}; {hint}")
+
+
 def _device_class(type_name: str) -> type[Device[Any]]:
     try:
         return load_device_type(type_name)
@@ -74,8 +99,16 @@ def run(
     parent_pid: Annotated[
         int | None, typer.Option(hidden=True, help="exit when this process dies (factories)")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="serve even if another server answers this prefix's names"),
+    ] = False,
 ) -> None:
-    """Run one device in the foreground until SIGTERM or SIGINT."""
+    """Run one device in the foreground until SIGTERM or SIGINT.
+
+    Refuses (exit 2) if any of the device's PV names already answers on the network,
+    unless --force; a factory's own devices skip the probe (the factory claimed the prefix).
+    """
     if parent_pid is not None:
         exit_with_parent(parent_pid)
     checked_prefix(prefix)
@@ -87,6 +120,10 @@ def run(
         device = cls(load_config(cls.config_model, config), data_dir=data_dir, sources=sources)
     except ConfigError as error:
         raise fail(str(error)) from None
+    if not force and parent_pid is None:
+        names = [prefix + name for name in [*device.pvs, *device.rpcs]]
+        hint = "another device serves this prefix: stop it, choose another, or pass --force"
+        refuse_taken(network, names, f"--prefix {prefix}", hint)
     data_dir.mkdir(parents=True, exist_ok=True)
 
     def ready(server: DeviceServer) -> None:
@@ -110,19 +147,25 @@ def _serve_factory(
     declared: list[DeviceSpec],
     restore: bool = True,
 ) -> None:
-    _log_to_stdout()
     network = Network.from_environment()
+    hint = "a factory already serves it: stop that one first, or choose another prefix"
+    refuse_taken(network, [prefix + "Devices", prefix + "State"], f"prefix {prefix}", hint)
+    _log_to_stdout()
     sources = EpicsSources(network)
     data_dir.mkdir(parents=True, exist_ok=True)
-    device = Factory(
-        config,
-        data_dir=data_dir,
-        sources=sources,
-        state_dir=state_dir,
-        declared=declared,
-        restore=restore,
-        finder=functools.partial(servers_by_guid, network),
-    )
+    try:
+        device = Factory(
+            config,
+            data_dir=data_dir,
+            sources=sources,
+            state_dir=state_dir,
+            declared=declared,
+            restore=restore,
+            finder=functools.partial(servers_by_guid, network),
+        )
+    except (StateDirBusyError, OSError) as error:
+        sources.close()
+        raise fail(str(error)) from None
 
     def ready(server: DeviceServer) -> None:
         print(f"{FACTORY_READY_LINE} {prefix} ({len(device.devices.value['name'])} devices)")

@@ -42,6 +42,7 @@ from epics_collector.factory._config import DeviceSpec, FactoryConfig, check_nam
 from epics_collector.factory._config_check import ConfigRefusedError, checked, resolve_upload
 from epics_collector.factory._state_files import (
     PidFile,
+    StateDirLock,
     device_command,
     open_log,
     pid_file_names,
@@ -125,6 +126,9 @@ class Factory(Device[FactoryConfig]):
         #: The prefixes this factory's devices run under, claimed on the network.
         self.claims = PrefixClaims(self, finder, self.config.claim_wait)
         self.state_dir = state_dir or self.data_dir / ".factory"
+        #: Held for the factory's life: a second factory on this state dir refuses to start.
+        self.state_lock = StateDirLock(self.state_dir)
+        self.state_lock.acquire()
         self.restore = restore
         self.store = DeviceStore(self.state_dir)
         self.declared = list(declared)
@@ -506,3 +510,4 @@ class Factory(Device[FactoryConfig]):
     async def on_stop(self) -> None:
         """Stop every device process; the list stays stored for the next start."""
         await asyncio.gather(*(s.stop() for s in self._supervisors.values()))
+        self.state_lock.release()

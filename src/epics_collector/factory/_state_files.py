@@ -13,11 +13,17 @@ must be this factory's device command for that device name (``python -m epics_co
 run TYPE --prefix PREFIX ...`` of the stored device). A planted file, or one naming any
 other process (an operator's own ``epics-collector run``, an unrelated tool), is left
 alone and reported.
+
+One factory at a time owns a state directory: :class:`StateDirLock` holds an exclusive
+``flock`` on ``STATE_DIR/lock`` for the factory's life, so a second factory started on
+the same directory refuses before it reads a pid file (it would otherwise take the
+first one's live devices for leftovers).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -59,6 +65,40 @@ def _made(state_dir: Path) -> Path:
     """The state directory, made if missing (the folders below it are made without links)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     return state_dir
+
+
+class StateDirBusyError(RuntimeError):
+    """Another factory holds the state directory."""
+
+
+class StateDirLock:
+    """An exclusive lock on ``STATE_DIR/lock`` (released when the process ends, too)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise :class:`StateDirBusyError` naming the holder's pid."""
+        fd = open_inside(_made(self.state_dir), "lock", os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise StateDirBusyError(
+                f"state dir {self.state_dir} is in use by another factory (pid {holder}); "
+                "stop it first, or give this one its own --data-dir/--state-dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        """Let the next factory have the directory."""
+        if self._fd is not None:
+            os.close(self._fd)  # closing the only descriptor drops the flock
+            self._fd = None
 
 
 def device_command(type_name: str, prefix: str) -> list[str]:

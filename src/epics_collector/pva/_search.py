@@ -205,3 +205,9 @@ def servers_by_guid(network: Network, names: list[str], wait: float) -> dict[str
     targets = search_addresses(network.variables, network.useenv)
     found = servers_of(names, targets, wait=wait)
     return {name: {server.guid for server in servers} for name, servers in found.items()}
+
+
+def answered(network: Network, names: list[str], wait: float = 0.5) -> list[str]:
+    """Those of ``names`` that some server on ``network`` answers now (blocking ``wait``)."""
+    found = servers_by_guid(network, names, wait)
+    return [name for name in names if found.get(name)]
