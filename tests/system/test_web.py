@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 from tests.conftest import FactoryHandle
 
-from epics_collector.process import ManagedProcess, wait_until
+from epics_collector.process import ManagedProcess, wait_for, wait_until
 from epics_collector.pva import Network
 from epics_collector.sim import SimIoc
 from epics_collector.web import CHROMIUM, launch_chromium
@@ -133,8 +134,11 @@ def test_live_plots_and_control(browser: Any, devices: Devices, network: Network
         page.click('#dev-col button[data-action="export"]')
         page.wait_for_function("document.getElementById('note').textContent.includes('mine.h5')")
         assert page.text_content("#note").endswith("/col/mine.h5")
-        page.fill("#dev-calc form input >> nth=0", "expression")
-        page.fill("#dev-calc form input >> nth=1", "a * 3")
+        assert page.eval_on_selector_all(
+            "#dev-calc select.param-name option", "options => options.map(o => o.value)"
+        ) == ["expression"]
+        page.select_option("#dev-calc select.param-name", "expression")
+        page.fill("#dev-calc form input", "a * 3")
         page.click("#dev-calc form button")
         changed = wait_until(lambda: ctx.get(calc + "Param:expression") + "" == "a * 3", 5)
         assert changed, page.text_content("#note")
@@ -150,6 +154,10 @@ def test_read_only_by_default_and_a_clear_message_without_a_factory(
         page.goto(web.url)
         page.wait_for_selector('#dev-col button[data-action="stop"]')
         assert page.is_disabled('#dev-col button[data-action="stop"]')
+        assert "--allow-control" in page.get_attribute(
+            '#dev-col button[data-action="stop"]', "title"
+        )
+        assert page.text_content("#mode") == "read-only"
         assert web.post("api/devices/col/stop") == 403
         assert str(ctx.get(col + "State")) == "Recording"
         page.close()
@@ -175,7 +183,7 @@ def test_history_browser_zooms_with_server_side_minmax(
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.goto(web.url)
         page.click(f'[data-key="{col}n"] button.open-history', timeout=15_000)
-        canvas = "#browser-canvas"
+        canvas = "#browser-plot"
 
         def shown() -> tuple[float, float, float, float]:
             page.wait_for_selector(f"{canvas}[data-bins]:not([data-loading])", timeout=10_000)
@@ -209,4 +217,103 @@ def test_history_browser_zooms_with_server_side_minmax(
         )
         panned = shown()
         assert (panned[2], panned[3]) == expected(panned[0], panned[1])
+        # the panel sits at its channel and closes
+        assert (
+            page.evaluate(f"document.querySelector('[data-key=\"{col}n\"]').nextElementSibling.id")
+            == "browser"
+        )
+        page.click("#browser-close")
+        page.wait_for_selector("#browser", state="hidden")
+        assert page.evaluate("window.__errors") == []
         page.close()
+
+
+def _monitor_alarm(ctx: Any, pv: str) -> tuple[list[tuple[str, int]], Any]:
+    """Every (Message, severity) ``pv`` posts from now on, and the subscription."""
+    seen: list[tuple[str, int]] = []
+
+    def changed(value: Any) -> None:
+        if not isinstance(value, Exception):
+            seen.append((str(value) + "", int(value.severity)))
+
+    return seen, ctx.monitor(pv, changed, notify_disconnect=True)
+
+
+def test_an_ioc_restart_shows_a_gap_then_resumes_with_time_axes_and_units(
+    browser: Any, factory_process: Callable[..., FactoryHandle], network: Network, ctx: Any
+) -> None:
+    fac = factory_process()
+    ioc_prefix = f"R{fac.prefix}"
+    ioc = SimIoc(ioc_prefix, network.environ()).start()
+    try:
+        channels = [{"pv": ioc_prefix + "Temperature", "alias": "t"}]
+        col = fac.create("collector", "col", {"channels": channels, "autostart": True})
+        key = f'[data-key="{col}t"]'
+        with Dashboard(network, fac.prefix) as web:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(web.url)
+            page.wait_for_selector(f'{key}[data-last]:not([data-last=""])', timeout=15_000)
+            assert page.get_attribute(key, "data-units") == "degC"  # the source's EGU
+            plot = f"window.__plots['{col}t']"
+            times, units = page.evaluate(f"[{plot}.axes[0]._values, {plot}.axes[1].label]")
+            assert units == "degC"
+            assert times and all(re.search(r"\d", str(t)) for t in times), times
+            assert any(":" in str(t) for t in times), f"no time of day on the x axis: {times}"
+
+            ioc.stop()
+            wait_for(lambda: not ctx.get(col + "t:Connected"), 10, "the loss noticed")
+            page.wait_for_selector(f'{key}:not([data-gaps="0"])', timeout=15_000)
+            stopped = time.time()
+            ioc = SimIoc(ioc_prefix, network.environ()).start()
+            page.wait_for_function(
+                f"""() => {{
+                    const t = document.querySelector('{key}');
+                    return Number(t.getAttribute('data-last-time')) > {stopped}
+                        && t.getAttribute('data-last') !== '';
+                }}""",
+                timeout=20_000,
+            )
+            assert page.evaluate("window.__errors") == []
+            assert page.text_content("#error") == ""
+            page.close()
+    finally:
+        ioc.stop()
+
+
+def test_an_idle_channel_open_for_10_s_raises_no_alarm(
+    browser: Any,
+    factory_process: Callable[..., FactoryHandle],
+    sim_ioc: SimIoc,
+    network: Network,
+    ctx: Any,
+) -> None:
+    fac = factory_process()
+    # a setpoint nobody writes: one row, then nothing new
+    channels = [{"pv": sim_ioc.prefix + "Setpoint", "alias": "sp"}]
+    col = fac.create("collector", "idle", {"channels": channels, "autostart": True})
+    wait_for(lambda: ctx.get(col + "Count") >= 1, 10, "the setpoint's first row")
+    before = ctx.get(col + "Message")
+    seen, subscription = _monitor_alarm(ctx, col + "Message")
+    try:
+        with Dashboard(network, fac.prefix) as web:
+            page = browser.new_page()
+            page.goto(web.url)
+            page.wait_for_selector(f'[data-key="{col}sp"][data-last-time]:not([data-last-time=""])')
+            opened = time.monotonic()
+            # watched for 10 s: the condition is that nothing happens meanwhile
+            wait_until(
+                lambda: (
+                    time.monotonic() - opened > 10.0
+                    or bool(page.evaluate("window.__errors.length"))
+                ),
+                11,
+            )
+            assert page.evaluate("window.__errors") == []
+            page.close()
+            log = web.process.output()
+    finally:
+        subscription.close()
+    after = ctx.get(col + "Message")
+    assert (str(after) + "", after.severity) == (str(before) + "", before.severity)
+    assert all(severity == before.severity for _, severity in seen), seen
+    assert "Query" not in log and "WARNING" not in log, log

@@ -7,7 +7,7 @@ same types: numbers, strings, choice names for enums, dicts of numpy arrays for 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -75,8 +75,17 @@ class Connection:
         request = uri.wrap(name, kws=dict(arguments))
         return decode(await self._wait(name, self._ctx.rpc(name, request), timeout))
 
-    async def monitor_values(self, name: str, queue_size: int = 1000) -> AsyncIterator[Value]:
-        """Each update of ``name`` as a raw Value, until the caller stops iterating."""
+    async def monitor_values(
+        self,
+        name: str,
+        queue_size: int = 1000,
+        on_disconnect: Callable[[], None] | None = None,
+    ) -> AsyncIterator[Value]:
+        """Each update of ``name`` as a raw Value, until the caller stops iterating.
+
+        A disconnect calls ``on_disconnect`` (if given); the monitor resumes by itself
+        when the server is back.
+        """
         queue: asyncio.Queue[Any] = asyncio.Queue()
 
         async def on_update(value: Any) -> None:
@@ -92,7 +101,9 @@ class Connection:
             while True:
                 value = await queue.get()
                 if isinstance(value, Exception):
-                    continue  # a disconnect: the monitor resumes when the server is back
+                    if on_disconnect is not None:
+                        on_disconnect()
+                    continue
                 yield value
         finally:
             subscription.close()

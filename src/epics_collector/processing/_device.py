@@ -269,12 +269,14 @@ class Processing(Device[ProcessingConfig]):
             (self.duration, tally.duration),
             (self.duration_max, tally.duration_max),
         ):
-            if attr.value != value:
+            if _changed(attr, value):
                 attr.set(value)
         restarts = self.worker.restarts
-        if self.worker_restarts.value != restarts:
-            self.worker_restarts.set(restarts, severity=Severity.MAJOR)
-        if self.overruns.value != overruns:
+        if _changed(self.worker_restarts, restarts):
+            self.worker_restarts.set(
+                restarts, severity=Severity.MAJOR if restarts else Severity.NO_ALARM
+            )
+        if _changed(self.overruns, overruns):
             self.overruns.set(overruns, severity=Severity.MINOR if overruns else Severity.NO_ALARM)
             if overruns:
                 self.report(
@@ -618,3 +620,8 @@ def _unusable_input(inputs: dict[str, Input]) -> str:
 def _nbytes(run: dict[str, Input]) -> int:
     """The array bytes a run holds (what queued runs cost in memory)."""
     return sum(v.value.nbytes for v in run.values() if isinstance(v.value, np.ndarray))
+
+
+def _changed(attr: AttrR[Any], value: Any) -> bool:
+    """Whether ``attr`` must be posted: a new value, or none posted yet (still UNDEFINED)."""
+    return attr.value != value or attr.reading.status == Status.UNDEFINED

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from epics_collector.client import AsyncCollector, AsyncProcessor, Binned, ClientError
 from epics_collector.pva import Network
-from epics_collector.web._hub import Hub
+from epics_collector.web._hub import Hub, PageView
 
 PUSH_PERIOD = 0.1  # seconds between updates sent to a page (10 Hz)
 
@@ -33,8 +33,23 @@ class Param(BaseModel):
     value: str
 
 
+#: The page's files: name -> media type (nothing else is served from static/).
+STATIC = {
+    "app.js": "text/javascript",
+    "favicon.svg": "image/svg+xml",
+    "uplot/uPlot.iife.min.js": "text/javascript",
+    "uplot/uPlot.min.css": "text/css",
+    "uplot/LICENSE": "text/plain",
+}
+
+
 def _static(name: str) -> str:
-    return resources.files("epics_collector.web").joinpath("static", name).read_text()
+    return resources.files("epics_collector.web").joinpath("static", *name.split("/")).read_text()
+
+
+def to_json(message: Any) -> str:
+    """Strict JSON: a NaN or infinity that slipped through is an error here, not in a page."""
+    return json.dumps(message, allow_nan=False)
 
 
 def _json_numbers(values: Any) -> list[float | None]:
@@ -68,9 +83,15 @@ def make_app(
     async def page() -> str:
         return _static("index.html")
 
-    @app.get("/app.js")
-    async def script() -> Response:
-        return Response(_static("app.js"), media_type="text/javascript")
+    @app.get("/favicon.ico")
+    async def favicon() -> Response:
+        return Response(_static("favicon.svg"), media_type=STATIC["favicon.svg"])
+
+    @app.get("/static/{name:path}")
+    async def static(name: str) -> Response:
+        if name not in STATIC:
+            raise HTTPException(404, f"no file {name!r}")
+        return Response(_static(name), media_type=STATIC[name])
 
     @app.get("/api/history/{name}/{alias}")
     async def history(
@@ -100,8 +121,9 @@ def make_app(
         }
 
     @app.get("/api/state")
-    async def state() -> dict[str, Any]:
-        return {**hub.snapshot({}), "allow_control": allow_control}
+    async def state() -> Response:
+        message = {**hub.snapshot(PageView()), "allow_control": allow_control}
+        return Response(to_json(message), media_type="application/json")
 
     def _prefix(name: str) -> str:
         for info in hub.devices:
@@ -144,11 +166,11 @@ def make_app(
     @app.websocket("/ws")
     async def updates(socket: WebSocket) -> None:
         await socket.accept()
-        seen: dict[str, int] = {}
+        page = PageView()
         try:
             while True:
-                message = {**hub.snapshot(seen), "allow_control": allow_control}
-                await socket.send_text(json.dumps(message))
+                message = {**hub.snapshot(page), "allow_control": allow_control}
+                await socket.send_text(to_json(message))
                 await asyncio.sleep(PUSH_PERIOD)
         except (WebSocketDisconnect, RuntimeError):
             return

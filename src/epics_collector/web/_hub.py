@@ -1,4 +1,10 @@
-"""What the dashboard shows, kept current from PVAccess: devices, channel tails, outputs."""
+"""What the dashboard shows, kept current from PVAccess: devices, their status, traces.
+
+Everything is driven by monitors, and a reader asks only for rows that exist: a
+collector's ``Channels`` monitor says when a channel's row count grew, and only then
+are the new rows read (``Query``, raw, from just after the last point shown). An idle
+channel costs nothing and never sends a query the device would refuse.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,41 +24,38 @@ from epics_collector.client import (
     AsyncProcessor,
     ClientError,
     Connection,
-    DeviceError,
     DeviceInfo,
     History,
+    decode,
 )
 from epics_collector.pva import Network
+from epics_collector.web._trace import TAIL, Display, Trace, finite_or_none
 
 log = logging.getLogger(__name__)
-TAIL = 300  # points per trace kept and sent
-POLL = 0.5  # seconds between reads of a channel's new rows
 READS_PER_DEVICE = 4  # reads of one collector in flight at once (it allows 16 per host)
+INVALID = 3  # alarm severity of a status PV that disconnected
+RETRY = 1.0  # seconds before a watch that failed is tried again
+READ_EVERY = 0.25  # seconds at least between reads of one channel (bench/web.py: CPU)
+#: The PVs of each device type shown on its status line.
+STATUS_PVS = {
+    "collector": ("State", "Count", "Dropped", "Overruns", "Message"),
+    "processing": ("State", "Count", "Errors", "Overruns", "Message"),
+}
 
 
-class Trace:
-    """The newest points of one plotted quantity."""
-
-    def __init__(self) -> None:
-        self.points: deque[tuple[float, float]] = deque(maxlen=TAIL)
-        self.seq = 0  # increases with every point added
-
-    def extend(self, times: np.ndarray, values: np.ndarray) -> None:
-        """Add the points newer than the last one held."""
-        last = self.points[-1][0] if self.points else -np.inf
-        new = times > last
-        for t, v in zip(times[new][-TAIL:].tolist(), values[new][-TAIL:].tolist(), strict=True):
-            self.points.append((t, v))
-            self.seq += 1
-
-    def since(self, seq: int) -> list[tuple[float, float]]:
-        """Points added after ``seq`` (all of them if too many were added)."""
-        count = min(self.seq - seq, len(self.points))
-        return list(self.points)[len(self.points) - count :] if count > 0 else []
+def _plain(value: Any) -> Any:
+    """A JSON-ready form of a decoded scalar (numbers stay numbers, NaN becomes None)."""
+    if isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float | np.floating):
+        return finite_or_none(float(value))
+    if isinstance(value, np.integer):
+        return int(value)
+    return str(value)
 
 
 class Hub:
-    """Watches a factory: its devices, each collector channel's history, each output."""
+    """Watches a factory: its devices, their status, each channel's and output's trace."""
 
     def __init__(self, factory_prefix: str, network: Network | None = None) -> None:
         self.prefix = factory_prefix
@@ -62,6 +64,12 @@ class Hub:
         self.devices: list[DeviceInfo] = []
         self.error = ""
         self.traces: dict[str, Trace] = {}
+        #: By device prefix: each status PV's {"value", "severity"}.
+        self.status: dict[str, dict[str, dict[str, Any]]] = {}
+        #: By device prefix: what the hub could not read of it (shown on the page).
+        self.problems: dict[str, str] = {}
+        #: By processing device prefix: its parameter names.
+        self.params: dict[str, list[str]] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -79,101 +87,225 @@ class Hub:
         self.connection.close()
 
     async def _run(self) -> None:
+        """Follow the factory's device list, read every second.
+
+        A get, not a monitor: it also finds the factory gone, which a monitor waits out.
+        """
         while True:
             try:
                 self.devices = await self.factory.devices()
                 self.error = ""
             except ClientError as error:
                 self.devices, self.error = [], f"factory {self.prefix} unreachable: {error}"
-            for info in self.devices:
-                if info.prefix not in self._watchers:
-                    watch = (
-                        self._watch_collector if info.type == "collector" else self._watch_processor
+            current = {info.prefix: info for info in self.devices}
+            for prefix in [p for p in self._watchers if p not in current]:
+                self._forget(prefix)
+            for prefix, info in current.items():
+                if prefix not in self._watchers:
+                    self._watchers[prefix] = asyncio.create_task(
+                        self._watch_device(info), name=f"hub {prefix}"
                     )
-                    self._watchers[info.prefix] = asyncio.create_task(watch(info.prefix))
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(RETRY)
 
-    async def _forever(self, step: Callable[[], Awaitable[None]]) -> None:
+    def _forget(self, prefix: str) -> None:
+        self._watchers.pop(prefix).cancel()
+        for key in [k for k in self.traces if k.startswith(prefix)]:
+            del self.traces[key]
+        for table in (self.status, self.problems, self.params):
+            table.pop(prefix, None)
+
+    async def _watch_device(self, info: DeviceInfo) -> None:
+        names = STATUS_PVS.get(info.type, ("State", "Message"))
+        watches = [
+            self._forever(info.prefix, lambda n=n: self._follow_status(info.prefix, n))
+            for n in names
+        ]
+        if info.type == "collector":
+            watches.append(self._forever(info.prefix, lambda: self._follow_channels(info)))
+        elif info.type == "processing":
+            watches.append(self._forever(info.prefix, lambda: self._follow_outputs(info)))
+        await asyncio.gather(*watches)
+
+    async def _forever(self, prefix: str, step: Callable[[], Awaitable[None]]) -> None:
         while True:
             try:
                 await step()
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # a device that went away comes back later
-                log.debug("watch: %s", error)
-            await asyncio.sleep(1.0)
+                self.problems[prefix] = f"dashboard could not read {prefix}: {error}"
+                log.debug("watch of %s: %s", prefix, error)
+            await asyncio.sleep(RETRY)
 
-    async def _watch_collector(self, prefix: str) -> None:
-        collector = AsyncCollector(self.connection, prefix)
+    async def _follow_status(self, prefix: str, name: str) -> None:
+        status = self.status.setdefault(prefix, {})
 
-        async def step() -> None:
-            aliases = [str(a) for a in (await collector.channels())["alias"]]
-            reads = asyncio.Semaphore(READS_PER_DEVICE)  # within the device's per-host limit
-            await asyncio.gather(*(self._follow_table(prefix, a, reads) for a in aliases))
+        def lost() -> None:  # shown as disconnected, not as the last value seen
+            status[name] = {"value": "(disconnected)", "severity": INVALID}
 
-        await self._forever(step)
+        async for value in self.connection.monitor_values(prefix + name, 4, lost):
+            status[name] = {"value": _plain(decode(value)), "severity": _severity(value)}
+            self.problems.pop(prefix, None)
 
-    async def _follow_table(self, prefix: str, alias: str, reads: asyncio.Semaphore) -> None:
-        """The channel's newest points: its Tail once, then only new rows (Query, raw).
+    # collectors ----------------------------------------------------------------------
+
+    async def _follow_channels(self, info: DeviceInfo) -> None:
+        """Each number channel's trace, read when the Channels table says it grew."""
+        collector = AsyncCollector(self.connection, info.prefix)
+        reads = asyncio.Semaphore(READS_PER_DEVICE)
+        wanted: dict[str, asyncio.Event] = {}
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            async for table in self.connection.monitor(info.prefix + "Channels", 4):
+                for alias, pv, count, kind in zip(
+                    table["alias"], table["pv"], table["count"], table["kind"], strict=True
+                ):
+                    if str(kind) != "number":
+                        continue  # strings, arrays, images: not plotted here
+                    alias, key = str(alias), info.prefix + str(alias)
+                    if key not in wanted:
+                        wanted[key] = asyncio.Event()
+                        self.traces[key] = Trace(alias, info.name)
+                        tasks.append(
+                            asyncio.create_task(
+                                self._follow_channel(collector, alias, str(pv), wanted[key], reads)
+                            )
+                        )
+                    trace = self.traces[key]
+                    if int(count) != trace.rows:
+                        trace.rows = int(count)
+                        wanted[key].set()
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def _follow_channel(
+        self,
+        collector: AsyncCollector,
+        alias: str,
+        pv: str,
+        grew: asyncio.Event,
+        reads: asyncio.Semaphore,
+    ) -> None:
+        """Read a channel's new rows each time it grew: its Tail first, then only new rows.
 
         Never the whole history: the first read moves ``tail`` rows, each later one the
-        rows recorded since (a few per poll), so a long recording costs the same as a
-        short one. If more rows came than a poll takes, the Tail is read again.
+        rows recorded since (a few per update), so a long recording costs the same as a
+        short one. If more rows came than :data:`TAIL`, the Tail is read instead. A
+        channel that did not grow is not read: no range past the newest row is asked.
         """
-        trace = self.traces.setdefault(f"{prefix}{alias}", Trace())
-        collector = AsyncCollector(self.connection, prefix)
-        refill = True
+        trace = self.traces[collector.prefix + alias]
+        trace.display = await self._source_display(pv)
+        read_rows = None  # the channel's row count at the last read
         while True:
-            if refill:
-                async with reads:  # a failure here: _forever retries
-                    table = await collector.get(f"{alias}:Tail")
-                times, values = table["time"], table.get("value")
-            else:
-                last = trace.points[-1][0] if trace.points else 0.0
-                try:
-                    async with reads:
+            await grew.wait()
+            await asyncio.sleep(READ_EVERY)  # rows that come meanwhile: one read
+            grew.clear()
+            rows = trace.rows or 0
+            try:
+                async with reads:
+                    if read_rows is None or not trace.points or rows - read_rows > TAIL:
+                        table = await collector.get(f"{alias}:Tail")
+                        trace.replace(table["time"], table["value"], table["severity"])
+                    else:
                         answer = await collector.history(
-                            alias, start=np.nextafter(last, np.inf), operator="raw", points=TAIL
+                            alias,
+                            start=float(np.nextafter(trace.last_time, np.inf)),
+                            operator="raw",
+                            points=TAIL,
                         )
-                except DeviceError:  # more new rows than a poll takes: read the Tail instead
-                    refill = True
-                    continue
-                assert isinstance(answer, History)
-                times, values = answer.time, answer.value
-            refill = False
-            if values is not None and np.asarray(values).dtype.kind in "fiu":
-                trace.extend(np.asarray(times), np.asarray(values, dtype=float))
-            elif values is not None:
-                return  # not numbers: nothing to plot
-            await asyncio.sleep(POLL)
+                        assert isinstance(answer, History)
+                        trace.extend(answer.time, answer.value, answer.severity)
+                read_rows = rows
+            except ClientError as error:  # shown on the page; the Tail is read next
+                text = f"dashboard could not read {alias}: {error}"
+                log.warning("%s%s", collector.prefix, text)
+                self.problems[collector.prefix] = text
+                read_rows = None
+                grew.set()
+                await asyncio.sleep(RETRY)
 
-    async def _watch_processor(self, prefix: str) -> None:
-        processor = AsyncProcessor(self.connection, prefix)
+    async def _source_display(self, pv: str) -> Display:
+        """Units and precision of a channel's source (none if it is not reachable here).
 
-        async def step() -> None:
-            names = await processor.output_names()
-            await asyncio.gather(*(self._follow_output(prefix, name) for name in names))
+        Read over PVAccess; a ``ca://`` source is asked by its name too (an EPICS 7
+        IOC's QSRV serves its records on both).
+        """
+        _, _, rest = pv.partition("://")
+        try:
+            return Display.of(await self.connection.get_value(rest or pv, timeout=1.0))
+        except ClientError:
+            return Display()
 
-        await self._forever(step)
+    # processing devices -----------------------------------------------------------------
 
-    async def _follow_output(self, prefix: str, output: str) -> None:
-        trace = self.traces.setdefault(f"{prefix}{output}", Trace())
-        async for stamp, number in self.connection.monitor_stamped(f"{prefix}{output}"):
-            if isinstance(number, int | float):
-                trace.extend(np.array([stamp]), np.array([float(number)]))
+    async def _follow_outputs(self, info: DeviceInfo) -> None:
+        processor = AsyncProcessor(self.connection, info.prefix)
+        self.params[info.prefix] = list(await processor.params())
+        names = await processor.output_names()
+        await asyncio.gather(*(self._follow_output(info, name) for name in names))
 
-    def snapshot(self, seen: dict[str, int]) -> dict[str, Any]:
-        """Devices, and the points each trace gained since ``seen`` (updated in place)."""
-        traces = {}
-        for key, trace in self.traces.items():
-            points = trace.since(seen.get(key, 0))
-            if points:
+    async def _follow_output(self, info: DeviceInfo, output: str) -> None:
+        key = info.prefix + output
+        trace = self.traces.setdefault(key, Trace(output, info.name))
+        async for value in self.connection.monitor_values(key):
+            number = decode(value)
+            if not isinstance(number, int | float) or isinstance(number, bool):
+                continue  # not a number: nothing to plot
+            trace.display = Display.of(value)
+            stamp = value["timeStamp.secondsPastEpoch"] + value["timeStamp.nanoseconds"] * 1e-9
+            trace.extend([stamp], [float(number)], [_severity(value)])
+
+    # the page's view ---------------------------------------------------------------------
+
+    def snapshot(self, page: PageView) -> dict[str, Any]:
+        """Devices, status, and what each trace gained since ``page`` saw it (kept current).
+
+        A trace whose points were replaced is sent whole and listed in ``reset``; a
+        trace's ``meta`` (label, units, precision) only when it is new to the page or
+        changed.
+        """
+        traces, reset, meta = {}, [], {}
+        for key, trace in list(self.traces.items()):
+            generation, seq = page.points.get(key, (-1, 0))
+            if generation != trace.generation:
+                reset.append(key)
+                seq = 0
+            points = trace.since(seq)
+            if points or generation != trace.generation:
                 traces[key] = points
-                seen[key] = trace.seq
+            page.points[key] = (trace.generation, trace.seq)
+            described = trace.describe()
+            if page.meta.get(key) != described:
+                meta[key] = page.meta[key] = described
+        devices = []
+        for info in self.devices:
+            entry = asdict(info)
+            entry["status"] = self.status.get(info.prefix, {})
+            entry["problem"] = self.problems.get(info.prefix, "")
+            entry["params"] = self.params.get(info.prefix, [])
+            devices.append(entry)
         return {
             "time": time.time(),
             "factory": self.prefix,
             "error": self.error,
-            "devices": [asdict(info) for info in self.devices],
+            "devices": devices,
             "traces": traces,
+            "reset": reset,
+            "meta": meta,
         }
+
+
+@dataclass
+class PageView:
+    """What one page was sent of each trace: (generation, seq) and its last meta."""
+
+    points: dict[str, tuple[int, int]] = field(default_factory=dict)
+    meta: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _severity(value: Any) -> int:
+    try:
+        return int(value["alarm.severity"])
+    except (KeyError, TypeError):
+        return 0

@@ -1,8 +1,23 @@
-// The dashboard page: a websocket of updates, canvas plots, control buttons.
+// The dashboard page: a websocket of updates, uPlot plots, a status line per device,
+// a history browser at its channel, and control buttons (when the server allows them).
 "use strict";
-const traces = {};          // key -> [[t, v], ...]
-const MAX_POINTS = 300;
+const MAX_POINTS = 300;            // points per live trace (as the server keeps)
+const SEVERITY = ["", "MINOR", "MAJOR", "INVALID"];
+const COLOURS = ["#1f5fbf", "#e0b000", "#d00000", "#c000c0"];
+const traces = {};                 // key -> {t: [], v: [], s: []}
+const meta = {};                   // key -> {label, device, units, precision}
+window.__plots = {};               // key -> uPlot (read by tests)
+window.__errors = [];              // every error the page met (read by tests)
 let allowControl = false;
+
+// Errors: every one is shown on the page, none is only in the console.
+function showError(text) {
+  window.__errors.push(text);
+  const box = document.getElementById("error");
+  box.textContent = text;
+}
+window.addEventListener("error", event => showError(`page error: ${event.message}`));
+window.addEventListener("unhandledrejection", event => showError(`page error: ${event.reason}`));
 
 function el(tag, attrs, text) {
   const node = document.createElement(tag);
@@ -11,72 +26,85 @@ function el(tag, attrs, text) {
   return node;
 }
 
-function draw(canvas, points) {
-  const ctx = canvas.getContext("2d");
-  const w = canvas.width = canvas.clientWidth, h = canvas.height = canvas.clientHeight;
-  ctx.clearRect(0, 0, w, h);
-  if (points.length < 1) return;
-  const ts = points.map(p => p[0]), vs = points.map(p => p[1]);
-  const t0 = Math.min(...ts), t1 = Math.max(...ts);
-  let v0 = Math.min(...vs), v1 = Math.max(...vs);
-  if (v0 === v1) { v0 -= 1; v1 += 1; }
-  const x = t => 4 + (w - 8) * (t1 === t0 ? 1 : (t - t0) / (t1 - t0));
-  const y = v => h - 4 - (h - 8) * (v - v0) / (v1 - v0);
-  ctx.strokeStyle = "#1f5fbf"; ctx.lineWidth = 1.5; ctx.beginPath();
-  points.forEach((p, i) => (i ? ctx.lineTo(x(p[0]), y(p[1])) : ctx.moveTo(x(p[0]), y(p[1]))));
-  ctx.stroke();
-  ctx.fillStyle = "#555"; ctx.font = "11px sans-serif";
-  ctx.fillText(v1.toPrecision(6), 6, 12); ctx.fillText(v0.toPrecision(6), 6, h - 6);
+function fmt(value, precision) {  // as the source's PREC says, else 6 significant digits
+  if (value === null || value === undefined) return "";
+  if (typeof value !== "number") return String(value);
+  if (Number.isInteger(precision) && Math.abs(value) < 1e15) return value.toFixed(precision);
+  return String(Number(value.toPrecision(6)));
+}
+
+function withUnits(value, info) {
+  return info && info.units ? `${fmt(value, info.precision)} ${info.units}` : fmt(value, info && info.precision);
+}
+
+async function request(url, options) {  // JSON reply, or an Error with the server's reason
+  const reply = await fetch(url, options);
+  let body;
+  try { body = await reply.json(); } catch (e) { body = { detail: `${reply.status} ${reply.statusText}` }; }
+  if (!reply.ok) throw new Error(body.detail || `${reply.status}`);
+  return body;
 }
 
 async function act(name, action) {
-  let url = `/api/devices/${name}/${action}`;
+  let url = `/api/devices/${encodeURIComponent(name)}/${action}`;
   const file = document.querySelector(`#dev-${CSS.escape(name)} input.export-name`);
   if (action === "export" && file && file.value.trim()) {
     url += "?file=" + encodeURIComponent(file.value.trim());
   }
-  const reply = await fetch(url, { method: "POST" });
-  const body = await reply.json();
-  document.getElementById("note").textContent =
-    reply.ok ? `${name}: ${action} -> ${body.result}` : `${name}: ${action} refused: ${body.detail}`;
+  const note = document.getElementById("note");
+  try {
+    const body = await request(url, { method: "POST" });
+    note.textContent = `${name}: ${action} -> ${body.result}`;
+  } catch (error) {
+    note.textContent = `${name}: ${action} refused: ${error.message}`;
+  }
 }
 
 async function setParam(name, param, value) {
-  const reply = await fetch(`/api/devices/${name}/param`, {
-    method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ name: param, value: value }),
-  });
-  const body = await reply.json();
-  document.getElementById("note").textContent =
-    reply.ok ? `${name}: ${param} = ${value}` : `${name}: ${param} refused: ${body.detail}`;
+  const note = document.getElementById("note");
+  try {
+    await request(`/api/devices/${encodeURIComponent(name)}/param`, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ name: param, value: value }),
+    });
+    note.textContent = `${name}: ${param} = ${value}`;
+  } catch (error) {
+    note.textContent = `${name}: ${param} refused: ${error.message}`;
+  }
+}
+
+const READ_ONLY = "read-only dashboard: start it with --allow-control to use this";
+
+function controlled(node) {  // disabled, and saying why, unless the server allows control
+  node.disabled = !allowControl;
+  node.title = allowControl ? "" : READ_ONLY;
+  node.classList.add("control");
+  return node;
 }
 
 function deviceBox(info) {
   const id = "dev-" + info.name;
   let box = document.getElementById(id);
   if (!box) {
-    box = el("div", { id: id, class: "device", "data-type": info.type });
+    box = el("div", { id: id, class: "device", "data-type": info.type, "data-prefix": info.prefix });
     const title = el("h2");
     title.append(el("span", {}, `${info.name} (${info.type}) `), el("span", { class: "state" }));
-    box.append(title);
+    box.append(title, el("div", { class: "status" }));
     if (info.type === "collector") {
       for (const action of ["start", "stop", "export"]) {
-        const button = el("button", { "data-action": action }, action);
-        button.disabled = !allowControl;
+        const button = controlled(el("button", { "data-action": action }, action));
         button.onclick = () => act(info.name, action);
         box.append(button);
       }
-      const file = el("input", { class: "export-name", size: 24,
-                                 placeholder: "export file (default: name-time.nxs)" });
-      file.disabled = !allowControl;
-      box.append(file);
+      box.append(controlled(el("input", { class: "export-name", size: 24,
+                                          placeholder: "export file (default: name-time.nxs)" })));
     }
     if (info.type === "processing") {
       const form = el("form", { class: "param" });
-      const pname = el("input", { placeholder: "parameter", size: 12 });
-      const pvalue = el("input", { placeholder: "value", size: 16 });
-      const submit = el("button", { type: "submit" }, "set");
-      submit.disabled = !allowControl;
+      const pname = el("select", { class: "param-name" });
+      const pvalue = controlled(el("input", { placeholder: "value", size: 16 }));
+      const submit = controlled(el("button", { type: "submit" }, "set"));
+      controlled(pname);
       form.onsubmit = e => { e.preventDefault(); setParam(info.name, pname.value, pvalue.value); };
       form.append(pname, pvalue, submit);
       box.append(form);
@@ -84,94 +112,169 @@ function deviceBox(info) {
     box.append(el("div", { class: "traces" }));
     document.getElementById("devices").append(box);
   }
+  for (const node of box.querySelectorAll(".control")) {
+    node.disabled = !allowControl;
+    node.title = allowControl ? "" : READ_ONLY;
+  }
+  const select = box.querySelector("select.param-name");
+  if (select && select.options.length !== (info.params || []).length) {
+    select.replaceChildren(...(info.params || []).map(p => el("option", { value: p }, p)));
+  }
   box.querySelector(".state").textContent = info.state;
+  showStatus(box, info);
   return box;
 }
 
-function traceBox(box, key, label, info) {
+function showStatus(box, info) {  // State, counters, Message: each with its alarm colour
+  const line = box.querySelector(".status");
+  const items = [];
+  let worst = 0;
+  for (const [name, entry] of Object.entries(info.status || {})) {
+    const severity = entry.severity || 0;
+    worst = Math.max(worst, severity);
+    const text = `${name}: ${entry.value}` + (severity ? ` (${SEVERITY[severity]})` : "");
+    items.push(el("span", { class: `sev-${severity}`, "data-pv": name, "data-severity": severity }, text));
+  }
+  if (info.problem) items.push(el("span", { class: "problem" }, info.problem));
+  line.replaceChildren(...items);
+  box.classList.remove("sev-0", "sev-1", "sev-2", "sev-3");
+  box.classList.add(`sev-${worst}`);
+  box.setAttribute("data-severity", String(worst));
+}
+
+function plotOptions(info, width, height) {
+  const alarm = severity => ({
+    label: SEVERITY[severity], stroke: COLOURS[severity], paths: () => null,
+    points: { show: true, size: 7, width: 1, stroke: COLOURS[severity], fill: COLOURS[severity] },
+  });
+  const ticks = Number.isInteger(info.precision)
+    ? { values: (u, splits) => splits.map(v => fmt(v, info.precision)) } : {};
+  return {
+    width: width, height: height,
+    scales: { x: { time: true } },   // seconds since 1970, shown in local time
+    series: [
+      {},
+      { label: info.label, stroke: COLOURS[0], width: 1.5, spanGaps: false,
+        points: { show: false }, value: (u, v) => (v === null ? "gap" : withUnits(v, info)) },
+      alarm(1), alarm(2), alarm(3),
+    ],
+    axes: [{}, { label: info.units || "", size: 64, ...ticks }],
+    legend: { show: false },
+  };
+}
+
+function plotData(trace) {  // [times, values, then the values in each alarm, else null]
+  const only = severity => trace.v.map((v, i) => (trace.s[i] === severity ? v : null));
+  return [trace.t, trace.v, only(1), only(2), only(3)];
+}
+
+function traceBox(box, key, info, device) {
   let holder = box.querySelector(`[data-key="${CSS.escape(key)}"]`);
   if (!holder) {
     holder = el("div", { class: "trace", "data-key": key });
-    const title = el("div", { class: "label" }, label + " ");
-    if (info.type === "collector") {  // its whole recording, binned on the device
+    const title = el("div", { class: "label" }, info.label + " ");
+    title.append(el("span", { class: "units" }, info.units ? `[${info.units}] ` : ""));
+    if (device.type === "collector") {  // its whole recording, binned on the device
       const open = el("button", { class: "open-history" }, "history");
-      open.onclick = () => browse(info.name, label);
+      open.onclick = () => browse(device.name, info.label, key, holder);
       title.append(open);
     }
-    holder.append(title, el("canvas"));
+    const area = el("div", { class: "plot" });
+    holder.append(title, area);
     box.querySelector(".traces").append(holder);
+    window.__plots[key] = new uPlot(plotOptions(info, 440, 170), plotData(traces[key]), area);
+    holder.setAttribute("data-units", info.units || "");
   }
   return holder;
 }
 
-// The history browser: pan and zoom over a whole recording. Each view asks the device
-// for as many minmax bins as the canvas has pixels, so a line never hides a spike and
-// the page never holds more than a view's worth of points.
-const view = { device: "", alias: "", start: null, end: null, first: null, last: null, seq: 0 };
+// The history browser: pan and zoom over a whole recording, in a panel at its channel.
+// Each view asks the device for as many minmax bins as the plot has pixels, so a line
+// never hides a spike and the page never holds more than a view's worth of points.
+// Views stay inside the recording: the page never asks for time past the newest row.
+const view = { device: "", alias: "", key: "", start: null, end: null, first: null, last: null,
+               seq: 0, plot: null };
 
-function browse(device, alias) {
-  Object.assign(view, { device, alias, start: null, end: null, first: null, last: null });
-  document.getElementById("browser").hidden = false;
-  document.getElementById("browser-title").textContent = `${device}: ${alias}`;
+function browse(device, alias, key, holder) {
+  Object.assign(view, { device, alias, key, start: null, end: null, first: null, last: null });
+  const panel = document.getElementById("browser");
+  holder.after(panel);  // at its channel
+  panel.hidden = false;
+  document.getElementById("browser-title").textContent = `${device}: ${alias} (history)`;
   loadView();
+  panel.scrollIntoView({ block: "nearest" });
+}
+
+function closeBrowser() {
+  view.seq++;  // a view still loading is not drawn
+  document.getElementById("browser").hidden = true;
+  document.body.append(document.getElementById("browser"));
+}
+
+function browserOptions(info, width) {
+  return {
+    width: width, height: 260,
+    scales: { x: { time: true } },
+    series: [
+      {},
+      { label: "mean", stroke: COLOURS[0], width: 1, spanGaps: false,
+        value: (u, v) => withUnits(v, info) },
+      { label: "min", stroke: "#9ab", width: 0.5, spanGaps: false, value: (u, v) => withUnits(v, info) },
+      { label: "max", stroke: "#9ab", width: 0.5, spanGaps: false, value: (u, v) => withUnits(v, info) },
+    ],
+    bands: [{ series: [3, 2], fill: "rgba(31, 95, 191, 0.15)" }],
+    axes: [{}, { label: info.units || "", size: 64 }],
+    legend: { show: false },
+  };
 }
 
 async function loadView() {
-  const canvas = document.getElementById("browser-canvas");
+  const holder = document.getElementById("browser-plot");
   const seq = ++view.seq;
-  const query = new URLSearchParams({ points: String(canvas.clientWidth || 800) });
+  const width = Math.max(holder.clientWidth || 800, 200);
+  const query = new URLSearchParams({ points: String(width) });
   if (view.start !== null) query.set("start", String(view.start));
   if (view.end !== null) query.set("end", String(view.end));
-  canvas.setAttribute("data-loading", "1");
-  const reply = await fetch(`/api/history/${encodeURIComponent(view.device)}/${encodeURIComponent(view.alias)}?${query}`);
-  const body = await reply.json();
+  holder.setAttribute("data-loading", "1");
+  let body;
+  try {
+    body = await request(`/api/history/${encodeURIComponent(view.device)}/${encodeURIComponent(view.alias)}?${query}`);
+  } catch (error) {
+    if (seq === view.seq) {
+      holder.removeAttribute("data-loading");
+      document.getElementById("note").textContent = `history: ${error.message}`;
+    }
+    return;
+  }
   if (seq !== view.seq) return;  // a newer view was asked for meanwhile
-  canvas.removeAttribute("data-loading");
-  if (!reply.ok) { document.getElementById("note").textContent = `history: ${body.detail}`; return; }
-  if (view.start === null && body.time.length) {  // the whole recording: remember its span
+  holder.removeAttribute("data-loading");
+  if (view.first === null && body.time.length) {  // the whole recording: remember its span
     const half = body.time.length > 1 ? (body.time[1] - body.time[0]) / 2 : 0;
     view.first = body.time[0] - half; view.last = body.time[body.time.length - 1] + half;
     view.start = view.first; view.end = view.last;
   }
   const finite = xs => xs.filter(x => x !== null);
-  canvas.setAttribute("data-start", String(view.start));
-  canvas.setAttribute("data-end", String(view.end));
-  canvas.setAttribute("data-bins", String(body.time.length));
-  canvas.setAttribute("data-min", String(Math.min(...finite(body.min))));
-  canvas.setAttribute("data-max", String(Math.max(...finite(body.max))));
-  canvas.setAttribute("data-samples", String(body.count.reduce((a, b) => a + b, 0)));
+  holder.setAttribute("data-start", String(view.start));
+  holder.setAttribute("data-end", String(view.end));
+  holder.setAttribute("data-bins", String(body.time.length));
+  holder.setAttribute("data-min", String(Math.min(...finite(body.min))));
+  holder.setAttribute("data-max", String(Math.max(...finite(body.max))));
+  holder.setAttribute("data-samples", String(body.count.reduce((a, b) => a + b, 0)));
   document.getElementById("browser-range").textContent =
-    `${new Date(view.start * 1000).toISOString()} to ${new Date(view.end * 1000).toISOString()}: ` +
+    `${new Date(view.start * 1000).toLocaleString()} to ${new Date(view.end * 1000).toLocaleString()}: ` +
     `${body.time.length} bins of ${body.recorded} samples recorded`;
-  drawBand(canvas, body);
+  if (view.plot) view.plot.destroy();
+  view.plot = new uPlot(browserOptions(meta[view.key] || {}, width),
+                        [body.time, body.value, body.min, body.max], holder);
+  view.plot.setScale("x", { min: view.start, max: view.end });
+  window.__plots.browser = view.plot;
 }
 
-function drawBand(canvas, body) {
-  const ctx = canvas.getContext("2d");
-  const w = canvas.width = canvas.clientWidth, h = canvas.height = canvas.clientHeight;
-  ctx.clearRect(0, 0, w, h);
-  const lows = body.min.filter(v => v !== null), highs = body.max.filter(v => v !== null);
-  if (!lows.length) return;
-  let v0 = Math.min(...lows), v1 = Math.max(...highs);
-  if (v0 === v1) { v0 -= 1; v1 += 1; }
-  const x = t => 4 + (w - 8) * (t - view.start) / Math.max(view.end - view.start, 1e-9);
-  const y = v => h - 4 - (h - 8) * (v - v0) / (v1 - v0);
-  ctx.fillStyle = "#c8d8f0";
-  body.time.forEach((t, i) => {
-    if (body.min[i] === null) return;
-    const top = y(body.max[i]), bottom = y(body.min[i]);
-    ctx.fillRect(x(t) - 0.5, top, 1.5, Math.max(bottom - top, 1));
-  });
-  ctx.strokeStyle = "#1f5fbf"; ctx.lineWidth = 1; ctx.beginPath();
-  let started = false;
-  body.time.forEach((t, i) => {
-    if (body.value[i] === null) { started = false; return; }
-    if (started) ctx.lineTo(x(t), y(body.value[i])); else ctx.moveTo(x(t), y(body.value[i]));
-    started = true;
-  });
-  ctx.stroke();
-  ctx.fillStyle = "#555"; ctx.font = "11px sans-serif";
-  ctx.fillText(v1.toPrecision(6), 6, 12); ctx.fillText(v0.toPrecision(6), 6, h - 6);
+function clamp() {  // keep the view inside the recording (no time past the newest row)
+  const span = view.end - view.start, whole = view.last - view.first;
+  if (span >= whole) { view.start = view.first; view.end = view.last; return; }
+  if (view.start < view.first) { view.start = view.first; view.end = view.first + span; }
+  if (view.end > view.last) { view.end = view.last; view.start = view.last - span; }
 }
 
 function zoom(factor, at) {  // factor < 1 zooms in around time `at` (default: the middle)
@@ -179,6 +282,7 @@ function zoom(factor, at) {  // factor < 1 zooms in around time `at` (default: t
   const middle = at === undefined ? (view.start + view.end) / 2 : at;
   view.start = middle - (middle - view.start) * factor;
   view.end = middle + (view.end - middle) * factor;
+  clamp();
   loadView();
 }
 
@@ -186,28 +290,24 @@ function pan(fraction) {
   if (view.start === null) return;
   const shift = (view.end - view.start) * fraction;
   view.start += shift; view.end += shift;
+  clamp();
   loadView();
 }
 
 function setUpBrowser() {
-  const buttons = { "zoom-in": () => zoom(0.5), "zoom-out": () => zoom(2), "pan-left": () => pan(-0.25),
-                    "pan-right": () => pan(0.25), "show-all": () => { view.start = view.end = null; loadView(); } };
+  const buttons = {
+    "zoom-in": () => zoom(0.5), "zoom-out": () => zoom(2), "pan-left": () => pan(-0.25),
+    "pan-right": () => pan(0.25), "browser-close": closeBrowser,
+    "show-all": () => { view.start = view.end = view.first = view.last = null; loadView(); },
+  };
   for (const [id, action] of Object.entries(buttons)) document.getElementById(id).onclick = action;
-  const canvas = document.getElementById("browser-canvas");
-  canvas.addEventListener("wheel", event => {
+  const holder = document.getElementById("browser-plot");
+  holder.addEventListener("wheel", event => {
     event.preventDefault();
-    const rect = canvas.getBoundingClientRect();
+    const rect = holder.getBoundingClientRect();
     const at = view.start + (view.end - view.start) * (event.clientX - rect.left) / rect.width;
     zoom(event.deltaY < 0 ? 0.8 : 1.25, at);
   }, { passive: false });
-  let dragFrom = null;
-  canvas.addEventListener("mousedown", event => { dragFrom = event.clientX; });
-  window.addEventListener("mouseup", event => {
-    if (dragFrom === null) return;
-    const moved = (dragFrom - event.clientX) / canvas.getBoundingClientRect().width;
-    dragFrom = null;
-    if (Math.abs(moved) > 0.01) pan(moved);
-  });
 }
 
 // measured by bench/web.py: delay from each point's source timestamp to its arrival
@@ -216,29 +316,44 @@ window.__bytes = 0;
 
 function update(message) {
   allowControl = message.allow_control;
+  const mode = document.getElementById("mode");
+  mode.textContent = allowControl ? "control allowed" : "read-only";
+  mode.className = "badge " + (allowControl ? "control" : "read-only");
   const now = Date.now() / 1000;
   for (const points of Object.values(message.traces)) {
     for (const p of points) if (window.__delays.length < 100000) window.__delays.push(now - p[0]);
   }
   document.getElementById("factory").textContent = message.factory;
-  document.getElementById("error").textContent = message.error || "";
+  if (message.error || !window.__errors.length) document.getElementById("error").textContent = message.error || "";
+  Object.assign(meta, message.meta);
+  for (const key of message.reset) traces[key] = { t: [], v: [], s: [] };
   for (const [key, points] of Object.entries(message.traces)) {
-    const list = traces[key] || (traces[key] = []);
-    list.push(...points);
-    if (list.length > MAX_POINTS) list.splice(0, list.length - MAX_POINTS);
+    const trace = traces[key] || (traces[key] = { t: [], v: [], s: [] });
+    for (const [t, v, s] of points) { trace.t.push(t); trace.v.push(v); trace.s.push(s); }
+    const extra = trace.t.length - MAX_POINTS;
+    if (extra > 0) for (const column of [trace.t, trace.v, trace.s]) column.splice(0, extra);
   }
+  const shown = new Set();
   for (const info of message.devices) {
     const box = deviceBox(info);
+    shown.add(box.id);
     for (const key of Object.keys(traces)) {
-      if (!key.startsWith(info.prefix)) continue;
-      const holder = traceBox(box, key, key.slice(info.prefix.length), info);
-      const points = traces[key];
-      const last = points[points.length - 1];
-      holder.setAttribute("data-last", last ? String(last[1]) : "");
-      holder.setAttribute("data-last-time", last ? String(last[0]) : "");
+      if (!key.startsWith(info.prefix) || !meta[key]) continue;
+      const holder = traceBox(box, key, meta[key], info);
+      const trace = traces[key];
+      const last = trace.t.length - 1;
+      holder.setAttribute("data-last", last >= 0 && trace.v[last] !== null ? String(trace.v[last]) : "");
+      holder.setAttribute("data-last-time", last >= 0 ? String(trace.t[last]) : "");
+      holder.setAttribute("data-gaps", String(trace.v.filter(v => v === null).length));
+      holder.setAttribute("data-points", String(trace.t.length));
       holder.setAttribute("data-received", String(Date.now() / 1000));
-      draw(holder.querySelector("canvas"), points);
+      if (key in message.traces) window.__plots[key].setData(plotData(trace));
     }
+  }
+  for (const box of document.querySelectorAll(".device")) {
+    if (shown.has(box.id)) continue;
+    if (box.contains(document.getElementById("browser"))) closeBrowser();
+    box.remove();
   }
 }
 
@@ -246,7 +361,14 @@ function connect() {
   const socket = new WebSocket(`ws://${location.host}/ws`);
   socket.onmessage = event => {
     window.__bytes += event.data.length;
-    update(JSON.parse(event.data));
+    let message;
+    try {
+      message = JSON.parse(event.data);
+    } catch (error) {
+      showError(`the dashboard server sent something that is not JSON: ${error.message}`);
+      return;
+    }
+    update(message);
   };
   socket.onclose = () => {
     document.getElementById("error").textContent = "connection to the dashboard server lost; retrying";
