@@ -62,7 +62,9 @@ def test_the_client_commands(
     assert [float(r["value"]) for r in table] == values
     assert len(json.loads(ok("history", prefix, "n", "--json", "--last", "2"))) == 2
     shown = ok("history", prefix, "n")
-    assert f"n: {len(rows)} rows" in shown and "+00:00" in shown
+    lines = shown.splitlines()  # piped: a header line, then one plain line per row
+    assert lines[0].split() == ["time", "value", "severity", "status"]
+    assert len(lines) == len(rows) + 1 and "+00:00" in lines[1]
     plot = ok("history", prefix, "n", "--plot")
     assert "samples" in plot and "\x1b[" not in plot  # no colour codes into a pipe
 

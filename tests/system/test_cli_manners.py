@@ -4,6 +4,7 @@ and empty runs that say so (Message with MINOR, a warning on export)."""
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pytest
 from tests.conftest import cli
@@ -27,7 +28,7 @@ def test_version_and_readable_help() -> None:
     assert result.returncode == 0 and result.stdout.startswith("epics-collector ")
     help_text = cli("history", "--help").stdout
     assert "<bool>" not in help_text and "<str>" not in help_text and "\x1b[" not in help_text
-    assert "--timeout NUMBER" in help_text and "{DEVICE} {CHANNEL}" in help_text
+    assert "--timeout SECONDS" in help_text and "{DEVICE} {CHANNEL}" in help_text
 
 
 @pytest.mark.parametrize(
@@ -53,7 +54,16 @@ def test_ls_uses_the_default_local_factory(network, tmp_path) -> None:
     with FactoryProcess(prefix, data_dir=tmp_path, env=network.environ()):
         result = cli("ls")
         assert result.returncode == 0, result.stderr
-        assert f"{prefix}: 0 devices" in result.stdout
+        assert result.stdout.split() == [
+            "name",
+            "type",
+            "prefix",
+            "state",
+            "pid",
+            "restarts",
+            "started",
+            "message",
+        ]  # piped: a plain header
 
 
 def test_an_empty_run_says_so_and_its_export_warns(device_process, prefix, ctx) -> None:
@@ -80,3 +90,101 @@ def test_an_empty_run_says_so_and_its_export_warns(device_process, prefix, ctx) 
             warnings.simplefilter("error")  # a file with rows: no warning
             col.export("full.nxs")
     wait_for(lambda: ctx.get(prefix + "ExportRows") == 1, 5, "one row exported")
+
+
+BOXES = set("┏┓┗┛━┃│─┡┩╇┳┻╋┼┌┐└┘")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("get", "X:Y", "--timeout", "-1"),
+        ("get", "X:Y", "--timeout", "1e12"),
+        ("get", "X:Y", "--timeout", "soon"),
+        ("monitor", "X:Y", "--count", "-1"),
+        ("demo", "--duration", "-5"),
+        ("demo", "--duration", "1e30"),
+        ("demo", "--output", "/proc/nope"),
+        ("history", "X:", "c", "--last", "0"),
+        ("history", "X:", "c", "--start", "yesterday"),
+        ("export", "X:", "f.nxs", "--format", "xls"),
+        ("watch", "X:", "--interval", "0"),
+        ("run", "counter", "--prefix", "X:", "--config", '{"step": 0}'),
+        ("run", "counter", "--prefix", "X:", "--config", '{"step": 1e30}'),
+        ("run", "counter", "--prefix", "X:", "--config", '{"step": 1'),
+        ("nosuch",),
+        ("get",),
+    ],
+    ids=lambda args: " ".join(args),
+)
+def test_every_bad_value_is_one_line_and_exit_2(args: tuple[str, ...]) -> None:
+    _one_line_error(2, *args)
+
+
+def test_a_bad_output_file_and_a_broken_yaml_file_are_named(tmp_path: Path) -> None:
+    a_file = tmp_path / "taken"
+    a_file.write_text("")
+    assert "Not a directory" in _one_line_error(2, "demo", "--output", str(a_file))
+    broken = tmp_path / "counter.yaml"
+    broken.write_text("step: [1\n")
+    assert str(broken) in _one_line_error(
+        2, "run", "counter", "--prefix", "X:", "--config", str(broken)
+    )
+
+
+def test_values_pv_names_and_pipes(factory_process, sim_ioc, ctx) -> None:
+    fac = factory_process(prefix=f"LAB{fac_id()}:FAX:")  # ":FAX:" is rich's emoji code
+    col = fac.create(
+        "collector",
+        "col",
+        {"channels": [{"pv": sim_ioc.prefix + "Counter", "alias": "n"}], "autostart": True},
+    )
+    proc = fac.create(
+        "processing",
+        "proc",
+        {
+            "inputs": {"a": sim_ioc.prefix + "Counter"},
+            "processor": {"name": "calc", "params": {"expression": "a"}},
+        },
+    )
+    wait_for(lambda: ctx.get(col + "Count") >= 3, 10, "rows recorded")
+    # a value that does not fit the PV: one line, exit 2, nothing sent
+    assert "'abc' is not a number" in _one_line_error(2, "put", sim_ioc.prefix + "Setpoint", "abc")
+    assert "abc" in _one_line_error(2, "put", proc + "Enable", "abc")
+    # a negative number is a value, not an option
+    done = cli("put", sim_ioc.prefix + "CompressIn", "-5")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1].split()[-1] == "-5.0"
+    # PV names are printed as they are: no emoji in place of ":FAX:"
+    error = _one_line_error(1, "get", fac.prefix + "Nope", "--timeout", "0.3")
+    assert f"{fac.prefix}Nope" in error
+    shown = cli("get", col + "State")
+    assert shown.returncode == 0 and f"{col}State" in shown.stdout
+    # a reader's bad query is an error to that reader only
+    before = ctx.get(col + "Message")
+    future = cli("history", col, "n", "--start", "2030-01-01")
+    assert (future.returncode, future.stdout.split()) == (
+        0,
+        ["time", "value", "severity", "status"],
+    )
+    assert "points" in _one_line_error(1, "call", col + "Query", "alias=n", "points=abc")
+    after = ctx.get(col + "Message")
+    assert (after + "", after.severity) == (before + "", before.severity)
+    # into a pipe: plain full-width lines, no boxes
+    for args in (
+        ("ls", "--factory", fac.prefix),
+        ("history", col, "n", "--last", "3"),
+        ("watch", col, "--duration", "0.5"),
+    ):
+        piped = cli(*args)
+        assert piped.returncode == 0, piped.stderr
+        assert piped.stdout and not BOXES & set(piped.stdout), piped.stdout
+    listed = cli("ls", "--factory", fac.prefix).stdout.splitlines()
+    assert listed[0].split()[:3] == ["name", "type", "prefix"] and len(listed) == 3
+    assert any(col in line and "Recording" in line for line in listed), listed
+
+
+def fac_id() -> str:
+    import uuid
+
+    return uuid.uuid4().hex[:6].upper()

@@ -21,9 +21,10 @@ def ok(*args: str) -> list[str]:
     return result.stdout.splitlines()
 
 
-def refused(*args: str) -> str:
+def refused(*args: str, code: int = 1) -> str:
+    """One line on stderr and ``code``: 1 the PV or network said no, 2 a bad value."""
     result = cli(*args)
-    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert result.returncode == code, (result.stdout, result.stderr)
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     return result.stderr
 
@@ -42,9 +43,11 @@ def test_put_by_enum_name_number_and_array(sim_ioc: SimIoc) -> None:
     old, new = ok("put", f"{p}BeamMode", "Manual")
     assert old.startswith(f"Old : {p}BeamMode") and new.endswith("  Manual")
     assert ok("put", f"{p}BeamMode", "1")[1].endswith("  Auto")  # by index too
-    assert "'Nope' is not one of ['Manual', 'Auto']" in refused("put", f"{p}BeamMode", "Nope")
+    assert "'Nope' is not one of ['Manual', 'Auto']" in refused(
+        "put", f"{p}BeamMode", "Nope", code=2
+    )
     assert ok("put", f"{p}Setpoint", "12.5")[1].endswith("  12.5")
-    assert "give one value, not 2" in refused("put", f"{p}Setpoint", "1", "2")
+    assert "give one value, not 2" in refused("put", f"{p}Setpoint", "1", "2", code=2)
 
 
 def test_put_arrays_and_refusals_from_a_device(device_process, prefix) -> None:
@@ -52,7 +55,7 @@ def test_put_arrays_and_refusals_from_a_device(device_process, prefix) -> None:
     ok("put", f"{prefix}Step", "3")
     assert ok("get", f"{prefix}Step")[0].endswith("  3")
     error = refused("put", f"{prefix}Step", "0")
-    assert f"{prefix}Step: put refused" in error
+    assert f"{prefix}Step: put to Step refused: 0 is below" in error  # said once
 
 
 def test_monitor_prints_each_update_until_count(sim_ioc: SimIoc) -> None:

@@ -32,6 +32,9 @@ def test_calc_on_two_pvs_for_100_updates(network, processing, prefix, ctx):
 
         sub = ctx.monitor(prefix + "result", on_output, request="record[queueSize=1000]field()")
         assert wait_until(lambda: str(ctx.get(prefix + "State")) == "Running", 5)
+        # counters with nothing counted yet read 0 with no alarm, not 0 INVALID (UDF)
+        for counter in ("Errors", "Skipped", "Overruns", "WorkerRestarts"):
+            wait_for(lambda c=counter: ctx.get(prefix + c).severity == 0, 2, f"{counter} defined")
         wait_for(lambda: bool(seen), 5, "the monitor's first value")
         ctx.put(source + ":Go", 1)
         assert wait_until(lambda: 300.0 in seen, 10), seen[-5:]

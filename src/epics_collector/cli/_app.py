@@ -7,13 +7,17 @@ import functools
 import importlib.metadata
 import json
 import logging
+import os
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.exceptions import TyperException
 
 from epics_collector.core import (
     ConfigError,
@@ -51,13 +55,28 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain click help: NAME metavars, no <bool>, no boxes in a pipe
     help="Record, process and serve EPICS data as EPICS devices over PVAccess.",
 )
-err = Console(stderr=True)
+#: Standard error: no emoji codes (``LAB:FAX:`` stays a PV name), lines never wrapped.
+err = Console(stderr=True, emoji=False, highlight=False, soft_wrap=True)
+MAX_TIMEOUT = 86_400.0  # seconds: a timeout longer than a day is a typo
+MAX_DURATION = 366 * 86_400.0  # seconds: a run longer than a year is a typo
+#: A timeout option: seconds, above 0 and at most a day (one line and exit 2 otherwise).
+Timeout = Annotated[
+    float,
+    typer.Option(
+        metavar="SECONDS", min=0.001, max=MAX_TIMEOUT, help="seconds to wait for an answer"
+    ),
+]
+
+
+def duration_option(text: str) -> Any:
+    """A duration option: seconds from 0 (``0`` and what ``text`` says) to a year."""
+    return typer.Option(metavar="SECONDS", min=0.0, max=MAX_DURATION, help=text)
 
 
 def fail(text: str, code: int = 2) -> typer.Exit:
     """Print an error for humans and scripts alike and give the exit to raise."""
     one_line = "; ".join(line.strip() for line in text.splitlines() if line.strip())
-    err.print(f"[bold red]error:[/] {escape(one_line)}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(one_line)}")
     return typer.Exit(code)
 
 
@@ -240,15 +259,18 @@ def sim_ioc(
 
 @app.command()
 def demo(
-    duration: Annotated[float, typer.Option(help="seconds to run; 0 runs until Ctrl-C")] = 20.0,
+    duration: Annotated[float, duration_option("seconds to run; 0 runs until Ctrl-C")] = 20.0,
     output: Annotated[
         Path, typer.Option(help="results go to a new run directory under OUTPUT")
     ] = Path("epics-collector-demo"),
 ) -> None:
     """The main job on loopback: sim IOC, factory, collector, processing, NeXus export."""
-    from epics_collector.cli._demo import run_demo
+    from epics_collector.cli._demo import DemoSetupError, run_demo
 
-    run_demo(duration, output)
+    try:
+        run_demo(duration, output)
+    except DemoSetupError as error:
+        raise fail(str(error)) from None
 
 
 @app.command()
@@ -372,9 +394,36 @@ def _readable_metavars(command: Any, ctx: Any) -> None:
 
 
 def main() -> None:
-    """Entry point of the ``epics-collector`` command."""
+    """Entry point of the ``epics-collector`` command.
+
+    Whatever goes wrong ends as one line on standard error: a bad argument or option
+    value with exit code 2 (naming the command's ``--help``), Ctrl-C with 130 (a service
+    handles its own Ctrl-C and exits 0), and an unexpected error with 1, its traceback
+    written to a file the line names.
+    """
     watch_parent_from_environment()
     command = typer.main.get_command(app)
     with command.make_context("epics-collector", [], resilient_parsing=True) as ctx:
         _readable_metavars(command, ctx)
-    command(prog_name="epics-collector")
+    try:
+        code = command.main(prog_name="epics-collector", standalone_mode=False)
+    except TyperException as error:  # click's usage errors: bad values, unknown options
+        context = getattr(error, "ctx", None)
+        where = context.command_path if context is not None else "epics-collector"
+        fail(f"{error.format_message()} (see {where} --help)")
+        sys.exit(getattr(error, "exit_code", 2))
+    except (KeyboardInterrupt, typer.Abort):
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as error:  # a bug: one line here, the traceback in a file
+        fail(f"unexpected {type(error).__name__}: {error} (traceback in {_crash_file()})")
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _crash_file() -> str:
+    """Write the current exception's traceback to a new private file; its path."""
+    handle, path = tempfile.mkstemp(prefix="epics-collector-error-", suffix=".txt")
+    with os.fdopen(handle, "w") as file:
+        traceback.print_exc(file=file)
+    return path

@@ -23,7 +23,7 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from epics_collector.cli._app import app, checked_prefix, err, fail
+from epics_collector.cli._app import Timeout, app, checked_prefix, duration_option, err, fail
 from epics_collector.cli._output import (
     history_rows,
     out,
@@ -69,7 +69,7 @@ DeviceArgument = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
-TimeoutOption = Annotated[float, typer.Option(help="seconds to wait for an answer")]
+TimeoutOption = Timeout
 
 
 class Format(StrEnum):
@@ -298,10 +298,8 @@ def upload(
         print(status)
 
 
-def _watch_table(device: Device) -> Table:
-    table = Table(title=f"{device.prefix} (Ctrl-C stops)")
-    table.add_column("PV")
-    table.add_column("value")
+def _watch_rows(device: Device) -> list[tuple[str, str]]:
+    """(PV, value) of a device's main PVs, then one row per collector channel."""
     names = ["State", "Message", "Heartbeat"]
     try:
         config = device.config()
@@ -311,26 +309,51 @@ def _watch_table(device: Device) -> Table:
         names += ["Count", "Dropped", "Overruns"]
     if "outputs" in config:
         names += ["Count", "Errors", "Skipped", "Overruns", "Duration", *config["outputs"]]
+    rows = []
     for name in names:
         try:
             value = plain(device.get(name))
         except ClientError as error:
             value = f"({error})"
-        table.add_row(name, str(value))
+        rows.append((name, str(value)))
     if "channels" in config:
         channels = device.get("Channels")
         for i, alias in enumerate(channels["alias"]):
             state = "connected" if channels["connected"][i] else "DISCONNECTED"
-            table.add_row(f"{alias}", f"{int(channels['count'][i])} samples, {state}")
+            count = int(channels["count"][i])
+            rows.append((f"{alias}", f"{count} sample{'' if count == 1 else 's'}, {state}"))
+    return rows
+
+
+def _watch_table(device: Device) -> Table:
+    table = Table(title=f"{device.prefix} (Ctrl-C stops)")
+    table.add_column("PV")
+    table.add_column("value")
+    for row in _watch_rows(device):
+        table.add_row(*row)
     return table
+
+
+def _watch_lines(device: Device, until: float, interval: float) -> None:
+    """Into a pipe or a file: plain ``time PV value`` lines at every refresh, no boxes."""
+    while True:
+        stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        for name, value in _watch_rows(device):
+            print(f"{stamp}  {device.prefix}{name}  {value}", flush=True)
+        left = until - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(interval, left))
 
 
 @app.command()
 def watch(
     device: DeviceArgument,
     factory: FactoryOption = None,
-    duration: Annotated[float, typer.Option(help="seconds; 0 watches until Ctrl-C")] = 0.0,
-    interval: Annotated[float, typer.Option(min=0.1, help="seconds between refreshes")] = 0.5,
+    duration: Annotated[float, duration_option("seconds; 0 watches until Ctrl-C")] = 0.0,
+    interval: Annotated[
+        float, typer.Option(min=0.1, max=3600.0, help="seconds between refreshes")
+    ] = 0.5,
     timeout: TimeoutOption = 5.0,
 ) -> None:
     """A live view of a device's main PVs."""
@@ -338,6 +361,9 @@ def watch(
         proxy.state()  # fails fast, with the PV's name, if nothing answers
         deadline = time.monotonic() + duration if duration > 0 else float("inf")
         try:
+            if not out.is_terminal:
+                _watch_lines(proxy, deadline, interval)
+                return
             with Live(_watch_table(proxy), console=out, refresh_per_second=4) as live:
                 while time.monotonic() < deadline:
                     time.sleep(min(interval, max(0.0, deadline - time.monotonic())))

@@ -112,10 +112,10 @@ def run_demo(duration: float, output: Path) -> None:
     Ctrl-C (or SIGTERM) at any time ends the demo the normal way: the devices, the IOC and
     the dashboard stop in order, what was recorded is exported, and the exit code is 0.
     """
-    console = Console()
+    run_dir = _run_directory(output)
+    console = Console(emoji=False, highlight=False)
     stop = StopRequest().install()  # the children have their own process groups
     network = Network.loopback()
-    run_dir = output / datetime.datetime.now().strftime("run-%Y%m%d-%H%M%S-%f")
     console.print(f"Loopback network: PVA search port {network.search_port} on 127.0.0.1")
     with (
         SimIoc(SIM, network.environ()) as ioc,
@@ -180,6 +180,27 @@ def _introduce(
         console.print(f"Live dashboard (read-only) while the demo runs: {dashboard[1]}")
 
 
+def _count(number: int, thing: str) -> str:
+    """``1 counter sample``, ``2 counter samples``."""
+    return f"{number} {thing}{'' if number == 1 else 's'}"
+
+
+class DemoSetupError(RuntimeError):
+    """The demo cannot start as asked (its output directory, say)."""
+
+
+def _run_directory(output: Path) -> Path:
+    """A new run directory under ``output``, made now: a bad --output fails before anything."""
+    run_dir = output / datetime.datetime.now().strftime("run-%Y%m%d-%H%M%S-%f")
+    try:
+        run_dir.mkdir(parents=True)
+    except OSError as error:
+        raise DemoSetupError(
+            f"--output {output}: cannot make a run directory there ({error.strerror})"
+        ) from None
+    return run_dir
+
+
 def _finish(console: Console, col: Collector) -> None:
     """Stop recording and export what was recorded."""
     col.stop()
@@ -188,8 +209,9 @@ def _finish(console: Console, col: Collector) -> None:
     path = col.export("demo.nxs")
     console.print()
     console.print(
-        f"The collector held {counts['counter']} counter samples and {counts['pressure']} "
-        f"pressure means (5 samples each), and took {snapshots} beam snapshots."
+        f"The collector held {_count(counts['counter'], 'counter sample')} and "
+        f"{_count(counts['pressure'], 'pressure mean')} (5 samples each), and took "
+        f"{_count(snapshots, 'beam snapshot')}."
     )
     console.print(f"NeXus file: {path}", soft_wrap=True)
     console.print(

@@ -16,7 +16,8 @@ from rich.table import Table
 from epics_collector.client import Binned, History
 from epics_collector.pva import pv_format
 
-out = Console(highlight=False)
+#: Standard output: no markup or emoji codes in data (``LAB:FAX:`` is a PV name).
+out = Console(highlight=False, emoji=False, markup=False)
 plain = pv_format.plain  # JSON-friendly values, one rule for every output
 SEVERITY = {0: "", 1: "MINOR", 2: "MAJOR", 3: "INVALID"}
 
@@ -27,12 +28,26 @@ def print_json(data: Any) -> None:
 
 
 def print_rows(title: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
-    """A table of ``rows`` (mappings) with ``columns``."""
+    """A table of ``rows`` (mappings) with ``columns``.
+
+    On a terminal a boxed table under ``title``; into a pipe or a file plain aligned
+    columns at full width (a header line, then one line per row, nothing cut).
+    """
+    cells = [[" ".join(str(plain(row[c])).split()) for c in columns] for row in rows]
+    if not out.is_terminal:
+        widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+        for line in [list(columns), *cells]:
+            print(
+                "  ".join(
+                    cell.ljust(width) for cell, width in zip(line, widths, strict=True)
+                ).rstrip()
+            )
+        return
     table = Table(title=title)
     for column in columns:
         table.add_column(column)
-    for row in rows:
-        table.add_row(*(str(plain(row[c])) for c in columns))
+    for line in cells:
+        table.add_row(*line)
     out.print(table)
 
 

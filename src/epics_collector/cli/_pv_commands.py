@@ -14,22 +14,25 @@ from typing import Annotated, Any
 
 import typer
 
-from epics_collector.cli._app import app, fail
+from epics_collector.cli._app import Timeout, app, fail
 from epics_collector.process import StopRequest
-from epics_collector.pva import Network, PvTool, ToolError, pv_format
+from epics_collector.pva import BadValueError, Network, PvTool, ToolError, pv_format
 
-TimeoutOption = Annotated[
-    float, typer.Option(metavar="SECONDS", help="seconds to wait for an answer")
-]
+TimeoutOption = Timeout
 Names = Annotated[list[str], typer.Argument(metavar="PV...", help="PV names")]
 
 
 @contextmanager
 def _tool(timeout: float) -> Iterator[PvTool]:
-    """A client on the EPICS environment; its errors become one line and exit code 1."""
+    """A client on the EPICS environment; its errors become one line and exit code 1.
+
+    A value that does not fit the PV (``put SIM:Setpoint abc``) is exit code 2.
+    """
     try:
         with PvTool(Network.from_environment(), timeout) as tool:
             yield tool
+    except BadValueError as error:  # the value given does not fit the PV: exit 2
+        raise fail(str(error), 2) from None
     except ToolError as error:
         raise fail(str(error), 1) from None
 
@@ -50,7 +53,7 @@ def get(names: Names, timeout: TimeoutOption = 5.0) -> None:
             _show(name, tool.get(name))
 
 
-@app.command()
+@app.command(context_settings={"ignore_unknown_options": True})  # put PV -5
 def put(
     name: Annotated[str, typer.Argument(metavar="PV", help="PV name")],
     values: Annotated[

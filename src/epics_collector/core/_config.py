@@ -150,7 +150,10 @@ def read_config(source: str | Path | None) -> Any:
             text = path.read_text()
         except OSError as error:
             raise ConfigError(f"cannot read configuration file {path}: {error}") from None
-        return parse_config_text(text, aliases=True)  # the operator's own file
+        try:
+            return parse_config_text(text, aliases=True)  # the operator's own file
+        except ConfigError as error:
+            raise ConfigError(f"{path}: {error}") from None
     return parse_config_text(text)
 
 

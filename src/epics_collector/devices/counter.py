@@ -2,13 +2,15 @@
 
 from enum import StrEnum
 
+from pydantic import Field
+
 from epics_collector.core import AttrR, AttrRW, Device, DeviceConfig, Int, command, scan
 
 
 class CounterConfig(DeviceConfig):
     """Configuration of a :class:`Counter`."""
 
-    step: int = 1
+    step: int = Field(1, ge=1, le=1000, description="initial Step (as Step's limits: 1..1000)")
 
 
 class CounterStates(StrEnum):

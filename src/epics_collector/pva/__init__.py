@@ -6,10 +6,11 @@ from epics_collector.pva._network import Network, free_port
 from epics_collector.pva._runner import pv_answers, serve_until_signal
 from epics_collector.pva._search import answered, servers_by_guid
 from epics_collector.pva._server import DeviceServer
-from epics_collector.pva._tool import PvTool, ToolError, is_denial
+from epics_collector.pva._tool import BadValueError, PvTool, ToolError, is_denial
 from epics_collector.pva._types import NtMapping
 
 __all__ = [
+    "BadValueError",
     "Client",
     "answered",
     "DeviceServer",

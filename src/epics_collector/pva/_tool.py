@@ -26,6 +26,10 @@ class ToolError(RuntimeError):
     """A PV did not answer, refused, or the value given does not fit it."""
 
 
+class BadValueError(ToolError):
+    """The value given does not fit the PV (checked before anything is sent)."""
+
+
 class PvTool(Client):
     """Raw PVA get/put/monitor/RPC for the command line; ``with`` closes it."""
 
@@ -43,7 +47,9 @@ class PvTool(Client):
         except (RemoteError, Disconnected) as error:
             if is_denial(str(error)):
                 raise ToolError(f"{name}: access denied: {error}") from None
-            raise ToolError(f"{name}: {what} refused: {error}") from None
+            text = str(error)  # a device's own text says "refused" already
+            said = text if "refused" in text else f"{what} refused: {text}"
+            raise ToolError(f"{name}: {said}") from None
 
     def get(self, name: str) -> Any:
         """The raw value (a p4p ``Value``) of ``name``."""
@@ -80,26 +86,60 @@ def _from_text(name: str, old: Value, text: list[str]) -> Any:
             return {"value.index": choices.index(word)}
         if word.lstrip("-").isdigit():
             return {"value.index": int(word)}
-        raise ToolError(f"{name}: {word!r} is not one of {choices}")
+        raise BadValueError(f"{name}: {word!r} is not one of {choices}")
     if "value" in old and hasattr(old["value"], "shape"):  # an array
         words = text
         if len(text) == 1 and text[0].lstrip().startswith("["):
             try:
                 words = [str(x) for x in json.loads(text[0])]
             except json.JSONDecodeError as error:
-                raise ToolError(f"{name}: not a JSON array: {error}") from None
+                raise BadValueError(f"{name}: not a JSON array: {error}") from None
         if len(words) == 1 and "," in words[0]:
             words = [w.strip() for w in words[0].split(",") if w.strip()]
         dtype = old["value"].dtype
-        try:
-            return words if dtype.kind in "UOS" else [dtype.type(w) for w in words]
-        except ValueError as error:
-            raise ToolError(f"{name}: {error}") from None
+        if dtype.kind in "UOS":
+            return words
+        return [_number(name, w, dtype.type, dtype.name) for w in words]
     (word,) = _one(name, text)
+    code = old.type()["value"] if "value" in old else "s"
+    if code == "?":
+        if word.lower() in ("1", "true", "yes", "on"):
+            return True
+        if word.lower() in ("0", "false", "no", "off"):
+            return False
+        raise BadValueError(f"{name}: {word!r} is not a boolean (give 1/0 or true/false)")
+    if isinstance(code, str) and code in SCALAR_TYPES:
+        kind, label = SCALAR_TYPES[code]
+        number = _number(name, word, kind, label)
+        low, high = INTEGER_LIMITS.get(code, (None, None))
+        if low is not None and high is not None and not low <= number <= high:
+            raise BadValueError(f"{name}: {word} is outside {low}..{high}, the PV's range")
+        return number
     return word
+
+
+#: p4p type codes of numeric scalars: how a word becomes one, and what to call it.
+SCALAR_TYPES: dict[str, tuple[Callable[[str], Any], str]] = {
+    **dict.fromkeys("df", (float, "a number")),
+    **dict.fromkeys("bBhHiIlL", (int, "an integer")),
+}
+#: The range of each integer type code.
+INTEGER_LIMITS = {
+    code: ((0, 2**bits - 1) if code.isupper() else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1))
+    for code, bits in {"b": 8, "B": 8, "h": 16, "H": 16, "i": 32, "I": 32}.items()
+} | {"l": (-(2**63), 2**63 - 1), "L": (0, 2**64 - 1)}
+
+
+def _number(name: str, word: str, kind: Callable[[str], Any], label: str) -> Any:
+    """``word`` as ``kind``, or a :class:`BadValueError` saying what the PV holds."""
+    try:
+        return kind(word)
+    except (ValueError, OverflowError):
+        article = "" if label.startswith(("a ", "an ")) else "a "
+        raise BadValueError(f"{name}: {word!r} is not {article}{label}") from None
 
 
 def _one(name: str, text: list[str]) -> list[str]:
     if len(text) != 1:
-        raise ToolError(f"{name}: give one value, not {len(text)}")
+        raise BadValueError(f"{name}: give one value, not {len(text)}")
     return text
