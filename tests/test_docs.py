@@ -15,14 +15,104 @@ DOCS = Path(__file__).parent.parent / "docs"
 PAGES = sorted(p for p in DOCS.rglob("*.md") if "```python" in p.read_text())
 
 
+#: ``# prints: TEXT`` in a block promises a line of its output: TEXT with any numbers.
+PROMISE = re.compile(r"#\s*prints:\s*(.+?)\s*$", re.M)
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def promised(text: str) -> re.Pattern[str]:
+    """A pattern of the line ``text`` promises: its words as they are, numbers as numbers."""
+    words = [re.escape(part) for part in NUMBER.split(text)]
+    return re.compile(NUMBER.pattern.join(words))
+
+
+def test_promises_match_shapes_not_numbers() -> None:
+    pattern = promised("30 samples, last 1000.42 mbar")
+    assert pattern.fullmatch("7 samples, last 999.5 mbar")
+    assert not pattern.fullmatch("7 samples, last  mbar")
+    assert promised("LAB:FAC:c1: ['c1']").fullmatch("LAB:FAC:c1: ['c1']")
+    assert not promised("LAB:FAC:c1: ['c1']").fullmatch("Thu Jan 1 00:00:00 1970 'LAB:FAC:c1:'")
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(DOCS)))
-def test_python_blocks_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each page's blocks in order; a tutorial twice in one directory, as a reader would."""
+def test_python_blocks_run(
+    page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each page's blocks in order, twice in one directory as a reader would run them.
+
+    What a block prints is compared with the lines its ``# prints:`` comments promise.
+    """
     monkeypatch.chdir(tmp_path)  # files the examples write land here
-    for _ in range(2 if page.parent.name == "tutorials" else 1):
+    for run in (1, 2):
         namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
         for block in re.findall(r"```python\n(.*?)```", page.read_text(), re.S):
             exec(compile(block, str(page), "exec"), namespace)
+            printed = [line.strip() for line in capsys.readouterr().out.splitlines()]
+            for promise in PROMISE.findall(block):
+                assert any(promised(promise).fullmatch(line) for line in printed), (
+                    f"run {run}: the block promises {promise!r}, it printed {printed}"
+                )
+
+
+SIM_RECORDS = set(
+    re.findall(
+        r'record\(\w+, "\$\(P\)([^"]+)"\)',
+        (DOCS.parent / "src" / "epics_collector" / "sim" / "sim.db").read_text(),
+    )
+)
+SIM_GROUPS = {name.split(":")[0] for name in SIM_RECORDS if ":" in name}  # "Image"
+SOURCE_PAGES = sorted(p for p in DOCS.rglob("*.md") if "```" in p.read_text())
+
+
+def _sources(block: str, language: str) -> list[str]:
+    """The source PV names an example records or processes (channels, inputs, trigger)."""
+    if language == "python":
+        found = []
+        for listed in re.findall(r"channels=\[([^\]]*)\]", block):
+            found += re.findall(r'"([^"]+)"', listed)
+        return found + re.findall(r'"pv":\s*"([^"]+)"', block)
+    found = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "channels" and isinstance(value, list):
+                    found.extend(c if isinstance(c, str) else c.get("pv", "") for c in value)
+                elif key == "inputs" and isinstance(value, dict):
+                    found.extend(v for v in value.values() if isinstance(v, str))
+                elif key == "pv" and isinstance(value, str):
+                    found.append(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(yaml.safe_load(block))
+    return found
+
+
+@pytest.mark.parametrize("page", SOURCE_PAGES, ids=lambda p: str(p.relative_to(DOCS)))
+def test_example_sources_exist_on_the_sim_ioc(page: Path) -> None:
+    """No example records a PV the sim IOC lacks (it would start MINOR, never connected).
+
+    Under ``LAB:`` (``epics-collector sim-ioc --prefix LAB:``) and the prefix of every
+    ``SimIoc`` the page starts, a source must be one of the sim IOC's records.
+    """
+    text = page.read_text()
+    prefixes = {"LAB:", *re.findall(r'SimIoc\(\s*"([^"]+)"', text)}
+    missing = []
+    for language, block in re.findall(r"```(python|yaml)\n(.*?)```", text, re.S):
+        for source in _sources(block, language):
+            name = source.partition("://")[2] or source
+            record = name.split(".")[0]
+            for prefix in prefixes:
+                rest = record[len(prefix) :] if record.startswith(prefix) else ""
+                # "CAM:Image", "STATS0:mean": another server's (a camera's, a device's)
+                ours = rest and (":" not in rest or rest.split(":")[0] in SIM_GROUPS)
+                if ours and rest not in SIM_RECORDS:
+                    missing.append(source)
+    assert not missing, f"not records of the sim IOC: {missing}"
 
 
 YAML_PAGES = sorted(p for p in DOCS.rglob("*.md") if "```yaml" in p.read_text())
