@@ -27,7 +27,7 @@ demo: runtime
 	$(BIN)/epics-collector demo --duration $(DURATION) --output build/demo
 
 test: install browser
-	$(BIN)/python -m pytest -n 2 --dist loadfile  # two workers; a test file stays on one
+	$(BIN)/python -m pytest -n 2 --dist worksteal  # two workers; an idle one takes tests from the other
 
 browser:
 	sh tools/install-browser.sh

@@ -3,12 +3,14 @@ and empty runs that say so (Message with MINOR, a warning on export)."""
 
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 
 import pytest
 from tests.conftest import cli
 
+from epics_collector.cli import main
 from epics_collector.client import Collector, EmptyExportWarning, default_prefix
 from epics_collector.process import FactoryProcess, wait_for
 
@@ -117,8 +119,17 @@ BOXES = set("┏┓┗┛━┃│─┡┩╇┳┻╋┼┌┐└┘")
     ],
     ids=lambda args: " ".join(args),
 )
-def test_every_bad_value_is_one_line_and_exit_2(args: tuple[str, ...]) -> None:
-    _one_line_error(2, *args)
+def test_every_bad_value_is_one_line_and_exit_2(
+    args: tuple[str, ...], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In this process (the command's entry point, as the shell calls it): no subprocess."""
+    monkeypatch.setattr(sys, "argv", ["epics-collector", *args])
+    with pytest.raises(SystemExit) as ended:
+        main()
+    said = capsys.readouterr()
+    assert ended.value.code == 2, said
+    assert said.out == "" and len(said.err.strip().splitlines()) == 1, said.err
+    assert said.err.startswith("error: ") and "Traceback" not in said.err
 
 
 def test_a_bad_output_file_and_a_broken_yaml_file_are_named(tmp_path: Path) -> None:

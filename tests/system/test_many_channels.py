@@ -64,7 +64,7 @@ def test_a_100k_channel_collector_starts_records_serves_and_exports(
         # generous (the benchmark measures): rows 1.8 KB + p4p's monitor 11 KB + ours ~5 KB
         assert rss / 100_000 < 40_000, f"{rss / 1e6:.0f} MB resident for 100,000 channels"
 
-        ctx.put("BIG:Start", 1)
+        ctx.put("BIG:Start", 1, timeout=60)  # Start of 100,000 channels: seconds when loaded
         wait_for(lambda: ctx.get("BIG:Count") >= 100_000, 30, "the initial values recorded")
         base = ctx.get("BIG:Count")
         ctx.put("BURST::Go", 1)

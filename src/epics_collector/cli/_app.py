@@ -88,7 +88,7 @@ def checked_prefix(prefix: str, what: str = "--prefix") -> str:
         raise fail(f"{what} {prefix!r}: {error}") from None
 
 
-PROBE_WAIT = 0.5  # seconds a start listens for another server of its names
+PROBE_WAIT = 0.3  # seconds a start listens for another server of its names (3 sends)
 PROBE_NAMES = 2000  # of a device's names, at most this many are probed
 
 

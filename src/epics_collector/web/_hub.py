@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -66,8 +67,8 @@ class Hub:
         self.traces: dict[str, Trace] = {}
         #: By device prefix: each status PV's {"value", "severity"}.
         self.status: dict[str, dict[str, dict[str, Any]]] = {}
-        #: By device prefix: what the hub could not read of it (shown on the page).
-        self.problems: dict[str, str] = {}
+        #: By device prefix, by what was being read: why the hub could not (on the page).
+        self.problems: dict[str, dict[str, str]] = {}
         #: By processing device prefix: its parameter names.
         self.params: dict[str, list[str]] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
@@ -117,24 +118,37 @@ class Hub:
     async def _watch_device(self, info: DeviceInfo) -> None:
         names = STATUS_PVS.get(info.type, ("State", "Message"))
         watches = [
-            self._forever(info.prefix, lambda n=n: self._follow_status(info.prefix, n))
+            self._forever(info.prefix, n, lambda n=n: self._follow_status(info.prefix, n))
             for n in names
         ]
         if info.type == "collector":
-            watches.append(self._forever(info.prefix, lambda: self._follow_channels(info)))
+            follow = functools.partial(self._follow_channels, info)
+            watches.append(self._forever(info.prefix, "Channels", follow))
         elif info.type == "processing":
-            watches.append(self._forever(info.prefix, lambda: self._follow_outputs(info)))
+            follow = functools.partial(self._follow_outputs, info)
+            watches.append(self._forever(info.prefix, "outputs", follow))
         await asyncio.gather(*watches)
 
-    async def _forever(self, prefix: str, step: Callable[[], Awaitable[None]]) -> None:
+    def _problem(self, prefix: str, what: str, error: BaseException | None) -> None:
+        """Note (or, with None, clear) why ``what`` of a device could not be read."""
+        problems = self.problems.setdefault(prefix, {})
+        if error is None:
+            problems.pop(what, None)
+            return
+        problems[what] = f"dashboard could not read {what}: {error}"
+        if isinstance(error, ClientError):
+            log.warning("%s%s: %s", prefix, what, error)  # a device away, a refusal
+        else:  # a bug of the dashboard: keep its traceback
+            log.error("%s%s", prefix, what, exc_info=error)
+
+    async def _forever(self, prefix: str, what: str, step: Callable[[], Awaitable[None]]) -> None:
         while True:
             try:
                 await step()
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # a device that went away comes back later
-                self.problems[prefix] = f"dashboard could not read {prefix}: {error}"
-                log.debug("watch of %s: %s", prefix, error)
+                self._problem(prefix, what, error)
             await asyncio.sleep(RETRY)
 
     async def _follow_status(self, prefix: str, name: str) -> None:
@@ -145,7 +159,7 @@ class Hub:
 
         async for value in self.connection.monitor_values(prefix + name, 4, lost):
             status[name] = {"value": _plain(decode(value)), "severity": _severity(value)}
-            self.problems.pop(prefix, None)
+            self._problem(prefix, name, None)
 
     # collectors ----------------------------------------------------------------------
 
@@ -217,10 +231,9 @@ class Hub:
                         assert isinstance(answer, History)
                         trace.extend(answer.time, answer.value, answer.severity)
                 read_rows = rows
-            except ClientError as error:  # shown on the page; the Tail is read next
-                text = f"dashboard could not read {alias}: {error}"
-                log.warning("%s%s", collector.prefix, text)
-                self.problems[collector.prefix] = text
+                self._problem(collector.prefix, alias, None)
+            except Exception as error:  # shown on the page; the Tail is read next
+                self._problem(collector.prefix, alias, error)
                 read_rows = None
                 grew.set()
                 await asyncio.sleep(RETRY)
@@ -282,7 +295,7 @@ class Hub:
         for info in self.devices:
             entry = asdict(info)
             entry["status"] = self.status.get(info.prefix, {})
-            entry["problem"] = self.problems.get(info.prefix, "")
+            entry["problem"] = "; ".join(self.problems.get(info.prefix, {}).values())
             entry["params"] = self.params.get(info.prefix, [])
             devices.append(entry)
         return {
