@@ -27,7 +27,7 @@ demo: runtime
 	$(BIN)/epics-collector demo --duration $(DURATION) --output build/demo
 
 test: install browser
-	$(BIN)/python -m pytest -n 2 --dist worksteal  # two workers; an idle one takes tests from the other
+	$(BIN)/python -m pytest -n 2 --dist loadgroup  # two workers; a system test module stays on one (conftest)
 
 browser:
 	sh tools/install-browser.sh

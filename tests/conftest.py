@@ -334,3 +334,17 @@ def wait_published(ctx: Context, prefix: str, *aliases: str, timeout: float = 5.
         timeout,
         f"{prefix}{'/'.join(aliases)} history holding Count samples",
     )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A system test module stays on one worker; other tests spread one by one.
+
+    ``make test`` runs ``--dist loadgroup``: the tests of one system module run in turn
+    (many measure bursts or load, and two of them at once on two cores would measure
+    each other), while unit tests and the docs' pages are shared out singly, so no
+    worker idles behind a long module at the end.
+    """
+    for item in items:
+        path = Path(str(item.fspath))
+        if path.parent.name == "system":
+            item.add_marker(pytest.mark.xdist_group(name=path.stem))
