@@ -16,10 +16,13 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from epics_collector.process import DeviceProcess, wait_for
 from epics_collector.pva import Client
 from epics_collector.sim import PvaSource
+
+pytestmark = pytest.mark.system
 
 COUNT = 3000  # updates at 500 Hz: 6 s
 

@@ -16,6 +16,8 @@ from epics_collector.process import DeviceProcess, wait_for
 from epics_collector.pva import Network
 from epics_collector.sim import PvaSource
 
+pytestmark = pytest.mark.system
+
 IDLE_SERVERS, PER_SERVER = 4, 24_975  # idle channels: 99,900
 SAMPLE, BURST = 100, 1000  # channels that post a burst, updates each
 CAPACITY = 100

@@ -21,6 +21,8 @@ import pytest
 from epics_collector.process import wait_for
 from epics_collector.sim import PvaSource
 
+pytestmark = pytest.mark.system
+
 SECONDS = float(os.environ.get("EPICS_COLLECTOR_STRESS_SECONDS", "12"))
 CLIENTS, CHANNELS, RATE = 20, 50, 10
 CHURN = Path(__file__).with_name("churn_client.py")

@@ -10,9 +10,13 @@ from __future__ import annotations
 import random
 import time
 
+import pytest
+
 from epics_collector.process import wait_for
 from epics_collector.pva import Client
 from epics_collector.sim import PvaSource
+
+pytestmark = pytest.mark.system
 
 RESTARTS = 10
 

@@ -251,7 +251,7 @@ def sim_ioc(
     prefix: Annotated[str, typer.Option(help="record name prefix")] = "SIM:",
 ) -> None:
     """Run the simulated source IOC (a real EPICS 7 IOC) in the foreground."""
-    from epics_collector.sim._ioc import run as run_ioc
+    from epics_collector.sim import run_ioc
 
     checked_prefix(prefix)
     run_ioc(prefix, until_stdin_closes=False)

@@ -25,10 +25,12 @@ from typing import Any
 import numpy as np
 
 from epics_collector.collector._recorder import Channel, Recorder
-from epics_collector.storage import Columns, SpillStore, concat
-from epics_collector.storage._spill import (
+from epics_collector.storage import (
+    Columns,
+    SpillStore,
     StoreUnavailableError,
     array_record,
+    concat,
     read_only,
     text_rows,
 )

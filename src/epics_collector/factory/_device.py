@@ -32,11 +32,12 @@ from epics_collector.core import (
     command,
     current_caller,
     device_type_names,
+    is_this_host,
     load_device_type,
+    refusal,
     rpc,
     shorten,
 )
-from epics_collector.core._access import is_this_host, refusal
 from epics_collector.factory._claims import ClaimRefusedError, PrefixClaims, ServerFinder
 from epics_collector.factory._config import DeviceSpec, FactoryConfig, check_name, check_prefix
 from epics_collector.factory._config_check import ConfigRefusedError, checked, resolve_upload
