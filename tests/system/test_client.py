@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -120,10 +119,15 @@ def test_the_asyncio_api(network: Network, tmp_path: Path, sim_ioc: SimIoc) -> N
                 "a", channels=[{"pv": sim_ioc.prefix + "Counter", "alias": "n"}], autostart=True
             )
             assert isinstance(col, AsyncCollector)
-            deadline = time.monotonic() + 10
-            while await col.count() < 3:
-                assert time.monotonic() < deadline, "no 3 samples within 10 s"
-                await asyncio.sleep(0.05)
+            count = col.prefix + "Count"
+            # waits ride on a monitor: a value that holds already returns at once ...
+            assert await fac.connection.wait_for_value(count, lambda n: n >= 0, 1.0) >= 0
+            await fac.connection.wait_for_value(count, lambda n: n >= 3, 10.0)  # ... or later
+            with pytest.raises(NoConnectionError, match=r"Count: still \d+ after 0.3 s"):
+                await fac.connection.wait_for_value(count, lambda n: n < 0, 0.3)
+            await col.wait_until("Recording", 1.0)
+            with pytest.raises(TimeoutError, match="State: still 'Recording' after 0.3 s, not 'Stopped'"):
+                await col.wait_until("Stopped", 0.3)
             await col.annotate("hello")
             notes = await col.annotations()
             return len((await col.history("n")).time), str(notes["text"][0])

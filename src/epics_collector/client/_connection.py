@@ -108,6 +108,31 @@ class Connection:
         finally:
             subscription.close()
 
+    async def wait_for_value(
+        self, name: str, predicate: Callable[[Any], bool], timeout: float | None = None
+    ) -> Any:
+        """The first decoded value of ``name`` for which ``predicate`` holds (a monitor).
+
+        The monitor's first update is the current value, so a value that holds already
+        returns at once; no polling. :class:`NoConnectionError` after ``timeout``
+        seconds, naming the last value seen (or that none came).
+        """
+        limit = self.timeout if timeout is None else timeout
+        seen: list[Any] = []
+
+        async def first() -> Any:
+            async for value in self.monitor(name, queue_size=4):
+                seen[:] = [value]
+                if predicate(value):
+                    return value
+            raise NoConnectionError(f"{name}: the monitor ended")  # (it never does)
+
+        try:
+            return await asyncio.wait_for(first(), limit)
+        except TimeoutError:
+            last = f"still {seen[0]!r}" if seen else "no value came"
+            raise NoConnectionError(f"{name}: {last} after {limit:g} s") from None
+
     async def monitor(self, name: str, queue_size: int = 1000) -> AsyncIterator[Any]:
         """Each update of ``name``, decoded, until the caller stops iterating."""
         async for value in self.monitor_values(name, queue_size):

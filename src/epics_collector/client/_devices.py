@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
-import time
 import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,7 +13,12 @@ from typing import Any, NamedTuple, TypedDict, Unpack, overload
 import numpy as np
 
 from epics_collector.client._connection import Connection
-from epics_collector.client._errors import ClientError, DeviceError, EmptyExportWarning
+from epics_collector.client._errors import (
+    ClientError,
+    DeviceError,
+    EmptyExportWarning,
+    NoConnectionError,
+)
 from epics_collector.core import listed
 
 
@@ -116,14 +120,13 @@ class AsyncDevice:
         return json.loads(await self.get("Config"))
 
     async def wait_until(self, state: str, timeout: float = 10.0) -> None:
-        """Wait until State is ``state``; raise :class:`TimeoutError` naming the last one."""
-        deadline = time.monotonic() + timeout
-        current = await self.state()
-        while current != state:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.prefix}State is {current!r}, not {state!r}")
-            await asyncio.sleep(0.05)
-            current = await self.state()
+        """Wait until State is ``state`` (a monitor); TimeoutError naming the last one."""
+        try:
+            await self.connection.wait_for_value(
+                self.prefix + "State", lambda value: str(value) == state, timeout
+            )
+        except NoConnectionError as error:
+            raise TimeoutError(f"{error}, not {state!r}") from None
 
     async def _command(self, pv: str) -> None:
         await self.put(pv, 1)
@@ -248,17 +251,21 @@ class AsyncCollector(AsyncDevice):
         def stamp(value: Any) -> tuple[int, int]:
             return value["timeStamp.secondsPastEpoch"], value["timeStamp.nanoseconds"]
 
-        before = stamp(await self.connection.get_value(self.prefix + "UploadStatus"))
+        name = self.prefix + "UploadStatus"
+        before = stamp(await self.connection.get_value(name))
         await self._command("Upload")
-        deadline = time.monotonic() + timeout
-        while True:
-            status = await self.connection.get_value(self.prefix + "UploadStatus")
-            text = str(status["value"])
-            if stamp(status) != before and not text.startswith("uploading"):
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.prefix}: upload not done in {timeout:g} s")
-            await asyncio.sleep(0.1)
+
+        async def done() -> Any:  # a monitor: the first status posted after ours that is final
+            async for status in self.connection.monitor_values(name, 16):
+                if stamp(status) != before and not str(status["value"]).startswith("uploading"):
+                    return status
+            raise DeviceError(f"{name}: the monitor ended")  # (it never does)
+
+        try:
+            status = await asyncio.wait_for(done(), timeout)
+        except TimeoutError:
+            raise TimeoutError(f"{self.prefix}: upload not done in {timeout:g} s") from None
+        text = str(status["value"])
         if status["alarm.severity"] >= 2:
             raise DeviceError(text, await self._message())
         return text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from ophyd_async.core import (
     SignalRW,
     StandardReadable,
     StandardReadableFormat,
+    wait_for_value,
 )
 from ophyd_async.epics.core import EpicsDevice, PvSuffix
 
@@ -218,8 +218,9 @@ class CollectorDevice(StandardReadable, EpicsDevice):
 
 
 async def _wait_for(signal: SignalR[str], value: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while (current := await signal.get_value()) != value:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{signal.source} is {current!r}, not {value!r}")
-        await asyncio.sleep(0.05)
+    """ophyd-async's monitor-driven wait, with the PV and the value it never reached."""
+    try:
+        await wait_for_value(signal, value, timeout=timeout)
+    except TimeoutError:
+        current = await signal.get_value()
+        raise TimeoutError(f"{signal.source} is {current!r}, not {value!r}") from None

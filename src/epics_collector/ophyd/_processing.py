@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -13,6 +11,7 @@ from ophyd_async.core import (
     SignalRW,
     StandardReadable,
     StandardReadableFormat,
+    wait_for_value,
 )
 from ophyd_async.epics.core import EpicsDevice, PvSuffix, epics_signal_r, epics_signal_rw
 
@@ -83,11 +82,10 @@ class ProcessingDevice(StandardReadable, EpicsDevice):
     async def trigger(self) -> None:
         """Wait until the processor has run once more (a fresh output)."""
         before = await self.runs.get_value()
-        deadline = time.monotonic() + self.trigger_timeout
-        while await self.runs.get_value() <= before:
-            if time.monotonic() > deadline:
-                message = await self.message.get_value()
-                raise TimeoutError(
-                    f"{self.prefix}: no new output within {self.trigger_timeout:g} s ({message})"
-                )
-            await asyncio.sleep(0.01)
+        try:  # ophyd-async's monitor of Count: no polling
+            await wait_for_value(self.runs, lambda runs: runs > before, self.trigger_timeout)
+        except TimeoutError:
+            message = await self.message.get_value()
+            raise TimeoutError(
+                f"{self.prefix}: no new output within {self.trigger_timeout:g} s ({message})"
+            ) from None

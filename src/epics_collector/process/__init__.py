@@ -13,6 +13,7 @@ from epics_collector.process._managed import (
     ProcessError,
     ReadyProcess,
     wait_for,
+    wait_for_async,
     wait_until,
 )
 from epics_collector.process._parent import (
@@ -38,6 +39,7 @@ __all__ = [
     "device_arguments",
     "exit_with_parent",
     "wait_for",
+    "wait_for_async",
     "wait_until",
     "watch_parent",
     "watch_parent_from_environment",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -37,6 +38,18 @@ def wait_for(
     """Wait until ``predicate()`` holds; raise ``TimeoutError`` naming ``what`` if not in time."""
     if not wait_until(predicate, timeout, interval):
         raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+
+
+async def wait_for_async(
+    predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.005
+) -> None:
+    """:func:`wait_for` inside an event loop: the loop keeps working while it waits."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(interval)
 
 
 class _Child:

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 from tests.doubles import InMemorySources
-from tests.unit.collector.test_device import until
 
 from epics_collector.collector import Collector, CollectorConfig
 from epics_collector.collector._subscribing import BATCH
 from epics_collector.core import ConfigError, listed, validate_config
 from epics_collector.core import _config as core_config
-from epics_collector.process import device_arguments
+from epics_collector.process import device_arguments, wait_for_async
 from epics_collector.process._device import INLINE_CONFIG_CHARS
 
 NUMBER_SUFFIXES = {
@@ -77,10 +76,12 @@ def test_connected_of_live_channels_follows_the_source(tmp_path: Path) -> None:
         try:
             connected = device.channel_pvs.make("A:Connected")
             sources.connect("A", 1.0, 1.7e9)
-            await until(lambda: connected.value is True, "A:Connected")
+            await wait_for_async(lambda: connected.value is True, 5.0, "A:Connected")
             assert device.recorder.connected == 1
             sources.connect("B", 1.0, 1.7e9)
-            await until(lambda: device.message.value == "all channels connected", "both")
+            await wait_for_async(
+                lambda: device.message.value == "all channels connected", 5.0, "both"
+            )
             device.channel_pvs.release("A:Connected")
         finally:
             await device.stop()
@@ -99,7 +100,7 @@ def test_channels_beyond_a_batch_are_subscribed_in_the_background(tmp_path: Path
             subscriber = device.subscriber
             assert subscriber is not None
             assert subscriber.subscribed == BATCH  # at once; the rest follows
-            await until(lambda: subscriber.subscribed == len(names), "all subscribed")
+            await wait_for_async(lambda: subscriber.subscribed == len(names), 5.0, "all subscribed")
         finally:
             await device.stop()
 
@@ -128,7 +129,7 @@ def test_background_subscribing_that_fails_puts_the_device_in_fault(tmp_path: Pa
     async def scenario() -> None:
         await device.start()
         try:
-            await until(lambda: device.state.value == "Fault", "Fault")
+            await wait_for_async(lambda: device.state.value == "Fault", 5.0, "Fault")
             assert device.message.value == (
                 f"subscribing failed after {BATCH + 5} channels ({BATCH - 5} left): "
                 "the transport broke"

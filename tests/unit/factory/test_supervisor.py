@@ -11,7 +11,7 @@ from tests.doubles import InMemorySources
 from epics_collector.factory._config import DeviceSpec, RestartPolicy
 from epics_collector.factory._state_files import PidFile
 from epics_collector.factory._supervisor import Phase, Supervisor
-from epics_collector.process import ManagedProcess
+from epics_collector.process import ManagedProcess, wait_for_async
 
 PREFIX = "UNIT:fake:"
 
@@ -55,14 +55,6 @@ class Device:
             await asyncio.sleep(0.05)
 
 
-async def until(condition, timeout: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"no {what} within {timeout} s")
-        await asyncio.sleep(0.02)
-
-
 async def supervise(supervisor: Supervisor, device: Device, body) -> None:
     player = asyncio.create_task(device.run())
     try:
@@ -87,9 +79,9 @@ def test_a_silent_heartbeat_makes_the_device_hung_then_restarted(tmp_path: Path)
         await asyncio.sleep(1.0)  # beating: healthy for twice hung_after
         assert supervisor.restarts == 0 and supervisor.phase == Phase.RUNNING
         device.beating = False
-        await until(lambda: supervisor.restarts == 1, 10, "restart")
+        await wait_for_async(lambda: supervisor.restarts == 1, 10, "restart")
         device.beating = True
-        await until(lambda: supervisor.phase == Phase.RUNNING, 10, "running again")
+        await wait_for_async(lambda: supervisor.phase == Phase.RUNNING, 10, "running again")
         assert not first.running, "the hung process still runs"
         second = supervisor.process
         assert second is not None and second is not first
