@@ -126,7 +126,9 @@ def test_the_asyncio_api(network: Network, tmp_path: Path, sim_ioc: SimIoc) -> N
             with pytest.raises(NoConnectionError, match=r"Count: still \d+ after 0.3 s"):
                 await fac.connection.wait_for_value(count, lambda n: n < 0, 0.3)
             await col.wait_until("Recording", 1.0)
-            with pytest.raises(TimeoutError, match="State: still 'Recording' after 0.3 s, not 'Stopped'"):
+            with pytest.raises(
+                TimeoutError, match="State: still 'Recording' after 0.3 s, not 'Stopped'"
+            ):
                 await col.wait_until("Stopped", 0.3)
             await col.annotate("hello")
             notes = await col.annotations()

@@ -21,6 +21,7 @@ from p4p.client.thread import Context, RemoteError
 from p4p.nt import NTURI
 from tests.conftest import FactoryHandle, _alive, cli
 
+from epics_collector.factory._config_check import CHECK_TIMEOUT
 from epics_collector.factory._state_files import PidFile
 from epics_collector.process import (
     MODULE,
@@ -527,7 +528,11 @@ def test_a_long_config_never_stalls_the_factory(factory_process: StartFactory) -
     started = time.monotonic()
     try:
         with pytest.raises(RemoteError, match="neither JSON nor YAML|took longer|split it"):
-            fac.call("Create", type="collector", name="long", config=text)
+            # the factory answers within its CHECK_TIMEOUT (30 s): wait longer than that
+            arguments = {"type": "collector", "name": "long", "config": text}
+            uri = NTURI([(key, "s") for key in arguments])
+            create = fac.prefix + "Create"
+            fac.ctx.rpc(create, uri.wrap(create, kws=arguments), timeout=CHECK_TIMEOUT + 30)
     finally:
         took = time.monotonic() - started
         done.set()

@@ -179,7 +179,8 @@ def test_recorded_pvs_read_with_aapy_match_the_collectors_rows(
             expected = [chosen.mean(), std, chosen.min(), chosen.max(), len(chosen)]
             assert np.allclose(event["val"], expected, rtol=1e-9), (event, expected)
             compared += 1
-    assert compared >= 1 and opt["events"][-1]["val"][4] >= 2
+    # bins hold many rows (the last one may hold a single row the newest opened)
+    assert compared >= 1 and max(event["val"][4] for event in opt["events"]) >= 2
     # enum labels and waveforms
     status, body = service.data(p + "BeamMode", start, time.time())
     (enum_chunk,) = aapy_decode(body)
