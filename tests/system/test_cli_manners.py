@@ -28,6 +28,8 @@ def _one_line_error(code: int, *args: str) -> str:
 def test_version_and_readable_help() -> None:
     result = cli("--version")
     assert result.returncode == 0 and result.stdout.startswith("epics-collector ")
+    bare = cli()  # no command: the help, as a plain click program prints it
+    assert bare.stdout.startswith("Usage: epics-collector") and "error" not in bare.stderr
     help_text = cli("history", "--help").stdout
     assert "<bool>" not in help_text and "<str>" not in help_text and "\x1b[" not in help_text
     assert "--timeout SECONDS" in help_text and "{DEVICE} {CHANNEL}" in help_text

@@ -408,6 +408,9 @@ def main() -> None:
     try:
         code = command.main(prog_name="epics-collector", standalone_mode=False)
     except TyperException as error:  # click's usage errors: bad values, unknown options
+        if type(error).__name__ == "NoArgsIsHelpError":  # no arguments: the help, as click
+            print(error.format_message())
+            sys.exit(getattr(error, "exit_code", 2))
         context = getattr(error, "ctx", None)
         where = context.command_path if context is not None else "epics-collector"
         fail(f"{error.format_message()} (see {where} --help)")
