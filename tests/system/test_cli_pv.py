@@ -52,6 +52,7 @@ def test_put_by_enum_name_number_and_array(sim_ioc: SimIoc) -> None:
 
 def test_put_arrays_and_refusals_from_a_device(device_process, prefix) -> None:
     device_process("counter", prefix, {"step": 2})
+    assert "INVALID" not in ok("get", f"{prefix}Count")[0]  # 0 counted, not undefined
     ok("put", f"{prefix}Step", "3")
     assert ok("get", f"{prefix}Step")[0].endswith("  3")
     error = refused("put", f"{prefix}Step", "0")

@@ -31,8 +31,9 @@ class Counter(Device[CounterConfig]):
     step = AttrRW(Int(low=1, high=1000), description="Added on each tick")
 
     async def on_start(self) -> None:
-        """Take the initial step from the configuration."""
+        """Take the initial step from the configuration; nothing counted yet is a 0."""
         self.step.set(self.config.step)
+        self.count.set(0)  # defined, not 0 INVALID, before the first tick
 
     @command(name="Start")
     async def start_counting(self) -> None:
