@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from epics_collector.client import AsyncCollector, AsyncProcessor, Binned, ClientError
 from epics_collector.pva import Network
 from epics_collector.web._hub import Hub, PageView
+from epics_collector.web._trace import finite_or_none
 
 PUSH_PERIOD = 0.1  # seconds between updates sent to a page (10 Hz)
 
@@ -53,10 +54,10 @@ def to_json(message: Any) -> str:
 
 
 def _json_numbers(values: Any) -> list[float | None]:
-    """Floats for JSON, NaN as null."""
+    """Floats for JSON; NaN and infinities (no JSON word for them) as null."""
     if values is None:
         return []
-    return [None if v != v else v for v in np.asarray(values, float).tolist()]
+    return [finite_or_none(v) for v in np.asarray(values, float).tolist()]
 
 
 def _unique_name(device: str) -> str:

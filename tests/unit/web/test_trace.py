@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from epics_collector.web import Hub, Trace
-from epics_collector.web._app import to_json
+from epics_collector.web._app import _json_numbers, to_json
 from epics_collector.web._hub import PageView
 from epics_collector.web._trace import Display
 
@@ -20,6 +20,11 @@ def test_non_finite_values_are_gaps_sent_as_null() -> None:
     assert list(trace.points) == [(1.0, 1.5, 0), (2.0, None, 3), (3.0, None, 0), (4.0, 2.5, 1)]
     text = to_json({"points": trace.since(0)})
     assert json.loads(text)["points"][1] == [2.0, None, 3]
+
+
+def test_history_numbers_send_nan_and_infinities_as_null() -> None:
+    assert _json_numbers([1.5, math.nan, -math.inf, math.inf]) == [1.5, None, None, None]
+    assert _json_numbers(None) == []
 
 
 def test_strict_json_refuses_a_nan_that_slipped_through() -> None:
