@@ -117,15 +117,20 @@ def test_recorded_pvs_read_with_aapy_match_the_collectors_rows(
     assert {p + "Temperature", p + "BeamMode", p + "Waveform"} <= set(service.names())
     end = time.time()
     start = end - 3600
-    rows = _query(
-        fac,
-        prefix,
-        alias=p + "Temperature",
-        start=repr(start),
-        end=repr(end),
-        operator="raw",
-        points="100000",
-    )
+
+    def temperature(operator: str) -> dict[str, Any]:
+        """The collector's own Query of the Temperature rows over the hour."""
+        return _query(
+            fac,
+            prefix,
+            alias=p + "Temperature",
+            start=repr(start),
+            end=repr(end),
+            operator=operator,
+            points="100000",
+        )
+
+    rows = temperature("raw")
     # PB, decoded by aapy's own protobuf code: values, times to the nanosecond, alarms
     status, body = service.data(p + "Temperature", start, end)
     assert status == 200, body
@@ -139,15 +144,7 @@ def test_recorded_pvs_read_with_aapy_match_the_collectors_rows(
     events = [e for e in chunk["events"] if year_start + e["secondsintoyear"] <= int(end)]
     n = len(rows["time"])
     got = events[:n]
-    page = _query(
-        fac,
-        prefix,
-        alias=p + "Temperature",
-        start=repr(start),
-        end=repr(end),
-        operator="page",
-        points="100000",
-    )
+    page = temperature("page")
     assert np.allclose(page["time"], rows["time"], rtol=0, atol=0)  # the same rows
     expected_secs, expected_nanos = np.divmod(page["ns"], 1_000_000_000)  # exact stamps
     assert [year_start + e["secondsintoyear"] for e in got] == list(expected_secs)

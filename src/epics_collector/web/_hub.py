@@ -29,12 +29,12 @@ from epics_collector.client import (
     History,
     decode,
 )
+from epics_collector.core import Severity
 from epics_collector.pva import Network
 from epics_collector.web._trace import TAIL, Display, Trace, finite_or_none
 
 log = logging.getLogger(__name__)
 READS_PER_DEVICE = 4  # reads of one collector in flight at once (it allows 16 per host)
-INVALID = 3  # alarm severity of a status PV that disconnected
 RETRY = 1.0  # seconds before a watch that failed is tried again
 READ_EVERY = 0.25  # seconds at least between reads of one channel (bench/web.py: CPU)
 #: The PVs of each device type shown on its status line.
@@ -155,7 +155,7 @@ class Hub:
         status = self.status.setdefault(prefix, {})
 
         def lost() -> None:  # shown as disconnected, not as the last value seen
-            status[name] = {"value": "(disconnected)", "severity": INVALID}
+            status[name] = {"value": "(disconnected)", "severity": int(Severity.INVALID)}
 
         async for value in self.connection.monitor_values(prefix + name, 4, lost):
             status[name] = {"value": _plain(decode(value)), "severity": _severity(value)}
