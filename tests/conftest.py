@@ -19,7 +19,7 @@ from p4p.client.thread import Context
 from p4p.nt import NTURI
 
 from epics_collector.collector import Collector
-from epics_collector.core import Device
+from epics_collector.core import Device, debug
 from epics_collector.process import DeviceProcess, FactoryProcess, wait_for
 from epics_collector.processing import Processing
 from epics_collector.pva import DeviceServer, Network
@@ -27,6 +27,7 @@ from epics_collector.sim import SimIoc
 from epics_collector.sources import EpicsSources
 
 T = TypeVar("T")
+debug()  # PVs check the thread that sets them, here and in every device the tests start
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -75,6 +76,14 @@ class ServedDevice:
     def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
         """Run ``coroutine`` on the device's loop and return its result."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def run(self, function: Callable[..., T], *args: Any) -> T:
+        """Run ``function(*args)`` on the device's loop (which owns its PVs); its result."""
+
+        async def on_loop() -> T:
+            return function(*args)
+
+        return self.call(on_loop())
 
     def close(self) -> list[str]:
         """Stop serving; return the names of asyncio tasks the device leaked (idempotent)."""

@@ -6,6 +6,7 @@ import time
 import numpy as np
 import pytest
 from p4p.client.thread import RemoteError
+from tests.plugins import install_plugin
 
 from epics_collector.process import wait_for, wait_until
 from epics_collector.sim import PvaSource
@@ -197,18 +198,6 @@ class Flaky(Processor[FlakyParams]):
             raise RuntimeError(f"call {self.calls} fails")
         return {"double": 2 * inputs["x"].value}
 '''
-
-
-def install_plugin(tmp_path, monkeypatch, name: str, source: str, cls: str) -> None:
-    """A tiny distribution on sys.path registering processor ``name`` (module name_plugin)."""
-    module = f"{name}_plugin"
-    (tmp_path / f"{module}.py").write_text(source)
-    info = tmp_path / f"{module}-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}-plugin\nVersion: 0.1\n")
-    entry = f"[epics_collector.processors]\n{name} = {module}:{cls}\n"
-    (info / "entry_points.txt").write_text(entry)
-    monkeypatch.syspath_prepend(str(tmp_path))
 
 
 def test_plugin_from_an_entry_point_failing_every_third_call(

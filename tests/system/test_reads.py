@@ -158,7 +158,7 @@ def test_queries_in_a_loop_never_make_a_burst_lose_rows(
 
 def test_a_readers_error_goes_to_that_reader_only(network, collector, prefix) -> None:
     served = collector({"channels": [f"{prefix}never"]})
-    served.device.report("pressure high: check V3", Severity.MAJOR)
+    served.run(served.device.report, "pressure high: check V3", Severity.MAJOR)
     ctx = _raw(network)
     try:
         for arguments in (

@@ -138,7 +138,7 @@ class Collector(Device[CollectorConfig]):
 
     def create_dynamic_pvs(self) -> None:
         """Serve each channel's PVs (made when a client asks: :class:`ChannelPvFamily`)."""
-        self.recorder = Recorder(self.config, self._notify_threadsafe)
+        self.recorder = Recorder(self.config, self._recorder_event)
         self.reads = ReadPool(
             self.config.reads, name="query", arrivals=lambda: self.recorder.arrivals
         )
@@ -444,9 +444,9 @@ class Collector(Device[CollectorConfig]):
 
     # events from the recorder ---------------------------------------------------------------
 
-    def _notify_threadsafe(self, event: Event, channel: Channel) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._on_event, event, channel)
+    def _recorder_event(self, event: Event, channel: Channel) -> None:
+        """The recorder saw ``event`` (the sources' drain thread): the loop handles it."""
+        self.call_soon(self._on_event, event, channel)
 
     def _on_event(self, event: Event, channel: Channel) -> None:
         if event == Event.FULL:
@@ -466,9 +466,7 @@ class Collector(Device[CollectorConfig]):
     # publishing -----------------------------------------------------------------------------
 
     def _publish(self) -> None:
-        changed = {ch.alias for ch in self.recorder.channels if ch.changed}
-        for alias in changed:
-            self.recorder.by_alias[alias].changed = False
+        changed = self.recorder.take_changed()
         for pvs in self.channel_pvs.live():  # only channels a client uses have PVs
             if pvs.channel.alias not in changed:
                 continue

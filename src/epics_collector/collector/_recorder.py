@@ -452,6 +452,14 @@ class Recorder:
     def _arrived(self) -> int:
         return self.arrivals
 
+    def take_changed(self) -> set[str]:
+        """Aliases of the channels changed since the last call (their flags cleared)."""
+        with self.lock:
+            changed = {ch.alias for ch in self.channels if ch.changed}
+            for channel in self.channels:
+                channel.changed = False
+        return changed
+
     def history(self, channel: Channel) -> Columns:
         """A copy of a channel's rows, oldest first (copied chunk by chunk)."""
         parts = list(self.read(channel, -math.inf, math.inf))

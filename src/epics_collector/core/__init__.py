@@ -73,8 +73,12 @@ from epics_collector.core._sources import (
     posix_seconds,
     split_url,
 )
+from epics_collector.core._threads import WrongThreadError, debug, debugging
 
 __all__ = [
+    "WrongThreadError",
+    "debug",
+    "debugging",
     "AccessDeniedError",
     "AccessPolicy",
     "AttrR",

@@ -7,11 +7,14 @@ per instance, so two devices of one type never share values or listeners.
 from __future__ import annotations
 
 import copy
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Generic, NamedTuple, Self, TypeVar, overload
 
+from epics_collector.core import _threads
 from epics_collector.core._access import Operation
 from epics_collector.core._alarm import Severity, Status
 from epics_collector.core._datatypes import DataType, Int
@@ -41,10 +44,22 @@ class Reading(NamedTuple):
 
 
 class AttrR(Generic[D]):
-    """A read-only PV: the device sets it, clients get and monitor it."""
+    """A read-only PV: the device sets it, clients get and monitor it.
+
+    Set only on the thread that owns it (its device's event loop, once served) unless
+    declared ``any_thread``; see :mod:`epics_collector.core._threads`. Storing a reading
+    and telling the listeners (the PVA layer posts it) happen under the attribute's lock,
+    so the newest reading stored is always the last one posted.
+    """
 
     def __init__(
-        self, datatype: D, *, description: str = "", name: str | None = None, lazy: bool = False
+        self,
+        datatype: D,
+        *,
+        description: str = "",
+        name: str | None = None,
+        lazy: bool = False,
+        any_thread: bool = False,
     ) -> None:
         self.datatype = datatype
         self.description = description
@@ -52,6 +67,10 @@ class AttrR(Generic[D]):
         #: For PVs set at high rates (processing outputs): posted on every set only while
         #: a client is connected; otherwise the newest value at most 10 times a second.
         self.lazy = lazy
+        #: Whether threads other than the owner may set it (see :meth:`claim`).
+        self.any_thread = any_thread
+        self._owner: int | None = None  # the thread that may set it (None: not served yet)
+        self._lock = threading.RLock()
         self._attribute = ""
         self.reading = Reading(datatype.initial, time.time(), Severity.INVALID, Status.UNDEFINED)
         self._listeners: list[Listener] = []
@@ -78,7 +97,23 @@ class AttrR(Generic[D]):
         """A fresh per-instance copy of this declaration (no listeners, initial value)."""
         bound = copy.copy(self)
         bound.__dict__["_listeners"] = []  # the copy must not share the class's list
+        bound.__dict__["_lock"] = threading.RLock()
         return bound
+
+    def claim(self, thread: int | None = None) -> None:
+        """From now on only ``thread`` (default: this one) sets it.
+
+        The PVA layer claims every attribute it serves for the device's event loop.
+        Exempt: ``any_thread`` attributes, and on-demand ones (:attr:`refresh`), which
+        are computed under their lock by the thread that needs them (pvxs's server
+        thread when a client opens one, the loop as data grows).
+        """
+        free = self.any_thread or self.on_demand
+        self._owner = None if free else (thread or threading.get_ident())
+
+    def locked(self) -> AbstractContextManager[Any]:
+        """Hold the attribute's lock: no reading is stored or posted meanwhile."""
+        return self._lock
 
     @property
     def value(self) -> Any:
@@ -110,15 +145,19 @@ class AttrR(Generic[D]):
         message: str = "",
     ) -> None:
         """Check and store a new value and tell every listener (the PVA layer posts it)."""
-        self.reading = Reading(
+        if _threads.checking:
+            _threads.check_owner(self.name, self._owner)
+        reading = Reading(
             self.datatype.coerce(value),
             time.time() if timestamp is None else timestamp,
             severity,
             status,
             message,
         )
-        for listener in self._listeners:
-            listener(self.reading)
+        with self._lock:
+            self.reading = reading
+            for listener in self._listeners:
+                listener(reading)
 
     def forget(self) -> None:
         """Drop the value: an on-demand PV keeps no copy of what the transport serves."""

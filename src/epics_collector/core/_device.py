@@ -20,6 +20,7 @@ from epics_collector.core._datatypes import Enum, Int, String
 from epics_collector.core._families import PvFamily
 from epics_collector.core._reads import BusyError
 from epics_collector.core._sources import Sources
+from epics_collector.core._threads import LoopHandOff
 
 ConfigT = TypeVar("ConfigT", bound=DeviceConfig)
 #: The client of the put or RPC being handled (set per request task by :class:`Device`).
@@ -95,7 +96,7 @@ class Device(Generic[ConfigT]):
         self.rpcs: dict[str, Rpc] = {}
         self._scans: list[Scan] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._event_loop: asyncio.AbstractEventLoop | None = None
+        self._hand_off = LoopHandOff()
         for attribute, declaration in self._declarations().items():
             if isinstance(declaration, AttrR):
                 bound = declaration.bind()
@@ -260,11 +261,14 @@ class Device(Generic[ConfigT]):
         self.report(denied, Severity.MINOR)
         return denied
 
-    def loop_call(self, function: Callable[..., Any], *args: Any) -> None:
-        """Run ``function(*args)`` on the device's event loop (from any thread)."""
-        loop = self._event_loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(function, *args)
+    def call_soon(self, function: Callable[..., Any], *args: Any) -> None:
+        """Run ``function(*args)`` on the device's event loop soon, from any thread.
+
+        The one way other threads (sources' drain, processing, pvxs's server thread) hand
+        work to the loop, which owns the device's PVs; calls run in the order made, a
+        call that raises is logged, and calls after the loop closed are dropped.
+        """
+        self._hand_off.call_soon(function, *args)
 
     async def call(
         self, name: str, arguments: Mapping[str, Any], caller: Caller | None = None
@@ -308,7 +312,7 @@ class Device(Generic[ConfigT]):
 
     async def start(self) -> None:
         """Start the scans, then run :meth:`on_start`; a failure puts the device in Fault."""
-        self._event_loop = asyncio.get_running_loop()
+        self._hand_off.bind()
         self._tasks = [asyncio.create_task(self._run_scan(s), name=s.name) for s in self._scans]
         try:
             await self.on_start()

@@ -12,16 +12,20 @@ from epics_collector.processing._api import (
 )
 from epics_collector.processing._config import ProcessingConfig
 from epics_collector.processing._device import Processing, ProcessingStates
+from epics_collector.processing._outputs import OutputPvs
+from epics_collector.processing._runner import Runner
 
 __all__ = [
     "Input",
     "Inputs",
+    "OutputPvs",
     "Outputs",
     "Params",
     "Processing",
     "ProcessingConfig",
     "ProcessingStates",
     "Processor",
+    "Runner",
     "UnknownProcessorError",
     "load_processor",
     "processor_names",

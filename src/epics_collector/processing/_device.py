@@ -42,6 +42,8 @@ from epics_collector.core import (
 from epics_collector.processing._api import Input, Processor
 from epics_collector.processing._config import Feedback, OutputConfig, Period, ProcessingConfig
 from epics_collector.processing._inputs import DEPTH, InputTable
+from epics_collector.processing._outputs import OutputPvs
+from epics_collector.processing._runner import Runner
 from epics_collector.processing._tally import Tally
 from epics_collector.processing._worker import (
     ProcessorWorker,
@@ -130,10 +132,17 @@ class Processing(Device[ProcessingConfig]):
             raise ConfigError(f"invalid configuration: {error}") from None
         self.outputs = {
             name: self.add_pv(
-                AttrR(output_datatype(out), name=name, description=f"Output {name}", lazy=True)
+                AttrR(
+                    output_datatype(out),
+                    name=name,
+                    description=f"Output {name}",
+                    lazy=True,
+                    any_thread=True,  # posted by the processing thread (decision 0010)
+                )
             )
             for name, out in self.config.outputs.items()
         }
+        self._outputs = OutputPvs(self.outputs)
         self.params: dict[str, AttrRW[Any]] = {}
         model = type(self.processor.params)
         # with feedback, a parameter changes what is written to other PVs
@@ -150,7 +159,7 @@ class Processing(Device[ProcessingConfig]):
             self.add_pv(attr)
         self._show_params()
         #: The processor runs in this worker process; ``self.processor`` only checks params.
-        self.worker = ProcessorWorker(
+        worker = ProcessorWorker(
             Recipe(
                 self.config.processor.name,
                 self.processor.params.model_dump(mode="json"),
@@ -160,6 +169,8 @@ class Processing(Device[ProcessingConfig]):
             ),
             self.config.timeout,
         )
+        #: Owns the runs and the state around them (see :class:`Runner`).
+        self.runner = Runner(worker, (f.target for f in self.config.feedback))
         self.worker_restarts.set(0)
         split = self.config.distribute
         self.inputs = InputTable(
@@ -167,26 +178,16 @@ class Processing(Device[ProcessingConfig]):
             self._wake_threadsafe,
             share=(split.index, split.count) if split is not None else None,
         )
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # for feedback coroutines
         self._wakeup = threading.Event()  # set by input updates (any thread)
-        self._run_lock = threading.Lock()  # one setup/run/teardown at a time, any thread
         #: Runs formed when their update arrived, waiting for the worker (oldest first).
         self._runs: deque[dict[str, Input]] = deque()
         self._queued_bytes = 0  # array bytes the queued runs hold
         self._runs_lock = threading.Lock()
-        self._set_up = False  # setup() ran and teardown() did not yet
         self._stopping = threading.Event()
-        self._reset_processor = False  # the processing thread calls setup() again
         self._thread: threading.Thread | None = None
-        self._busy_since: float | None = None  # monotonic start of the run in progress
-        self._timed_out = False
         self._subscriptions: list[Subscription] = []
-        self._errors_in_row = 0
         self._tally = Tally()
-        #: Current value of each feedback target (monitored, for max_step).
-        self.feedback_targets: dict[str, Update | None] = {
-            f.target: None for f in self.config.feedback
-        }
         self._started = time.monotonic()
 
     # parameters ------------------------------------------------------------------------------
@@ -218,7 +219,7 @@ class Processing(Device[ProcessingConfig]):
             except ValidationError as error:
                 raise ValueError(describe_validation_error(error)) from None
             self.processor.params = params
-            self.worker.params(params.model_dump(mode="json"))
+            self.runner.set_params(params.model_dump(mode="json"))
             self.report(f"Param:{name} = {value!r}")
 
         return put
@@ -228,7 +229,7 @@ class Processing(Device[ProcessingConfig]):
     @enable.on_put
     async def _enable(self, value: int) -> None:
         if value:
-            self._errors_in_row = 0
+            self.runner.clear_errors()
             self.set_state(ProcessingStates.RUNNING)
             self.report("enabled")
             self._wakeup.set()
@@ -241,7 +242,7 @@ class Processing(Device[ProcessingConfig]):
         if value and not self.feedback_enable.value:
             # closing the loop starts from a fresh processor state: a PID must not carry
             # the integral it wound up while the loop was open
-            self._reset_processor = True
+            self.runner.ask_reset()
         self.report("feedback enabled" if value else "feedback disabled")
 
     @command(name="Reset")
@@ -271,7 +272,7 @@ class Processing(Device[ProcessingConfig]):
         ):
             if _changed(attr, value):
                 attr.set(value)
-        restarts = self.worker.restarts
+        restarts = self.runner.worker.restarts
         if _changed(self.worker_restarts, restarts):
             self.worker_restarts.set(
                 restarts, severity=Severity.MAJOR if restarts else Severity.NO_ALARM
@@ -291,15 +292,11 @@ class Processing(Device[ProcessingConfig]):
         The counters are published first, so a client that sees the State or Message
         also sees the Count and Errors that led to it.
         """
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
+        self.call_soon(self._after_runs, action, args)
 
-        def run() -> None:
-            self._publish_counters()
-            action(*args)
-
-        loop.call_soon_threadsafe(run)
+    def _after_runs(self, action: Any, args: tuple[Any, ...]) -> None:
+        self._publish_counters()
+        action(*args)
 
     # running ---------------------------------------------------------------------------------
 
@@ -317,7 +314,7 @@ class Processing(Device[ProcessingConfig]):
 
     def _form_runs(self) -> None:
         """Take every ready run from the inputs into the run queue (bounded, counted)."""
-        if not (self._set_up and self.running):
+        if not (self.runner.ready and self.running):
             return  # the updates wait in their inputs (bounded there) until Enable
         trigger = str(self.config.trigger)
         with self._runs_lock:
@@ -333,16 +330,15 @@ class Processing(Device[ProcessingConfig]):
 
     def _run_ready(self) -> None:
         """Send the formed runs to the worker in batches until none is left."""
-        with self._run_lock:
-            self._form_runs()  # those that waited while the device was not running
-            while self._set_up and self.running and not self._stopping.is_set():
-                most = self.worker.batch_size()
-                with self._runs_lock:
-                    batch = [self._runs.popleft() for _ in range(min(most, len(self._runs)))]
-                    self._queued_bytes -= sum(_nbytes(run) for run in batch)
-                if not batch:
-                    break
-                self._run_batch(batch, stamp_now=False)
+        self._form_runs()  # those that waited while the device was not running
+        while self.runner.ready and self.running and not self._stopping.is_set():
+            most = self.runner.worker.batch_size()
+            with self._runs_lock:
+                batch = [self._runs.popleft() for _ in range(min(most, len(self._runs)))]
+                self._queued_bytes -= sum(_nbytes(run) for run in batch)
+            if not batch:
+                break
+            self._run_batch(batch, stamp_now=False)
 
     @property
     def running(self) -> bool:
@@ -369,21 +365,15 @@ class Processing(Device[ProcessingConfig]):
             if self._stopping.is_set():
                 break
             self._report_missing()
-            if self._reset_processor:
-                with self._run_lock:
-                    self._reset_processor = False
-                    self._guarded(self.worker.setup, "setup")
+            self._guarded(self.runner.reset_if_asked, "setup")
             if not self.running:
                 continue
             if period is not None:
                 if not self.inputs.missing():
-                    with self._run_lock:
-                        self._run_batch([self.inputs.take_newest()], stamp_now=True)
+                    self._run_batch([self.inputs.take_newest()], stamp_now=True)
                 continue
             self._run_ready()
-        with self._run_lock:
-            self._set_up = False
-            self._guarded(self.worker.stop, "teardown")
+        self._guarded(self.runner.stop, "teardown")
 
     def _guarded(self, step: Any, what: str) -> None:
         try:
@@ -402,36 +392,34 @@ class Processing(Device[ProcessingConfig]):
     def _run_batch(self, batch: list[dict[str, Input]], stamp_now: bool) -> None:
         """Runs in the worker, in order; each is published, counted and fed back alone."""
         started = time.perf_counter()
-        self._busy_since, self._timed_out = time.monotonic(), False
         name = self.config.processor.name
+        last = time.time() if stamp_now else _newest(batch[-1])
         try:
-            results = self.worker.process(batch)
+            results = self.runner.process(batch)
         except WorkerHungError as error:  # killed and replaced: the device never stopped
             self._run_failed(
-                f"processing took longer than timeout ({self.config.timeout} s): {error}"
+                f"processing took longer than timeout ({self.config.timeout} s): {error}", last
             )
             self._tally.took(time.perf_counter() - started)
             return
         except Exception as error:  # the worker died (replaced at the next run)
-            self._run_failed(f"{name} failed: {type(error).__name__}: {error}")
+            self._run_failed(f"{name} failed: {type(error).__name__}: {error}", last)
             self._tally.took(time.perf_counter() - started)
             return
-        finally:
-            self._busy_since = None
         for inputs, result in zip(batch, results, strict=True):
-            if self._errors_in_row >= self.config.max_errors:
+            if self.runner.errors_in_row >= self.config.max_errors:
                 break  # Fault is on its way: the rest of the batch is not counted
             self._tally.took(result.seconds)
+            stamp = time.time() if stamp_now else _newest(inputs)
             if result.error is not None or result.outputs is None:
-                self._run_failed(f"{name} failed: {result.error}")
+                self._run_failed(f"{name} failed: {result.error}", stamp)
                 continue
             try:
-                self._publish(inputs, result.outputs, stamp_now)
+                self._outputs.publish(result.outputs, stamp, _worst(inputs))
             except Exception as error:  # undeclared outputs, a value of the wrong type
-                self._run_failed(f"{name} failed: {type(error).__name__}: {error}")
+                self._run_failed(f"{name} failed: {type(error).__name__}: {error}", stamp)
                 continue
-            if not self._timed_out:
-                self._errors_in_row = 0
+            self.runner.succeeded()
             self._tally.ran()
             if self.config.feedback and self.feedback_enable.value and self._loop is not None:
                 future = self._feedback(inputs, result.outputs)
@@ -445,42 +433,26 @@ class Processing(Device[ProcessingConfig]):
         :class:`ProcessorWorker`); one still busy well after that (a new worker that
         does not start) is reported here, from the event loop.
         """
-        since = self._busy_since
-        if since is not None and not self._timed_out:
-            if time.monotonic() - since > self.config.timeout + WATCHDOG_MARGIN:
-                self._timed_out = True
-                self._failed(
-                    f"processing took longer than timeout ({self.config.timeout} s) and the "
-                    "worker was not replaced in time"
-                )
+        if self.runner.overdue(self.config.timeout + WATCHDOG_MARGIN):
+            self._failed(
+                f"processing took longer than timeout ({self.config.timeout} s) and the "
+                "worker was not replaced in time"
+            )
 
-    def _publish(self, inputs: dict[str, Input], outputs: Any, stamp_now: bool) -> None:
-        unknown = set(outputs) - set(self.outputs)
-        if unknown:
-            raise ValueError(f"the processor returned undeclared outputs {sorted(unknown)}")
-        stamp = time.time() if stamp_now else max(i.timestamp for i in inputs.values())
-        severity = Severity(max(min(i.severity, 3) for i in inputs.values()))
-        status = Status.DEVICE if severity else Status.NO_STATUS
-        for name, value in outputs.items():
-            if isinstance(value, np.ndarray) and value.ndim == 0:
-                value = value.item()
-            self.outputs[name].set(value, timestamp=stamp, severity=severity, status=status)
-
-    def _run_failed(self, text: str) -> None:
+    def _run_failed(self, text: str, stamp: float) -> None:
         """A run failed: an error, and with feedback on, a write not made (counted)."""
-        self._failed(text)
+        self._failed(text, stamp)
         if self.config.feedback and self.feedback_enable.value and self._loop is not None:
             targets = ", ".join(entry.target for entry in self.config.feedback)
             self._on_loop(self._feedback_not_made, f"feedback to {targets} skipped: {text}")
 
-    def _failed(self, text: str) -> None:
+    def _failed(self, text: str, stamp: float | None = None) -> None:
         """A run failed (processing thread) or overran its timeout (event loop)."""
         self._tally.failed()
-        self._errors_in_row += 1
-        for attr in self.outputs.values():
-            attr.set(attr.value, severity=Severity.MAJOR, status=Status.RECORD, message=text)
-        if self._errors_in_row >= self.config.max_errors:
-            text = f"{self._errors_in_row} errors in a row, last: {text}; put Enable 1 to retry"
+        in_row = self.runner.failed()
+        self._outputs.fail(text, stamp)
+        if in_row >= self.config.max_errors:
+            text = f"{in_row} errors in a row, last: {text}; put Enable 1 to retry"
             self._on_loop(self.fault, text)
         else:
             self._on_loop(self.report, text, Severity.MAJOR)
@@ -544,7 +516,7 @@ class Processing(Device[ProcessingConfig]):
 
     def _limited(self, entry: Feedback, value: float) -> float:
         value = min(entry.high, max(entry.low, value))
-        current = self.feedback_targets.get(entry.target)
+        current = self.runner.target(entry.target)
         if entry.max_step is not None and current is not None:
             base = float(current.value)
             value = min(base + entry.max_step, max(base - entry.max_step, value))
@@ -558,14 +530,12 @@ class Processing(Device[ProcessingConfig]):
         if self.sources is None:
             raise RuntimeError("no source transport: run the device with sources")
         # the worker is up (its processor set up) before the first input arrives
-        await asyncio.to_thread(self._guarded, self.worker.start, "setup")
-        self._set_up = True
+        await asyncio.to_thread(self._guarded, self.runner.start, "setup")
         for slot in self.inputs.slots.values():
             self._subscriptions.append(self.sources.subscribe(slot.pv, slot, queue_size=DEPTH))
-        for target in self.feedback_targets:
-            self._subscriptions.append(
-                self.sources.subscribe(target, _Readback(self, target), queue_size=4)
-            )
+        for entry in self.config.feedback:
+            readback = _Readback(self.runner, entry.target)
+            self._subscriptions.append(self.sources.subscribe(entry.target, readback, queue_size=4))
         self._thread = threading.Thread(target=self._thread_main, name="processing", daemon=True)
         self._thread.start()
         if self.config.enable:
@@ -590,15 +560,15 @@ class Processing(Device[ProcessingConfig]):
 class _Readback:
     """Keeps the current value of a feedback target (for max_step)."""
 
-    def __init__(self, device: Processing, target: str) -> None:
-        self.device, self.target = device, target
+    def __init__(self, runner: Runner, target: str) -> None:
+        self.runner, self.target = runner, target
 
     def on_update(self, update: Update) -> None:
-        self.device.feedback_targets[self.target] = update
+        self.runner.target_seen(self.target, update)
 
     def on_connection(self, connected: bool, reason: str) -> None:
         if not connected:
-            self.device.feedback_targets[self.target] = None
+            self.runner.target_seen(self.target, None)
 
     def on_loss(self, missing: int | None) -> None:
         """Only the target's newest value matters (for max_step)."""
@@ -615,6 +585,16 @@ def _unusable_input(inputs: dict[str, Input]) -> str:
         ):
             return f"input {name} is {float(value)}"
     return ""
+
+
+def _newest(inputs: dict[str, Input]) -> float:
+    """A run's time: its inputs' newest timestamp."""
+    return max(i.timestamp for i in inputs.values())
+
+
+def _worst(inputs: dict[str, Input]) -> Severity:
+    """A run's severity: its inputs' worst (INVALID at most)."""
+    return Severity(max(min(i.severity, 3) for i in inputs.values()))
 
 
 def _nbytes(run: dict[str, Input]) -> int:

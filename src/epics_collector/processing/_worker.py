@@ -114,10 +114,7 @@ class _Spawner:
 
 
 class ProcessorWorker:
-    """The device's side of the worker: one call at a time (the device's run lock).
-
-    Only :meth:`params` may come from another thread (the event loop, on a put).
-    """
+    """The device's side of the worker: one call at a time (the :class:`Runner`'s lock)."""
 
     def __init__(self, recipe: Recipe, timeout: float) -> None:
         self.recipe, self.timeout = recipe, timeout
@@ -127,8 +124,6 @@ class ProcessorWorker:
         self._send: Connection | None = None
         self._receive: Connection | None = None
         self._blocks: dict[tuple[str, int], SharedMemory] = {}
-        self._params: dict[str, Any] | None = None  # new params for the next run
-        self._params_lock = threading.Lock()  # params() on the loop, process() on its thread
         self._run_seconds = timeout  # mean run time (see batch_size): unknown yet
 
     # lifecycle -------------------------------------------------------------------------
@@ -178,14 +173,12 @@ class ProcessorWorker:
 
     # runs ------------------------------------------------------------------------------
 
-    def params(self, params: Mapping[str, Any]) -> None:
-        """Use these parameters from the next run on (any thread), and in a new worker."""
-        with self._params_lock:
-            self._params = dict(params)
-            self.recipe = dataclasses.replace(self.recipe, params=dict(params))
-
-    def process(self, runs: Sequence[Mapping[str, Input]]) -> list[RunResult]:
+    def process(
+        self, runs: Sequence[Mapping[str, Input]], params: Mapping[str, Any] | None = None
+    ) -> list[RunResult]:
         """Runs in the worker (at most :data:`BATCH`), in order: one result each.
+
+        ``params``: new parameters, used from this batch on (and by a replacing worker).
 
         Raises WorkerHungError when the batch takes longer than ``timeout`` (the worker
         is then killed and replaced; the caller sizes batches to take much less, see
@@ -195,8 +188,8 @@ class ProcessorWorker:
             {name: self._pack(name, slot, given) for name, given in inputs.items()}
             for slot, inputs in enumerate(runs)
         ]
-        with self._params_lock:
-            params, self._params = self._params, None
+        if params is not None:
+            self.recipe = dataclasses.replace(self.recipe, params=dict(params))
         answers = self._call(("process", payload, params), self.timeout)
         results = [RunResult(*answer) for answer in answers]
         for result in results:  # the mean run time, weighted to the recent runs

@@ -40,6 +40,8 @@ LAZY_RATE = 10.0  # posts per second of a lazy PV that no client is connected to
 class _Poster:
     """Posts an attribute's readings to its SharedPV (the attribute's listener).
 
+    Called by :meth:`AttrR.set` with the attribute's lock held: a reading is stored and
+    posted as one step, so two threads setting it never leave an older value served.
     A lazy attribute is posted on every set only while clients are connected; without
     clients only the newest reading is posted, by :meth:`flush` (``LAZY_RATE`` a second),
     so a processor's unwatched outputs cost no PVA Value per run.
@@ -48,26 +50,24 @@ class _Poster:
     def __init__(self, attr: AttrR[Any], mapping: NtMapping) -> None:
         self.attr, self.mapping = attr, mapping
         self.pv: Any = None  # the SharedPV, set once made
-        self.clients = 0  # channels connected to a lazy attribute (kept on the loop)
-        self.dirty = False  # a lazy attribute was set while nobody was connected
-        self._lock = threading.Lock()  # one post at a time, so the newest is posted last
+        self.clients = 0  # channels on a lazy attribute (pvxs's thread, under the lock)
+        self.dirty = False  # a lazy attribute was set unseen (under the attribute's lock)
 
     def __call__(self, reading: Reading) -> None:
-        """A new reading (any thread)."""
+        """A new reading (the thread that set it, holding the attribute's lock)."""
         if self.pv is None or not self.pv.isOpen():
             return
         if self.attr.lazy and not self.clients:
             self.dirty = True
             return
-        with self._lock:
-            _SharedPV.post(self.pv, self.mapping.value(reading))  # no wrapping: a Value
+        _SharedPV.post(self.pv, self.mapping.value(reading))  # no wrapping: a Value
         if self.attr.refresh is not None:  # on demand: p4p holds the served copy
             self.attr.forget()
 
     def post_current(self) -> None:
-        """Post the attribute's newest reading (event loop)."""
-        self.dirty = False
-        with self._lock:
+        """Post the attribute's newest reading (any thread)."""
+        with self.attr.locked():
+            self.dirty = False
             if self.pv is not None and self.pv.isOpen():
                 _SharedPV.post(self.pv, self.mapping.value(self.attr.reading))
 
@@ -133,25 +133,31 @@ class _AttrHandler:
         server thread (see :class:`_ServedPV`), so it only reads the device's state.
         """
         if self.attr.lazy:
-            self.poster.clients += 1
-            self.poster.post_current()
+            with self.attr.locked():
+                self.poster.clients += 1
+                self.poster.post_current()
         if self.attr.on_demand:
-            self.attr.watchers += 1
             assert self.attr.refresh is not None
-            self.attr.refresh()
-            pv.open(self.mapping.initial(self.attr.reading))
-            self.attr.forget()  # p4p holds the served copy; ours would double the memory
+            # computed and opened under the attribute's lock: a newer value the loop sets
+            # meanwhile is posted after the open, never lost before it
+            with self.attr.locked():
+                self.attr.watchers += 1
+                self.attr.refresh()
+                pv.open(self.mapping.initial(self.attr.reading))
+                self.attr.forget()  # p4p holds the served copy; ours would double the memory
 
     @_on_pvxs_thread
     def onLastDisconnect(self, pv: SharedPV) -> None:  # noqa: N802 (p4p's name)
         """An on-demand PV: stop serving (and free) it when the last client leaves."""
         if self.attr.lazy:
-            self.poster.clients -= 1
+            with self.attr.locked():
+                self.poster.clients -= 1
         if self.attr.on_demand:
-            self.attr.watchers -= 1
-            pv.close()
-            if not self.attr.watched:
-                self.attr.forget()
+            with self.attr.locked():
+                self.attr.watchers -= 1
+                pv.close()
+                if not self.attr.watched:
+                    self.attr.forget()
         if self.released is not None:
             self.released()
 
@@ -219,7 +225,7 @@ class _Channels:
             return None
         caller = Caller(peer=peer)
         if not self.device.allows(Operation.READ, caller):
-            self.device.loop_call(self.device.count_refusal, f"read of {name}", caller)
+            self.device.call_soon(self.device.count_refusal, f"read of {name}", caller)
             return None
         return self.server.static_pvs.get(name) or self.server.family_pv(name)
 
@@ -247,6 +253,7 @@ class DeviceServer:
         self._family_pvs: dict[str, _FamilyPv] = {}  # by full name, while clients use them
         self._family_lock = threading.Lock()  # pvxs's thread makes and drops them
         self._loop: asyncio.AbstractEventLoop | None = None  # set on entering
+        self._loop_thread: int | None = None  # the loop's thread, which owns the PVs
         self._server: Server | None = None
         self._provider: DynamicProvider | None = None
         self._outside: StaticProvider | None = None  # names outside the prefix
@@ -272,6 +279,7 @@ class DeviceServer:
         poster = _Poster(attr, mapping)
         handler = _AttrHandler(self.device, attr, mapping, poster, released)
         assert self._loop is not None, "PVs are served from inside the async with block"
+        attr.claim(self._loop_thread)  # set on the device's loop only, from now on
         pv = poster.pv = _ServedPV(self._loop, cast(Any, handler), initial)
         attr.add_listener(poster)
         if attr.lazy:
@@ -324,6 +332,7 @@ class DeviceServer:
 
     async def __aenter__(self) -> DeviceServer:
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         for name, attr in self.device.pvs.items():
             self._pvs[self.prefix + name] = self._serve_attr(attr)[0]
         for name, handler in self.device.rpcs.items():
