@@ -43,6 +43,7 @@ format: install
 	$(BIN)/ruff format src tests bench tools
 
 docs: install
+	$(BIN)/python tools/pv_tables.py
 	$(BIN)/python tools/api_reference.py
 
 bench: SHELL := /bin/bash

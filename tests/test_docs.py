@@ -143,6 +143,15 @@ def test_configs_are_valid(page: Path) -> None:
             ProcessingConfig.model_validate(config)
 
 
+def test_pv_tables_are_current() -> None:
+    """The PV tables of the docs are what tools/pv_tables.py writes (run ``make docs``)."""
+    tool = runpy.run_path(str(DOCS.parent / "tools" / "pv_tables.py"))
+    stale = [str(path) for path, (now, wanted) in tool["pages"]().items() if now != wanted]
+    assert not stale, f"stale PV tables in {stale}: run make docs"
+    marked = sum(text.count("<!-- pv-table ") for text, _ in tool["pages"]().values())
+    assert marked == len(tool["TABLES"]), "a table's markers are missing from its page"
+
+
 def test_api_reference_is_current() -> None:
     """docs/reference/api.md is what tools/api_reference.py writes (run ``make docs``)."""
     tool = runpy.run_path(str(DOCS.parent / "tools" / "api_reference.py"))

@@ -168,7 +168,8 @@ def _serve_factory(
 ) -> None:
     network = Network.from_environment()
     hint = "a factory already serves it: stop that one first, or choose another prefix"
-    refuse_taken(network, [prefix + "Devices", prefix + "State"], f"prefix {prefix}", hint)
+    taken = [prefix + Factory.devices.name, prefix + Factory.STATE]
+    refuse_taken(network, taken, f"prefix {prefix}", hint)
     _log_to_stdout()
     sources = EpicsSources(network)
     data_dir.mkdir(parents=True, exist_ok=True)

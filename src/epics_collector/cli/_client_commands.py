@@ -43,10 +43,12 @@ from epics_collector.client import (
     History,
     default_prefix,
 )
+from epics_collector.collector import Collector as Recording
 from epics_collector.core import ConfigError, device_type_names, load_device_type, read_config
 from epics_collector.core import Device as CoreDevice
 from epics_collector.factory import Factory as FactoryModel
 from epics_collector.factory import FactoryConfig
+from epics_collector.processing import Processing as Pro
 from epics_collector.screens import write_screen
 
 D = TypeVar("D", bound=Device)
@@ -300,15 +302,21 @@ def upload(
 
 def _watch_rows(device: Device) -> list[tuple[str, str]]:
     """(PV, value) of a device's main PVs, then one row per collector channel."""
-    names = ["State", "Message", "Heartbeat"]
+    names = [CoreDevice.STATE, CoreDevice.message.name, CoreDevice.heartbeat.name]
     try:
         config = device.config()
     except ClientError:
         config = {}
     if "channels" in config:
-        names += ["Count", "Dropped", "Overruns"]
+        names += [attr.name for attr in (Recording.count, Recording.dropped, Recording.overruns)]
     if "outputs" in config:
-        names += ["Count", "Errors", "Skipped", "Overruns", "Duration", *config["outputs"]]
+        names += [
+            *(
+                attr.name
+                for attr in (Pro.count, Pro.errors, Pro.skipped, Pro.overruns, Pro.duration)
+            ),
+            *config["outputs"],
+        ]
     rows = []
     for name in names:
         try:
@@ -317,7 +325,7 @@ def _watch_rows(device: Device) -> list[tuple[str, str]]:
             value = f"({error})"
         rows.append((name, str(value)))
     if "channels" in config:
-        channels = device.get("Channels")
+        channels = device.get(Recording.channel_table.name)
         for i, alias in enumerate(channels["alias"]):
             state = "connected" if channels["connected"][i] else "DISCONNECTED"
             count = int(channels["count"][i])

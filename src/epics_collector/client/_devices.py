@@ -19,7 +19,9 @@ from epics_collector.client._errors import (
     EmptyExportWarning,
     NoConnectionError,
 )
-from epics_collector.core import listed
+from epics_collector.collector import ChannelPv, Collector, channel_pv
+from epics_collector.core import Device, listed
+from epics_collector.processing import Processing
 
 
 class ViewArgs(TypedDict, total=False):
@@ -103,27 +105,27 @@ class AsyncDevice:
 
     async def _message(self) -> str:
         try:
-            return str(await self.get("Message"))
+            return str(await self.get(Device.message.name))
         except ClientError:
             return ""
 
     async def state(self) -> str:
         """The device's State (a choice name such as ``Recording``)."""
-        return str(await self.get("State"))
+        return str(await self.get(Device.STATE))
 
     async def message(self) -> str:
         """The device's last status or error text."""
-        return str(await self.get("Message"))
+        return str(await self.get(Device.message.name))
 
     async def config(self) -> dict[str, Any]:
         """The device's configuration (defaults filled in)."""
-        return json.loads(await self.get("Config"))
+        return json.loads(await self.get(Device.config_json.name))
 
     async def wait_until(self, state: str, timeout: float = 10.0) -> None:
         """Wait until State is ``state`` (a monitor); TimeoutError naming the last one."""
         try:
             await self.connection.wait_for_value(
-                self.prefix + "State", lambda value: str(value) == state, timeout
+                self.prefix + Device.STATE, lambda value: str(value) == state, timeout
             )
         except NoConnectionError as error:
             raise TimeoutError(f"{error}, not {state!r}") from None
@@ -137,27 +139,27 @@ class AsyncCollector(AsyncDevice):
 
     async def start(self) -> None:
         """Start recording."""
-        await self._command("Start")
+        await self._command(Collector.start_recording.name)
 
     async def stop(self) -> None:
         """Stop recording (the history stays)."""
-        await self._command("Stop")
+        await self._command(Collector.stop_recording.name)
 
     async def clear(self) -> None:
         """Forget the recorded history."""
-        await self._command("Clear")
+        await self._command(Collector.clear_history.name)
 
     async def trigger(self) -> None:
         """Take a snapshot now (collectors with a trigger window)."""
-        await self._command("Trigger")
+        await self._command(Collector.trigger_now.name)
 
     async def count(self) -> int:
         """Samples recorded in total."""
-        return int(await self.get("Count"))
+        return int(await self.get(Collector.count.name))
 
     async def channels(self) -> dict[str, np.ndarray]:
         """The Channels table: alias, pv, connected, count, last_update, excluded."""
-        return await self.get("Channels")
+        return await self.get(Collector.channel_table.name)
 
     async def alias(self, channel: str) -> str:
         """The alias of ``channel``, given as an alias or as the source PV name."""
@@ -189,11 +191,11 @@ class AsyncCollector(AsyncDevice):
         if any(value is not None for value in view.values()):
             return await self._query(channel, view)
         alias = await self.alias(channel)
-        table = await self.get(f"{alias}:Table")
+        table = await self.get(channel_pv(alias, ChannelPv.TABLE))
         value = table.get("value")
         if value is None and len(table["time"]):
             try:
-                value = np.asarray(await self.get(f"{alias}:Value"))
+                value = np.asarray(await self.get(channel_pv(alias, ChannelPv.VALUE)))
             except DeviceError:
                 value = None  # an image channel: no Value PV
         return History(table["time"], value, table["severity"], table["status"])
@@ -205,7 +207,7 @@ class AsyncCollector(AsyncDevice):
                 given = given.timestamp()
             if given is not None:
                 arguments[key] = str(given)
-        table = await self.connection.call(self.prefix + "Query", arguments)
+        table = await self.connection.call(self.prefix + Collector.query.name, arguments)
         if "status" in table:  # raw rows (bins of minmax carry a severity, not a status)
             return History(table["time"], table.get("value"), table["severity"], table["status"])
         return Binned(
@@ -214,15 +216,15 @@ class AsyncCollector(AsyncDevice):
 
     async def snapshots(self) -> dict[str, np.ndarray]:
         """The Snapshots table of trigger windows."""
-        return await self.get("Snapshots")
+        return await self.get(Collector.snapshot_table.name)
 
     async def annotations(self) -> dict[str, np.ndarray]:
         """The Annotations table (time, text)."""
-        return await self.get("Annotations")
+        return await self.get(Collector.annotation_table.name)
 
     async def annotate(self, text: str) -> None:
         """Add a timestamped note (exported with the data)."""
-        await self.put("Annotate", text)
+        await self.put(Collector.annotate.name, text)
 
     async def export(self, name: str, format: str = "nexus", timeout: float = 600.0) -> str:  # noqa: A002
         """Write the history to ``name`` in the data directory; return the path written.
@@ -230,10 +232,10 @@ class AsyncCollector(AsyncDevice):
         The device answers the put once the file is complete (``nexus`` or ``csv``). A file
         with no rows (nothing recorded) is written, with an :class:`EmptyExportWarning`.
         """
-        await self.put("ExportFormat", format)
-        await self.put("Export", name, timeout)
-        path = str(await self.get("ExportPath"))
-        if int(await self.get("ExportRows")) == 0:
+        await self.put(Collector.export_format.name, format)
+        await self.put(Collector.export_name.name, name, timeout)
+        path = str(await self.get(Collector.export_path.name))
+        if int(await self.get(Collector.export_rows.name)) == 0:
             warnings.warn(
                 f"{self.prefix}: exported 0 rows to {path}: nothing was recorded",
                 EmptyExportWarning,
@@ -251,9 +253,9 @@ class AsyncCollector(AsyncDevice):
         def stamp(value: Any) -> tuple[int, int]:
             return value["timeStamp.secondsPastEpoch"], value["timeStamp.nanoseconds"]
 
-        name = self.prefix + "UploadStatus"
+        name = self.prefix + Collector.upload_status.name
         before = stamp(await self.connection.get_value(name))
-        await self._command("Upload")
+        await self._command(Collector.upload_export.name)
 
         async def done() -> Any:  # a monitor: the first status posted after ours that is final
             async for status in self.connection.monitor_values(name, 16):
@@ -276,20 +278,20 @@ class AsyncProcessor(AsyncDevice):
 
     async def enable(self) -> None:
         """Process input updates (also clears Fault)."""
-        await self.put("Enable", 1)
+        await self.put(Processing.enable.name, 1)
 
     async def disable(self) -> None:
         """Stop processing; outputs keep their last values."""
-        await self.put("Enable", 0)
+        await self.put(Processing.enable.name, 0)
 
     async def params(self) -> dict[str, Any]:
         """The processor's parameters, as they are now."""
         names = (await self.config())["processor"]["params"]
-        return {name: await self.get(f"Param:{name}") for name in names}
+        return {name: await self.get(Processing.PARAM + name) for name in names}
 
     async def set_param(self, name: str, value: Any) -> None:
         """Change one parameter (checked by the device; a refusal raises DeviceError)."""
-        await self.put(f"Param:{name}", value)
+        await self.put(Processing.PARAM + name, value)
 
     async def output_names(self) -> list[str]:
         """The names of the outputs."""

@@ -14,6 +14,7 @@ from typing import Any, Self
 from epics_collector.client._connection import Connection
 from epics_collector.client._devices import AsyncCollector, AsyncDevice, AsyncProcessor
 from epics_collector.client._errors import AccessDeniedError, ClientError, DeviceError
+from epics_collector.factory import Factory
 from epics_collector.process import FactoryProcess
 from epics_collector.pva import Network
 
@@ -61,7 +62,7 @@ class AsyncFactory:
         """A running factory; raises :class:`NoConnectionError` naming the PV if none answers."""
         connection = Connection(network, timeout)
         try:
-            await connection.get(prefix + "Types")
+            await connection.get(prefix + Factory.types.name)
         except ClientError:
             connection.close()
             raise
@@ -127,7 +128,7 @@ class AsyncFactory:
         arguments = {"type": type_name, "name": name, "config": json.dumps(config)}
         if prefix:
             arguments["prefix"] = prefix
-        return str(await self._call("Create", **arguments))
+        return str(await self._call(Factory.create.name, **arguments))
 
     async def create_collector(
         self, name: str, channels: list[Any], *, prefix: str | None = None, **config: Any
@@ -155,19 +156,19 @@ class AsyncFactory:
 
     async def destroy(self, name: str) -> None:
         """Stop a device and forget it (its files stay)."""
-        await self._call("Destroy", name=name)
+        await self._call(Factory.destroy.name, name=name)
 
     async def restart(self, name: str) -> None:
         """Restart a device's process (also one marked Failed)."""
-        await self._call("Restart", name=name)
+        await self._call(Factory.restart.name, name=name)
 
     async def types(self) -> list[str]:
         """The device types this factory may create."""
-        return [str(t) for t in await self.connection.get(self.prefix + "Types")]
+        return [str(t) for t in await self.connection.get(self.prefix + Factory.types.name)]
 
     async def devices(self) -> list[DeviceInfo]:
         """The factory's devices and their state."""
-        table = await self.connection.get(self.prefix + "Devices")
+        table = await self.connection.get(self.prefix + Factory.devices.name)
         texts = {k: [str(v) for v in table[k]] for k in table if k not in ("pid", "restarts")}
         pids, restarts = table["pid"], table["restarts"]
         return [

@@ -2,10 +2,12 @@
 
 from epics_collector.collector._config import ChannelConfig, CollectorConfig, Limits, default_alias
 from epics_collector.collector._device import Collector, CollectorStates
+from epics_collector.collector._names import ChannelPv, ViewPv, channel_pv, view_pv
 from epics_collector.collector._recorder import Channel, Event, Recorder
 
 __all__ = [
     "Channel",
+    "ChannelPv",
     "ChannelConfig",
     "Collector",
     "CollectorConfig",
@@ -13,5 +15,8 @@ __all__ = [
     "Event",
     "Limits",
     "Recorder",
+    "ViewPv",
+    "channel_pv",
     "default_alias",
+    "view_pv",
 ]

@@ -79,16 +79,23 @@ class Collector(Device[CollectorConfig]):
     config_model = CollectorConfig
     States = CollectorStates
 
-    count = AttrR(Int(), description="Samples recorded in total")
-    dropped = AttrR(Int(), description="Updates known to be lost")
+    count = AttrR(Int(), description="Samples recorded in total (all channels, gap rows included)")
+    dropped = AttrR(Int(), description="Updates known to be lost (MINOR alarm when > 0)")
     overruns = AttrR(
-        Int(), description="Times a source's monitor queue filled (updates may be squashed)"
+        Int(),
+        description=(
+            "Times a source's monitor queue filled while recording, so updates may have "
+            "been squashed (MINOR alarm when > 0)"
+        ),
     )
-    excluded = AttrR(Int(), description="Values outside include limits, not recorded")
+    excluded = AttrR(Int(), description="Inputs outside channels' include limits, not recorded")
     query_refused = AttrR(
         Int(),
         name="QueryRefused",
-        description="Queries refused because too many were asked at once (told to retry)",
+        description=(
+            "Query calls refused because more were asked at once than reads allows (told "
+            "to retry); MINOR alarm when > 0, and a MINOR Message at most every 10 s"
+        ),
     )
     channel_table = AttrR(
         Table(
@@ -106,25 +113,43 @@ class Collector(Device[CollectorConfig]):
         ),
         name="Channels",
         description=(
-            "Channels: alias, pv, connected, count, last update (POSIX s), excluded, "
-            "overruns, dropped, kind (number, string, waveform, image)"
+            "One row per channel: alias, pv, connected, count (rows since Clear), "
+            "last_update (source time of the newest update, POSIX s), excluded, overruns "
+            "and dropped (per channel), kind (number, string, waveform, image)"
         ),
     )
 
     export_name = AttrRW(
         String(max_length=255),
         name="Export",
-        description="Put a file name: writes the history into the data directory",
+        description=(
+            "Put a file name: writes the history into the data directory; answered once "
+            "the file is complete"
+        ),
     )
-    export_path = AttrR(String(), name="ExportPath", description="The last file written")
-    export_rows = AttrR(Int(), name="ExportRows", description="Rows in the last file written")
+    export_path = AttrR(
+        String(), name="ExportPath", description="The path of the last file written"
+    )
+    export_rows = AttrR(
+        Int(),
+        name="ExportRows",
+        description=(
+            "Rows in the last file written (0: written, with a MINOR Message: nothing recorded)"
+        ),
+    )
     export_format = AttrRW(
-        Enum(choices=["nexus", "csv"]), name="ExportFormat", description="Format of Export"
+        Enum(choices=["nexus", "csv"]),
+        name="ExportFormat",
+        description="Format of Export: nexus or csv",
     )
     upload_status = AttrR(
-        String(), name="UploadStatus", description="Last upload: where, or why not"
+        String(), name="UploadStatus", description="Last upload: where it went, or why not"
     )
-    annotate = AttrRW(String(), name="Annotate", description="Put text: a timestamped note")
+    annotate = AttrRW(
+        String(),
+        name="Annotate",
+        description="Put text: a timestamped note (exported with the data)",
+    )
     annotation_table = AttrR(
         Table(columns={"time": np.float64, "text": str}),
         name="Annotations",
@@ -261,7 +286,11 @@ class Collector(Device[CollectorConfig]):
 
     @rpc(name="Push")
     async def push(self, channel: str, value: Any, time: Any = "", severity: Any = "0") -> str:
-        """Add a sample to an extra channel (made on first push): channel, value, time, severity."""
+        """Add a sample to an extra channel (made on first push): channel, value, time, severity.
+
+        Samples come in time order: one older than the channel's newest row is refused
+        with the reason (the same time again is taken).
+        """
         sample = parse_push(
             channel, value, time, severity, now=_now(), max_bytes=self.config.push_max_bytes
         )
@@ -291,9 +320,9 @@ class Collector(Device[CollectorConfig]):
         *,
         caller: Caller,
     ) -> dict[str, Any]:
-        """Part of a history as a table: alias, start, end (POSIX s), points, operator.
+        """Part of a history as an NTTable: alias, start, end (POSIX s), points, operator.
 
-        Computed on the read pool (``reads``): at most ``reads.per_host`` queries of one
+        Computed on the read pool (config reads): at most reads.per_host queries of one
         client host at once, then "busy, retry" (counted in QueryRefused); an error goes
         back to the client only.
         """
@@ -397,7 +426,11 @@ class Collector(Device[CollectorConfig]):
 
     @command(name="Stop")
     async def stop_recording(self) -> None:
-        """Stop recording; the history stays."""
+        """Stop recording; the history stays.
+
+        After a run that recorded no new sample, a MINOR Message names the channels that
+        never connected.
+        """
         self._stop_for("stopped")
 
     @command(name="Clear")

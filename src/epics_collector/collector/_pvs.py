@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from epics_collector.collector._names import ChannelPv
 from epics_collector.collector._recorder import Channel, Recorder
 from epics_collector.collector._views import DEFAULT_POINTS, ChannelView
 from epics_collector.core import (
@@ -53,43 +54,50 @@ class ChannelPvs:
             dtype = SCALAR_DTYPES[kind]
             self.value = AttrR(
                 Waveform(dtype=dtype),
-                name=f"{alias}:Value",
+                name=f"{alias}:{ChannelPv.VALUE}",
                 description=f"Recorded values of {pv}, oldest first",
             )
             columns = {"time": np.float64, "value": dtype, "severity": np.int8, "status": np.int8}
         elif kind == "waveform":
             self.value = AttrR(
                 NDArray(dtype=None),
-                name=f"{alias}:Value",
+                name=f"{alias}:{ChannelPv.VALUE}",
                 description=f"Recorded arrays of {pv}: rows x length, oldest first",
             )
         else:
             self.frame = AttrR(
                 NDArray(dtype=None),
-                name=f"{alias}:Frame",
+                name=f"{alias}:{ChannelPv.FRAME}",
                 description=f"The recorded frame of {pv} at FrameIndex",
             )
             self.frame_index = AttrRW(
                 Int(),
-                name=f"{alias}:FrameIndex",
+                name=f"{alias}:{ChannelPv.FRAME_INDEX}",
                 description="Frame shown: 0 oldest, -1 newest",
             )
             self.frame_index.reading = Reading(-1, time.time())
             self.frame_index.put_handler = self._select_frame
         self.time = AttrR(
-            Waveform(), name=f"{alias}:Time", description="Source timestamps, POSIX seconds"
+            Waveform(),
+            name=f"{alias}:{ChannelPv.TIME}",
+            description="Source timestamps, POSIX seconds",
         )
         self.table = AttrR(
             Table(columns=columns),
-            name=f"{alias}:Table",
+            name=f"{alias}:{ChannelPv.TABLE}",
             description=f"History rows: {', '.join(columns)}",
         )
         self.tail = AttrR(
             Table(columns=columns),
-            name=f"{alias}:Tail",
-            description=f"The newest {tail} history rows: {', '.join(columns)}",
+            name=f"{alias}:{ChannelPv.TAIL}",
+            description=(
+                f"The newest {tail} history rows (config tail): {', '.join(columns)}; posted "
+                "at publish_rate while watched, for live displays"
+            ),
         )
-        self.connected = AttrR(Bool(), name=f"{alias}:Connected", description="Source connected")
+        self.connected = AttrR(
+            Bool(), name=f"{alias}:{ChannelPv.CONNECTED}", description="Source connected"
+        )
         self.history = [
             a for a in (self.value, self.frame, self.time, self.table, self.tail) if a is not None
         ]

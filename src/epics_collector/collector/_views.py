@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from epics_collector.collector._names import ViewPv, view_pv
 from epics_collector.collector._recorder import Channel, Recorder
 from epics_collector.core import AttrR, AttrRW, Enum, Float, Int, Severity, Waveform
 from epics_collector.storage import MAX_POINTS, OPERATORS, Query, QueryError
@@ -75,25 +76,31 @@ class ChannelView:
         self.recorder, self.channel = recorder, channel
         alias = channel.alias
         self.start = AttrRW(
-            Float(), name=f"{alias}:View:Start", description="View from (POSIX s; 0: oldest)"
+            Float(), name=view_pv(alias, ViewPv.START), description="View from (POSIX s; 0: oldest)"
         )
         self.end = AttrRW(
-            Float(), name=f"{alias}:View:End", description="View to (POSIX s; 0: newest, live)"
+            Float(),
+            name=view_pv(alias, ViewPv.END),
+            description="View to (POSIX s; 0: newest, live)",
         )
         self.points = AttrRW(
             Int(low=1, high=MAX_POINTS),
-            name=f"{alias}:View:Points",
+            name=view_pv(alias, ViewPv.POINTS),
             description="View rows at most",
         )
         self.operator = AttrRW(
             Enum(choices=list(OPERATORS)),
-            name=f"{alias}:View:Operator",
+            name=view_pv(alias, ViewPv.OPERATOR),
             description="View operator",
         )
-        self.time = AttrR(Waveform(), name=f"{alias}:View:Time", description="View times (POSIX s)")
-        self.value = AttrR(Waveform(), name=f"{alias}:View:Value", description="View values")
-        self.low = AttrR(Waveform(), name=f"{alias}:View:Min", description="View bin minima")
-        self.high = AttrR(Waveform(), name=f"{alias}:View:Max", description="View bin maxima")
+        self.time = AttrR(
+            Waveform(), name=view_pv(alias, ViewPv.TIME), description="View times (POSIX s)"
+        )
+        self.value = AttrR(Waveform(), name=view_pv(alias, ViewPv.VALUE), description="View values")
+        self.low = AttrR(Waveform(), name=view_pv(alias, ViewPv.MIN), description="View bin minima")
+        self.high = AttrR(
+            Waveform(), name=view_pv(alias, ViewPv.MAX), description="View bin maxima"
+        )
         self.outputs = [self.time, self.value, self.low, self.high]
         self.settings = [self.start, self.end, self.points, self.operator]
         for setting in self.settings:

@@ -49,6 +49,7 @@ from epics_collector.core._datatypes import (
     Table,
     Waveform,
 )
+from epics_collector.core._describe import PvRow, declared_rows, rows_of, type_name
 from epics_collector.core._device import (
     Device,
     DeviceStates,
@@ -76,6 +77,10 @@ from epics_collector.core._sources import (
 from epics_collector.core._threads import WrongThreadError, debug, debugging
 
 __all__ = [
+    "PvRow",
+    "declared_rows",
+    "rows_of",
+    "type_name",
     "WrongThreadError",
     "debug",
     "debugging",

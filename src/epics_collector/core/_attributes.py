@@ -7,6 +7,7 @@ per instance, so two devices of one type never share values or listeners.
 from __future__ import annotations
 
 import copy
+import inspect
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -240,7 +241,7 @@ def command(
     """
 
     def wrap(method: CommandMethod) -> Command:
-        return Command(method, description or (method.__doc__ or "").strip(), name, access)
+        return Command(method, description or inspect.cleandoc(method.__doc__ or ""), name, access)
 
     return wrap
 
@@ -290,7 +291,7 @@ def rpc(
     """Declare an ``async def method(self, **arguments)`` as an RPC PV named after it."""
 
     def wrap(method: Callable[..., Awaitable[Any]]) -> Rpc:
-        text = description or (method.__doc__ or "").strip()
+        text = description or inspect.cleandoc(method.__doc__ or "")
         return Rpc(method, text, name, with_caller, access)
 
     return wrap

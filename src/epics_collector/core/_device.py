@@ -60,15 +60,25 @@ class Device(Generic[ConfigT]):
 
     config_model: ClassVar[type[DeviceConfig]] = DeviceConfig
     States: ClassVar[type[StrEnum]] = DeviceStates
+    #: The name of the State PV (made per instance: its choices are the type's States).
+    STATE: ClassVar[str] = "State"
     #: Whether the device may serve names outside its prefix (:meth:`serve_outside`).
     serves_outside: ClassVar[bool] = False
 
-    message = AttrR(String(), description="Last status or error; alarm severity set on errors")
-    config_json = AttrR(
-        String(max_length=MAX_CONFIG_CHARS), name="Config", description="Configuration"
+    message = AttrR(
+        String(),
+        description=(
+            "Last status or error; alarm severity MINOR for a refused request, MAJOR for a "
+            "fault (status DEVICE, alarm message = the text)"
+        ),
     )
-    heartbeat = AttrR(Int(), description="Increments about once a second while alive")
-    refused = AttrR(Int(), description="Requests the access policy refused")
+    config_json = AttrR(
+        String(max_length=MAX_CONFIG_CHARS),
+        name="Config",
+        description="The device's configuration as JSON (defaults filled in)",
+    )
+    heartbeat = AttrR(Int(), description="+1 about once a second while the device runs")
+    refused = AttrR(Int(), description="Requests the access policy refused (MINOR alarm once > 0)")
 
     def __init__(
         self,
@@ -108,7 +118,7 @@ class Device(Generic[ConfigT]):
                 self._scans.append(declaration)
         choices = [str(s) for s in self.States]
         self.state = self.add_pv(
-            AttrR(Enum(choices=choices), name="State", description="Device state")
+            AttrR(Enum(choices=choices), name=self.STATE, description="Device state")
         )
         self.state.set(choices[0])
         self.message.set("")

@@ -108,7 +108,11 @@ class Factory(Device[FactoryConfig]):
     serves_outside = True  # the claims of its devices' prefixes
 
     devices = AttrR(
-        Table(columns=DEVICE_COLUMNS), description="Devices of this factory and their state"
+        Table(columns=DEVICE_COLUMNS),
+        description=(
+            "One row per device: name, type, prefix, state, pid, host, started (UTC, ISO "
+            "8601), restarts, message"
+        ),
     )
     types = AttrR(Waveform(dtype=str), description="Device types this factory may create")
 

@@ -12,7 +12,7 @@ import time
 import typing
 from collections import deque
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import ValidationError
@@ -98,6 +98,8 @@ class Processing(Device[ProcessingConfig]):
 
     config_model = ProcessingConfig
     States = ProcessingStates
+    #: Each processor parameter is served as ``Param:<name>``.
+    PARAM: ClassVar[str] = "Param:"
 
     enable = AttrRW(Int(low=0, high=1), description="1: process (clears Fault)")
     feedback_enable = AttrRW(
@@ -150,7 +152,7 @@ class Processing(Device[ProcessingConfig]):
         for field_name, field in model.model_fields.items():
             attr: AttrRW[Any] = AttrRW(
                 param_datatype(field.annotation),
-                name=f"Param:{field_name}",
+                name=f"{self.PARAM}{field_name}",
                 description=field.description or f"Parameter {field_name}",
                 access=access,
             )
@@ -220,7 +222,7 @@ class Processing(Device[ProcessingConfig]):
                 raise ValueError(describe_validation_error(error)) from None
             self.processor.params = params
             self.runner.set_params(params.model_dump(mode="json"))
-            self.report(f"Param:{name} = {value!r}")
+            self.report(f"{self.PARAM}{name} = {value!r}")
 
         return put
 

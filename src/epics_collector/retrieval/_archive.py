@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 
 from epics_collector.client import ClientError, Connection
+from epics_collector.collector import Collector
+from epics_collector.factory import Factory
 from epics_collector.retrieval._pb import PayloadType
 from epics_collector.retrieval._samples import Samples, merge
 
@@ -100,7 +102,9 @@ class Archive:
         found = list(self.collectors)
         for factory in self.factories:
             try:
-                table = await self.connection.get(factory + "Devices", timeout=self.timeout)
+                table = await self.connection.get(
+                    factory + Factory.devices.name, timeout=self.timeout
+                )
             except (ClientError, TimeoutError) as error:
                 self.problems[factory] = f"factory {factory} does not answer: {error}"
                 continue
@@ -111,7 +115,9 @@ class Archive:
         return list(dict.fromkeys(found))
 
     async def _recordings_of(self, prefix: str) -> list[Recording]:
-        table = await self.connection.get(prefix + "Channels", timeout=self.timeout)
+        table = await self.connection.get(
+            prefix + Collector.channel_table.name, timeout=self.timeout
+        )
         return [
             Recording(prefix, str(alias), str(pv), str(kind))
             for alias, pv, kind in zip(table["alias"], table["pv"], table["kind"], strict=True)
@@ -218,7 +224,7 @@ class Archive:
             "points": str(points),
             "operator": operator,
         }
-        return await self.connection.call(recording.collector + "Query", arguments)
+        return await self.connection.call(recording.collector + Collector.query.name, arguments)
 
     async def summaries(
         self, recording: Recording, start: float, end: float, width: int

@@ -29,7 +29,9 @@ from epics_collector.client import (
     History,
     decode,
 )
-from epics_collector.core import Severity
+from epics_collector.collector import ChannelPv, Collector, channel_pv
+from epics_collector.core import Device, Severity
+from epics_collector.processing import Processing
 from epics_collector.pva import Network
 from epics_collector.web._trace import TAIL, Display, Trace, finite_or_none
 
@@ -39,9 +41,18 @@ RETRY = 1.0  # seconds before a watch that failed is tried again
 READ_EVERY = 0.25  # seconds at least between reads of one channel (bench/web.py: CPU)
 #: The PVs of each device type shown on its status line.
 STATUS_PVS = {
-    "collector": ("State", "Count", "Dropped", "Overruns", "Message"),
-    "processing": ("State", "Count", "Errors", "Overruns", "Message"),
+    "collector": (
+        Collector.STATE,
+        *(a.name for a in (Collector.count, Collector.dropped, Collector.overruns)),
+        Collector.message.name,
+    ),
+    "processing": (
+        Processing.STATE,
+        *(a.name for a in (Processing.count, Processing.errors, Processing.overruns)),
+        Processing.message.name,
+    ),
 }
+CHANNELS = Collector.channel_table.name
 
 
 def _plain(value: Any) -> Any:
@@ -116,14 +127,14 @@ class Hub:
             table.pop(prefix, None)
 
     async def _watch_device(self, info: DeviceInfo) -> None:
-        names = STATUS_PVS.get(info.type, ("State", "Message"))
+        names = STATUS_PVS.get(info.type, (Device.STATE, Device.message.name))
         watches = [
             self._forever(info.prefix, n, lambda n=n: self._follow_status(info.prefix, n))
             for n in names
         ]
         if info.type == "collector":
             follow = functools.partial(self._follow_channels, info)
-            watches.append(self._forever(info.prefix, "Channels", follow))
+            watches.append(self._forever(info.prefix, CHANNELS, follow))
         elif info.type == "processing":
             follow = functools.partial(self._follow_outputs, info)
             watches.append(self._forever(info.prefix, "outputs", follow))
@@ -170,7 +181,7 @@ class Hub:
         wanted: dict[str, asyncio.Event] = {}
         tasks: list[asyncio.Task[None]] = []
         try:
-            async for table in self.connection.monitor(info.prefix + "Channels", 4):
+            async for table in self.connection.monitor(info.prefix + CHANNELS, 4):
                 for alias, pv, count, kind in zip(
                     table["alias"], table["pv"], table["count"], table["kind"], strict=True
                 ):
@@ -219,7 +230,7 @@ class Hub:
             try:
                 async with reads:
                     if read_rows is None or not trace.points or rows - read_rows > TAIL:
-                        table = await collector.get(f"{alias}:Tail")
+                        table = await collector.get(channel_pv(alias, ChannelPv.TAIL))
                         trace.replace(table["time"], table["value"], table["severity"])
                     else:
                         answer = await collector.history(
