@@ -44,6 +44,7 @@ format: install
 
 docs: install
 	$(BIN)/python tools/pv_tables.py
+	$(BIN)/python tools/sync_client.py
 	$(BIN)/python tools/api_reference.py
 
 bench: SHELL := /bin/bash

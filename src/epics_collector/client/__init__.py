@@ -5,6 +5,7 @@ Blocking: :class:`Factory`, :class:`Collector`, :class:`Processor`. Asyncio:
 implementation; the blocking classes run it on a private event loop).
 """
 
+from epics_collector.client._blocking import LoopThread
 from epics_collector.client._connection import Connection, decode
 from epics_collector.client._devices import (
     AsyncCollector,
@@ -22,7 +23,7 @@ from epics_collector.client._errors import (
     NoConnectionError,
 )
 from epics_collector.client._factory import AsyncFactory, DeviceInfo, default_prefix
-from epics_collector.client._sync import Collector, Device, Factory, LoopThread, Processor
+from epics_collector.client._sync import Collector, Device, Factory, Processor
 
 __all__ = [
     "AccessDeniedError",

@@ -8,7 +8,7 @@ import json
 import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypedDict, Unpack, overload
+from typing import Any, NamedTuple, Self, TypedDict, Unpack, overload
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from epics_collector.client._errors import (
 from epics_collector.collector import ChannelPv, Collector, channel_pv
 from epics_collector.core import Device, listed
 from epics_collector.processing import Processing
+from epics_collector.pva import Network
 
 
 class ViewArgs(TypedDict, total=False):
@@ -76,13 +77,36 @@ class History(NamedTuple):
 
 
 class AsyncDevice:
-    """Any device under ``prefix``: its State, Message, Config, and error reporting."""
+    """Any device under ``prefix``: its State, Message, Config, and error reporting.
 
-    def __init__(self, connection: Connection, prefix: str) -> None:
+    Proxies come from an :class:`AsyncFactory`, or from :meth:`connect` for a device
+    anywhere on the network (``async with`` then closes the connection).
+    """
+
+    def __init__(self, connection: Connection, prefix: str, *, owned: bool = False) -> None:
         self.connection, self.prefix = connection, prefix
+        self._owned = owned  # the connection is this proxy's own (made by connect)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.prefix!r})"
+
+    @classmethod
+    async def connect(
+        cls, prefix: str, *, network: Network | None = None, timeout: float = 5.0
+    ) -> Self:
+        """A proxy of the device served under ``prefix`` (no factory needed)."""
+        return cls(Connection(network, timeout), prefix, owned=True)
+
+    async def close(self) -> None:
+        """Close the connection :meth:`connect` opened (proxies from a factory: no-op)."""
+        if self._owned:
+            self.connection.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     async def get(self, pv: str) -> Any:
         """The value of the device's PV ``pv`` (the part after the prefix)."""

@@ -123,8 +123,13 @@ class AsyncFactory:
 
     async def create(
         self, type_name: str, name: str, config: dict[str, Any], prefix: str | None = None
+    ) -> AsyncDevice:
+        """Create a device of a registered type; its proxy once it serves (``.prefix``)."""
+        return self.device_at(await self._create(type_name, name, config, prefix), type_name)
+
+    async def _create(
+        self, type_name: str, name: str, config: dict[str, Any], prefix: str | None
     ) -> str:
-        """Create a device of a registered type; return its prefix once it serves."""
         arguments = {"type": type_name, "name": name, "config": json.dumps(config)}
         if prefix:
             arguments["prefix"] = prefix
@@ -134,7 +139,7 @@ class AsyncFactory:
         self, name: str, channels: list[Any], *, prefix: str | None = None, **config: Any
     ) -> AsyncCollector:
         """Create a collector of ``channels`` (PV names or channel dicts) and more config."""
-        made = await self.create("collector", name, {"channels": channels, **config}, prefix)
+        made = await self._create("collector", name, {"channels": channels, **config}, prefix)
         return AsyncCollector(self.connection, made)
 
     async def create_processor(
@@ -152,7 +157,8 @@ class AsyncFactory:
         if params:
             spec["params"] = {**spec.get("params", {}), **params}
         body = {"inputs": inputs, "processor": spec, **config}
-        return AsyncProcessor(self.connection, await self.create("processing", name, body, prefix))
+        made = await self._create("processing", name, body, prefix)
+        return AsyncProcessor(self.connection, made)
 
     async def destroy(self, name: str) -> None:
         """Stop a device and forget it (its files stay)."""
@@ -186,12 +192,19 @@ class AsyncFactory:
             for i in range(len(pids))
         ]
 
+    def device_at(self, prefix: str, type_name: str = "") -> AsyncDevice:
+        """A proxy of the device under ``prefix`` (a collector's or processor's by type).
+
+        Uses this factory's connection; nothing is asked of the device yet.
+        """
+        kind = {"collector": AsyncCollector, "processing": AsyncProcessor}
+        return kind.get(type_name, AsyncDevice)(self.connection, prefix)
+
     async def device(self, name: str) -> AsyncDevice:
         """A proxy of the device called ``name`` (a collector or processor proxy by type)."""
         for info in await self.devices():
             if info.name == name:
-                kind = {"collector": AsyncCollector, "processing": AsyncProcessor}
-                return kind.get(info.type, AsyncDevice)(self.connection, info.prefix)
+                return self.device_at(info.prefix, info.type)
         raise ClientError(f"{self.prefix}: no device named {name!r}")
 
     async def collector(self, name: str) -> AsyncCollector:
