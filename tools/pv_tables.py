@@ -16,7 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from epics_collector.collector import Collector
-from epics_collector.core import AttrR, Device, PvRow, declared_rows, rows_of, type_name
+from epics_collector.core import (
+    PVI,
+    AttrR,
+    Device,
+    PvRow,
+    attr_row,
+    declared_rows,
+    pvi_attr,
+    rows_of,
+    type_name,
+)
 from epics_collector.factory import Factory
 from epics_collector.processing import Processing
 
@@ -38,7 +48,8 @@ def _own(cls: type[Device[Any]], state: str) -> list[str]:
 def common() -> list[str]:
     """The PVs every device serves."""
     state = "the device type's states; every type has `Fault`"
-    rows = [_state_row(Device, state), *declared_rows(Device)]
+    pvi = attr_row(pvi_attr(PVI, dict))
+    rows = [_state_row(Device, state), pvi, *declared_rows(Device)]
     return [row.markdown() for row in sorted(rows, key=lambda row: row.name)]
 
 

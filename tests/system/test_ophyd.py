@@ -179,7 +179,7 @@ def test_a_prefix_with_nothing_behind_it_fails_connect_naming_the_pv(
     run_engine: RunEngine,
 ) -> None:
     made: list[FactoryDevice] = []
-    with pytest.raises(NotConnectedError, match="NOTHING:FAC:Devices"):
+    with pytest.raises(NotConnectedError, match="NOTHING:FAC:PVI"):
         with init_devices(timeout=1.0):
             factory = FactoryDevice("NOTHING:FAC:")
             made.append(factory)

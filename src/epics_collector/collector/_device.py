@@ -169,7 +169,7 @@ class Collector(Device[CollectorConfig]):
         )
         self._refusals_reported = -math.inf  # when Message last said queries were refused
         self.query_refused.set(0)
-        self.channel_pvs = ChannelPvFamily(self.recorder, self.config.tail)
+        self.channel_pvs = ChannelPvFamily(self.recorder, self.config.tail, lambda: self.prefix)
         self.add_family(self.channel_pvs)
         self.channel_table.refresh = self._publish_channel_table
         self._subscriptions: list[Subscription] = []  # of the condition PVs

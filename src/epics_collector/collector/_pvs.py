@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from epics_collector.collector._names import ChannelPv
 from epics_collector.collector._recorder import Channel, Recorder
 from epics_collector.collector._views import DEFAULT_POINTS, ChannelView
 from epics_collector.core import (
+    PVI,
     AttrR,
     AttrRW,
     Bool,
@@ -34,6 +35,8 @@ from epics_collector.core import (
     Status,
     Table,
     Waveform,
+    pvi_attr,
+    pvi_entries,
 )
 
 SCALAR_DTYPES: dict[str, Any] = {"number": np.float64, "string": str}
@@ -43,7 +46,13 @@ ROW_COLUMNS = {"time": np.float64, "severity": np.int8, "status": np.int8}
 class ChannelPvs:
     """One channel's PVs (:attr:`attrs`); keeps the watched ones current."""
 
-    def __init__(self, recorder: Recorder, channel: Channel, tail: int = DEFAULT_POINTS):
+    def __init__(
+        self,
+        recorder: Recorder,
+        channel: Channel,
+        tail: int = DEFAULT_POINTS,
+        prefix: Callable[[], str] = str,
+    ):
         self.recorder, self.channel, self.tail_rows = recorder, channel, tail
         alias, kind, pv = channel.alias, channel.config.kind, channel.config.pv
         self.value: AttrR[Any] | None = None
@@ -105,8 +114,22 @@ class ChannelPvs:
             attr.refresh = lambda attr=attr: self.publish(attr)
         self.connected.set(channel.connected)
         self.view = ChannelView(recorder, channel) if kind == "number" else None
-        served = [*self.history, self.frame_index, self.connected]
-        served += self.view.attrs if self.view is not None else []
+        own = [a for a in (*self.history, self.frame_index, self.connected) if a is not None]
+        view_pvi = f"{alias}:{ChannelPv.VIEW}:{PVI}"
+        sub = {ChannelPv.VIEW.lower(): view_pvi} if self.view is not None else {}
+        #: ``P:<alias>:PVI``: the channel's PVs, its view a sub-device (made on demand).
+        self.pvi = pvi_attr(
+            f"{alias}:{PVI}",
+            lambda: pvi_entries(prefix(), own, strip=f"{alias}:", devices=sub),
+        )
+        served = [*own, self.pvi]
+        if self.view is not None:
+            view = self.view
+            strip = f"{alias}:{ChannelPv.VIEW}:"
+            served += [
+                *view.attrs,
+                pvi_attr(view_pvi, lambda: pvi_entries(prefix(), view.attrs, strip=strip)),
+            ]
         #: Every PV of the channel by name (``alias:Suffix``).
         self.attrs: dict[str, AttrR[Any]] = {a.name: a for a in served if a is not None}
 
@@ -186,8 +209,8 @@ class ChannelPvFamily:
     loop: the live set is guarded by a lock and read as a copy.
     """
 
-    def __init__(self, recorder: Recorder, tail: int) -> None:
-        self.recorder, self.tail = recorder, tail
+    def __init__(self, recorder: Recorder, tail: int, prefix: Callable[[], str] = str) -> None:
+        self.recorder, self.tail, self.prefix = recorder, tail, prefix
         self._live: dict[str, ChannelPvs] = {}
         self._uses: dict[str, int] = {}
         self._suffixes: dict[str, frozenset[str]] = {}  # by kind
@@ -197,12 +220,15 @@ class ChannelPvFamily:
         alias, _, suffix = name.partition(":")
         return self.recorder.by_alias.get(alias), suffix
 
+    def _make(self, channel: Channel) -> ChannelPvs:
+        return ChannelPvs(self.recorder, channel, self.tail, self.prefix)
+
     def suffixes(self, channel: Channel) -> frozenset[str]:
         """The PV names of a channel of this kind, after ``alias:``."""
         kind = channel.config.kind
         if kind not in self._suffixes:
             start = len(channel.alias) + 1
-            names = ChannelPvs(self.recorder, channel, self.tail).attrs
+            names = self._make(channel).attrs
             self._suffixes[kind] = frozenset(name[start:] for name in names)
         return self._suffixes[kind]
 
@@ -218,7 +244,9 @@ class ChannelPvFamily:
         with self._lock:
             pvs = self._live.get(channel.alias)
             if pvs is None:
-                pvs = self._live[channel.alias] = ChannelPvs(self.recorder, channel, self.tail)
+                pvs = self._live[channel.alias] = ChannelPvs(
+                    self.recorder, channel, self.tail, self.prefix
+                )
             self._uses[channel.alias] = self._uses.get(channel.alias, 0) + 1
             return pvs.attrs[name]
 

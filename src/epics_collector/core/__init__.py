@@ -21,6 +21,7 @@ from epics_collector.core._attributes import (
     Rpc,
     Scan,
     command,
+    field_name,
     pv_name,
     rpc,
     scan,
@@ -45,11 +46,12 @@ from epics_collector.core._datatypes import (
     Float,
     Int,
     NDArray,
+    Pvi,
     String,
     Table,
     Waveform,
 )
-from epics_collector.core._describe import PvRow, declared_rows, rows_of, type_name
+from epics_collector.core._describe import PvRow, attr_row, declared_rows, rows_of, type_name
 from epics_collector.core._device import (
     Device,
     DeviceStates,
@@ -59,6 +61,7 @@ from epics_collector.core._device import (
 )
 from epics_collector.core._families import PvFamily
 from epics_collector.core._plugins import UnknownPluginError, load_plugin, plugin_names
+from epics_collector.core._pvi import PVI, pvi_attr, pvi_entries
 from epics_collector.core._reads import BusyError, ReadLimits, ReadPool
 from epics_collector.core._registry import (
     UnknownDeviceTypeError,
@@ -78,6 +81,7 @@ from epics_collector.core._threads import WrongThreadError, debug, debugging
 
 __all__ = [
     "PvRow",
+    "attr_row",
     "declared_rows",
     "rows_of",
     "type_name",
@@ -93,6 +97,7 @@ __all__ = [
     "Caller",
     "Command",
     "command",
+    "field_name",
     "ConfigError",
     "current_caller",
     "DataType",
@@ -145,4 +150,8 @@ __all__ = [
     "Update",
     "validate_config",
     "Waveform",
+    "PVI",
+    "Pvi",
+    "pvi_attr",
+    "pvi_entries",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import re
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,12 @@ Listener = Callable[["Reading"], None]
 def pv_name(attribute: str) -> str:
     """The one PV naming rule: ``export_path`` -> ``ExportPath``."""
     return "".join(part[:1].upper() + part[1:] for part in attribute.split("_"))
+
+
+def field_name(name: str) -> str:
+    """A field name for a PV name made at run time: ``Param:gain`` -> ``param_gain``."""
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name.replace(":", "_"))
+    return re.sub(r"[^a-z0-9_]", "_", words.lower()).strip("_")
 
 
 class Reading(NamedTuple):
@@ -61,6 +68,7 @@ class AttrR(Generic[D]):
         name: str | None = None,
         lazy: bool = False,
         any_thread: bool = False,
+        field: str = "",
     ) -> None:
         self.datatype = datatype
         self.description = description
@@ -72,7 +80,7 @@ class AttrR(Generic[D]):
         self.any_thread = any_thread
         self._owner: int | None = None  # the thread that may set it (None: not served yet)
         self._lock = threading.RLock()
-        self._attribute = ""
+        self._attribute = field  # set by the class it is declared on, else given
         self.reading = Reading(datatype.initial, time.time(), Severity.INVALID, Status.UNDEFINED)
         self._listeners: list[Listener] = []
         #: For PVs that are costly to keep current (histories): computes the value when a
@@ -120,6 +128,11 @@ class AttrR(Generic[D]):
     def value(self) -> Any:
         """The current value."""
         return self.reading.value
+
+    @property
+    def attribute(self) -> str:
+        """Its field name in the device (and in PVI): declared, given, or from the name."""
+        return self._attribute or field_name(self.name)
 
     @property
     def on_demand(self) -> bool:
@@ -186,8 +199,9 @@ class AttrRW(AttrR[D]):
         description: str = "",
         name: str | None = None,
         access: Operation = Operation.CONTROL,
+        field: str = "",
     ) -> None:
-        super().__init__(datatype, description=description, name=name)
+        super().__init__(datatype, description=description, name=name, field=field)
         self.put_handler: PutHandler | None = None
         self.access = access  # the class of operation a put is (access policy)
 

@@ -226,3 +226,32 @@ class NDArray(DataType):
         if array.ndim != self.ndim:
             raise ValueError(f"expected {self.ndim} dimensions, got shape {array.shape}")
         return array
+
+
+#: What a PVI entry may give: read, write, read-write PV, command (put 1), sub-device's PVI.
+PVI_ACCESS = frozenset({"r", "w", "rw", "x", "d"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pvi(DataType):
+    """A PVI description: ``{field: {access: pv_name}}`` (the structure PVI tools read).
+
+    ophyd-async's ``PviDeviceConnector`` and FastCS use this layout: each field of the
+    device names its PV by access (``r``, ``w``, ``rw``, ``x`` for a command) or the PVI
+    PV of a sub-device (``d``). Its structure depends on the fields, so the PVA layer
+    builds its type from each value.
+    """
+
+    @property
+    def initial(self) -> dict[str, dict[str, str]]:
+        return {}
+
+    def coerce(self, value: Any) -> dict[str, dict[str, str]]:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"a PVI description is a mapping, not {type(value).__name__}")
+        checked: dict[str, dict[str, str]] = {}
+        for name, entry in value.items():
+            if not isinstance(entry, Mapping) or not set(entry) <= PVI_ACCESS or not entry:
+                raise ValueError(f"PVI field {name!r}: {dict(entry)} is not {{access: pv}}")
+            checked[str(name)] = {str(a): str(pv) for a, pv in entry.items()}
+        return checked

@@ -21,6 +21,7 @@ from epics_collector.core._datatypes import (
     Float,
     Int,
     NDArray,
+    Pvi,
     String,
     Table,
     Waveform,
@@ -61,6 +62,8 @@ def type_name(datatype: DataType) -> str:
         return f"NTTable ({', '.join(datatype.columns)})"
     if isinstance(datatype, NDArray):
         return "NTNDArray"
+    if isinstance(datatype, Pvi):
+        return "PVI structure"
     return type(datatype).__name__
 
 

@@ -18,6 +18,7 @@ from epics_collector.core._attributes import AttrR, AttrRW, Caller, Rpc, Scan, s
 from epics_collector.core._config import MAX_CONFIG_CHARS, DeviceConfig, shorten, validate_config
 from epics_collector.core._datatypes import Enum, Int, String
 from epics_collector.core._families import PvFamily
+from epics_collector.core._pvi import PVI, pvi_attr, pvi_entries
 from epics_collector.core._reads import BusyError
 from epics_collector.core._sources import Sources
 from epics_collector.core._threads import LoopHandOff
@@ -127,6 +128,11 @@ class Device(Generic[ConfigT]):
         self.heartbeat.set(0)
         self.refused.set(0)
         self.create_dynamic_pvs()
+        #: ``P:PVI``: every PV above by field, for ophyd-async (see ``core._pvi``).
+        self.pvi = self.add_pv(pvi_attr(PVI, self._pvi_entries))
+
+    def _pvi_entries(self) -> dict[str, dict[str, str]]:
+        return pvi_entries(self.prefix, list(self.pvs.values()))
 
     @classmethod
     def _declarations(cls) -> dict[str, AttrR[Any] | Rpc | Scan]:

@@ -18,9 +18,10 @@ from ophyd_async.core import (
     SignalRW,
     StandardReadable,
     StandardReadableFormat,
+    TriggerableCommand,
     wait_for_value,
 )
-from ophyd_async.epics.core import EpicsDevice, PvSuffix
+from ophyd_async.epics.core import PviDeviceConnector
 
 from epics_collector.client import AsyncCollector, Connection, History
 from epics_collector.ophyd._view import HistoryView
@@ -135,8 +136,8 @@ class CollectorChannelAsset(CollectorChannel):
         yield  # pragma: no cover
 
 
-class CollectorDevice(StandardReadable, EpicsDevice):
-    """A collector device (PV contract) for bluesky: a flyable that records the run.
+class CollectorDevice(StandardReadable):
+    """A collector device for bluesky, built from the collector's own ``P:PVI``: a flyable.
 
     ``kickoff`` clears the history and starts recording; ``complete`` stops it (and
     with ``export=True`` writes the NeXus file). Each channel is a child in
@@ -144,18 +145,21 @@ class CollectorDevice(StandardReadable, EpicsDevice):
     source timestamp) by default, or with ``export=True`` StreamResource/StreamDatum
     documents pointing at the NeXus file. Channels are read from the device at connect
     unless given.
+
+    Every PV the collector serves is a child, found in its PVI at connect (commands as
+    ``TriggerableCommand``); only those that plans use are typed here.
     """
 
-    state: Annotated[SignalR[str], PvSuffix("State")]
-    count: Annotated[SignalR[int], PvSuffix("Count"), StandardReadableFormat.HINTED_SIGNAL]
-    dropped: Annotated[SignalR[int], PvSuffix("Dropped")]
-    overruns: Annotated[SignalR[int], PvSuffix("Overruns")]
-    message: Annotated[SignalR[str], PvSuffix("Message")]
-    start_recording: Annotated[SignalRW[int], PvSuffix("Start")]
-    stop_recording: Annotated[SignalRW[int], PvSuffix("Stop")]
-    clear_history: Annotated[SignalRW[int], PvSuffix("Clear")]
-    export_name: Annotated[SignalRW[str], PvSuffix("Export")]
-    export_path: Annotated[SignalR[str], PvSuffix("ExportPath")]
+    state: SignalR[str]
+    count: Annotated[SignalR[int], StandardReadableFormat.HINTED_SIGNAL]
+    dropped: SignalR[int]
+    overruns: SignalR[int]
+    message: SignalR[str]
+    start_recording: TriggerableCommand
+    stop_recording: TriggerableCommand
+    clear_history: TriggerableCommand
+    export_name: SignalRW[str]
+    export_path: SignalR[str]
 
     def __init__(
         self,
@@ -169,7 +173,7 @@ class CollectorDevice(StandardReadable, EpicsDevice):
         self._run_info = _Run(prefix)
         self._given_channels = list(channels) if channels is not None else None
         self.channels: DeviceMap[CollectorChannel] = DeviceMap()
-        super().__init__(f"pva://{prefix}", name=name)
+        super().__init__(name=name, connector=PviDeviceConnector(prefix))
 
     async def connect(
         self, mock: Any = False, timeout: float = 10.0, force_reconnect: bool = False
@@ -202,14 +206,14 @@ class CollectorDevice(StandardReadable, EpicsDevice):
         """Clear the history and start recording."""
         self._run_info.histories.clear()
         self._run_info.export_path = ""
-        await self.clear_history.set(1)
-        await self.start_recording.set(1)
+        await self.clear_history.trigger()
+        await self.start_recording.trigger()
         await _wait_for(self.state, "Recording")
 
     @AsyncStatus.wrap
     async def complete(self) -> None:
         """Stop recording; with ``export`` write ``<name>-<time>.nxs`` and remember it."""
-        await self.stop_recording.set(1)
+        await self.stop_recording.trigger()
         await _wait_for(self.state, "Stopped")
         if self.export:
             stamp = time.strftime("%Y%m%d-%H%M%S")

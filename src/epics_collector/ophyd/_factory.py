@@ -7,7 +7,7 @@ from typing import Annotated
 
 import numpy as np
 from ophyd_async.core import Array1D, SignalR, StandardReadable, StandardReadableFormat, Table
-from ophyd_async.epics.core import EpicsDevice, PvSuffix
+from ophyd_async.epics.core import PviDeviceConnector
 
 
 class DeviceTable(Table):
@@ -24,15 +24,13 @@ class DeviceTable(Table):
     message: Sequence[str]
 
 
-class FactoryDevice(StandardReadable, EpicsDevice):
-    """A factory (PV contract): ``devices`` (table), ``types`` and ``state``."""
+class FactoryDevice(StandardReadable):
+    """A factory, built from its ``P:PVI``: ``devices`` (table), ``types``, ``state``..."""
 
-    devices: Annotated[
-        SignalR[DeviceTable], PvSuffix("Devices"), StandardReadableFormat.UNCACHED_SIGNAL
-    ]
-    types: Annotated[SignalR[Sequence[str]], PvSuffix("Types")]
-    state: Annotated[SignalR[str], PvSuffix("State")]
+    devices: Annotated[SignalR[DeviceTable], StandardReadableFormat.UNCACHED_SIGNAL]
+    types: SignalR[Sequence[str]]
+    state: SignalR[str]
 
     def __init__(self, prefix: str, name: str = "") -> None:
         self.prefix = prefix
-        super().__init__(f"pva://{prefix}", name=name)
+        super().__init__(name=name, connector=PviDeviceConnector(prefix))

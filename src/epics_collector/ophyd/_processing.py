@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Any
 
 from ophyd_async.core import (
     AsyncStatus,
@@ -13,27 +14,30 @@ from ophyd_async.core import (
     StandardReadableFormat,
     wait_for_value,
 )
-from ophyd_async.epics.core import EpicsDevice, PvSuffix, epics_signal_r, epics_signal_rw
+from ophyd_async.epics.core import PviDeviceConnector
 
-from epics_collector.client import AsyncProcessor, Connection
-
-_PARAM_TYPES: dict[type, type] = {bool: bool, int: int, float: float, str: str}
+from epics_collector.core import field_name
 
 
-class ProcessingDevice(StandardReadable, EpicsDevice):
-    """A processing device (PV contract): outputs hinted, parameters as configuration.
+class ProcessingDevice(StandardReadable):
+    """A processing device for bluesky, built from its ``P:PVI``.
+
+    Outputs are hinted, parameters are configuration.
 
     ``trigger`` waits for the next run of the processor (a fresh output), so the device
-    works as a detector in ``count`` and ``scan``. Outputs and parameters are read from
-    the device's Config at connect (unless ``outputs`` are given).
+    works as a detector in ``count`` and ``scan``. Every PV the device serves is a child
+    found in its PVI at connect: each output as ``output_<name>``, each parameter
+    as ``param_<name>``; :attr:`outputs` and :attr:`params` hold them by name (outputs as
+    the device's Config names them, unless ``outputs`` are given).
     """
 
-    enable: Annotated[SignalRW[int], PvSuffix("Enable")]
-    feedback_enable: Annotated[SignalRW[int], PvSuffix("FeedbackEnable")]
-    runs: Annotated[SignalR[int], PvSuffix("Count")]
-    errors: Annotated[SignalR[int], PvSuffix("Errors")]
-    state: Annotated[SignalR[str], PvSuffix("State")]
-    message: Annotated[SignalR[str], PvSuffix("Message")]
+    enable: SignalRW[int]
+    feedback_enable: SignalRW[int]
+    count: SignalR[int]
+    errors: SignalR[int]
+    state: SignalR[str]
+    message: SignalR[str]
+    config_json: SignalR[str]
 
     def __init__(
         self,
@@ -47,43 +51,35 @@ class ProcessingDevice(StandardReadable, EpicsDevice):
         self._given_outputs = list(outputs) if outputs is not None else None
         self.outputs: dict[str, SignalR[Any]] = {}
         self.params: dict[str, SignalRW[Any]] = {}
-        self._discovered = False
-        super().__init__(f"pva://{prefix}", name=name)
+        super().__init__(name=name, connector=PviDeviceConnector(prefix))
+
+    @property
+    def runs(self) -> SignalR[int]:
+        """Runs that produced outputs (``Count``; the name earlier versions used)."""
+        return self.count
 
     async def connect(
         self, mock: Any = False, timeout: float = 10.0, force_reconnect: bool = False
     ) -> None:  # type: ignore[override]
-        """Create a signal per output and per parameter, then connect them all."""
-        if not mock and not self._discovered:
-            client = AsyncProcessor(Connection(timeout=timeout), self.prefix)
-            try:
-                config = await client.config()
-            finally:
-                client.connection.close()
-            names = self._given_outputs or list(config["outputs"])
-            for output in names:
-                dtype = config["outputs"].get(output, {}).get("dtype", "float64")
-                datatype: Any = float if dtype == "float64" else Any
-                signal = epics_signal_r(datatype, f"pva://{self.prefix}{output}")
-                setattr(self, f"output_{output}", signal)
-                self.outputs[output] = signal
-            for param, value in config["processor"]["params"].items():
-                datatype = _PARAM_TYPES.get(type(value), str)
-                signal_rw = epics_signal_rw(datatype, f"pva://{self.prefix}Param:{param}")
-                setattr(self, f"param_{param}", signal_rw)
-                self.params[param] = signal_rw
-            self.add_readables(list(self.outputs.values()), StandardReadableFormat.HINTED_SIGNAL)
-            self.add_readables(list(self.params.values()), StandardReadableFormat.CONFIG_SIGNAL)
-            self._discovered = True
-            self.set_name(self.name)
+        """Connect every PV in the device's PVI; sort outputs and parameters out."""
         await super().connect(mock=mock, timeout=timeout, force_reconnect=force_reconnect)
+        if mock or self.outputs:
+            return
+        config = json.loads(await self.config_json.get_value())
+        names = self._given_outputs or list(config["outputs"])
+        self.outputs = {output: getattr(self, f"output_{field_name(output)}") for output in names}
+        self.params = {
+            param: getattr(self, f"param_{param}") for param in config["processor"]["params"]
+        }
+        self.add_readables(list(self.outputs.values()), StandardReadableFormat.HINTED_SIGNAL)
+        self.add_readables(list(self.params.values()), StandardReadableFormat.CONFIG_SIGNAL)
 
     @AsyncStatus.wrap
     async def trigger(self) -> None:
         """Wait until the processor has run once more (a fresh output)."""
-        before = await self.runs.get_value()
+        before = await self.count.get_value()
         try:  # ophyd-async's monitor of Count: no polling
-            await wait_for_value(self.runs, lambda runs: runs > before, self.trigger_timeout)
+            await wait_for_value(self.count, lambda runs: runs > before, self.trigger_timeout)
         except TimeoutError:
             message = await self.message.get_value()
             raise TimeoutError(

@@ -37,6 +37,7 @@ from epics_collector.core import (
     Waveform,
     command,
     describe_validation_error,
+    field_name,
     scan,
 )
 from epics_collector.processing._api import Input, Processor
@@ -140,6 +141,7 @@ class Processing(Device[ProcessingConfig]):
                     description=f"Output {name}",
                     lazy=True,
                     any_thread=True,  # posted by the processing thread (decision 0010)
+                    field=f"output_{field_name(name)}",  # never a declared PV's field
                 )
             )
             for name, out in self.config.outputs.items()
@@ -149,15 +151,16 @@ class Processing(Device[ProcessingConfig]):
         model = type(self.processor.params)
         # with feedback, a parameter changes what is written to other PVs
         access = Operation.FEEDBACK if self.config.feedback else Operation.CONTROL
-        for field_name, field in model.model_fields.items():
+        for param, field in model.model_fields.items():
             attr: AttrRW[Any] = AttrRW(
                 param_datatype(field.annotation),
-                name=f"{self.PARAM}{field_name}",
-                description=field.description or f"Parameter {field_name}",
+                name=f"{self.PARAM}{param}",
+                field=f"param_{param}",
+                description=field.description or f"Parameter {param}",
                 access=access,
             )
-            attr.put_handler = self._param_putter(field_name)
-            self.params[field_name] = attr
+            attr.put_handler = self._param_putter(param)
+            self.params[param] = attr
             self.add_pv(attr)
         self._show_params()
         #: The processor runs in this worker process; ``self.processor`` only checks params.

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from p4p import Type, Value
 from p4p.nt import NTEnum, NTNDArray, NTScalar, NTTable
+from p4p.nt.common import alarm, timeStamp
 
 from epics_collector.core import (
     Bool,
@@ -17,6 +18,7 @@ from epics_collector.core import (
     Float,
     Int,
     NDArray,
+    Pvi,
     Reading,
     String,
     Table,
@@ -36,6 +38,22 @@ def _array_code(dtype: Any) -> str:
     codes = {"f8": "d", "f4": "f", "i8": "l", "i4": "i", "i2": "h", "i1": "b"}
     codes |= {"u8": "L", "u4": "I", "u2": "H", "u1": "B"}
     return codes[f"{dt.kind}{dt.itemsize}"]
+
+
+def _pvi_type(entries: dict[str, dict[str, str]]) -> Type:
+    """The type of a PVI value: its structure follows its fields (as FastCS serves it)."""
+    fields = [
+        (name, ("S", "structure", [(access, "s") for access in entry]))
+        for name, entry in entries.items()
+    ]
+    return Type(
+        [
+            ("alarm", alarm),
+            ("timeStamp", timeStamp),
+            ("display", ("S", None, [("description", "s")])),
+            ("value", ("S", "structure", fields)),
+        ]
+    )
 
 
 def _stamp(reading: Reading) -> dict[str, Any]:
@@ -63,8 +81,10 @@ class NtMapping:
         if isinstance(dt, Int | Float | Bool | String | Waveform):
             self.value = self._plain_value  # type: ignore[method-assign]
 
-    def _build_type(self) -> Type:
+    def _build_type(self) -> Type | None:
         dt = self.datatype
+        if isinstance(dt, Pvi):
+            return None  # made from each value
         if isinstance(dt, Enum):
             return NTEnum.buildType(display=True)
         if isinstance(dt, Table):
@@ -91,6 +111,8 @@ class NtMapping:
             return {}
         if isinstance(dt, Table):
             return {"descriptor": self.description}
+        if isinstance(dt, Pvi):
+            return {"display.description": self.description}
         meta: dict[str, Any] = {"display.description": self.description}
         if isinstance(dt, Int | Float | Waveform):
             meta["display.units"] = dt.units
@@ -111,6 +133,9 @@ class NtMapping:
             for key, item in fields.items():
                 value[key] = item
             return value
+        if isinstance(dt, Pvi):
+            fields["value"] = raw
+            return Value(_pvi_type(raw), fields)
         if isinstance(dt, Enum):
             fields["value"] = {"index": dt.index(raw), "choices": list(dt.choices)}
         elif isinstance(dt, Table):

@@ -23,6 +23,7 @@ from epics_collector.core import (
     Device,
     Enum,
     NDArray,
+    Pvi,
     Table,
     Waveform,
 )
@@ -201,7 +202,8 @@ def display(device: Device[Any], prefix: str, title: str) -> ET.ElementTree:
     widgets = _Widgets(root)
     widgets.block("label", "Title", 30, text=title)
     shown, more = _family_attrs(device)
-    for group_title, attrs in grouped([*device.pvs.values(), *shown]).items():
+    served = [a for a in (*device.pvs.values(), *shown) if not isinstance(a.datatype, Pvi)]
+    for group_title, attrs in grouped(served).items():  # PVI is for programs, not people
         if attrs:
             _group(widgets, group_title, attrs, prefix)
     if more:

@@ -19,8 +19,9 @@ from epics_collector.process import device_arguments, wait_for_async
 from epics_collector.process._device import INLINE_CONFIG_CHARS
 
 NUMBER_SUFFIXES = {
-    "Value", "Time", "Table", "Tail", "Connected",
+    "Value", "Time", "Table", "Tail", "Connected", "PVI",
     *(f"View:{s}" for s in ("Start", "End", "Points", "Operator", "Time", "Value", "Min", "Max")),
+    "View:PVI",
 }  # fmt: skip
 
 

@@ -64,6 +64,7 @@ def test_pv_name_rule():
 def test_declared_and_common_pvs():
     device = Example({})
     assert set(device.pvs) == {
+        "PVI",
         "State",
         "Message",
         "Config",
