@@ -1,5 +1,6 @@
-"""The test tree's own rules: every system test module says it is one."""
+"""Rules of the tree: system test modules say they are, p4p internals stay in one module."""
 
+import re
 from pathlib import Path
 
 SYSTEM = Path(__file__).parent / "system"
@@ -13,3 +14,17 @@ def test_every_system_module_has_the_system_marker() -> None:
         if "pytestmark = pytest.mark.system" not in path.read_text()
     ]
     assert not unmarked, f"add pytestmark = pytest.mark.system to {unmarked}"
+
+
+SOURCE = Path(__file__).parent.parent / "src" / "epics_collector"
+P4P_INTERNALS = re.compile(r"^\s*(from|import) p4p\.(_\w+|server\.raw|client\.raw)\b", re.M)
+
+
+def test_only_the_adapter_touches_p4p_internals() -> None:
+    """p4p's private API is used in ``pva/_p4p.py`` only, where each use has a test."""
+    users = [
+        str(path.relative_to(SOURCE))
+        for path in sorted(SOURCE.rglob("*.py"))
+        if P4P_INTERNALS.search(path.read_text())
+    ]
+    assert users == ["pva/_p4p.py"], users

@@ -13,11 +13,9 @@ from typing import Any, NamedTuple, cast
 
 import numpy as np
 from p4p import Value
-from p4p._p4p import SharedPV as _SharedPV
 from p4p.nt import NTScalar, NTTable
 from p4p.server import DynamicProvider, Server, ServerOperation, StaticProvider
 from p4p.server.asyncio import SharedPV
-from p4p.server.raw import SharedPV as RawSharedPV
 
 from epics_collector.core import (
     AttrR,
@@ -30,6 +28,7 @@ from epics_collector.core import (
     RpcError,
 )
 from epics_collector.pva._network import Network
+from epics_collector.pva._p4p import ServedPV, on_pvxs_thread, post_value
 from epics_collector.pva._types import NtMapping, _array_code
 
 log = logging.getLogger(__name__)
@@ -60,7 +59,7 @@ class _Poster:
         if self.attr.lazy and not self.clients:
             self.dirty = True
             return
-        _SharedPV.post(self.pv, self.mapping.value(reading))  # no wrapping: a Value
+        post_value(self.pv, self.mapping.value(reading))  # no wrapping: a Value
         if self.attr.refresh is not None:  # on demand: p4p holds the served copy
             self.attr.forget()
 
@@ -69,46 +68,12 @@ class _Poster:
         with self.attr.locked():
             self.dirty = False
             if self.pv is not None and self.pv.isOpen():
-                _SharedPV.post(self.pv, self.mapping.value(self.attr.reading))
+                post_value(self.pv, self.mapping.value(self.attr.reading))
 
     def flush(self) -> None:
         """Post a lazy attribute's newest reading if it changed unseen (event loop)."""
         if self.dirty:
             self.post_current()
-
-
-def _on_pvxs_thread(method: Any) -> Any:
-    """Mark a handler callback to run on pvxs's server thread, not on the event loop."""
-    method.on_pvxs_thread = True
-    return method
-
-
-class _ServedPV(SharedPV):
-    """An asyncio SharedPV whose marked callbacks run where pvxs calls them.
-
-    pvxs's ``SharedPV.open`` waits for the server thread while holding the PV's lock,
-    and that thread takes the same lock to attach a new channel: an ``open`` from any
-    other thread (the event loop) deadlocks the server when a client connects at that
-    moment (issue 18, finding 4). Called from ``onFirstConnect`` on the server thread
-    itself, the wait is a direct call and the lock is re-entered.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, handler: Any, initial: Any) -> None:
-        # p4p's asyncio SharedPV takes the running loop; a family's PV is made on pvxs's
-        # thread, so the loop is given and the rest of p4p's __init__ done here
-        self.loop = loop
-        RawSharedPV.__init__(self, handler=handler, initial=initial)
-        self._disconnected = asyncio.Event()
-        self._disconnected.set()
-
-    def _exec(self, op: Any, M: Any, *args: Any) -> None:  # noqa: N803 (p4p's name)
-        if getattr(M, "on_pvxs_thread", False):
-            try:
-                M(*args)
-            except Exception:  # never into pvxs; the client sees a PV that does not open
-                log.exception("%s failed", getattr(M, "__qualname__", M))
-            return
-        super()._exec(op, M, *args)
 
 
 class _AttrHandler:
@@ -125,12 +90,12 @@ class _AttrHandler:
         #: A family's PV: called when its last client leaves (the PV is then dropped).
         self.released = released
 
-    @_on_pvxs_thread
+    @on_pvxs_thread
     def onFirstConnect(self, pv: SharedPV) -> None:  # noqa: N802 (p4p's name)
         """An on-demand PV: compute its value now and serve it while clients watch.
 
         A lazy PV: post its newest value and from now on every value. Runs on pvxs's
-        server thread (see :class:`_ServedPV`), so it only reads the device's state.
+        server thread (see :class:`ServedPV`), so it only reads the device's state.
         """
         if self.attr.lazy:
             with self.attr.locked():
@@ -146,7 +111,7 @@ class _AttrHandler:
                 pv.open(self.mapping.initial(self.attr.reading))
                 self.attr.forget()  # p4p holds the served copy; ours would double the memory
 
-    @_on_pvxs_thread
+    @on_pvxs_thread
     def onLastDisconnect(self, pv: SharedPV) -> None:  # noqa: N802 (p4p's name)
         """An on-demand PV: stop serving (and free) it when the last client leaves."""
         if self.attr.lazy:
@@ -280,7 +245,7 @@ class DeviceServer:
         handler = _AttrHandler(self.device, attr, mapping, poster, released)
         assert self._loop is not None, "PVs are served from inside the async with block"
         attr.claim(self._loop_thread)  # set on the device's loop only, from now on
-        pv = poster.pv = _ServedPV(self._loop, cast(Any, handler), initial)
+        pv = poster.pv = ServedPV(self._loop, cast(Any, handler), initial)
         attr.add_listener(poster)
         if attr.lazy:
             self._lazy[attr.name] = poster
