@@ -10,30 +10,12 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-import numpy as np
 from p4p import Value
 from p4p.client.asyncio import Context, Disconnected, RemoteError
 from p4p.nt import NTURI
 
 from epics_collector.client._errors import NoConnectionError, refused
-from epics_collector.pva import Network
-
-
-def decode(value: Value) -> Any:
-    """A Python value for a normative-type Value."""
-    nt = value.getID()
-    if nt.startswith("epics:nt/NTEnum:"):
-        choices = list(value["value.choices"])
-        index = int(value["value.index"])
-        return choices[index] if 0 <= index < len(choices) else index
-    if nt.startswith("epics:nt/NTTable:"):
-        columns = value["value"]
-        return {name: np.asarray(columns[name]) for name in columns.keys()}
-    if nt.startswith("epics:nt/NTNDArray:"):
-        shape = [d["size"] for d in reversed(value["dimension"])]
-        return np.asarray(value["value"]).reshape(shape)
-    inner = value["value"]
-    return inner if not isinstance(inner, np.ndarray) else np.asarray(inner)
+from epics_collector.pva import Network, decode
 
 
 class Connection:

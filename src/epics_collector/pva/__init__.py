@@ -2,6 +2,18 @@
 
 from epics_collector.pva import _format as pv_format
 from epics_collector.pva._client import Client
+from epics_collector.pva._decode import (
+    Decoder,
+    Metadata,
+    alarm,
+    decode,
+    decoder_for,
+    frame,
+    metadata,
+    sequence_for,
+    stamp_and_alarm,
+    timestamp,
+)
 from epics_collector.pva._network import Network, free_port
 from epics_collector.pva._runner import pv_answers, serve_until_signal
 from epics_collector.pva._search import answered, servers_by_guid
@@ -10,6 +22,16 @@ from epics_collector.pva._tool import BadValueError, PvTool, ToolError, is_denia
 from epics_collector.pva._types import NtMapping
 
 __all__ = [
+    "Decoder",
+    "Metadata",
+    "alarm",
+    "decode",
+    "decoder_for",
+    "frame",
+    "metadata",
+    "sequence_for",
+    "stamp_and_alarm",
+    "timestamp",
     "BadValueError",
     "Client",
     "answered",

@@ -8,6 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from epics_collector.pva._decode import alarm as alarm_of
+from epics_collector.pva._decode import decode, timestamp
+
 SEVERITIES = ("", "MINOR", "MAJOR", "INVALID")
 
 
@@ -20,9 +23,7 @@ def _has(value: Any, field: str) -> bool:
 
 def stamp(value: Any) -> str:
     """The value's ``timeStamp`` as ISO 8601 UTC (empty if it has none or it is 0)."""
-    if not _has(value, "timeStamp"):
-        return ""
-    seconds = value["timeStamp.secondsPastEpoch"] + value["timeStamp.nanoseconds"] * 1e-9
+    seconds = timestamp(value)
     if seconds <= 0:
         return ""
     moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
@@ -31,13 +32,10 @@ def stamp(value: Any) -> str:
 
 def alarm(value: Any) -> str:
     """``MAJOR HIHI``-style text of the value's alarm, empty when there is none."""
-    if not _has(value, "alarm"):
-        return ""
-    severity = int(value["alarm.severity"])
+    severity, _, message = alarm_of(value)
     if severity == 0:
         return ""
     name = SEVERITIES[severity] if 0 < severity < len(SEVERITIES) else f"severity {severity}"
-    message = str(value["alarm.message"])
     return f"{name} {message}".strip()
 
 
@@ -54,8 +52,7 @@ def value_text(value: Any) -> str:
     """The ``value`` part as text: numbers, strings, enum by name, arrays as ``[a, b]``."""
     kind = value.getID() if hasattr(value, "getID") else ""
     if kind.startswith("epics:nt/NTEnum"):
-        index, choices = int(value["value.index"]), list(value["value.choices"])
-        return choices[index] if 0 <= index < len(choices) else str(index)
+        return str(decode(value))  # the choice's name (its index if out of range)
     if kind.startswith("epics:nt/NTNDArray"):
         dims = [int(d["size"]) for d in value["dimension"]]
         data = value["value"]

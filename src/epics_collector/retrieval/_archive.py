@@ -22,6 +22,7 @@ import numpy as np
 from epics_collector.client import ClientError, Connection
 from epics_collector.collector import Collector
 from epics_collector.factory import Factory
+from epics_collector.pva import metadata
 from epics_collector.retrieval._pb import PayloadType
 from epics_collector.retrieval._samples import Samples, merge
 
@@ -358,33 +359,16 @@ _SCALARS = {
 
 def _headers(value: Any) -> tuple[dict[str, str], PayloadType | None]:
     """EAA headers of a source PV's (raw) value, and its native payload type."""
-    headers: dict[str, str] = {}
-    fields = {
-        "EGU": "display.units",
-        "PREC": "display.precision",
-        "LOPR": "display.limitLow",
-        "HOPR": "display.limitHigh",
-        "DRVL": "control.limitLow",
-        "DRVH": "control.limitHigh",
-        "LOLO": "valueAlarm.lowAlarmLimit",
-        "LOW": "valueAlarm.lowWarningLimit",
-        "HIGH": "valueAlarm.highWarningLimit",
-        "HIHI": "valueAlarm.highAlarmLimit",
-    }
-    for name, path in fields.items():
-        try:
-            headers[name] = str(value[path])
-        except (KeyError, TypeError):
-            continue
-    native: PayloadType | None = None
-    try:
-        choices = list(value["value.choices"])
-    except (KeyError, TypeError):
-        choices = None
-    if choices is not None:
-        for index, label in enumerate(choices):
-            headers[f"ENUM_{index}"] = str(label)
+    found = metadata(value)
+    headers = {"EGU": found.units} if found.units is not None else {}
+    if found.precision is not None:
+        headers["PREC"] = str(found.precision)
+    headers |= {name: str(limit) for name, limit in found.limits.items()}
+    if found.choices is not None:
+        for index, label in enumerate(found.choices):
+            headers[f"ENUM_{index}"] = label
         return headers, PayloadType.SCALAR_ENUM
+    native: PayloadType | None = None
     code = value.type()["value"]
     if isinstance(code, str):
         if code.startswith("a"):

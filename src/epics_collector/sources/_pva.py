@@ -13,54 +13,14 @@ from functools import partial
 from queue import SimpleQueue
 from typing import Any
 
-import numpy as np
 from p4p import Value
 from p4p.client import raw
 from p4p.client.thread import Context, Disconnected, RemoteError
 
-from epics_collector.core import SourceListener, Update, posix_ns, posix_seconds
-from epics_collector.pva import Network
+from epics_collector.core import SourceListener, Update
+from epics_collector.pva import Decoder, Network, decoder_for, sequence_for, stamp_and_alarm
 
-Decoder = Callable[[Value], Any]
 log = logging.getLogger(__name__)
-
-
-def _decoder(value: Value) -> Decoder:
-    """How to get a Python value out of this source's Values (chosen on the first one)."""
-    nt = value.getID()
-    if nt.startswith("epics:nt/NTEnum:"):
-        return lambda v: v["value.index"]
-    if nt.startswith("epics:nt/NTNDArray:"):
-
-        def image(v: Value) -> np.ndarray:
-            # a read-only view of the frame's own (immutable) pixel buffer, no copy
-            shape = [d["size"] for d in reversed(v["dimension"])]
-            return np.asarray(v["value"]).reshape(shape)
-
-        return image
-    if "value" not in value:
-        raise ValueError(f"{nt or 'structure'} has no value field")
-    if isinstance(value["value"], np.ndarray):
-        # a view of the Value's own (immutable) array, which the view keeps alive; the
-        # recorder copies it into its ring, so no copy here
-        return lambda v: v["value"]
-    return lambda v: v["value"]
-
-
-def _sequence(value: Value) -> Callable[[Value], int] | None:
-    """How to read a source's update sequence number, if it carries one (NTNDArray)."""
-    if value.getID().startswith("epics:nt/NTNDArray:") and "uniqueId" in value:
-        return lambda v: v["uniqueId"]
-    return None
-
-
-def _stamp(value: Value) -> tuple[float, int, int, int | None]:
-    try:
-        stamp = value["timeStamp.secondsPastEpoch"], value["timeStamp.nanoseconds"]
-        seconds, exact = posix_seconds(*stamp), posix_ns(*stamp)
-        return seconds, value["alarm.severity"], value["alarm.status"], exact
-    except KeyError:  # a plain structure without timeStamp/alarm: stamp on arrival
-        return time.time(), 0, 0, None
 
 
 class _Drainer:
@@ -171,9 +131,9 @@ class _PvaSubscription:
             return
         try:
             if self._decode is None:
-                self._decode = _decoder(value)
-                self._sequence = _sequence(value)
-            seconds, severity, status, exact = _stamp(value)
+                self._decode = decoder_for(value)
+                self._sequence = sequence_for(value)
+            seconds, severity, status, exact = stamp_and_alarm(value)
             number = self._sequence(value) if self._sequence is not None else None
             update = Update(self._decode(value), seconds, severity, status, number, exact)
         except Exception as error:  # an undecodable source is reported, never fatal

@@ -32,7 +32,7 @@ from epics_collector.client import (
 from epics_collector.collector import ChannelPv, Collector, channel_pv
 from epics_collector.core import Device, Severity
 from epics_collector.processing import Processing
-from epics_collector.pva import Network
+from epics_collector.pva import Network, alarm
 from epics_collector.web._trace import TAIL, Display, Trace, finite_or_none
 
 log = logging.getLogger(__name__)
@@ -329,7 +329,4 @@ class PageView:
 
 
 def _severity(value: Any) -> int:
-    try:
-        return int(value["alarm.severity"])
-    except (KeyError, TypeError):
-        return 0
+    return alarm(value)[0]

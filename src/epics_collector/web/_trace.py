@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from epics_collector.pva import metadata
+
 TAIL = 300  # points per trace kept and sent
 
 #: One point as sent to the page: time (POSIX s), value (None for a gap), severity.
@@ -25,15 +27,8 @@ class Display:
     @classmethod
     def of(cls, value: Any) -> Display:
         """From a normative-type Value's ``display`` (empty where it has none)."""
-        try:
-            units = str(value["display.units"])
-        except (KeyError, TypeError):
-            units = ""
-        try:
-            precision: int | None = int(value["display.precision"])
-        except (KeyError, TypeError, ValueError):
-            precision = None
-        return cls(units, precision if precision is not None and 0 <= precision <= 17 else None)
+        found = metadata(value)
+        return cls(found.units or "", found.precision)
 
 
 def finite_or_none(number: float) -> float | None:
