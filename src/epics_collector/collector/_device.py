@@ -7,7 +7,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
@@ -17,12 +17,13 @@ import numpy as np
 
 from epics_collector.collector._config import ChannelConfig, CollectorConfig
 from epics_collector.collector._exporting import Annotations, gather
-from epics_collector.collector._persistence import FlushOutcome, Persistence
+from epics_collector.collector._publisher import Counters, Publisher
 from epics_collector.collector._push import MAX_PUSHED_CHANNELS, parse_push
 from epics_collector.collector._pvs import ChannelPvFamily
 from epics_collector.collector._recorder import Channel, Event, Recorder
 from epics_collector.collector._snapshot_pvs import SnapshotPvFamily
 from epics_collector.collector._snapshots import SNAPSHOT_COLUMNS, SnapshotStore
+from epics_collector.collector._spilling import Spill
 from epics_collector.collector._start_stop import StartStop
 from epics_collector.collector._subscribing import ChannelSubscriber
 from epics_collector.collector._triggers import ConditionInput, TriggerWindows
@@ -38,6 +39,7 @@ from epics_collector.core import (
     Operation,
     ReadPool,
     Severity,
+    Sources,
     Status,
     String,
     Subscription,
@@ -161,8 +163,18 @@ class Collector(Device[CollectorConfig]):
         description="Trigger snapshots: id, trigger time, start, end, samples, complete",
     )
 
-    def create_dynamic_pvs(self) -> None:
-        """Serve each channel's PVs (made when a client asks: :class:`ChannelPvFamily`)."""
+    def __init__(
+        self,
+        config: CollectorConfig | Mapping[str, Any],
+        *,
+        data_dir: Path | None = None,
+        sources: Sources | None = None,
+    ) -> None:
+        """Check the config; make the recorder and each concern's owner (nothing runs yet).
+
+        Each channel's PVs are made when a client asks (:class:`ChannelPvFamily`).
+        """
+        super().__init__(config, data_dir=data_dir, sources=sources)
         self.recorder = Recorder(self.config, self._recorder_event)
         self.reads = ReadPool(
             self.config.reads, name="query", arrivals=lambda: self.recorder.arrivals
@@ -171,26 +183,21 @@ class Collector(Device[CollectorConfig]):
         self.query_refused.set(0)
         self.channel_pvs = ChannelPvFamily(self.recorder, self.config.tail, lambda: self.prefix)
         self.add_family(self.channel_pvs)
-        self.channel_table.refresh = self._publish_channel_table
+        counters = Counters(
+            self.count, self.excluded, self.dropped, self.overruns, self.channel_table
+        )
+        self.publisher = Publisher(
+            self.config, self.recorder, self.channel_pvs, counters, self.report
+        )
         self._subscriptions: list[Subscription] = []  # of the condition PVs
         self.subscriber: ChannelSubscriber | None = None  # the channels' (once started)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._publisher: asyncio.Task[None] | None = None
+        self._publishing: asyncio.Task[None] | None = None
         self._duration_timer: asyncio.TimerHandle | None = None
         self._count_at_start = 0  # Count when recording last started
-        self.persistence: Persistence | None = None
+        self.spill: Spill | None = None
         if self.config.persist:
-            self.persistence = Persistence(
-                self._spill_dir,
-                self.recorder,
-                capacity=self.config.capacity,
-                ring=self.config.mode == "ring",
-            )
-        self._spill_lock = asyncio.Lock()  # one flush or clear of the spill store at a time
-        self._flush_failing = False
-        self._reported_missing: set[str] = set()
-        # alias -> (overruns, missing) last reported in Message
-        self._reported_losses: dict[str, tuple[int, int]] = {}
+            self.spill = Spill(self.config, self._spill_dir, self.recorder, self.report)
         self.triggers: TriggerWindows | None = None
         if self.config.trigger is not None:
             store = SnapshotStore(self._spill_dir / "snapshots") if self.config.persist else None
@@ -389,8 +396,8 @@ class Collector(Device[CollectorConfig]):
         channel = self.recorder.add_channel(config)
         self._pushed[alias] = kind
         self.recorder.mark_connected(channel)  # its source is the Push RPC
-        if self.persistence is not None:
-            self.persistence.add_channel(channel)
+        if self.spill is not None:
+            self.spill.persistence.add_channel(channel)
         self.report(f"extra channel {alias} ({kind}) created by a push")
         return channel
 
@@ -436,15 +443,18 @@ class Collector(Device[CollectorConfig]):
     @command(name="Clear")
     async def clear_history(self) -> None:
         """Forget the recorded history and the counters."""
-        async with self._spill_lock:  # never under a flush that took rows before the clear
-            self.recorder.clear()
-            self._reported_losses.clear()
-            if self.persistence is not None:
-                await asyncio.get_running_loop().run_in_executor(None, self.persistence.clear)
+        if self.spill is not None:
+            await self.spill.clear(self._forget)
+        else:
+            self._forget()
         if self.state.value != CollectorStates.RECORDING:
             self.set_state(CollectorStates.IDLE)
         self.report("history cleared")
-        self._publish()
+        self.publisher.publish()
+
+    def _forget(self) -> None:
+        self.recorder.clear()
+        self.publisher.cleared()
 
     @command(name="Trigger")
     async def trigger_now(self) -> None:
@@ -463,7 +473,7 @@ class Collector(Device[CollectorConfig]):
             if self.recorder.count == self._count_at_start:
                 reason, severity = self._nothing_recorded(reason), max(severity, Severity.MINOR)
             self.report(f"{reason}: recorded {self.recorder.count} samples", severity)
-        self._publish()
+        self.publisher.publish()
 
     def _nothing_recorded(self, reason: str) -> str:
         """Why a run recorded no sample, for the Message (a MINOR alarm: worth a look)."""
@@ -496,129 +506,11 @@ class Collector(Device[CollectorConfig]):
         elif self.recorder.connected == len(self.recorder.channels):  # O(1): 100k events
             self.report("all channels connected")
 
-    # publishing -----------------------------------------------------------------------------
-
-    def _publish(self) -> None:
-        changed = self.recorder.take_changed()
-        for pvs in self.channel_pvs.live():  # only channels a client uses have PVs
-            if pvs.channel.alias not in changed:
-                continue
-            if pvs.connected.value != pvs.channel.connected:
-                pvs.connected.set(pvs.channel.connected)
-            if pvs.watched:
-                pvs.publish()
-        any_changed = bool(changed)
-        self.count.set(self.recorder.count)
-        self.excluded.set(self.recorder.excluded)
-        for attr, total in (
-            (self.dropped, self.recorder.dropped),
-            (self.overruns, self.recorder.overruns),
-        ):
-            attr.set(total, severity=Severity.MINOR if total else Severity.NO_ALARM)
-        if any_changed:
-            if self.channel_table.watched:
-                self._publish_channel_table()
-            self._report_losses()
-
-    def _report_losses(self) -> None:
-        """Say in Message which channels lost updates since the last report."""
-        lines = []
-        for channel in self.recorder.channels:
-            now = (channel.overruns, channel.missing)
-            before = self._reported_losses.get(channel.alias, (0, 0))
-            if now == before:
-                continue
-            self._reported_losses[channel.alias] = now
-            if now[0] > before[0]:
-                lines.append(
-                    f"{channel.alias}: its monitor queue filled "
-                    f"({self.config.queue_size_for(channel.config)} "
-                    f"updates, {now[0]} times), updates may have been squashed: raise "
-                    "queue_size or lower the source's rate"
-                )
-            if now[1] > before[1]:
-                lines.append(
-                    f"{channel.alias}: {now[1]} updates missing from the source's sequence "
-                    "numbers (counted in Dropped)"
-                )
-        if lines:
-            self.report(listed(lines, "; "), Severity.MINOR)
-
-    def _publish_channel_table(self) -> None:
-        channels = self.recorder.channels
-        latest = [ch.latest.timestamp if ch.latest else np.nan for ch in channels]
-        self.channel_table.set(
-            {
-                "alias": [ch.alias for ch in channels],
-                "pv": [ch.config.pv for ch in channels],
-                "connected": [ch.connected for ch in channels],
-                "count": [ch.ring.total for ch in channels],
-                "last_update": latest,
-                "excluded": [ch.reducer.excluded for ch in channels],
-                "overruns": [ch.overruns for ch in channels],
-                "dropped": [ch.lost for ch in channels],
-                "kind": [ch.config.kind for ch in channels],
-            }
-        )
-
-    async def _publish_forever(self) -> None:
-        period = 1.0 / self.config.publish_rate
-        while True:
-            try:
-                self.recorder.release_merged(time.time())
-                self._publish()
-                self._report_missing()
-            except Exception as error:  # publishing must go on; the recording is unaffected
-                log.exception("publishing failed")
-                self.report(f"publishing failed: {error}", Severity.MAJOR)
-            await asyncio.sleep(period)
-
-    def _report_missing(self) -> None:
-        now = time.monotonic()
-        missing = {
-            f"{ch.alias} ({ch.config.pv})"
-            for ch in self.recorder.channels
-            if not ch.ever_connected and now - ch.created > self.config.connect_timeout
-        }
-        if missing and missing != self._reported_missing:
-            self.report(f"not connected: {listed(sorted(missing))}", Severity.MINOR)
-        self._reported_missing = missing
-
     # persistence ------------------------------------------------------------------------------
 
     @property
     def _spill_dir(self) -> Path:
         return self.data_dir / "spill"
-
-    def _load_spills(self, persistence: Persistence) -> bool:
-        """Reload what a previous run of this collector wrote; True if it was recording."""
-        aliases = {ch.alias for ch in self.recorder.channels}
-        restored = persistence.open(aliases)
-        meta = restored.meta
-        for alias, kind in dict(meta.get("pushed", {})).items():
-            if alias not in aliases:
-                self._add_pushed_channel(alias, kind)
-        persistence.restore(restored)
-        self.recorder.count = int(meta.get("count", 0))
-        self.recorder.dropped = int(meta.get("dropped", 0)) + restored.lost
-        self.recorder.overruns = int(meta.get("overruns", 0))
-        for problem in restored.problems:
-            lost = " (counted in Dropped)" if restored.lost else ""
-            self.report(problem + lost, Severity.MAJOR if restored.lost else Severity.MINOR)
-        if restored.unavailable is not None:
-            self._flush_failing = True
-            self.report(
-                f"the history on disk cannot be written ({restored.unavailable}): read "
-                f"{restored.samples} samples without writing; new rows wait in memory and "
-                "opening it is retried every 5 s",
-                Severity.MAJOR,
-            )
-        resume = bool(meta.get("recording", False))
-        if resume:  # it was recording when it stopped without Stop: mark the outage
-            self.recorder.outage(float(meta.get("flushed", _now())))
-        if not restored.problems and restored.unavailable is None and meta:
-            self.report(f"reloaded {restored.samples} samples from {self._spill_dir}")
-        return resume
 
     @scan(0.5)
     async def flush(self) -> None:
@@ -628,44 +520,8 @@ class Collector(Device[CollectorConfig]):
         recorder's lock guards the rows taken). A failed write keeps its rows for the
         next flush; see :class:`Persistence`.
         """
-        if self.persistence is None:
-            return
-        async with self._spill_lock:
-            meta = {
-                "pushed": dict(self._pushed),
-                "count": self.recorder.count,
-                "dropped": self.recorder.dropped,
-                "overruns": self.recorder.overruns,
-                "recording": self.recorder.recording,
-                "flushed": _now(),
-            }
-            loop = asyncio.get_running_loop()
-            outcome = await loop.run_in_executor(None, self.persistence.flush, meta)
-        self._report_flush(outcome)
-
-    def _report_flush(self, outcome: FlushOutcome) -> None:
-        if outcome.given_up or outcome.lost:
-            self.recorder.count_dropped(outcome.given_up + outcome.lost)
-        if outcome.reopened is not None:
-            lost = " (counted in Dropped)" if outcome.lost else ""
-            severity = Severity.MAJOR if outcome.lost else Severity.MINOR
-            self.report(outcome.reopened + lost, severity)
-        if outcome.error is not None:
-            self._flush_failing = True
-            lost = f"; {self.persistence.given_up if self.persistence else 0} rows given up"
-            self.report(
-                f"writing the history to disk failed ({outcome.error}): {outcome.waiting} rows "
-                f"wait in memory and are retried every 0.5 s{lost if outcome.given_up else ''}",
-                Severity.MAJOR,
-            )
-        elif self._flush_failing:
-            self._flush_failing = False
-            given_up = self.persistence.given_up if self.persistence else 0
-            self.report(
-                f"writing the history to disk works again ({outcome.written} rows written"
-                + (f"; {given_up} rows were given up, counted in Dropped)" if given_up else ")"),
-                Severity.MINOR if given_up else Severity.NO_ALARM,
-            )
+        if self.spill is not None:
+            await self.spill.flush(self._pushed)
 
     # lifecycle ------------------------------------------------------------------------------
 
@@ -674,7 +530,7 @@ class Collector(Device[CollectorConfig]):
         self._loop = asyncio.get_running_loop()
         if self.sources is None:
             raise RuntimeError("no source transport: run the collector with sources")
-        resume = False if self.persistence is None else self._load_spills(self.persistence)
+        resume = False if self.spill is None else self.spill.load(self._add_pushed_channel)
         self.subscriber = ChannelSubscriber(
             self.sources,
             self.recorder,
@@ -683,7 +539,7 @@ class Collector(Device[CollectorConfig]):
         )
         self.subscriber.start()
         self._subscribe_conditions()
-        self._publisher = asyncio.create_task(self._publish_forever(), name="publish")
+        self._publishing = asyncio.create_task(self.publisher.run(), name="publish")
         if resume or self.config.autostart:
             await self.start_recording.method(self)
 
@@ -721,10 +577,10 @@ class Collector(Device[CollectorConfig]):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._upload_task
         await self.flush.method(self)
-        if self.persistence is not None:
-            self.persistence.close()
+        if self.spill is not None:
+            self.spill.close()
         self.reads.close()
-        if self._publisher is not None:
-            self._publisher.cancel()
+        if self._publishing is not None:
+            self._publishing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._publisher
+                await self._publishing

@@ -27,20 +27,16 @@ from epics_collector.core import (
     Sources,
     String,
     Table,
-    UnknownDeviceTypeError,
     Waveform,
     command,
     current_caller,
-    device_type_names,
-    is_this_host,
     load_device_type,
     refusal,
     rpc,
-    shorten,
 )
 from epics_collector.factory._claims import ClaimRefusedError, PrefixClaims, ServerFinder
-from epics_collector.factory._config import DeviceSpec, FactoryConfig, check_name, check_prefix
-from epics_collector.factory._config_check import ConfigRefusedError, checked, resolve_upload
+from epics_collector.factory._config import DeviceSpec, FactoryConfig
+from epics_collector.factory._requests import Requests
 from epics_collector.factory._state_files import (
     PidFile,
     StateDirLock,
@@ -73,16 +69,6 @@ class FactoryStates(StrEnum):
     STARTING = "Starting"
     RUNNING = "Running"
     FAULT = "Fault"
-
-
-def _text(value: Any, what: str, limit: int = 200) -> str:
-    if not isinstance(value, str):
-        raise RpcError(f"{what} must be a string, got {type(value).__name__}")
-    if len(value) > limit:
-        raise RpcError(f"{what} is too long ({len(value)} characters; at most {limit})")
-    if what != "config" and any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise RpcError(f"{what} {shorten(repr(value))} contains control characters")
-    return value
 
 
 def _iso(seconds: float) -> str:
@@ -139,16 +125,16 @@ class Factory(Device[FactoryConfig]):
         self.declared = list(declared)
         self.host = socket.gethostname()
         self._supervisors: dict[str, Supervisor] = {}
-        self._pending: set[str] = set()
-        self._pending_prefixes: set[str] = set()
+        #: Checks requests; holds the names and prefixes of devices being created.
+        self.requests = Requests(self.config, self.data_dir, lambda: self.prefix, self._supervisors)
+        self.allowed_types = self.requests.allowed_types
         self._unrestored: list[DeviceSpec] = []  # kept stored, e.g. after a type was disallowed
         self.types.set(np.array(self.allowed_types, dtype=object))
+        self._add_form()
         self._refresh()
 
-    def create_dynamic_pvs(self) -> None:
+    def _add_form(self) -> None:
         """The create form: NewType (the allowed types), NewName, NewConfig, CreateNew."""
-        allowed = self.config.types
-        self.allowed_types = [t for t in device_type_names() if allowed is None or t in allowed]
         self.new_type = self.add_pv(
             AttrRW(
                 Enum(choices=self.allowed_types or ["(none)"]),
@@ -216,7 +202,7 @@ class Factory(Device[FactoryConfig]):
         """Start the process of ``spec`` (from the event loop's thread, which outlives it)."""
         # the factory's policy, never one a client sent (see _spec)
         try:
-            config = {**self._resolved(spec.config), "access": self.access.model_dump()}
+            config = {**self.requests.resolved(spec.config), "access": self.access.model_dump()}
         except RpcError as error:  # the operator removed a destination it used
             raise LaunchError(str(error)) from None
         args = device_arguments(
@@ -270,111 +256,6 @@ class Factory(Device[FactoryConfig]):
                 refused.append(pid_file.refusal)
         return stopped, refused
 
-    # checks of requests ----------------------------------------------------------------------
-
-    def _pv_names(self, spec: DeviceSpec) -> list[str]:
-        """The names to check before a device is started (a sample of at most 2000).
-
-        Under the factory's own prefix its State is enough (the factory knows its own
-        devices); under another prefix the operator allowed, every name of the device.
-        """
-        if spec.prefix.startswith(self.prefix):
-            return [spec.prefix + "State"]
-        model = load_device_type(spec.type)(spec.config, data_dir=self.data_dir / spec.name)
-        return [spec.prefix + name for name in [*model.pvs, *model.rpcs]][:2000]
-
-    def _resolved(self, config: dict[str, Any], trusted: bool = True) -> dict[str, Any]:
-        """``config`` with a named upload destination resolved (see :func:`resolve_upload`)."""
-        try:
-            return resolve_upload(config, self.config.destinations, trusted)
-        except ConfigRefusedError as error:
-            raise RpcError(str(error)) from None
-
-    def _device_type(self, type_name: str) -> type[Device[Any]]:
-        if type_name not in self.allowed_types:
-            allowed = ", ".join(self.allowed_types) or "none"
-            raise RpcError(f"unknown device type {shorten(repr(type_name))}; allowed: {allowed}")
-        try:
-            return load_device_type(type_name)
-        except UnknownDeviceTypeError as error:
-            raise RpcError(str(error)) from None
-
-    def _check_capacity(self, capacity: Any) -> None:
-        limit = self.config.max_capacity
-        if limit is not None and isinstance(capacity, int) and capacity > limit:
-            raise RpcError(f"capacity {capacity} exceeds this factory's max_capacity {limit}")
-
-    async def _spec(
-        self, type_name: str, name: str, config_text: str, prefix: str, caller: Caller
-    ) -> DeviceSpec:
-        """Check a Create request completely before anything is started.
-
-        The configuration is parsed and validated without blocking the event loop (a
-        long one in a limited child process: :func:`checked`), after the cheap checks.
-        """
-        type_name = _text(type_name, "type", 100)
-        name = _text(name, "name", 100)
-        config_text = _text(config_text, "config", self.config.create_max_chars)
-        prefix = _text(prefix, "prefix", 100)
-        if not type_name or not name:
-            raise RpcError("Create needs the arguments type and name (and optionally config)")
-        self._device_type(type_name)
-        try:
-            check_name(name)
-        except ValueError as error:
-            raise RpcError(f"{shorten(repr(name))}: {error}") from None
-        self._check_free(name)
-        request = {
-            "type": type_name,
-            "text": config_text,
-            "destinations": self.config.destinations,
-            "trusted": caller.local or is_this_host(caller.host),
-        }
-        try:
-            answer = await checked(request)
-        except ConfigRefusedError as error:
-            raise RpcError(shorten(str(error), 500)) from None
-        config: dict[str, Any] = answer["config"]
-        prefix = prefix or answer["prefix"]
-        try:
-            prefix = check_prefix(prefix or f"{self.prefix}{name}:")
-        except ValueError as error:
-            raise RpcError(f"{shorten(repr(name))}: {error}") from None
-        roots = [self.prefix, *self.config.prefixes]
-        if not any(prefix.startswith(root) for root in roots):
-            raise RpcError(
-                f"prefix {prefix!r} is outside this factory's {', '.join(map(repr, roots))} "
-                "(the factory's config lists any other allowed prefixes under `prefixes`)"
-            )
-        self._check_prefix_free(prefix)
-        self._check_capacity(answer["capacity"])
-        return DeviceSpec(name=name, type=type_name, prefix=prefix, config=config)
-
-    def _check_free(self, name: str) -> None:
-        """Refuse a name in use (or being created), or one device too many."""
-        if name in self._supervisors or name in self._pending:
-            raise RpcError(
-                f"a device named {name!r} exists already: Destroy it first, or use another name"
-            )
-        if len(self._supervisors) + len(self._pending) >= self.config.max_devices:
-            raise RpcError(f"this factory runs at most {self.config.max_devices} devices")
-
-    def _check_prefix_free(self, prefix: str) -> None:
-        """Refuse a prefix this factory uses (or is creating a device under)."""
-        taken = {s.spec.prefix: s.spec.name for s in self._supervisors.values()}
-        if prefix in taken or prefix == self.prefix:
-            raise RpcError(f"prefix {prefix!r} is in use by {taken.get(prefix, 'the factory')}")
-        if prefix in self._pending_prefixes:
-            raise RpcError(f"prefix {prefix!r} is in use by a device being created")
-
-    def _named(self, name: Any) -> Supervisor:
-        name = _text(name, "name", 100)
-        supervisor = self._supervisors.get(name)
-        if supervisor is None:
-            known = ", ".join(self._supervisors) or "none"
-            raise RpcError(f"no device named {shorten(repr(name))}; devices: {known}")
-        return supervisor
-
     # RPCs ------------------------------------------------------------------------------------
 
     @rpc(with_caller=True, access=Operation.FACTORY)
@@ -388,32 +269,27 @@ class Factory(Device[FactoryConfig]):
         caller: Caller,
     ) -> str:
         """Create a device: arguments type, name, config (JSON), optional prefix."""
-        spec = await self._spec(type, name, config, prefix, caller)
+        spec = await self.requests.spec(type, name, config, prefix, caller)
         if spec.config.get("feedback") and not self.allows(Operation.FEEDBACK, caller):
             denied = refusal(
                 Operation.FEEDBACK, "Create with feedback", caller.host, caller.account
             )
             raise RpcError(str(denied))
-        self._check_free(spec.name)  # again: another Create may have taken it meanwhile
-        self._check_prefix_free(spec.prefix)
-        self._pending.add(spec.name)
-        self._pending_prefixes.add(spec.prefix)
         started = False
-        try:
-            await self.claims.claim(spec.prefix, self._pv_names(spec))
-            kept = await asyncio.to_thread(self._set_aside, spec.name)
-            supervisor = self._supervisor(spec)
-            await supervisor.start()
-            started = True
-        except ClaimRefusedError as error:
-            raise RpcError(str(error)) from None
-        except LaunchError as error:
-            raise RpcError(f"{spec.name} did not start: {error}") from None
-        finally:
-            self._pending.discard(spec.name)
-            self._pending_prefixes.discard(spec.prefix)
-            if not started:
-                self.claims.release(spec.prefix)
+        with self.requests.reserved(spec):
+            try:
+                await self.claims.claim(spec.prefix, self.requests.pv_names(spec))
+                kept = await asyncio.to_thread(self._set_aside, spec.name)
+                supervisor = self._supervisor(spec)
+                await supervisor.start()
+                started = True
+            except ClaimRefusedError as error:
+                raise RpcError(str(error)) from None
+            except LaunchError as error:
+                raise RpcError(f"{spec.name} did not start: {error}") from None
+            finally:
+                if not started:
+                    self.claims.release(spec.prefix)
         self._supervisors[spec.name] = supervisor
         self._save()
         self._refresh()
@@ -442,7 +318,7 @@ class Factory(Device[FactoryConfig]):
     @rpc(with_caller=True, access=Operation.FACTORY)
     async def destroy(self, name: str = "", *, caller: Caller) -> str:
         """Stop a device's process and forget it (its files stay): argument name."""
-        supervisor = self._named(name)
+        supervisor = self.requests.named(name)
         await supervisor.stop()
         del self._supervisors[supervisor.spec.name]
         self.claims.release(supervisor.spec.prefix)
@@ -454,7 +330,7 @@ class Factory(Device[FactoryConfig]):
     @rpc(with_caller=True, access=Operation.FACTORY)
     async def restart(self, name: str = "", *, caller: Caller) -> str:
         """Restart a device's process now (also one marked Failed): argument name."""
-        supervisor = self._named(name)
+        supervisor = self.requests.named(name)
         await supervisor.restart()
         return f"{supervisor.spec.name}: {supervisor.state}"
 
@@ -495,7 +371,7 @@ class Factory(Device[FactoryConfig]):
         wanted.update({spec.name: spec for spec in self.declared})
         for name, spec in wanted.items():
             try:
-                self._device_type(spec.type)
+                self.requests.device_type(spec.type)
                 self._supervisors[name] = self._supervisor(spec)
                 self.claims.hold(spec.prefix)
             except RpcError as error:

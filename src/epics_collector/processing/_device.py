@@ -11,7 +11,9 @@ import threading
 import time
 import typing
 from collections import deque
+from collections.abc import Mapping
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -30,6 +32,7 @@ from epics_collector.core import (
     NDArray,
     Operation,
     Severity,
+    Sources,
     Status,
     String,
     Subscription,
@@ -127,8 +130,18 @@ class Processing(Device[ProcessingConfig]):
         description="Processor worker processes killed and replaced (hung or died)",
     )
 
-    def create_dynamic_pvs(self) -> None:
-        """One PV per output and per processor parameter."""
+    def __init__(
+        self,
+        config: ProcessingConfig | Mapping[str, Any],
+        *,
+        data_dir: Path | None = None,
+        sources: Sources | None = None,
+    ) -> None:
+        """Check the config; make the processor's PVs, its worker and its runner.
+
+        One PV per output and per processor parameter; nothing runs until started.
+        """
+        super().__init__(config, data_dir=data_dir, sources=sources)
         try:
             self.processor: Processor[Any] = self.config.make_processor(self.data_dir)
         except ValueError as error:

@@ -1,0 +1,119 @@
+"""A collector's history on disk (``persist: true``): reloaded at start, flushed, cleared.
+
+:class:`Spill` owns the collector's :class:`Persistence` and the lock that keeps one
+flush or clear at a time, and says in Message when writing fails and when it works again.
+The writes run in an executor: the event loop keeps serving PVs meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from epics_collector.collector._config import CollectorConfig
+from epics_collector.collector._persistence import FlushOutcome, Persistence
+from epics_collector.collector._recorder import Recorder
+from epics_collector.core import Severity
+
+Report = Callable[[str, Severity], None]
+
+
+class Spill:
+    """Writes a collector's rows to ``directory`` and reads them back after a restart."""
+
+    def __init__(
+        self, config: CollectorConfig, directory: Path, recorder: Recorder, report: Report
+    ) -> None:
+        self.directory, self.recorder, self.report = directory, recorder, report
+        self.persistence = Persistence(
+            directory, recorder, capacity=config.capacity, ring=config.mode == "ring"
+        )
+        self._lock = asyncio.Lock()  # one flush or clear at a time
+        self._failing = False
+
+    def load(self, add_pushed: Callable[[str, str], Any]) -> bool:
+        """Reload what a previous run wrote; whether it was recording when it stopped.
+
+        Channels it had pushed to are made again with ``add_pushed(alias, kind)``.
+        """
+        recorder = self.recorder
+        aliases = {ch.alias for ch in recorder.channels}
+        restored = self.persistence.open(aliases)
+        meta = restored.meta
+        for alias, kind in dict(meta.get("pushed", {})).items():
+            if alias not in aliases:
+                add_pushed(alias, kind)
+        self.persistence.restore(restored)
+        recorder.count = int(meta.get("count", 0))
+        recorder.dropped = int(meta.get("dropped", 0)) + restored.lost
+        recorder.overruns = int(meta.get("overruns", 0))
+        for problem in restored.problems:
+            lost = " (counted in Dropped)" if restored.lost else ""
+            self.report(problem + lost, Severity.MAJOR if restored.lost else Severity.MINOR)
+        if restored.unavailable is not None:
+            self._failing = True
+            self.report(
+                f"the history on disk cannot be written ({restored.unavailable}): read "
+                f"{restored.samples} samples without writing; new rows wait in memory and "
+                "opening it is retried every 5 s",
+                Severity.MAJOR,
+            )
+        resume = bool(meta.get("recording", False))
+        if resume:  # it was recording when it stopped without Stop: mark the outage
+            recorder.outage(float(meta.get("flushed", time.time())))
+        if not restored.problems and restored.unavailable is None and meta:
+            self.report(
+                f"reloaded {restored.samples} samples from {self.directory}", Severity.NO_ALARM
+            )
+        return resume
+
+    async def flush(self, pushed: Mapping[str, str]) -> None:
+        """Write the rows recorded since the last flush (a failed write keeps them)."""
+        async with self._lock:
+            meta = {
+                "pushed": dict(pushed),
+                "count": self.recorder.count,
+                "dropped": self.recorder.dropped,
+                "overruns": self.recorder.overruns,
+                "recording": self.recorder.recording,
+                "flushed": time.time(),
+            }
+            loop = asyncio.get_running_loop()
+            outcome = await loop.run_in_executor(None, self.persistence.flush, meta)
+        self._report(outcome)
+
+    async def clear(self, forget: Callable[[], None]) -> None:
+        """``forget()`` the rows in memory and clear the store, never under a flush."""
+        async with self._lock:  # a flush that took rows before the clear ends first
+            forget()
+            await asyncio.get_running_loop().run_in_executor(None, self.persistence.clear)
+
+    def close(self) -> None:
+        """Close the store (after the last flush)."""
+        self.persistence.close()
+
+    def _report(self, outcome: FlushOutcome) -> None:
+        if outcome.given_up or outcome.lost:
+            self.recorder.count_dropped(outcome.given_up + outcome.lost)
+        if outcome.reopened is not None:
+            lost = " (counted in Dropped)" if outcome.lost else ""
+            self.report(outcome.reopened + lost, Severity.MAJOR if outcome.lost else Severity.MINOR)
+        given_up = self.persistence.given_up
+        if outcome.error is not None:
+            self._failing = True
+            lost = f"; {given_up} rows given up" if outcome.given_up else ""
+            self.report(
+                f"writing the history to disk failed ({outcome.error}): {outcome.waiting} rows "
+                f"wait in memory and are retried every 0.5 s{lost}",
+                Severity.MAJOR,
+            )
+        elif self._failing:
+            self._failing = False
+            self.report(
+                f"writing the history to disk works again ({outcome.written} rows written"
+                + (f"; {given_up} rows were given up, counted in Dropped)" if given_up else ")"),
+                Severity.MINOR if given_up else Severity.NO_ALARM,
+            )
