@@ -503,8 +503,11 @@ class Collector(Device[CollectorConfig]):
             self.report(channel.problem, Severity.MINOR)
         elif not channel.connected:
             self.report(f"{channel.alias} ({channel.config.pv}) {channel.reason}", Severity.MINOR)
-        elif self.recorder.connected == len(self.recorder.channels):  # O(1): 100k events
-            self.report("all channels connected")
+        else:
+            if self.subscriber is not None:
+                self.subscriber.connected()  # the next batch of subscriptions may be due
+            if self.recorder.connected == len(self.recorder.channels):  # O(1): 100k events
+                self.report("all channels connected")
 
     # persistence ------------------------------------------------------------------------------
 

@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 BATCH = 2000
 WINDOW = 4000
 BATCH_WAIT = 2.0
-POLL = 0.02
 
 
 class ChannelSubscriber:
@@ -42,6 +41,11 @@ class ChannelSubscriber:
         self.subscriptions: list[Subscription] = []
         self.subscribed = 0  # channels
         self._task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()  # a channel connected since the last look
+
+    def connected(self) -> None:
+        """A channel connected (told on the event loop): the next batch may be due."""
+        self._connected.set()
 
     def _subscribe(self, channels: list[Channel]) -> None:
         for channel in channels:
@@ -67,8 +71,13 @@ class ChannelSubscriber:
         try:
             for first in range(0, len(channels), BATCH):
                 deadline = loop.time() + BATCH_WAIT
-                while self.subscribed - self.recorder.connected > WINDOW and loop.time() < deadline:
-                    await asyncio.sleep(POLL)
+                while self.subscribed - self.recorder.connected > WINDOW:
+                    self._connected.clear()
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        break
+                    with contextlib.suppress(TimeoutError):  # servers down: go on anyway
+                        await asyncio.wait_for(self._connected.wait(), left)
                 self._subscribe(channels[first : first + BATCH])
         except Exception as error:  # the channels not subscribed would never record
             log.exception("subscribing the channels failed")
