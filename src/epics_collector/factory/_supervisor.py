@@ -110,6 +110,7 @@ class Supervisor:
         self.restarts = 0
         self.reason = ""
         self.device_state = ""
+        self._state_seen = asyncio.Event()  # set when the device's State first answers
         self._launches = 0
         self._up_since = 0.0
         self._in_a_row = 0
@@ -139,6 +140,7 @@ class Supervisor:
         index = int(update.value)
         names = self._state_names
         self.device_state = names[index] if 0 <= index < len(names) else str(index)
+        self._state_seen.set()
         self._on_change()
 
     def beat(self, launch: int) -> None:
@@ -242,8 +244,12 @@ class Supervisor:
         self._up_since = time.monotonic()
         self._subscribe()
         if self._sources is not None:
-            while not self.device_state and time.monotonic() < deadline:
-                await asyncio.sleep(POLL / 5)
+            self._state_seen.clear()
+            if not self.device_state:  # the monitor's first update: no poll
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._state_seen.wait(), max(0.0, deadline - time.monotonic())
+                    )
         if self._sources is not None and not self.device_state:
             self._set(Phase.RUNNING, "State PV does not answer the factory (EPICS_PVA_ADDR_LIST?)")
         else:
