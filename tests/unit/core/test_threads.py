@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from epics_collector.core import AttrR, Device, Float, Int, Reading, WrongThreadError, debugging
+from epics_collector.process import wait_for_async
 
 
 def _on_thread(function: Any) -> BaseException | None:
@@ -90,8 +91,7 @@ def test_call_soon_runs_on_the_loop_in_order_and_logs_failures(
             device.call_soon(lambda: ran.append((100, threading.get_ident())))
 
         await asyncio.to_thread(hand_over)
-        for _ in range(10):
-            await asyncio.sleep(0)
+        await wait_for_async(lambda: len(ran) == 101, 5, "the 101 calls handed over")
         await device.stop()
         assert {thread for _, thread in ran} == {loop_thread}
 
