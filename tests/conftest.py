@@ -352,8 +352,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     (many measure bursts or load, and two of them at once on two cores would measure
     each other), while unit tests and the docs' pages are shared out singly, so no
     worker idles behind a long module at the end.
+
+    Tests marked ``load`` (a 100,000-channel collector, thousands of churning monitors, a
+    flat-out burst under a read flood, a 5 kHz processor under puts) share one group:
+    they run one after another, so no two of them load the two cores at once and measure
+    each other (CI saw one's recording overrun while the other connected 100,000
+    channels, and that one miss its connect timeout).
     """
     for item in items:
         path = Path(str(item.fspath))
-        if path.parent.name == "system":
+        if item.get_closest_marker("load") is not None:
+            item.add_marker(pytest.mark.xdist_group(name="load"))
+        elif path.parent.name == "system":
             item.add_marker(pytest.mark.xdist_group(name=path.stem))

@@ -21,7 +21,7 @@ import pytest
 from epics_collector.process import wait_for
 from epics_collector.sim import PvaSource
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.load]
 
 SECONDS = float(os.environ.get("EPICS_COLLECTOR_STRESS_SECONDS", "12"))
 CLIENTS, CHANNELS, RATE = 20, 50, 10

@@ -19,7 +19,7 @@ from tests.plugins import install_plugin
 from epics_collector.process import wait_for
 from epics_collector.sim import PvaSource
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.load]
 
 PAIR = """
 import numpy as np
