@@ -88,7 +88,7 @@ def test_serve_starts_the_declared_devices_and_stops_them(network, ctx, prefix, 
     )
     serve = ManagedProcess("epics_collector", ["serve", str(setup)], env=network.environ())
     with serve:
-        serve.wait_ready(lambda: "factory ready:" in serve.output(), 30)
+        assert serve.wait_notified(30).startswith("factory ready:")
         table = ctx.get(prefix + "Devices").value
         assert list(table.name) == ["a", "b"] and list(table.prefix)[1] == f"{prefix}other:"
         pids = [int(pid) for pid in table.pid]
@@ -104,5 +104,5 @@ def test_sim_ioc_command_serves_the_sim_records(network, ctx):
         "epics_collector", ["sim-ioc", "--prefix", "TCLISIM:"], env=network.environ()
     )
     with ioc:
-        ioc.wait_ready(lambda: "sim IOC ready" in ioc.output(), 30)
+        assert ioc.wait_notified(30).startswith("sim IOC ready")
         assert ctx.get("TCLISIM:Waveform").shape == (1000,)

@@ -188,7 +188,7 @@ def test_persisting_collector_survives_sigkill(sim_ioc, network, prefix, ctx, tm
 
     def start() -> ManagedProcess:
         process = ManagedProcess("epics_collector", args, env=network.environ()).start()
-        process.wait_ready(lambda: "device ready" in process.output())
+        assert process.wait_notified().startswith("device ready")
         return process
 
     first = start()

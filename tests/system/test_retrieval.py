@@ -50,7 +50,7 @@ class Service:
 
     def __enter__(self) -> Service:
         self.process.start()
-        self.process.wait_ready(lambda: "retrieval on" in self.process.output(), 30)
+        assert self.process.wait_notified(30).startswith("retrieval on")
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -162,7 +162,7 @@ def test_one_retrieval_service_answers_for_pvs_recorded_on_either_host(
         run_on(a, client, ioc.prefix + "Counter", "HA:FAC:", "HB:FAC:")  # a collector on each
         args = ["retrieval", "--factory", "HA:FAC:", "--factory", "HB:FAC:", "--port", "17668"]
         with ManagedProcess("epics_collector", args, env=a.env(), launcher=a.launcher) as service:
-            service.wait_ready(lambda: "retrieval on" in service.output(), 30)
+            assert service.wait_notified(30).startswith("retrieval on")
             found = json.loads(run_on(a, "-c", _FETCH, "17668", ioc.prefix + "Counter"))
     assert sorted(found["collectors"]) == ["HA:FAC:remote:c", "HB:FAC:remote:c"]
     assert found["rows"] >= 5

@@ -58,7 +58,7 @@ class Dashboard:
 
     def __enter__(self) -> Dashboard:
         self.process.start()
-        self.process.wait_ready(lambda: "dashboard of" in self.process.output(), 30)
+        assert self.process.wait_notified(30).startswith("dashboard of")
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -37,8 +37,9 @@ from epics_collector.factory import (
 from epics_collector.process import (
     FACTORY_READY_LINE,
     READY_LINE,
+    as_child,
     exit_with_parent,
-    watch_parent_from_environment,
+    notify_ready,
 )
 from epics_collector.pva import (
     DeviceServer,
@@ -146,7 +147,7 @@ def run(
     data_dir.mkdir(parents=True, exist_ok=True)
 
     def ready(server: DeviceServer) -> None:
-        print(f"{READY_LINE} {prefix} ({len(server.pv_names)} PVs)", flush=True)
+        notify_ready(f"{READY_LINE} {prefix} ({len(server.pv_names)} PVs)")
 
     try:
         asyncio.run(serve_until_signal(device, prefix, network, ready))
@@ -188,8 +189,7 @@ def _serve_factory(
         raise fail(str(error)) from None
 
     def ready(server: DeviceServer) -> None:
-        print(f"{FACTORY_READY_LINE} {prefix} ({len(device.devices.value['name'])} devices)")
-        sys.stdout.flush()
+        notify_ready(f"{FACTORY_READY_LINE} {prefix} ({len(device.devices.value['name'])} devices)")
 
     try:
         asyncio.run(serve_until_signal(device, prefix, network, ready))
@@ -298,7 +298,7 @@ def web(
     app_ = make_app(factory, allow_control=allow_control, network=Network.from_environment())
 
     def ready(bound: int) -> None:
-        print(f"dashboard of {factory} on http://{host}:{bound}/", flush=True)
+        notify_ready(f"dashboard of {factory} on http://{host}:{bound}/")
 
     try:
         serve(app_, host, port, ready)
@@ -346,7 +346,7 @@ def retrieval(
     app_ = make_app(settings, Network.from_environment())
 
     def ready(bound: int) -> None:
-        print(f"retrieval on http://{bind}:{bound}/retrieval", flush=True)
+        notify_ready(f"retrieval on http://{bind}:{bound}/retrieval")
 
     try:
         serve(app_, bind, port, ready)
@@ -402,7 +402,7 @@ def main() -> None:
     handles its own Ctrl-C and exits 0), and an unexpected error with 1, its traceback
     written to a file the line names.
     """
-    watch_parent_from_environment()
+    as_child()
     command = typer.main.get_command(app)
     with command.make_context("epics-collector", [], resilient_parsing=True) as ctx:
         _readable_metavars(command, ctx)

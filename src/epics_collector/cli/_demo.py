@@ -102,7 +102,7 @@ def _dashboard(network: Network) -> tuple[ManagedProcess, str] | None:
     port = free_port(socket.SOCK_STREAM)
     args = ["web", "--factory", FACTORY, "--port", str(port)]
     process = ManagedProcess("epics_collector", args, env=network.environ()).start()
-    process.wait_ready(lambda: "dashboard of" in process.output(), 30)
+    process.wait_notified(30)  # "dashboard of ... on http://..."
     return process, f"http://127.0.0.1:{port}/"
 
 

@@ -98,11 +98,12 @@ def monitor(
             seen[0] += 1
             if count and seen[0] >= count:
                 done.set()
+                stop.wake()
 
     with _tool(timeout) as tool:
         subscriptions = [tool.monitor(name, lambda v, n=name: show(n, v)) for name in names]
         try:
-            while not done.is_set() and not stop.wait(0.05):
+            while not done.is_set() and not stop.wait():  # woken by Ctrl-C or the count
                 pass
         finally:
             for subscription in subscriptions:

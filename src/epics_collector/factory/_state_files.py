@@ -22,7 +22,6 @@ first one's live devices for leftovers).
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import logging
@@ -30,11 +29,10 @@ import os
 import signal
 import stat
 import sys
-import time
 from pathlib import Path
 from typing import IO
 
-from epics_collector.process import MODULE
+from epics_collector.process import MODULE, ExitWatch
 from epics_collector.storage import PathError, names_inside, new_file, open_inside
 
 log = logging.getLogger(__name__)
@@ -173,16 +171,17 @@ class PidFile:
         if command[: len(expected)] != expected or "--parent-pid" not in command:
             self._refuse("it names no device command of this factory")
             return None
-        if _start_time(pid) != start or _command_line(pid) != command:
-            return None  # gone, or the pid now belongs to another process
-        log.warning(
-            "stopping device %s left running by an earlier instance (pid %d)", self.name, pid
-        )
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + timeout
-        while _start_time(pid) == start and time.monotonic() < deadline:
-            time.sleep(0.02)
+        with ExitWatch(pid) as process:  # opened first: the checks below are of this one
+            if _start_time(pid) != start or _command_line(pid) != command:
+                return None  # gone, or the pid now belongs to another process
+            log.warning(
+                "stopping device %s left running by an earlier instance (pid %d)", self.name, pid
+            )
+            process.send(signal.SIGKILL)
+            if not process.wait(timeout):
+                log.error(
+                    "device %s (pid %d) still runs %g s after SIGKILL", self.name, pid, timeout
+                )
         return pid
 
 

@@ -16,7 +16,7 @@ from epics_collector.factory._state_files import PidFile
 from epics_collector.process import READY_LINE, ManagedProcess
 
 log = logging.getLogger(__name__)
-POLL = 0.05
+WATCH_PERIOD = 0.1  # s between two looks at a running device's Heartbeat (not its exit)
 
 
 class Phase(StrEnum):
@@ -233,14 +233,15 @@ class Supervisor:
         if self.pid_file is not None:
             self.pid_file.write(process.pid, process.command)
         deadline = time.monotonic() + self.ready_timeout
-        while READY_LINE not in process.output():
-            if not process.running:
-                process.stop()
-                raise LaunchError(exit_reason(process))
-            if time.monotonic() > deadline:
-                await self._stop_process()
-                raise LaunchError(f"no PVs served after {self.ready_timeout} s")
-            await asyncio.sleep(POLL)
+        try:  # woken by the ready line, or at once by an exit (the pipe closes)
+            line = await process.wait_notified_async(self.ready_timeout)
+        except TimeoutError:
+            await self._stop_process()
+            raise LaunchError(f"no PVs served after {self.ready_timeout} s") from None
+        if line is None or not line.startswith(READY_LINE):  # its pipe closed: it exits
+            await process.wait_exit_async(process.stop_timeout)
+            await self._stop_process()
+            raise LaunchError(exit_reason(process))
         self._up_since = time.monotonic()
         self._subscribe()
         if self._sources is not None:
@@ -278,8 +279,7 @@ class Supervisor:
     async def _wait_for_exit(self) -> str:
         process = self.process
         assert process is not None
-        while process.running:
-            await asyncio.sleep(POLL * 2)
+        while not await process.wait_exit_async(WATCH_PERIOD):  # an exit wakes it at once
             silent = self._silence()
             if silent is not None:
                 reason = f"hung: Heartbeat silent for {silent:.0f} s; killed"

@@ -8,6 +8,7 @@ from epics_collector.process._device import (
     FactoryProcess,
     device_arguments,
 )
+from epics_collector.process._exits import ExitWatch
 from epics_collector.process._managed import (
     ManagedProcess,
     ProcessError,
@@ -18,26 +19,32 @@ from epics_collector.process._managed import (
 )
 from epics_collector.process._parent import (
     PARENT_ENV,
+    as_child,
     exit_with_parent,
     watch_parent,
     watch_parent_from_environment,
 )
+from epics_collector.process._ready import READY_FD_ENV, notify_ready
 from epics_collector.process._signals import STOP_SIGNALS, StopRequest
 
 __all__ = [
     "FACTORY_READY_LINE",
     "MODULE",
     "PARENT_ENV",
+    "READY_FD_ENV",
     "READY_LINE",
     "STOP_SIGNALS",
     "DeviceProcess",
+    "ExitWatch",
     "FactoryProcess",
     "ManagedProcess",
     "ProcessError",
     "ReadyProcess",
     "StopRequest",
+    "as_child",
     "device_arguments",
     "exit_with_parent",
+    "notify_ready",
     "wait_for",
     "wait_for_async",
     "wait_until",

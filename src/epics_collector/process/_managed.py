@@ -14,7 +14,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
+from epics_collector.process._exits import ExitWatch
 from epics_collector.process._parent import PARENT_ENV
+from epics_collector.process._ready import READY_FD_ENV, ReadyPipe
 
 
 class ProcessError(RuntimeError):
@@ -89,6 +91,10 @@ class ManagedProcess(_Child):
     child is told its owner's pid (``PARENT_ENV``): ``epics_collector`` processes then
     stop when the owner dies, even by SIGKILL (:func:`watch_parent`), and an IOC shell
     sees its standard input close.
+
+    The child also gets a readiness pipe (``READY_FD_ENV``): an ``epics_collector``
+    process writes its ready line there (:func:`notify_ready`), and
+    :meth:`wait_notified` wakes on that line, or at once when the child exits first.
     """
 
     LOG_LIMIT = 10 * 1024 * 1024
@@ -116,6 +122,8 @@ class ManagedProcess(_Child):
         # A file, not a pipe: a chatty child must never block on a full pipe.
         self._log: IO[bytes] | None = None
         self._final_output = ""
+        self._ready: ReadyPipe | None = None
+        self._exit: ExitWatch | None = None
 
     @property
     def pid(self) -> int:
@@ -133,14 +141,24 @@ class ManagedProcess(_Child):
         """Spawn the child (without waiting for readiness)."""
         self._log = self._open_log() if self.capture_output else None
         self._log_start = self._log.tell() if self._log else 0
-        self._popen = subprocess.Popen(
-            self.command,
-            env={**self.env, PARENT_ENV: str(os.getpid())},
-            stdin=subprocess.PIPE,
-            stdout=self._log,
-            stderr=subprocess.STDOUT if self._log else None,
-            process_group=0,
-        )
+        self._ready = ready = ReadyPipe()
+        try:
+            self._popen = subprocess.Popen(
+                self.command,
+                env={
+                    **self.env,
+                    PARENT_ENV: str(os.getpid()),
+                    READY_FD_ENV: str(ready.child_fd()),
+                },
+                stdin=subprocess.PIPE,
+                stdout=self._log,
+                stderr=subprocess.STDOUT if self._log else None,
+                process_group=0,
+                pass_fds=(ready.child_fd(),),
+            )
+        finally:
+            ready.started()
+        self._exit = ExitWatch(self._popen.pid)
         return self
 
     def _open_log(self) -> IO[bytes]:
@@ -167,6 +185,66 @@ class ManagedProcess(_Child):
                 f"{self.command!r} exited with {self.popen.returncode}:\n{self.output()}"
             )
 
+    def _ready_pipe(self) -> ReadyPipe:
+        if self._ready is None:
+            raise ProcessError(f"{self.command!r} is not started")
+        return self._ready
+
+    def wait_notified(self, timeout: float = 20.0) -> str:
+        """Wait for the child's ready line (:func:`notify_ready`) and return it.
+
+        Raises :class:`ProcessError` with the child's output if it exits first (seen at
+        once: its end of the pipe closes) or is not ready within ``timeout`` s (it is
+        stopped then).
+        """
+        try:
+            line = self._ready_pipe().wait(timeout)
+        except TimeoutError:
+            self.stop()
+            raise ProcessError(
+                f"{self.command!r} not ready after {timeout} s:\n{self.output()}"
+            ) from None
+        if line is None:
+            raise ProcessError(self._exited_before_ready())
+        return line
+
+    async def wait_notified_async(self, timeout: float) -> str | None:
+        """The ready line on the running event loop; ``None`` if the child exited first.
+
+        Raises ``TimeoutError`` if neither comes within ``timeout`` s.
+        """
+        return await self._ready_pipe().wait_async(timeout)
+
+    def _exit_watch(self) -> ExitWatch:
+        if self._exit is None:
+            raise ProcessError(f"{self.command!r} is not started")
+        return self._exit
+
+    def wait_exit(self, timeout: float | None = None) -> bool:
+        """Wait until the child exits, at most ``timeout`` s; return whether it did.
+
+        Woken by the exit itself (a pidfd), unlike ``Popen.wait``, which polls. Once it
+        returned true the exit status is collected (``popen.returncode``).
+        """
+        return self._collected(self._exit_watch().wait(timeout))
+
+    async def wait_exit_async(self, timeout: float | None = None) -> bool:
+        """:meth:`wait_exit` on the running event loop."""
+        return self._collected(await self._exit_watch().wait_async(timeout))
+
+    def _collected(self, exited: bool) -> bool:
+        if exited:
+            self.popen.wait()  # a zombie now: its status at once
+        return exited
+
+    def _exited_before_ready(self) -> str:
+        self.wait_exit(self.stop_timeout)  # its pipe closed: it is exiting
+        code = self.popen.poll()
+        if code is None:
+            self.stop()
+            return f"{self.command!r} closed its readiness pipe unready:\n{self.output()}"
+        return f"{self.command!r} exited with {code}:\n{self.output()}"
+
     @property
     def running(self) -> bool:
         """Whether the child is alive."""
@@ -179,13 +257,14 @@ class ManagedProcess(_Child):
             return 0
         if popen.poll() is None:
             popen.send_signal(signal.SIGTERM)
-            try:
-                popen.wait(self.stop_timeout)
-            except subprocess.TimeoutExpired:
+            if not self.wait_exit(self.stop_timeout):
                 popen.kill()
-                popen.wait()
+            popen.wait()
         if popen.stdin is not None:
             popen.stdin.close()
+        for pipe_or_watch in (self._ready, self._exit):
+            if pipe_or_watch is not None:
+                pipe_or_watch.close()
         if self._log is not None and not self._log.closed:
             self._final_output = self.output()
             self._log.close()
@@ -224,9 +303,12 @@ class ReadyProcess(_Child):
         self.process = ManagedProcess(module, args, env=env, launcher=launcher)
 
     def start(self) -> Self:
-        """Start the child and wait until it says it is ready."""
+        """Start the child and wait until it says it is ready (its readiness pipe)."""
         self.process.start()
-        self.process.wait_ready(lambda: self.ready_line in self.process.output(), self.timeout)
+        line = self.process.wait_notified(self.timeout)
+        if not line.startswith(self.ready_line):
+            self.process.stop()
+            raise ProcessError(f"{self.process.command!r} said {line!r}, not {self.ready_line!r}")
         return self
 
     def stop(self) -> int:

@@ -11,6 +11,9 @@ import sys
 import threading
 import time
 
+from epics_collector.process._exits import ExitWatch
+from epics_collector.process._ready import adopt_ready_pipe
+
 log = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 
@@ -40,19 +43,20 @@ PARENT_ENV = "EPICS_COLLECTOR_PARENT_PID"
 """Set by :class:`ManagedProcess` for its child: the pid the child must not outlive."""
 
 
-def watch_parent(parent_pid: int, interval: float = 0.2, grace: float = 10.0) -> None:
+def watch_parent(parent_pid: int, grace: float = 10.0) -> None:
     """Stop this process cleanly when ``parent_pid`` is no longer its parent.
 
-    A thread polls the parent pid (portable, and unlike ``PR_SET_PDEATHSIG`` not tied to
-    the parent *thread* that started the child). When the parent is gone (killed with
-    SIGKILL, say) this process gets SIGTERM, so it stops the way it always does (a
-    factory stops its devices, a device flushes its spill); if it has not exited
-    ``grace`` seconds later, it exits at once.
+    A thread waits on the parent's exit (a pidfd: woken at once, no polling; unlike
+    ``PR_SET_PDEATHSIG`` not tied to the parent *thread* that started the child). When
+    the parent is gone (killed with SIGKILL, say) this process gets SIGTERM, so it stops
+    the way it always does (a factory stops its devices, a device flushes its spill); if
+    it has not exited ``grace`` seconds later, it exits at once.
     """
 
     def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(interval)  # a poll step: nothing to wait on for another process
+        with ExitWatch(parent_pid) as parent:
+            if os.getppid() == parent_pid:  # else it is gone already (we were adopted)
+                parent.wait()
         log.warning("parent process %d is gone: stopping", parent_pid)
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(grace)  # the clean stop's time; past it, do not linger
@@ -60,6 +64,17 @@ def watch_parent(parent_pid: int, interval: float = 0.2, grace: float = 10.0) ->
         os._exit(1)
 
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
+def as_child() -> None:
+    """What a process does first when a :class:`ManagedProcess` may have started it.
+
+    It watches its owner (:func:`watch_parent_from_environment`) and takes the
+    readiness pipe its owner waits on (:func:`adopt_ready_pipe`); outside a
+    ``ManagedProcess`` neither variable is set and nothing happens.
+    """
+    watch_parent_from_environment()
+    adopt_ready_pipe()
 
 
 def watch_parent_from_environment() -> None:

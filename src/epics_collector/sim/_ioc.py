@@ -14,7 +14,7 @@ import threading
 from importlib import resources
 from pathlib import Path
 
-from epics_collector.process import StopRequest, watch_parent_from_environment
+from epics_collector.process import StopRequest, as_child, notify_ready
 
 IMAGE_WIDTH, IMAGE_HEIGHT = 128, 96
 READY_LINE = "sim IOC ready"
@@ -49,7 +49,7 @@ def run(prefix: str, *, until_stdin_closes: bool = True) -> None:
     generator = ArrayGenerator(ioc.dbCore, prefix, IMAGE_WIDTH, IMAGE_HEIGHT)
     generator.step(0)
     generator.start()
-    print(f"{READY_LINE} with prefix {prefix}", flush=True)
+    notify_ready(f"{READY_LINE} with prefix {prefix}")
     if until_stdin_closes:
         threading.Thread(target=_read_to_end, args=(stop,), daemon=True).start()
     try:
@@ -60,12 +60,12 @@ def run(prefix: str, *, until_stdin_closes: bool = True) -> None:
 
 def _read_to_end(stop: StopRequest) -> None:
     sys.stdin.read()
-    stop.signal = signal.SIGTERM  # as if the owner had stopped us
+    stop.request(signal.SIGTERM)  # as if the owner had stopped us
 
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m epics_collector.sim --prefix SIM:``."""
     parser = argparse.ArgumentParser(description="Simulated source IOC for EPICS Collector")
     parser.add_argument("--prefix", default="SIM:", help="record name prefix (default SIM:)")
-    watch_parent_from_environment()
+    as_child()
     run(parser.parse_args(argv).prefix)

@@ -24,7 +24,7 @@ from p4p.nt import NTNDArray, NTScalar
 from p4p.server import Server, StaticProvider
 from p4p.server.thread import SharedPV
 
-from epics_collector.process import watch_parent_from_environment
+from epics_collector.process import as_child, notify_ready
 
 READY = "pva source ready"
 
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--length", type=int, default=0, help="post arrays of this length")
     parser.add_argument("--image", default="", help="post uint8 NTNDArray frames, ROWSxCOLS")
     args = parser.parse_args(argv)
-    watch_parent_from_environment()
+    as_child()
     go, stop = threading.Event(), threading.Event()
     frames: _Frames | None = None
     if args.image:
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
     with Server(providers=[provider]):
-        print(READY, flush=True)
+        notify_ready(READY)
         while not stop.is_set():
             if go.wait(0.1):
                 rate, count = float(rate_pv.current()), int(count_pv.current())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
@@ -15,11 +16,23 @@ from epics_collector.process import STOP_SIGNALS
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server without its signal capture, which re-raises the signal at the end."""
+    """uvicorn's server that calls ``on_ready(port)`` as soon as it accepts connections.
+
+    Its signal capture is left out: it re-raises the signal at the end.
+    """
+
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[int], None]) -> None:
+        super().__init__(config)
+        self._on_ready = on_ready
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)  # exits (SystemExit) if it cannot bind
+        if self.started:
+            self._on_ready(self.servers[0].sockets[0].getsockname()[1])
 
 
 class ServeError(RuntimeError):
@@ -31,7 +44,7 @@ def serve(app: Any, host: str, port: int, on_ready: Callable[[int], None]) -> No
 
     SIGINT or SIGTERM stops it gracefully (a second SIGINT at once); it returns normally.
     """
-    server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning"), on_ready)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         if server.should_exit and signum == signal.SIGINT:
@@ -41,15 +54,7 @@ def serve(app: Any, host: str, port: int, on_ready: Callable[[int], None]) -> No
     for sig in STOP_SIGNALS:
         signal.signal(sig, stop)
 
-    async def run() -> None:
-        task = asyncio.create_task(server.serve())
-        while not server.started and not task.done():
-            await asyncio.sleep(0.05)  # uvicorn has no started event to await
-        if server.started:
-            on_ready(server.servers[0].sockets[0].getsockname()[1])
-        await task
-
     try:
-        asyncio.run(run())
+        asyncio.run(server.serve())
     except SystemExit as error:  # uvicorn exits when it cannot bind
         raise ServeError(f"cannot serve on {host}:{port} (see above)") from error

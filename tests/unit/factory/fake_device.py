@@ -6,8 +6,9 @@ It ends when its standard input closes or on SIGTERM.
 
 import sys
 
-from epics_collector.process import READY_LINE
+from epics_collector.process import READY_LINE, as_child, notify_ready
 
 if __name__ == "__main__":
-    print(f"{READY_LINE}: fake", flush=True)
+    as_child()
+    notify_ready(f"{READY_LINE}: fake")
     sys.stdin.read()

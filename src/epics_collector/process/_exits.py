@@ -1,0 +1,71 @@
+"""A process's exit as something to wait on: a Linux pidfd, never a poll.
+
+``Popen.wait(timeout)`` and ``psutil.wait`` poll with growing sleeps; a pidfd becomes
+readable the moment its process exits (Linux 5.3), so a waiter wakes at once, and a
+signal sent through it can never reach another process that took the pid meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import selectors
+import signal
+
+
+class ExitWatch:
+    """One process's exit (any process, not only a child); ``with`` closes it."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        try:
+            self._fd = os.pidfd_open(pid)
+        except ProcessLookupError:  # gone already
+            self._fd = -1
+
+    @property
+    def gone(self) -> bool:
+        """Whether the process has exited (a zombie counts as exited)."""
+        return self._fd < 0 or self._ready(0)
+
+    def _ready(self, timeout: float | None) -> bool:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._fd, selectors.EVENT_READ)
+            return bool(selector.select(timeout))
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the process exits, at most ``timeout`` s; return whether it did."""
+        return self._fd < 0 or self._ready(timeout)
+
+    async def wait_async(self, timeout: float | None = None) -> bool:
+        """:meth:`wait` on the running event loop."""
+        if self._fd < 0 or self._ready(0):
+            return True
+        loop = asyncio.get_running_loop()
+        exited = asyncio.Event()
+        loop.add_reader(self._fd, exited.set)
+        try:
+            await asyncio.wait_for(exited.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            loop.remove_reader(self._fd)
+
+    def send(self, sig: signal.Signals) -> None:
+        """Send ``sig`` to this process (never to one that took its pid since)."""
+        if self._fd >= 0:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self._fd, sig)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> ExitWatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
