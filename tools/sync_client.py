@@ -43,6 +43,7 @@ IMPORTS = {
     "Unpack": "from typing import Unpack",
     "Self": "from typing import Self",
     "Iterator": "from collections.abc import Iterator",
+    "Callable": "from collections.abc import Callable",
     "Path": "from pathlib import Path",
     "np": "import numpy as np",
     "History": "from epics_collector.client._devices import History",

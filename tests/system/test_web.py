@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
@@ -17,10 +18,10 @@ import numpy as np
 import pytest
 from tests.conftest import FactoryHandle
 
-from epics_collector.process import ManagedProcess, wait_for, wait_until
+from epics_collector.process import ManagedProcess, wait_for, wait_for_async, wait_until
 from epics_collector.pva import Network
 from epics_collector.sim import SimIoc
-from epics_collector.web import CHROMIUM, launch_chromium
+from epics_collector.web import CHROMIUM, Hub, launch_chromium
 
 pytestmark = pytest.mark.system
 ARTIFACTS = Path(__file__).resolve().parents[2] / "build"
@@ -317,3 +318,32 @@ def test_an_idle_channel_open_for_10_s_raises_no_alarm(
     assert (str(after) + "", after.severity) == (str(before) + "", before.severity)
     assert all(severity == before.severity for _, severity in seen), seen
     assert "Query" not in log and "WARNING" not in log, log
+
+
+def test_the_hub_follows_the_device_list_and_a_factory_lost_and_back(
+    factory_process: Callable[..., FactoryHandle], network: Network
+) -> None:
+    """The hub's device list is a monitor: changes come at once, a lost factory shows."""
+    fac = factory_process()
+
+    async def follow() -> list[str]:
+        hub = Hub(fac.prefix, network)
+        seen: list[str] = []
+        hub.start()
+        try:
+            await wait_for_async(lambda: hub.error == "" and hub.devices == [], 20, "the list")
+            await asyncio.to_thread(fac.create, "counter", "one")
+            await wait_for_async(lambda: [d.name for d in hub.devices] == ["one"], 20, "one")
+            seen.append(hub.error)
+            await asyncio.to_thread(fac.stop)
+            await wait_for_async(lambda: "disconnected" in hub.error, 20, "the factory lost")
+            seen.append(hub.error)
+            assert hub.devices == []
+            await asyncio.to_thread(fac.start)
+            await wait_for_async(lambda: hub.error == "" and len(hub.devices) == 1, 30, "back")
+            return seen
+        finally:
+            await hub.stop()
+
+    errors = asyncio.run(follow())
+    assert errors == ["", f"factory {fac.prefix} unreachable: disconnected"]

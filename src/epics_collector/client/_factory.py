@@ -7,6 +7,7 @@ import getpass
 import json
 import re
 import socket
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -16,7 +17,7 @@ from epics_collector.client._devices import AsyncCollector, AsyncDevice, AsyncPr
 from epics_collector.client._errors import AccessDeniedError, ClientError, DeviceError
 from epics_collector.factory import Factory
 from epics_collector.process import FactoryProcess
-from epics_collector.pva import Network
+from epics_collector.pva import Network, decode
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,26 @@ class DeviceInfo:
     started: str
     restarts: int
     message: str
+
+
+def _device_rows(table: Any) -> list[DeviceInfo]:
+    """The rows of a decoded Devices table."""
+    texts = {k: [str(v) for v in table[k]] for k in table if k not in ("pid", "restarts")}
+    pids, restarts = table["pid"], table["restarts"]
+    return [
+        DeviceInfo(
+            name=texts["name"][i],
+            type=texts["type"][i],
+            prefix=texts["prefix"][i],
+            state=texts["state"][i],
+            pid=int(pids[i]),
+            host=texts["host"][i],
+            started=texts["started"][i],
+            restarts=int(restarts[i]),
+            message=texts["message"][i],
+        )
+        for i in range(len(pids))
+    ]
 
 
 def default_prefix() -> str:
@@ -174,23 +195,19 @@ class AsyncFactory:
 
     async def devices(self) -> list[DeviceInfo]:
         """The factory's devices and their state."""
-        table = await self.connection.get(self.prefix + Factory.devices.name)
-        texts = {k: [str(v) for v in table[k]] for k in table if k not in ("pid", "restarts")}
-        pids, restarts = table["pid"], table["restarts"]
-        return [
-            DeviceInfo(
-                name=texts["name"][i],
-                type=texts["type"][i],
-                prefix=texts["prefix"][i],
-                state=texts["state"][i],
-                pid=int(pids[i]),
-                host=texts["host"][i],
-                started=texts["started"][i],
-                restarts=int(restarts[i]),
-                message=texts["message"][i],
-            )
-            for i in range(len(pids))
-        ]
+        return _device_rows(await self.connection.get(self.prefix + Factory.devices.name))
+
+    async def watch_devices(
+        self, on_disconnect: Callable[[], None] | None = None
+    ) -> AsyncIterator[list[DeviceInfo]]:
+        """The device list now and after every change (a monitor of ``Devices``).
+
+        It goes on until the caller stops iterating. A lost factory calls
+        ``on_disconnect``; the list comes again when the factory is back.
+        """
+        name = self.prefix + Factory.devices.name
+        async for value in self.connection.monitor_values(name, 16, on_disconnect):
+            yield _device_rows(decode(value))
 
     def device_at(self, prefix: str, type_name: str = "") -> AsyncDevice:
         """A proxy of the device under ``prefix`` (a collector's or processor's by type).

@@ -6,7 +6,7 @@ and run ``make docs``. Each method runs its namesake on the proxy's private loop
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Unpack, overload
 
 import numpy as np
@@ -226,6 +226,16 @@ class Factory(BlockingFactory):
     def devices(self) -> list[DeviceInfo]:
         """The factory's devices and their state."""
         return self._run(self._impl.devices())
+
+    def watch_devices(
+        self, on_disconnect: Callable[[], None] | None = None
+    ) -> Iterator[list[DeviceInfo]]:
+        """The device list now and after every change (a monitor of ``Devices``).
+
+        It goes on until the caller stops iterating. A lost factory calls
+        ``on_disconnect``; the list comes again when the factory is back.
+        """
+        return self._runner.iterate(self._impl.watch_devices(on_disconnect))
 
     def device_at(self, prefix: str, type_name: str = "") -> Device:
         """A proxy of the device under ``prefix`` (a collector's or processor's by type).

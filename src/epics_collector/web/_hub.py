@@ -31,6 +31,7 @@ from epics_collector.client import (
 )
 from epics_collector.collector import ChannelPv, Collector, channel_pv
 from epics_collector.core import Device, Severity
+from epics_collector.factory import Factory
 from epics_collector.processing import Processing
 from epics_collector.pva import Network, alarm
 from epics_collector.web._trace import TAIL, Display, Trace, finite_or_none
@@ -99,25 +100,42 @@ class Hub:
         self.connection.close()
 
     async def _run(self) -> None:
-        """Follow the factory's device list, read every second.
+        """Follow the factory's device list: a monitor of its ``Devices`` table.
 
-        A get, not a monitor: it also finds the factory gone, which a monitor waits out.
+        No answer within the connection's timeout, or the factory lost, shows as an error
+        on the page; the monitor finds the factory again by itself.
         """
-        while True:
-            try:
-                self.devices = await self.factory.devices()
-                self.error = ""
-            except ClientError as error:
-                self.devices, self.error = [], f"factory {self.prefix} unreachable: {error}"
-            current = {info.prefix: info for info in self.devices}
-            for prefix in [p for p in self._watchers if p not in current]:
-                self._forget(prefix)
-            for prefix, info in current.items():
-                if prefix not in self._watchers:
-                    self._watchers[prefix] = asyncio.create_task(
-                        self._watch_device(info), name=f"hub {prefix}"
-                    )
-            await asyncio.sleep(RETRY)
+        seen = False
+        devices_pv = self.prefix + Factory.devices.name
+
+        def not_yet() -> None:
+            if not seen:
+                self.error = f"factory {self.prefix} unreachable: {devices_pv} does not answer"
+
+        def lost() -> None:
+            if seen:  # (p4p tells "not connected yet" first: the timer says that)
+                self.error = f"factory {self.prefix} unreachable: disconnected"
+                self._follow([])
+
+        timer = asyncio.get_running_loop().call_later(self.connection.timeout, not_yet)
+        try:
+            async for devices in self.factory.watch_devices(on_disconnect=lost):
+                seen, self.error = True, ""
+                self._follow(devices)
+        finally:
+            timer.cancel()
+
+    def _follow(self, devices: list[DeviceInfo]) -> None:
+        """Watch each device in ``devices``; forget the others."""
+        self.devices = devices
+        current = {info.prefix: info for info in devices}
+        for prefix in [p for p in self._watchers if p not in current]:
+            self._forget(prefix)
+        for prefix, info in current.items():
+            if prefix not in self._watchers:
+                self._watchers[prefix] = asyncio.create_task(
+                    self._watch_device(info), name=f"hub {prefix}"
+                )
 
     def _forget(self, prefix: str) -> None:
         self._watchers.pop(prefix).cancel()
