@@ -83,6 +83,8 @@ class RangeRead:
             if self.arrivals is not None:
                 now, count = time.monotonic(), self.arrivals()
                 spent = now - began
-                busy = count - arrived > BUSY_RATE * spent
-                time.sleep(min(spent, 0.05) if busy else 0)
+                if count - arrived > BUSY_RATE * spent:  # recording is busy: give way
+                    time.sleep(min(spent, 0.05))
+                # (else nothing to give way to: no sleep(0) per chunk, which cost a
+                # quarter of a long read; the interpreter hands the GIL over every 5 ms)
                 arrived, began = count, time.monotonic()
