@@ -7,11 +7,11 @@ signal sent through it can never reach another process that took the pid meanwhi
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import selectors
 import signal
+
+from epics_collector.process._fds import readable, readable_async
 
 
 class ExitWatch:
@@ -27,31 +27,15 @@ class ExitWatch:
     @property
     def gone(self) -> bool:
         """Whether the process has exited (a zombie counts as exited)."""
-        return self._fd < 0 or self._ready(0)
-
-    def _ready(self, timeout: float | None) -> bool:
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._fd, selectors.EVENT_READ)
-            return bool(selector.select(timeout))
+        return self.wait(0)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the process exits, at most ``timeout`` s; return whether it did."""
-        return self._fd < 0 or self._ready(timeout)
+        return self._fd < 0 or readable(self._fd, timeout)
 
     async def wait_async(self, timeout: float | None = None) -> bool:
         """:meth:`wait` on the running event loop."""
-        if self._fd < 0 or self._ready(0):
-            return True
-        loop = asyncio.get_running_loop()
-        exited = asyncio.Event()
-        loop.add_reader(self._fd, exited.set)
-        try:
-            await asyncio.wait_for(exited.wait(), timeout)
-            return True
-        except TimeoutError:
-            return False
-        finally:
-            loop.remove_reader(self._fd)
+        return self._fd < 0 or await readable_async(self._fd, timeout)
 
     def send(self, sig: signal.Signals) -> None:
         """Send ``sig`` to this process (never to one that took its pid since)."""

@@ -10,11 +10,11 @@ log file is read over and over, and a child that dies is seen at once.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import selectors
 import time
+
+from epics_collector.process._fds import readable, readable_async
 
 READY_FD_ENV = "EPICS_COLLECTOR_READY_FD"
 """Set by :class:`ManagedProcess` for its child: the pipe to write the ready line to."""
@@ -101,34 +101,19 @@ class ReadyPipe:
         Raises ``TimeoutError`` if neither happens within ``timeout`` seconds.
         """
         deadline = time.monotonic() + timeout
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._read, selectors.EVENT_READ)
-            while not self._settled():
-                left = deadline - time.monotonic()
-                if left <= 0 or not selector.select(left):
-                    raise TimeoutError(f"no ready line within {timeout:g} s")
-                self._read_some()
+        while not self._settled():
+            if not readable(self._read, max(0.0, deadline - time.monotonic())):
+                raise TimeoutError(f"no ready line within {timeout:g} s")
+            self._read_some()
         return self.line
 
     async def wait_async(self, timeout: float) -> str | None:
         """:meth:`wait` on the running event loop (the loop goes on meanwhile)."""
-        loop = asyncio.get_running_loop()
-        settled = asyncio.Event()
-
-        def readable() -> None:
+        deadline = time.monotonic() + timeout
+        while not self._settled():
+            if not await readable_async(self._read, max(0.0, deadline - time.monotonic())):
+                raise TimeoutError(f"no ready line within {timeout:g} s")
             self._read_some()
-            if self._settled():
-                settled.set()
-
-        readable()
-        if not self._settled():
-            loop.add_reader(self._read, readable)
-            try:
-                await asyncio.wait_for(settled.wait(), timeout)
-            except TimeoutError:
-                raise TimeoutError(f"no ready line within {timeout:g} s") from None
-            finally:
-                loop.remove_reader(self._read)
         return self.line
 
     def close(self) -> None:

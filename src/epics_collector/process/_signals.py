@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import selectors
 import signal
 from types import FrameType
+
+from epics_collector.process._fds import readable
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -57,9 +58,7 @@ class StopRequest:
         Returns whether a stop was asked.
         """
         if not self.requested:
-            with selectors.DefaultSelector() as selector:
-                selector.register(self._read, selectors.EVENT_READ)
-                selector.select(timeout)
+            readable(self._read, timeout)
             with contextlib.suppress(BlockingIOError):
                 os.read(self._read, 4096)
         return self.requested

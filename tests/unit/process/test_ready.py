@@ -62,36 +62,35 @@ def test_the_async_wait_gives_the_line_or_none_when_the_child_exits() -> None:
     assert asyncio.run(both()) == ("ready: ready", None)
 
 
+def _lingering() -> subprocess.Popen[bytes]:
+    """A process that lives until it is killed or its standard input closes."""
+    return subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+
+
 def test_an_exit_watch_wakes_on_the_exit_and_signals_only_its_process() -> None:
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    try:
-        with ExitWatch(sleeper.pid) as watch:
+    with _lingering() as lingering:  # (leaving it closes its stdin and waits)
+        with ExitWatch(lingering.pid) as watch:
             assert not watch.wait(0) and not watch.gone
             watch.send(signal.SIGKILL)
             assert watch.wait(60) and watch.gone
-            sleeper.wait()
+            lingering.wait()
             watch.send(signal.SIGKILL)  # reaped: nothing to signal, no error
-    finally:
-        sleeper.kill()
-        sleeper.wait()
-    assert sleeper.returncode == -signal.SIGKILL
-    assert ExitWatch(sleeper.pid).gone  # a pid nobody has (or a stranger's: never ours)
+    assert lingering.returncode == -signal.SIGKILL
+    with ExitWatch(lingering.pid) as after:
+        assert after.gone  # a pid nobody has (or a stranger's: never ours)
 
 
 def test_an_exit_watch_waits_on_the_event_loop() -> None:
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-
-    async def watch() -> tuple[bool, bool]:
-        with ExitWatch(sleeper.pid) as exit_watch:
+    async def watch(lingering: subprocess.Popen[bytes]) -> tuple[bool, bool]:
+        with ExitWatch(lingering.pid) as exit_watch:
             before = await exit_watch.wait_async(0.05)
-            asyncio.get_running_loop().call_soon(sleeper.kill)
+            asyncio.get_running_loop().call_soon(lingering.kill)
             return before, await exit_watch.wait_async(60)
 
-    try:
-        assert asyncio.run(watch()) == (False, True)
-    finally:
-        sleeper.kill()
-        sleeper.wait()
+    with _lingering() as lingering:  # (leaving it closes its stdin and waits)
+        assert asyncio.run(watch(lingering)) == (False, True)
 
 
 def test_a_stop_request_wakes_its_waiter_from_any_thread() -> None:
