@@ -98,6 +98,14 @@ def _count(fac: FactoryHandle, prefix: str) -> int:
     return int(value["value"] if isinstance(value, Value) else value)
 
 
+def _count_or_0(fac: FactoryHandle, prefix: str) -> int:
+    """The Count, or 0 while the collector does not answer."""
+    try:
+        return _count(fac, prefix)
+    except TimeoutError:
+        return 0
+
+
 def _query(fac: FactoryHandle, prefix: str, **arguments: str) -> dict[str, np.ndarray]:
     from p4p.nt import NTURI
 
@@ -356,3 +364,88 @@ def test_source_timestamps_come_back_to_the_nanosecond(
     year_start = calendar.timegm((time.gmtime(base).tm_year, 1, 1, 0, 0, 0))
     assert got[-5:] == [(secs - year_start, nanos) for secs, nanos in stamps]
     assert [(d["secs"], d["nanos"]) for d in answer["data"]][-5:] == stamps
+
+
+def _all_pushed(fac: FactoryHandle, prefix: str, channel: str, stamps: list[str]) -> None:
+    for k, stamp in enumerate(stamps):
+        _push(fac, prefix, channel, str(k), stamp)
+
+
+def test_answers_are_whole_across_page_boundaries_with_odd_and_equal_stamps(
+    factory_process: StartFactory, network: Network, tmp_path: Any
+) -> None:
+    """Rows paged by position: floats that do not round-trip, and twins across a boundary.
+
+    Pages of 100 rows: the irregular stamps cross 3 boundaries, the 30 equal stamps
+    straddle the one at row 200. Paged by time, the answer ended early or lost twins.
+    """
+    fac = factory_process()
+    prefix = fac.create("collector", "c", {"channels": ["NO:SOURCE:HERE"]})  # pushes only
+    rng = np.random.default_rng(3)
+    base = time.time() - 3600
+    odd = [repr(float(t)) for t in base + np.cumsum(rng.uniform(0.05, 0.15, 350))]
+    twins = [repr(base - 100 + k * 0.1) for k in range(185)] + [repr(base - 80.0)] * 30
+    twins += [repr(base - 79.0 + k * 0.1) for k in range(120)]
+    _all_pushed(fac, prefix, "odd", odd)
+    _all_pushed(fac, prefix, "twins", twins)
+    config = tmp_path / "retrieval.yaml"
+    config.write_text("page_rows: 100\nrefresh: 0.5\n")
+    with Service(network, "--collector", prefix, "--config", str(config)) as service:
+        wait_for(lambda: {"odd", "twins"} <= set(service.names()), 20, "both channels listed")
+        for channel, stamps in (("odd", odd), ("twins", twins)):
+            first, last = float(stamps[0]), float(stamps[-1]) + 1e-3  # (ISO text rounds)
+            status, body = service.data(channel, first, last, "json")
+            assert status == 200, body
+            (answer,) = json.loads(body)
+            assert [d["val"] for d in answer["data"]] == [float(k) for k in range(len(stamps))]
+            status, body = service.data(channel, first, last)
+            events = [e["val"] for c in aapy_decode(body) for e in c["events"]]
+            assert events == [float(k) for k in range(len(stamps))], channel
+            means = service.data(f"count_3600({channel})", first, last, "json")[1]
+            assert sum(d["val"] for d in json.loads(means)[0]["data"]) >= len(stamps)
+
+
+def test_a_collector_killed_mid_answer_fails_the_answer_visibly(
+    factory_process: StartFactory, network: Network, tmp_path: Any
+) -> None:
+    """No short 200: the chunked body is cut, never closed as a complete answer."""
+    import http.client
+    import os
+    import signal
+
+    from p4p.nt import NTScalar
+    from p4p.server import Server, StaticProvider
+    from p4p.server.thread import SharedPV
+
+    name = "KILL:Value"
+    pv = SharedPV(nt=NTScalar("d"), initial=0.0)
+    provider = StaticProvider("killed")
+    provider.add(name, pv)
+    rows = 20_000
+    with Server(providers=[provider], conf=network.server_conf(), useenv=False):
+        fac = factory_process()
+        config = {"channels": [name], "autostart": True, "persist": True}
+        prefix = fac.create("collector", "k", config)
+        wait_for(lambda: _count(fac, prefix) >= 1, 20, "the initial value")
+        base = time.time() + 10  # after the initial value (history stays in time order)
+        for k in range(rows):
+            pv.post(float(k), timestamp=base + k * 0.01)
+        wait_for(lambda: _count(fac, prefix) >= rows, 30, "every update recorded")
+        config = tmp_path / "retrieval.yaml"
+        config.write_text("page_rows: 10\nrefresh: 0.5\n")
+        with Service(network, "--factory", fac.prefix, "--config", str(config)) as service:
+            wait_for(lambda: name in service.names(), 20, "listed")
+            for kind in ("json", "raw"):  # (raw: the collector restored from its spill)
+                wait_for(lambda: _count_or_0(fac, prefix) >= rows, 60, "every row held")
+                query = urllib.parse.urlencode(
+                    {"pv": name, "from": _iso(base), "to": _iso(base + rows)}
+                )
+                connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=30)
+                connection.request("GET", f"/retrieval/data/getData.{kind}?{query}")
+                reply = connection.getresponse()
+                assert reply.status == 200
+                assert reply.read(200)  # the answer has begun: some pages are out
+                os.kill(int(fac.row("k")["pid"]), signal.SIGKILL)
+                with pytest.raises(http.client.IncompleteRead):
+                    reply.read()
+                connection.close()

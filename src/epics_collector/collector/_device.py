@@ -324,17 +324,29 @@ class Collector(Device[CollectorConfig]):
         points: Any = "",
         operator: Any = "",
         snapshot: Any = "",
+        after: Any = "",
+        epoch: Any = "",
         *,
         caller: Caller,
     ) -> dict[str, Any]:
         """Part of a history as an NTTable: alias, start, end (POSIX s), points, operator.
+
+        ``operator=page`` pages by position: each page's ``index`` and ``epoch`` columns
+        are the cursor the next page gives as ``after`` (the last index) and ``epoch``.
 
         Computed on the read pool (config reads): at most reads.per_host queries of one
         client host at once, then "busy, retry" (counted in QueryRefused); an error goes
         back to the client only.
         """
         channel = self._named_channel(str(alias))
-        arguments = {"start": start, "end": end, "points": points, "operator": operator}
+        arguments = {
+            "start": start,
+            "end": end,
+            "points": points,
+            "operator": operator,
+            "after": after,
+            "epoch": epoch,
+        }
         try:
             return await self.reads.run(
                 caller.host or "local", self._query, channel, arguments, str(snapshot).strip()

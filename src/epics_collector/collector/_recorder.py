@@ -13,7 +13,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -23,7 +23,16 @@ from epics_collector.collector._config import ChannelConfig, CollectorConfig
 from epics_collector.collector._merge import Merger
 from epics_collector.collector._reduce import Reducer, Row
 from epics_collector.core import Severity, Status, Update
-from epics_collector.storage import PAGE, Columns, Query, RangeRead, Ring, concat, run_query
+from epics_collector.storage import (
+    PAGE,
+    Columns,
+    Query,
+    RangeRead,
+    Ring,
+    concat,
+    page,
+    run_query,
+)
 
 log = logging.getLogger(__name__)
 
@@ -486,24 +495,23 @@ class Recorder:
     ) -> dict[str, np.ndarray]:
         """A time range of a channel's rows, raw or binned, read chunk by chunk.
 
-        A ``page`` starts at the newest row at or before ``start`` (the value then).
+        A ``page`` starts at the newest row at or before ``start`` (the value then), or
+        after its cursor, and goes by position (see :meth:`RangeRead.page`).
         """
         if query.operator == PAGE:
-            begin = self.at_or_before(channel, query.start)
-            query = replace(query, start=query.start if begin is None else begin)
-            rows = self.read(channel, query.start, query.end, deadline)
-            return run_query(rows, query, channel.config.kind)
+            read = RangeRead.page(
+                self.lock,
+                channel.ring,
+                query.start,
+                query.end,
+                query.points,
+                query.cursor,
+                deadline=deadline,
+                arrivals=self._arrived,
+            )
+            return page(read, channel.config.kind)
         rows = self.read(channel, query.start, query.end, deadline)
         return run_query(rows, query, channel.config.kind, total=rows.total)
-
-    def at_or_before(self, channel: Channel, time: float) -> float | None:
-        """The time of a channel's newest row at or before ``time``, if any."""
-        with self.lock:
-            for segment in reversed(channel.ring.segments()):
-                index = int(np.searchsorted(segment.time, time, "right"))
-                if index:
-                    return float(segment.time[index - 1])
-        return None
 
     def frame(self, channel: Channel, index: int) -> Row | None:
         """One row of a channel (0 oldest, -1 newest); None if there is no such row."""

@@ -60,7 +60,22 @@ def parse_query(arguments: Mapping[str, Any], span: tuple[float, float], kind: s
         except ValueError:
             raise QueryError(f"points must be an integer, got {points_text!r}") from None
     operator = str(arguments.get("operator") or ("minmax" if kind == "number" else "raw"))
-    return Query(start, end, points, operator.strip().lower())
+    return Query(start, end, points, operator.strip().lower(), _cursor(arguments))
+
+
+def _cursor(arguments: Mapping[str, Any]) -> tuple[int, int] | None:
+    """``epoch`` and ``after`` (a page's cursor: both or neither), as integers."""
+    given = {k: str(arguments.get(k) or "").strip() for k in ("epoch", "after")}
+    if not any(given.values()):
+        return None
+    try:
+        epoch, after = int(given["epoch"]), int(given["after"])
+    except ValueError:
+        raise QueryError(
+            "epoch and after (a page's cursor) must both be integers, got "
+            f"epoch={given['epoch']!r} after={given['after']!r}"
+        ) from None
+    return epoch, after
 
 
 class ChannelView:

@@ -89,8 +89,9 @@ class Archive:
         factories: Iterable[str] = (),
         collectors: Iterable[str] = (),
         timeout: float = 10.0,
+        page_rows: int = PAGE_ROWS,
     ) -> None:
-        self.connection = connection
+        self.connection, self.page_rows = connection, page_rows
         self.factories, self.collectors = list(factories), list(collectors)
         self.timeout = timeout
         self.recordings: dict[str, list[Recording]] = {}
@@ -216,7 +217,13 @@ class Archive:
         return total
 
     async def _query(
-        self, recording: Recording, start: float, end: float, points: int, operator: str
+        self,
+        recording: Recording,
+        start: float,
+        end: float,
+        points: int,
+        operator: str,
+        **more: str,
     ) -> Any:
         arguments = {
             "alias": recording.alias,
@@ -224,6 +231,7 @@ class Archive:
             "end": repr(end),
             "points": str(points),
             "operator": operator,
+            **more,
         }
         return await self.connection.call(recording.collector + Collector.query.name, arguments)
 
@@ -265,18 +273,21 @@ class Archive:
     async def _pages(
         self, recording: Recording, start: float, end: float
     ) -> AsyncIterator[Samples]:
-        """A recording's rows from the newest at or before ``start`` to ``end``, by page."""
-        begin, last = start, None
+        """A recording's rows from the newest at or before ``start`` to ``end``, by page.
+
+        Pages go on from the cursor of the one before (by position, never by time), so
+        every row comes once; a page the collector cannot give (it restarted, was
+        cleared, or overwrote rows not yet read) raises, and the answer fails.
+        """
+        cursor: dict[str, str] = {}
         while True:
-            page = _page_samples(await self._query(recording, begin, end, PAGE_ROWS, "page"))
-            if last is not None:
-                page = page.take(page.stamps() > last)
+            table = await self._query(recording, start, end, self.page_rows, "page", **cursor)
+            page = _page_samples(table)
             if len(page):
                 yield page
-                last = int(page.stamps()[-1])
-                begin = float(page.time[-1])
-            if len(page) < PAGE_ROWS - 1:
+            if len(page) < self.page_rows:
                 return
+            cursor = {"epoch": str(int(table["epoch"][0])), "after": str(int(table["index"][-1]))}
 
     async def rows(self, pv: str, start: float, end: float) -> AsyncIterator[Samples]:
         """Rows of every recording of ``pv`` merged in time order, one per timestamp.
@@ -289,10 +300,15 @@ class Archive:
 
 
 async def merge_streams(streams: list[AsyncIterator[Samples]]) -> AsyncIterator[Samples]:
-    """Time-ordered streams merged into one, one row per timestamp, page by page."""
+    """Time-ordered streams merged into one, page by page.
+
+    Every row of a stream is kept, rows of equal stamps included; where several streams
+    hold one timestamp, the rows of the first stream that holds it are kept (see
+    :func:`merge`).
+    """
     buffers: list[Samples | None] = [None] * len(streams)
     done = [False] * len(streams)
-    last: int | None = None
+    last: tuple[int, int] | None = None  # the stamp last sent, and its stream
     while True:
         for k, stream in enumerate(streams):
             if not done[k] and (buffers[k] is None or not len(buffers[k])):  # type: ignore[arg-type]
@@ -300,8 +316,7 @@ async def merge_streams(streams: list[AsyncIterator[Samples]]) -> AsyncIterator[
                     buffers[k] = await anext(stream)
                 except StopAsyncIteration:
                     done[k] = True
-        live = [b for b in buffers if b is not None and len(b)]
-        if not live:
+        if not any(b is not None and len(b) for b in buffers):
             return
         horizons = [
             int(b.stamps()[-1])
@@ -312,16 +327,19 @@ async def merge_streams(streams: list[AsyncIterator[Samples]]) -> AsyncIterator[
         ready = []
         for k, buffer in enumerate(buffers):
             if buffer is None or not len(buffer):
+                ready.append(Samples.empty())
                 continue
             stamps = buffer.stamps()
             take = stamps <= horizon if horizon is not None else np.ones(len(buffer), bool)
             ready.append(buffer.take(take))
             buffers[k] = buffer.take(~take)
-        part = merge(ready)
-        if last is not None and len(part):
-            part = part.take(part.stamps() > last)
+        part, source = merge(ready)
+        if last is not None and len(part):  # another stream's rows of the stamp last sent
+            stamps = part.stamps()
+            keep = (stamps > last[0]) | ((stamps == last[0]) & (source == last[1]))
+            part, source = part.take(keep), source[keep]
         if len(part):
-            last = int(part.stamps()[-1])
+            last = (int(part.stamps()[-1]), int(source[-1]))
             yield part
 
 

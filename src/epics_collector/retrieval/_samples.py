@@ -87,18 +87,22 @@ def concat(parts: list[Samples]) -> Samples:
     )
 
 
-def merge(parts: list[Samples]) -> Samples:
-    """Rows of several histories of one PV in time order, one row per timestamp.
+def merge(parts: list[Samples]) -> tuple[Samples, np.ndarray]:
+    """Rows of several histories of one PV in time order, one history per timestamp.
 
-    Where two histories hold the same timestamp, the row of the earlier part is kept.
+    Where histories hold the same timestamp, the rows of the earliest part that holds
+    it are kept (all of them: a history may hold several rows of one stamp) and the
+    others' are left out. Returns the rows and, per row, the index of its part.
     """
-    parts = [p for p in parts if len(p)]
-    if len(parts) <= 1:
-        return parts[0] if parts else Samples.empty()
-    rows = concat(parts)
-    order = np.argsort(rows.stamps(), kind="stable")
-    rows = rows.take(order)
+    tags = [np.full(len(p), k, np.int32) for k, p in enumerate(parts)]
+    rows, source = concat(parts), np.concatenate(tags) if tags else np.zeros(0, np.int32)
+    if len([p for p in parts if len(p)]) <= 1:
+        return rows, source
     stamps = rows.stamps()
-    keep = np.ones(len(rows), bool)
-    keep[1:] = stamps[1:] != stamps[:-1]
-    return rows.take(keep)
+    order = np.lexsort((source, stamps))  # by stamp, then by part (stable within a part)
+    rows, source, stamps = rows.take(order), source[order], stamps[order]
+    starts = np.ones(len(rows), bool)
+    starts[1:] = stamps[1:] != stamps[:-1]
+    owner = np.maximum.accumulate(np.where(starts, np.arange(len(rows)), 0))
+    keep = source == source[owner]  # the part of each stamp's first row
+    return rows.take(keep), source[keep]

@@ -13,7 +13,8 @@ from epics_collector.client import Connection
 from epics_collector.core import AccessPolicy
 from epics_collector.pva import Network
 from epics_collector.retrieval._app import Retrieval, create_app
-from epics_collector.retrieval._archive import Archive
+from epics_collector.retrieval._archive import PAGE_ROWS, Archive
+from epics_collector.storage import MAX_POINTS
 
 DEFAULT_PORT = 17668  # the Archiver Appliance's retrieval port
 
@@ -39,6 +40,12 @@ class RetrievalConfig(BaseModel):
     timeout: float = Field(
         default=10.0, ge=0.1, le=600, description="seconds a device has to answer"
     )
+    page_rows: int = Field(
+        default=PAGE_ROWS,
+        ge=10,
+        le=MAX_POINTS,
+        description="rows read from a collector per Query page (each page goes on by position)",
+    )
 
 
 def make_app(config: RetrievalConfig, network: Network) -> FastAPI:
@@ -48,7 +55,9 @@ def make_app(config: RetrievalConfig, network: Network) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         connection = Connection(network, timeout=config.timeout)
-        archive = Archive(connection, config.factories, config.collectors, config.timeout)
+        archive = Archive(
+            connection, config.factories, config.collectors, config.timeout, config.page_rows
+        )
         await archive.refresh()
         retrieval.archive = archive
         follower = asyncio.create_task(archive.follow(config.refresh), name="follow collectors")

@@ -15,9 +15,15 @@ from epics_collector.storage._paths import (
     new_file,
     open_inside,
 )
-from epics_collector.storage._query import MAX_POINTS, OPERATORS, PAGE, Query, QueryError
+from epics_collector.storage._query import MAX_POINTS, OPERATORS, PAGE, Query, QueryError, page
 from epics_collector.storage._query import run as run_query
-from epics_collector.storage._reads import CHUNK, RangeRead, ReadError, StaleReadError
+from epics_collector.storage._reads import (
+    CHUNK,
+    OverwrittenError,
+    RangeRead,
+    ReadError,
+    StaleReadError,
+)
 from epics_collector.storage._ring import Columns, Ring, concat
 from epics_collector.storage._spill import (
     SpillStore,
@@ -41,6 +47,8 @@ __all__ = [
     "names_inside",
     "new_file",
     "open_inside",
+    "OverwrittenError",
+    "page",
     "OPERATORS",
     "PAGE",
     "PathError",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from epics_collector.storage._reads import CHUNK, ReadError
+from epics_collector.storage._reads import CHUNK, RangeRead, ReadError
 from epics_collector.storage._ring import Columns
 
 OPERATORS = ("raw", "mean", "min", "max", "first", "last", "count", "minmax")
@@ -40,6 +40,9 @@ class Query:
     end: float
     points: int
     operator: str
+    #: ``page`` only: (epoch, index) of the last row of the previous page (see
+    #: :meth:`RangeRead.page`): the page goes on from the row after it.
+    cursor: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.operator not in OPERATORS and self.operator != PAGE:
@@ -52,6 +55,29 @@ class Query:
             raise QueryError(f"start {self.start} is after end {self.end}")
         if not 1 <= self.points <= MAX_POINTS:
             raise QueryError(f"points must be 1..{MAX_POINTS} (got {self.points})")
+        if self.cursor is not None and self.operator != PAGE:
+            raise QueryError(f"after and epoch go with operator=page, not {self.operator}")
+
+
+def page(read: RangeRead, kind: str) -> dict[str, np.ndarray]:
+    """The rows of a :meth:`RangeRead.page` read, with their cursor.
+
+    Columns as for ``raw`` (or an array page), plus ``ns`` (exact stamps), ``index``
+    (each row's logical index) and ``epoch`` (one entry: the ring's): a next page asks
+    ``after`` the last index, with that epoch.
+    """
+    parts = list(read)
+    if kind in ("waveform", "image"):
+        columns = _array_page(parts)
+    else:
+        columns = _raw(iter(parts), Query(0.0, 0.0, MAX_POINTS, "raw"), with_value=True)
+        columns["ns"] = (
+            np.concatenate([p.stamps() for p in parts]) if parts else np.zeros(0, np.int64)
+        )
+    rows = sum(len(p) for p in parts)
+    columns["index"] = np.arange(read.first, read.first + rows, dtype=np.int64)
+    columns["epoch"] = np.array([read.epoch], np.int64)
+    return columns
 
 
 def run(
@@ -78,6 +104,12 @@ def run(
         )
     if query.operator == "raw" and total is not None and total > query.points:
         raise _too_many(total, query)
+    if query.operator == "count" and query.points == 1 and total is not None:
+        # one bin: the count is the index's, nothing needs to be copied out
+        middle = np.array([query.start + (query.end - query.start) / 2])
+        if not total:
+            return {"time": middle[:0], "value": np.zeros(0, np.int64)}
+        return {"time": middle, "value": np.array([total], np.int64)}
     chunks = _chunks(parts, query.start, query.end)
     if query.operator == "raw":
         return _raw(chunks, query, with_value=kind in ("number", "string"))

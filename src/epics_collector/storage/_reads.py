@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from epics_collector.storage._ring import Columns, Ring
 
@@ -30,12 +31,18 @@ class StaleReadError(ReadError):
     """The history was cleared while it was being read."""
 
 
+class OverwrittenError(ReadError):
+    """Rows a paged read had not reached yet were overwritten (a ring moving on)."""
+
+
 class RangeRead:
     """The rows of ``ring`` with times in [start, end], as chunks (copies), oldest first.
 
     ``total`` is known at once (the rows in the range when the read began); rows
     appended after that are not part of the read. ``deadline`` (``time.monotonic``)
-    bounds the read: past it the next chunk raises :class:`ReadError`.
+    bounds the read: past it the next chunk raises :class:`ReadError`. With
+    ``strict``, rows overwritten before the read reached them raise
+    :class:`OverwrittenError` instead of being skipped (a page must be whole).
     """
 
     def __init__(
@@ -48,15 +55,59 @@ class RangeRead:
         chunk: int = CHUNK,
         deadline: float | None = None,
         arrivals: Callable[[], int] | None = None,
+        strict: bool = False,
     ) -> None:
         self.lock, self.ring, self.chunk, self.deadline = lock, ring, chunk, deadline
-        self.arrivals = arrivals
+        self.arrivals, self.strict = arrivals, strict
         with lock:
             self.epoch = ring.epoch
             self.first = ring.index_of(start, "left")
             self.stop = max(self.first, ring.index_of(end, "right"))
         self.total = self.stop - self.first
         self.overwritten = 0  # rows of the range overwritten before the read reached them
+
+    @classmethod
+    def page(
+        cls,
+        lock: threading.Lock,
+        ring: Ring,
+        start: float,
+        end: float,
+        rows: int,
+        cursor: tuple[int, int] | None = None,
+        **options: Any,
+    ) -> RangeRead:
+        """At most ``rows`` rows up to time ``end``, read strictly (see the class text).
+
+        Without ``cursor``: from the newest row at or before ``start`` (every row at
+        ``start`` itself when there are some). With ``cursor`` (``(epoch, index)`` of the
+        last row an earlier page gave): from the row after it, whatever its time.
+        """
+        read = cls(lock, ring, start, end, strict=True, **options)
+        with lock:
+            if cursor is not None:
+                epoch, index = cursor
+                if epoch != ring.epoch:
+                    raise StaleReadError(
+                        "the history changed since the previous page (cleared, or the "
+                        "collector restarted): read again from the start"
+                    )
+                first = index + 1
+                if first < ring.first_index:
+                    raise OverwrittenError(
+                        f"{ring.first_index - first} rows after the previous page were "
+                        "overwritten before they were read (the ring moved on)"
+                    )
+            else:
+                first = read.first
+                if first > ring.first_index and (
+                    first == ring.total or ring.copy(first, first + 1).time[0] > start
+                ):
+                    first -= 1  # no row at start itself: the one before it (the value then)
+            stop = max(first, ring.index_of(end, "right"))
+        read.first, read.stop = first, min(stop, first + rows)
+        read.total = read.stop - read.first
+        return read
 
     def __iter__(self) -> Iterator[Columns]:
         index = self.first
@@ -72,6 +123,11 @@ class RangeRead:
                 if self.ring.epoch != self.epoch:
                     raise StaleReadError("the history was cleared during the read: ask again")
                 oldest = self.ring.first_index
+                if index < oldest and self.strict:
+                    raise OverwrittenError(
+                        f"{oldest - index} rows of the range were overwritten before they "
+                        "were read (the ring moved on): ask again"
+                    )
                 if index < oldest:
                     self.overwritten += min(oldest, self.stop) - index
                     index = oldest

@@ -8,6 +8,7 @@ Not thread-safe: the owner holds a lock.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,8 +103,10 @@ class Ring:
         self.row_shape, self.max_bytes = row_shape, max_bytes
         self.by_reference = row_shape is None  # array rows (see the class text)
         self.total = 0  # rows appended since the last clear, including overwritten ones
-        #: Changes on every clear: a reader that began before it must start again.
-        self.epoch = 0
+        #: Changes on every clear: a reader that began before it must start again. It
+        #: starts at random, so a cursor of an earlier process (a restarted collector)
+        #: never matches a new ring by chance.
+        self.epoch = secrets.randbits(40)
         #: The newest row's time (-inf with no row): rows are kept in time order.
         self.newest = -np.inf
         self._newest_ns = -(2**62)  # the newest row's exact stamp (ns)
