@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from p4p import Value
+
 from epics_collector.process import wait_for
 from epics_collector.pva import Client
 from epics_collector.sim import PvaSource
@@ -41,3 +43,39 @@ def test_ten_source_restarts_each_recorded_again_within_a_second(network, collec
     restarts = delays[1:]  # the first is the initial connection
     print("reconnect delays (s):", [round(d, 2) for d in restarts])
     assert max(restarts) < 1.0, f"a restarted source took {max(restarts):.2f} s: {restarts}"
+
+
+def test_an_ioc_restart_leaves_one_gap_and_no_fake_value(network, collector, prefix, ctx):
+    """The UDF value a restarted record sends first (EPICS time 0) is counted, not recorded.
+
+    Before: each restart put a 0.0 INVALID row into the history, stamped on arrival.
+    """
+    from epics_collector.sim import SimIoc
+
+    source = prefix + "IOC:"
+    collector({"channels": [{"pv": source + "CompressIn", "alias": "c"}], "autostart": True})
+
+    def channel_row():
+        table = ctx.get(prefix + "Channels").value
+        return {name: table[name][0] for name in ("bad_time", "late", "dropped", "connected")}
+
+    def count() -> int:
+        value = ctx.get(prefix + "Count")
+        return int(value["value"] if isinstance(value, Value) else value)
+
+    values = []
+    for restart in range(2):
+        with SimIoc(source, network.environ()):
+            wait_for(lambda r=restart: channel_row()["bad_time"] == r + 1, 20, "the UDF update")
+            assert channel_row()["connected"]
+            value = 5.0 + restart
+            with Client(network) as fresh:  # a new channel: finds the new IOC at once
+                fresh.put(source + "CompressIn", value)
+            values.append(value)
+            wait_for(lambda r=restart: count() == 2 * r + 1, 10, "the real value")
+        wait_for(lambda: not channel_row()["connected"], 10, "the loss of the IOC noticed")
+    rows = ctx.get(prefix + "c:Table").value
+    got = [None if v != v else float(v) for v in rows["value"]]
+    assert got == [5.0, None, 6.0, None]  # one gap per outage, no 0.0
+    assert list(rows["severity"]) == [0, 3, 0, 3]
+    assert channel_row()["bad_time"] == 2 and channel_row()["dropped"] == 2

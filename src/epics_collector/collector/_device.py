@@ -110,6 +110,8 @@ class Collector(Device[CollectorConfig]):
                 "excluded": np.int64,
                 "overruns": np.int64,
                 "dropped": np.int64,
+                "late": np.int64,
+                "bad_time": np.int64,
                 "kind": str,
             }
         ),
@@ -117,7 +119,9 @@ class Collector(Device[CollectorConfig]):
         description=(
             "One row per channel: alias, pv, connected, count (rows since Clear), "
             "last_update (source time of the newest update, POSIX s), excluded, overruns "
-            "and dropped (per channel), kind (number, string, waveform, image)"
+            "and dropped (per channel), of which late (source time went back) and "
+            "bad_time (no valid source time, e.g. a record's UDF value after an IOC "
+            "restart: not recorded, a gap instead), kind (number, string, waveform, image)"
         ),
     )
 

@@ -118,6 +118,8 @@ class Publisher:
                 "excluded": [ch.reducer.excluded for ch in channels],
                 "overruns": [ch.overruns for ch in channels],
                 "dropped": [ch.lost for ch in channels],
+                "late": [ch.late for ch in channels],
+                "bad_time": [ch.bad_time for ch in channels],
                 "kind": [ch.config.kind for ch in channels],
             }
         )

@@ -62,7 +62,8 @@ class Channel:
     latest: Update | None = None
     changed: bool = True
     problem: str = ""
-    stamped_here: bool = False  # an update without a valid source time was seen
+    bad_time: int = 0  # updates with no valid source time (EPICS time 0): not recorded
+    in_gap: bool = False  # the newest row is a gap row
     overruns: int = 0  # times the source's monitor queue filled while recording
     lost: int = 0  # updates known to be lost (sequence gaps, bad values, full)
     missing: int = 0  # of which missing from the source's sequence numbers
@@ -283,14 +284,8 @@ class Recorder:
             return
         stamp = update.timestamp
         if not EPICS_EPOCH < stamp < math.inf:  # never processed (UDF) or no time sent
-            stamp = time.time()
-            if not channel.stamped_here:
-                channel.stamped_here = True
-                channel.problem = (
-                    f"{channel.alias}: the source sent no valid timestamp ({update.timestamp!r});"
-                    " such updates are recorded with the time they arrived"
-                )
-                self.notify(Event.BAD_VALUE, channel)
+            self._bad_time(channel, stamp)
+            return
         row: Row | None = (stamp, value, update.severity, update.status)
         if not channel.reducer.passes_everything:
             row = channel.reducer.push(row)
@@ -320,6 +315,30 @@ class Recorder:
             padded[: min(length, value.size)] = value[:length]
             value = padded
         return value
+
+    def _bad_time(self, channel: Channel, stamp: float) -> None:
+        """An update with no valid source time: counted, not recorded, and a gap.
+
+        A record that was never processed (the first update after an IOC restart is
+        its UDF value at EPICS time 0) holds no measured value: recording it would put
+        a fake sample into the history. As in the Archiver Appliance, it is dropped
+        and counted by cause; the history shows a gap until the first real value.
+        """
+        self.dropped += 1
+        channel.lost += 1
+        channel.bad_time += 1
+        channel.changed = True
+        if len(channel.ring) and not channel.in_gap:  # (no row yet: nothing to break)
+            channel.reducer.reset()
+            gap = (time.time(), _gap_value(channel), Severity.INVALID, Status.CLIENT)
+            self._append(channel, gap, gap=True)
+        if channel.bad_time == 1:
+            channel.problem = (
+                f"{channel.alias}: the source sent an update with no valid timestamp "
+                f"({stamp!r}: never processed, or no time given); such updates are not "
+                "recorded (counted in Dropped and in the Channels row's bad_time)"
+            )
+            self.notify(Event.BAD_VALUE, channel)
 
     def _late(self, channel: Channel, stamp: float) -> None:
         """A source update older than the channel's newest row: counted, not recorded.
@@ -360,6 +379,7 @@ class Recorder:
         self.count += 1
         channel.unflushed += 1
         channel.changed = True
+        channel.in_gap = gap
         limit = self.config.limits.samples
         if limit is not None and self.count >= limit:
             self.recording = False

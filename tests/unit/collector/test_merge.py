@@ -37,7 +37,7 @@ def test_a_merged_channel_records_two_interleaved_sources_in_order():
     channel = recorder.channels[0]
     other = channel.merged_source(0)
     recorder.start()
-    stamps = np.arange(100) * 0.01 + 1000.0
+    stamps = np.arange(100) * 0.01 + 1.7e9
     # even frames from A, odd from B, B always 3 frames late
     order = []
     for i in range(0, 100, 2):

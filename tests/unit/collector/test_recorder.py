@@ -4,7 +4,7 @@ import time
 from epics_collector.collector import CollectorConfig, Event, Recorder
 from epics_collector.core import Severity, Status, Update
 
-T = 1.7e9  # a source time (times at or before 1990 are replaced by the arrival time)
+T = 1.7e9  # a source time (updates at or before 1990 are not recorded)
 
 
 def make(**config):
@@ -50,7 +50,7 @@ def test_disconnect_while_recording_leaves_a_gap_row():
     a.on_update(Update(1.0, T + 100.0))
     a.on_connection(False, "disconnected")
     a.on_connection(True, "connected")
-    a.on_update(Update(1.0, 200.0))
+    a.on_update(Update(1.0, time.time() + 60))
     rows = recorder.history(a)
     assert math.isnan(rows.value[1])
     assert (rows.severity[1], rows.status[1]) == (Severity.INVALID, Status.CLIENT)
@@ -62,7 +62,7 @@ def test_fill_mode_full_counts_dropped_and_stops():
     recorder, events = make(mode="fill", capacity=2)
     recorder.start()
     for i in range(3):
-        recorder.channels[0].on_update(Update(float(i), float(i)))
+        recorder.channels[0].on_update(Update(float(i), T + i))
     assert recorder.dropped == 1
     assert not recorder.recording
     assert (Event.FULL, "A") in events
@@ -72,7 +72,7 @@ def test_sample_limit_stops_exactly():
     recorder, events = make(limits={"samples": 3})
     recorder.start()
     for i in range(5):
-        recorder.channels[i % 2].on_update(Update(float(i), float(i)))
+        recorder.channels[i % 2].on_update(Update(float(i), T + i))
     assert recorder.count == 3
     assert (Event.SAMPLE_LIMIT, "A") in events
 
@@ -89,7 +89,7 @@ def test_wrong_kind_is_counted_and_reported():
 def test_clear():
     recorder, _ = make()
     recorder.start()
-    recorder.channels[0].on_update(Update(1.0, 1.0))
+    recorder.channels[0].on_update(Update(1.0, T))
     recorder.clear()
     assert recorder.count == 0 and len(recorder.history(recorder.channels[0])) == 0
 
@@ -123,20 +123,39 @@ def test_an_update_that_cannot_be_recorded_is_counted_and_the_others_go_on():
     )
 
 
-def test_an_update_without_a_source_time_gets_its_arrival_time_and_is_reported_once() -> None:
+def test_an_update_without_a_source_time_is_counted_as_a_gap_not_recorded() -> None:
     recorder, events = make()
     a = recorder.channels[0]
     recorder.start()
+    a.on_update(Update(5.0, T))  # a real value
     before = time.time()
-    a.on_update(Update(1.0, 0.0))  # a record never processed: EPICS time 0
-    a.on_update(Update(2.0, math.nan))
+    a.on_update(Update(0.0, 631152000.0))  # a record never processed: EPICS time 0
+    a.on_update(Update(0.0, math.nan))
     later = time.time() + 60.0  # a valid source time after the arrival times
     a.on_update(Update(3.0, later))
     rows = recorder.history(a)
-    assert list(rows.value) == [1.0, 2.0, 3.0]
-    assert before <= rows.time[0] <= rows.time[1] <= time.time() and rows.time[2] == later
+    assert rows.value[0] == 5.0 and math.isnan(rows.value[1]) and rows.value[2] == 3.0
+    assert len(rows) == 3  # one gap for both, no fake 0.0
+    assert before <= rows.time[1] <= time.time() and rows.time[2] == later
+    assert rows.severity[1] == 3
+    assert (a.bad_time, a.lost, recorder.dropped) == (2, 2, 2)
     assert events.count((Event.BAD_VALUE, a.alias)) == 1
     assert "no valid timestamp" in a.problem
+
+
+def test_a_disconnect_gap_is_not_repeated_for_the_restarted_records_first_update() -> None:
+    recorder, _ = make()
+    a = recorder.channels[0]
+    recorder.start()
+    a.on_connection(True, "connected")
+    a.on_update(Update(5.0, T))
+    a.on_connection(False, "IOC restarting")  # the gap row
+    a.on_connection(True, "connected")
+    a.on_update(Update(0.0, 631152000.0))  # the UDF value at EPICS time 0
+    a.on_update(Update(6.0, time.time() + 60))
+    rows = recorder.history(a)
+    assert [v if not math.isnan(v) else None for v in rows.value] == [5.0, None, 6.0]
+    assert a.bad_time == 1
 
 
 def test_a_source_time_that_goes_back_is_counted_not_recorded():
