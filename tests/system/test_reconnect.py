@@ -11,7 +11,6 @@ import random
 import time
 
 import pytest
-
 from p4p import Value
 
 from epics_collector.process import wait_for
