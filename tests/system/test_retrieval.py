@@ -449,3 +449,33 @@ def test_a_collector_killed_mid_answer_fails_the_answer_visibly(
                 with pytest.raises(http.client.IncompleteRead):
                     reply.read()
                 connection.close()
+
+
+def test_gap_rows_are_null_in_json_whatever_the_source_type(
+    factory_process: StartFactory, network: Network
+) -> None:
+    """A disconnect's gap row of an int32/int64 source was served as 0 by getData.json."""
+    from p4p.nt import NTScalar
+    from p4p.server import Server, StaticProvider
+    from p4p.server.thread import SharedPV
+
+    codes = {"GAP:Int": "i", "GAP:Long": "l", "GAP:Double": "d"}
+    provider = StaticProvider("gaps")
+    pvs = {name: SharedPV(nt=NTScalar(code), initial=7) for name, code in codes.items()}
+    for name, pv in pvs.items():
+        provider.add(name, pv)
+    fac = factory_process()
+    with Service(network, "--factory", fac.prefix) as service:
+        with Server(providers=[provider], conf=network.server_conf(), useenv=False):
+            prefix = fac.create("collector", "g", {"channels": list(codes), "autostart": True})
+            wait_for(lambda: _count(fac, prefix) >= 3, 20, "the three initial values")
+            wait_for(lambda: set(codes) <= set(service.names()), 20, "listed")
+        wait_for(lambda: _count(fac, prefix) >= 6, 20, "a gap row per channel")
+        end = time.time()
+        names = json.dumps(list(codes)).encode()
+        at = json.loads(service.get(f"data/getDataAtTime?at={_iso(end)}", names)[1])
+        for name in codes:
+            (answer,) = json.loads(service.data(name, end - 600, end, "json")[1])
+            assert [d["val"] for d in answer["data"]] == [7, None], name
+            assert answer["data"][1]["severity"] == 3
+            assert at[name]["val"] is None and at[name]["severity"] == 3

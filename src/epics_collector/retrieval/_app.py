@@ -210,6 +210,15 @@ def _cast(kind: PayloadType, values: np.ndarray) -> np.ndarray:
     return values
 
 
+def _json_values(kind: PayloadType, values: np.ndarray) -> list[Any]:
+    """Values as JSON: a gap row (NaN) is null whatever the type; ints stay ints."""
+    cast = _cast(kind, values)
+    if values.dtype.kind != "f" or values.ndim != 1:
+        return [_json_value(v) for v in cast]
+    gaps = np.isnan(values)
+    return [None if gap else _json_value(v) for gap, v in zip(gaps, cast, strict=True)]
+
+
 def _json_value(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return [_json_value(v) for v in value.tolist()]
@@ -262,7 +271,7 @@ def create_app(
             yield b'[{"meta": ' + json.dumps(meta).encode() + b', "data": ['
             first = True
             async for part in rows:
-                values = _cast(kind, part.value)
+                values = _json_values(kind, part.value)
                 items = []
                 for k in range(len(part)):
                     items.append(
@@ -270,7 +279,7 @@ def create_app(
                             {
                                 "secs": int(part.secs[k]),
                                 "nanos": int(part.nanos[k]),
-                                "val": _json_value(values[k]),
+                                "val": values[k],
                                 "severity": int(part.severity[k]),
                                 "status": int(part.status[k]),
                             }
@@ -309,13 +318,13 @@ def create_app(
             except (UnknownPvError, UnservedError):
                 continue
             async for part in retrieval.rows(name, at, at):
-                kind = payload_type(retrieval.archive.recorded(name)[0].kind, part.value, None)
-                values = _cast(kind, part.value)
+                _, native = retrieval.archive.metadata(name)
+                kind = payload_type(retrieval.archive.recorded(name)[0].kind, part.value, native)
                 k = len(part) - 1
                 answer[name] = {
                     "secs": int(part.secs[k]),
                     "nanos": int(part.nanos[k]),
-                    "val": _json_value(values[k]),
+                    "val": _json_values(kind, part.value[k : k + 1])[0],
                     "severity": int(part.severity[k]),
                     "status": int(part.status[k]),
                 }
