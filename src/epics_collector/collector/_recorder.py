@@ -63,6 +63,7 @@ class Channel:
     changed: bool = True
     problem: str = ""
     bad_time: int = 0  # updates with no valid source time (EPICS time 0): not recorded
+    stamped_here: bool = False  # updates with no timestamp at all (0) were seen
     in_gap: bool = False  # the newest row is a gap row
     overruns: int = 0  # times the source's monitor queue filled while recording
     lost: int = 0  # updates known to be lost (sequence gaps, bad values, full)
@@ -283,7 +284,9 @@ class Recorder:
             self.notify(Event.BAD_VALUE, channel)
             return
         stamp = update.timestamp
-        if not EPICS_EPOCH < stamp < math.inf:  # never processed (UDF) or no time sent
+        if stamp == 0.0:  # a server that sends no timestamps at all: stamp on arrival
+            stamp = self._stamp_here(channel)
+        elif not EPICS_EPOCH < stamp < math.inf:  # never processed (UDF), or nonsense
             self._bad_time(channel, stamp)
             return
         row: Row | None = (stamp, value, update.severity, update.status)
@@ -316,11 +319,27 @@ class Recorder:
             value = padded
         return value
 
+    @staticmethod
+    def _stamp_here(channel: Channel) -> float:
+        """The arrival time, for a source that sends no timestamp (reported once).
+
+        A server that never fills ``timeStamp`` (p4p's ``SharedPV.post`` without
+        ``timestamp=``) still measures values: they are kept, stamped as they arrive.
+        """
+        if not channel.stamped_here:
+            channel.stamped_here = True
+            channel.problem = (
+                f"{channel.alias}: the source sends no timestamps (timeStamp is 0); its "
+                "updates are recorded with the time they arrived"
+            )
+            channel.recorder.notify(Event.BAD_VALUE, channel)
+        return time.time()
+
     def _bad_time(self, channel: Channel, stamp: float) -> None:
         """An update with no valid source time: counted, not recorded, and a gap.
 
         A record that was never processed (the first update after an IOC restart is
-        its UDF value at EPICS time 0) holds no measured value: recording it would put
+        its UDF value at EPICS time 0, 1990-01-01) holds no measured value: recording it would put
         a fake sample into the history. As in the Archiver Appliance, it is dropped
         and counted by cause; the history shows a gap until the first real value.
         """

@@ -130,6 +130,7 @@ def test_an_update_without_a_source_time_is_counted_as_a_gap_not_recorded() -> N
     a.on_update(Update(5.0, T))  # a real value
     before = time.time()
     a.on_update(Update(0.0, 631152000.0))  # a record never processed: EPICS time 0
+    a.on_update(Update(0.0, 1e5))  # set, but before 1990: nonsense
     a.on_update(Update(0.0, math.nan))
     later = time.time() + 60.0  # a valid source time after the arrival times
     a.on_update(Update(3.0, later))
@@ -138,9 +139,22 @@ def test_an_update_without_a_source_time_is_counted_as_a_gap_not_recorded() -> N
     assert len(rows) == 3  # one gap for both, no fake 0.0
     assert before <= rows.time[1] <= time.time() and rows.time[2] == later
     assert rows.severity[1] == 3
-    assert (a.bad_time, a.lost, recorder.dropped) == (2, 2, 2)
+    assert (a.bad_time, a.lost, recorder.dropped) == (3, 3, 3)
     assert events.count((Event.BAD_VALUE, a.alias)) == 1
     assert "no valid timestamp" in a.problem
+
+
+def test_a_server_that_sends_no_timestamps_is_stamped_on_arrival_and_reported_once() -> None:
+    recorder, events = make()
+    a = recorder.channels[0]
+    recorder.start()
+    before = time.time()
+    a.on_update(Update(1.0, 0.0))  # timeStamp left 0 (p4p's post without timestamp=)
+    a.on_update(Update(2.0, 0.0))
+    rows = recorder.history(a)
+    assert list(rows.value) == [1.0, 2.0] and before <= rows.time[0] <= rows.time[1]
+    assert a.bad_time == 0 and events.count((Event.BAD_VALUE, a.alias)) == 1
+    assert "sends no timestamps" in a.problem
 
 
 def test_a_disconnect_gap_is_not_repeated_for_the_restarted_records_first_update() -> None:
