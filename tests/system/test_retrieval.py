@@ -45,7 +45,9 @@ class Service:
     def __init__(self, network: Network, *args: str) -> None:
         self.port = _port()
         self.process = ManagedProcess(
-            "epics_collector", ["retrieval", *args, "--port", str(self.port)], env=network.environ()
+            "epics_collector",
+            ["retrieval", *args, "--port", str(self.port)],
+            env=network.environ(),
         )
 
     def __enter__(self) -> Service:
@@ -257,6 +259,10 @@ def test_bad_requests_get_a_4xx_with_the_reason_and_the_service_goes_on(
     assert status == 400 and b"ISO 8601" in body
     status, body = service.get(f"bpl/getMatchingPVs?regex={p}Temp.*&limit=10")
     assert status == 200 and json.loads(body) == [p + "Temperature"]
+    status, body = service.get(f"bpl/getMatchingPVs?pv={p}Temp*")  # the EAA's glob
+    assert status == 200 and json.loads(body) == [p + "Temperature"]
+    status, body = service.get(f"bpl/getAllPVs?pv={p}Be?mMode")
+    assert status == 200 and json.loads(body) == [p + "BeamMode"]
     status, body = service.get(f"bpl/searchForPVsRegex?regex={p}Beam")
     assert body.decode().split() == [p + "BeamMode"]
     status, body = service.data(p + "Temperature", now - 60, now, "json")
@@ -323,13 +329,28 @@ def test_an_answer_over_max_samples_says_how_many_there_are(
     for k in range(5):
         _push(fac, prefix, "p", str(k), repr(1.7e9 + k))
     config = tmp_path / "retrieval.yaml"
-    config.write_text("max_samples: 3\nrefresh: 0.5\n")
+    config.write_text("max_samples: 4\nrefresh: 0.5\n")
     with Service(network, "--collector", prefix, "--config", str(config)) as service:
         wait_for(lambda: "p" in service.names(), 20, "the pushed channel listed")
         status, body = service.data("p", 1.7e9, 1.7e9 + 10)
-        assert status == 413 and b"p has 5 samples" in body and b"(3)" in body
+        assert status == 413 and b"p has 5 samples" in body and b"(4)" in body
         status, body = service.data("p", 1.7e9, 1.7e9 + 1.5)  # two: served
         assert status == 200 and len(aapy_decode(body)[0]["events"]) == 2
+        # operators its collector computes are bounded by their bins, not the raw rows
+        status, body = service.data("optimized_2(p)", 1.7e9, 1.7e9 + 4)  # bins of 2 s
+        assert status == 200, body
+        bins = [e["val"] for c in aapy_decode(body) for e in c["events"]]
+        assert [b[4] for b in bins] == [2.0, 2.0, 1.0]  # [mean, std, min, max, count]
+        assert bins[0][:4] == [0.5, pytest.approx(0.5**0.5), 0.0, 1.0]
+        for name, expected in (("mean", [0.5, 2.5, 4.0]), ("max", [1.0, 3.0, 4.0])):
+            status, body = service.data(f"{name}_2(p)", 1.7e9, 1.7e9 + 5)
+            assert status == 200, body
+            got = [e["val"] for c in aapy_decode(body) for e in c["events"]]
+            assert got == expected, name
+        status, body = service.data("median_2(p)", 1.7e9, 1.7e9 + 10)  # needs the rows here
+        assert status == 413 and b"p has 5 samples" in body
+        status, body = service.data("mean_1(p)", 0, 1.7e9 + 10)  # 1.7e9 bins: refused, 400
+        assert status == 400 and b"more than 1000000 bins" in body
 
 
 def test_source_timestamps_come_back_to_the_nanosecond(

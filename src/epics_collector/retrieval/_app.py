@@ -9,6 +9,7 @@ the ``access.read`` policy for its peer; errors are 4xx with a one-line reason.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 import re
@@ -30,7 +31,15 @@ from epics_collector.retrieval._archive import (
     UnservedError,
     payload_type,
 )
-from epics_collector.retrieval._operators import Operator, OperatorError, apply, fill_bins, parse
+from epics_collector.retrieval._operators import (
+    FROM_SUMMARY,
+    Operator,
+    OperatorError,
+    apply,
+    bins,
+    fill_bins,
+    parse,
+)
 from epics_collector.retrieval._pb import PayloadType, PbWriter
 from epics_collector.retrieval._samples import Samples, concat
 from epics_collector.retrieval._times import TimeError, parse_time
@@ -116,11 +125,17 @@ class Retrieval:
             total = await self.archive.count(pv, _seconds(start), _seconds(end))
         except ClientError as error:
             raise RequestError(f"{pv}: its collector cannot be read now: {error}", 503) from None
-        if total > self.max_samples:
+        try:  # an operator's answer is its bins, where its collector computes them
+            binned = bins(operator, start[0], end[0]) if operator is not None else total
+        except OperatorError as error:
+            raise RequestError(str(error)) from None
+        answer = binned if operator and by_collector(operator, recordings, total) else total
+        if answer > self.max_samples:
             raise RequestError(
-                f"{pv} has {total} samples in this range, more than this service sends in one "
-                f"answer ({self.max_samples}): ask for a shorter range or use an operator "
-                "such as optimized_1000",
+                f"{pv} has {total} samples in this range, more than this service sends or "
+                f"holds for one answer ({self.max_samples}): ask for a shorter range or use "
+                "an operator its collector computes (optimized_N, mean_N, min_N, max_N, "
+                "std_N, variance_N, jitter_N)",
                 413,
             )
         headers, native = self.archive.metadata(pv)
@@ -131,28 +146,46 @@ class Retrieval:
             raise RequestError(f"{operator.name} needs {needs}; {pv} is a {kind_of_rows} channel")
         return pv, operator, recordings[0], headers, kind, total
 
-    async def _optimized(
+    async def _by_collector(
         self, recording: Recording, operator: Operator, start: tuple[int, int], end: tuple[int, int]
     ) -> tuple[AsyncIterator[Samples], PayloadType, int]:
-        width = max(1, (end[0] - start[0]) // operator.n)
+        """An operator computed from the collector's aligned ``minmax`` bins.
+
+        One Query per partial bin and one per MAX_POINTS full ones: no raw row leaves
+        the collector, so the answer's size is its bins, whatever the rows in range.
+        """
+        optimized = operator.name == "optimized"
+        width = max(1, (end[0] - start[0]) // operator.n) if optimized else operator.n
         begin, finish = _seconds(start), _seconds(end)
         try:
-            bins: dict[int, tuple[object, int]] = dict(
-                await self.archive.summaries(recording, begin, finish, width)
-            )
+            found = await self.archive.summaries(recording, begin, finish, width)
             before = await self.archive.before(recording, begin)
         except ClientError as error:
             raise RequestError(f"the collector cannot be read now: {error}", 503) from None
         if len(before) and before.time[0] < begin:  # none exactly at from: the value then
             value = float(before.value[0])
-            summary = [value, 0.0, value, value, 1.0]
-            bins[start[0] // width - 1] = (summary, int(before.severity[0]))
-        rows = fill_bins(bins, start[0] // width, end[0] // width, width, fill=True, vector=True)
+            found[start[0] // width - 1] = (
+                [value, 0.0, value, value, 1.0],
+                int(before.severity[0]),
+            )
+        results: dict[int, tuple[object, int]] = (
+            dict(found.items())
+            if optimized
+            else {
+                number: (FROM_SUMMARY[operator.name](summary), severity)
+                for number, (summary, severity) in found.items()
+            }
+        )
+        rows = fill_bins(
+            results, start[0] // width, end[0] // width, width, fill=True, vector=optimized
+        )
 
         async def once() -> AsyncIterator[Samples]:
             yield rows
 
-        return once(), PayloadType.WAVEFORM_DOUBLE, 5
+        if optimized:
+            return once(), PayloadType.WAVEFORM_DOUBLE, 5
+        return once(), PayloadType.SCALAR_DOUBLE, 1
 
     async def samples(
         self,
@@ -165,20 +198,15 @@ class Retrieval:
     ) -> tuple[AsyncIterator[Samples], PayloadType, int]:
         """The rows to send (raw, streamed; or the operator's result) and their type.
 
-        ``optimized`` of one numeric recording with more than N rows is binned by the
-        collector (one Query per partial bin and one for the full ones): its rows are
-        never sent to this service.
+        The statistics of one numeric recording (and ``optimized`` over more than N
+        rows) are binned by the collector (see :func:`by_collector`): its rows are never
+        sent to this service.
         """
         if operator is None:
             return self.rows(pv, start, end), kind, 1
         recordings = self.archive.recorded(pv)
-        if (
-            operator.name == "optimized"
-            and total > operator.n
-            and len(recordings) == 1
-            and recordings[0].kind == "number"
-        ):
-            return await self._optimized(recordings[0], operator, start, end)
+        if by_collector(operator, recordings, total):
+            return await self._by_collector(recordings[0], operator, start, end)
         parts = [part async for part in self.rows(pv, start, end)]
         rows = concat(parts) if parts else Samples.empty()
         first = start[0] * 1_000_000_000 + start[1]
@@ -196,6 +224,13 @@ class Retrieval:
             yield result.rows
 
         return once(), result.kind, result.elements
+
+
+def by_collector(operator: Operator, recordings: list[Recording], total: int) -> bool:
+    """Whether the collector computes ``operator`` (one numeric recording, a statistic)."""
+    if len(recordings) != 1 or recordings[0].kind != "number":
+        return False
+    return operator.name in FROM_SUMMARY or (operator.name == "optimized" and total > operator.n)
 
 
 def _cast(kind: PayloadType, values: np.ndarray) -> np.ndarray:
@@ -349,19 +384,28 @@ def create_app(
             raise RequestError(f"limit must be an integer, got {text!r}") from None
         return len(retrieval.archive.names()) if limit < 0 else limit
 
+    def _matching(params: Any) -> list[str]:
+        """The PV names a request selects: ``pv`` a glob (as the EAA takes it), else ``regex``."""
+        names = retrieval.archive.names()
+        glob = params.get("pv")
+        if glob:
+            if len(glob) > MAX_REGEX:
+                raise RequestError(f"the pv glob is longer than {MAX_REGEX} characters")
+            return [n for n in names if fnmatch.fnmatchcase(n, glob)]
+        pattern = _regex(params.get("regex"))
+        return [n for n in names if pattern.search(n)]
+
     @app.get("/retrieval/bpl/getAllPVs")
     async def get_all_pvs(request: Request) -> Response:
         retrieval.check_peer(request)
-        names = retrieval.archive.names()
-        return JSONResponse(names[: _limit(request.query_params.get("limit"))])
+        found = _matching(request.query_params)
+        return JSONResponse(found[: _limit(request.query_params.get("limit"))])
 
     @app.get("/retrieval/bpl/getMatchingPVs")
     async def get_matching_pvs(request: Request) -> Response:
         retrieval.check_peer(request)
-        pattern = _regex(request.query_params.get("regex"))
         limit = _limit(request.query_params.get("limit"))
-        found = [n for n in retrieval.archive.names() if pattern.search(n)]
-        return JSONResponse(found[:limit])
+        return JSONResponse(_matching(request.query_params)[:limit])
 
     @app.get("/retrieval/bpl/searchForPVsRegex")
     async def search_for_pvs_regex(request: Request) -> Response:

@@ -25,6 +25,7 @@ from epics_collector.factory import Factory
 from epics_collector.pva import metadata
 from epics_collector.retrieval._pb import PayloadType
 from epics_collector.retrieval._samples import Samples, merge
+from epics_collector.storage import MAX_POINTS
 
 PAGE_ROWS = 50_000
 EDGE = 1e-6  # seconds kept off a bin's upper edge (a row there is the next bin's)
@@ -250,17 +251,17 @@ class Archive:
             segments = [(start, end, 1, first)]
         else:
             segments = [(start, (first + 1) * width - EDGE, 1, first)]
-            if last - first > 1:
-                segments.append(
-                    ((first + 1) * width, last * width - EDGE, last - first - 1, first + 1)
-                )
+            for lo in range(first + 1, last, MAX_POINTS):  # full bins, a Query's worth each
+                hi = min(lo + MAX_POINTS, last)
+                segments.append((lo * width, hi * width - EDGE, hi - lo, lo))
             segments.append((last * width, end, 1, last))
         found: dict[int, tuple[list[float], int]] = {}
         for begin, finish, points, base in segments:
             table = await self._query(recording, begin, finish, points, "minmax")
             step = (finish - begin) / points
             for k in range(len(table["time"])):
-                number = base + int(round((float(table["time"][k]) - begin) / step - 0.5))
+                offset = (float(table["time"][k]) - begin) / step - 0.5 if step else 0.0
+                number = base + int(round(offset))  # (a segment of one instant: its bin)
                 stats = [float(table[c][k]) for c in ("value", "std", "min", "max", "count")]
                 found[number] = (stats, int(table["severity"][k]))
         return found

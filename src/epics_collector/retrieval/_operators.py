@@ -64,6 +64,16 @@ STATISTICS: dict[str, Callable[[np.ndarray], float]] = {
     "firstFill": lambda v: float(v[0]) if len(v) else np.nan,
     "lastFill": lambda v: float(v[-1]) if len(v) else np.nan,
 }
+#: Statistics a collector's ``minmax`` bins ([mean, std, min, max, count]) answer, so
+#: that no raw row leaves the collector: computed from one bin's summary.
+FROM_SUMMARY: dict[str, Callable[[list[float]], float]] = {
+    "mean": lambda s: s[0],
+    "std": lambda s: s[1],
+    "min": lambda s: s[2],
+    "max": lambda s: s[3],
+    "variance": lambda s: s[1] * s[1],
+    "jitter": lambda s: s[1] / s[0] if s[4] and s[0] else np.nan,
+}
 SAMPLES = ("firstSample", "lastSample")
 OPERATORS = (*STATISTICS, *SAMPLES, "count", "ncount", "nth", "optimized")
 _CALL = re.compile(r"(?P<op>[A-Za-z]+)(?:_(?P<n>[-+]?\d+))?\((?P<pv>.+)\)")
@@ -92,6 +102,20 @@ def parse(text: str) -> tuple[str, Operator | None]:
     if n <= 0:
         raise OperatorError(f"{name}_{n}: N must be a positive integer")
     return pv, Operator(name, n)
+
+
+def bins(op: Operator, start: int, end: int) -> int:
+    """How many bins ``op`` gives over [start, end] (POSIX seconds); refused past MAX_BINS."""
+    if op.name == "optimized":
+        if op.n > MAX_BINS:
+            raise OperatorError(f"optimized_{op.n}: at most {MAX_BINS} bins; choose a smaller N")
+        return op.n + 2
+    if op.name in ("nth", "ncount"):
+        return 1
+    count = (end // op.n) - (start // op.n) + 2  # (and the bin of the value at start)
+    if count > MAX_BINS:
+        raise OperatorError(f"{op.name}_{op.n}: more than {MAX_BINS} bins; choose a larger N")
+    return count
 
 
 @dataclass(frozen=True)
@@ -129,8 +153,7 @@ def apply(
             PayloadType.WAVEFORM_DOUBLE,
             elements=5,
         )
-    if (end // op.n) - (start // op.n) > MAX_BINS:
-        raise OperatorError(f"{op.name}_{op.n}: more than {MAX_BINS} bins; choose a larger N")
+    bins(op, start, end)
     if op.name == "count":
         return Result(
             _binned(rows, before, op.n, start, end, len, fill=True, zero_empty=True),
