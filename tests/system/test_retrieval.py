@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import calendar
 import json
-import socket
 import time
 import urllib.error
 import urllib.parse
@@ -15,64 +14,17 @@ from typing import Any, cast
 import numpy as np
 import pytest
 from p4p import Value
+from tests.clients.retrieval import Service, iso, push
 from tests.clients.run import aapy_decode, aapy_fetch
 from tests.conftest import FactoryHandle
 
-from epics_collector.process import ManagedProcess, wait_for
+from epics_collector.process import wait_for
 from epics_collector.pva import Network
 from epics_collector.sim import SimIoc
 
 pytestmark = pytest.mark.system
 StartFactory = Callable[..., FactoryHandle]
 NEW_YEAR = calendar.timegm((2026, 1, 1, 0, 0, 0))
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _iso(seconds: float) -> str:
-    whole = int(seconds // 1)
-    nanos = round((seconds - whole) * 1e9)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{nanos:09d}Z"
-
-
-class Service:
-    """``epics-collector retrieval`` in a child process on a free loopback port."""
-
-    def __init__(self, network: Network, *args: str) -> None:
-        self.port = _port()
-        self.process = ManagedProcess(
-            "epics_collector",
-            ["retrieval", *args, "--port", str(self.port)],
-            env=network.environ(),
-        )
-
-    def __enter__(self) -> Service:
-        self.process.start()
-        assert self.process.wait_notified(30).startswith("retrieval on")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.process.stop()
-
-    def get(self, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-        url = f"http://127.0.0.1:{self.port}/retrieval/{path}"
-        request = urllib.request.Request(url, data=body, method="POST" if body else "GET")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as reply:
-                return reply.status, reply.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()
-
-    def data(self, pv: str, start: float, end: float, kind: str = "raw") -> tuple[int, bytes]:
-        query = urllib.parse.urlencode({"pv": pv, "from": _iso(start), "to": _iso(end)})
-        return self.get(f"data/getData.{kind}?{query}")
-
-    def names(self) -> list[str]:
-        return cast(list[str], json.loads(self.get("bpl/getAllPVs")[1]))
 
 
 @pytest.fixture
@@ -205,8 +157,8 @@ def test_pushed_samples_across_new_year_come_back_as_two_chunks(
     fac, prefix, service = recorded
     stamps = [NEW_YEAR - 1.25, NEW_YEAR - 0.5, NEW_YEAR, NEW_YEAR + 0.75]
     for k, stamp in enumerate(stamps):
-        _push(fac, prefix, "ny", str(k * 1.5), repr(stamp))
-        _push(fac, prefix, "note", f"line {k}\nwith a newline", repr(stamp))
+        push(fac, prefix, "ny", str(k * 1.5), repr(stamp))
+        push(fac, prefix, "note", f"line {k}\nwith a newline", repr(stamp))
     wait_for(lambda: "ny" in service.names() and "note" in service.names(), 20, "listed")
     status, body = service.data("ny", NEW_YEAR - 10, NEW_YEAR + 10)
     assert status == 200, body
@@ -223,7 +175,7 @@ def test_pushed_samples_across_new_year_come_back_as_two_chunks(
     (answer,) = json.loads(body)
     assert [d["val"] for d in answer["data"]] == [1.5]
     at = service.get(
-        f"data/getDataAtTime?at={_iso(NEW_YEAR + 0.5)}", json.dumps(["ny", "nope"]).encode()
+        f"data/getDataAtTime?at={iso(NEW_YEAR + 0.5)}", json.dumps(["ny", "nope"]).encode()
     )
     assert at[0] == 200 and json.loads(at[1]) == {
         "ny": {"secs": NEW_YEAR, "nanos": 0, "val": 3.0, "severity": 0, "status": 0}
@@ -232,14 +184,6 @@ def test_pushed_samples_across_new_year_come_back_as_two_chunks(
     status, body = service.data("mean_1(ny)", NEW_YEAR - 2, NEW_YEAR + 1)
     means = [e["val"] for c in aapy_decode(body) for e in c["events"]]
     assert means == [0.0, 1.5, 3.75, 3.75]  # the last bin (no sample) repeats the one before
-
-
-def _push(fac: FactoryHandle, prefix: str, channel: str, value: str, stamp: str) -> None:
-    from p4p.nt import NTURI
-
-    arguments = {"channel": channel, "value": value, "time": stamp}
-    uri = NTURI([(key, "s") for key in arguments])
-    fac.raw_rpc(prefix + "Push", uri.wrap(prefix + "Push", kws=arguments), timeout=30)
 
 
 def test_bad_requests_get_a_4xx_with_the_reason_and_the_service_goes_on(
@@ -327,7 +271,7 @@ def test_an_answer_over_max_samples_says_how_many_there_are(
     fac = factory_process()
     prefix = fac.create("collector", "c", {"channels": ["NO:SOURCE:HERE"]})  # pushes only
     for k in range(5):
-        _push(fac, prefix, "p", str(k), repr(1.7e9 + k))
+        push(fac, prefix, "p", str(k), repr(1.7e9 + k))
     config = tmp_path / "retrieval.yaml"
     config.write_text("max_samples: 4\nrefresh: 0.5\n")
     with Service(network, "--collector", prefix, "--config", str(config)) as service:
@@ -389,7 +333,7 @@ def test_source_timestamps_come_back_to_the_nanosecond(
 
 def _all_pushed(fac: FactoryHandle, prefix: str, channel: str, stamps: list[str]) -> None:
     for k, stamp in enumerate(stamps):
-        _push(fac, prefix, channel, str(k), stamp)
+        push(fac, prefix, channel, str(k), stamp)
 
 
 def test_answers_are_whole_across_page_boundaries_with_odd_and_equal_stamps(
@@ -459,7 +403,7 @@ def test_a_collector_killed_mid_answer_fails_the_answer_visibly(
             for kind in ("json", "raw"):  # (raw: the collector restored from its spill)
                 wait_for(lambda: _count_or_0(fac, prefix) >= rows, 60, "every row held")
                 query = urllib.parse.urlencode(
-                    {"pv": name, "from": _iso(base), "to": _iso(base + rows)}
+                    {"pv": name, "from": iso(base), "to": iso(base + rows)}
                 )
                 connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=30)
                 connection.request("GET", f"/retrieval/data/getData.{kind}?{query}")
@@ -494,7 +438,7 @@ def test_gap_rows_are_null_in_json_whatever_the_source_type(
         wait_for(lambda: _count(fac, prefix) >= 6, 20, "a gap row per channel")
         end = time.time()
         names = json.dumps(list(codes)).encode()
-        at = json.loads(service.get(f"data/getDataAtTime?at={_iso(end)}", names)[1])
+        at = json.loads(service.get(f"data/getDataAtTime?at={iso(end)}", names)[1])
         for name in codes:
             (answer,) = json.loads(service.data(name, end - 600, end, "json")[1])
             assert [d["val"] for d in answer["data"]] == [7, None], name

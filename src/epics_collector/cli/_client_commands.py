@@ -26,6 +26,7 @@ from rich.table import Table
 from epics_collector.cli._app import Timeout, app, checked_prefix, duration_option, err, fail
 from epics_collector.cli._output import (
     history_rows,
+    iso,
     out,
     plain,
     plot_history,
@@ -41,6 +42,7 @@ from epics_collector.client import (
     EmptyExportWarning,
     Factory,
     History,
+    ViewArgs,
     default_prefix,
 )
 from epics_collector.collector import Collector as Recording
@@ -160,10 +162,44 @@ def destroy(
     factory: FactoryOption = None,
     timeout: TimeoutOption = 5.0,
 ) -> None:
-    """Stop a device and remove it from its factory (its files stay)."""
+    """Stop a device and remove it from its factory (a collector's recording is kept)."""
     with _reported(), _factory(factory, timeout) as fac:
         fac.destroy(name)
         out.print(f"destroyed {name}")
+
+
+TIMES = ("first", "last", "created", "destroyed")  # POSIX seconds in a recording's row
+
+
+@app.command()
+def recordings(
+    factory: FactoryOption = None, json: JsonOption = False, timeout: TimeoutOption = 5.0
+) -> None:
+    """List a factory's recordings: its collectors' (live) and those kept after them."""
+    with _reported(), _factory(factory, timeout) as fac:
+        rows = [asdict(info) for info in fac.recordings()]
+    if json:
+        print_json(rows)
+        return
+    shown = [
+        {**row, "pvs": ",".join(row["pvs"])}
+        | {key: iso(row[key]) if row[key] == row[key] else "" for key in TIMES}
+        for row in rows
+    ]
+    columns = ["id", "state", "rows", "bytes", "first", "last", "destroyed", "pvs"]
+    print_rows(f"{factory or default_prefix()}: {len(rows)} recordings", shown, columns)
+
+
+@app.command()
+def purge(
+    recording: Annotated[str, typer.Argument(help="a retired recording's id (see recordings)")],
+    factory: FactoryOption = None,
+    timeout: TimeoutOption = 30.0,
+) -> None:
+    """Delete a retired recording's files (needs the factory's delete right)."""
+    with _reported(), _factory(factory, timeout) as fac:
+        removed = fac.purge(recording)
+    out.print(f"purged {recording}: {removed['rows']} rows, {removed['bytes']} bytes")
 
 
 @app.command("ls")
@@ -241,18 +277,29 @@ def history(
     csv: Annotated[bool, typer.Option("--csv", help="CSV on standard output")] = False,
     json: JsonOption = False,
     plot: Annotated[bool, typer.Option("--plot", help="a plot in the terminal")] = False,
+    recording: Annotated[
+        str | None,
+        typer.Option(metavar="ID", help="a retired recording of DEVICE (see recordings)"),
+    ] = None,
     timeout: TimeoutOption = 5.0,
 ) -> None:
     """Print a channel's history, or part of it reduced on the server (--start/--end/...)."""
     with _reported():
         begin, finish = _moment(start), _moment(end)
-        with _device(Collector, device, factory, timeout) as col:
-            if (start, end, points, operator) == (None, None, None, None):
-                rows: History | Binned = col.history(channel)
-            else:
-                rows = col.history(
-                    channel, start=begin, end=finish, points=points, operator=operator
+        view: ViewArgs = {"start": begin, "end": finish, "points": points, "operator": operator}
+        whole = (start, end, points, operator) == (None, None, None, None)
+        if recording is not None:
+            if recording.partition(".")[0] != device:
+                raise ClientError(f"{recording!r} is not a recording of {device!r}")
+            with _factory(factory, timeout) as fac:
+                rows: History | Binned = (
+                    fac.history(recording, channel)
+                    if whole
+                    else fac.history(recording, channel, **view)
                 )
+        else:
+            with _device(Collector, device, factory, timeout) as col:
+                rows = col.history(channel) if whole else col.history(channel, **view)
     if plot:
         plot_history(channel, rows)
         return

@@ -23,6 +23,7 @@ from epics_collector.client._errors import (
     NoConnectionError,
 )
 from epics_collector.client._factory import AsyncFactory, DeviceInfo, default_prefix
+from epics_collector.client._recordings import RecordingInfo
 from epics_collector.client._sync import Collector, Device, Factory, Processor
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "Device",
     "DeviceError",
     "DeviceInfo",
+    "RecordingInfo",
     "EmptyExportWarning",
     "Factory",
     "History",

@@ -76,6 +76,26 @@ class History(NamedTuple):
         return pd.DataFrame(columns, index=index.rename("time"))
 
 
+def view_arguments(view: ViewArgs) -> dict[str, str]:
+    """A Query's arguments (text) from ``history`` keywords."""
+    arguments = {}
+    for key, given in view.items():
+        if isinstance(given, datetime.datetime):
+            given = given.timestamp()
+        if given is not None:
+            arguments[key] = str(given)
+    return arguments
+
+
+def view_of(table: Any) -> History | Binned:
+    """A Query's answer: raw rows as a History, bins as Binned."""
+    if "status" in table:  # raw rows (bins of minmax carry a severity, not a status)
+        return History(table["time"], table.get("value"), table["severity"], table["status"])
+    return Binned(
+        table["time"], table["value"], table.get("min"), table.get("max"), table.get("count")
+    )
+
+
 class AsyncDevice:
     """Any device under ``prefix``: its State, Message, Config, and error reporting.
 
@@ -225,18 +245,8 @@ class AsyncCollector(AsyncDevice):
         return History(table["time"], value, table["severity"], table["status"])
 
     async def _query(self, channel: str, view: ViewArgs) -> History | Binned:
-        arguments = {"alias": channel}  # the device takes an alias or a source PV name
-        for key, given in view.items():
-            if isinstance(given, datetime.datetime):
-                given = given.timestamp()
-            if given is not None:
-                arguments[key] = str(given)
-        table = await self.connection.call(self.prefix + Collector.query.name, arguments)
-        if "status" in table:  # raw rows (bins of minmax carry a severity, not a status)
-            return History(table["time"], table.get("value"), table["severity"], table["status"])
-        return Binned(
-            table["time"], table["value"], table.get("min"), table.get("max"), table.get("count")
-        )
+        arguments = {"alias": channel, **view_arguments(view)}  # an alias or a source PV
+        return view_of(await self.connection.call(self.prefix + Collector.query.name, arguments))
 
     async def snapshots(self) -> dict[str, np.ndarray]:
         """The Snapshots table of trigger windows."""

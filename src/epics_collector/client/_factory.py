@@ -10,12 +10,22 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, Unpack, overload
 
 from epics_collector.client._connection import Connection
-from epics_collector.client._devices import AsyncCollector, AsyncDevice, AsyncProcessor
+from epics_collector.client._devices import (
+    AsyncCollector,
+    AsyncDevice,
+    AsyncProcessor,
+    Binned,
+    History,
+    ViewArgs,
+    view_arguments,
+    view_of,
+)
 from epics_collector.client._errors import AccessDeniedError, ClientError, DeviceError
-from epics_collector.factory import Factory
+from epics_collector.client._recordings import RecordingInfo, paged_history, recording_rows
+from epics_collector.factory import RETIRED_ID, Factory
 from epics_collector.process import FactoryProcess
 from epics_collector.pva import Network, decode
 
@@ -53,6 +63,9 @@ def _device_rows(table: Any) -> list[DeviceInfo]:
         )
         for i in range(len(pids))
     ]
+
+
+HISTORY_PAGE = 100_000  # rows a page of a retired recording's history
 
 
 def default_prefix() -> str:
@@ -182,7 +195,7 @@ class AsyncFactory:
         return AsyncProcessor(self.connection, made)
 
     async def destroy(self, name: str) -> None:
-        """Stop a device and forget it (its files stay)."""
+        """Stop a device and forget it (a collector's recording is kept, retired)."""
         await self._call(Factory.destroy.name, name=name)
 
     async def restart(self, name: str) -> None:
@@ -208,6 +221,58 @@ class AsyncFactory:
         name = self.prefix + Factory.devices.name
         async for value in self.connection.monitor_values(name, 16, on_disconnect):
             yield _device_rows(decode(value))
+
+    # recordings -------------------------------------------------------------------------
+
+    async def recordings(self) -> list[RecordingInfo]:
+        """Every recording of the factory: its collectors' (live) and kept ones (retired)."""
+        table = await self.connection.get(self.prefix + Factory.recordings_table.name)
+        return recording_rows(table)
+
+    @overload
+    async def history(self, recording: str, channel: str) -> History: ...
+
+    @overload
+    async def history(
+        self, recording: str, channel: str, **view: Unpack[ViewArgs]
+    ) -> History | Binned: ...
+
+    async def history(
+        self, recording: str, channel: str, **view: Unpack[ViewArgs]
+    ) -> History | Binned:
+        """A channel's history in a recording (its id in :meth:`recordings`).
+
+        A live recording is read from its collector (see :meth:`AsyncCollector.history`);
+        a retired one through the factory's ``Query``: without keywords every row, read
+        page by page (by position: every row once, or an error), else as a collector's
+        Query with those keywords.
+        """
+        if not RETIRED_ID.fullmatch(recording):  # a live collector's name
+            return await (await self.collector(recording)).history(channel, **view)
+        arguments = {"recording": recording, "alias": channel}
+        if any(value is not None for value in view.values()):
+            return view_of(
+                await self._call(Factory.query.name, **arguments, **view_arguments(view))
+            )
+        pages: list[Any] = []
+        cursor: dict[str, str] = {}
+        while True:
+            page = await self._call(
+                Factory.query.name,
+                **arguments,
+                operator="page",
+                points=str(HISTORY_PAGE),
+                **cursor,
+            )
+            pages.append(page)
+            if len(page["time"]) < HISTORY_PAGE:
+                return paged_history(pages)
+            cursor = {"epoch": str(int(page["epoch"][0])), "after": str(int(page["index"][-1]))}
+
+    async def purge(self, recording: str) -> dict[str, int]:
+        """Delete a retired recording's files (needs the ``delete`` right); rows and bytes."""
+        table = await self._call(Factory.purge.name, recording=recording)
+        return {"rows": int(table["rows"][0]), "bytes": int(table["bytes"][0])}
 
     def device_at(self, prefix: str, type_name: str = "") -> AsyncDevice:
         """A proxy of the device under ``prefix`` (a collector's or processor's by type).

@@ -21,6 +21,7 @@ from epics_collector.client._devices import (
     ViewArgs,
 )
 from epics_collector.client._factory import AsyncFactory, DeviceInfo
+from epics_collector.client._recordings import RecordingInfo
 
 
 class Device(BlockingDevice):
@@ -212,7 +213,7 @@ class Factory(BlockingFactory):
         )
 
     def destroy(self, name: str) -> None:
-        """Stop a device and forget it (its files stay)."""
+        """Stop a device and forget it (a collector's recording is kept, retired)."""
         self._run(self._impl.destroy(name))
 
     def restart(self, name: str) -> None:
@@ -236,6 +237,32 @@ class Factory(BlockingFactory):
         ``on_disconnect``; the list comes again when the factory is back.
         """
         return self._runner.iterate(self._impl.watch_devices(on_disconnect))
+
+    def recordings(self) -> list[RecordingInfo]:
+        """Every recording of the factory: its collectors' (live) and kept ones (retired)."""
+        return self._run(self._impl.recordings())
+
+    @overload
+    def history(self, recording: str, channel: str) -> History: ...
+
+    @overload
+    def history(
+        self, recording: str, channel: str, **view: Unpack[ViewArgs]
+    ) -> History | Binned: ...
+
+    def history(self, recording: str, channel: str, **view: Unpack[ViewArgs]) -> History | Binned:
+        """A channel's history in a recording (its id in :meth:`recordings`).
+
+        A live recording is read from its collector (see :meth:`AsyncCollector.history`);
+        a retired one through the factory's ``Query``: without keywords every row, read
+        page by page (by position: every row once, or an error), else as a collector's
+        Query with those keywords.
+        """
+        return self._run(self._impl.history(recording, channel, **view))
+
+    def purge(self, recording: str) -> dict[str, int]:
+        """Delete a retired recording's files (needs the ``delete`` right); rows and bytes."""
+        return self._run(self._impl.purge(recording))
 
     def device_at(self, prefix: str, type_name: str = "") -> Device:
         """A proxy of the device under ``prefix`` (a collector's or processor's by type).

@@ -4,6 +4,7 @@ from epics_collector.collector._config import ChannelConfig, CollectorConfig, Li
 from epics_collector.collector._device import Collector, CollectorStates
 from epics_collector.collector._names import ChannelPv, ViewPv, channel_pv, view_pv
 from epics_collector.collector._recorder import Channel, Event, Recorder
+from epics_collector.collector._views import parse_query
 
 __all__ = [
     "Channel",
@@ -18,5 +19,6 @@ __all__ = [
     "ViewPv",
     "channel_pv",
     "default_alias",
+    "parse_query",
     "view_pv",
 ]

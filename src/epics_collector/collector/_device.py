@@ -54,6 +54,7 @@ from epics_collector.core import (
 from epics_collector.storage import (
     Columns,
     confined_path,
+    describe,
     run_query,
     write_csv,
     write_json_atomic,
@@ -414,8 +415,29 @@ class Collector(Device[CollectorConfig]):
         self.recorder.mark_connected(channel)  # its source is the Push RPC
         if self.spill is not None:
             self.spill.persistence.add_channel(channel)
+            self._describe()
         self.report(f"extra channel {alias} ({kind}) created by a push")
         return channel
+
+    def _describe(self) -> None:
+        """Describe the recording on disk (persist: true) for whoever reads it later.
+
+        Its factory keeps and serves the recording after this collector is destroyed,
+        and needs each channel's alias, source PV and kind to do so.
+        """
+        if self.spill is None:
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        describe(
+            self.data_dir,
+            type="collector",
+            prefix=self.prefix,
+            created=time.time(),
+            channels=[
+                {"alias": ch.alias, "pv": ch.config.pv, "kind": ch.config.kind}
+                for ch in self.recorder.channels
+            ],
+        )
 
     def _publish_annotations(self) -> None:
         notes = self.annotations.notes
@@ -550,6 +572,7 @@ class Collector(Device[CollectorConfig]):
         if self.sources is None:
             raise RuntimeError("no source transport: run the collector with sources")
         resume = False if self.spill is None else self.spill.load(self._add_pushed_channel)
+        self._describe()
         self.subscriber = ChannelSubscriber(
             self.sources,
             self.recorder,

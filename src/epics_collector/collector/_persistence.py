@@ -93,7 +93,8 @@ class Persistence:
         """
         restored = Restored({})
         if not self._try_open():
-            self._read_only, restored.meta = read_only(self.path)  # restored by restore()
+            found = read_only(self.path)
+            self._read_only, restored.meta = found.parts, found.meta  # restored by restore()
             restored.unavailable = self.unavailable
             return restored
         assert self.store is not None

@@ -23,16 +23,7 @@ from epics_collector.collector._config import ChannelConfig, CollectorConfig
 from epics_collector.collector._merge import Merger
 from epics_collector.collector._reduce import Reducer, Row
 from epics_collector.core import Severity, Status, Update
-from epics_collector.storage import (
-    PAGE,
-    Columns,
-    Query,
-    RangeRead,
-    Ring,
-    concat,
-    page,
-    run_query,
-)
+from epics_collector.storage import Columns, Query, RangeRead, Ring, concat, query_ring
 
 log = logging.getLogger(__name__)
 
@@ -532,25 +523,10 @@ class Recorder:
     def query(
         self, channel: Channel, query: Query, deadline: float | None = None
     ) -> dict[str, np.ndarray]:
-        """A time range of a channel's rows, raw or binned, read chunk by chunk.
-
-        A ``page`` starts at the newest row at or before ``start`` (the value then), or
-        after its cursor, and goes by position (see :meth:`RangeRead.page`).
-        """
-        if query.operator == PAGE:
-            read = RangeRead.page(
-                self.lock,
-                channel.ring,
-                query.start,
-                query.end,
-                query.points,
-                query.cursor,
-                deadline=deadline,
-                arrivals=self._arrived,
-            )
-            return page(read, channel.config.kind)
-        rows = self.read(channel, query.start, query.end, deadline)
-        return run_query(rows, query, channel.config.kind, total=rows.total)
+        """A time range of a channel's rows, raw, binned or a page (see :func:`query_ring`)."""
+        return query_ring(
+            self.lock, channel.ring, channel.config.kind, query, deadline, self._arrived
+        )
 
     def frame(self, channel: Channel, index: int) -> Row | None:
         """One row of a channel (0 oldest, -1 newest); None if there is no such row."""

@@ -1,8 +1,9 @@
 """Who may do what with a device's PVs: an access policy by host and user name.
 
-Operations come in four classes: ``read`` (get and monitor), ``control`` (every
+Operations come in five classes: ``read`` (get and monitor), ``control`` (every
 writable PV and RPC of a device: Start, Stop, Clear, Export, Push, Param:* ...),
-``feedback`` (enabling writes to other PVs) and ``factory`` (Create, Destroy, Restart).
+``feedback`` (enabling writes to other PVs), ``factory`` (Create, Destroy, Restart)
+and ``delete`` (Purge: erasing recorded history, which creating devices does not allow).
 Each class lists who may do it: ``"*"`` (anyone), an IP address, a network in CIDR
 form (``10.1.0.0/16``), a host name (resolved when the policy is loaded), or any of
 these as ``user@host`` (the account name PVA reports; ``user@*`` for any host).
@@ -36,6 +37,7 @@ class Operation(StrEnum):
     CONTROL = "control"
     FEEDBACK = "feedback"
     FACTORY = "factory"
+    DELETE = "delete"
 
 
 def host_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -150,9 +152,13 @@ class AccessPolicy(BaseModel):
     factory: list[str] = Field(
         default_factory=lambda: ["self"], description="Create, Destroy, Restart"
     )
+    delete: list[str] = Field(
+        default_factory=lambda: ["self"],
+        description="Purge recorded history (apart from factory: creating is not erasing)",
+    )
     _entries: dict[Operation, list[_Entry]] = PrivateAttr(default_factory=dict)
 
-    @field_validator("read", "control", "feedback", "factory")
+    @field_validator("read", "control", "feedback", "factory", "delete")
     @classmethod
     def _valid(cls, entries: list[str]) -> list[str]:
         return _check(entries)
@@ -174,6 +180,7 @@ _MAY_NOT = {
     Operation.CONTROL: "control this device",
     Operation.FEEDBACK: "enable feedback on this device",
     Operation.FACTORY: "create, destroy or restart devices on this factory",
+    Operation.DELETE: "delete recorded history on this factory",
 }
 
 

@@ -8,6 +8,7 @@ from epics_collector.factory._config import (
     check_prefix,
 )
 from epics_collector.factory._device import Factory, FactoryStates
+from epics_collector.factory._recordings import RETIRED_ID, Recordings
 from epics_collector.factory._setup import Setup, load_setup
 from epics_collector.factory._state_files import StateDirBusyError
 from epics_collector.factory._store import DeviceStore
@@ -22,6 +23,8 @@ __all__ = [
     "FactoryStates",
     "LaunchError",
     "Phase",
+    "RETIRED_ID",
+    "Recordings",
     "RestartPolicy",
     "Setup",
     "Supervisor",

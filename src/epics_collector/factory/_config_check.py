@@ -78,8 +78,10 @@ def check(request: dict[str, Any]) -> dict[str, Any]:
     prefix = str(data.pop("prefix", "") or "")
     if "access" in data:
         raise ConfigRefusedError("access comes from the factory's configuration, not from Create")
-    resolved = resolve_upload(data, request["destinations"], bool(request["trusted"]))
     model = load_device_type(str(request["type"])).config_model
+    if "persist" in model.model_fields:  # a factory's recordings outlive its processes
+        data = {"persist": True, **data}
+    resolved = resolve_upload(data, request["destinations"], bool(request["trusted"]))
     try:
         validated = validate_config(model, resolved)
     except ConfigError as error:

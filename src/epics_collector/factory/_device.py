@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import datetime
 import functools
+import logging
 import os
 import socket
+import time
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -14,14 +16,18 @@ from typing import Any
 
 import numpy as np
 
+from epics_collector.collector import parse_query
 from epics_collector.core import (
     MAX_CONFIG_CHARS,
     AttrR,
     AttrRW,
+    BusyError,
     Caller,
     Device,
     Enum,
+    Int,
     Operation,
+    ReadPool,
     RpcError,
     Severity,
     Sources,
@@ -33,9 +39,11 @@ from epics_collector.core import (
     load_device_type,
     refusal,
     rpc,
+    scan,
 )
 from epics_collector.factory._claims import ClaimRefusedError, PrefixClaims, ServerFinder
 from epics_collector.factory._config import DeviceSpec, FactoryConfig
+from epics_collector.factory._recordings import Listed, Recordings
 from epics_collector.factory._requests import Requests
 from epics_collector.factory._state_files import (
     PidFile,
@@ -50,6 +58,30 @@ from epics_collector.factory._supervisor import LaunchError, Supervisor
 from epics_collector.process import MODULE, ManagedProcess, device_arguments
 from epics_collector.screens import write_screen
 
+RECORDING_COLUMNS: dict[str, Any] = {
+    "id": str,
+    "name": str,
+    "prefix": str,
+    "pvs": str,
+    "first": np.float64,
+    "last": np.float64,
+    "rows": np.int64,
+    "bytes": np.int64,
+    "state": str,
+    "created": np.float64,
+    "destroyed": np.float64,
+}
+RECORDED_CHANNEL_COLUMNS: dict[str, Any] = {
+    "recording": str,
+    "alias": str,
+    "pv": str,
+    "kind": str,
+    "rows": np.int64,
+    "first": np.float64,
+    "last": np.float64,
+    "state": str,
+}
+log = logging.getLogger(__name__)
 DEVICE_COLUMNS: dict[str, Any] = {
     "name": str,
     "type": str,
@@ -83,9 +115,10 @@ class Factory(Device[FactoryConfig]):
 
     The device list is kept in ``STATE_DIR/devices.json`` and recreated when the factory
     starts (unless ``restore`` is false: a fresh factory); each device writes under
-    ``DATA_DIR/<name>`` and logs to ``STATE_DIR/logs/<name>.log``. A device created under
-    a name used before starts empty: the earlier device's files are moved to
-    ``DATA_DIR/<name>.<time>``.
+    ``DATA_DIR/<name>`` and logs to ``STATE_DIR/logs/<name>.log``. A destroyed
+    collector's recording is kept (``DATA_DIR/<name>.<time>``, a retired recording: see
+    :mod:`._recordings`), listed in Recordings and read with Query; a device created
+    under a name used before starts empty beside it.
     """
 
     config_model = FactoryConfig
@@ -101,6 +134,32 @@ class Factory(Device[FactoryConfig]):
         ),
     )
     types = AttrR(Waveform(dtype=str), description="Device types this factory may create")
+    recordings_table = AttrR(
+        Table(columns=RECORDING_COLUMNS),
+        name="Recordings",
+        description=(
+            "One row per recording, live (a collector of this factory) or retired (kept "
+            "after its collector was destroyed): id (what Query and Purge take), name, "
+            "prefix, pvs (comma-separated), first and last (POSIX s), rows, bytes on disk, "
+            "state (live, retired), created and destroyed (POSIX s)"
+        ),
+    )
+    recorded_channels = AttrR(
+        Table(columns=RECORDED_CHANNEL_COLUMNS),
+        name="RecordedChannels",
+        description=(
+            "One row per channel of every recording: recording (its id), alias, pv, kind, "
+            "rows, first and last (POSIX s), state (live, retired)"
+        ),
+    )
+    query_refused = AttrR(
+        Int(),
+        name="QueryRefused",
+        description=(
+            "Query calls refused because more were asked at once than reads allows (told "
+            "to retry); MINOR alarm when > 0"
+        ),
+    )
 
     def __init__(
         self,
@@ -130,6 +189,13 @@ class Factory(Device[FactoryConfig]):
         self.allowed_types = self.requests.allowed_types
         self._unrestored: list[DeviceSpec] = []  # kept stored, e.g. after a type was disallowed
         self.types.set(np.array(self.allowed_types, dtype=object))
+        #: Live and retired recordings under the data directory (file work in threads).
+        self.recordings = Recordings(
+            self.data_dir, self.config.recordings_cached, self._recording_damaged
+        )
+        self.reads = ReadPool(self.config.reads, name="recordings")
+        self.query_refused.set(0)
+        self._list_recordings([])
         self._add_form()
         self._refresh()
 
@@ -279,7 +345,7 @@ class Factory(Device[FactoryConfig]):
         with self.requests.reserved(spec):
             try:
                 await self.claims.claim(spec.prefix, self.requests.pv_names(spec))
-                kept = await asyncio.to_thread(self._set_aside, spec.name)
+                kept = await asyncio.to_thread(self.recordings.retire, spec.name)
                 supervisor = self._supervisor(spec)
                 await supervisor.start()
                 started = True
@@ -296,24 +362,8 @@ class Factory(Device[FactoryConfig]):
         earlier = f"; the earlier {spec.name}'s files are in {kept}" if kept else ""
         self.report(f"created {spec.name} ({spec.type}) at {spec.prefix}{earlier}")
         self._write_screen(spec)
+        await self._refresh_recordings()
         return spec.prefix
-
-    def _set_aside(self, name: str) -> str | None:
-        """Move an earlier device's files out of ``DATA_DIR/name``; the new name, if any.
-
-        A new device starts empty: it must not load the history or hit the export files
-        of a device of the same name destroyed before (or forgotten by a fresh factory).
-        """
-        directory = self.data_dir / name
-        if not directory.is_dir() or directory.is_symlink() or not any(directory.iterdir()):
-            return None
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        for n in range(1000):
-            target = directory.with_name(f"{name}.{stamp}" + (f"-{n}" if n else ""))
-            if not target.exists():
-                directory.rename(target)
-                return target.name
-        return None
 
     @rpc(with_caller=True, access=Operation.FACTORY)
     async def destroy(self, name: str = "", *, caller: Caller) -> str:
@@ -324,8 +374,15 @@ class Factory(Device[FactoryConfig]):
         self.claims.release(supervisor.spec.prefix)
         self._save()
         self._refresh()
-        self.report(f"destroyed {supervisor.spec.name}")
-        return f"destroyed {supervisor.spec.name}"
+        kept = None
+        if supervisor.spec.type == "collector":  # its recording stays, retired
+            kept = await asyncio.to_thread(self.recordings.retire, supervisor.spec.name)
+            await self._refresh_recordings()
+        done = f"destroyed {supervisor.spec.name}"
+        if kept:
+            done += f"; its recording is kept as {kept} (see Recordings)"
+        self.report(done)
+        return done
 
     @rpc(with_caller=True, access=Operation.FACTORY)
     async def restart(self, name: str = "", *, caller: Caller) -> str:
@@ -333,6 +390,117 @@ class Factory(Device[FactoryConfig]):
         supervisor = self.requests.named(name)
         await supervisor.restart()
         return f"{supervisor.spec.name}: {supervisor.state}"
+
+    # recordings ----------------------------------------------------------------------------
+
+    @rpc(name="Query", access=Operation.READ, with_caller=True)
+    async def query(
+        self,
+        recording: str = "",
+        alias: str = "",
+        start: Any = "",
+        end: Any = "",
+        points: Any = "",
+        operator: Any = "",
+        after: Any = "",
+        epoch: Any = "",
+        *,
+        caller: Caller,
+    ) -> dict[str, Any]:
+        """A retired recording's history as an NTTable: recording (its id), then as Query.
+
+        The arguments after ``recording`` are a collector's Query's (alias or source PV,
+        start, end, points, operator, and a page's cursor), with the same answers;
+        computed on the read pool (config ``reads``), refused "busy" beyond it.
+        """
+        arguments = {"start": start, "end": end, "points": points, "operator": operator}
+        arguments |= {"after": after, "epoch": epoch}
+        try:
+            return await self.reads.run(
+                caller.host or "local", self._read, str(recording), str(alias), arguments
+            )
+        except BusyError:
+            self.query_refused.set(self.reads.refused, severity=Severity.MINOR)
+            raise
+
+    def _read(self, recording: str, alias: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Compute a Query of a retired recording (on a read worker)."""
+        stored, alias = self.recordings.channel(recording, alias)
+        request = parse_query(arguments, stored.span(alias), stored.channels[alias][1])
+        return stored.query(alias, request, time.monotonic() + self.config.reads.timeout)
+
+    def _recording_damaged(self, recording: str, rows: int) -> None:
+        """A retired recording read with damaged chunks (a read worker): say so, loudly."""
+        text = (
+            f"retired recording {recording}: {rows} rows are in damaged chunks and cannot "
+            "be read; the rest is served"
+        )
+        log.error(text)
+        self.call_soon(self.report, text, Severity.MAJOR)
+
+    @rpc(name="Purge", access=Operation.DELETE, with_caller=True)
+    async def purge(self, recording: str = "", name: str = "", *, caller: Caller) -> Any:
+        """Delete a retired recording's files: recording (its id), optionally name.
+
+        Needs the ``delete`` right. Answers with the rows and bytes removed; a live
+        recording (a collector that runs) is refused: destroy it first.
+        """
+        recording = str(recording)
+        if name and recording.partition(".")[0] != name:
+            raise RpcError(f"{recording[:80]!r} is not a recording of {str(name)[:40]!r}")
+        if recording in self._supervisors:
+            raise RpcError(
+                f"{recording} is a live recording (its collector runs): destroy the "
+                "collector first; its recording is then retired and can be purged"
+            )
+        removed = await asyncio.to_thread(self.recordings.purge, recording)
+        await self._refresh_recordings()
+        who = f"{caller.account or '(no user)'}@{caller.host or 'local'}"
+        self.report(
+            f"purged {recording}: {removed['rows']} rows, {removed['bytes']} bytes (by {who})"
+        )
+        return {key: [value] for key, value in removed.items()}
+
+    @scan(10.0)
+    async def list_recordings(self) -> None:
+        """Refresh Recordings and RecordedChannels (live rows grow)."""
+        await self._refresh_recordings()
+
+    async def _refresh_recordings(self) -> None:
+        live = {name: s.spec.type for name, s in self._supervisors.items()}
+        found = await asyncio.to_thread(self.recordings.catalogue, live)
+        self._list_recordings(found)
+
+    def _list_recordings(self, found: list[Listed]) -> None:
+        """Post the two tables of ``found`` (on the event loop)."""
+        self.recordings_table.set(
+            {
+                "id": [r.id for r in found],
+                "name": [r.name for r in found],
+                "prefix": [r.prefix for r in found],
+                "pvs": [",".join(c.pv for c in r.summary.channels) for r in found],
+                "first": [r.summary.first for r in found],
+                "last": [r.summary.last for r in found],
+                "rows": [r.summary.rows for r in found],
+                "bytes": [r.summary.bytes for r in found],
+                "state": [r.state for r in found],
+                "created": [r.time("created") for r in found],
+                "destroyed": [r.time("destroyed") for r in found],
+            }
+        )
+        channels = [(r, c) for r in found for c in r.summary.channels]
+        self.recorded_channels.set(
+            {
+                "recording": [r.id for r, _ in channels],
+                "alias": [c.alias for _, c in channels],
+                "pv": [c.pv for _, c in channels],
+                "kind": [c.kind for _, c in channels],
+                "rows": [c.rows for _, c in channels],
+                "first": [c.first for _, c in channels],
+                "last": [c.last for _, c in channels],
+                "state": [r.state for r, _ in channels],
+            }
+        )
 
     def _write_screen(self, spec: DeviceSpec | None) -> None:
         """Write the Phoebus screen of a device (or of the factory) if ``screens`` is set."""
@@ -383,6 +551,7 @@ class Factory(Device[FactoryConfig]):
         self._refresh()
         for spec in [None, *(s.spec for s in self._supervisors.values())]:
             self._write_screen(spec)
+        await self._refresh_recordings()
         if problems:
             self.report("; ".join(problems), Severity.MINOR)
         else:
@@ -391,4 +560,5 @@ class Factory(Device[FactoryConfig]):
     async def on_stop(self) -> None:
         """Stop every device process; the list stays stored for the next start."""
         await asyncio.gather(*(s.stop() for s in self._supervisors.values()))
+        self.reads.close()
         self.state_lock.release()

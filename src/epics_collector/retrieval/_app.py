@@ -425,8 +425,11 @@ def create_app(
             answer.append(
                 {
                     "pvName": name,
-                    "status": "Being archived" if recordings else "Not being archived",
-                    "collectors": [f"{r.collector}{r.alias}" for r in recordings],
+                    "status": retrieval.archive.status(name),
+                    "collectors": [
+                        f"{r.collector}{r.alias}" + (f" ({r.recording})" if r.recording else "")
+                        for r in recordings
+                    ],
                 }
             )
         return JSONResponse(answer)

@@ -11,6 +11,7 @@ the collector's recorder lock is held only per chunk (see :mod:`storage._reads`)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -45,10 +46,11 @@ class UnservedError(ValueError):
 class Recording:
     """One collector's channel of a PV."""
 
-    collector: str  # the collector's prefix
+    collector: str  # the collector's prefix (a retired recording: its factory's)
     alias: str
     source: str  # the channel's source as configured (pva://X, ca://X, X, push:...)
     kind: str  # number, string, waveform, image
+    recording: str = ""  # a retired recording's id (read through its factory's Query)
 
     @property
     def name(self) -> str:
@@ -97,47 +99,80 @@ class Archive:
         self.timeout = timeout
         self.recordings: dict[str, list[Recording]] = {}
         self.problems: dict[str, str] = {}  # prefix -> why it cannot be read now
+        self.states: dict[str, str] = {}  # collector prefix -> its State when last read
+        self._known: dict[str, list[Recording]] = {}  # prefix -> recordings last read
         self._metadata: dict[str, tuple[float, dict[str, str], PayloadType | None]] = {}
 
     # discovery --------------------------------------------------------------------------
 
-    async def _collectors(self) -> list[str]:
-        found = list(self.collectors)
+    async def _collectors(self) -> tuple[list[str], list[Recording]]:
+        """The collectors followed, and the retired recordings of the factories."""
+        found, retired = list(self.collectors), []
         for factory in self.factories:
             try:
                 table = await self.connection.get(
                     factory + Factory.devices.name, timeout=self.timeout
                 )
+                kept = await self.connection.get(
+                    factory + Factory.recorded_channels.name, timeout=self.timeout
+                )
             except (ClientError, TimeoutError) as error:
                 self.problems[factory] = f"factory {factory} does not answer: {error}"
+                retired += [r for r in self._known.get(factory, []) if r.recording]
                 continue
             self.problems.pop(factory, None)
             for kind, prefix in zip(table["type"], table["prefix"], strict=True):
                 if str(kind) == "collector":
                     found.append(str(prefix))
-        return list(dict.fromkeys(found))
+            columns = (kept[c] for c in ("recording", "alias", "pv", "kind", "state"))
+            mine = [
+                Recording(factory, str(alias), str(pv), str(kind), str(recording))
+                for recording, alias, pv, kind, state in zip(*columns, strict=True)
+                if str(state) == "retired"
+            ]
+            self._known[factory] = mine
+            retired += mine
+        return list(dict.fromkeys(found)), retired
 
     async def _recordings_of(self, prefix: str) -> list[Recording]:
         table = await self.connection.get(
             prefix + Collector.channel_table.name, timeout=self.timeout
         )
+        with contextlib.suppress(ClientError, TimeoutError):
+            self.states[prefix] = str(
+                await self.connection.get(prefix + Collector.STATE, timeout=self.timeout)
+            )
         return [
             Recording(prefix, str(alias), str(pv), str(kind))
             for alias, pv, kind in zip(table["alias"], table["pv"], table["kind"], strict=True)
         ]
 
+    async def _live(self, prefix: str) -> list[Recording]:
+        """A collector's channels; those known before while it does not answer.
+
+        A collector that is restarting is still listed by its factory: its PVs stay
+        served (an answer fails while it is down, and works as soon as it is back),
+        never "not recorded".
+        """
+        try:
+            found = await self._recordings_of(prefix)
+        except (ClientError, TimeoutError, ValueError, KeyError) as error:
+            self.problems[prefix] = f"collector {prefix} cannot be read now: {error}"
+            return self._known.get(prefix, [])
+        self.problems.pop(prefix, None)
+        self._known[prefix] = found
+        return found
+
     async def refresh(self) -> None:
-        """Find every collector and its channels now."""
+        """Find every collector and its channels, and the retired recordings, now."""
+        prefixes, retired = await self._collectors()
+        live = await asyncio.gather(*(self._live(prefix) for prefix in prefixes))
+        for gone in set(self._known) - set(prefixes) - set(self.factories):
+            self._known.pop(gone, None)  # destroyed: its recording is retired, if kept
+            self.states.pop(gone, None)
         recordings: dict[str, list[Recording]] = {}
-        for prefix in await self._collectors():
-            try:
-                found = await self._recordings_of(prefix)
-            except (ClientError, TimeoutError, ValueError, KeyError) as error:
-                self.problems[prefix] = f"collector {prefix} cannot be read: {error}"
-                continue
-            self.problems.pop(prefix, None)
-            for recording in found:
-                recordings.setdefault(recording.name, []).append(recording)
+        for recording in [r for found in live for r in found] + retired:
+            recordings.setdefault(recording.name, []).append(recording)
         await self._refresh_metadata(recordings)  # before a new PV is listed
         self.recordings = recordings
 
@@ -149,6 +184,18 @@ class Archive:
             except Exception:  # keep serving what is known; say why in the log
                 log.exception("refreshing the list of recorded PVs failed")
             await asyncio.sleep(period)
+
+    def status(self, pv: str) -> str:
+        """The EAA's status of ``pv``: recorded now, by a stopped collector, or no longer.
+
+        "Being archived" while a collector of it records, "Paused" while its collectors
+        run but do not record, "Not being archived" when only retired recordings (or
+        none) hold it: their rows are still served.
+        """
+        live = [r for r in self.recordings.get(pv, []) if not r.recording]
+        if any(self.states.get(r.collector) == "Recording" for r in live):
+            return "Being archived"
+        return "Paused" if live else "Not being archived"
 
     def names(self) -> list[str]:
         return sorted(self.recordings)
@@ -234,6 +281,9 @@ class Archive:
             "operator": operator,
             **more,
         }
+        if recording.recording:  # retired: its factory answers with the same Query
+            arguments["recording"] = recording.recording
+            return await self.connection.call(recording.collector + Factory.query.name, arguments)
         return await self.connection.call(recording.collector + Collector.query.name, arguments)
 
     async def summaries(

@@ -15,7 +15,15 @@ from epics_collector.storage._paths import (
     new_file,
     open_inside,
 )
-from epics_collector.storage._query import MAX_POINTS, OPERATORS, PAGE, Query, QueryError, page
+from epics_collector.storage._query import (
+    MAX_POINTS,
+    OPERATORS,
+    PAGE,
+    Query,
+    QueryError,
+    page,
+    query_ring,
+)
 from epics_collector.storage._query import run as run_query
 from epics_collector.storage._reads import (
     CHUNK,
@@ -26,12 +34,24 @@ from epics_collector.storage._reads import (
 )
 from epics_collector.storage._ring import Columns, Ring, concat
 from epics_collector.storage._spill import (
+    ReadOnly,
     SpillStore,
     StoreUnavailableError,
     array_record,
     read_only,
     text_rows,
     write_json_atomic,
+)
+from epics_collector.storage._stored import (
+    DESCRIPTION,
+    SPILL,
+    ChannelSummary,
+    StoredRecording,
+    Summary,
+    describe,
+    description,
+    disk_bytes,
+    summarise,
 )
 
 __all__ = [
@@ -49,6 +69,17 @@ __all__ = [
     "open_inside",
     "OverwrittenError",
     "page",
+    "query_ring",
+    "ReadOnly",
+    "DESCRIPTION",
+    "SPILL",
+    "ChannelSummary",
+    "StoredRecording",
+    "Summary",
+    "describe",
+    "description",
+    "disk_bytes",
+    "summarise",
     "OPERATORS",
     "PAGE",
     "PathError",

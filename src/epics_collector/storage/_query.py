@@ -11,13 +11,14 @@ operator but ``raw``, ``first``, ``last`` and ``count`` (which count rows).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from epics_collector.storage._reads import CHUNK, RangeRead, ReadError
-from epics_collector.storage._ring import Columns
+from epics_collector.storage._ring import Columns, Ring
 
 OPERATORS = ("raw", "mean", "min", "max", "first", "last", "count", "minmax")
 #: Raw rows a page at a time (for readers that page through a long range): the newest
@@ -57,6 +58,36 @@ class Query:
             raise QueryError(f"points must be 1..{MAX_POINTS} (got {self.points})")
         if self.cursor is not None and self.operator != PAGE:
             raise QueryError(f"after and epoch go with operator=page, not {self.operator}")
+
+
+def query_ring(
+    lock: threading.Lock,
+    ring: Ring,
+    kind: str,
+    query: Query,
+    deadline: float | None = None,
+    arrivals: Callable[[], int] | None = None,
+) -> dict[str, np.ndarray]:
+    """A query of one ring (a live channel, or a recording read back), chunk by chunk.
+
+    A ``page`` starts at the newest row at or before ``start`` (the value then), or after
+    its cursor, and goes by position (see :meth:`RangeRead.page`); the other operators
+    read [start, end], a one-bin ``count`` from the index alone.
+    """
+    if query.operator == PAGE:
+        read = RangeRead.page(
+            lock,
+            ring,
+            query.start,
+            query.end,
+            query.points,
+            query.cursor,
+            deadline=deadline,
+            arrivals=arrivals,
+        )
+        return page(read, kind)
+    rows = RangeRead(lock, ring, query.start, query.end, deadline=deadline, arrivals=arrivals)
+    return run(rows, query, kind, total=rows.total)
 
 
 def page(read: RangeRead, kind: str) -> dict[str, np.ndarray]:

@@ -462,15 +462,26 @@ def _readable(
     return chunks, meta, lost_chunks, lost_rows
 
 
-def read_only(path: Path) -> tuple[dict[str, list[Columns]], dict[str, object]]:
+@dataclass
+class ReadOnly:
+    """What :func:`read_only` found: good rows by channel, the meta, and what was lost."""
+
+    parts: dict[str, list[Columns]]
+    meta: dict[str, object]
+    lost_chunks: int = 0  # chunks whose checksum or layout did not match: skipped
+    lost_rows: int = 0  # rows of those chunks, and rows without a valid time
+
+
+def read_only(path: Path) -> ReadOnly:
     """Every good row by channel, and the meta, read without writing anything.
 
-    For a store that cannot be opened for writing (a full disk, a read-only folder).
+    For a store that cannot be opened for writing (a full disk, a read-only folder), and
+    for recordings kept after their collector (never modified: no checkpoint, no
+    salvage). Damaged chunks are skipped and counted.
     """
-    parts: dict[str, list[Columns]] = {}
-    meta: dict[str, object] = {}
+    found_parts: dict[str, list[Columns]] = {}
     if not path.is_file() or path.is_symlink():
-        return parts, meta
+        return ReadOnly(found_parts, {})
     for mode in ("mode=ro", "immutable=1"):  # immutable: no -shm can be made
         try:
             db = sqlite3.connect(f"file:{path}?{mode}", uri=True, check_same_thread=False)
@@ -483,14 +494,24 @@ def read_only(path: Path) -> tuple[dict[str, list[Columns]], dict[str, object]]:
                 db.close()
         except sqlite3.DatabaseError:
             continue
+        answer = ReadOnly(found_parts, meta)
         for channel, layout, count, crc, blob in found:
-            with contextlib.suppress(ValueError):
-                if zlib.crc32(blob) == crc and len(rows := unpack(layout, blob)) == count:
-                    parts.setdefault(channel, []).append(rows)
+            try:
+                if zlib.crc32(blob) != crc or len(rows := unpack(layout, blob)) != count:
+                    raise ValueError("checksum or row count mismatch")
+            except ValueError:
+                answer.lost_chunks += 1
+                answer.lost_rows += int(count)
+                continue
+            good = np.isfinite(rows.time) & (rows.time > 0)
+            if not good.all():
+                answer.lost_rows += int((~good).sum())
+                rows = rows.select(good)
+            found_parts.setdefault(channel, []).append(rows)
         for key in HIDDEN:
             meta.pop(key, None)
-        return parts, meta
-    return parts, meta
+        return answer
+    return ReadOnly(found_parts, {})
 
 
 def write_json_atomic(path: Path, data: object) -> None:

@@ -178,7 +178,8 @@ def test_an_open_that_fails_for_a_reason_other_than_damage_moves_nothing(tmp_pat
         locker.rollback()
         locker.close()
     assert path.read_bytes() == before and not list(tmp_path.glob("*.damaged-*"))
-    parts, meta = read_only(path)
+    found = read_only(path)
+    parts, meta = found.parts, found.meta
     assert sum(len(p) for p in parts["a"]) == 300 and meta["count"] == 300
 
 

@@ -1,0 +1,234 @@
+"""Recordings on disk: described, summarised, and read back without writing anything.
+
+A collector that persists keeps its rows in ``<dir>/spill/history.sqlite`` and
+describes them in ``<dir>/recording.json`` (:func:`describe`: its prefix, channels and
+times). When the collector is destroyed its folder stays as a *retired* recording; its
+factory lists it (:func:`summarise`) and serves it (:class:`StoredRecording`) with the
+same queries and paging as a live collector. Nothing here writes to a spill file: it is
+opened read-only (no checkpoint, no salvage), and a damaged chunk is skipped and
+counted, as for a live collector.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from epics_collector.storage._query import Query, query_ring
+from epics_collector.storage._ring import Columns, Ring, concat
+from epics_collector.storage._spill import read_only, unpack, write_json_atomic
+
+DESCRIPTION = "recording.json"
+SPILL = Path("spill") / "history.sqlite"
+KINDS = ("number", "string", "waveform", "image")
+
+
+def describe(directory: Path, **fields: Any) -> dict[str, Any]:
+    """Write (merge) ``fields`` into the recording's description; the whole of it.
+
+    ``created`` is kept from an earlier description: a recording is created once.
+    """
+    found = description(directory)
+    merged = {**found, **fields}
+    if "created" in found:
+        merged["created"] = found["created"]
+    write_json_atomic(directory / DESCRIPTION, merged)
+    return merged
+
+
+def description(directory: Path) -> dict[str, Any]:
+    """The recording's description ({} if there is none or it cannot be read)."""
+    path = directory / DESCRIPTION
+    if path.is_symlink() or not path.is_file():
+        return {}
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+@dataclass
+class ChannelSummary:
+    """One channel of a recording on disk."""
+
+    alias: str
+    pv: str
+    kind: str
+    rows: int = 0
+    first: float = float("nan")  # the oldest row's time (POSIX s)
+    last: float = float("nan")  # the newest row's time
+
+
+@dataclass
+class Summary:
+    """A recording on disk: its channels, rows and bytes (cheap: no row is read)."""
+
+    directory: Path
+    channels: list[ChannelSummary] = field(default_factory=list)
+    bytes: int = 0
+    description: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        """Rows of every channel."""
+        return sum(c.rows for c in self.channels)
+
+    @property
+    def first(self) -> float:
+        """The oldest row's time over every channel (NaN with none)."""
+        times = [c.first for c in self.channels if c.rows]
+        return min(times) if times else float("nan")
+
+    @property
+    def last(self) -> float:
+        """The newest row's time over every channel (NaN with none)."""
+        times = [c.last for c in self.channels if c.rows]
+        return max(times) if times else float("nan")
+
+
+def disk_bytes(directory: Path) -> int:
+    """Bytes of the files below ``directory`` (links not followed)."""
+    total = 0
+    for path in directory.rglob("*"):
+        with contextlib.suppress(OSError):
+            if path.is_file() and not path.is_symlink():
+                total += path.stat().st_size
+    return total
+
+
+def summarise(directory: Path) -> Summary:
+    """Channels, rows, first and last times and bytes of the recording in ``directory``.
+
+    Reads the index and the first and last chunk of each channel, read-only.
+    """
+    found = description(directory)
+    summary = Summary(directory, bytes=disk_bytes(directory), description=found)
+    described = {str(c.get("alias")): c for c in found.get("channels", []) if isinstance(c, dict)}
+    for alias, rows, first, last in _chunk_index(directory / SPILL):
+        channel = described.get(alias, {})
+        summary.channels.append(
+            ChannelSummary(
+                alias,
+                str(channel.get("pv") or alias),
+                _kind(channel.get("kind")),
+                rows,
+                first,
+                last,
+            )
+        )
+    for alias, channel in described.items():  # described, but nothing on disk yet
+        if all(c.alias != alias for c in summary.channels):
+            summary.channels.append(
+                ChannelSummary(alias, str(channel.get("pv") or alias), _kind(channel.get("kind")))
+            )
+    return summary
+
+
+def _kind(text: object) -> str:
+    return str(text) if text in KINDS else "number"
+
+
+def _chunk_index(path: Path) -> list[tuple[str, int, float, float]]:
+    """(alias, rows, first time, last time) per channel of a spill file, read-only."""
+    if path.is_symlink() or not path.is_file():
+        return []
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    except sqlite3.DatabaseError:
+        return []
+    found = []
+    try:
+        index = db.execute(
+            "SELECT channel, coalesce(sum(rows), 0), min(id), max(id) FROM chunks GROUP BY channel"
+        ).fetchall()
+        for alias, rows, low, high in index:
+            first = _edge(db, low, 0)
+            last = _edge(db, high, -1)
+            found.append((str(alias), int(rows), first, last))
+    except sqlite3.DatabaseError:
+        pass
+    finally:
+        db.close()
+    return found
+
+
+def _edge(db: sqlite3.Connection, chunk: int, end: int) -> float:
+    """The time of the first (``end`` 0) or last (-1) row of one chunk (NaN if damaged)."""
+    row = db.execute("SELECT layout, crc, data FROM chunks WHERE id = ?", (chunk,)).fetchone()
+    if row is None or zlib.crc32(row[2]) != row[1]:
+        return float("nan")
+    try:
+        rows = unpack(row[0], row[2])
+    except ValueError:
+        return float("nan")
+    return float(rows.time[end]) if len(rows) else float("nan")
+
+
+class StoredRecording:
+    """A recording on disk, read whole into rings once, then queried like a collector.
+
+    The rings are read-only: queries copy chunk by chunk under :attr:`lock`, as a live
+    collector's do, so the same paging (cursors by position) and operators apply.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        found = read_only(directory / SPILL)
+        self.lost = found.lost_rows  # rows of damaged chunks: skipped
+        self.loaded = time.monotonic()
+        summary_kinds = {
+            str(c.get("alias")): _kind(c.get("kind"))
+            for c in description(directory).get("channels", [])
+            if isinstance(c, dict)
+        }
+        self.lock = threading.Lock()
+        self.channels: dict[str, tuple[Ring, str]] = {}
+        for alias, parts in found.parts.items():
+            rows = concat(*parts) if len(parts) > 1 else parts[0]
+            if len(rows) > 1 and np.any(np.diff(rows.time) < 0):
+                rows = rows.take(np.argsort(rows.time, kind="stable"))
+            kind = summary_kinds.get(alias) or _kind_of(rows)
+            self.channels[alias] = (_ring_of(rows, kind), kind)
+
+    @property
+    def rows(self) -> int:
+        """Rows held, every channel."""
+        return sum(len(ring) for ring, _ in self.channels.values())
+
+    def span(self, alias: str) -> tuple[float, float]:
+        """The times of a channel's oldest and newest rows ((0, 0) with none)."""
+        ring, _ = self.channels[alias]
+        rows = ring.segments()
+        if not rows or not len(rows[0]):
+            return 0.0, 0.0
+        return float(rows[0].time[0]), float(rows[-1].time[-1])
+
+    def query(self, alias: str, query: Query, deadline: float | None = None) -> dict[str, Any]:
+        """A query of one channel (KeyError: no such channel)."""
+        ring, kind = self.channels[alias]
+        return query_ring(self.lock, ring, kind, query, deadline)
+
+
+def _kind_of(rows: Columns) -> str:
+    if rows.value.dtype == object:
+        return "string"
+    return "waveform" if rows.value.ndim > 1 else "number"
+
+
+def _ring_of(rows: Columns, kind: str) -> Ring:
+    capacity = max(1, len(rows))
+    if kind in ("waveform", "image"):
+        ring = Ring(capacity, row_shape=None)
+    else:
+        ring = Ring(capacity, object if kind == "string" else np.float64)
+    ring.extend(rows)
+    return ring
