@@ -18,7 +18,7 @@ from p4p import Value
 from tests.clients.retrieval import Service, push
 from tests.conftest import FactoryHandle, cli
 
-from epics_collector.client import Factory
+from epics_collector.client import Binned, Factory
 from epics_collector.process import wait_for
 from epics_collector.pva import Network
 
@@ -63,8 +63,8 @@ def test_a_destroyed_collectors_recording_is_kept_read_merged_and_purged(
         rows = client.history(kept, "p")
         np.testing.assert_array_equal(rows.value, np.arange(250.0))
         np.testing.assert_allclose(rows.time, first_life)
-        means = client.history(kept, "p", operator="count", points=1)
-        assert list(means.value) == [250]
+        counted = client.history(kept, "p", operator="count", points=1)
+        assert isinstance(counted, Binned) and list(counted.value) == [250]
     # the CLI reads it too
     listed = cli("recordings", "-f", fac.prefix, env=fac.env)
     assert listed.returncode == 0 and kept in listed.stdout and "retired" in listed.stdout
