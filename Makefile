@@ -55,7 +55,7 @@ bench: install browser
 	$(PIP) -r requirements/bench.txt
 	mkdir -p build && : > build/bench.log
 	for b in pva_baseline collector_throughput collector_compress export spill_engine processing_latency \
-	         pvapy_compare factory client web history_views gateway many_channels read_integrity retrieval; do \
+	         pvapy_compare factory client web history_views gateway many_channels read_integrity retrieval retired; do \
 	  $(BIN)/python bench/$$b.py 2>&1 | tee -a build/bench.log || exit 1; \
 	done
 	$(BIN)/python bench/summary.py build/bench.log
