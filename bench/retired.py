@@ -21,6 +21,7 @@ import json
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -47,9 +48,9 @@ def _retired(data: Path, pv: str, samples: int) -> None:
     )
 
 
-def _call(ctx: Context, pv: str, timeout: float = 300, **arguments: str) -> Any:
+def _call(ctx: Context, pv: str, **arguments: str) -> Any:
     uri = NTURI([(k, "s") for k in arguments]).wrap(pv, kws=arguments)
-    return ctx.rpc(pv, uri, timeout=timeout)
+    return ctx.rpc(pv, uri, timeout=300)
 
 
 class Beats:
