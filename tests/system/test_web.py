@@ -347,3 +347,35 @@ def test_the_hub_follows_the_device_list_and_a_factory_lost_and_back(
 
     errors = asyncio.run(follow())
     assert errors == ["", f"factory {fac.prefix} unreachable: disconnected"]
+
+
+def test_a_destroyed_collectors_recording_is_listed_and_browsed(
+    browser: Any,
+    factory_process: Callable[..., FactoryHandle],
+    sim_ioc: SimIoc,
+    ctx: Any,
+    network: Network,
+) -> None:
+    fac = factory_process()
+    counter = sim_ioc.prefix + "Counter"
+    col = fac.create(
+        "collector", "gone", {"channels": [{"pv": counter, "alias": "n"}], "autostart": True}
+    )
+    wait_until(lambda: ctx.get(col + "Count") >= 20, 10)
+    fac.ctx.put(col + "Stop", 1)
+    rows = np.asarray(ctx.get(col + "n:Table").value.value)
+    fac.call("Destroy", name="gone")
+    with Dashboard(network, fac.prefix) as web:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(web.url)
+        row = 'li.recording[data-recording^="gone."]'
+        page.wait_for_selector(row, timeout=20_000)
+        assert f"{len(rows)} rows" in page.text_content(row)
+        page.click(f"{row} button.open-history")
+        canvas = "#browser-plot"
+        page.wait_for_selector(f"{canvas}[data-bins]:not([data-loading])", timeout=10_000)
+        assert float(page.get_attribute(canvas, "data-min")) == rows.min()
+        assert float(page.get_attribute(canvas, "data-max")) == rows.max()
+        assert int(page.get_attribute(canvas, "data-samples")) == len(rows)
+        assert page.evaluate("window.__errors") == []
+        page.close()

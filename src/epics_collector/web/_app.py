@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import datetime
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from importlib import resources
 from typing import Any
 
@@ -19,7 +19,7 @@ from fastapi import FastAPI, HTTPException, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
-from epics_collector.client import AsyncCollector, AsyncProcessor, Binned, ClientError
+from epics_collector.client import AsyncCollector, AsyncProcessor, Binned, ClientError, History
 from epics_collector.pva import Network
 from epics_collector.web._hub import Hub, PageView
 from epics_collector.web._trace import finite_or_none
@@ -58,6 +58,25 @@ def _json_numbers(values: Any) -> list[float | None]:
     if values is None:
         return []
     return [finite_or_none(v) for v in np.asarray(values, float).tolist()]
+
+
+async def _binned(
+    view: Awaitable[History | Binned], whole: Awaitable[History | Binned]
+) -> dict[str, Any]:
+    """A history browser's answer: minmax bins and the rows recorded in all."""
+    try:
+        shown, counted = await view, await whole
+    except ClientError as error:
+        raise HTTPException(409, str(error)) from None
+    assert isinstance(shown, Binned) and isinstance(counted, Binned)
+    return {
+        "time": shown.time.tolist(),
+        "value": _json_numbers(shown.value),
+        "min": _json_numbers(shown.min),
+        "max": _json_numbers(shown.max),
+        "count": [] if shown.count is None else shown.count.tolist(),
+        "recorded": int(counted.value.sum()) if len(counted.value) else 0,
+    }
 
 
 def _unique_name(device: str) -> str:
@@ -104,22 +123,30 @@ def make_app(
     ) -> dict[str, Any]:
         """A channel's recording between start and end, binned on the device (minmax)."""
         collector = AsyncCollector(hub.connection, _prefix(name))
-        try:
-            view = await collector.history(
-                alias, start=start, end=end, points=min(max(points, 1), 4000), operator="minmax"
-            )
-            whole = await collector.history(alias, points=1, operator="count")
-        except ClientError as error:
-            raise HTTPException(409, str(error)) from None
-        assert isinstance(view, Binned) and isinstance(whole, Binned)
-        return {
-            "time": view.time.tolist(),
-            "value": _json_numbers(view.value),
-            "min": _json_numbers(view.min),
-            "max": _json_numbers(view.max),
-            "count": [] if view.count is None else view.count.tolist(),
-            "recorded": int(whole.value.sum()) if len(whole.value) else 0,
-        }
+        bins = min(max(points, 1), 4000)
+        return await _binned(
+            collector.history(alias, start=start, end=end, points=bins, operator="minmax"),
+            collector.history(alias, points=1, operator="count"),
+        )
+
+    @app.get("/api/recordings/{recording}/{alias}")
+    async def retired_history(
+        recording: str,
+        alias: str,
+        start: float | None = None,
+        end: float | None = None,
+        points: int = 800,
+    ) -> dict[str, Any]:
+        """A retired recording's channel between start and end, binned by its factory."""
+        if all(r["id"] != recording for r in hub.retired):
+            raise HTTPException(404, f"no retired recording {recording[:80]!r}")
+        bins = min(max(points, 1), 4000)
+        return await _binned(
+            hub.factory.history(
+                recording, alias, start=start, end=end, points=bins, operator="minmax"
+            ),
+            hub.factory.history(recording, alias, points=1, operator="count"),
+        )
 
     @app.get("/api/state")
     async def state() -> Response:

@@ -83,16 +83,22 @@ class Hub:
         self.problems: dict[str, dict[str, str]] = {}
         #: By processing device prefix: its parameter names.
         self.params: dict[str, list[str]] = {}
+        #: Recordings kept after their collector: id, name, first, last, rows, channels.
+        self.retired: list[dict[str, Any]] = []
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._retired_task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Start watching (on the running loop)."""
         self._task = asyncio.create_task(self._run(), name="hub")
+        self._retired_task = asyncio.create_task(
+            self._forever(self.prefix, "its recordings", self._follow_retired), name="hub retired"
+        )
 
     async def stop(self) -> None:
         """Stop every watcher and close the connection."""
-        for task in [self._task, *self._watchers.values()]:
+        for task in [self._task, self._retired_task, *self._watchers.values()]:
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -124,6 +130,12 @@ class Hub:
                 self._follow(devices)
         finally:
             timer.cancel()
+
+    async def _follow_retired(self) -> None:
+        """Follow the factory's RecordedChannels (a monitor): its retired recordings."""
+        name = self.prefix + Factory.recorded_channels.name
+        async for value in self.connection.monitor_values(name, 4):
+            self.retired = retired_recordings(decode(value))
 
     def _follow(self, devices: list[DeviceInfo]) -> None:
         """Watch each device in ``devices``; forget the others."""
@@ -332,10 +344,37 @@ class Hub:
             "factory": self.prefix,
             "error": self.error,
             "devices": devices,
+            "recordings": self.retired,
             "traces": traces,
             "reset": reset,
             "meta": meta,
         }
+
+
+def retired_recordings(table: Any) -> list[dict[str, Any]]:
+    """The retired recordings of a RecordedChannels table, each with its channels."""
+    found: dict[str, dict[str, Any]] = {}
+    for k in range(len(table["recording"])):
+        if str(table["state"][k]) != "retired":
+            continue
+        recording = str(table["recording"][k])
+        entry = found.setdefault(
+            recording,
+            {"id": recording, "name": recording.partition(".")[0], "rows": 0, "channels": []},
+        )
+        rows = int(table["rows"][k])
+        entry["rows"] += rows
+        entry["channels"].append(
+            {
+                "alias": str(table["alias"][k]),
+                "pv": str(table["pv"][k]),
+                "kind": str(table["kind"][k]),
+                "rows": rows,
+                "first": finite_or_none(float(table["first"][k])),
+                "last": finite_or_none(float(table["last"][k])),
+            }
+        )
+    return list(found.values())
 
 
 @dataclass

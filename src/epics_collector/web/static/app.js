@@ -192,11 +192,14 @@ function traceBox(box, key, info, device) {
 // Each view asks the device for as many minmax bins as the plot has pixels, so a line
 // never hides a spike and the page never holds more than a view's worth of points.
 // Views stay inside the recording: the page never asks for time past the newest row.
-const view = { device: "", alias: "", key: "", start: null, end: null, first: null, last: null,
-               seq: 0, plot: null };
+const view = { device: "", alias: "", key: "", path: "", start: null, end: null, first: null,
+               last: null, seq: 0, plot: null };
 
-function browse(device, alias, key, holder) {
-  Object.assign(view, { device, alias, key, start: null, end: null, first: null, last: null });
+// A live collector's channel (path: /api/history/NAME/ALIAS), or a retired recording's
+// (/api/recordings/ID/ALIAS: read through the factory).
+function browse(device, alias, key, holder, path) {
+  path = path || `/api/history/${encodeURIComponent(device)}/${encodeURIComponent(alias)}`;
+  Object.assign(view, { device, alias, key, path, start: null, end: null, first: null, last: null });
   const panel = document.getElementById("browser");
   holder.after(panel);  // at its channel
   panel.hidden = false;
@@ -238,7 +241,7 @@ async function loadView() {
   holder.setAttribute("data-loading", "1");
   let body;
   try {
-    body = await request(`/api/history/${encodeURIComponent(view.device)}/${encodeURIComponent(view.alias)}?${query}`);
+    body = await request(`${view.path}?${query}`);
   } catch (error) {
     if (seq === view.seq) {
       holder.removeAttribute("data-loading");
@@ -354,6 +357,43 @@ function update(message) {
     if (shown.has(box.id)) continue;
     if (box.contains(document.getElementById("browser"))) closeBrowser();
     box.remove();
+  }
+  showRetired(message.recordings || []);
+}
+
+// Recordings kept after their collector was destroyed: listed, each numeric channel with
+// the history browser (its rows read through the factory).
+function showRetired(recordings) {
+  const list = document.getElementById("retired");
+  document.getElementById("retired-box").hidden = !recordings.length;
+  const seen = new Set();
+  for (const rec of recordings) {
+    const id = `ret-${rec.id}`;
+    seen.add(id);
+    let row = document.getElementById(id);
+    if (!row) {
+      row = el("li", { id: id, class: "recording", "data-recording": rec.id });
+      row.append(el("span", { class: "what" }));
+      for (const ch of rec.channels) {
+        const open = el("button", { class: "open-history", "data-alias": ch.alias }, `${ch.pv} history`);
+        open.disabled = ch.kind !== "number" || !ch.rows;
+        const path = `/api/recordings/${encodeURIComponent(rec.id)}/${encodeURIComponent(ch.alias)}`;
+        open.onclick = () => browse(rec.id, ch.alias, `${rec.id}:${ch.alias}`, row, path);
+        row.append(open);
+      }
+      list.append(row);
+    }
+    const times = rec.channels.filter(c => c.rows).map(c => [c.first, c.last]);
+    const span = times.length
+      ? `${new Date(Math.min(...times.map(t => t[0])) * 1000).toLocaleString()} to ` +
+        `${new Date(Math.max(...times.map(t => t[1])) * 1000).toLocaleString()}`
+      : "no rows";
+    row.querySelector(".what").textContent = `${rec.id}: ${rec.rows} rows, ${span} `;
+  }
+  for (const row of list.querySelectorAll("li.recording")) {
+    if (seen.has(row.id)) continue;
+    if (row.contains(document.getElementById("browser"))) closeBrowser();
+    row.remove();
   }
 }
 
