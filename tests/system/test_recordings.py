@@ -106,6 +106,8 @@ def test_a_destroyed_collectors_recording_is_kept_read_merged_and_purged(
     fac.start("{}\n")
     with Factory.connect(fac.prefix, network=network) as client:
         wait_for(lambda: any(r.id == kept for r in client.recordings()), 20, "listed")
+        again = client.history(kept, "p")  # served after the factory's restart
+        np.testing.assert_array_equal(again.value, np.arange(250.0))
         removed = client.purge(kept)
         assert removed["rows"] == 250 and removed["bytes"] > 0
         assert all(r.id != kept for r in client.recordings())

@@ -297,38 +297,84 @@ def test_an_answer_over_max_samples_says_how_many_there_are(
         assert status == 400 and b"more than 1000000 bins" in body
 
 
-def test_source_timestamps_come_back_to_the_nanosecond(
-    factory_process: StartFactory, network: Network
-) -> None:
+def _posting_server(network: Network, name: str) -> tuple[Any, Any]:
+    """A p4p server of one double PV ``name`` (a real source), and its SharedPV."""
     from p4p.nt import NTScalar
     from p4p.server import Server, StaticProvider
     from p4p.server.thread import SharedPV
 
-    name = "NSX:Value"
     pv = SharedPV(nt=NTScalar("d"), initial=0.0)
-    provider = StaticProvider("nanoseconds")
+    provider = StaticProvider(name)
     provider.add(name, pv)
+    return Server(providers=[provider], conf=network.server_conf(), useenv=False), pv
+
+
+def _post_stamped(pv: Any, stamps: list[tuple[int, int]]) -> None:
+    """Post value k at stamp k (seconds, nanoseconds), as fast as the server takes them."""
+    for k, (secs, nanos) in enumerate(stamps, 1):
+        stamp = {"secondsPastEpoch": secs, "nanoseconds": nanos}
+        pv.post(Value(pv.current().raw.type(), {"value": float(k), "timeStamp": stamp}))
+
+
+def test_source_timestamps_come_back_to_the_nanosecond_across_pages(
+    factory_process: StartFactory, network: Network, tmp_path: Any
+) -> None:
+    name = "NSX:Value"
+    server, pv = _posting_server(network, name)
     base = int(time.time()) + 100  # after the initial value (history stays in time order)
-    # nanoseconds a float of today's POSIX seconds cannot hold (its step is ~238 ns)
-    stamps = [(base + k, 123_456_789 + k) for k in range(1, 6)]
-    with Server(providers=[provider], conf=network.server_conf(), useenv=False):
+    # nanoseconds a float of today's POSIX seconds cannot hold (its step is ~238 ns),
+    # three rows a second: 350 rows over pages of 100
+    stamps = [(base + k // 3, 123_456_789 + k) for k in range(1, 351)]
+    config = tmp_path / "retrieval.yaml"
+    config.write_text("page_rows: 100\nrefresh: 0.5\n")
+    with server:
         fac = factory_process()
         prefix = fac.create("collector", "ns", {"channels": [name], "autostart": True})
         wait_for(lambda: bool(cast(Any, fac.ctx.get(prefix + "Channels"))), 10, "Channels")
         wait_for(lambda: _count(fac, prefix) >= 1, 20, "the initial value")
-        for k, (secs, nanos) in enumerate(stamps, 1):
-            stamp = {"secondsPastEpoch": secs, "nanoseconds": nanos}
-            pv.post(Value(pv.current().raw.type(), {"value": float(k), "timeStamp": stamp}))
-            wait_for(lambda k=k: _count(fac, prefix) >= 1 + k, 20, f"update {k}")
-        with Service(network, "--factory", fac.prefix) as service:
+        _post_stamped(pv, stamps)
+        wait_for(lambda: _count(fac, prefix) >= 1 + len(stamps), 20, "every update")
+        with Service(network, "--factory", fac.prefix, "--config", str(config)) as service:
             wait_for(lambda: name in service.names(), 20, "listed")
-            status, body = service.data(name, base, base + 10)
-            (answer,) = json.loads(service.data(name, base, base + 10, "json")[1])
+            status, body = service.data(name, base, base + 200)
+            (answer,) = json.loads(service.data(name, base, base + 200, "json")[1])
     assert status == 200
     got = [(e["secondsintoyear"], e["nano"]) for c in aapy_decode(body) for e in c["events"]]
     year_start = calendar.timegm((time.gmtime(base).tm_year, 1, 1, 0, 0, 0))
-    assert got[-5:] == [(secs - year_start, nanos) for secs, nanos in stamps]
-    assert [(d["secs"], d["nanos"]) for d in answer["data"]][-5:] == stamps
+    assert got[1:] == [(secs - year_start, nanos) for secs, nanos in stamps]  # (0: the value then)
+    assert [(d["secs"], d["nanos"]) for d in answer["data"]][1:] == stamps
+
+
+@pytest.mark.load
+def test_equal_stamps_across_the_real_page_boundary_come_back_whole(
+    factory_process: StartFactory, network: Network
+) -> None:
+    """The issue's measurement at the service's own page size (50,000): 200 twins at it.
+
+    Paged by time, 50,300 rows of which 200 around the 50,000th share one stamp were
+    served as 50,200.
+    """
+    name = "TWIN:Value"
+    server, pv = _posting_server(network, name)
+    base = int(time.time()) + 100
+    stamps = [(base + k // 1000, (k % 1000) * 1_000_000) for k in range(49_900)]
+    stamps += [(base + 50, 0)] * 200  # one stamp, rows 49,900 .. 50,099
+    stamps += [(base + 51 + k // 1000, (k % 1000) * 1_000_000) for k in range(200)]
+    with server:
+        fac = factory_process()
+        config = {"channels": [name], "autostart": True, "capacity": 100_000}
+        prefix = fac.create("collector", "twins", config)
+        wait_for(lambda: bool(cast(Any, fac.ctx.get(prefix + "Channels"))), 10, "Channels")
+        wait_for(lambda: _count(fac, prefix) >= 1, 20, "the initial value")
+        _post_stamped(pv, stamps)
+        wait_for(lambda: _count(fac, prefix) >= 1 + len(stamps), 60, "every update")
+        with Service(network, "--factory", fac.prefix) as service:
+            wait_for(lambda: name in service.names(), 20, "listed")
+            status, body = service.data(name, base, base + 100, "json")
+    assert status == 200
+    (answer,) = json.loads(body)
+    values = [d["val"] for d in answer["data"]]
+    assert values == [float(k) for k in range(1, 50_301)]  # (from: the first row's own time)
 
 
 def _all_pushed(fac: FactoryHandle, prefix: str, channel: str, stamps: list[str]) -> None:
@@ -368,6 +414,15 @@ def test_answers_are_whole_across_page_boundaries_with_odd_and_equal_stamps(
             assert events == [float(k) for k in range(len(stamps))], channel
             means = service.data(f"count_3600({channel})", first, last, "json")[1]
             assert sum(d["val"] for d in json.loads(means)[0]["data"]) >= len(stamps)
+            # and over PVA: the collector's Query pages, each after the last one's cursor
+            got, cursor = [], {}
+            while True:
+                page = _query(fac, prefix, alias=channel, operator="page", points="100", **cursor)
+                got += list(page["value"])
+                if len(page["value"]) < 100:
+                    break
+                cursor = {"epoch": str(page["epoch"][0]), "after": str(page["index"][-1])}
+            assert got == [float(k) for k in range(len(stamps))], channel
 
 
 def test_a_collector_killed_mid_answer_fails_the_answer_visibly(
@@ -434,13 +489,26 @@ def test_gap_rows_are_null_in_json_whatever_the_source_type(
         with Server(providers=[provider], conf=network.server_conf(), useenv=False):
             prefix = fac.create("collector", "g", {"channels": list(codes), "autostart": True})
             wait_for(lambda: _count(fac, prefix) >= 3, 20, "the three initial values")
+            for pv in pvs.values():  # a MINOR HIGH sample, as QSRV serves a record's
+                alarm = {"severity": 1, "status": 1, "message": "HIGH"}
+                stamp = {"secondsPastEpoch": int(time.time()) + 1}
+                pv.post(
+                    Value(pv.current().raw.type(), {"value": 8, "alarm": alarm, "timeStamp": stamp})
+                )
+            wait_for(lambda: _count(fac, prefix) >= 6, 20, "the MINOR samples")
             wait_for(lambda: set(codes) <= set(service.names()), 20, "listed")
-        wait_for(lambda: _count(fac, prefix) >= 6, 20, "a gap row per channel")
+        wait_for(lambda: _count(fac, prefix) >= 9, 20, "a gap row per channel")
         end = time.time()
         names = json.dumps(list(codes)).encode()
         at = json.loads(service.get(f"data/getDataAtTime?at={iso(end)}", names)[1])
         for name in codes:
             (answer,) = json.loads(service.data(name, end - 600, end, "json")[1])
-            assert [d["val"] for d in answer["data"]] == [7, None], name
-            assert answer["data"][1]["severity"] == 3
+            assert [d["val"] for d in answer["data"]] == [7, 8, None], name
+            # alarm status as the EAA serves it over PVA: alarm.status as the source sent
+            # it (DBRAlarm.convertPVAlarm); a gap row INVALID (3) with status CLIENT (7)
+            assert [(d["severity"], d["status"]) for d in answer["data"]] == [
+                (0, 0),
+                (1, 1),
+                (3, 7),
+            ]
             assert at[name]["val"] is None and at[name]["severity"] == 3
