@@ -11,11 +11,13 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any, cast
 
 import numpy as np
 import pytest
 from p4p import Value
+from p4p.client.thread import Context
 from tests.clients.retrieval import Service, push
 from tests.conftest import FactoryHandle, cli
 
@@ -152,3 +154,22 @@ def test_a_retired_read_of_1e7_rows_stalls_neither_heartbeat_nor_create(
         assert max(gaps) < 1.5, f"Heartbeat stalled {max(gaps) - 1:.2f} s beyond its period"
     finally:
         sub.close()
+
+
+def test_a_factory_started_fresh_keeps_the_recordings_of_the_collectors_it_forgets(
+    network: Network, tmp_path: Any
+) -> None:
+    data = tmp_path / "data"
+    with Factory.local("FRESH:FAC:", data_dir=data, network=network) as fac:
+        col = fac.create_collector("c", channels=["NO:SOURCE:HERE"])
+        with Context("pva", conf=network.client_conf(), useenv=False, nt=False) as ctx:
+            pusher = SimpleNamespace(
+                raw_rpc=lambda pv, request, timeout: ctx.rpc(pv, request, timeout=timeout)
+            )
+            for k in range(20):
+                push(pusher, col.prefix, "p", str(k), repr(1.7e9 + k))
+        wait_for(lambda: col.count() >= 20, 10, "the pushed rows")
+    with Factory.local("FRESH:FAC:", data_dir=data, network=network) as fac:  # fresh
+        kept = [r for r in fac.recordings() if r.name == "c"]
+        assert [(r.state, r.rows) for r in kept] == [("retired", 20)]
+        assert fac.devices() == []

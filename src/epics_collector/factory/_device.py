@@ -535,6 +535,10 @@ class Factory(Device[FactoryConfig]):
         if leftovers:
             problems.append(f"stopped devices left running before: {', '.join(leftovers)}")
         problems.extend(refused)
+        if not self.restore:  # forgotten collectors: their recordings are kept, retired
+            for spec in stored:
+                if spec.type == "collector" and spec.name not in {d.name for d in self.declared}:
+                    await asyncio.to_thread(self.recordings.retire, spec.name)
         wanted = {spec.name: spec for spec in specs}
         wanted.update({spec.name: spec for spec in self.declared})
         for name, spec in wanted.items():
