@@ -334,21 +334,19 @@ class Recorder:
         a fake sample into the history. As in the Archiver Appliance, it is dropped
         and counted by cause; the history shows a gap until the first real value.
         """
-        self.dropped += 1
-        channel.lost += 1
         channel.bad_time += 1
-        channel.changed = True
         if len(channel.ring) and not channel.in_gap:  # (no row yet: nothing to break)
             channel.reducer.reset()
             gap = (time.time(), _gap_value(channel), Severity.INVALID, Status.CLIENT)
             self._append(channel, gap, gap=True)
-        if channel.bad_time == 1:
-            channel.problem = (
-                f"{channel.alias}: the source sent an update with no valid timestamp "
-                f"({stamp!r}: never processed, or no time given); such updates are not "
-                "recorded (counted in Dropped and in the Channels row's bad_time)"
-            )
-            self.notify(Event.BAD_VALUE, channel)
+        self._not_recorded(
+            channel,
+            f"{channel.alias}: the source sent an update with no valid timestamp "
+            f"({stamp!r}: never processed, or no time given); such updates are not "
+            "recorded (counted in Dropped and in the Channels row's bad_time)"
+            if channel.bad_time == 1
+            else None,
+        )
 
     def _late(self, channel: Channel, stamp: float) -> None:
         """A source update older than the channel's newest row: counted, not recorded.
@@ -356,16 +354,23 @@ class Recorder:
         Rows stay in time order (every read relies on it), as in the Archiver Appliance,
         which also drops samples whose timestamp goes back.
         """
+        channel.late += 1
+        self._not_recorded(
+            channel,
+            f"{channel.alias}: the source's timestamp went back ({stamp:.6f} is before "
+            f"the newest row at {channel.ring.newest:.6f}); such updates are not "
+            "recorded (counted in Dropped)"
+            if channel.late == 1
+            else None,
+        )
+
+    def _not_recorded(self, channel: Channel, first: str | None) -> None:
+        """An update counted in Dropped, not recorded; ``first``: the text, said once."""
         self.dropped += 1
         channel.lost += 1
-        channel.late += 1
         channel.changed = True
-        if channel.late == 1:
-            channel.problem = (
-                f"{channel.alias}: the source's timestamp went back ({stamp:.6f} is before "
-                f"the newest row at {channel.ring.newest:.6f}); such updates are not "
-                "recorded (counted in Dropped)"
-            )
+        if first is not None:
+            channel.problem = first
             self.notify(Event.BAD_VALUE, channel)
 
     def _append(
