@@ -104,7 +104,8 @@ def test_a_10k_channel_config_round_trips_through_the_factory(factory_process) -
     prefix = fac.prefix + "big:"
     served = json.loads(fac.ctx.get(prefix + "Config", timeout=30))
     got = validate_config(CollectorConfig, served)
-    want = validate_config(CollectorConfig, {**config, "access": served["access"]})
+    # (a factory's collectors persist unless the config says otherwise)
+    want = validate_config(CollectorConfig, {"persist": True, **config, "access": served["access"]})
     assert got.model_dump() == want.model_dump()
     assert len(fac.ctx.get(prefix + "Channels", timeout=30).value.alias) == 10_000
     fac.call("Destroy", name="big")

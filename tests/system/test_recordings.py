@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from p4p import Value
 from p4p.client.thread import Context
+from p4p.nt import NTURI
 from tests.clients.retrieval import Service, push
 from tests.conftest import FactoryHandle, cli
 
@@ -139,10 +140,10 @@ def test_a_retired_read_of_1e7_rows_stalls_neither_heartbeat_nor_create(
         wait_for(lambda: len(beats) >= 2, 10, "the factory's heartbeat")
         since = time.monotonic()
         answer: list[Any] = []
-        reader = threading.Thread(
-            target=lambda: answer.append(
-                fac.call("Query", recording=folder.name, alias="H", points="1000")
-            )
+        arguments = {"recording": folder.name, "alias": "H", "points": "1000"}
+        request = NTURI([(k, "s") for k in arguments]).wrap(fac.prefix + "Query", kws=arguments)
+        reader = threading.Thread(  # (its own client context: the main thread's creates)
+            target=lambda: answer.append(fac.raw_rpc(fac.prefix + "Query", request, timeout=120))
         )
         reader.start()
         prefix = fac.create("counter", "meanwhile", {})

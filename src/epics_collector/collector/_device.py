@@ -201,6 +201,7 @@ class Collector(Device[CollectorConfig]):
         self._duration_timer: asyncio.TimerHandle | None = None
         self._count_at_start = 0  # Count when recording last started
         self.spill: Spill | None = None
+        self._described = self._describe_failed = False  # recording.json written / failing
         if self.config.persist:
             self.spill = Spill(self.config, self._spill_dir, self.recorder, self.report)
         self.triggers: TriggerWindows | None = None
@@ -427,17 +428,31 @@ class Collector(Device[CollectorConfig]):
         """
         if self.spill is None:
             return
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        describe(
-            self.data_dir,
-            type="collector",
-            prefix=self.prefix,
-            created=time.time(),
-            channels=[
-                {"alias": ch.alias, "pv": ch.config.pv, "kind": ch.config.kind}
-                for ch in self.recorder.channels
-            ],
-        )
+        self._described = False
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            describe(
+                self.data_dir,
+                type="collector",
+                prefix=self.prefix,
+                created=time.time(),
+                channels=[
+                    {"alias": ch.alias, "pv": ch.config.pv, "kind": ch.config.kind}
+                    for ch in self.recorder.channels
+                ],
+            )
+        except OSError as error:  # a full disk, a read-only folder: retried at each flush
+            if not self._describe_failed:
+                text = (
+                    f"the recording's description could not be written ({error}); its rows "
+                    "are kept, and it is written again at the next flush"
+                )
+                log.warning(text)
+                if not self.spill.failing:  # (else Message says so already, MAJOR)
+                    self.report(text, Severity.MINOR)
+            self._describe_failed = True
+            return
+        self._described, self._describe_failed = True, False
 
     def _publish_annotations(self) -> None:
         notes = self.annotations.notes
@@ -563,6 +578,8 @@ class Collector(Device[CollectorConfig]):
         """
         if self.spill is not None:
             await self.spill.flush(self._pushed)
+            if not self._described:
+                self._describe()
 
     # lifecycle ------------------------------------------------------------------------------
 

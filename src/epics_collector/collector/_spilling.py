@@ -34,6 +34,11 @@ class Spill:
         self._lock = asyncio.Lock()  # one flush or clear at a time
         self._failing = False
 
+    @property
+    def failing(self) -> bool:
+        """Whether the store cannot be written now (Message says so, MAJOR)."""
+        return self._failing
+
     def load(self, add_pushed: Callable[[str, str], Any]) -> bool:
         """Reload what a previous run wrote; whether it was recording when it stopped.
 
