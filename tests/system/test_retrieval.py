@@ -512,3 +512,76 @@ def test_gap_rows_are_null_in_json_whatever_the_source_type(
                 (3, 7),
             ]
             assert at[name]["val"] is None and at[name]["severity"] == 3
+
+
+def test_hostile_requests_are_bounded_in_work_and_size(
+    factory_process: StartFactory, network: Network, tmp_path: Any
+) -> None:
+    """Campaign 3, findings 2, 3, 5 and 10: each refusal a 4xx, the service unharmed.
+
+    Before: ``(.|.|.)*!`` never answered (Python's backtracking re on the event loop), a
+    200 MB body was read whole before its 413, a list nested 100,000 deep was a 500,
+    X-Forwarded-For from loopback passed ``access.read``, ``optimized_N`` past 100,000
+    bins was a 503 and ``mean_1`` past 1e6 bins a 500.
+    """
+    import http.client
+    import threading
+
+    import psutil
+
+    fac = factory_process()
+    prefix = fac.create("collector", "c", {"channels": ["NO:SOURCE:HERE"]})
+    for k in range(30):
+        push(fac, prefix, f"name_that_is_long_{k:06d}", "1", repr(1.7e9 + k))
+    config = tmp_path / "retrieval.yaml"
+    config.write_text("refresh: 0.5\n")
+    with Service(network, "--collector", prefix, "--config", str(config)) as service:
+        wait_for(lambda: len(service.names()) == 31, 20, "the channels listed")  # (+ its source)
+        # a backtracking regex answers at once, and others are answered meanwhile
+        answers: list[int] = []
+        slow = threading.Thread(
+            target=lambda: answers.append(service.get("bpl/getMatchingPVs?regex=(.|.|.)*!")[0])
+        )
+        slow.start()
+        assert service.get("bpl/getAllPVs")[0] == 200
+        slow.join(10)
+        assert answers == [200]
+        status, body = service.get("bpl/getMatchingPVs?regex=(a)%5C1")  # a backreference
+        assert status == 400 and b"RE2" in body
+        # bodies: refused by their declared length, or as they are read; depth bounded
+        rss = psutil.Process(service.process.pid).memory_info().rss
+        connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=30)
+        connection.putrequest("POST", "/retrieval/data/getDataAtTime")
+        connection.putheader("Transfer-Encoding", "chunked")
+        connection.endheaders()
+        piece = b"[" + b'"x",' * 250_000  # 1 MB a chunk, never a whole list
+        try:
+            for _ in range(200):
+                connection.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+        except OSError:
+            pass  # refused mid-body: the service closed the connection
+        reply = connection.getresponse()
+        assert reply.status == 413, reply.read()
+        connection.close()
+        growth = psutil.Process(service.process.pid).memory_info().rss - rss
+        assert growth < 50e6, f"the service grew {growth / 1e6:.0f} MB for a refused body"
+        status, _ = service.get("data/getDataAtTime", b"[" * 100_000 + b"]" * 100_000)
+        assert status in (400, 413)
+        status, body = service.get("data/getDataAtTime", b"[" * 50_000 + b"]" * 50_000)
+        assert status == 400 and b"nested too deep" in body, body
+        # requests that can never succeed are 4xx, never 5xx
+        name = "name_that_is_long_000001"
+        status, body = service.data(f"mean_1({name})", 0, 1.7e9 + 100)
+        assert status == 400 and b"bins" in body
+        status, body = service.data(f"optimized_200000({name})", 1.7e9, 1.7e9 + 100)
+        assert status == 200, body
+    # proxy headers are believed only from configured proxies
+    config.write_text('refresh: 0.5\naccess: {read: ["10.0.0.0/8"]}\n')
+    with Service(network, "--collector", prefix, "--config", str(config)) as service:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{service.port}/retrieval/bpl/getAllPVs",
+            headers={"X-Forwarded-For": "10.1.2.3"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 403

@@ -379,3 +379,23 @@ def test_a_destroyed_collectors_recording_is_listed_and_browsed(
         assert int(page.get_attribute(canvas, "data-samples")) == len(rows)
         assert page.evaluate("window.__errors") == []
         page.close()
+
+
+def test_a_websocket_message_over_a_few_kib_closes_that_connection_only(
+    factory_process: Callable[..., FactoryHandle], network: Network
+) -> None:
+    """Campaign 3, finding 8: 16 MiB messages were accepted and held per connection."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    fac = factory_process()
+    with Dashboard(network, fac.prefix) as web:
+        url = web.url.replace("http://", "ws://") + "ws"
+        with connect(url, max_size=None) as hostile, connect(url, max_size=None) as page:
+            hostile.recv(timeout=10)
+            hostile.send("x" * 65_536)
+            with pytest.raises(ConnectionClosed) as closed:
+                for _ in range(100):
+                    hostile.recv(timeout=10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009  # too big
+            assert json.loads(page.recv(timeout=10))["factory"] == fac.prefix  # the others go on

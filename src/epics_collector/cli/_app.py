@@ -285,6 +285,14 @@ def web(
     allow_control: Annotated[
         bool, typer.Option("--allow-control", help="allow Start/Stop/Export and parameter changes")
     ] = False,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-proxy",
+            metavar="ADDR",
+            help="a reverse proxy whose X-Forwarded-For is believed (default: none)",
+        ),
+    ] = None,
 ) -> None:
     """Serve a live dashboard of a factory's devices (read-only unless --allow-control)."""
     try:
@@ -301,7 +309,7 @@ def web(
         notify_ready(f"dashboard of {factory} on http://{host}:{bound}/")
 
     try:
-        serve(app_, host, port, ready)
+        serve(app_, host, port, ready, trusted_proxy or [])
     except ServeError as error:
         raise fail(str(error), 1) from None
 
@@ -349,7 +357,7 @@ def retrieval(
         notify_ready(f"retrieval on http://{bind}:{bound}/retrieval")
 
     try:
-        serve(app_, bind, port, ready)
+        serve(app_, bind, port, ready, settings.trusted_proxies)
     except ServeError as error:
         raise fail(str(error), 1) from None
 

@@ -40,6 +40,11 @@ class RetrievalConfig(BaseModel):
     timeout: float = Field(
         default=10.0, ge=0.1, le=600, description="seconds a device has to answer"
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses of reverse proxies whose X-Forwarded-For is believed (default "
+        "none: access.read is checked against the connecting address)",
+    )
     page_rows: int = Field(
         default=PAGE_ROWS,
         ge=10,

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import signal
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import Any
 
@@ -39,12 +39,42 @@ class ServeError(RuntimeError):
     """The dashboard could not start (the port is taken, say)."""
 
 
-def serve(app: Any, host: str, port: int, on_ready: Callable[[int], None]) -> None:
+#: Bytes of one websocket message from a page (the page sends only small commands).
+WS_MAX_BYTES = 4096
+#: Connections served at once; beyond it a new one gets 503 at once (file descriptors
+#: stay bounded whatever a client holds open).
+MAX_CONNECTIONS = 512
+
+
+def serve(
+    app: Any,
+    host: str,
+    port: int,
+    on_ready: Callable[[int], None],
+    trusted_proxies: Sequence[str] = (),
+) -> None:
     """Serve ``app`` on ``host:port``; ``on_ready(port)`` once it accepts (port 0: any).
+
+    Proxy headers (``X-Forwarded-For``) are believed only from ``trusted_proxies``
+    (addresses); none by default, so a client can never claim another address than the
+    one it connects from (uvicorn's own default trusts 127.0.0.1). Websocket messages,
+    idle keep-alive connections and connections at once are bounded.
 
     SIGINT or SIGTERM stops it gracefully (a second SIGINT at once); it returns normally.
     """
-    server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning"), on_ready)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=list(trusted_proxies) or None,
+        server_header=False,
+        ws_max_size=WS_MAX_BYTES,
+        timeout_keep_alive=5,
+        limit_concurrency=MAX_CONNECTIONS,
+    )
+    server = _Server(config, on_ready)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         if server.should_exit and signum == signal.SIGINT:
