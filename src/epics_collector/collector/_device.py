@@ -426,7 +426,7 @@ class Collector(Device[CollectorConfig]):
         Its factory keeps and serves the recording after this collector is destroyed,
         and needs each channel's alias, source PV and kind to do so.
         """
-        if self.spill is None:
+        if self.spill is None or not self.spill.owner:  # (another process's store)
             return
         self._described = False
         try:

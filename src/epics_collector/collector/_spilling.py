@@ -1,6 +1,7 @@
 """A collector's history on disk (``persist: true``): reloaded at start, flushed, cleared.
 
-:class:`Spill` owns the collector's :class:`Persistence` and the lock that keeps one
+:class:`Spill` owns the collector's :class:`Persistence`, the directory's lock (one
+process per store: a second process on it refuses to start) and the lock that keeps one
 flush or clear at a time, and says in Message when writing fails and when it works again.
 The writes run in an executor: the event loop keeps serving PVs meanwhile.
 """
@@ -8,6 +9,7 @@ The writes run in an executor: the event loop keeps serving PVs meanwhile.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -17,8 +19,14 @@ from epics_collector.collector._config import CollectorConfig
 from epics_collector.collector._persistence import FlushOutcome, Persistence
 from epics_collector.collector._recorder import Recorder
 from epics_collector.core import Severity
+from epics_collector.storage import DirectoryBusyError, DirectoryLock, PathError
 
+log = logging.getLogger(__name__)
 Report = Callable[[str, Severity], None]
+
+
+class StoreBusyError(RuntimeError):
+    """Another process writes this collector's history: this one must not start."""
 
 
 class Spill:
@@ -31,8 +39,15 @@ class Spill:
         self.persistence = Persistence(
             directory, recorder, capacity=config.capacity, ring=config.mode == "ring"
         )
-        self._lock = asyncio.Lock()  # one flush or clear at a time
+        self._lock = DirectoryLock(directory)  # this process's, while it runs
+        self._writing = asyncio.Lock()  # one flush or clear at a time
+        self._owner = False  # the store is this process's (never written before, or if not)
         self._failing = False
+
+    @property
+    def owner(self) -> bool:
+        """Whether this process holds the store (load took its lock)."""
+        return self._owner
 
     @property
     def failing(self) -> bool:
@@ -45,6 +60,18 @@ class Spill:
         Channels it had pushed to are made again with ``add_pushed(alias, kind)``.
         """
         recorder = self.recorder
+        try:  # one process per store: a second one on it would write every row twice
+            self._lock.acquire()
+            self._owner = True
+        except DirectoryBusyError as error:
+            raise StoreBusyError(
+                f"the history in {self.directory} is written by another process (pid "
+                f"{error.holder}): this one does not start (two devices on one data "
+                "directory?)"
+            ) from None
+        except (OSError, PathError) as error:  # a read-only folder, a full disk: no file
+            log.warning("%s: the store's lock cannot be taken (%s)", self.directory, error)
+            self._owner = True  # (no other process can write there either)
         aliases = {ch.alias for ch in recorder.channels}
         restored = self.persistence.open(aliases)
         meta = restored.meta
@@ -77,7 +104,9 @@ class Spill:
 
     async def flush(self, pushed: Mapping[str, str]) -> None:
         """Write the rows recorded since the last flush (a failed write keeps them)."""
-        async with self._lock:
+        if not self._owner:  # another process's store (start refused): never touch it
+            return
+        async with self._writing:
             meta = {
                 "pushed": dict(pushed),
                 "count": self.recorder.count,
@@ -92,13 +121,18 @@ class Spill:
 
     async def clear(self, forget: Callable[[], None]) -> None:
         """``forget()`` the rows in memory and clear the store, never under a flush."""
-        async with self._lock:  # a flush that took rows before the clear ends first
+        if not self._owner:
+            forget()
+            return
+        async with self._writing:  # a flush that took rows before the clear ends first
             forget()
             await asyncio.get_running_loop().run_in_executor(None, self.persistence.clear)
 
     def close(self) -> None:
-        """Close the store (after the last flush)."""
-        self.persistence.close()
+        """Close the store (after the last flush) and let another process have it."""
+        if self._owner:
+            self.persistence.close()
+        self._lock.release()
 
     def _report(self, outcome: FlushOutcome) -> None:
         if outcome.given_up or outcome.lost:

@@ -369,7 +369,9 @@ class Factory(Device[FactoryConfig]):
     async def destroy(self, name: str = "", *, caller: Caller) -> str:
         """Stop a device's process and forget it (its files stay): argument name."""
         supervisor = self.requests.named(name)
-        await supervisor.stop()
+        await supervisor.stop(final=True)  # waits for a Restart under way, and the exit
+        if self._supervisors.get(supervisor.spec.name) is not supervisor:
+            raise RpcError(f"{supervisor.spec.name} was destroyed meanwhile")
         del self._supervisors[supervisor.spec.name]
         self.claims.release(supervisor.spec.prefix)
         self._save()
@@ -388,7 +390,10 @@ class Factory(Device[FactoryConfig]):
     async def restart(self, name: str = "", *, caller: Caller) -> str:
         """Restart a device's process now (also one marked Failed): argument name."""
         supervisor = self.requests.named(name)
-        await supervisor.restart()
+        try:
+            await supervisor.restart()  # one at a time per device (the supervisor's lock)
+        except LaunchError as error:
+            raise RpcError(f"{supervisor.spec.name} did not restart: {error}") from None
         return f"{supervisor.spec.name}: {supervisor.state}"
 
     # recordings ----------------------------------------------------------------------------

@@ -22,7 +22,6 @@ first one's live devices for leftovers).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -33,7 +32,14 @@ from pathlib import Path
 from typing import IO
 
 from epics_collector.process import MODULE, ExitWatch
-from epics_collector.storage import PathError, names_inside, new_file, open_inside
+from epics_collector.storage import (
+    DirectoryBusyError,
+    DirectoryLock,
+    PathError,
+    names_inside,
+    new_file,
+    open_inside,
+)
 
 log = logging.getLogger(__name__)
 LOG_LIMIT = 10 * 1024 * 1024  # a device log is rotated (once, to .1) past this size
@@ -74,29 +80,21 @@ class StateDirLock:
 
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
-        self._fd: int | None = None
+        self._lock = DirectoryLock(state_dir)
 
     def acquire(self) -> None:
         """Take the lock or raise :class:`StateDirBusyError` naming the holder's pid."""
-        fd = open_inside(_made(self.state_dir), "lock", os.O_RDWR | os.O_CREAT)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
+            self._lock.acquire()
+        except DirectoryBusyError as error:
             raise StateDirBusyError(
-                f"state dir {self.state_dir} is in use by another factory (pid {holder}); "
+                f"state dir {self.state_dir} is in use by another factory (pid {error.holder}); "
                 "stop it first, or give this one its own --data-dir/--state-dir"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
 
     def release(self) -> None:
         """Let the next factory have the directory."""
-        if self._fd is not None:
-            os.close(self._fd)  # closing the only descriptor drops the flock
-            self._fd = None
+        self._lock.release()
 
 
 def device_command(type_name: str, prefix: str) -> list[str]:

@@ -115,6 +115,9 @@ class Supervisor:
         self._up_since = 0.0
         self._in_a_row = 0
         self._task: asyncio.Task[None] | None = None
+        #: One lifecycle operation (start, stop, restart) at a time; ``closed`` by Destroy.
+        self._lifecycle = asyncio.Lock()
+        self.closed = False
         self._subscriptions: list[Subscription] = []
         self.hung_after, self.pid_file = hung_after, pid_file
         self._last_beat: float | None = None  # monotonic time of this launch's last beat
@@ -167,11 +170,16 @@ class Supervisor:
 
         Raises :class:`LaunchError` (nothing left running) if this first launch fails.
         """
-        await self._launch()
+        async with self._lifecycle:
+            await self._launch()
         self._task = asyncio.create_task(self._run(None), name=f"supervise {self.spec.name}")
 
     async def resume(self) -> None:
         """Like :meth:`start`, but a failed launch is retried like a crash (factory start)."""
+        async with self._lifecycle:
+            await self._resume()
+
+    async def _resume(self) -> None:
         try:
             await self._launch()
             failure = None
@@ -196,8 +204,18 @@ class Supervisor:
                 url = f"pva://{self.spec.prefix}{pv}"
                 self._subscriptions.append(self._sources.subscribe(url, listener, queue_size=4))
 
-    async def stop(self) -> None:
-        """Stop supervising and stop the process (SIGTERM, then kill)."""
+    async def stop(self, *, final: bool = False) -> None:
+        """Stop supervising and stop the process (SIGTERM, then kill); wait for its exit.
+
+        Lifecycle operations of one device run one at a time (two operators pressing
+        Restart start one process after the other, never two at once); ``final``
+        (Destroy) refuses every later one.
+        """
+        async with self._lifecycle:
+            await self._stop()
+            self.closed = self.closed or final
+
+    async def _stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -209,9 +227,12 @@ class Supervisor:
 
     async def restart(self) -> None:
         """Stop and launch again now, forgetting earlier crashes (also from Failed)."""
-        await self.stop()
-        self._in_a_row = 0
-        await self.resume()
+        async with self._lifecycle:
+            if self.closed:
+                raise LaunchError("it was destroyed meanwhile")
+            await self._stop()
+            self._in_a_row = 0
+            await self._resume()
 
     def _close_subscription(self) -> None:
         subscriptions, self._subscriptions = self._subscriptions, []

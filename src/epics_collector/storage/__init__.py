@@ -7,6 +7,7 @@ from epics_collector.storage._export import (
     write_csv,
     write_nexus,
 )
+from epics_collector.storage._lock import DirectoryBusyError, DirectoryLock
 from epics_collector.storage._paths import (
     PathError,
     confined_path,
@@ -77,6 +78,8 @@ __all__ = [
     "StoredRecording",
     "Summary",
     "describe",
+    "DirectoryBusyError",
+    "DirectoryLock",
     "description",
     "disk_bytes",
     "summarise",
