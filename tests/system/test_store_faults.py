@@ -162,3 +162,37 @@ def _rows_on_disk(path: Path) -> int:
         return int(rows)
     except sqlite3.Error:
         return -1
+
+
+def test_store_damage_is_held_in_message_counted_and_shown_by_the_factory(
+    factory_process, raw, tmp_path
+) -> None:
+    """Campaign 3, finding 6: the loss was in Dropped, but Message said NO_ALARM."""
+    fac = factory_process()
+    prefix = fac.create("collector", "d", _config(fac.prefix + "d:"))
+    fac.stop()
+    data = fac.data_dir / "d"
+    for name in ("history.sqlite", "history.sqlite-wal", "history.sqlite-shm"):
+        (data / "spill" / name).unlink(missing_ok=True)
+    rows = _history(data)
+    path = data / "spill" / "history.sqlite"
+    damaged = bytearray(path.read_bytes())
+    middle = len(damaged) // 2 // 4096 * 4096
+    damaged[middle : middle + 4096] = b"\xa5" * 4096
+    path.write_bytes(bytes(damaged))
+    fac.start()
+    wait_for(lambda: _held(raw, prefix) > 0, 30, "the salvaged history")
+    lost = rows - _held(raw, prefix)
+    assert lost > 0 and _get(raw, prefix + "StoreDamage") == lost
+    assert _get(raw, prefix + "StoreDamage", "alarm.severity") == 2
+    # held: later news (a push makes a channel, said NO_ALARM) does not replace it
+    _push(raw, prefix, T0 + rows + 10)
+    wait_for(lambda: _held(raw, prefix, "p") == 1, 10, "the pushed row")
+    message = _get(raw, prefix + "Message")
+    assert "was damaged" in message and _get(raw, prefix + "Message", "alarm.severity") == 2
+    wait_for(lambda: "was damaged" in fac.row("d")["message"], 10, "the Devices row says it")
+    raw.put(prefix + "AckDamage", 1)
+    wait_for(lambda: "acknowledged" in _get(raw, prefix + "Message"), 10, "acknowledged")
+    assert _get(raw, prefix + "StoreDamage") == lost  # still counted, no longer MAJOR
+    assert _get(raw, prefix + "StoreDamage", "alarm.severity") == 1
+    wait_for(lambda: "was damaged" not in fac.row("d")["message"], 10, "the row cleared")

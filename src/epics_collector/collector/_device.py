@@ -92,6 +92,14 @@ class Collector(Device[CollectorConfig]):
         ),
     )
     excluded = AttrR(Int(), description="Inputs outside channels' include limits, not recorded")
+    store_damage = AttrR(
+        Int(),
+        name="StoreDamage",
+        description=(
+            "Rows of the history on disk lost to damage (a damaged file, page or write-ahead "
+            "log; also in Dropped): MAJOR, and held in Message, until AckDamage or Clear"
+        ),
+    )
     query_refused = AttrR(
         Int(),
         name="QueryRefused",
@@ -203,7 +211,9 @@ class Collector(Device[CollectorConfig]):
         self.spill: Spill | None = None
         self._described = self._describe_failed = False  # recording.json written / failing
         if self.config.persist:
-            self.spill = Spill(self.config, self._spill_dir, self.recorder, self.report)
+            self.spill = Spill(
+                self.config, self._spill_dir, self.recorder, self.report, self._store_damaged
+            )
         self.triggers: TriggerWindows | None = None
         if self.config.trigger is not None:
             store = SnapshotStore(self._spill_dir / "snapshots") if self.config.persist else None
@@ -508,6 +518,22 @@ class Collector(Device[CollectorConfig]):
     def _forget(self) -> None:
         self.recorder.clear()
         self.publisher.cleared()
+        self.store_damage.set(0)
+        self.release()
+
+    def _store_damaged(self, rows: int, text: str) -> None:
+        """Rows on disk lost to damage: counted, and held in Message until acknowledged."""
+        lost = int(self.store_damage.value or 0) + rows
+        self.store_damage.set(lost, severity=Severity.MAJOR)
+        self.hold(f"{text} (StoreDamage {lost}; put 1 to AckDamage once seen)", Severity.MAJOR)
+
+    @command(name="AckDamage")
+    async def acknowledge_damage(self) -> None:
+        """Acknowledge the history lost to damage: Message may show other news again."""
+        self.release()
+        lost = int(self.store_damage.value or 0)
+        self.store_damage.set(lost, severity=Severity.MINOR if lost else Severity.NO_ALARM)
+        self.report(f"store damage acknowledged ({lost} rows lost; see StoreDamage)")
 
     @command(name="Trigger")
     async def trigger_now(self) -> None:

@@ -33,9 +33,15 @@ class Spill:
     """Writes a collector's rows to ``directory`` and reads them back after a restart."""
 
     def __init__(
-        self, config: CollectorConfig, directory: Path, recorder: Recorder, report: Report
+        self,
+        config: CollectorConfig,
+        directory: Path,
+        recorder: Recorder,
+        report: Report,
+        damaged: Callable[[int, str], None],
     ) -> None:
         self.directory, self.recorder, self.report = directory, recorder, report
+        self.damaged = damaged  # (rows, text): history on disk lost to damage
         self.persistence = Persistence(
             directory, recorder, capacity=config.capacity, ring=config.mode == "ring"
         )
@@ -82,9 +88,11 @@ class Spill:
         recorder.count = int(meta.get("count", 0))
         recorder.dropped = int(meta.get("dropped", 0)) + restored.lost
         recorder.overruns = int(meta.get("overruns", 0))
-        for problem in restored.problems:
-            lost = " (counted in Dropped)" if restored.lost else ""
-            self.report(problem + lost, Severity.MAJOR if restored.lost else Severity.MINOR)
+        if restored.lost:  # said where an operator looks, and kept there
+            self.damaged(restored.lost, "; ".join(restored.problems) + " (counted in Dropped)")
+        else:
+            for problem in restored.problems:
+                self.report(problem, Severity.MINOR)
         if restored.unavailable is not None:
             self._failing = True
             self.report(
@@ -137,9 +145,10 @@ class Spill:
     def _report(self, outcome: FlushOutcome) -> None:
         if outcome.given_up or outcome.lost:
             self.recorder.count_dropped(outcome.given_up + outcome.lost)
-        if outcome.reopened is not None:
-            lost = " (counted in Dropped)" if outcome.lost else ""
-            self.report(outcome.reopened + lost, Severity.MAJOR if outcome.lost else Severity.MINOR)
+        if outcome.reopened is not None and outcome.lost:
+            self.damaged(outcome.lost, outcome.reopened + " (counted in Dropped)")
+        elif outcome.reopened is not None:
+            self.report(outcome.reopened, Severity.MINOR)
         given_up = self.persistence.given_up
         if outcome.error is not None:
             self._failing = True

@@ -108,6 +108,7 @@ class Device(Generic[ConfigT]):
         self._scans: list[Scan] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._hand_off = LoopHandOff()
+        self._held: Severity | None = None  # a problem Message keeps (see hold)
         for attribute, declaration in self._declarations().items():
             if isinstance(declaration, AttrR):
                 bound = declaration.bind()
@@ -213,8 +214,29 @@ class Device(Generic[ConfigT]):
         """Change the device state."""
         self.state.set(str(state))
 
+    def hold(self, text: str, severity: Severity = Severity.MAJOR) -> None:
+        """Show ``text`` in Message and keep it there until :meth:`release`.
+
+        For a problem an operator must see whenever they look (history lost to damage):
+        later reports of a lower severity are logged but do not replace it.
+        """
+        self._held = severity
+        self.report(text, severity)
+
+    def release(self) -> None:
+        """Let later reports replace a held problem (acknowledged, or cleared)."""
+        self._held = None
+
     def report(self, text: str, severity: Severity = Severity.NO_ALARM) -> None:
-        """Show ``text`` in Message with an alarm severity (and log it)."""
+        """Show ``text`` in Message with an alarm severity (and log it).
+
+        While a problem is held (:meth:`hold`), a report of a lower severity is only
+        logged.
+        """
+        held = self._held
+        if held is not None and severity < held:
+            log.log(logging.INFO if severity == Severity.NO_ALARM else logging.WARNING, "%s", text)
+            return
         status = Status.NO_STATUS if severity == Severity.NO_ALARM else Status.DEVICE
         self.message.set(text, severity=severity, status=status, message=text if status else "")
         log.log(logging.INFO if severity == Severity.NO_ALARM else logging.WARNING, "%s", text)

@@ -130,7 +130,8 @@ class Factory(Device[FactoryConfig]):
         Table(columns=DEVICE_COLUMNS),
         description=(
             "One row per device: name, type, prefix, state, pid, host, started (UTC, ISO "
-            "8601), restarts, message"
+            "8601), restarts, message (the supervisor's, else the device's Message while "
+            "it is MAJOR or worse)"
         ),
     )
     types = AttrR(Waveform(dtype=str), description="Device types this factory may create")
@@ -256,7 +257,7 @@ class Factory(Device[FactoryConfig]):
                 "host": [self.host] * len(rows),
                 "started": [_iso(s.started) for s in rows],
                 "restarts": [s.restarts for s in rows],
-                "message": [s.reason for s in rows],
+                "message": [s.reason or s.alarm for s in rows],
             }
         )
 

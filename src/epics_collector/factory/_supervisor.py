@@ -76,6 +76,16 @@ class _BeatListener(_StateListener):
         """A lost channel shows as silence (the hung check), or as an exit."""
 
 
+class _MessageListener(_StateListener):
+    """Receives the device's Message: a MAJOR or worse one shows in the Devices row."""
+
+    def on_update(self, update: Update) -> None:
+        self._loop.call_soon_threadsafe(self._supervisor.message_update, self._launch, update)
+
+    def on_connection(self, connected: bool, reason: str) -> None:
+        """A lost device shows in its State."""
+
+
 class Supervisor:
     """Runs one device process and keeps it running.
 
@@ -109,6 +119,7 @@ class Supervisor:
         self.started = 0.0  # wall time of the current process's start
         self.restarts = 0
         self.reason = ""
+        self.alarm = ""  # the device's Message while it is MAJOR or worse
         self.device_state = ""
         self._state_seen = asyncio.Event()  # set when the device's State first answers
         self._launches = 0
@@ -145,6 +156,15 @@ class Supervisor:
         self.device_state = names[index] if 0 <= index < len(names) else str(index)
         self._state_seen.set()
         self._on_change()
+
+    def message_update(self, launch: int, update: Update) -> None:
+        """The device's Message changed (on the event loop): kept when MAJOR or worse."""
+        if launch != self._launches:
+            return
+        alarm = str(update.value) if update.severity >= 2 else ""
+        if alarm != self.alarm:
+            self.alarm = alarm
+            self._on_change()
 
     def beat(self, launch: int) -> None:
         """The device's Heartbeat changed (called on the event loop)."""
@@ -200,6 +220,7 @@ class Supervisor:
             for pv, listener in (
                 ("State", _StateListener(self, self._launches)),
                 ("Heartbeat", _BeatListener(self, self._launches)),
+                ("Message", _MessageListener(self, self._launches)),
             ):
                 url = f"pva://{self.spec.prefix}{pv}"
                 self._subscriptions.append(self._sources.subscribe(url, listener, queue_size=4))
@@ -238,7 +259,7 @@ class Supervisor:
         subscriptions, self._subscriptions = self._subscriptions, []
         for subscription in subscriptions:
             subscription.close()
-        self.device_state = ""
+        self.device_state = self.alarm = ""
 
     async def _stop_process(self) -> None:
         process = self.process
