@@ -584,4 +584,5 @@ def test_hostile_requests_are_bounded_in_work_and_size(
         )
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=10)
+        refused.value.close()  # (its socket)
         assert refused.value.code == 403

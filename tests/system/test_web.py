@@ -129,12 +129,13 @@ def test_live_plots_and_control(browser: Any, devices: Devices, network: Network
                 "document.getElementById('note').textContent.includes('export -> ')"
             )
             exported = page.text_content("#note").split("export -> ")[1]
-            assert re.fullmatch(r".*/col-\d{8}-\d{6}-\d{6}\.nxs", exported), exported
+            # the file's name only: no server path goes to a page
+            assert re.fullmatch(r"col-\d{8}-\d{6}-\d{6}\.nxs written", exported), exported
             page.evaluate("document.getElementById('note').textContent = ''")
         page.fill("#dev-col input.export-name", "mine.h5")
         page.click('#dev-col button[data-action="export"]')
         page.wait_for_function("document.getElementById('note').textContent.includes('mine.h5')")
-        assert page.text_content("#note").endswith("/col/mine.h5")
+        assert page.text_content("#note").endswith("export -> mine.h5 written")
         assert page.eval_on_selector_all(
             "#dev-calc select.param-name option", "options => options.map(o => o.value)"
         ) == ["expression"]
@@ -399,3 +400,61 @@ def test_a_websocket_message_over_a_few_kib_closes_that_connection_only(
                     hostile.recv(timeout=10)
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009  # too big
             assert json.loads(page.recv(timeout=10))["factory"] == fac.prefix  # the others go on
+
+
+def _post(url: str, path: str, headers: dict[str, str], source: str = "127.0.0.1") -> int:
+    """A POST from ``source`` (another loopback address stands for another host)."""
+    import http.client
+    import urllib.parse
+
+    address = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(
+        address.hostname or "127.0.0.1", address.port, timeout=10, source_address=(source, 0)
+    )
+    try:
+        connection.request("POST", path, body=b"x=1", headers=headers)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_control_acts_only_for_whom_the_device_policy_allows_and_never_cross_site(
+    factory_process: Callable[..., FactoryHandle], sim_ioc: SimIoc, ctx: Any, network: Network
+) -> None:
+    """Campaign 3, finding 4: a browser at 127.0.0.2 and a cross-site form controlled it."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    fac = factory_process('access: {control: ["127.0.0.1"]}\n')
+    counter = sim_ioc.prefix + "Counter"
+    col = fac.create("collector", "col", {"channels": [counter], "autostart": True})
+    wait_until(lambda: str(ctx.get(col + "State")) == "Recording", 10)
+    with Dashboard(network, fac.prefix, "--allow-control") as web:
+        with urllib.request.urlopen(web.url, timeout=10) as reply:  # the page, and its token
+            token = re.search(r'name="dashboard-token" content="([^"]+)"', reply.read().decode())
+        assert token is not None
+
+        def known() -> bool:
+            with urllib.request.urlopen(web.url + "api/state", timeout=10) as reply:
+                return any(d["name"] == "col" for d in json.loads(reply.read())["devices"])
+
+        assert wait_until(known, 15), "the dashboard never listed col"
+        host = web.url.split("/")[2]
+        ours = {"Host": host, "Origin": f"http://{host}", "X-Dashboard-Token": token[1]}
+        stop = "/api/devices/col/stop"
+        # another host with a valid page token: the device's policy is checked for it
+        assert _post(web.url, stop, ours, source="127.0.0.2") == 403
+        # a cross-site form (what any page in the operator's browser can send)
+        hostile = {"Host": host, "Origin": "http://evil.example"}
+        hostile["Content-Type"] = "application/x-www-form-urlencoded"
+        assert _post(web.url, stop, hostile) == 403
+        assert _post(web.url, stop, {**hostile, "X-Dashboard-Token": token[1]}) == 403
+        assert _post(web.url, stop, {"Host": host}) == 403  # no token: not our page's
+        assert str(ctx.get(col + "State")) == "Recording"
+        assert _post(web.url, stop, ours) == 200  # the page itself, from an allowed host
+        wait_until(lambda: str(ctx.get(col + "State")) == "Stopped", 5)
+        url = web.url.replace("http://", "ws://") + "ws"
+        with pytest.raises(InvalidStatus):
+            connect(url, origin="http://evil.example").close()  # type: ignore[arg-type]
+        with connect(url, origin=f"http://{host}") as page:  # type: ignore[arg-type]
+            assert json.loads(page.recv(timeout=10))["factory"] == fac.prefix

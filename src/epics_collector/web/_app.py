@@ -12,15 +12,17 @@ import datetime
 import json
 from collections.abc import AsyncIterator, Awaitable
 from importlib import resources
+from pathlib import PurePath
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, HTTPException, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
 from epics_collector.client import AsyncCollector, AsyncProcessor, Binned, ClientError, History
 from epics_collector.pva import Network
+from epics_collector.web._guard import Guard
 from epics_collector.web._hub import Hub, PageView
 from epics_collector.web._trace import finite_or_none
 
@@ -90,6 +92,7 @@ def make_app(
 ) -> FastAPI:
     """The dashboard of the factory under prefix ``factory``."""
     hub = Hub(factory, network)
+    guard = Guard()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -101,7 +104,8 @@ def make_app(
 
     @app.get("/", response_class=HTMLResponse)
     async def page() -> str:
-        return _static("index.html")
+        token = f'<meta name="dashboard-token" content="{guard.token}">'
+        return _static("index.html").replace("<head>", "<head>\n" + token, 1)
 
     @app.get("/favicon.ico")
     async def favicon() -> Response:
@@ -159,15 +163,25 @@ def make_app(
                 return info.prefix
         raise HTTPException(404, f"no device named {name!r}")
 
-    def _check_control() -> None:
+    async def _check_control(request: Request, prefix: str) -> None:
+        """Refuse unless control is on, the page is ours, and the device allows the client.
+
+        The device's policy is checked for the HTTP client's address, not the
+        dashboard's own (see :class:`Guard`).
+        """
         if not allow_control:
             raise HTTPException(403, "read-only dashboard: start it with --allow-control")
+        client = request.client.host if request.client else ""
+        guard.same_origin(request.headers, client)
+        guard.page_token(request.headers, client)
+        await guard.device_allows(hub.connection, prefix, client)
 
     # (before the {action} route, which would match "param" too)
     @app.post("/api/devices/{name}/param")
-    async def set_param(name: str, param: Param) -> dict[str, str]:
-        _check_control()
-        processor = AsyncProcessor(hub.connection, _prefix(name))
+    async def set_param(name: str, param: Param, request: Request) -> dict[str, str]:
+        prefix = _prefix(name)
+        await _check_control(request, prefix)
+        processor = AsyncProcessor(hub.connection, prefix)
         try:
             await processor.set_param(param.name, param.value)
         except ClientError as error:
@@ -175,16 +189,18 @@ def make_app(
         return {"result": "ok"}
 
     @app.post("/api/devices/{name}/{action}")
-    async def act(name: str, action: str, file: str = "") -> dict[str, str]:
-        _check_control()
-        collector = AsyncCollector(hub.connection, _prefix(name))
+    async def act(name: str, action: str, request: Request, file: str = "") -> dict[str, str]:
+        prefix = _prefix(name)
+        await _check_control(request, prefix)
+        collector = AsyncCollector(hub.connection, prefix)
         try:
             if action == "start":
                 await collector.start()
             elif action == "stop":
                 await collector.stop()
-            elif action == "export":
-                return {"result": await collector.export(file or _unique_name(name))}
+            elif action == "export":  # the file's name in the device's data directory
+                written = await collector.export(file or _unique_name(name))
+                return {"result": f"{PurePath(written).name} written"}
             else:
                 raise HTTPException(404, f"no action {action!r}")
             return {"result": await collector.state()}
@@ -193,6 +209,11 @@ def make_app(
 
     @app.websocket("/ws")
     async def updates(socket: WebSocket) -> None:
+        try:
+            guard.same_origin(socket.headers, socket.client.host if socket.client else "")
+        except HTTPException:
+            await socket.close(code=1008)  # policy violation: another site's page
+            return
         await socket.accept()
         page = PageView()
         try:

@@ -37,7 +37,13 @@ function withUnits(value, info) {
   return info && info.units ? `${fmt(value, info.precision)} ${info.units}` : fmt(value, info && info.precision);
 }
 
+// Control requests carry the token of this page (another site's page cannot read it).
+const TOKEN = (document.querySelector('meta[name="dashboard-token"]') || {}).content || "";
+
 async function request(url, options) {  // JSON reply, or an Error with the server's reason
+  if (options && options.method === "POST") {
+    options.headers = Object.assign({}, options.headers || {}, { "X-Dashboard-Token": TOKEN });
+  }
   const reply = await fetch(url, options);
   let body;
   try { body = await reply.json(); } catch (e) { body = { detail: `${reply.status} ${reply.statusText}` }; }
