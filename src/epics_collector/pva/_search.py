@@ -5,7 +5,10 @@ second one. To know whether a name is served twice (two factories claiming one
 prefix), :func:`servers_of` sends PVA SEARCH messages itself (protocol version 2, as
 pvxs does) to the addresses a client would search (``EPICS_PVA_ADDR_LIST``, plus the
 interfaces' broadcast addresses when ``EPICS_PVA_AUTO_ADDR_LIST`` is not ``NO``) and
-collects each SEARCH_RESPONSE with its server GUID until the wait ends.
+collects each SEARCH_RESPONSE with its server GUID until the wait ends. A search
+answer is one UDP datagram that any host can forge, so what decides is whether the
+answering server serves the name over TCP (:func:`serves`): forged answers are
+ignored, counted and logged once per sender.
 
 ``EPICS_PVA_NAME_SERVERS`` (search over TCP) is not spoken here: a server found only
 that way is not heard.
@@ -14,16 +17,23 @@ that way is not heard.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import random
 import select
 import socket
 import struct
+import threading
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from p4p.client.thread import Context, RemoteError
+
 from epics_collector.pva._network import Network
+
+log = logging.getLogger(__name__)
 
 _MAGIC, _VERSION = 0xCA, 2
 _SEARCH, _SEARCH_RESPONSE = 0x03, 0x04
@@ -32,6 +42,9 @@ _UNICAST = 0x80  # search flag: sent to one address (pvxs forwards it to its pee
 _DEFAULT_PORT = 5076
 _SIOCGIFBRDADDR = 0x8919
 _MAX_PAYLOAD = 1200  # bytes of names per message: one unfragmented packet on Ethernet
+_MAX_RESPONSE = 65_000  # bytes of a SEARCH_RESPONSE payload at most (one datagram)
+VERIFY_TIMEOUT = 2.0  # seconds an answering server has to serve the name over TCP
+MAX_CHECKED = 64  # answering servers checked per search, at most
 
 
 @dataclass(frozen=True)
@@ -71,11 +84,18 @@ def search_message(
 
 
 def parse_response(packet: bytes, sender: str) -> tuple[Responder, list[int]] | None:
-    """A SEARCH_RESPONSE's server and the instance ids it has; None for anything else."""
+    """A SEARCH_RESPONSE's server and the instance ids it has; None for anything else.
+
+    Every length field is checked against the bytes that came: a payload length past
+    the datagram, or a count of ids past the payload, makes the packet garbage.
+    """
     if len(packet) < 8 or packet[0] != _MAGIC or packet[3] != _SEARCH_RESPONSE:
         return None
     order = ">" if packet[2] & _BIG_ENDIAN else "<"
-    body = packet[8 : 8 + struct.unpack(order + "I", packet[4:8])[0]]
+    (length,) = struct.unpack(order + "I", packet[4:8])
+    if length > len(packet) - 8 or length > _MAX_RESPONSE:
+        return None
+    body = packet[8 : 8 + length]
     try:
         guid = body[:12].hex()
         address = body[16:32]
@@ -85,6 +105,8 @@ def parse_response(packet: bytes, sender: str) -> tuple[Responder, list[int]] | 
         offset += 1 + length  # the protocol ("tcp")
         found = body[offset]
         (count,) = struct.unpack(order + "H", body[offset + 1 : offset + 3])
+        if offset + 3 + 4 * count > len(body):
+            return None
         ids = list(struct.unpack(order + f"{count}i", body[offset + 3 : offset + 3 + 4 * count]))
     except (IndexError, struct.error):
         return None
@@ -200,10 +222,93 @@ def servers_of(
                     found[by_id[instance]].add(responder)
 
 
+def serves(responder: Responder, name: str, timeout: float = VERIFY_TIMEOUT) -> bool:
+    """Whether ``responder`` really serves ``name``: a get over a TCP connection to it.
+
+    A search answer is one UDP datagram, which any host can forge (naming any GUID);
+    serving the name over TCP from the address it gave is what a real server does.
+    """
+    conf = {
+        "EPICS_PVA_NAME_SERVERS": f"{responder.host}:{responder.port}",
+        "EPICS_PVA_ADDR_LIST": "",
+        "EPICS_PVA_AUTO_ADDR_LIST": "NO",
+    }
+    try:
+        with Context("pva", conf=conf, useenv=False) as context:
+            context.get(name, timeout=timeout)
+    except RemoteError:  # the channel exists there (an RPC-only name refuses a get)
+        return True
+    except Exception:  # no connection, no such name, a timeout: not served there
+        return False
+    return True
+
+
+class Verified:
+    """Search answers checked over TCP; forged ones are counted and logged once a sender.
+
+    Each answering server is checked once per search, with the first name it answered
+    (a real server serves them all), in parallel and at most :data:`MAX_CHECKED` of them:
+    a flood of forged answers costs one timeout, not one per answer.
+    """
+
+    def __init__(self, timeout: float = VERIFY_TIMEOUT) -> None:
+        self.timeout = timeout  # seconds an answering server has to serve the name
+        self.forged = 0
+        self._told: set[str] = set()
+        self._lock = threading.Lock()
+
+    def servers(self, found: Mapping[str, set[Responder]]) -> dict[str, set[Responder]]:
+        """Of each name's answering servers, those that serve it over TCP."""
+        first: dict[Responder, str] = {}
+        for name, responders in found.items():
+            for responder in responders:
+                first.setdefault(responder, name)
+        checked = list(first.items())[:MAX_CHECKED]
+        if len(first) > MAX_CHECKED:
+            log.warning("%d servers answered one search: only %d checked", len(first), MAX_CHECKED)
+        with ThreadPoolExecutor(max(1, min(16, len(checked)))) as pool:
+            verdicts = dict(
+                zip(
+                    [r for r, _ in checked],
+                    pool.map(lambda item: serves(*item, timeout=self.timeout), checked),
+                    strict=True,
+                )
+            )
+        for responder, real in verdicts.items():
+            if not real:
+                self._forged(responder, first[responder])
+        return {
+            name: {r for r in responders if verdicts.get(r, False)}
+            for name, responders in found.items()
+        }
+
+    def _forged(self, responder: Responder, name: str) -> None:
+        with self._lock:
+            self.forged += 1
+            told = responder.host in self._told
+            self._told.add(responder.host)
+        if not told:
+            log.warning(
+                "%s:%d answered a search for %s but does not serve it: ignored (a forged "
+                "or stale answer; said once per sender)",
+                responder.host,
+                responder.port,
+                name,
+            )
+
+
+#: The answers this process has found forged (one count for all its searches).
+VERIFIED = Verified()
+
+
 def servers_by_guid(network: Network, names: list[str], wait: float) -> dict[str, set[str]]:
-    """The GUIDs of every server answering each of ``names`` on ``network`` (blocking)."""
+    """The GUIDs of every server that serves each of ``names`` on ``network`` (blocking).
+
+    Answers to the search are checked over TCP (:func:`serves`): a host that only
+    answers searches takes nothing.
+    """
     targets = search_addresses(network.variables, network.useenv)
-    found = servers_of(names, targets, wait=wait)
+    found = VERIFIED.servers(servers_of(names, targets, wait=wait))
     return {name: {server.guid for server in servers} for name, servers in found.items()}
 
 
