@@ -57,6 +57,7 @@ from epics_collector.processing._worker import (
 
 log = logging.getLogger(__name__)
 WATCHDOG_MARGIN = 30.0  # seconds past timeout before the watchdog reports a run itself
+FEEDBACK_DRAIN = 5.0  # seconds FeedbackEnable 0 waits for the writes under way
 RUN_QUEUE = 4096  # runs formed and waiting for the worker, at most
 RUN_QUEUE_BYTES = 256 << 20  # array data those runs may hold, at most
 MISSING_GRACE = 5.0  # seconds before inputs without a value are reported
@@ -197,6 +198,9 @@ class Processing(Device[ProcessingConfig]):
             share=(split.index, split.count) if split is not None else None,
         )
         self._loop: asyncio.AbstractEventLoop | None = None  # for feedback coroutines
+        #: Feedback writes under way (event loop): FeedbackEnable 0 answers after them.
+        self._writing: set[asyncio.Task[Any]] = set()
+        self._feedback_off = True  # set by FeedbackEnable 0 before its put completes
         self._wakeup = threading.Event()  # set by input updates (any thread)
         #: Runs formed when their update arrived, waiting for the worker (oldest first).
         self._runs: deque[dict[str, Input]] = deque()
@@ -261,6 +265,9 @@ class Processing(Device[ProcessingConfig]):
             # closing the loop starts from a fresh processor state: a PID must not carry
             # the integral it wound up while the loop was open
             self.runner.ask_reset()
+        self._feedback_off = not value
+        if not value and self._writing:  # the put answers once no write is on its way
+            await asyncio.wait(set(self._writing), timeout=FEEDBACK_DRAIN)
         self.report("feedback enabled" if value else "feedback disabled")
 
     @command(name="Reset")
@@ -478,14 +485,20 @@ class Processing(Device[ProcessingConfig]):
     # feedback --------------------------------------------------------------------------------
 
     async def _feedback(self, inputs: dict[str, Input], outputs: Any) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._writing.add(task)
         try:
             await self._write_feedback(inputs, outputs)
         except Exception as error:  # a future nobody awaits: never let this vanish
             log.exception("feedback")
             self._feedback_not_made(f"feedback failed: {error}", Severity.MAJOR)
+        finally:
+            if task is not None:
+                self._writing.discard(task)
 
     async def _write_feedback(self, inputs: dict[str, Input], outputs: Any) -> None:
-        if not self.config.feedback or not self.feedback_enable.value:
+        if not self.config.feedback or not self.feedback_enable.value or self._feedback_off:
             return
         newest = max(i.timestamp for i in inputs.values())
         suspended = _unusable_input(inputs)
@@ -503,8 +516,8 @@ class Processing(Device[ProcessingConfig]):
                 self._feedback_not_made(f"feedback to {entry.target} skipped: {reason}")
                 continue
             value = self._limited(entry, float(output))
-            if not (self.feedback_enable.value and self.running):  # disabled meanwhile
-                return
+            if self._feedback_off or not (self.feedback_enable.value and self.running):
+                return  # disabled meanwhile
             assert self.sources is not None
             try:
                 await self.sources.put(entry.target, value)
