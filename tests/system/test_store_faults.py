@@ -46,6 +46,14 @@ def _history(data: Path, alias: str = "a") -> int:
     return CHUNKS * PER_CHUNK
 
 
+def _damage_a_page(path: Path) -> None:
+    """Overwrite the 4 KiB page in the middle of a database file."""
+    damaged = bytearray(path.read_bytes())
+    middle = len(damaged) // 2 // 4096 * 4096
+    damaged[middle : middle + 4096] = b"\xa5" * 4096
+    path.write_bytes(bytes(damaged))
+
+
 def _config(prefix: str) -> dict[str, Any]:
     return {"channels": [{"pv": f"{prefix}nosource", "alias": "a"}], "persist": True}
 
@@ -80,10 +88,7 @@ def test_a_damaged_page_keeps_every_readable_chunk_and_records_on(
     data = tmp_path / "data"
     rows = _history(data)
     path = data / "spill" / "history.sqlite"
-    damaged = bytearray(path.read_bytes())
-    middle = len(damaged) // 2 // 4096 * 4096
-    damaged[middle : middle + 4096] = b"\xa5" * 4096
-    path.write_bytes(bytes(damaged))
+    _damage_a_page(path)
     device_process("collector", prefix, _config(prefix))
     wait_for(lambda: _held(raw, prefix) > 0, 30, "the salvaged history")
     held = _held(raw, prefix)
@@ -176,10 +181,7 @@ def test_store_damage_is_held_in_message_counted_and_shown_by_the_factory(
         (data / "spill" / name).unlink(missing_ok=True)
     rows = _history(data)
     path = data / "spill" / "history.sqlite"
-    damaged = bytearray(path.read_bytes())
-    middle = len(damaged) // 2 // 4096 * 4096
-    damaged[middle : middle + 4096] = b"\xa5" * 4096
-    path.write_bytes(bytes(damaged))
+    _damage_a_page(path)
     fac.start()
     wait_for(lambda: _held(raw, prefix) > 0, 30, "the salvaged history")
     lost = rows - _held(raw, prefix)
