@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import socket
 import time
 import urllib.error
 import urllib.parse
@@ -586,3 +587,31 @@ def test_hostile_requests_are_bounded_in_work_and_size(
             urllib.request.urlopen(request, timeout=10)
         refused.value.close()  # (its socket)
         assert refused.value.code == 403
+
+
+def test_connections_that_trickle_their_headers_are_cut_and_others_are_served(
+    factory_process: StartFactory, network: Network
+) -> None:
+    """Campaign 3, finding 9: 1,100 trickling connections stayed open for 60 s."""
+    import select
+
+    from epics_collector.web._serve import HEADER_TIMEOUT
+
+    fac = factory_process()
+    with Service(network, "--factory", fac.prefix) as service:
+        trickling = []
+        for _ in range(200):
+            sock = socket.create_connection(("127.0.0.1", service.port), timeout=10)
+            sock.sendall(b"GET /retrieval/bpl/getAllPVs HTTP/1.1\r\nHost: x\r\n")  # never ends
+            trickling.append(sock)
+        assert service.get("bpl/getAllPVs")[0] == 200  # others are answered meanwhile
+        deadline = time.monotonic() + HEADER_TIMEOUT + 10
+        open_ = list(trickling)
+        while open_ and time.monotonic() < deadline:
+            ready, _, _ = select.select(open_, [], [], 1.0)
+            for sock in ready:
+                if sock.recv(1024) == b"":  # closed by the service
+                    open_.remove(sock)
+        for sock in trickling:
+            sock.close()
+        assert not open_, f"{len(open_)} trickling connections still open"
