@@ -48,17 +48,20 @@ def test_twenty_restarts_at_once_then_destroy_leave_one_process_at_a_time(
     watcher = threading.Thread(target=watch)
     watcher.start()
     errors: list[str] = []
+    finished: list[bool] = []
 
     def restart() -> None:
         try:
             fac.call("Restart", name="one")
         except Exception as error:  # a Restart after the Destroy is refused: fine
             errors.append(str(error))
+        finished.append(True)
 
     clients = [threading.Thread(target=restart) for _ in range(20)]
     for client in clients:
         client.start()
-    time.sleep(1.0)  # (some Restarts are still queued: the Destroy goes among them)
+    # the Destroy goes among the queued Restarts: once the first of them is done
+    wait_for(lambda: len(finished) >= 1, 60, "a first Restart done")
     answer = fac.call("Destroy", name="one")
     for client in clients:
         client.join(120)
