@@ -18,7 +18,13 @@ from pydantic import (
 
 from epics_collector.collector._conditions import Trigger, When
 from epics_collector.collector._reduce import NUMERIC_ONLY, Compress, Deadband, Include
-from epics_collector.core import DeviceConfig, ReadLimits, describe_validation_error, split_url
+from epics_collector.core import (
+    DeviceConfig,
+    ReadLimits,
+    describe_validation_error,
+    read_limits_field,
+    split_url,
+)
 from epics_collector.upload import make_uploader
 
 #: One second at the raw p4p ceiling measured here (40-60k scalar updates/s) fits in the
@@ -195,9 +201,8 @@ class CollectorConfig(DeviceConfig):
     push_max_bytes: int = Field(
         default=65_536, ge=1, le=16 * 1024 * 1024, description="largest value a Push may carry"
     )
-    reads: ReadLimits = Field(
-        default_factory=lambda: ReadLimits(workers=1, per_host=16, queue=64, timeout=10.0),
-        description="how many Query reads run at once, per client host and in all",
+    reads: ReadLimits = read_limits_field(
+        "how many Query reads run at once, per client host and in all"
     )
     connect_timeout: float = Field(
         default=5.0,

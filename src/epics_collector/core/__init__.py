@@ -62,7 +62,7 @@ from epics_collector.core._device import (
 from epics_collector.core._families import PvFamily
 from epics_collector.core._plugins import UnknownPluginError, load_plugin, plugin_names
 from epics_collector.core._pvi import PVI, pvi_attr, pvi_entries
-from epics_collector.core._reads import BusyError, ReadLimits, ReadPool
+from epics_collector.core._reads import BusyError, ReadLimits, ReadPool, read_limits_field
 from epics_collector.core._registry import (
     UnknownDeviceTypeError,
     device_type_names,
@@ -130,6 +130,7 @@ __all__ = [
     "Reading",
     "ReadLimits",
     "ReadPool",
+    "read_limits_field",
     "refusal",
     "Rpc",
     "rpc",

@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,6 +51,14 @@ class ReadLimits(BaseModel):
     queue: int = Field(64, ge=0, le=10_000, description="Reads waiting for a worker, all hosts")
     timeout: float = Field(
         10.0, ge=0.1, le=600.0, description="Seconds one read may compute before it is ended"
+    )
+
+
+def read_limits_field(description: str) -> Any:
+    """A config's ``reads`` field: :class:`ReadLimits` with its defaults."""
+    return Field(
+        default_factory=lambda: ReadLimits(workers=1, per_host=16, queue=64, timeout=10.0),
+        description=description,
     )
 
 

@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from epics_collector.core import MAX_CONFIG_CHARS, DeviceConfig, ReadLimits
+from epics_collector.core import MAX_CONFIG_CHARS, DeviceConfig, ReadLimits, read_limits_field
 from epics_collector.upload import make_uploader
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,40}")
@@ -103,9 +103,8 @@ class FactoryConfig(DeviceConfig):
         description="seconds each round of a prefix claim listens for other servers "
         "(a Create takes about three of them; raise it on a slow network)",
     )
-    reads: ReadLimits = Field(
-        default_factory=lambda: ReadLimits(workers=1, per_host=16, queue=64, timeout=10.0),
-        description="how many Query reads of retired recordings run at once, per host and in all",
+    reads: ReadLimits = read_limits_field(
+        "how many Query reads of retired recordings run at once, per host and in all"
     )
     recordings_cached: int = Field(
         default=2,
