@@ -7,6 +7,7 @@ deleted while the collector records.
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -101,6 +102,52 @@ def test_a_damaged_page_keeps_every_readable_chunk_and_records_on(
     assert list((data / "spill").glob("history.sqlite.damaged-*")), "the damaged file is kept"
     _push(raw, prefix, T0 + rows + 10)  # records on
     wait_for(lambda: _held(raw, prefix, "p") == 1, 10, "a new row")
+
+
+def _history_left_in_the_log(data: Path) -> int:
+    """:func:`_history` as a crash leaves it: the newest chunks only in the write-ahead log."""
+    written, rows = data.with_name(data.name + ".writing"), 0
+    store = SpillStore(written / "spill" / "history.sqlite")
+    zeros = np.zeros(PER_CHUNK, np.int8)
+    for i in range(CHUNKS // 3):  # before SQLite checkpoints (1000 pages): all in the log
+        times = T0 + i * PER_CHUNK + np.arange(PER_CHUNK, dtype=float)
+        store.write([("a", Columns(times, times - T0, zeros, zeros))], {"count": 0})
+        rows += PER_CHUNK
+    (data / "spill").mkdir(parents=True)
+    for name in ("history.sqlite", "history.sqlite-wal", "history.sqlite.commits"):
+        shutil.copyfile(written / "spill" / name, data / "spill" / name)  # not closed: a crash
+    store.close()
+    return rows
+
+
+@pytest.mark.parametrize("damage", ["overwritten", "truncated"])
+def test_a_damaged_write_ahead_log_is_said_and_counted_exactly(
+    device_process, prefix, raw, tmp_path, damage
+) -> None:
+    """Campaign 3, finding 6 (the WAL case): the rows a damaged log lost are said, MAJOR."""
+    data = tmp_path / "data"
+    rows = _history_left_in_the_log(data)
+    wal = data / "spill" / "history.sqlite-wal"
+    assert wal.stat().st_size > 100_000, "the test needs rows in the log"
+    log = bytearray(wal.read_bytes())
+    half = len(log) // 2
+    if damage == "truncated":
+        wal.write_bytes(bytes(log[:half]))
+    else:
+        log[half : half + 4096] = b"\xa5" * 4096
+        wal.write_bytes(bytes(log))
+    device_process("collector", prefix, _config(prefix))
+    wait_for(lambda: _held(raw, prefix) > 0, 30, "the history that is left")
+    held = _held(raw, prefix)
+    assert 0 < held < rows, f"kept {held} of {rows}"
+    assert _get(raw, prefix + "StoreDamage") == rows - held
+    assert _get(raw, prefix + "StoreDamage", "alarm.severity") == 2
+    message = _get(raw, prefix + "Message")
+    assert f"lacks its newest {rows - held} rows" in message, message
+    assert _get(raw, prefix + "Message", "alarm.severity") == 2
+    _push(raw, prefix, T0 + rows + 10)  # records on, and the news does not hide the loss
+    wait_for(lambda: _held(raw, prefix, "p") == 1, 10, "a new row")
+    assert "lacks its newest" in _get(raw, prefix + "Message")
 
 
 def _device(network: Network, prefix: str, data: Path) -> DeviceProcess:
