@@ -356,10 +356,17 @@ def test_a_second_factory_refuses_and_the_first_keeps_recording(
         # another prefix on the first one's state dir: the directory is locked
         ["--prefix", f"F{uuid.uuid4().hex[:8]}:", "--data-dir", str(fac.data_dir)]
         + ["--state-dir", str(fac.state_dir)],
+        # the same factory started again (its earlier instance runs): the lock says so,
+        # with the pid, before the network is asked
+        ["--prefix", fac.prefix, "--data-dir", str(fac.data_dir)]
+        + ["--state-dir", str(fac.state_dir)],
     ]
-    for arguments, reason in zip(
-        second, ["already answers", "in use by another factory"], strict=True
-    ):
+    reasons = [
+        "another factory (with its own state dir",
+        "in use by another factory",
+        f"(pid {fac.process.process.pid}: this factory's earlier instance",
+    ]
+    for arguments, reason in zip(second, reasons, strict=True):
         done = cli("factory", *arguments, env=fac.env)
         assert done.returncode == 2, done.stdout + done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -31,6 +31,7 @@ from epics_collector.factory import (
     Factory,
     FactoryConfig,
     StateDirBusyError,
+    StateDirLock,
     check_prefix,
     load_setup,
 )
@@ -168,7 +169,17 @@ def _serve_factory(
     restore: bool = True,
 ) -> None:
     network = Network.from_environment()
-    hint = "a factory already serves it: stop that one first, or choose another prefix"
+    # The state dir's lock first: an earlier instance of this factory holds it while it
+    # runs, so what answers the prefix after that is another factory, said as such.
+    state_lock = StateDirLock(state_dir or data_dir / ".factory")
+    try:
+        state_lock.acquire()
+    except (StateDirBusyError, OSError) as error:
+        raise fail(str(error)) from None
+    hint = (
+        "another factory (with its own state dir, maybe on another host) serves it: "
+        "stop that one first, or choose another prefix"
+    )
     taken = [prefix + Factory.devices.name, prefix + Factory.STATE]
     refuse_taken(network, taken, f"prefix {prefix}", hint)
     _log_to_stdout()
@@ -183,6 +194,7 @@ def _serve_factory(
             declared=declared,
             restore=restore,
             finder=functools.partial(servers_by_guid, network),
+            state_lock=state_lock,
         )
     except (StateDirBusyError, OSError) as error:
         sources.close()

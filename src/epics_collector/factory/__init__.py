@@ -10,12 +10,13 @@ from epics_collector.factory._config import (
 from epics_collector.factory._device import Factory, FactoryStates
 from epics_collector.factory._recordings import RETIRED_ID, Recordings
 from epics_collector.factory._setup import Setup, load_setup
-from epics_collector.factory._state_files import StateDirBusyError
+from epics_collector.factory._state_files import StateDirBusyError, StateDirLock
 from epics_collector.factory._store import DeviceStore
 from epics_collector.factory._supervisor import LaunchError, Phase, Supervisor
 
 __all__ = [
     "StateDirBusyError",
+    "StateDirLock",
     "DeviceSpec",
     "DeviceStore",
     "Factory",

@@ -172,14 +172,17 @@ class Factory(Device[FactoryConfig]):
         declared: Iterable[DeviceSpec] = (),
         restore: bool = True,
         finder: ServerFinder | None = None,
+        state_lock: StateDirLock | None = None,
     ) -> None:
         super().__init__(config, data_dir=data_dir, sources=sources)
         #: The prefixes this factory's devices run under, claimed on the network.
         self.claims = PrefixClaims(self, finder, self.config.claim_wait)
         self.state_dir = state_dir or self.data_dir / ".factory"
         #: Held for the factory's life: a second factory on this state dir refuses to start.
-        self.state_lock = StateDirLock(self.state_dir)
-        self.state_lock.acquire()
+        #: Given when the caller took it already (before looking at the network).
+        self.state_lock = state_lock or StateDirLock(self.state_dir)
+        if state_lock is None:
+            self.state_lock.acquire()
         self.restore = restore
         self.store = DeviceStore(self.state_dir)
         self.declared = list(declared)

@@ -88,7 +88,8 @@ class StateDirLock:
             self._lock.acquire()
         except DirectoryBusyError as error:
             raise StateDirBusyError(
-                f"state dir {self.state_dir} is in use by another factory (pid {error.holder}); "
+                f"state dir {self.state_dir} is in use by another factory (pid {error.holder}: "
+                "this factory's earlier instance, if it was started on the same state dir); "
                 "stop it first, or give this one its own --data-dir/--state-dir"
             ) from None
 
