@@ -451,6 +451,8 @@ def test_control_acts_only_for_whom_the_device_policy_allows_and_never_cross_sit
         assert _post(web.url, stop, {**hostile, "X-Dashboard-Token": token[1]}) == 403
         assert _post(web.url, stop, {"Host": host}) == 403  # no token: not our page's
         assert str(ctx.get(col + "State")) == "Recording"
+        with urllib.request.urlopen(web.url + "api/state", timeout=10) as reply:
+            assert json.loads(reply.read())["refused"] == 4  # counted, shown on the page
         assert _post(web.url, stop, ours) == 200  # the page itself, from an allowed host
         wait_until(lambda: str(ctx.get(col + "State")) == "Stopped", 5)
         url = web.url.replace("http://", "ws://") + "ws"

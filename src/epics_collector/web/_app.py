@@ -154,8 +154,12 @@ def make_app(
 
     @app.get("/api/state")
     async def state() -> Response:
-        message = {**hub.snapshot(PageView()), "allow_control": allow_control}
+        message = {**hub.snapshot(PageView()), **_mode()}
         return Response(to_json(message), media_type="application/json")
+
+    def _mode() -> dict[str, Any]:
+        """Whether control is on, and how many requests the dashboard refused."""
+        return {"allow_control": allow_control, "refused": guard.refused}
 
     def _prefix(name: str) -> str:
         for info in hub.devices:
@@ -218,7 +222,7 @@ def make_app(
         page = PageView()
         try:
             while True:
-                message = {**hub.snapshot(page), "allow_control": allow_control}
+                message = {**hub.snapshot(page), **_mode()}
                 await socket.send_text(to_json(message))
                 await asyncio.sleep(PUSH_PERIOD)
         except (WebSocketDisconnect, RuntimeError):

@@ -326,7 +326,9 @@ window.__bytes = 0;
 function update(message) {
   allowControl = message.allow_control;
   const mode = document.getElementById("mode");
-  mode.textContent = allowControl ? "control allowed" : "read-only";
+  mode.textContent = (allowControl ? "control allowed" : "read-only")
+    + (message.refused ? ` \u00b7 ${message.refused} refused` : "");
+  mode.title = message.refused ? "requests this dashboard refused (its log says whose and why)" : "";
   mode.className = "badge " + (allowControl ? "control" : "read-only");
   const now = Date.now() / 1000;
   for (const points of Object.values(message.traces)) {
