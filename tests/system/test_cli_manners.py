@@ -3,6 +3,7 @@ and empty runs that say so (Message with MINOR, a warning on export)."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from tests.conftest import cli
 
 from epics_collector.cli import main
+from epics_collector.cli._pipe import PIPE_EXIT
 from epics_collector.client import Collector, EmptyExportWarning, default_prefix
 from epics_collector.process import FactoryProcess, wait_for
 
@@ -201,3 +203,37 @@ def fac_id() -> str:
     import uuid
 
     return uuid.uuid4().hex[:6].upper()
+
+
+def _head(*args: str, lines: int) -> subprocess.CompletedProcess[str]:
+    """``epics-collector ARGS | head -LINES``: the reader reads LINES lines, then goes away.
+
+    The command's own status, and what it wrote on standard error; a command still
+    running 20 s after its reader went away fails the test.
+    """
+    command = [sys.executable, "-m", "epics_collector", *args]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        read = [process.stdout.readline() for _ in range(lines)]
+        process.stdout.close()  # as head does when it has its lines
+        try:
+            code = process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise AssertionError(f"{args[0]} still runs after its reader went away") from None
+        assert all(read), f"fewer than {lines} lines came: {read}"
+        return subprocess.CompletedProcess(command, code, "".join(read), process.stderr.read())
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(sim_ioc) -> None:
+    """Walkthrough 3, finding 1 (`monitor PV | head -2` never exited) and 18 (exit 1)."""
+    counter = sim_ioc.prefix + "Counter"
+    # on p4p's callback thread: monitor ends, no traceback
+    monitored = _head("monitor", counter, lines=2)
+    assert monitored.returncode == PIPE_EXIT, monitored
+    assert monitored.stderr == "", monitored.stderr
+    # on the main thread, past a pipe's buffer (64 KiB): as a shell's tool, not 1
+    got = _head("get", *[counter] * 3000, lines=3)
+    assert got.returncode == PIPE_EXIT and got.stderr == "", got

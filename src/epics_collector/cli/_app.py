@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.exceptions import TyperException
 
+from epics_collector.cli import _pipe as pipe
 from epics_collector.core import (
     ConfigError,
     Device,
@@ -420,9 +421,11 @@ def main() -> None:
     Whatever goes wrong ends as one line on standard error: a bad argument or option
     value with exit code 2 (naming the command's ``--help``), Ctrl-C with 130 (a service
     handles its own Ctrl-C and exits 0), and an unexpected error with 1, its traceback
-    written to a file the line names.
+    written to a file the line names. A reader that closed standard output (``| head``)
+    ends the command quietly with 141, as SIGPIPE would a shell's tool.
     """
     as_child()
+    pipe.install()
     command = typer.main.get_command(app)
     with command.make_context("epics-collector", [], resilient_parsing=True) as ctx:
         _readable_metavars(command, ctx)
@@ -439,6 +442,9 @@ def main() -> None:
     except (KeyboardInterrupt, typer.Abort):
         err.print("interrupted")
         sys.exit(130)
+    except pipe.PipeClosedError:  # `| head` has read enough: end as a shell's tool would
+        pipe.silence()
+        sys.exit(pipe.PIPE_EXIT)
     except Exception as error:  # a bug: one line here, the traceback in a file
         fail(f"unexpected {type(error).__name__}: {error} (traceback in {_crash_file()})")
         sys.exit(1)

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from epics_collector.cli._app import Timeout, app, fail
+from epics_collector.cli._pipe import PipeClosedError
 from epics_collector.process import StopRequest
 from epics_collector.pva import BadValueError, Network, PvTool, ToolError, pv_format
 
@@ -83,22 +84,34 @@ def monitor(
     stop = StopRequest().install()
     seen, lock = [0], threading.Lock()
     done = threading.Event()
+    closed: list[PipeClosedError] = []  # the reader of standard output went away
     connected: set[str] = set()
 
     def show(name: str, value: Any) -> None:
         with lock:
-            if isinstance(value, Exception):
-                if name in connected:  # not the "not yet connected" p4p sends first
-                    connected.discard(name)
-                    print(f"{name}  <{str(value) or type(value).__name__}>", flush=True)
+            if done.is_set():
                 return
-            connected.add(name)
-            _show(name, value)
-            sys.stdout.flush()
-            seen[0] += 1
-            if count and seen[0] >= count:
+            try:
+                _show_update(name, value)
+            except PipeClosedError as error:  # on p4p's thread: the main thread ends it
+                closed.append(error)
                 done.set()
+            else:
+                seen[0] += int(not isinstance(value, Exception))
+                if count and seen[0] >= count:
+                    done.set()
+            if done.is_set():
                 stop.wake()
+
+    def _show_update(name: str, value: Any) -> None:
+        if isinstance(value, Exception):
+            if name in connected:  # not the "not yet connected" p4p sends first
+                connected.discard(name)
+                print(f"{name}  <{str(value) or type(value).__name__}>", flush=True)
+            return
+        connected.add(name)
+        _show(name, value)
+        sys.stdout.flush()
 
     with _tool(timeout) as tool:
         subscriptions = [tool.monitor(name, lambda v, n=name: show(n, v)) for name in names]
@@ -108,6 +121,8 @@ def monitor(
         finally:
             for subscription in subscriptions:
                 subscription.close()
+    if closed:
+        raise closed[0]
 
 
 @app.command()
