@@ -237,3 +237,17 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(sim_ioc) -> None:
     # on the main thread, past a pipe's buffer (64 KiB): as a shell's tool, not 1
     got = _head("get", *[counter] * 3000, lines=3)
     assert got.returncode == PIPE_EXIT and got.stderr == "", got
+
+
+def test_put_refuses_a_number_that_is_not_finite_unless_asked(sim_ioc, ctx) -> None:
+    """Walkthrough 3, finding 5: `put PV 1e400` sent inf (the IOC clamped it to DRVH)."""
+    setpoint = sim_ioc.prefix + "CompressIn"
+    assert cli("put", setpoint, "3").returncode == 0
+    for word in ("1e400", "inf", "-inf", "nan"):
+        assert "not a finite number" in _one_line_error(2, "put", setpoint, word)
+    assert float(ctx.get(setpoint)) == 3.0, "a refused value was sent"
+    wave = sim_ioc.prefix + "CompressArrayIn"
+    assert "'1e400' is not a finite number" in _one_line_error(2, "put", wave, "1", "1e400")
+    sent = cli("put", setpoint, "inf", "--allow-nonfinite")
+    assert sent.returncode == 0, sent.stderr
+    assert sent.stdout.splitlines()[1].split()[-1] == "inf"

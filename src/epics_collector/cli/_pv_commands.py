@@ -64,10 +64,16 @@ def put(
         ),
     ],
     timeout: TimeoutOption = 5.0,
+    allow_nonfinite: Annotated[
+        bool,
+        typer.Option(
+            "--allow-nonfinite", help="send inf, -inf or nan (refused otherwise, as typos)"
+        ),
+    ] = False,
 ) -> None:
     """Put a value to a PV (like pvput) and print the old and the new value."""
     with _tool(timeout) as tool:
-        old, new = tool.put_text(name, values)
+        old, new = tool.put_text(name, values, allow_nonfinite)
         print(f"Old : {pv_format.line(name, old)}")
         print(f"New : {pv_format.line(name, new)}")
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 from p4p import Value
 from p4p.client.thread import Disconnected, RemoteError
 from p4p.client.thread import TimeoutError as P4pTimeoutError
@@ -55,10 +57,16 @@ class PvTool(Client):
         """The raw value (a p4p ``Value``) of ``name``."""
         return self._do(name, "get", lambda: self.context.get(name, timeout=self.timeout))
 
-    def put_text(self, name: str, text: list[str]) -> tuple[Any, Any]:
-        """Put ``text`` (one word, or the elements of an array) to ``name``; (old, new)."""
+    def put_text(
+        self, name: str, text: list[str], allow_nonfinite: bool = False
+    ) -> tuple[Any, Any]:
+        """Put ``text`` (one word, or the elements of an array) to ``name``; (old, new).
+
+        A number that is not finite (``inf``, ``nan``, or ``1e400``, which a double
+        cannot hold) is refused unless ``allow_nonfinite``.
+        """
         old = self.get(name)
-        value = _from_text(name, old, text)
+        value = _from_text(name, old, text, allow_nonfinite)
         self._do(name, "put", lambda: self.context.put(name, value, timeout=self.timeout))
         return old, self.get(name)
 
@@ -76,7 +84,7 @@ class PvTool(Client):
         )
 
 
-def _from_text(name: str, old: Value, text: list[str]) -> Any:
+def _from_text(name: str, old: Value, text: list[str], allow_nonfinite: bool = False) -> Any:
     """A value for a put, from command-line words, shaped like the PV's current value."""
     kind = old.getID()
     if kind.startswith("epics:nt/NTEnum"):
@@ -99,7 +107,10 @@ def _from_text(name: str, old: Value, text: list[str]) -> Any:
         dtype = old["value"].dtype
         if dtype.kind in "UOS":
             return words
-        return [_number(name, w, dtype.type, dtype.name) for w in words]
+        numbers = [_number(name, w, dtype.type, dtype.name) for w in words]
+        for word, number in zip(words, numbers, strict=True):
+            _finite(name, word, number, allow_nonfinite)
+        return numbers
     (word,) = _one(name, text)
     code = old.type()["value"] if "value" in old else "s"
     if code == "?":
@@ -111,6 +122,9 @@ def _from_text(name: str, old: Value, text: list[str]) -> Any:
     if isinstance(code, str) and code in SCALAR_TYPES:
         kind, label = SCALAR_TYPES[code]
         number = _number(name, word, kind, label)
+        _finite(name, word, number, allow_nonfinite)
+        if code == "f" and abs(number) > FLOAT32_MAX and math.isfinite(number):
+            raise BadValueError(f"{name}: {word} is outside the PV's range (a float32)")
         low, high = INTEGER_LIMITS.get(code, (None, None))
         if low is not None and high is not None and not low <= number <= high:
             raise BadValueError(f"{name}: {word} is outside {low}..{high}, the PV's range")
@@ -137,6 +151,19 @@ def _number(name: str, word: str, kind: Callable[[str], Any], label: str) -> Any
     except (ValueError, OverflowError):
         article = "" if label.startswith(("a ", "an ")) else "a "
         raise BadValueError(f"{name}: {word!r} is not {article}{label}") from None
+
+
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _finite(name: str, word: str, number: Any, allowed: bool) -> None:
+    """Refuse a float that is not finite, unless ``allowed`` (``--allow-nonfinite``)."""
+    if allowed or not isinstance(number, float | np.floating) or math.isfinite(number):
+        return
+    raise BadValueError(
+        f"{name}: {word!r} is not a finite number (it would be sent as {float(number)}); "
+        "pass --allow-nonfinite to send inf or nan"
+    )
 
 
 def _one(name: str, text: list[str]) -> list[str]:
