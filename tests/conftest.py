@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from threading import Thread
 from typing import Any, TypeVar, cast
@@ -221,6 +221,7 @@ class FactoryHandle:
         self.data_dir, self.state_dir = root / "data", root / "state"
         self.config_file: Path | None = None
         self.process: FactoryProcess | None = None
+        self.launcher: Sequence[str] = ()  # put in front of the factory's command
 
     def start(self, config: str | None = None) -> FactoryHandle:
         """Start (or restart) the factory with the same directories."""
@@ -234,6 +235,7 @@ class FactoryHandle:
             state_dir=self.state_dir,
             config=self.config_file,
             env=self.env,
+            launcher=self.launcher,
         ).start()
         return self
 
@@ -280,10 +282,13 @@ def factory_process(network: Network, tmp_path: Path) -> Iterator[Callable[..., 
     """Start factories as child processes; each is stopped after the test."""
     handles: list[FactoryHandle] = []
 
-    def start(config: str | None = None, prefix: str | None = None) -> FactoryHandle:
+    def start(
+        config: str | None = None, prefix: str | None = None, launcher: Sequence[str] = ()
+    ) -> FactoryHandle:
         root = tmp_path / f"factory{len(handles)}"
         fac_prefix = prefix or f"F{uuid.uuid4().hex[:8]}:"
         handles.append(FactoryHandle(network, fac_prefix, root))
+        handles[-1].launcher = launcher
         return handles[-1].start(config)
 
     yield start

@@ -23,6 +23,7 @@ from epics_collector.cli import _pipe as pipe
 from epics_collector.core import (
     ConfigError,
     Device,
+    PluginImportError,
     UnknownDeviceTypeError,
     load_config,
     load_device_type,
@@ -140,7 +141,8 @@ def run(
     sources = EpicsSources(network)
     try:
         device = cls(load_config(cls.config_model, config), data_dir=data_dir, sources=sources)
-    except ConfigError as error:
+    except (ConfigError, PluginImportError) as error:
+        sources.close()
         raise fail(str(error)) from None
     if not force and parent_pid is None:
         names = [prefix + name for name in [*device.pvs, *device.rpcs]]

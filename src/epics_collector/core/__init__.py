@@ -60,7 +60,12 @@ from epics_collector.core._device import (
     current_caller,
 )
 from epics_collector.core._families import PvFamily
-from epics_collector.core._plugins import UnknownPluginError, load_plugin, plugin_names
+from epics_collector.core._plugins import (
+    PluginImportError,
+    UnknownPluginError,
+    load_plugin,
+    plugin_names,
+)
 from epics_collector.core._pvi import PVI, pvi_attr, pvi_entries
 from epics_collector.core._reads import BusyError, ReadLimits, ReadPool, read_limits_field
 from epics_collector.core._registry import (
@@ -147,6 +152,7 @@ __all__ = [
     "Subscription",
     "Table",
     "UnknownDeviceTypeError",
+    "PluginImportError",
     "UnknownPluginError",
     "Update",
     "validate_config",

@@ -17,11 +17,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import resource
 import sys
 from typing import Any
 
-from epics_collector.core import ConfigError, load_device_type, parse_config_text, validate_config
+from epics_collector.core import (
+    ConfigError,
+    PluginImportError,
+    load_device_type,
+    parse_config_text,
+    validate_config,
+)
+
+log = logging.getLogger(__name__)
 
 IN_PROCESS_CHARS = 64 * 1024
 CHECK_CPU_SECONDS = 20
@@ -91,9 +100,17 @@ def check(request: dict[str, Any]) -> dict[str, Any]:
 
 
 async def checked(request: dict[str, Any]) -> dict[str, Any]:
-    """:func:`check` here for a short text, in a limited child process for a long one."""
+    """:func:`check` here for a short text, in a limited child process for a long one.
+
+    The child also checks a configuration whose plugin this process cannot import (a
+    package installed after the factory started): it is a fresh interpreter, like the
+    device process that will run it, so no factory restart is needed.
+    """
     if len(request["text"]) <= IN_PROCESS_CHARS:
-        return check(request)
+        try:
+            return check(request)
+        except PluginImportError as error:
+            log.info("%s: checking in a fresh interpreter", error)
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -135,7 +152,7 @@ def main() -> None:
     request = json.load(sys.stdin)
     try:
         answer: dict[str, Any] = {"result": check(request)}
-    except ConfigRefusedError as error:
+    except (ConfigRefusedError, PluginImportError) as error:
         answer = {"error": str(error)}
     json.dump(answer, sys.stdout)
 
