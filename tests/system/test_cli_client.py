@@ -5,12 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from tests.conftest import FactoryHandle, cli
 
 from epics_collector.process import wait_until
+from epics_collector.pva import Network
 from epics_collector.sim import SimIoc
 
 pytestmark = pytest.mark.system
@@ -102,3 +105,28 @@ def test_client_commands_refuse_bad_input_in_one_line(
     assert "no channel 'x'; channels: A__x_" in refused(1, "history", f"{fac}c:", "x")
     assert "no upload configured" in refused(1, "upload", f"{fac}c:")
     assert "nothing exported" not in refused(1, "upload", f"{fac}c:")
+
+
+def test_create_times_out_within_its_timeout_when_a_factory_never_answers(
+    network: Network, prefix: str
+) -> None:
+    """Walkthrough 3, finding 2: a Create waited 60 s, whatever --timeout said."""
+    from p4p.nt import NTScalar
+    from p4p.server import Server
+    from p4p.server.thread import SharedPV
+
+    types = SharedPV(nt=NTScalar("as"), initial=["collector"])
+    create = SharedPV(nt=NTScalar("s"), initial="")
+
+    @create.rpc
+    def _never(pv: Any, op: Any) -> None:  # no op.done(): the answer never comes
+        del pv, op
+
+    providers = {prefix + "Types": types, prefix + "Create": create}
+    with Server(providers=[providers], conf=network.server_conf(), useenv=False):
+        started = time.monotonic()
+        done = cli("create", "collector", "c", "--factory", prefix, "--timeout", "2", timeout=50)
+        took = time.monotonic() - started
+    assert done.returncode == 1, done.stderr
+    assert "no answer within 2 s" in done.stderr, done.stderr
+    assert took < 2 + 15, f"took {took:.1f} s"  # the interpreter's start, even under load

@@ -361,6 +361,7 @@ def test_a_second_factory_refuses_and_the_first_keeps_recording(
         ["--prefix", fac.prefix, "--data-dir", str(fac.data_dir)]
         + ["--state-dir", str(fac.state_dir)],
     ]
+    assert fac.process is not None
     reasons = [
         "another factory (with its own state dir",
         "in use by another factory",

@@ -101,13 +101,16 @@ def _reported() -> Iterator[None]:
 
 
 def _factory(factory: str | None, timeout: float) -> Factory:
-    """The factory at ``factory``, or the one ``Factory.local()`` starts by default."""
+    """The factory at ``factory``, or the one ``Factory.local()`` starts by default.
+
+    Every wait, a Create's included, is bounded by ``timeout`` (the command's --timeout).
+    """
     if factory:
         checked_prefix(factory, "--factory")
-        return Factory.connect(factory, timeout=timeout)
+        return Factory.connect(factory, timeout=timeout, lifecycle_timeout=timeout)
     prefix = default_prefix()
     try:
-        return Factory.connect(prefix, timeout=timeout)
+        return Factory.connect(prefix, timeout=timeout, lifecycle_timeout=timeout)
     except ClientError:
         raise fail(
             f"no factory answers at {prefix} (the default prefix of Factory.local()); "
@@ -146,7 +149,7 @@ def create(
         str | None, typer.Option(help="PV prefix (default: factory + name + ':')")
     ] = None,
     json: JsonOption = False,
-    timeout: TimeoutOption = 5.0,
+    timeout: TimeoutOption = 30.0,
 ) -> None:
     """Create a device on a factory; prints its prefix once it serves."""
     if prefix is not None:
@@ -160,7 +163,7 @@ def create(
 def destroy(
     name: Annotated[str, typer.Argument(help="device name")],
     factory: FactoryOption = None,
-    timeout: TimeoutOption = 5.0,
+    timeout: TimeoutOption = 30.0,
 ) -> None:
     """Stop a device and remove it from its factory (a collector's recording is kept)."""
     with _reported(), _factory(factory, timeout) as fac:

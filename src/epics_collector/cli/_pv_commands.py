@@ -138,7 +138,7 @@ def call(
         list[str] | None,
         typer.Argument(metavar="KEY=VALUE...", help="string arguments (an NTURI query)"),
     ] = None,
-    timeout: TimeoutOption = 5.0,
+    timeout: TimeoutOption = 30.0,
 ) -> None:
     """Call an RPC PV (like pvcall) with KEY=VALUE arguments; print its answer."""
     query: dict[str, str] = {}

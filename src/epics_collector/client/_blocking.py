@@ -122,11 +122,26 @@ class BlockingFactory(_Blocking):
     """The hand-written part of the blocking factory client (see :class:`AsyncFactory`)."""
 
     @classmethod
-    def connect(cls, prefix: str, *, network: Network | None = None, timeout: float = 5.0) -> Self:
-        """A running factory under ``prefix``; ``with`` (or :meth:`close`) closes it."""
+    def connect(
+        cls,
+        prefix: str,
+        *,
+        network: Network | None = None,
+        timeout: float = 5.0,
+        lifecycle_timeout: float | None = None,
+    ) -> Self:
+        """A running factory under ``prefix``; ``with`` (or :meth:`close`) closes it.
+
+        Requests wait ``timeout`` seconds; Create, Destroy, Restart and Purge wait
+        ``lifecycle_timeout`` (default: ``timeout``, at least 30 s).
+        """
         runner = LoopThread()
         try:
-            impl = runner.run(AsyncFactory.connect(prefix, network=network, timeout=timeout))
+            impl = runner.run(
+                AsyncFactory.connect(
+                    prefix, network=network, timeout=timeout, lifecycle_timeout=lifecycle_timeout
+                )
+            )
         except BaseException:
             runner.stop()
             raise

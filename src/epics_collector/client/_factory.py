@@ -66,6 +66,7 @@ def _device_rows(table: Any) -> list[DeviceInfo]:
 
 
 HISTORY_PAGE = 100_000  # rows a page of a retired recording's history
+LIFECYCLE_TIMEOUT = 30.0  # seconds at least for a Create, Destroy, Restart, Purge, Query
 
 
 def default_prefix() -> str:
@@ -82,25 +83,42 @@ class AsyncFactory:
     """
 
     def __init__(
-        self, connection: Connection, prefix: str, process: FactoryProcess | None = None
+        self,
+        connection: Connection,
+        prefix: str,
+        process: FactoryProcess | None = None,
+        lifecycle_timeout: float | None = None,
     ) -> None:
         self.connection, self.prefix, self.process = connection, prefix, process
+        #: Seconds Create, Destroy, Restart and Purge wait for the factory's answer:
+        #: they start or stop a process, so by default the connection's timeout but at
+        #: least :data:`LIFECYCLE_TIMEOUT`.
+        self.lifecycle_timeout = lifecycle_timeout or max(connection.timeout, LIFECYCLE_TIMEOUT)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.prefix!r})"
 
     @classmethod
     async def connect(
-        cls, prefix: str, *, network: Network | None = None, timeout: float = 5.0
+        cls,
+        prefix: str,
+        *,
+        network: Network | None = None,
+        timeout: float = 5.0,
+        lifecycle_timeout: float | None = None,
     ) -> Self:
-        """A running factory; raises :class:`NoConnectionError` naming the PV if none answers."""
+        """A running factory; raises :class:`NoConnectionError` naming the PV if none answers.
+
+        Requests wait ``timeout`` seconds; Create, Destroy, Restart and Purge wait
+        ``lifecycle_timeout`` (default: ``timeout``, at least 30 s).
+        """
         connection = Connection(network, timeout)
         try:
             await connection.get(prefix + Factory.types.name)
         except ClientError:
             connection.close()
             raise
-        return cls(connection, prefix)
+        return cls(connection, prefix, lifecycle_timeout=lifecycle_timeout)
 
     @classmethod
     async def local(
@@ -149,7 +167,9 @@ class AsyncFactory:
 
     async def _call(self, rpc: str, **arguments: str) -> Any:
         try:
-            return await self.connection.call(self.prefix + rpc, arguments, timeout=60.0)
+            return await self.connection.call(
+                self.prefix + rpc, arguments, timeout=self.lifecycle_timeout
+            )
         except DeviceError as error:
             if isinstance(error, AccessDeniedError):  # a gateway's or policy's: keep the PV
                 raise

@@ -73,9 +73,7 @@ class PvTool(Client):
     def call(self, name: str, arguments: Mapping[str, str]) -> Any:
         """An RPC with string arguments (an NTURI query, as ``pvcall NAME k=v``)."""
         uri = NTURI([(key, "s") for key in arguments]).wrap(name, kws=dict(arguments))
-        return self._do(
-            name, "call", lambda: self.context.rpc(name, uri, timeout=max(self.timeout, 30.0))
-        )
+        return self._do(name, "call", lambda: self.context.rpc(name, uri, timeout=self.timeout))
 
     def monitor(self, name: str, callback: Callable[[Any], None], queue: int = 100) -> Any:
         """Subscribe ``callback`` to every update of ``name`` (and disconnects)."""
