@@ -59,6 +59,12 @@ def test_three_channels_of_different_rates(sim_ioc, collector, source_monitor, p
     ctx.put(prefix + "Stop", 1)
     stopped = time.time()
     wait_published(ctx, prefix, *names)
+    # the test's own monitors lag under load: wait until each has an update past the stop
+    wait_for(
+        lambda: all(t.updates[-1][1] > stopped for t in truths.values()),
+        10,
+        "the reference monitors to catch up",
+    )
     for alias in names:
         times = ctx.get(prefix + f"{alias}:Time")
         values = ctx.get(prefix + f"{alias}:Value")
