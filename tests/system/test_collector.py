@@ -13,6 +13,7 @@ from epics_collector.pva import Client
 from epics_collector.sim import PvaSource, SimIoc
 
 pytestmark = pytest.mark.system
+EPICS_EPOCH = 631152000.0  # 1990-01-01: EPICS time 0 (a record never processed)
 
 
 def wait_state(ctx, prefix: str, state: str, timeout: float = 10.0) -> None:
@@ -50,7 +51,13 @@ def test_three_channels_of_different_rates(sim_ioc, collector, source_monitor, p
     names = {"counter": p + "Counter", "slow": p + "Slow", "temp": "ca://" + p + "Temperature"}
     collector({"channels": [{"pv": pv, "alias": alias} for alias, pv in names.items()]})
     truths = {alias: source_monitor(pv.removeprefix("ca://")) for alias, pv in names.items()}
-    wait_for(lambda: all(t.updates for t in truths.values()), 5, "every source's update")
+    # a processed update of each (a record not processed since the IOC started sends its
+    # UDF value at EPICS time 0, which the collector counts in Dropped as bad_time)
+    wait_for(
+        lambda: all(t.updates and t.updates[-1][1] > EPICS_EPOCH for t in truths.values()),
+        5,
+        "every source's processed update",
+    )
     wait_for(lambda: all(ctx.get(prefix + f"{a}:Connected") for a in names), 5, "connected")
     ctx.put(prefix + "Start", 1)
     started = time.time()
