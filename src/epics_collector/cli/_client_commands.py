@@ -25,6 +25,7 @@ from rich.table import Table
 
 from epics_collector.cli._app import Timeout, app, checked_prefix, duration_option, err, fail
 from epics_collector.cli._output import (
+    counted,
     history_rows,
     iso,
     out,
@@ -127,7 +128,7 @@ def _device(kind: type[D], device: str, factory: str | None, timeout: float) -> 
         for info in fac.devices():
             if info.name == device:
                 return kind.connect(info.prefix, timeout=timeout)
-    raise ClientError(f"{fac.prefix}: no device named {device!r} (a device prefix ends in ':')")
+    raise ClientError(f"{fac.prefix} no device named {device!r} (a device prefix ends in ':')")
 
 
 def _config(source: str | None) -> dict[str, Any]:
@@ -185,12 +186,10 @@ def recordings(
         print_json(rows)
         return
     shown = [
-        {**row, "pvs": ",".join(row["pvs"])}
-        | {key: iso(row[key]) if row[key] == row[key] else "" for key in TIMES}
-        for row in rows
+        {**row, "pvs": ",".join(row["pvs"])} | {key: iso(row[key]) for key in TIMES} for row in rows
     ]
     columns = ["id", "state", "rows", "bytes", "first", "last", "destroyed", "pvs"]
-    print_rows(f"{factory or default_prefix()}: {len(rows)} recordings", shown, columns)
+    print_rows(f"{factory or default_prefix()} {counted(len(rows), 'recording')}", shown, columns)
 
 
 @app.command()
@@ -216,13 +215,13 @@ def list_devices(
         print_json(rows)
         return
     columns = ["name", "type", "prefix", "state", "pid", "restarts", "started", "message"]
-    print_rows(f"{factory or default_prefix()}: {len(rows)} devices", rows, columns)
+    print_rows(f"{factory or default_prefix()} {counted(len(rows), 'device')}", rows, columns)
 
 
 def _record(device: str, factory: str | None, timeout: float, recording: bool) -> None:
     with _reported(), _device(Collector, device, factory, timeout) as col:
         col.start() if recording else col.stop()
-        out.print(f"{col.prefix}: {col.state()}")
+        out.print(f"{col.prefix} {col.state()}")
 
 
 @app.command()

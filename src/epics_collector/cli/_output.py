@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import datetime
 import importlib
 import json
 import sys
@@ -20,6 +19,11 @@ from epics_collector.pva import pv_format
 out = Console(highlight=False, emoji=False, markup=False)
 plain = pv_format.plain  # JSON-friendly values, one rule for every output
 SEVERITY = {0: "", 1: "MINOR", 2: "MAJOR", 3: "INVALID"}
+
+
+def counted(number: int, noun: str) -> str:
+    """``1 device``, ``2 devices``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def print_json(data: Any) -> None:
@@ -51,10 +55,7 @@ def print_rows(title: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[
     out.print(table)
 
 
-def iso(seconds: float) -> str:
-    """POSIX seconds as an ISO 8601 UTC time with microseconds."""
-    stamp = datetime.datetime.fromtimestamp(float(seconds), datetime.UTC)
-    return stamp.isoformat(timespec="microseconds")
+iso = pv_format.iso  # POSIX seconds as ISO 8601 UTC, one rule for every output
 
 
 def history_rows(history: History | Binned, last: int | None) -> list[dict[str, Any]]:
@@ -96,7 +97,7 @@ def print_history(channel: str, rows: list[dict[str, Any]], fmt: str) -> None:
             for row in rows
         ]
         columns = list(rows[0]) if rows else ["time", "value", "severity", "status"]
-        print_rows(f"{channel}: {len(rows)} rows", shown, columns)
+        print_rows(f"{channel}: {counted(len(rows), 'row')}", shown, columns)
 
 
 def plot_history(channel: str, history: History | Binned) -> None:

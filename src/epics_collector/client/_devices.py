@@ -214,7 +214,7 @@ class AsyncCollector(AsyncDevice):
         for alias, pv in zip(aliases, pvs, strict=True):
             if channel in (pv, pv.partition("://")[2]):
                 return alias
-        raise ClientError(f"{self.prefix}: no channel {channel!r}; channels: {listed(aliases)}")
+        raise ClientError(f"{self.prefix} no channel {channel!r}; channels: {listed(aliases)}")
 
     @overload
     async def history(self, channel: str) -> History: ...
@@ -271,7 +271,7 @@ class AsyncCollector(AsyncDevice):
         path = str(await self.get(Collector.export_path.name))
         if int(await self.get(Collector.export_rows.name)) == 0:
             warnings.warn(
-                f"{self.prefix}: exported 0 rows to {path}: nothing was recorded",
+                f"{self.prefix} exported 0 rows to {path}: nothing was recorded",
                 EmptyExportWarning,
                 stacklevel=2,
             )
@@ -300,7 +300,7 @@ class AsyncCollector(AsyncDevice):
         try:
             status = await asyncio.wait_for(done(), timeout)
         except TimeoutError:
-            raise TimeoutError(f"{self.prefix}: upload not done in {timeout:g} s") from None
+            raise TimeoutError(f"{self.prefix} upload not done in {timeout:g} s") from None
         text = str(status["value"])
         if status["alarm.severity"] >= 2:
             raise DeviceError(text, await self._message())

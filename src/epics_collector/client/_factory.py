@@ -307,7 +307,7 @@ class AsyncFactory:
         for info in await self.devices():
             if info.name == name:
                 return self.device_at(info.prefix, info.type)
-        raise ClientError(f"{self.prefix}: no device named {name!r}")
+        raise ClientError(f"{self.prefix} no device named {name!r}")
 
     async def collector(self, name: str) -> AsyncCollector:
         """The collector called ``name``."""

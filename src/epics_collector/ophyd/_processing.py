@@ -83,5 +83,5 @@ class ProcessingDevice(StandardReadable):
         except TimeoutError:
             message = await self.message.get_value()
             raise TimeoutError(
-                f"{self.prefix}: no new output within {self.trigger_timeout:g} s ({message})"
+                f"{self.prefix} no new output within {self.trigger_timeout:g} s ({message})"
             ) from None

@@ -21,13 +21,24 @@ def _has(value: Any, field: str) -> bool:
         return False
 
 
-def stamp(value: Any) -> str:
-    """The value's ``timeStamp`` as ISO 8601 UTC (empty if it has none or it is 0)."""
-    seconds = timestamp(value)
-    if seconds <= 0:
+#: Table columns that hold POSIX seconds (a collector's, a factory's tables): shown ISO.
+TIME_COLUMNS = frozenset(
+    {"time", "last_update", "started", "first", "last", "created", "destroyed"}
+)
+
+
+def iso(seconds: float) -> str:
+    """POSIX seconds as ISO 8601 UTC with microseconds (empty for 0, NaN: no time)."""
+    seconds = float(seconds)
+    if not seconds > 0 or not np.isfinite(seconds):
         return ""
     moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
     return moment.isoformat(timespec="microseconds")
+
+
+def stamp(value: Any) -> str:
+    """The value's ``timeStamp`` as ISO 8601 UTC (empty if it has none or it is 0)."""
+    return iso(timestamp(value))
 
 
 def alarm(value: Any) -> str:
@@ -83,12 +94,18 @@ def is_table(value: Any) -> bool:
     return hasattr(value, "getID") and value.getID().startswith("epics:nt/NTTable")
 
 
+def _is_time(column: str, item: Any) -> bool:
+    return column in TIME_COLUMNS and isinstance(item, float | np.floating)
+
+
 def table_text(value: Any) -> str:
     """An NTTable as aligned columns with the labels as a header."""
     columns = list(value["value"].keys())
     labels = list(value["labels"]) if _has(value, "labels") else columns
     labels = labels if len(labels) == len(columns) else columns
-    cells = [[str(plain(x)) for x in value["value"][c]] for c in columns]
+    cells = [
+        [iso(x) if _is_time(c, x) else str(plain(x)) for x in value["value"][c]] for c in columns
+    ]
     rows = max((len(c) for c in cells), default=0)
     widths = [
         max([len(label), *(len(x) for x in col)]) for label, col in zip(labels, cells, strict=True)

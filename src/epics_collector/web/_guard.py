@@ -67,7 +67,7 @@ class Guard:
                 str(await connection.get(prefix + Device.config_json.name, timeout=5.0))
             )
         except Exception as error:  # no policy to check against: refuse, say why
-            raise self._refuse(client, f"{prefix}: its policy cannot be read ({error})") from None
+            raise self._refuse(client, f"{prefix} its policy cannot be read ({error})") from None
         policy = AccessPolicy.model_validate(config.get("access") or {})
         if not policy.allows(Operation.CONTROL, client):
             denied = refusal(Operation.CONTROL, f"dashboard request to {prefix}", client, "")
