@@ -42,7 +42,10 @@ def test_the_client_commands(
     share.mkdir()
     config = json.dumps(
         {
-            "channels": [{"pv": sim_ioc.prefix + "Counter", "alias": "n"}],
+            "channels": [
+                {"pv": sim_ioc.prefix + "Counter", "alias": "n"},
+                {"pv": sim_ioc.prefix + "Temperature", "alias": "t"},  # PREC 3
+            ],
             "upload": {"kind": "directory", "target": str(share)},
         }
     )
@@ -68,6 +71,12 @@ def test_the_client_commands(
     lines = shown.splitlines()  # piped: a header line, then one plain line per row
     assert lines[0].split() == ["time", "value", "severity", "status"]
     assert len(lines) == len(rows) + 1 and "+00:00" in lines[1]
+    # values as the source's PREC asks (the counter's is 0, the temperature's 3)
+    assert all("." not in line.split()[1] for line in lines[1:]), lines[:3]
+    temperatures = ok("history", prefix, "t").splitlines()[1:]
+    assert temperatures and all(
+        len(line.split()[1].partition(".")[2]) == 3 for line in temperatures
+    )
     plot = ok("history", prefix, "n", "--plot")
     assert "samples" in plot and "\x1b[" not in plot  # no colour codes into a pipe
 

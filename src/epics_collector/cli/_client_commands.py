@@ -25,6 +25,7 @@ from rich.table import Table
 
 from epics_collector.cli._app import Timeout, app, checked_prefix, duration_option, err, fail
 from epics_collector.cli._output import (
+    Display,
     counted,
     history_rows,
     iso,
@@ -286,6 +287,7 @@ def history(
     timeout: TimeoutOption = 5.0,
 ) -> None:
     """Print a channel's history, or part of it reduced on the server (--start/--end/...)."""
+    pv: str | None = None  # the source, whose PREC and units a table or plot follows
     with _reported():
         begin, finish = _moment(start), _moment(end)
         view: ViewArgs = {"start": begin, "end": finish, "points": points, "operator": operator}
@@ -302,10 +304,22 @@ def history(
         else:
             with _device(Collector, device, factory, timeout) as col:
                 rows = col.history(channel) if whole else col.history(channel, **view)
+                pv = _source_pv(col, channel) if not (json or csv) else None
+    display = Display.of(pv, min(timeout, 2.0)) if pv else Display()
     if plot:
-        plot_history(channel, rows)
+        plot_history(channel, rows, display)
         return
-    print_history(channel, history_rows(rows, last), "json" if json else "csv" if csv else "table")
+    fmt = "json" if json else "csv" if csv else "table"
+    print_history(channel, history_rows(rows, last), fmt, display)
+
+
+def _source_pv(col: Collector, channel: str) -> str | None:
+    """The source PV of a collector's channel (an alias or the PV itself)."""
+    table = col.channels()
+    for alias, pv in zip(table["alias"], table["pv"], strict=True):
+        if channel in (str(alias), str(pv), str(pv).partition("://")[2]):
+            return str(pv)
+    return None
 
 
 def _spinner(text: str) -> Progress:

@@ -7,18 +7,21 @@ import importlib
 import json
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from epics_collector.client import Binned, History
-from epics_collector.pva import pv_format
+from epics_collector.core import Status
+from epics_collector.pva import Network, PvTool, pv_format
 
 #: Standard output: no markup or emoji codes in data (``LAB:FAX:`` is a PV name).
 out = Console(highlight=False, emoji=False, markup=False)
 plain = pv_format.plain  # JSON-friendly values, one rule for every output
 SEVERITY = {0: "", 1: "MINOR", 2: "MAJOR", 3: "INVALID"}
+STATUS = {status.value: status.name for status in Status}  # PVA alarm_t.status
 
 
 def counted(number: int, noun: str) -> str:
@@ -81,8 +84,39 @@ def history_rows(history: History | Binned, last: int | None) -> list[dict[str, 
     return rows
 
 
-def print_history(channel: str, rows: list[dict[str, Any]], fmt: str) -> None:
-    """Rows as a table, CSV or JSON on standard output."""
+@dataclass(frozen=True)
+class Display:
+    """How a source PV asks its values to be shown (``display.units``, PREC)."""
+
+    units: str = ""
+    precision: int | None = None
+
+    @classmethod
+    def of(cls, pv: str, timeout: float) -> Display:
+        """The source's display settings; none if it cannot be read now (only PVA)."""
+        if "://" in pv and not pv.startswith("pva://"):
+            return cls()
+        try:
+            with PvTool(Network.from_environment(), timeout) as tool:
+                value = tool.get(pv.removeprefix("pva://"))
+            units = str(value["display.units"]) if "display.units" in value else ""
+            precision = int(value["display.precision"]) if "display.precision" in value else None
+        except Exception:  # no display to follow: shown as recorded
+            return cls()
+        return cls(units, precision if precision is not None and 0 <= precision <= 17 else None)
+
+    def text(self, value: Any) -> Any:
+        """A float shown with the PV's precision, like a display panel; others as they are."""
+        if self.precision is None or not isinstance(value, float):
+            return value
+        return f"{value:.{self.precision}f}"
+
+
+def print_history(
+    channel: str, rows: list[dict[str, Any]], fmt: str, display: Display | None = None
+) -> None:
+    """Rows as a table (PREC, units, alarm names), CSV or JSON (as recorded)."""
+    display = display or Display()
     if fmt == "json":
         print_json(rows)
     elif fmt == "csv":
@@ -91,18 +125,32 @@ def print_history(channel: str, rows: list[dict[str, Any]], fmt: str) -> None:
         writer.writeheader()
         writer.writerows(rows)
     else:
-        shown = [
-            {**row, "time": iso(row["time"])}
-            | ({"severity": SEVERITY.get(row["severity"], "?")} if "severity" in row else {})
-            for row in rows
-        ]
+        shown = [_shown(row, display) for row in rows]
         columns = list(rows[0]) if rows else ["time", "value", "severity", "status"]
-        print_rows(f"{channel}: {counted(len(rows), 'row')}", shown, columns)
+        units = f" ({display.units})" if display.units else ""
+        print_rows(f"{channel}{units}: {counted(len(rows), 'row')}", shown, columns)
 
 
-def plot_history(channel: str, history: History | Binned) -> None:
-    """A terminal plot of a numeric history (value against seconds from the first)."""
+def _shown(row: dict[str, Any], display: Display) -> dict[str, Any]:
+    """A history row for people: ISO time, the PV's precision, alarm names."""
+    shown = {key: display.text(item) for key, item in row.items()}
+    shown["time"] = iso(row["time"])
+    if "severity" in row:
+        shown["severity"] = SEVERITY.get(row["severity"], str(row["severity"]))
+    if "status" in row:
+        status = row["status"]
+        shown["status"] = "" if status == 0 else STATUS.get(status, str(status))
+    return shown
+
+
+def plot_history(channel: str, history: History | Binned, display: Display | None = None) -> None:
+    """A terminal plot of a numeric history (value against seconds from the first).
+
+    Drawn in the terminal's own colours (no white block on a dark terminal), with the
+    source's units on the value axis.
+    """
     plt: Any = importlib.import_module("plotext")  # its functions are not typed
+    display = display or Display()
 
     if history.value is None or history.value.ndim != 1 or not len(history.time):
         out.print(f"{channel}: nothing numeric to plot")
@@ -114,7 +162,10 @@ def plot_history(channel: str, history: History | Binned) -> None:
         plt.plot(seconds, history.max.tolist(), label="max")
     plt.plot(seconds, history.value.tolist())
     plt.title(f"{channel} ({len(history.time)} samples, from {iso(history.time[0])})")
+    plt.theme("clear")  # the terminal's background and text colours
     plt.xlabel("s")
+    if display.units:
+        plt.ylabel(display.units)
     plt.plotsize(min(out.width, 100), 20)
     figure = plt.build()
     print(figure if out.is_terminal else plt.uncolorize(figure))  # no codes into a pipe
