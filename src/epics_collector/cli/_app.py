@@ -215,7 +215,9 @@ def _serve_factory(
 @app.command()
 def factory(
     prefix: Annotated[str, typer.Option(help="the factory's PV prefix, e.g. LAB:FAC:")],
-    data_dir: Annotated[Path, typer.Option(help="devices write under DATA_DIR/<name>")] = Path(),
+    data_dir: Annotated[
+        Path, typer.Option(help="devices write under DATA_DIR/<name>, as Factory.local()")
+    ] = Path("epics-collector-data"),
     state_dir: Annotated[
         Path | None, typer.Option(help="device list and logs (default DATA_DIR/.factory)")
     ] = None,
