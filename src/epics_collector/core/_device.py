@@ -69,7 +69,8 @@ class Device(Generic[ConfigT]):
     message = AttrR(
         String(),
         description=(
-            "Last status or error; alarm severity MINOR for a refused request, MAJOR for a "
+            "Last status or error; alarm severity MINOR for a refusal by the access policy "
+            "or a failed handler, MAJOR for a "
             "fault (status DEVICE, alarm message = the text)"
         ),
     )
@@ -273,9 +274,12 @@ class Device(Generic[ConfigT]):
         current_caller.set(caller)  # this request's task only
         try:
             await attr.put(self, value)
-        except Exception as error:  # any handler failure is reported, never fatal
-            if not isinstance(error, REFUSALS):  # a bug, not the request: keep its traceback
-                log.exception("put to %s", name)
+        except REFUSALS as error:  # the request's fault: said to that client only, as RPCs
+            text = f"put to {name} refused: {error}"
+            log.info("%s (from %s)", shorten(text, 200), caller.host or "this process")
+            raise PutError(text) from error
+        except Exception as error:  # a bug, not the request: keep its traceback, say it
+            log.exception("put to %s", name)
             text = f"put to {name} refused: {error}"
             self.report(text, Severity.MINOR)
             raise PutError(text) from error
