@@ -2,6 +2,7 @@
 
 import threading
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -331,6 +332,48 @@ def test_feedback_never_acts_on_a_nan_or_invalid_input(network, processing, pref
             assert "suspended" in message and message.severity == 2
             measured.post(1.0, severity=0, timestamp=time.time())
             wait_for(lambda: len(writes) > before, 10, "writes again on a finite input")  # noqa: B023
+
+
+def test_feedback_at_a_limit_says_it_is_clamped(network, processing, prefix, ctx):
+    """Walkthrough 3, finding 15: a setpoint sat at its limit and nothing said so."""
+    from p4p.nt import NTScalar
+    from p4p.server import Server, StaticProvider
+    from p4p.server.thread import SharedPV
+
+    wanted = SharedPV(nt=NTScalar("d"), initial=10.0)
+    target = SharedPV(nt=NTScalar("d"), initial=0.0)
+
+    @target.put
+    def _written(pv: Any, op: Any) -> None:
+        pv.post(op.value(), timestamp=time.time())
+        op.done()
+
+    provider = StaticProvider("clamp-test")
+    provider.add(prefix + "wanted", wanted)
+    provider.add(prefix + "target", target)
+    with Server(providers=[provider], conf=network.server_conf(), useenv=False):
+        wanted.post(10.0, timestamp=time.time())
+        device = prefix + "FB:"
+        feedback = {"output": "result", "target": prefix + "target", "low": 0, "high": 50}
+        processing(
+            {
+                "inputs": {"a": prefix + "wanted"},
+                "trigger": {"period": 0.1},
+                "processor": {"name": "calc", "params": {"expression": "a"}},
+                "feedback": [{**feedback, "max_age": 60}],
+            },
+            device_prefix=device,
+        )
+        ctx.put(device + "FeedbackEnable", 1)
+        wait_for(lambda: float(ctx.get(prefix + "target")) == 10.0, 10, "a write within limits")
+        wanted.post(80.0, timestamp=time.time())
+        wait_for(lambda: float(ctx.get(prefix + "target")) == 50.0, 10, "the write at its limit")
+        message = ctx.get(device + "Message")
+        assert "clamped" in message and "asks 80" in message and "high 50" in message, message
+        assert message.severity == 1
+        wanted.post(20.0, timestamp=time.time())
+        wait_for(lambda: float(ctx.get(prefix + "target")) == 20.0, 10, "within limits again")
+        wait_for(lambda: "within its limits again" in ctx.get(device + "Message"), 10, "said")
 
 
 GREEDY = """

@@ -201,6 +201,7 @@ class Processing(Device[ProcessingConfig]):
         #: Feedback writes under way (event loop): FeedbackEnable 0 answers after them.
         self._writing: set[asyncio.Task[Any]] = set()
         self._feedback_off = True  # set by FeedbackEnable 0 before its put completes
+        self._clamped: dict[str, str] = {}  # target: why its writes are limited now
         self._wakeup = threading.Event()  # set by input updates (any thread)
         #: Runs formed when their update arrived, waiting for the worker (oldest first).
         self._runs: deque[dict[str, Input]] = deque()
@@ -516,6 +517,7 @@ class Processing(Device[ProcessingConfig]):
                 self._feedback_not_made(f"feedback to {entry.target} skipped: {reason}")
                 continue
             value = self._limited(entry, float(output))
+            self._say_clamp(entry, float(output), value)
             if self._feedback_off or not (self.feedback_enable.value and self.running):
                 return  # disabled meanwhile
             assert self.sources is not None
@@ -544,6 +546,28 @@ class Processing(Device[ProcessingConfig]):
         if age > entry.max_age:
             return f"inputs are stale ({age:.1f} s old)"
         return ""
+
+    def _say_clamp(self, entry: Feedback, wanted: float, written: float) -> None:
+        """Say (MINOR) when a target's writes start to be limited, and when they stop.
+
+        A setpoint that sits at a limit while the output asks for more is a loop that
+        cannot reach its goal: an operator must see it, once, not at every run.
+        """
+        if wanted == written:
+            if self._clamped.pop(entry.target, None) is not None:
+                self.report(f"feedback to {entry.target}: within its limits again")
+            return
+        if wanted > entry.high or wanted < entry.low:
+            why = f"{'high' if wanted > entry.high else 'low'} {_g(written)} (feedback limit)"
+        else:
+            why = f"max_step {_g(entry.max_step or 0.0)} from the target's value"
+        if self._clamped.get(entry.target) != why:
+            self._clamped[entry.target] = why
+            self.report(
+                f"feedback to {entry.target} clamped: the output {entry.output} asks "
+                f"{_g(wanted)}, limited to {why}",
+                Severity.MINOR,
+            )
 
     def _limited(self, entry: Feedback, value: float) -> float:
         value = min(entry.high, max(entry.low, value))
@@ -603,6 +627,10 @@ class _Readback:
 
     def on_loss(self, missing: int | None) -> None:
         """Only the target's newest value matters (for max_step)."""
+
+
+def _g(number: float) -> str:
+    return f"{number:.6g}"
 
 
 def _unusable_input(inputs: dict[str, Input]) -> str:
