@@ -275,11 +275,39 @@ def test_an_ioc_restart_shows_a_gap_then_resumes_with_time_axes_and_units(
                 }}""",
                 timeout=20_000,
             )
+            # the history browser: the outage breaks its line, alarms show in colour, and
+            # its time axis is one line of times (the date is in the range above it)
+            page.click(f"{key} button.open-history")
+            canvas = "#browser-plot"
+            page.wait_for_selector(f"{canvas}[data-bins]:not([data-loading])", timeout=10_000)
+            assert int(page.get_attribute(canvas, "data-gap-breaks")) > 0
+            assert int(page.get_attribute(canvas, "data-alarm-bins")) > 0  # the gap is INVALID
+            ticks = page.evaluate("window.__plots.browser.axes[0]._values")
+            assert ticks and all("\n" not in str(t) and "/" not in str(t) for t in ticks), ticks
             assert page.evaluate("window.__errors") == []
             assert page.text_content("#error") == ""
             page.close()
     finally:
         ioc.stop()
+
+
+def test_a_collector_with_no_data_yet_says_so(
+    browser: Any, factory_process: Callable[..., FactoryHandle], sim_ioc: SimIoc, network: Network
+) -> None:
+    """Walkthrough 3, finding 17: an empty collector showed blank plot areas."""
+    fac = factory_process()
+    col = fac.create("collector", "idle", {"channels": [{"pv": sim_ioc.prefix + "Counter"}]})
+    with Dashboard(network, fac.prefix) as web:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(web.url)
+        empty = ".device[data-type=collector] .trace.no-data .empty"
+        page.wait_for_selector(empty, timeout=15_000)
+        assert "no data yet: not recording. Press start" in page.text_content(empty)
+        fac.ctx.put(col + "Start", 1)
+        page.wait_for_selector(".trace:not(.no-data)[data-points]", timeout=15_000)
+        assert page.query_selector(".trace.no-data") is None
+        assert page.evaluate("window.__errors") == []
+        page.close()
 
 
 def test_an_idle_channel_open_for_10_s_raises_no_alarm(

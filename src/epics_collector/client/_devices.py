@@ -41,7 +41,8 @@ class Binned:
     ``time`` is each bin's middle (for ``first``/``last`` the row's time); ``value`` the
     operator's result; ``min``, ``max`` and ``count`` (values per bin, NaN gaps not
     counted) only for ``minmax``, the plotting operator: a line through ``value`` with a
-    band from ``min`` to ``max`` never hides a spike.
+    band from ``min`` to ``max`` never hides a spike. ``severity`` (``minmax`` too) is
+    the highest alarm severity of each bin's rows.
     """
 
     time: np.ndarray
@@ -49,6 +50,7 @@ class Binned:
     min: np.ndarray | None = None
     max: np.ndarray | None = None
     count: np.ndarray | None = None
+    severity: np.ndarray | None = None
 
 
 class History(NamedTuple):
@@ -92,7 +94,12 @@ def view_of(table: Any) -> History | Binned:
     if "status" in table:  # raw rows (bins of minmax carry a severity, not a status)
         return History(table["time"], table.get("value"), table["severity"], table["status"])
     return Binned(
-        table["time"], table["value"], table.get("min"), table.get("max"), table.get("count")
+        table["time"],
+        table["value"],
+        table.get("min"),
+        table.get("max"),
+        table.get("count"),
+        table.get("severity"),
     )
 
 

@@ -77,6 +77,7 @@ async def _binned(
         "min": _json_numbers(shown.min),
         "max": _json_numbers(shown.max),
         "count": [] if shown.count is None else shown.count.tolist(),
+        "severity": [] if shown.severity is None else shown.severity.tolist(),
         "recorded": int(counted.value.sum()) if len(counted.value) else 0,
     }
 

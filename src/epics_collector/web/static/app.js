@@ -186,12 +186,23 @@ function traceBox(box, key, info, device) {
       title.append(open);
     }
     const area = el("div", { class: "plot" });
-    holder.append(title, area);
+    holder.append(title, area, el("div", { class: "empty" }));
     box.querySelector(".traces").append(holder);
     window.__plots[key] = new uPlot(plotOptions(info, 440, 170), plotData(traces[key]), area);
     holder.setAttribute("data-units", info.units || "");
   }
   return holder;
+}
+
+// A plot with no point yet says so, and why, rather than stay a blank area.
+function showEmpty(holder, trace, device) {
+  const empty = trace.t.length === 0;
+  holder.classList.toggle("no-data", empty);
+  if (!empty) return;
+  const why = device.type !== "collector" ? "waiting for the first output"
+    : device.state === "Recording" ? "waiting for the first update"
+    : "not recording. Press start, or run: epics-collector start " + device.name;
+  holder.querySelector(".empty").textContent = `no data yet: ${why}`;
 }
 
 // The history browser: pan and zoom over a whole recording, in a panel at its channel.
@@ -220,7 +231,19 @@ function closeBrowser() {
   document.body.append(document.getElementById("browser"));
 }
 
+function timeLabel(seconds, span) {  // one line per tick: the date is in the range above
+  const d = new Date(seconds * 1000);
+  if (span > 2 * 86400) return d.toLocaleDateString([], { month: "short", day: "numeric" });
+  const hms = { hour: "2-digit", minute: "2-digit", second: span < 600 ? "2-digit" : undefined,
+                hourCycle: "h23" };
+  return d.toLocaleTimeString([], hms);
+}
+
 function browserOptions(info, width) {
+  const alarm = severity => ({
+    label: SEVERITY[severity], stroke: COLOURS[severity], paths: () => null,
+    points: { show: true, size: 6, width: 1, stroke: COLOURS[severity], fill: COLOURS[severity] },
+  });
   return {
     width: width, height: 260,
     scales: { x: { time: true } },
@@ -230,11 +253,31 @@ function browserOptions(info, width) {
         value: (u, v) => withUnits(v, info) },
       { label: "min", stroke: "#9ab", width: 0.5, spanGaps: false, value: (u, v) => withUnits(v, info) },
       { label: "max", stroke: "#9ab", width: 0.5, spanGaps: false, value: (u, v) => withUnits(v, info) },
+      alarm(1), alarm(2), alarm(3),   // bins whose worst row was in alarm, in its colour
     ],
     bands: [{ series: [3, 2], fill: "rgba(31, 95, 191, 0.15)" }],
-    axes: [{}, { label: info.units || "", size: 64 }],
+    axes: [{ space: 80, values: (u, splits) => splits.map(v => timeLabel(v, u.scales.x.max - u.scales.x.min)) },
+           { label: info.units || "", size: 64 }],
     legend: { show: false },
   };
+}
+
+// The bins as plot columns. Bins with no sample are left out by the device: where one is
+// missing (a gap in the recording), a null is put in, so no line is drawn across it.
+function browserData(body) {
+  const t = body.time, step = Math.min(...t.slice(1).map((x, i) => x - t[i]));
+  const columns = [[], [], [], [], [], [], []];
+  for (let i = 0; i < t.length; i++) {
+    if (i > 0 && t[i] - t[i - 1] > 1.5 * step) {
+      const middle = (t[i] + t[i - 1]) / 2;
+      columns.forEach((c, k) => c.push(k === 0 ? middle : null));
+    }
+    const severity = (body.severity || [])[i] || 0;
+    columns[0].push(t[i]); columns[1].push(body.value[i]);
+    columns[2].push(body.min[i]); columns[3].push(body.max[i]);
+    for (const s of [1, 2, 3]) columns[3 + s].push(severity === s ? body.value[i] : null);
+  }
+  return columns;
 }
 
 async function loadView() {
@@ -273,8 +316,10 @@ async function loadView() {
     `${new Date(view.start * 1000).toLocaleString()} to ${new Date(view.end * 1000).toLocaleString()}: ` +
     `${body.time.length} bins of ${body.recorded} samples recorded`;
   if (view.plot) view.plot.destroy();
-  view.plot = new uPlot(browserOptions(meta[view.key] || {}, width),
-                        [body.time, body.value, body.min, body.max], holder);
+  const columns = browserData(body);
+  holder.setAttribute("data-gap-breaks", String(columns[1].filter((v, i) => v === null && columns[2][i] === null).length));
+  holder.setAttribute("data-alarm-bins", String((body.severity || []).filter(s => s > 0).length));
+  view.plot = new uPlot(browserOptions(meta[view.key] || {}, width), columns, holder);
   view.plot.setScale("x", { min: view.start, max: view.end });
   window.__plots.browser = view.plot;
 }
@@ -357,6 +402,7 @@ function update(message) {
       holder.setAttribute("data-last-time", last >= 0 ? String(trace.t[last]) : "");
       holder.setAttribute("data-gaps", String(trace.v.filter(v => v === null).length));
       holder.setAttribute("data-points", String(trace.t.length));
+      showEmpty(holder, trace, info);
       holder.setAttribute("data-received", String(Date.now() / 1000));
       if (key in message.traces) window.__plots[key].setData(plotData(trace));
     }
