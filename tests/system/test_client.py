@@ -121,7 +121,8 @@ def test_the_asyncio_api(network: Network, tmp_path: Path, sim_ioc: SimIoc) -> N
             assert isinstance(col, AsyncCollector)
             count = col.prefix + "Count"
             # waits ride on a monitor: a value that holds already returns at once ...
-            assert await fac.connection.wait_for_value(count, lambda n: n >= 0, 1.0) >= 0
+            first = await fac.connection.wait_for_value(count, lambda n: n >= 0, 1.0)
+            assert isinstance(first, int) and 0 <= first <= await fac.connection.get(count)
             await fac.connection.wait_for_value(count, lambda n: n >= 3, 10.0)  # ... or later
             with pytest.raises(NoConnectionError, match=r"Count: still \d+ after 0.3 s"):
                 await fac.connection.wait_for_value(count, lambda n: n < 0, 0.3)

@@ -1,5 +1,6 @@
 """Compression equals what a real EPICS compress record computes on the same inputs."""
 
+import math
 import time
 
 import numpy as np
@@ -40,14 +41,14 @@ def test_n_to_1_matches_the_ioc_compress_record(sim_ioc, collector, prefix, ctx,
         lambda: ctx.get(prefix + "ours:Connected") and ctx.get(prefix + "ioc:Connected"), 10
     )
     ctx.put(prefix + "Start", 1)
-    time.sleep(0.2)  # `started` comes after the IOC's outputs from before the test
-    started = time.time()
     inputs = np.random.default_rng(n).normal(20.0, 3.0, 3 * n + n // 2)  # and a partial group
+    started = math.inf  # the IOC's time of our first input: its outputs come after it
     for value in inputs:
         ctx.put(p + "CompressIn", float(value))
+        started = min(started, ctx.get(p + "CompressIn").timestamp)
         time.sleep(0.003)  # distinct timestamps
     # the IOC's 3 outputs, and ours
-    wait_for(lambda: sum(ctx.get(prefix + "ioc:Time") > started) == 3, 5, "the IOC's outputs")
+    wait_for(lambda: sum(ctx.get(prefix + "ioc:Time") >= started) == 3, 5, "the IOC's outputs")
     wait_for(lambda: len(ctx.get(prefix + "ours:Time")) >= 3, 5, "our outputs")
     ctx.put(prefix + "Stop", 1)
     wait_published(ctx, prefix, "ours", "ioc")
@@ -55,7 +56,7 @@ def test_n_to_1_matches_the_ioc_compress_record(sim_ioc, collector, prefix, ctx,
     ioc = {
         t: v
         for t, v in zip(ctx.get(prefix + "ioc:Time"), ctx.get(prefix + "ioc:Value"), strict=True)
-        if t > started
+        if t >= started
     }
     assert len(ioc) == 3, f"the IOC made {len(ioc)} outputs"
     assert sorted(ours) == sorted(ioc), "group boundaries differ"

@@ -333,7 +333,12 @@ def test_a_hung_device_is_detected_killed_and_restarted_once(factory_process: St
         assert "hung: Heartbeat silent" in row["message"], row
         assert not _alive(hung), "the hung process was left running beside the new one"
         assert row["pid"] != hung.pid
-        assert int(cast(Any, fac.ctx.get(row["prefix"] + "Heartbeat"))) >= 0  # the new one serves
+        beat = int(cast(Any, fac.ctx.get(row["prefix"] + "Heartbeat")))
+        wait_for(  # the new one serves, and is alive
+            lambda: int(cast(Any, fac.ctx.get(row["prefix"] + "Heartbeat"))) > beat,
+            10,
+            "the new process's Heartbeat advancing",
+        )
     finally:
         with contextlib.suppress(psutil.Error):
             hung.kill()

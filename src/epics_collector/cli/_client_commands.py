@@ -35,6 +35,7 @@ from epics_collector.cli._output import (
     print_history,
     print_json,
     print_rows,
+    source_display,
 )
 from epics_collector.client import (
     Binned,
@@ -305,7 +306,7 @@ def history(
             with _device(Collector, device, factory, timeout) as col:
                 rows = col.history(channel) if whole else col.history(channel, **view)
                 pv = _source_pv(col, channel) if not (json or csv) else None
-    display = Display.of(pv, min(timeout, 2.0)) if pv else Display()
+    display = source_display(pv, min(timeout, 2.0)) if pv else Display()
     if plot:
         plot_history(channel, rows, display)
         return

@@ -7,7 +7,6 @@ import importlib
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
@@ -15,7 +14,7 @@ from rich.table import Table
 
 from epics_collector.client import Binned, History
 from epics_collector.core import Status
-from epics_collector.pva import Network, PvTool, pv_format
+from epics_collector.pva import Display, Network, PvTool, pv_format
 
 #: Standard output: no markup or emoji codes in data (``LAB:FAX:`` is a PV name).
 out = Console(highlight=False, emoji=False, markup=False)
@@ -84,32 +83,16 @@ def history_rows(history: History | Binned, last: int | None) -> list[dict[str, 
     return rows
 
 
-@dataclass(frozen=True)
-class Display:
-    """How a source PV asks its values to be shown (``display.units``, PREC)."""
-
-    units: str = ""
-    precision: int | None = None
-
-    @classmethod
-    def of(cls, pv: str, timeout: float) -> Display:
-        """The source's display settings; none if it cannot be read now (only PVA)."""
-        if "://" in pv and not pv.startswith("pva://"):
-            return cls()
-        try:
-            with PvTool(Network.from_environment(), timeout) as tool:
-                value = tool.get(pv.removeprefix("pva://"))
-            units = str(value["display.units"]) if "display.units" in value else ""
-            precision = int(value["display.precision"]) if "display.precision" in value else None
-        except Exception:  # no display to follow: shown as recorded
-            return cls()
-        return cls(units, precision if precision is not None and 0 <= precision <= 17 else None)
-
-    def text(self, value: Any) -> Any:
-        """A float shown with the PV's precision, like a display panel; others as they are."""
-        if self.precision is None or not isinstance(value, float):
-            return value
-        return f"{value:.{self.precision}f}"
+def source_display(pv: str, timeout: float) -> Display:
+    """The source's units and precision; none if it cannot be read now (PVA only)."""
+    scheme, _, rest = pv.partition("://")
+    if rest and scheme != "pva":
+        return Display()
+    try:
+        with PvTool(Network.from_environment(), timeout) as tool:
+            return Display.of(tool.get(rest or pv))
+    except Exception:  # no display to follow: shown as recorded
+        return Display()
 
 
 def print_history(

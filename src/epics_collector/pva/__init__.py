@@ -14,6 +14,7 @@ from epics_collector.pva._decode import (
     stamp_and_alarm,
     timestamp,
 )
+from epics_collector.pva._format import Display
 from epics_collector.pva._network import Network, free_port
 from epics_collector.pva._runner import pv_answers, serve_until_signal
 from epics_collector.pva._search import answered, servers_by_guid
@@ -43,6 +44,7 @@ __all__ = [
     "free_port",
     "is_denial",
     "pv_format",
+    "Display",
     "pv_answers",
     "serve_until_signal",
     "servers_by_guid",

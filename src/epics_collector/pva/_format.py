@@ -4,14 +4,35 @@ from __future__ import annotations
 
 import datetime
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from epics_collector.pva._decode import alarm as alarm_of
-from epics_collector.pva._decode import decode, timestamp
+from epics_collector.pva._decode import decode, metadata, timestamp
 
 SEVERITIES = ("", "MINOR", "MAJOR", "INVALID")
+
+
+@dataclass(frozen=True)
+class Display:
+    """How a quantity is shown: its source's units (EGU) and precision (PREC)."""
+
+    units: str = ""
+    precision: int | None = None
+
+    @classmethod
+    def of(cls, value: Any) -> Display:
+        """From a normative-type Value's ``display`` (empty where it has none)."""
+        found = metadata(value)
+        return cls(found.units or "", found.precision)
+
+    def text(self, value: Any) -> Any:
+        """A float with the precision, as a display panel shows it; others as they are."""
+        if self.precision is None or not isinstance(value, float):
+            return value
+        return f"{value:.{self.precision}f}"
 
 
 def _has(value: Any, field: str) -> bool:

@@ -4,31 +4,16 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from epics_collector.pva import metadata
+from epics_collector.pva import Display
 
 TAIL = 300  # points per trace kept and sent
 
 #: One point as sent to the page: time (POSIX s), value (None for a gap), severity.
 Point = tuple[float, float | None, int]
-
-
-@dataclass
-class Display:
-    """How a quantity is shown: its source's units (EGU) and precision (PREC)."""
-
-    units: str = ""
-    precision: int | None = None
-
-    @classmethod
-    def of(cls, value: Any) -> Display:
-        """From a normative-type Value's ``display`` (empty where it has none)."""
-        found = metadata(value)
-        return cls(found.units or "", found.precision)
 
 
 def finite_or_none(number: float) -> float | None:

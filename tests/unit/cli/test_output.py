@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from epics_collector.cli._output import Display, _shown
+from epics_collector.cli._output import _shown
+from epics_collector.pva import Display
 
 
 def test_a_history_row_is_shown_with_precision_and_alarm_names() -> None:
