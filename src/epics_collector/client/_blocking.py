@@ -160,7 +160,7 @@ class BlockingFactory(_Blocking):
     ) -> Self:
         """Start a fresh factory in a child process; :meth:`close` stops it.
 
-        See :meth:`AsyncFactory.local`: ``restore=True`` brings back the devices an
+        As ``AsyncFactory.local``: ``restore=True`` brings back the devices an
         earlier run created under ``data_dir``.
         """
         runner = LoopThread()

@@ -192,7 +192,17 @@ class AsyncFactory:
     async def create_collector(
         self, name: str, channels: list[Any], *, prefix: str | None = None, **config: Any
     ) -> AsyncCollector:
-        """Create a collector of ``channels`` (PV names or channel dicts) and more config."""
+        """Create a collector of ``channels``; its proxy once it serves.
+
+        ``channels``: PV names (``"SIM:Counter"``, ``"ca://SIM:Temperature"``) or channel
+        dicts (``{"pv": ..., "alias": ..., "kind": ..., "compress": ..., "include":
+        ...}``). Any other key of the collector's configuration is a keyword:
+        ``capacity``, ``mode`` (ring or stop), ``autostart``, ``trigger``,
+        ``stop_after``, ``persist``, ``upload``, ... The keys, their defaults and limits
+        are in the Collector reference's *Configuration* (reference/collector.md), and
+        ``epics-collector schema collector`` prints them as a JSON schema. A config the
+        factory refuses raises :class:`DeviceError` naming the field.
+        """
         made = await self._create("collector", name, {"channels": channels, **config}, prefix)
         return AsyncCollector(self.connection, made)
 
@@ -206,7 +216,17 @@ class AsyncFactory:
         prefix: str | None = None,
         **config: Any,
     ) -> AsyncProcessor:
-        """Create a processing device: ``inputs`` by name, a processor (name or dict)."""
+        """Create a processing device; its proxy once it serves.
+
+        ``inputs``: input name to source PV (``{"a": "SIM:Counter"}``). ``processor``: a
+        registered processor's name (``calc``, ``stats``, ``roi``, ``pid``, ``fit``, or a
+        plugin's) or ``{"name": ..., "params": {...}}``; ``params`` are merged into its
+        parameters. Other keys of the processing configuration are keywords:
+        ``trigger`` (``any``, ``all``, an input name, or ``{"period": s}``),
+        ``outputs``, ``feedback``, ``timeout``, ``enable``, ... They are in the how-to
+        *Process PVs* (how-to/process-pvs.md), the processors' parameters in its
+        *Built-in processors*; ``epics-collector schema processing`` prints the schema.
+        """
         spec: dict[str, Any] = {"name": processor} if isinstance(processor, str) else {**processor}
         if params:
             spec["params"] = {**spec.get("params", {}), **params}

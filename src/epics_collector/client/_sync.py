@@ -188,7 +188,17 @@ class Factory(BlockingFactory):
     def create_collector(
         self, name: str, channels: list[Any], *, prefix: str | None = None, **config: Any
     ) -> Collector:
-        """Create a collector of ``channels`` (PV names or channel dicts) and more config."""
+        """Create a collector of ``channels``; its proxy once it serves.
+
+        ``channels``: PV names (``"SIM:Counter"``, ``"ca://SIM:Temperature"``) or channel
+        dicts (``{"pv": ..., "alias": ..., "kind": ..., "compress": ..., "include":
+        ...}``). Any other key of the collector's configuration is a keyword:
+        ``capacity``, ``mode`` (ring or stop), ``autostart``, ``trigger``,
+        ``stop_after``, ``persist``, ``upload``, ... The keys, their defaults and limits
+        are in the Collector reference's *Configuration* (reference/collector.md), and
+        ``epics-collector schema collector`` prints them as a JSON schema. A config the
+        factory refuses raises :class:`DeviceError` naming the field.
+        """
         return self._wrap(
             self._run(self._impl.create_collector(name, channels, prefix=prefix, **config))
         )
@@ -203,7 +213,17 @@ class Factory(BlockingFactory):
         prefix: str | None = None,
         **config: Any,
     ) -> Processor:
-        """Create a processing device: ``inputs`` by name, a processor (name or dict)."""
+        """Create a processing device; its proxy once it serves.
+
+        ``inputs``: input name to source PV (``{"a": "SIM:Counter"}``). ``processor``: a
+        registered processor's name (``calc``, ``stats``, ``roi``, ``pid``, ``fit``, or a
+        plugin's) or ``{"name": ..., "params": {...}}``; ``params`` are merged into its
+        parameters. Other keys of the processing configuration are keywords:
+        ``trigger`` (``any``, ``all``, an input name, or ``{"period": s}``),
+        ``outputs``, ``feedback``, ``timeout``, ``enable``, ... They are in the how-to
+        *Process PVs* (how-to/process-pvs.md), the processors' parameters in its
+        *Built-in processors*; ``epics-collector schema processing`` prints the schema.
+        """
         return self._wrap(
             self._run(
                 self._impl.create_processor(
