@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import quote, unquote
 
 import bluesky.plans as bp
 import h5py
@@ -70,9 +71,15 @@ class Documents:
 
 
 def _devices(
-    factory_process: Callable[..., FactoryHandle], sim_ioc: SimIoc, export: bool = False
+    factory_process: Callable[..., FactoryHandle],
+    sim_ioc: SimIoc,
+    export: bool = False,
+    export_uri: Callable[[Path], str] | None = None,
 ) -> tuple[CollectorDevice, ProcessingDevice]:
-    """A collector of two sim PVs and a calc device, made by a factory and connected."""
+    """A collector of two sim PVs and a calc device, made by a factory and connected.
+
+    ``export_uri`` makes the collector's export URI from its data directory.
+    """
     fac = factory_process()
     col = fac.create(
         "collector",
@@ -93,7 +100,8 @@ def _devices(
         },
     )
     with init_devices():
-        collector = CollectorDevice(col, export=export)
+        uri = export_uri(fac.data_dir / "bg") if export_uri else None
+        collector = CollectorDevice(col, export=export, export_uri=uri)
         det = ProcessingDevice(proc)
     return collector, det
 
@@ -137,12 +145,39 @@ def test_export_gives_stream_resources_pointing_at_the_file(
     run_engine: RunEngine,
 ) -> None:
     collector, det = _devices(factory_process, sim_ioc, export=True)
+    _check_stream_resources(collector, det, run_engine, "file://")
+
+
+def test_export_uri_points_the_documents_where_the_run_engine_reads_the_file(
+    factory_process: Callable[..., FactoryHandle],
+    sim_ioc: SimIoc,
+    run_engine: RunEngine,
+    tmp_path: Path,
+) -> None:
+    """Walkthrough 3, finding 19: a remote factory's file was named by its own path."""
+    shared = tmp_path / "mnt" / "beamline data"  # the data directory, as mounted here
+
+    def mount(data_dir: Path) -> str:
+        shared.parent.mkdir(parents=True, exist_ok=True)
+        shared.symlink_to(data_dir, target_is_directory=True)
+        return f"file://localhost{quote(str(shared))}"  # a URI: its space quoted
+
+    collector, det = _devices(factory_process, sim_ioc, export=True, export_uri=mount)
+    _check_stream_resources(collector, det, run_engine, "file://localhost" + str(shared) + "/")
+
+
+def _check_stream_resources(
+    collector: CollectorDevice, det: ProcessingDevice, run_engine: RunEngine, base: str
+) -> None:
+    """A run's StreamResources start with ``base``, and name files that hold the rows."""
     docs = Documents()
     run_engine(record_during(collector, bp.count([det], num=3, delay=0.3)), cast(Any, docs))
     resources = {d["data_key"]: d for d in docs.by_name["stream_resource"]}
     assert set(resources) == {"collector-counter", "collector-pressure"}
     for key, resource in resources.items():
-        path = Path(resource["uri"].removeprefix("file://"))
+        uri = unquote(resource["uri"])
+        assert uri.startswith(base), uri
+        path = Path(uri.removeprefix("file://").removeprefix("localhost"))
         (datum,) = [
             d for d in docs.by_name["stream_datum"] if d["stream_resource"] == resource["uid"]
         ]

@@ -6,6 +6,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from urllib.parse import quote
 
 import numpy as np
 from bluesky.protocols import StreamAsset
@@ -32,11 +33,24 @@ T = TypeVar("T")
 class _Run:
     """What the collector and its channels share about the current run (not a Device)."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, export_uri: str | None = None) -> None:
         self.prefix = prefix
         self.timeout = 10.0
         self.export_path = ""
+        self.export_uri = export_uri  # the data directory as the RunEngine's host sees it
         self.histories: dict[str, History] = {}
+
+    def file_uri(self) -> str:
+        """Where the RunEngine's readers find the last export.
+
+        With ``export_uri`` (the collector's data directory as this host sees it: a
+        shared mount, an HTTP server of it), that URI and the file's name; else the
+        path the device wrote, which is only right on the device's own host.
+        """
+        path = Path(self.export_path)
+        if self.export_uri is None:
+            return path.absolute().as_uri()
+        return self.export_uri.rstrip("/") + "/" + quote(path.name)
 
     async def call(self, method: Callable[[AsyncCollector], Awaitable[T]]) -> T:
         """``method(client)`` with a client opened for the call and closed after it."""
@@ -118,10 +132,9 @@ class CollectorChannelAsset(CollectorChannel):
     async def collect_asset_docs(self, index: int | None = None) -> AsyncIterator[StreamAsset]:
         """A StreamResource for the dataset in the export, and one StreamDatum for its rows."""
         rows = await self.get_index() if index is None else index
-        path = Path(self._run.export_path)
         bundle = ComposeStreamResource()(
             mimetype="application/x-hdf5",
-            uri=path.absolute().as_uri(),
+            uri=self._run.file_uri(),
             data_key=self.name,
             parameters={"dataset": f"/entry/channels/{self.alias}/value", "chunk_shape": [rows]},
             uid=None,
@@ -146,6 +159,12 @@ class CollectorDevice(StandardReadable):
     documents pointing at the NeXus file. Channels are read from the device at connect
     unless given.
 
+    The file is written on the collector's host. ``export_uri`` says where the
+    RunEngine's host (and Tiled, databroker) find the collector's data directory, as in
+    ophyd-async's path providers: ``file://localhost/mnt/beamline/col1`` for a shared
+    mount, ``https://files.example/col1`` for a web server of it. Without it the
+    documents carry the path the device wrote (right only on the device's host).
+
     Every PV the collector serves is a child, found in its PVI at connect (commands as
     ``TriggerableCommand``); only those that plans use are typed here.
     """
@@ -167,10 +186,11 @@ class CollectorDevice(StandardReadable):
         *,
         channels: Sequence[str] | None = None,
         export: bool = False,
+        export_uri: str | None = None,
         name: str = "",
     ) -> None:
         self.prefix, self.export = prefix, export
-        self._run_info = _Run(prefix)
+        self._run_info = _Run(prefix, export_uri)
         self._given_channels = list(channels) if channels is not None else None
         self.channels: DeviceMap[CollectorChannel] = DeviceMap()
         super().__init__(name=name, connector=PviDeviceConnector(prefix))
