@@ -310,7 +310,7 @@ def test_a_collector_with_no_data_yet_says_so(
         page.close()
 
 
-def test_an_idle_channel_open_for_10_s_raises_no_alarm(
+def test_an_idle_channel_watched_through_100_updates_raises_no_alarm(
     browser: Any,
     factory_process: Callable[..., FactoryHandle],
     sim_ioc: SimIoc,
@@ -329,14 +329,10 @@ def test_an_idle_channel_open_for_10_s_raises_no_alarm(
             page = browser.new_page()
             page.goto(web.url)
             page.wait_for_selector(f'[data-key="{col}sp"][data-last-time]:not([data-last-time=""])')
-            opened = time.monotonic()
-            # watched for 10 s: the condition is that nothing happens meanwhile
-            wait_until(
-                lambda: (
-                    time.monotonic() - opened > 10.0
-                    or bool(page.evaluate("window.__errors.length"))
-                ),
-                11,
+            # watched through 100 updates of the page (10 s at 10 Hz, longer under load):
+            # the condition is that nothing happens meanwhile
+            page.wait_for_function(
+                "window.__updates >= 100 || window.__errors.length > 0", timeout=60_000
             )
             assert page.evaluate("window.__errors") == []
             page.close()

@@ -367,6 +367,7 @@ function setUpBrowser() {
 // measured by bench/web.py: delay from each point's source timestamp to its arrival
 window.__delays = [];
 window.__bytes = 0;
+window.__updates = 0;  // state messages received (tests wait on a number of them)
 
 function update(message) {
   allowControl = message.allow_control;
@@ -463,6 +464,7 @@ function connect() {
       return;
     }
     update(message);
+    window.__updates += 1;
   };
   socket.onclose = () => {
     document.getElementById("error").textContent = "connection to the dashboard server lost; retrying";
