@@ -45,6 +45,7 @@ from epics_collector.core import (
 )
 from epics_collector.processing._api import Input, Processor
 from epics_collector.processing._config import Feedback, OutputConfig, Period, ProcessingConfig
+from epics_collector.processing._feedback import FeedbackWriters
 from epics_collector.processing._inputs import DEPTH, InputTable
 from epics_collector.processing._outputs import OutputPvs
 from epics_collector.processing._runner import Runner
@@ -197,11 +198,17 @@ class Processing(Device[ProcessingConfig]):
             self._wake_threadsafe,
             share=(split.index, split.count) if split is not None else None,
         )
-        self._loop: asyncio.AbstractEventLoop | None = None  # for feedback coroutines
-        #: Feedback writes under way (event loop): FeedbackEnable 0 answers after them.
-        self._writing: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._feedback_off = True  # set by FeedbackEnable 0 before its put completes
-        self._clamped: dict[str, str] = {}  # target: why its writes are limited now
+        #: One writer per feedback target, the newest output wins (event loop).
+        self.writers = FeedbackWriters(
+            self.config.feedback,
+            put=self._put_feedback,
+            readback=self._readback,
+            allowed=self._feedback_allowed,
+            not_made=self._feedback_not_made,
+            report=self.report,
+        )
         self._wakeup = threading.Event()  # set by input updates (any thread)
         #: Runs formed when their update arrived, waiting for the worker (oldest first).
         self._runs: deque[dict[str, Input]] = deque()
@@ -267,8 +274,8 @@ class Processing(Device[ProcessingConfig]):
             # the integral it wound up while the loop was open
             self.runner.ask_reset()
         self._feedback_off = not value
-        if not value and self._writing:  # the put answers once no write is on its way
-            await asyncio.wait(set(self._writing), timeout=FEEDBACK_DRAIN)
+        if not value:  # the put answers once no write is on its way, and none starts
+            await self.writers.drain(FEEDBACK_DRAIN)
         self.report("feedback enabled" if value else "feedback disabled")
 
     @command(name="Reset")
@@ -447,9 +454,8 @@ class Processing(Device[ProcessingConfig]):
                 continue
             self.runner.succeeded()
             self._tally.ran()
-            if self.config.feedback and self.feedback_enable.value and self._loop is not None:
-                future = self._feedback(inputs, result.outputs)
-                asyncio.run_coroutine_threadsafe(future, self._loop)
+            if self.config.feedback and self.feedback_enable.value:
+                self.call_soon(self._offer_feedback, inputs, result.outputs)
 
     @scan(0.1)
     async def watchdog(self) -> None:
@@ -485,25 +491,18 @@ class Processing(Device[ProcessingConfig]):
 
     # feedback --------------------------------------------------------------------------------
 
-    async def _feedback(self, inputs: dict[str, Input], outputs: Any) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._writing.add(task)
-        try:
-            await self._write_feedback(inputs, outputs)
-        except Exception as error:  # a future nobody awaits: never let this vanish
-            log.exception("feedback")
-            self._feedback_not_made(f"feedback failed: {error}", Severity.MAJOR)
-        finally:
-            if task is not None:
-                self._writing.discard(task)
+    def _offer_feedback(self, inputs: dict[str, Input], outputs: Any) -> None:
+        """Offer a run's feedback outputs to their targets' writers (event loop).
 
-    async def _write_feedback(self, inputs: dict[str, Input], outputs: Any) -> None:
-        if not self.config.feedback or not self.feedback_enable.value or self._feedback_off:
+        What this run's outputs and inputs say is checked here (an unusable input, an
+        output that is not a finite number or is INVALID); staleness and limits are
+        checked by the writer when the put starts.
+        """
+        if not self._feedback_allowed():
             return
         newest = max(i.timestamp for i in inputs.values())
         suspended = _unusable_input(inputs)
-        for entry in self.config.feedback:
+        for index, entry in enumerate(self.config.feedback):
             if entry.output not in outputs:
                 continue
             if suspended:  # whatever the processor made of it (pid clamps NaN to low)
@@ -512,28 +511,34 @@ class Processing(Device[ProcessingConfig]):
                 )
                 continue
             output = outputs[entry.output]
-            reason = self._feedback_refusal(entry, newest, output)
+            reason = self._feedback_refusal(entry, output)
             if reason:
                 self._feedback_not_made(f"feedback to {entry.target} skipped: {reason}")
                 continue
-            value = self._limited(entry, float(output))
-            self._say_clamp(entry, float(output), value)
-            if self._feedback_off or not (self.feedback_enable.value and self.running):
-                return  # disabled meanwhile
-            assert self.sources is not None
-            try:
-                await self.sources.put(entry.target, value)
-            except Exception as error:
-                self._feedback_not_made(
-                    f"feedback write to {entry.target} failed: {error}", Severity.MAJOR
-                )
+            self.writers.offer(index, float(output), newest)
+
+    def _feedback_allowed(self) -> bool:
+        return bool(
+            self.config.feedback
+            and not self._feedback_off
+            and self.feedback_enable.value
+            and self.running
+        )
+
+    async def _put_feedback(self, target: str, value: float) -> None:
+        assert self.sources is not None
+        await self.sources.put(target, value)
+
+    def _readback(self, target: str) -> float | None:
+        current = self.runner.target(target)
+        return None if current is None else float(current.value)
 
     def _feedback_not_made(self, text: str, severity: Severity = Severity.MINOR) -> None:
         """Count and show a feedback write that was not made (event loop)."""
         self.feedback_skipped.set(self.feedback_skipped.value + 1, severity=Severity.MINOR)
         self.report(text, severity)
 
-    def _feedback_refusal(self, entry: Feedback, newest: float, output: Any) -> str:
+    def _feedback_refusal(self, entry: Feedback, output: Any) -> str:
         try:
             number = float(output)
         except (TypeError, ValueError):
@@ -542,40 +547,7 @@ class Processing(Device[ProcessingConfig]):
             return f"the output {entry.output} is {number}"
         if self.outputs[entry.output].reading.severity >= Severity.INVALID:
             return "the output is INVALID"
-        age = time.time() - newest
-        if age > entry.max_age:
-            return f"inputs are stale ({age:.1f} s old)"
         return ""
-
-    def _say_clamp(self, entry: Feedback, wanted: float, written: float) -> None:
-        """Say (MINOR) when a target's writes start to be limited, and when they stop.
-
-        A setpoint that sits at a limit while the output asks for more is a loop that
-        cannot reach its goal: an operator must see it, once, not at every run.
-        """
-        if wanted == written:
-            if self._clamped.pop(entry.target, None) is not None:
-                self.report(f"feedback to {entry.target}: within its limits again")
-            return
-        if wanted > entry.high or wanted < entry.low:
-            why = f"{'high' if wanted > entry.high else 'low'} {_g(written)} (feedback limit)"
-        else:
-            why = f"max_step {_g(entry.max_step or 0.0)} from the target's value"
-        if self._clamped.get(entry.target) != why:
-            self._clamped[entry.target] = why
-            self.report(
-                f"feedback to {entry.target} clamped: the output {entry.output} asks "
-                f"{_g(wanted)}, limited to {why}",
-                Severity.MINOR,
-            )
-
-    def _limited(self, entry: Feedback, value: float) -> float:
-        value = min(entry.high, max(entry.low, value))
-        current = self.runner.target(entry.target)
-        if entry.max_step is not None and current is not None:
-            base = float(current.value)
-            value = min(base + entry.max_step, max(base - entry.max_step, value))
-        return value
 
     # lifecycle -------------------------------------------------------------------------------
 
@@ -601,6 +573,8 @@ class Processing(Device[ProcessingConfig]):
 
     async def on_stop(self) -> None:
         """Stop running, close sources, tear the processor down."""
+        self._feedback_off = True  # no feedback put starts from now on
+        await self.writers.drain(FEEDBACK_DRAIN)
         for subscription in self._subscriptions:
             subscription.close()
         if self.sources is not None:
@@ -627,10 +601,6 @@ class _Readback:
 
     def on_loss(self, missing: int | None) -> None:
         """Only the target's newest value matters (for max_step)."""
-
-
-def _g(number: float) -> str:
-    return f"{number:.6g}"
 
 
 def _unusable_input(inputs: dict[str, Input]) -> str:
