@@ -128,6 +128,7 @@ class Supervisor:
         self._task: asyncio.Task[None] | None = None
         #: One lifecycle operation (start, stop, restart) at a time; ``closed`` by Destroy.
         self._lifecycle = asyncio.Lock()
+        self._closing = False  # a Destroy asked: queued Restarts give way (then closed)
         self.closed = False
         self._subscriptions: list[Subscription] = []
         self.hung_after, self.pid_file = hung_after, pid_file
@@ -232,6 +233,8 @@ class Supervisor:
         Restart start one process after the other, never two at once); ``final``
         (Destroy) refuses every later one.
         """
+        if final:  # Restarts queued behind this Destroy give way to it
+            self._closing = True
         async with self._lifecycle:
             await self._stop()
             self.closed = self.closed or final
@@ -249,7 +252,7 @@ class Supervisor:
     async def restart(self) -> None:
         """Stop and launch again now, forgetting earlier crashes (also from Failed)."""
         async with self._lifecycle:
-            if self.closed:
+            if self.closed or self._closing:  # a Destroy waits: no launch before it
                 raise LaunchError("it was destroyed meanwhile")
             await self._stop()
             self._in_a_row = 0
