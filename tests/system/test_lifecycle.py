@@ -58,15 +58,17 @@ def test_twenty_restarts_at_once_then_destroy_leave_one_process_at_a_time(
         finished.append(True)
 
     clients = [threading.Thread(target=restart) for _ in range(20)]
-    for client in clients:
-        client.start()
-    # the Destroy goes among the queued Restarts: once the first of them is done
-    wait_for(lambda: len(finished) >= 1, 60, "a first Restart done")
-    answer = fac.call("Destroy", name="one")
-    for client in clients:
-        client.join(120)
-    watching[0] = False
-    watcher.join()
+    try:
+        for client in clients:
+            client.start()
+        # the Destroy goes among the queued Restarts: once the first of them is done
+        wait_for(lambda: len(finished) >= 1, 60, "a first Restart done")
+        answer = fac.call("Destroy", name="one")
+        for client in clients:
+            client.join(120)
+    finally:  # the watcher starts processes (pgrep): never leave it running
+        watching[0] = False
+        watcher.join()
     assert most[0] == 1, f"{most[0]} processes of one device at once"
     assert _processes(prefix) == 0, "a process outlived Destroy"
     assert all("destroyed meanwhile" in e or "no device named" in e for e in errors), errors
