@@ -85,40 +85,58 @@ class _PvaSubscription:
         self._request = f"record[queueSize={queue_size}]field()"
         self._wake = partial(drainer.wakeups.put, self)
         self._lock = threading.Lock()  # one (re)subscription at a time
+        self._renew_asked = False  # by the reviver; done by the drain thread
         self._sub = raw.Context.monitor(ctx, name, self._wake, self._request)
         self._wake()  # anything queued before the subscription was stored
         reviver.lost(self, new=True)  # until it connects
 
     def renew(self) -> None:
-        """Subscribe again on a new channel (reviver thread, while disconnected).
+        """Ask for a new channel (reviver thread, while disconnected).
 
         pvxs searches for a lost channel with a growing back-off (seconds after the
-        server is back); a new channel is searched for at once.
+        server is back); a new channel is searched for at once. The drain thread, which
+        owns the subscription's state, renews it after draining the queue, and only if
+        the channel is still disconnected then: updates pvxs queued meanwhile (the
+        reconnection itself, values after it) are recorded, never thrown away with the
+        old subscription.
         """
-        with self._lock:
-            if self._sub is None or self._connected:
-                return
-            self._sub.close()
-            self._ctx.disconnect(self.name)
-            self._sub = raw.Context.monitor(self._ctx, self.name, self._wake, self._request)
+        self._renew_asked = True
+        self._wake()
 
     def drain(self) -> None:
-        """Process every queued update (on the drainer thread)."""
+        """Process every queued update, then a renewal asked for (on the drainer thread)."""
         sub, popped = self._sub, 0
         while sub is not None:
             try:
                 item = sub.pop()
             except Exception:
-                if sub is not self._sub:  # closed by renew() meanwhile: the new one is woken
+                if sub is not self._sub:  # closed meanwhile (close()): nothing to drain
                     return
                 raise
             if item is None:
-                return
+                break
             popped += 1
             if popped == self._queue_size and self._sequence is None:
                 # (a numbered source's losses are counted exactly from its numbers)
                 self._listener.on_loss(None)
             self._event(item)
+        if self._renew_asked:
+            self._renew_asked = False
+            if not self._connected:  # still lost with an empty queue: a new channel
+                self._resubscribe()
+
+    def _resubscribe(self) -> None:
+        """Subscribe again on a new channel (drain thread).
+
+        The old subscription is closed first: while it holds the channel, ``disconnect``
+        keeps it, and the new monitor would wait for that channel's backed-off search.
+        """
+        with self._lock:  # close() may run on another thread
+            if self._sub is None:
+                return
+            self._sub.close()
+            self._ctx.disconnect(self.name)
+            self._sub = raw.Context.monitor(self._ctx, self.name, self._wake, self._request)
 
     def _event(self, value: Value | Exception) -> None:
         if isinstance(value, Exception):
