@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 #: What handlers raise to refuse a request (bad input, not allowed, no such thing, busy);
 #: any other exception is a bug and is logged with its traceback.
 REFUSALS = (ValueError, PermissionError, LookupError, BusyError)
+SCAN_STOP_WAIT = 10.0  # seconds stop() lets a running scan finish before cancelling it
 
 
 class PutError(Exception):
@@ -108,6 +109,7 @@ class Device(Generic[ConfigT]):
         self.rpcs: dict[str, Rpc] = {}
         self._scans: list[Scan] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._scans_stop = asyncio.Event()  # set by stop(): scans end after their run
         self._hand_off = LoopHandOff()
         self._held: Severity | None = None  # a problem Message keeps (see hold)
         for attribute, declaration in self._declarations().items():
@@ -355,6 +357,7 @@ class Device(Generic[ConfigT]):
     async def start(self) -> None:
         """Start the scans, then run :meth:`on_start`; a failure puts the device in Fault."""
         self._hand_off.bind()
+        self._scans_stop = asyncio.Event()
         self._tasks = [asyncio.create_task(self._run_scan(s), name=s.name) for s in self._scans]
         try:
             await self.on_start()
@@ -363,16 +366,28 @@ class Device(Generic[ConfigT]):
             self.fault(f"start failed: {error}")
 
     async def stop(self) -> None:
-        """Run :meth:`on_stop`, then cancel the scans."""
-        try:
-            await self.on_stop()
-        finally:
-            for task in self._tasks:
+        """Stop the scans, then run :meth:`on_stop` (which closes stores).
+
+        Scans stop first, as in FastCS: a scan that is running (a flush, say) finishes
+        its run, and none starts after, so nothing a scan does can reach what
+        :meth:`on_stop` closed. A scan still running after :data:`SCAN_STOP_WAIT` s is
+        cancelled, and said.
+        """
+        self._scans_stop.set()
+        tasks, self._tasks = self._tasks, []
+        if tasks:
+            done, running = await asyncio.wait(tasks, timeout=SCAN_STOP_WAIT)
+            for task in running:
+                log.error(
+                    "scan %s still running %g s after stop: cancelled",
+                    task.get_name(),
+                    SCAN_STOP_WAIT,
+                )
                 task.cancel()
-            for task in self._tasks:
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            self._tasks = []
+        await self.on_stop()
 
     async def on_start(self) -> None:
         """Subclass hook: connect sources, open files."""
@@ -383,13 +398,14 @@ class Device(Generic[ConfigT]):
     async def _run_scan(self, declaration: Scan) -> None:
         loop = asyncio.get_running_loop()
         next_time = loop.time()
-        while True:
+        while not self._scans_stop.is_set():
             try:
                 await declaration.method(self)
             except Exception as error:
                 self.report(f"{declaration.name} failed: {error}", Severity.MAJOR)
             next_time = max(next_time + declaration.period, loop.time())
-            await asyncio.sleep(next_time - loop.time())
+            with contextlib.suppress(TimeoutError):  # the period, or stop: whichever first
+                await asyncio.wait_for(self._scans_stop.wait(), next_time - loop.time())
 
     @scan(1.0)
     async def _beat(self) -> None:

@@ -37,6 +37,7 @@ from epics_collector.storage._ring import Columns, Ring, concat
 from epics_collector.storage._spill import (
     ReadOnly,
     SpillStore,
+    StoreClosedError,
     StoreUnavailableError,
     array_record,
     read_only,
@@ -95,6 +96,7 @@ __all__ = [
     "run_query",
     "SnapshotData",
     "SpillStore",
+    "StoreClosedError",
     "StaleReadError",
     "StoreUnavailableError",
     "text_rows",

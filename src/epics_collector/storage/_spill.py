@@ -154,6 +154,10 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return info.st_dev, info.st_ino
 
 
+class StoreClosedError(RuntimeError):
+    """A write to a store its owner closed (the caller keeps the rows)."""
+
+
 class SpillStore:
     """The chunks of every channel of one collector, and its meta, in one SQLite file.
 
@@ -173,6 +177,7 @@ class SpillStore:
             raise PathError(f"{path} is a symbolic link; the spill store must be a file")
         self.recovered: str | None = None  # what was found wrong at open, and what was done
         self.lost = 0  # rows found lost at open (damaged chunks, a damaged log)
+        self.closed = False  # after close(): every write refused (StoreClosedError)
         self._lock = threading.Lock()
         try:
             self._db = self._open()
@@ -276,8 +281,9 @@ class SpillStore:
         return "deleted" if now is None else "replaced by another file"
 
     def close(self) -> None:
-        """Close the database (a checkpoint folds the WAL into it)."""
+        """Close the database (a checkpoint folds the WAL into it); later writes refused."""
         with self._lock:
+            self.closed = True
             self._db.close()
 
     # reading ---------------------------------------------------------------------------
@@ -340,6 +346,8 @@ class SpillStore:
         packed = [(channel, *pack(rows), len(rows)) for channel, rows in chunks if len(rows)]
         total = sum(count for *_, count in packed)
         with self._lock:
+            if self.closed:  # a flush after its owner stopped: a bug, said, nothing lost
+                raise StoreClosedError(f"{self.path.name} is closed: a write came after stop")
             with self._transaction():
                 for channel, layout, blob, count in packed:
                     self._db.execute(

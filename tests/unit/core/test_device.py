@@ -174,3 +174,46 @@ def test_fault_sets_state_and_major_message():
     assert device.state.value == "Fault"
     assert device.message.value == "source lost"
     assert device.message.reading.severity == Severity.MAJOR
+
+
+def test_stop_lets_a_running_scan_finish_before_on_stop_closes_what_it_uses():
+    """Issue 40, finding 4: on_stop ran while scans still ran (a flush could reach the
+    closed store). Now scans stop first: a running one finishes, none starts after."""
+    from epics_collector.core import scan
+
+    order: list[str] = []
+
+    class Flushing(Example):
+        @scan(0.01)
+        async def flush(self) -> None:
+            order.append("flush started")
+            await asyncio.sleep(0.2)  # a flush under way when stop comes
+            order.append("flush done")
+
+        async def on_stop(self) -> None:
+            order.append("store closed")
+
+    async def main() -> None:
+        device = Flushing({})
+        await device.start()
+        while "flush started" not in order:
+            await asyncio.sleep(0.001)
+        await device.stop()
+
+    asyncio.run(main())
+    assert order[-2:] == ["flush done", "store closed"], order
+    assert order.count("flush started") == order.count("flush done")
+
+
+def test_a_closed_store_refuses_a_late_write_and_keeps_its_rows(tmp_path):
+    import numpy as np
+
+    from epics_collector.storage import Columns, SpillStore, StoreClosedError
+
+    store = SpillStore(tmp_path / "history.sqlite")
+    zeros = np.zeros(3, np.int8)
+    rows = Columns(np.arange(3.0) + 1.7e9, np.arange(3.0), zeros, zeros)
+    store.write([("a", rows)])
+    store.close()
+    with pytest.raises(StoreClosedError, match="closed: a write came after stop"):
+        store.write([("a", rows)])
