@@ -491,8 +491,9 @@ class Collector(Device[CollectorConfig]):
             self._duration_timer = self._loop.call_later(
                 self.config.limits.duration, self._stop_for, "duration limit reached"
             )
-        if not self.recorder.recording:  # a limit was hit by the initial values
-            self._stop_for("sample limit reached")
+        # A limit hit by the initial values (the sample limit, or a full channel in fill
+        # mode) stopped the recorder: its event, queued on this loop, stops the run and
+        # says which limit it was.
 
     @command(name="Stop")
     async def stop_recording(self) -> None:

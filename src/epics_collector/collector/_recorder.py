@@ -468,6 +468,10 @@ class Recorder:
                     channel.merger.reset()
                 channel.unflushed = 0
                 channel.overruns = channel.lost = channel.missing = channel.failures = 0
+                channel.late = channel.bad_time = 0
+                # what was said once is said again after a Clear (time going back, no
+                # timestamps): a new history, new news
+                channel.stamped_here, channel.problem, channel.in_gap = False, "", False
                 channel.changed = True
             self.count = 0
             self.dropped = 0

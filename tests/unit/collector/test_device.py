@@ -53,3 +53,31 @@ def test_start_when_and_a_lost_channel_never_stop_the_others(tmp_path: Path) -> 
             await device.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_limit_reached_by_the_values_at_start_is_said_by_its_own_event(
+    tmp_path: Path,
+) -> None:
+    """Issue 40, slip: _start guessed "sample limit reached" for whatever stopped the run."""
+    sources = InMemorySources()
+    config = {
+        "channels": [{"pv": "A", "alias": "a"}, {"pv": "B", "alias": "b"}],
+        "limits": {"samples": 1},
+    }
+    device = Collector(config, data_dir=tmp_path, sources=sources)
+
+    async def scenario() -> None:
+        await device.start()
+        try:
+            sources.connect("A", 1.0, T + 1)
+            sources.connect("B", 2.0, T + 1)
+            await wait_for_async(
+                lambda: device.message.value == "all channels connected", 5.0, "connected"
+            )
+            await device.put("Start", 1)  # the current values reach the limit of 1
+            await wait_for_async(lambda: device.state.value == "Stopped", 5.0, "Stopped")
+            assert "sample limit of 1 reached" in device.message.value, device.message.value
+        finally:
+            await device.stop()
+
+    asyncio.run(scenario())

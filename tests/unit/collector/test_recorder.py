@@ -185,6 +185,22 @@ def test_a_source_time_that_goes_back_is_counted_not_recorded():
     assert "timestamp went back" in a.problem
 
 
+def test_after_a_clear_time_going_back_is_said_again():
+    """Issue 40, slip: Clear kept late and problem, so it was never reported again."""
+    recorder, events = make()
+    a = recorder.channels[0]
+    recorder.start()
+    a.on_update(Update(1.0, T + 10))
+    a.on_update(Update(2.0, T + 5))
+    assert (a.late, events.count((Event.BAD_VALUE, "A"))) == (1, 1)
+    recorder.clear()
+    assert (a.late, a.bad_time, a.problem) == (0, 0, "")
+    a.on_update(Update(3.0, T + 20))
+    a.on_update(Update(4.0, T + 15))
+    assert a.late == 1 and "timestamp went back" in a.problem
+    assert events.count((Event.BAD_VALUE, "A")) == 2  # said again
+
+
 def test_pushes_out_of_order_are_refused_and_the_history_stays_ordered():
     import pytest
 
