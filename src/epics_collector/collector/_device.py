@@ -424,8 +424,7 @@ class Collector(Device[CollectorConfig]):
         channel = self.recorder.add_channel(config)
         self._pushed[alias] = kind
         self.recorder.mark_connected(channel)  # its source is the Push RPC
-        if self.spill is not None:
-            self.spill.persistence.add_channel(channel)
+        if self.spill is not None:  # (nothing on disk yet: the next flush writes it)
             self._describe()
         self.report(f"extra channel {alias} ({kind}) created by a push")
         return channel

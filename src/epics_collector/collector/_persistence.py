@@ -18,13 +18,14 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from epics_collector.collector._recorder import Channel, Recorder
+from epics_collector.collector._recorder import Recorder
 from epics_collector.storage import (
     Columns,
     SpillStore,
@@ -153,24 +154,28 @@ class Persistence:
 
     # flush (executor) ------------------------------------------------------------------
 
-    def flush(self, meta: dict[str, Any]) -> FlushOutcome:
-        """Take what each channel recorded, write it and ``meta`` in one transaction."""
+    def flush(self, meta: Callable[[], dict[str, Any]]) -> FlushOutcome:
+        """Take what each channel recorded, write it and ``meta()`` in one transaction.
+
+        The rows and ``meta()`` (the counts) are taken under the recorder's lock at one
+        moment, so the counts on disk always describe the rows on disk.
+        """
         outcome = FlushOutcome()
         failure: Exception | None = None
         try:
             self._ready(outcome)  # before rows are taken: a rewrite writes all it holds
         except Exception as error:
             failure = error
-        for channel in self.recorder.channels:
-            rows = self.recorder.take_unflushed(channel)
+        taken, meta_now = self.recorder.take_all_unflushed(meta)
+        for alias, rows in taken.items():
             if len(rows):
-                self._waiting.setdefault(channel.alias, []).append(rows)
+                self._waiting.setdefault(alias, []).append(rows)
         chunks = [(alias, concat(*parts)) for alias, parts in self._waiting.items() if parts]
         try:
             if failure is not None:
                 raise failure
             assert self.store is not None
-            outcome.written = self.store.write(chunks, meta)
+            outcome.written = self.store.write(chunks, meta_now)
         except Exception as error:  # a full disk, an I/O error: keep the rows, try again
             outcome.error = self.unavailable or f"{type(error).__name__}: {error}"
             self._waiting = {alias: [rows] for alias, rows in chunks}
@@ -256,10 +261,6 @@ class Persistence:
         """Close the store (if open)."""
         if self.store is not None:
             self.store.close()
-
-    def add_channel(self, channel: Channel) -> None:
-        """A channel made after start (a push): nothing on disk yet."""
-        self._on_disk.setdefault(channel.alias, 0)
 
 
 def _import_legacy(directory: Path, store: SpillStore, aliases: set[str]) -> int:

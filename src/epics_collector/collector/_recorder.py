@@ -542,6 +542,17 @@ class Recorder:
         with self.lock:
             return channel.ring.row(index)
 
+    def take_all_unflushed(
+        self, meta: Callable[[], dict[str, Any]]
+    ) -> tuple[dict[str, Columns], dict[str, Any]]:
+        """Every channel's rows since the last take, and ``meta()``, at one moment."""
+        with self.lock:
+            taken = {}
+            for channel in self.channels:
+                taken[channel.alias] = channel.ring.columns(channel.unflushed)
+                channel.unflushed = 0
+            return taken, meta()
+
     def take_unflushed(self, channel: Channel) -> Columns:
         """Rows recorded since the last call (for the spill file)."""
         with self.lock:

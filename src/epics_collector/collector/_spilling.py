@@ -114,15 +114,20 @@ class Spill:
         """Write the rows recorded since the last flush (a failed write keeps them)."""
         if not self._owner:  # another process's store (start refused): never touch it
             return
-        async with self._writing:
-            meta = {
-                "pushed": dict(pushed),
-                "count": self.recorder.count,
-                "dropped": self.recorder.dropped,
-                "overruns": self.recorder.overruns,
-                "recording": self.recorder.recording,
+        names = dict(pushed)
+        recorder = self.recorder
+
+        def meta() -> dict[str, Any]:  # under the recorder's lock, with the rows taken
+            return {
+                "pushed": names,
+                "count": recorder.count,
+                "dropped": recorder.dropped,
+                "overruns": recorder.overruns,
+                "recording": recorder.recording,
                 "flushed": time.time(),
             }
+
+        async with self._writing:
             loop = asyncio.get_running_loop()
             outcome = await loop.run_in_executor(None, self.persistence.flush, meta)
         self._report(outcome)

@@ -36,14 +36,14 @@ def test_rows_wait_while_the_disk_is_full_and_land_when_it_is_not(tmp_path: Path
     pages = db.execute("PRAGMA page_count").fetchone()[0]
     db.execute(f"PRAGMA max_page_count = {pages}")  # full
     record(rec, range(1, 2001))
-    outcome = persistence.flush({"count": 2000})
+    outcome = persistence.flush(lambda: {"count": 2000})
     assert outcome.error is not None and "full" in outcome.error
     assert outcome.waiting == 2000 and outcome.given_up == 0
     record(rec, range(2001, 4001))  # 4000 waiting > capacity 3000: the oldest 1000 go
-    outcome = persistence.flush({"count": 4000})
+    outcome = persistence.flush(lambda: {"count": 4000})
     assert outcome.waiting == 3000 and outcome.given_up == 1000
     db.execute("PRAGMA max_page_count = 1000000")  # space again
-    outcome = persistence.flush({"count": 4000})
+    outcome = persistence.flush(lambda: {"count": 4000})
     assert outcome.error is None and outcome.written == 3000
     rows = np.concatenate([p.value for p in persistence.store.load("A").parts])
     assert list(rows) == [float(v) for v in range(1001, 4001)]
@@ -73,14 +73,14 @@ def test_compaction_never_writes_a_row_twice(tmp_path: Path) -> None:
     persistence.open({"A"})
     for start in range(1, 41, 10):  # 40 rows on disk
         record(rec, range(start, start + 10))
-        persistence.flush({})
+        persistence.flush(dict)
     record(rec, range(41, 51))  # 50 after the next flush: > 4 x capacity, compacted
-    take = rec.take_unflushed
+    take = rec.take_all_unflushed
     # rows recorded while the flush runs (after it took its rows, before it compacts)
-    rec.take_unflushed = lambda channel: (take(channel), record(rec, range(51, 54)))[0]  # type: ignore[method-assign]
-    persistence.flush({})
-    rec.take_unflushed = take  # type: ignore[method-assign]
-    persistence.flush({})
+    rec.take_all_unflushed = lambda meta: (take(meta), record(rec, range(51, 54)))[0]  # type: ignore[method-assign]
+    persistence.flush(dict)
+    rec.take_all_unflushed = take  # type: ignore[method-assign]
+    persistence.flush(dict)
     assert persistence.store is not None
     rows = np.concatenate([p.value for p in persistence.store.load("A").parts])
     assert list(rows) == [float(v) for v in range(44, 54)], "a row written twice or lost"
@@ -113,3 +113,35 @@ def test_a_store_read_without_writing_restores_pushed_channels_too(tmp_path: Pat
     assert list(rec.history(rec.channels[0]).value) == [0.0, 1.0, 2.0]
     assert list(rec.history(pushed).value) == [0.0, 1.0, 2.0]
     assert restored.samples == 6
+
+
+def test_the_counts_on_disk_describe_the_rows_on_disk_while_recording_goes_on(
+    tmp_path: Path,
+) -> None:
+    """Issue 40, slip: the counts were read on the loop before the rows were taken, so a
+    flush could write rows its meta did not count."""
+    import threading
+
+    rec = recorder(capacity=1_000_000)
+    persistence = Persistence(tmp_path, rec, capacity=1_000_000, ring=False)
+    persistence.open({"A"})
+    assert persistence.store is not None
+    done = threading.Event()
+
+    def recording() -> None:
+        v = 0
+        while not done.is_set():
+            v += 1
+            rec.channels[0].on_update(Update(float(v), T + v))
+
+    writer = threading.Thread(target=recording)
+    writer.start()
+    try:
+        for _ in range(10):
+            outcome = persistence.flush(lambda: {"count": rec.count})
+            assert outcome.error is None
+            on_disk = sum(len(p.value) for p in persistence.store.load("A").parts)
+            assert persistence.store.meta()["count"] == on_disk
+    finally:
+        done.set()
+        writer.join()
