@@ -388,7 +388,7 @@ class Recorder:
         if not channel.ring.append(*row, ns=ns):
             self.dropped += 1
             channel.lost += 1
-            self.recording = False
+            self._stop_locked(full=channel)
             self.notify(Event.FULL, channel)
             return
         self.count += 1
@@ -448,13 +448,24 @@ class Recorder:
     def stop(self) -> None:
         """Record nothing more (a pending periodic row is recorded first)."""
         with self.lock:
-            if self.recording:
-                for channel in self.channels:
-                    self._flush_merged(channel)
-                    row = channel.reducer.flush()
-                    if row is not None:
-                        self._append(channel, row)
-            self.recording = False
+            self._stop_locked()
+
+    def _stop_locked(self, full: Channel | None = None) -> None:
+        """Record each channel's pending rows (not into ``full``), then nothing more.
+
+        Under the lock. A stop because one channel is full (fill mode) still records
+        the other channels' pending periodic and merged rows.
+        """
+        if not self.recording:
+            return
+        self.recording = False
+        for channel in self.channels:
+            if channel is full:
+                continue
+            self._flush_merged(channel)
+            row = channel.reducer.flush()
+            if row is not None:
+                self._append(channel, row)
 
     def clear(self) -> None:
         """Forget every recorded row and the counters."""

@@ -261,3 +261,22 @@ def test_a_page_starts_at_the_value_then_and_stops_at_points() -> None:
     assert list(recorder.query(p, Query(T + 9, T + 100, 5, PAGE))["time"]) == [T + 9]
     before = recorder.query(p, Query(T - 10, T + 1, 100, PAGE))  # nothing before: from start
     assert list(before["time"]) == [T, T + 1]
+
+
+def test_a_full_channel_stops_the_run_with_the_others_pending_periodic_rows():
+    """Issue 40, slip: a fill-mode stop skipped the other channels' pending rows."""
+    recorder, events = make(
+        channels=[
+            {"pv": "A", "alias": "a"},
+            {"pv": "B", "alias": "b", "compress": {"algorithm": "periodic", "period": 10.0}},
+        ],
+        capacity=2,
+        mode="fill",
+    )
+    a, b = recorder.channels
+    recorder.start()
+    b.on_update(Update(7.0, T + 1))  # pending: its period has not ended
+    for k in range(3):  # the third row does not fit: A is full, the run stops
+        a.on_update(Update(float(k), T + 2 + k))
+    assert (Event.FULL, "a") in events and not recorder.recording
+    assert list(recorder.history(b).value) == [7.0], "B's pending row was skipped"
