@@ -519,6 +519,23 @@ class Recorder:
                 channel.changed = False
         return changed
 
+    def window(self, channel: Channel, start: float, end: float) -> tuple[Columns, bool]:
+        """A channel's rows in [start, end], and whether the history still held ``start``.
+
+        Only the window's rows are copied, chunk by chunk; the ring is never copied whole.
+        """
+        with self.lock:
+            ring = channel.ring
+            oldest = ring.row(0)
+            complete = ring.total == len(ring) or (oldest is not None and oldest[0] <= start)
+            if not len(ring):
+                return ring.columns(0), complete
+        parts = list(self.read(channel, start, end))
+        if not parts:
+            with self.lock:
+                return channel.ring.columns(0), complete
+        return (concat(*parts) if ring.row_shape == () else _stacked(parts)), complete
+
     def history(self, channel: Channel) -> Columns:
         """A copy of a channel's rows, oldest first (copied chunk by chunk)."""
         parts = list(self.read(channel, -math.inf, math.inf))

@@ -30,12 +30,6 @@ class Snapshot:
         return sum(len(r) for r in self.rows.values())
 
 
-def window(rows: Columns, start: float, end: float) -> Columns:
-    """The rows with ``start <= time <= end``."""
-    keep = (rows.time >= start) & (rows.time <= end)
-    return rows.take(keep)
-
-
 ROWS = "rows.sqlite"
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from epics_collector.collector._conditions import Condition, Trigger
 from epics_collector.collector._recorder import Recorder
-from epics_collector.collector._snapshots import Snapshot, SnapshotStore, table, window
+from epics_collector.collector._snapshots import Snapshot, SnapshotStore, table
 from epics_collector.core import AttrR, Severity, Update
 
 FREEZE_MARGIN = 0.3  # seconds: updates stamped inside the window may arrive a little later
@@ -106,12 +106,9 @@ class TriggerWindows:
         self._pending.pop(snapshot_id, None)
         start, end = at - self.config.pre, at + self.config.post
         rows, complete = {}, True
-        for channel in self.recorder.channels:
-            history = self.recorder.history(channel)
-            overwritten = channel.ring.total > len(channel.ring)
-            if overwritten and (len(history) == 0 or history.time[0] > start):
-                complete = False
-            rows[channel.alias] = window(history, start, end)
+        for channel in self.recorder.channels:  # only the window is read, never the ring
+            rows[channel.alias], held = self.recorder.window(channel, start, end)
+            complete = complete and held
         snapshot = Snapshot(snapshot_id, at, start, end, rows, complete)
         if self.store is not None:
             self.store.save(snapshot)

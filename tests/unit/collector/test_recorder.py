@@ -280,3 +280,21 @@ def test_a_full_channel_stops_the_run_with_the_others_pending_periodic_rows():
         a.on_update(Update(float(k), T + 2 + k))
     assert (Event.FULL, "a") in events and not recorder.recording
     assert list(recorder.history(b).value) == [7.0], "B's pending row was skipped"
+
+
+def test_a_window_is_read_alone_and_says_whether_the_ring_still_held_its_start():
+    """Issue 40, finding 3: a trigger freeze copied each channel's whole ring on the loop."""
+    recorder, _ = make(capacity=100)
+    a = recorder.channels[0]
+    recorder.start()
+    for k in range(150):  # 50 overwritten: the ring holds T+50 .. T+149
+        a.on_update(Update(float(k), T + k))
+    rows, held = recorder.window(a, T + 60, T + 70)
+    assert list(rows.value) == [float(k) for k in range(60, 71)] and held
+    rows, held = recorder.window(a, T + 40, T + 55)
+    assert list(rows.value) == [float(k) for k in range(50, 56)] and not held
+    copied = []
+    original = a.ring.columns
+    a.ring.columns = lambda newest=None: copied.append(newest) or original(newest)  # type: ignore[method-assign]
+    recorder.window(a, T + 60, T + 70)
+    assert copied == [], "the whole ring was copied"
