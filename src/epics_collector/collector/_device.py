@@ -260,8 +260,7 @@ class Collector(Device[CollectorConfig]):
         writer = write_nexus if nexus else write_csv
         loop = asyncio.get_running_loop()
         started = time.monotonic()
-        await loop.run_in_executor(None, writer, path, data, self.data_dir)
-        rows = sum(len(c.rows) for c in data.channels)
+        rows = await loop.run_in_executor(None, writer, path, data, self.data_dir)
         self.export_rows.set(rows)
         self.export_path.set(str(path))
         took = f"in {time.monotonic() - started:.2f} s"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from epics_collector.collector._recorder import Recorder
+from epics_collector.collector._recorder import Channel, Recorder
 from epics_collector.collector._triggers import TriggerWindows
 from epics_collector.storage import ChannelData, Columns, ExportData, SnapshotData
 
@@ -19,14 +21,24 @@ def gather(
     triggers: TriggerWindows | None,
     annotations: list[tuple[float, str]],
 ) -> ExportData:
-    """Copy what is recorded now (one copy per channel, taken under the recorder's lock)."""
+    """What an export writes: each channel's rows as a reader, called by the writer.
+
+    Nothing is copied here (on the event loop): the writer, in its thread, reads one
+    channel at a time (chunk by chunk under the recorder's lock) and lets it go before
+    the next, so an export holds one channel's copy, not the whole history's.
+    """
     configs = {c.alias: c.config for c in recorder.channels}
 
-    def describe(alias: str, rows: Columns) -> ChannelData:
+    def describe(
+        alias: str, rows: Columns | Callable[[], Columns], span: tuple[float, float] | None = None
+    ) -> ChannelData:
         config = configs[alias]
-        return ChannelData(alias, config.pv, config.kind, rows, config.units)
+        return ChannelData(alias, config.pv, config.kind, rows, config.units, span)
 
-    channels = [describe(c.alias, recorder.history(c)) for c in recorder.channels]
+    channels = [
+        describe(c.alias, functools.partial(recorder.history, c), _span(recorder, c))
+        for c in recorder.channels
+    ]
     snapshots = [
         SnapshotData(
             s.id,
@@ -39,6 +51,11 @@ def gather(
         for s in (triggers.snapshots if triggers is not None else [])
     ]
     return ExportData(device, config_json, channels, snapshots, list(annotations))
+
+
+def _span(recorder: Recorder, channel: Channel) -> tuple[float, float] | None:
+    first, last = recorder.span(channel)
+    return (first, last) if last > 0 else None  # (0, 0): no rows
 
 
 class Annotations:

@@ -1,14 +1,16 @@
 """Writing recorded data to files: NeXus HDF5 and CSV.
 
-Both writers take :class:`ExportData` (copies made by the caller under its lock) and
-write in chunks, so a history is copied once (into the export data) and never again;
-files appear atomically (written under a temporary name, then renamed).
+Both writers take :class:`ExportData` and write in chunks. A channel's rows may be
+given as a reader, called by the writer (in its thread) when it reaches the channel:
+then one channel's copy is held at a time, not every channel's at once. Files appear
+atomically (written under a temporary name, then renamed). A writer returns the rows
+it wrote.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,13 +30,28 @@ STATUS_TEXT = "PVA alarm status (7 = client: a gap while disconnected)"
 
 @dataclass
 class ChannelData:
-    """One channel's rows and what describes them."""
+    """One channel's rows (or a reader of them) and what describes them.
+
+    ``span`` (first and last time) lets a writer put the entry's times before it reads
+    any rows; without it the rows are read for it.
+    """
 
     alias: str
     pv: str
     kind: str
-    rows: Columns
+    rows: Columns | Callable[[], Columns]
     units: str = ""
+    span: tuple[float, float] | None = None
+
+    def load(self) -> Columns:
+        """The rows (read now, if given as a reader)."""
+        return self.rows() if callable(self.rows) else self.rows
+
+    def times(self) -> tuple[float, float] | None:
+        """The first and last row's time, or None without rows."""
+        if self.span is not None or callable(self.rows):
+            return self.span
+        return (float(self.rows.time[0]), float(self.rows.time[-1])) if len(self.rows) else None
 
 
 @dataclass
@@ -70,8 +87,10 @@ def _chunks(n: int) -> Iterator[slice]:
         yield slice(start, min(n, start + CHUNK_ROWS))
 
 
-def _write_log(group: h5py.Group, channel: ChannelData) -> None:
+def _write_log(group: h5py.Group, channel: ChannelData) -> int:
     """An NXlog: ``time`` relative to its ``start`` attribute, then value/severity/status.
+
+    Returns the rows written.
 
     Numeric columns through :mod:`~epics_collector.storage._hdf5` (100,000 channels are
     100,000 of these); string values through h5py's own (variable-length) datasets.
@@ -80,7 +99,8 @@ def _write_log(group: h5py.Group, channel: ChannelData) -> None:
     set_text(log, "NX_class", "NXlog")
     set_text(log, "source", channel.pv)
     set_text(log, "kind", channel.kind)
-    rows, n = channel.rows, len(channel.rows)
+    rows = channel.load()
+    n = len(rows)
     start = float(rows.time[0]) if n else 0.0
     chunks = min(n, CHUNK_ROWS) if n else None
     time = new_dataset(log, "time", (n,), np.dtype("f8"), chunks)
@@ -109,9 +129,10 @@ def _write_log(group: h5py.Group, channel: ChannelData) -> None:
             value[part] = rows.value[part]
         else:
             write_rows(value_id, part.start, rows.value[part])
+    return n
 
 
-def write_nexus(path: Path, data: ExportData, root: Path | None = None) -> None:
+def write_nexus(path: Path, data: ExportData, root: Path | None = None) -> int:
     """Write a NeXus file with one ``NXentry`` (layout in docs/how-to/export.md).
 
     Written through a new partial file, following no symlink below ``root``.
@@ -126,15 +147,13 @@ def write_nexus(path: Path, data: ExportData, root: Path | None = None) -> None:
         entry.attrs["NX_class"] = "NXentry"
         entry["program_name"] = "epics-collector"
         entry["entry_identifier"] = data.device
-        times = [float(c.rows.time[0]) for c in data.channels if len(c.rows)]
-        ends = [float(c.rows.time[-1]) for c in data.channels if len(c.rows)]
-        if times:
-            entry["start_time"] = iso(min(times))
-            entry["end_time"] = iso(max(ends))
+        spans = [span for c in data.channels if (span := c.times()) is not None]
+        if spans:
+            entry["start_time"] = iso(min(first for first, _ in spans))
+            entry["end_time"] = iso(max(last for _, last in spans))
         channels = entry.create_group("channels")
         channels.attrs["NX_class"] = "NXcollection"
-        for channel in data.channels:
-            _write_log(channels, channel)
+        written = sum(_write_log(channels, channel) for channel in data.channels)
         snapshots = entry.create_group("snapshots")
         snapshots.attrs["NX_class"] = "NXcollection"
         for snapshot in data.snapshots:
@@ -156,6 +175,7 @@ def write_nexus(path: Path, data: ExportData, root: Path | None = None) -> None:
         config.attrs["NX_class"] = "NXnote"
         config["type"] = "application/json"
         config["data"] = data.config_json
+    return written
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet takes for a formula
@@ -172,20 +192,26 @@ def cell(text: object) -> object:
     return text
 
 
-def write_csv(path: Path, data: ExportData, root: Path | None = None) -> None:
+def write_csv(path: Path, data: ExportData, root: Path | None = None) -> int:
     """One long table: ``channel, time, time_iso, value, severity, status``; then notes.
 
     Waveform and image channels are not written (CSV has no arrays): use NeXus. Text
     cells that a spreadsheet would take for a formula are escaped (see :func:`cell`).
     """
-    arrays = [c.alias for c in data.channels if c.rows.value.ndim > 1]
+    arrays = [
+        c.alias
+        for c in data.channels
+        if c.kind in ("waveform", "image") or (not callable(c.rows) and c.rows.value.ndim > 1)
+    ]
     if arrays:
         raise ValueError(f"CSV cannot hold arrays ({', '.join(arrays)}): export as nexus")
     with new_file(path, root) as handle, open(handle, "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["channel", "time", "time_iso", "value", "severity", "status"])
+        written = 0
         for channel in data.channels:
-            rows = channel.rows
+            rows = channel.load()
+            written += len(rows)
             for part in _chunks(len(rows)):
                 for t, v, s, a in zip(
                     rows.time[part],
@@ -196,5 +222,7 @@ def write_csv(path: Path, data: ExportData, root: Path | None = None) -> None:
                 ):
                     row = [channel.alias, repr(float(t)), iso(t), cell(v), int(s), int(a)]
                     writer.writerow(row)
+            del rows  # one channel's copy at a time
         for t, text in data.annotations:
             writer.writerow(["annotation", repr(t), iso(t), cell(text), 0, 0])
+    return written

@@ -102,3 +102,29 @@ def test_csv_text_a_spreadsheet_would_run_is_escaped(tmp_path, data):
     assert values[:6] == ["'" + f for f in formulas[:5]] + ["plain"]
     assert float(values[6]) == -5.0, "a negative number stays a number"
     assert values[7] == '\'=HYPERLINK("http://x")'
+
+
+@pytest.mark.parametrize("writer", [write_nexus, write_csv])
+def test_channels_given_as_readers_are_held_one_at_a_time(tmp_path, writer) -> None:
+    """Issue 40, finding 3: an export copied every channel's history before writing."""
+    import weakref
+
+    held: list[weakref.ref] = []
+
+    def reader(k: int):
+        def read() -> Columns:
+            alive = [r for r in held if r() is not None]
+            assert not alive, "an earlier channel's copy is still held"
+            made = rows(np.full(1000, float(k)))
+            held.append(weakref.ref(made.value))
+            return made
+
+        return read
+
+    channels = [
+        ChannelData(f"c{k}", f"SIM:C{k}", "number", reader(k), span=(1.7e9, 1.7e9 + 99.9))
+        for k in range(5)
+    ]
+    data = ExportData("LAB:COL:", "{}", channels, [], [])
+    assert writer(tmp_path / f"out.{writer.__name__}", data) == 5000
+    assert len(held) == 5
