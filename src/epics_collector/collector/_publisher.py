@@ -117,7 +117,7 @@ class Publisher:
                 "last_update": latest,
                 "excluded": [ch.reducer.excluded for ch in channels],
                 "overruns": [ch.overruns for ch in channels],
-                "dropped": [ch.lost for ch in channels],
+                "dropped": [ch.dropped for ch in channels],
                 "late": [ch.late for ch in channels],
                 "bad_time": [ch.bad_time for ch in channels],
                 "kind": [ch.config.kind for ch in channels],

@@ -57,7 +57,7 @@ class Channel:
     stamped_here: bool = False  # updates with no timestamp at all (0) were seen
     in_gap: bool = False  # the newest row is a gap row
     overruns: int = 0  # times the source's monitor queue filled while recording
-    lost: int = 0  # updates known to be lost (sequence gaps, bad values, full)
+    dropped: int = 0  # updates known to be lost (sequence gaps, bad values, full)
     missing: int = 0  # of which missing from the source's sequence numbers
     failures: int = 0  # updates whose recording raised (a bug or an impossible config)
     late: int = 0  # source updates older than the newest row: not recorded (in Dropped)
@@ -187,7 +187,7 @@ class Recorder:
     def _failed(self, channel: Channel, error: Exception) -> None:
         """Recording an update of ``channel`` raised: count it, say so, go on."""
         self.dropped += 1
-        channel.lost += 1
+        channel.dropped += 1
         channel.failures += 1
         if channel.failures == 1:  # the traceback once; the count says the rest
             log.error("%s: recording an update failed", channel.alias, exc_info=error)
@@ -251,7 +251,7 @@ class Recorder:
                 self.overruns += 1
             else:
                 channel.missing += missing
-                channel.lost += missing
+                channel.dropped += missing
                 self.dropped += missing
             channel.changed = True
 
@@ -267,7 +267,7 @@ class Recorder:
                 value = self._array(channel, value)
         except (TypeError, ValueError) as error:
             self.dropped += 1
-            channel.lost += 1
+            channel.dropped += 1
             channel.problem = (
                 f"{channel.alias}: cannot record {type(update.value).__name__} values as "
                 f"kind {kind!r} ({error})"
@@ -367,7 +367,7 @@ class Recorder:
     def _not_recorded(self, channel: Channel, first: str | None) -> None:
         """An update counted in Dropped, not recorded; ``first``: the text, said once."""
         self.dropped += 1
-        channel.lost += 1
+        channel.dropped += 1
         channel.changed = True
         if first is not None:
             channel.problem = first
@@ -387,7 +387,7 @@ class Recorder:
             row = (float(np.nextafter(channel.ring.newest, np.inf)), *row[1:])
         if not channel.ring.append(*row, ns=ns):
             self.dropped += 1
-            channel.lost += 1
+            channel.dropped += 1
             self._stop_locked(full=channel)
             self.notify(Event.FULL, channel)
             return
@@ -478,7 +478,7 @@ class Recorder:
                 if channel.merger is not None:
                     channel.merger.reset()
                 channel.unflushed = 0
-                channel.overruns = channel.lost = channel.missing = channel.failures = 0
+                channel.overruns = channel.dropped = channel.missing = channel.failures = 0
                 channel.late = channel.bad_time = 0
                 # what was said once is said again after a Clear (time going back, no
                 # timestamps): a new history, new news

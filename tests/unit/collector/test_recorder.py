@@ -116,7 +116,7 @@ def test_an_update_that_cannot_be_recorded_is_counted_and_the_others_go_on():
         bad.on_update(Update(float(i), T + 100.0 + i))
     assert list(recorder.history(good).value) == [0.0, 1.0, 2.0, 3.0, 4.0]
     assert len(bad.ring) == 0
-    assert (recorder.dropped, bad.lost, bad.failures) == (5, 5, 5)
+    assert (recorder.dropped, bad.dropped, bad.failures) == (5, 5, 5)
     assert events.count((Event.BAD_VALUE, "BAD")) == 5
     assert (
         "recording its updates failed (5 so far" in bad.problem and "OverflowError" in bad.problem
@@ -139,7 +139,7 @@ def test_an_update_without_a_source_time_is_counted_as_a_gap_not_recorded() -> N
     assert len(rows) == 3  # one gap for both, no fake 0.0
     assert before <= rows.time[1] <= time.time() and rows.time[2] == later
     assert rows.severity[1] == 3
-    assert (a.bad_time, a.lost, recorder.dropped) == (3, 3, 3)
+    assert (a.bad_time, a.dropped, recorder.dropped) == (3, 3, 3)
     assert events.count((Event.BAD_VALUE, a.alias)) == 1
     assert "no valid timestamp" in a.problem
 
@@ -180,7 +180,7 @@ def test_a_source_time_that_goes_back_is_counted_not_recorded():
         a.on_update(Update(value, stamp))
     rows = recorder.history(a)
     assert list(rows.value) == [1.0, 3.0, 4.0]  # the same time again is kept
-    assert (recorder.dropped, a.lost, a.late) == (2, 2, 2)
+    assert (recorder.dropped, a.dropped, a.late) == (2, 2, 2)
     assert events.count((Event.BAD_VALUE, "A")) == 1  # said once; counted every time
     assert "timestamp went back" in a.problem
 
