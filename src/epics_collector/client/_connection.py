@@ -7,6 +7,7 @@ same types: numbers, strings, choice names for enums, dicts of numpy arrays for 
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -25,6 +26,16 @@ class Connection:
         network = network or Network.from_environment()
         self.timeout = timeout
         self._ctx = Context("pva", conf=network.client_conf(), useenv=network.useenv, nt=False)
+        self.owns_context = True  # False for a view (with_timeout): its owner closes it
+
+    def with_timeout(self, timeout: float) -> Connection:
+        """This connection's context (no new one) with another default timeout.
+
+        Closing the result leaves the context open: its owner closes it.
+        """
+        view = copy.copy(self)
+        view.timeout, view.owns_context = timeout, False
+        return view
 
     async def _wait(self, name: str, operation: Any, timeout: float | None) -> Any:
         limit = self.timeout if timeout is None else timeout
@@ -129,5 +140,6 @@ class Connection:
             yield stamp, decode(value)
 
     def close(self) -> None:
-        """Close the client context."""
-        self._ctx.close()
+        """Close the client context (if this connection made it)."""
+        if self.owns_context:
+            self._ctx.close()

@@ -24,7 +24,8 @@ from ophyd_async.core import (
 )
 from ophyd_async.epics.core import PviDeviceConnector
 
-from epics_collector.client import AsyncCollector, Connection, History
+from epics_collector.client import AsyncCollector, History
+from epics_collector.ophyd._context import shared_connection
 from epics_collector.ophyd._view import HistoryView
 
 T = TypeVar("T")
@@ -53,12 +54,8 @@ class _Run:
         return self.export_uri.rstrip("/") + "/" + quote(path.name)
 
     async def call(self, method: Callable[[AsyncCollector], Awaitable[T]]) -> T:
-        """``method(client)`` with a client opened for the call and closed after it."""
-        connection = Connection(timeout=self.timeout)
-        try:
-            return await method(AsyncCollector(connection, self.prefix))
-        finally:
-            connection.close()
+        """``method(client)`` on the process's shared client context."""
+        return await method(AsyncCollector(shared_connection(self.timeout), self.prefix))
 
     async def history(self, alias: str) -> History:
         """The channel's rows, fetched once per run after ``complete``."""

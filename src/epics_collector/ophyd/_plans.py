@@ -10,8 +10,9 @@ import bluesky.preprocessors as bpp
 from bluesky.utils import Msg
 from ophyd_async.plan_stubs import ensure_connected
 
-from epics_collector.client import AsyncFactory, Connection
+from epics_collector.client import AsyncFactory
 from epics_collector.ophyd._collector import CollectorDevice
+from epics_collector.ophyd._context import shared_connection
 
 Plan = Generator[Msg, Any, Any]
 
@@ -64,13 +65,9 @@ def create_collector(
     """Create a collector on a factory from inside a plan; return its connected device."""
 
     async def create() -> str:
-        connection = Connection()
-        try:
-            factory = AsyncFactory(connection, factory_prefix)
-            made = await factory.create_collector(name, channels, **config)
-            return made.prefix
-        finally:
-            connection.close()
+        factory = AsyncFactory(shared_connection(5.0), factory_prefix)
+        made = await factory.create_collector(name, channels, **config)
+        return made.prefix
 
     prefix: list[str] = []
 

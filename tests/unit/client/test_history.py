@@ -34,3 +34,17 @@ def test_decode() -> None:
     value = Value(table.type, {"labels": ["a", "b"], "value": {"a": [1.0], "b": ["x"]}})
     decoded = decode(value)
     assert list(decoded) == ["a", "b"] and decoded["a"][0] == 1.0
+
+
+def test_a_view_of_a_connection_shares_its_context_and_leaves_it_open() -> None:
+    """The ophyd devices share one client context per process (issue 40)."""
+    from epics_collector.client import Connection
+    from epics_collector.pva import Network
+
+    owner = Connection(Network.loopback(), timeout=5.0)
+    view = owner.with_timeout(0.5)
+    assert view.timeout == 0.5 and owner.timeout == 5.0
+    assert view._ctx is owner._ctx  # noqa: SLF001 (no second context)
+    view.close()
+    assert owner.owns_context and not view.owns_context
+    owner.close()
