@@ -11,13 +11,12 @@ import urllib.request
 from typing import Any, cast
 
 from epics_collector.process import ManagedProcess
-from epics_collector.pva import Network
+from epics_collector.pva import Network, listening_port
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port for a service to listen on (below the ephemeral range)."""
+    return listening_port(socket.SOCK_STREAM)
 
 
 def iso(seconds: float) -> str:

@@ -14,7 +14,7 @@ from p4p.client.thread import RemoteError
 from epics_collector.collector import CollectorConfig
 from epics_collector.core import ConfigError, validate_config
 from epics_collector.process import ManagedProcess, wait_for, wait_until
-from epics_collector.pva import free_port
+from epics_collector.pva import listening_port
 
 pytestmark = pytest.mark.system
 SECRET = "s3cr3tNeverShown0123"  # alphanumeric: Tiled requires it
@@ -47,7 +47,7 @@ class Server:
 
 @pytest.fixture
 def s3_server() -> Iterator[Server]:
-    port = free_port(1)
+    port = listening_port(1)
     server = Server("moto.server", ["-H", "127.0.0.1", "-p", str(port)], f"http://127.0.0.1:{port}")
     yield server.start()
     server.stop()
@@ -55,7 +55,7 @@ def s3_server() -> Iterator[Server]:
 
 @pytest.fixture
 def tiled_server() -> Iterator[Server]:
-    port = free_port(1)
+    port = listening_port(1)
     args = ["serve", "catalog", "--temp", "--init", "--api-key", SECRET]
     args += ["--host", "127.0.0.1", "--port", str(port)]
     server = Server("tiled", args, f"http://127.0.0.1:{port}/api/v1/")

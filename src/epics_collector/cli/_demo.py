@@ -22,7 +22,7 @@ from rich.table import Table
 
 from epics_collector.client import Collector, Factory
 from epics_collector.process import ManagedProcess, StopRequest
-from epics_collector.pva import Client, Network, free_port
+from epics_collector.pva import Client, Network, listening_port
 from epics_collector.sim import SimIoc
 
 SIM, FACTORY = "DEMO:SIM:", "DEMO:FAC:"
@@ -99,7 +99,7 @@ def _dashboard(network: Network) -> tuple[ManagedProcess, str] | None:
     """``epics-collector web`` for the demo's factory, if the web extra is installed."""
     if importlib.util.find_spec("fastapi") is None:
         return None
-    port = free_port(socket.SOCK_STREAM)
+    port = listening_port(socket.SOCK_STREAM)
     args = ["web", "--factory", FACTORY, "--port", str(port)]
     process = ManagedProcess("epics_collector", args, env=network.environ()).start()
     process.wait_notified(30)  # "dashboard of ... on http://..."

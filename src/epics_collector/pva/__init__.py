@@ -15,7 +15,7 @@ from epics_collector.pva._decode import (
     timestamp,
 )
 from epics_collector.pva._format import Display
-from epics_collector.pva._network import Network, free_port
+from epics_collector.pva._network import Network, free_port, listening_port
 from epics_collector.pva._runner import pv_answers, serve_until_signal
 from epics_collector.pva._search import answered, servers_by_guid
 from epics_collector.pva._server import DeviceServer
@@ -42,6 +42,7 @@ __all__ = [
     "PvTool",
     "ToolError",
     "free_port",
+    "listening_port",
     "is_denial",
     "pv_format",
     "Display",

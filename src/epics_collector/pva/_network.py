@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,6 +16,39 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind((_LOOPBACK, 0))
         return sock.getsockname()[1]
+
+
+FIXED_PORTS = (10000, 32767)  # where listening ports are chosen, if below the ephemeral range
+
+
+def listening_port(kind: int = socket.SOCK_DGRAM) -> int:
+    """An unused port for a server that others find by its number (search, CA server).
+
+    Chosen below the kernel's ephemeral range: a port from that range (:func:`free_port`)
+    can be handed out again later as the source port of any outgoing connection, and a
+    server started after that cannot bind it ("CAS: No TCP server started" in a busy
+    test run). Falls back to :func:`free_port` where the range leaves no room.
+    """
+    low = FIXED_PORTS[0]
+    high = min(FIXED_PORTS[1], _ephemeral_low() - 1)
+    rng = random.Random()  # (not the global one: tests may seed it)
+    for _ in range(200) if high > low else ():
+        port = rng.randint(low, high)
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind((_LOOPBACK, port))
+            except OSError:
+                continue
+            return port
+    return free_port(kind)
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ranges:
+            return int(ranges.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 @dataclass(frozen=True)
@@ -45,9 +79,9 @@ class Network:
         them), so ``ca_servers`` ports are reserved and clients search them all; an IOC
         takes one with :meth:`for_ca_server`.
         """
-        port = search_port or free_port()
-        ca_ports = [free_port(socket.SOCK_STREAM) for _ in range(ca_servers)]
-        ca_port, ca_repeater = ca_ports[0], free_port()
+        port = search_port or listening_port()
+        ca_ports = [listening_port(socket.SOCK_STREAM) for _ in range(ca_servers)]
+        ca_port, ca_repeater = ca_ports[0], listening_port()
         return cls(
             {
                 "EPICS_PVAS_INTF_ADDR_LIST": _LOOPBACK,

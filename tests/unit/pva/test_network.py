@@ -40,3 +40,18 @@ def test_production_honours_environment(monkeypatch):
     net = Network.from_environment()
     assert net.useenv
     assert net.client_conf()["EPICS_PVA_ADDR_LIST"] == "127.0.0.2"
+
+
+def test_listening_ports_are_below_the_ephemeral_range() -> None:
+    """A server port from the ephemeral range can be taken later as a source port."""
+    import socket
+
+    from epics_collector.pva import Network, listening_port
+    from epics_collector.pva._network import _ephemeral_low
+
+    low = _ephemeral_low()
+    ports = [listening_port(socket.SOCK_STREAM) for _ in range(20)] + [listening_port()]
+    assert all(10000 <= port < low for port in ports), ports
+    network = Network.loopback()
+    assert int(network.variables["EPICS_PVA_BROADCAST_PORT"]) < low
+    assert int(network.variables["EPICS_CA_SERVER_PORT"]) < low
