@@ -131,6 +131,9 @@ def _cli(
     return run_python(host, "-m", "epics_collector", *args, env=env, timeout=60)
 
 
+# About 30 s alone (namespaces, a gateway, a factory, a dozen CLI runs and the office's
+# script, which may take 180 s itself); beside two CPU hogs it took over 60 s.
+@pytest.mark.timeout(240)
 def test_an_office_operator_drives_the_beamline_through_the_gateway(tmp_path: Path) -> None:
     with _segments(tmp_path, operators=OFFICE) as hosts:
         office = hosts["office"]
