@@ -180,6 +180,7 @@ def test_stop_lets_a_running_scan_finish_before_on_stop_closes_what_it_uses():
     """Issue 40, finding 4: on_stop ran while scans still ran (a flush could reach the
     closed store). Now scans stop first: a running one finishes, none starts after."""
     from epics_collector.core import scan
+    from epics_collector.process import wait_for_async
 
     order: list[str] = []
 
@@ -196,8 +197,7 @@ def test_stop_lets_a_running_scan_finish_before_on_stop_closes_what_it_uses():
     async def main() -> None:
         device = Flushing({})
         await device.start()
-        while "flush started" not in order:
-            await asyncio.sleep(0.001)
+        await wait_for_async(lambda: "flush started" in order, 5, "a flush under way")
         await device.stop()
 
     asyncio.run(main())
