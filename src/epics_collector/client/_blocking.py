@@ -132,8 +132,7 @@ class BlockingFactory(_Blocking):
     ) -> Self:
         """A running factory under ``prefix``; ``with`` (or :meth:`close`) closes it.
 
-        Requests wait ``timeout`` seconds; Create, Destroy, Restart and Purge wait
-        ``lifecycle_timeout`` (default: ``timeout``, at least 30 s).
+        The timeouts are ``AsyncFactory.connect``'s.
         """
         runner = LoopThread()
         try:
