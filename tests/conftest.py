@@ -27,6 +27,7 @@ from epics_collector.sim import SimIoc
 from epics_collector.sources import EpicsSources
 
 T = TypeVar("T")
+EPICS_EPOCH = 631152000.0  # 1990-01-01, POSIX s: EPICS time 0 (a record never processed)
 debug()  # PVs check the thread that sets them, here and in every device the tests start
 
 
@@ -57,8 +58,21 @@ def ctx(network: Network) -> Iterator[Context]:
 
 @pytest.fixture(scope="session")
 def sim_ioc(network: Network) -> Iterator[SimIoc]:
-    """The real sim IOC (EPICS 7, QSRV), shared by the session under prefix ``TSIM:``."""
+    """The real sim IOC (EPICS 7, QSRV), shared by the session under prefix ``TSIM:``.
+
+    Given once every periodic record has processed: until then a record sends its UDF
+    value at EPICS time 0, which a collector rightly counts in Dropped as bad_time, so a
+    test that subscribed first would see a loss that is the IOC's start, not the code's.
+    """
     with SimIoc(f"TSIM{uuid.uuid4().hex[:6]}:", network.environ()) as ioc:
+        periodic = [ioc.prefix + name for name in ("Counter", "Temperature", "Slow", "BeamCycle")]
+        with Context("pva", conf=network.client_conf(), useenv=False) as context:
+
+            def processed() -> bool:
+                stamps = [context.get(pv, timeout=2.0).timestamp for pv in periodic]
+                return all(stamp > EPICS_EPOCH for stamp in stamps)
+
+            wait_for(processed, 10, "every periodic record of the sim IOC processed once")
         yield ioc
 
 

@@ -23,6 +23,7 @@ from epics_collector.cli import _pipe as pipe
 from epics_collector.core import (
     ConfigError,
     Device,
+    DevicePv,
     PluginImportError,
     UnknownDeviceTypeError,
     load_config,
@@ -32,6 +33,7 @@ from epics_collector.factory import (
     DeviceSpec,
     Factory,
     FactoryConfig,
+    FactoryPv,
     StateDirBusyError,
     StateDirLock,
     check_prefix,
@@ -183,7 +185,7 @@ def _serve_factory(
         "another factory (with its own state dir, maybe on another host) serves it: "
         "stop that one first, or choose another prefix"
     )
-    taken = [prefix + Factory.devices.name, prefix + Factory.STATE]
+    taken = [prefix + FactoryPv.DEVICES, prefix + DevicePv.STATE]
     refuse_taken(network, taken, f"prefix {prefix}", hint)
     _log_to_stdout()
     sources = EpicsSources(network)

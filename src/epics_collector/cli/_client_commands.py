@@ -48,12 +48,18 @@ from epics_collector.client import (
     ViewArgs,
     default_prefix,
 )
-from epics_collector.collector import Collector as Recording
-from epics_collector.core import ConfigError, device_type_names, load_device_type, read_config
+from epics_collector.collector import CollectorPv
+from epics_collector.core import (
+    ConfigError,
+    DevicePv,
+    device_type_names,
+    load_device_type,
+    read_config,
+)
 from epics_collector.core import Device as CoreDevice
 from epics_collector.factory import Factory as FactoryModel
 from epics_collector.factory import FactoryConfig
-from epics_collector.processing import Processing as Pro
+from epics_collector.processing import ProcessingPv
 from epics_collector.screens import write_screen
 
 D = TypeVar("D", bound=Device)
@@ -366,19 +372,20 @@ def upload(
 
 def _watch_rows(device: Device) -> list[tuple[str, str]]:
     """(PV, value) of a device's main PVs, then one row per collector channel."""
-    names = [CoreDevice.STATE, CoreDevice.message.name, CoreDevice.heartbeat.name]
+    names = [DevicePv.STATE, DevicePv.MESSAGE, DevicePv.HEARTBEAT]
     try:
         config = device.config()
     except ClientError:
         config = {}
     if "channels" in config:
-        names += [attr.name for attr in (Recording.count, Recording.dropped, Recording.overruns)]
+        names += [CollectorPv.COUNT, CollectorPv.DROPPED, CollectorPv.OVERRUNS]
     if "outputs" in config:
         names += [
-            *(
-                attr.name
-                for attr in (Pro.count, Pro.errors, Pro.skipped, Pro.overruns, Pro.duration)
-            ),
+            ProcessingPv.COUNT,
+            ProcessingPv.ERRORS,
+            ProcessingPv.SKIPPED,
+            ProcessingPv.OVERRUNS,
+            ProcessingPv.DURATION,
             *config["outputs"],
         ]
     rows = []
@@ -389,7 +396,7 @@ def _watch_rows(device: Device) -> list[tuple[str, str]]:
             value = f"({error})"
         rows.append((name, str(value)))
     if "channels" in config:
-        channels = device.get(Recording.channel_table.name)
+        channels = device.get(CollectorPv.CHANNELS)
         for i, alias in enumerate(channels["alias"]):
             state = "connected" if channels["connected"][i] else "DISCONNECTED"
             count = int(channels["count"][i])

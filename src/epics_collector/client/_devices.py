@@ -19,9 +19,9 @@ from epics_collector.client._errors import (
     EmptyExportWarning,
     NoConnectionError,
 )
-from epics_collector.collector import ChannelPv, Collector, channel_pv
-from epics_collector.core import Device, listed
-from epics_collector.processing import Processing
+from epics_collector.collector import ChannelPv, CollectorPv, channel_pv
+from epics_collector.core import DevicePv, listed
+from epics_collector.processing import PARAM, ProcessingPv
 from epics_collector.pva import Network
 
 
@@ -156,27 +156,27 @@ class AsyncDevice:
 
     async def _message(self) -> str:
         try:
-            return str(await self.get(Device.message.name))
+            return str(await self.get(DevicePv.MESSAGE))
         except ClientError:
             return ""
 
     async def state(self) -> str:
         """The device's State (a choice name such as ``Recording``)."""
-        return str(await self.get(Device.STATE))
+        return str(await self.get(DevicePv.STATE))
 
     async def message(self) -> str:
         """The device's last status or error text."""
-        return str(await self.get(Device.message.name))
+        return str(await self.get(DevicePv.MESSAGE))
 
     async def config(self) -> dict[str, Any]:
         """The device's configuration (defaults filled in)."""
-        return json.loads(await self.get(Device.config_json.name))
+        return json.loads(await self.get(DevicePv.CONFIG))
 
     async def wait_until(self, state: str, timeout: float = 10.0) -> None:
         """Wait until State is ``state`` (a monitor); TimeoutError naming the last one."""
         try:
             await self.connection.wait_for_value(
-                self.prefix + Device.STATE, lambda value: str(value) == state, timeout
+                self.prefix + DevicePv.STATE, lambda value: str(value) == state, timeout
             )
         except NoConnectionError as error:
             raise TimeoutError(f"{error}, not {state!r}") from None
@@ -190,27 +190,27 @@ class AsyncCollector(AsyncDevice):
 
     async def start(self) -> None:
         """Start recording."""
-        await self._command(Collector.start_recording.name)
+        await self._command(CollectorPv.START)
 
     async def stop(self) -> None:
         """Stop recording (the history stays)."""
-        await self._command(Collector.stop_recording.name)
+        await self._command(CollectorPv.STOP)
 
     async def clear(self) -> None:
         """Forget the recorded history."""
-        await self._command(Collector.clear_history.name)
+        await self._command(CollectorPv.CLEAR)
 
     async def trigger(self) -> None:
         """Take a snapshot now (collectors with a trigger window)."""
-        await self._command(Collector.trigger_now.name)
+        await self._command(CollectorPv.TRIGGER)
 
     async def count(self) -> int:
         """Samples recorded in total."""
-        return int(await self.get(Collector.count.name))
+        return int(await self.get(CollectorPv.COUNT))
 
     async def channels(self) -> dict[str, np.ndarray]:
         """The Channels table: alias, pv, connected, count, last_update, excluded."""
-        return await self.get(Collector.channel_table.name)
+        return await self.get(CollectorPv.CHANNELS)
 
     async def alias(self, channel: str) -> str:
         """The alias of ``channel``, given as an alias or as the source PV name."""
@@ -253,19 +253,19 @@ class AsyncCollector(AsyncDevice):
 
     async def _query(self, channel: str, view: ViewArgs) -> History | Binned:
         arguments = {"alias": channel, **view_arguments(view)}  # an alias or a source PV
-        return view_of(await self.connection.call(self.prefix + Collector.query.name, arguments))
+        return view_of(await self.connection.call(self.prefix + CollectorPv.QUERY, arguments))
 
     async def snapshots(self) -> dict[str, np.ndarray]:
         """The Snapshots table of trigger windows."""
-        return await self.get(Collector.snapshot_table.name)
+        return await self.get(CollectorPv.SNAPSHOTS)
 
     async def annotations(self) -> dict[str, np.ndarray]:
         """The Annotations table (time, text)."""
-        return await self.get(Collector.annotation_table.name)
+        return await self.get(CollectorPv.ANNOTATIONS)
 
     async def annotate(self, text: str) -> None:
         """Add a timestamped note (exported with the data)."""
-        await self.put(Collector.annotate.name, text)
+        await self.put(CollectorPv.ANNOTATE, text)
 
     async def export(self, name: str, format: str = "nexus", timeout: float = 600.0) -> str:  # noqa: A002
         """Write the history to ``name`` in the data directory; return the path written.
@@ -273,10 +273,10 @@ class AsyncCollector(AsyncDevice):
         The device answers the put once the file is complete (``nexus`` or ``csv``). A file
         with no rows (nothing recorded) is written, with an :class:`EmptyExportWarning`.
         """
-        await self.put(Collector.export_format.name, format)
-        await self.put(Collector.export_name.name, name, timeout)
-        path = str(await self.get(Collector.export_path.name))
-        if int(await self.get(Collector.export_rows.name)) == 0:
+        await self.put(CollectorPv.EXPORT_FORMAT, format)
+        await self.put(CollectorPv.EXPORT, name, timeout)
+        path = str(await self.get(CollectorPv.EXPORT_PATH))
+        if int(await self.get(CollectorPv.EXPORT_ROWS)) == 0:
             warnings.warn(
                 f"{self.prefix} exported 0 rows to {path}: nothing was recorded",
                 EmptyExportWarning,
@@ -294,9 +294,9 @@ class AsyncCollector(AsyncDevice):
         def stamp(value: Any) -> tuple[int, int]:
             return value["timeStamp.secondsPastEpoch"], value["timeStamp.nanoseconds"]
 
-        name = self.prefix + Collector.upload_status.name
+        name = self.prefix + CollectorPv.UPLOAD_STATUS
         before = stamp(await self.connection.get_value(name))
-        await self._command(Collector.upload_export.name)
+        await self._command(CollectorPv.UPLOAD)
 
         async def done() -> Any:  # a monitor: the first status posted after ours that is final
             async for status in self.connection.monitor_values(name, 16):
@@ -319,20 +319,20 @@ class AsyncProcessor(AsyncDevice):
 
     async def enable(self) -> None:
         """Process input updates (also clears Fault)."""
-        await self.put(Processing.enable.name, 1)
+        await self.put(ProcessingPv.ENABLE, 1)
 
     async def disable(self) -> None:
         """Stop processing; outputs keep their last values."""
-        await self.put(Processing.enable.name, 0)
+        await self.put(ProcessingPv.ENABLE, 0)
 
     async def params(self) -> dict[str, Any]:
         """The processor's parameters, as they are now."""
         names = (await self.config())["processor"]["params"]
-        return {name: await self.get(Processing.PARAM + name) for name in names}
+        return {name: await self.get(PARAM + name) for name in names}
 
     async def set_param(self, name: str, value: Any) -> None:
         """Change one parameter (checked by the device; a refusal raises DeviceError)."""
-        await self.put(Processing.PARAM + name, value)
+        await self.put(PARAM + name, value)
 
     async def output_names(self) -> list[str]:
         """The names of the outputs."""

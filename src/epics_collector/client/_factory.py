@@ -25,7 +25,7 @@ from epics_collector.client._devices import (
 )
 from epics_collector.client._errors import AccessDeniedError, ClientError, DeviceError
 from epics_collector.client._recordings import RecordingInfo, paged_history, recording_rows
-from epics_collector.factory import RETIRED_ID, Factory
+from epics_collector.factory import RETIRED_ID, FactoryPv
 from epics_collector.process import FactoryProcess
 from epics_collector.pva import Network, decode
 
@@ -114,7 +114,7 @@ class AsyncFactory:
         """
         connection = Connection(network, timeout)
         try:
-            await connection.get(prefix + Factory.types.name)
+            await connection.get(prefix + FactoryPv.TYPES)
         except ClientError:
             connection.close()
             raise
@@ -187,7 +187,7 @@ class AsyncFactory:
         arguments = {"type": type_name, "name": name, "config": json.dumps(config)}
         if prefix:
             arguments["prefix"] = prefix
-        return str(await self._call(Factory.create.name, **arguments))
+        return str(await self._call(FactoryPv.CREATE, **arguments))
 
     async def create_collector(
         self, name: str, channels: list[Any], *, prefix: str | None = None, **config: Any
@@ -236,19 +236,19 @@ class AsyncFactory:
 
     async def destroy(self, name: str) -> None:
         """Stop a device and forget it (a collector's recording is kept, retired)."""
-        await self._call(Factory.destroy.name, name=name)
+        await self._call(FactoryPv.DESTROY, name=name)
 
     async def restart(self, name: str) -> None:
         """Restart a device's process (also one marked Failed)."""
-        await self._call(Factory.restart.name, name=name)
+        await self._call(FactoryPv.RESTART, name=name)
 
     async def types(self) -> list[str]:
         """The device types this factory may create."""
-        return [str(t) for t in await self.connection.get(self.prefix + Factory.types.name)]
+        return [str(t) for t in await self.connection.get(self.prefix + FactoryPv.TYPES)]
 
     async def devices(self) -> list[DeviceInfo]:
         """The factory's devices and their state."""
-        return _device_rows(await self.connection.get(self.prefix + Factory.devices.name))
+        return _device_rows(await self.connection.get(self.prefix + FactoryPv.DEVICES))
 
     async def watch_devices(
         self, on_disconnect: Callable[[], None] | None = None
@@ -258,7 +258,7 @@ class AsyncFactory:
         It goes on until the caller stops iterating. A lost factory calls
         ``on_disconnect``; the list comes again when the factory is back.
         """
-        name = self.prefix + Factory.devices.name
+        name = self.prefix + FactoryPv.DEVICES
         async for value in self.connection.monitor_values(name, 16, on_disconnect):
             yield _device_rows(decode(value))
 
@@ -266,7 +266,7 @@ class AsyncFactory:
 
     async def recordings(self) -> list[RecordingInfo]:
         """Every recording of the factory: its collectors' (live) and kept ones (retired)."""
-        table = await self.connection.get(self.prefix + Factory.recordings_table.name)
+        table = await self.connection.get(self.prefix + FactoryPv.RECORDINGS)
         return recording_rows(table)
 
     @overload
@@ -291,14 +291,12 @@ class AsyncFactory:
             return await (await self.collector(recording)).history(channel, **view)
         arguments = {"recording": recording, "alias": channel}
         if any(value is not None for value in view.values()):
-            return view_of(
-                await self._call(Factory.query.name, **arguments, **view_arguments(view))
-            )
+            return view_of(await self._call(FactoryPv.QUERY, **arguments, **view_arguments(view)))
         pages: list[Any] = []
         cursor: dict[str, str] = {}
         while True:
             page = await self._call(
-                Factory.query.name,
+                FactoryPv.QUERY,
                 **arguments,
                 operator="page",
                 points=str(HISTORY_PAGE),
@@ -311,7 +309,7 @@ class AsyncFactory:
 
     async def purge(self, recording: str) -> dict[str, int]:
         """Delete a retired recording's files (needs the ``delete`` right); rows and bytes."""
-        table = await self._call(Factory.purge.name, recording=recording)
+        table = await self._call(FactoryPv.PURGE, recording=recording)
         return {"rows": int(table["rows"][0]), "bytes": int(table["bytes"][0])}
 
     def device_at(self, prefix: str, type_name: str = "") -> AsyncDevice:

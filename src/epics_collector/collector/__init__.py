@@ -2,7 +2,13 @@
 
 from epics_collector.collector._config import ChannelConfig, CollectorConfig, Limits, default_alias
 from epics_collector.collector._device import Collector, CollectorStates
-from epics_collector.collector._names import ChannelPv, ViewPv, channel_pv, view_pv
+from epics_collector.collector._names import (
+    ChannelPv,
+    CollectorPv,
+    ViewPv,
+    channel_pv,
+    view_pv,
+)
 from epics_collector.collector._recorder import Channel, Event, Recorder
 from epics_collector.collector._views import parse_query
 
@@ -12,6 +18,7 @@ __all__ = [
     "ChannelConfig",
     "Collector",
     "CollectorConfig",
+    "CollectorPv",
     "CollectorStates",
     "Event",
     "Limits",

@@ -1,8 +1,36 @@
-"""The suffixes of a collector channel's PVs: each named once, here, for server and clients."""
+"""A collector's PV names: each named once, here, for the server and its clients."""
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+
+class CollectorPv(StrEnum):
+    """A collector's own PVs after its prefix (besides :class:`DevicePv`'s)."""
+
+    COUNT = "Count"
+    DROPPED = "Dropped"
+    OVERRUNS = "Overruns"
+    EXCLUDED = "Excluded"
+    CHANNELS = "Channels"
+    SNAPSHOTS = "Snapshots"
+    START = "Start"
+    STOP = "Stop"
+    CLEAR = "Clear"
+    TRIGGER = "Trigger"
+    STORE_DAMAGE = "StoreDamage"
+    ACK_DAMAGE = "AckDamage"
+    EXPORT = "Export"
+    EXPORT_PATH = "ExportPath"
+    EXPORT_ROWS = "ExportRows"
+    EXPORT_FORMAT = "ExportFormat"
+    UPLOAD_STATUS = "UploadStatus"
+    UPLOAD = "Upload"
+    QUERY_BUSY = "QueryBusy"
+    QUERY = "Query"
+    PUSH = "Push"
+    ANNOTATE = "Annotate"
+    ANNOTATIONS = "Annotations"
 
 
 class ChannelPv(StrEnum):

@@ -1,9 +1,10 @@
 """A collector's history on disk (``persist: true``): reloaded at start, flushed, cleared.
 
 :class:`Spill` owns the collector's :class:`Persistence`, the directory's lock (one
-process per store: a second process on it refuses to start) and the lock that keeps one
-flush or clear at a time, and says in Message when writing fails and when it works again.
-The writes run in an executor: the event loop keeps serving PVs meanwhile.
+process per store: a second process on it refuses to start), the lock that keeps one
+flush or clear at a time, and the recording's description (``recording.json``); it says
+in Message when writing fails and when it works again. The writes run in an executor:
+the event loop keeps serving PVs meanwhile.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from epics_collector.collector._config import CollectorConfig
 from epics_collector.collector._persistence import FlushOutcome, Persistence
 from epics_collector.collector._recorder import Recorder
 from epics_collector.core import Severity
-from epics_collector.storage import DirectoryBusyError, DirectoryLock, PathError
+from epics_collector.storage import DirectoryBusyError, DirectoryLock, PathError, describe
 
 log = logging.getLogger(__name__)
 Report = Callable[[str, Severity], None]
@@ -35,17 +36,21 @@ class Spill:
     def __init__(
         self,
         config: CollectorConfig,
-        directory: Path,
+        data_dir: Path,
+        prefix: Callable[[], str],
         recorder: Recorder,
         report: Report,
         damaged: Callable[[int, str], None],
     ) -> None:
-        self.directory, self.recorder, self.report = directory, recorder, report
+        """The rows go to ``data_dir/spill``; the description names the device ``prefix()``."""
+        self.data_dir, self.directory = data_dir, data_dir / "spill"
+        self.recorder, self.report, self._prefix = recorder, report, prefix
+        self._described = self._describe_failed = False  # recording.json written / failing
         self.damaged = damaged  # (rows, text): history on disk lost to damage
         self.persistence = Persistence(
-            directory, recorder, capacity=config.capacity, ring=config.mode == "ring"
+            self.directory, recorder, capacity=config.capacity, ring=config.mode == "ring"
         )
-        self._lock = DirectoryLock(directory)  # this process's, while it runs
+        self._lock = DirectoryLock(self.directory)  # this process's, while it runs
         self._writing = asyncio.Lock()  # one flush or clear at a time
         self._owner = False  # the store is this process's (never written before, or if not)
         self._failing = False
@@ -131,6 +136,43 @@ class Spill:
             loop = asyncio.get_running_loop()
             outcome = await loop.run_in_executor(None, self.persistence.flush, meta)
         self._report(outcome)
+        if not self._described:
+            self.describe()
+
+    def describe(self) -> None:
+        """Describe the recording on disk for whoever reads it later.
+
+        Written again at the next flush while it fails. Its factory keeps and serves the
+        recording after this collector is destroyed, and needs each channel's alias,
+        source PV and kind to do so.
+        """
+        if not self._owner:  # (another process's store)
+            return
+        self._described = False
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            describe(
+                self.data_dir,
+                type="collector",
+                prefix=self._prefix(),
+                created=time.time(),
+                channels=[
+                    {"alias": ch.alias, "pv": ch.config.pv, "kind": ch.config.kind}
+                    for ch in self.recorder.channels
+                ],
+            )
+        except OSError as error:  # a full disk, a read-only folder: retried at each flush
+            if not self._describe_failed:
+                text = (
+                    f"the recording's description could not be written ({error}); its rows "
+                    "are kept, and it is written again at the next flush"
+                )
+                log.warning(text)
+                if not self._failing:  # (else Message says so already, MAJOR)
+                    self.report(text, Severity.MINOR)
+            self._describe_failed = True
+            return
+        self._described, self._describe_failed = True, False
 
     async def clear(self, forget: Callable[[], None]) -> None:
         """``forget()`` the rows in memory and clear the store, never under a flush."""

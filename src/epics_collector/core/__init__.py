@@ -60,6 +60,8 @@ from epics_collector.core._device import (
     current_caller,
 )
 from epics_collector.core._families import PvFamily
+from epics_collector.core._names import DevicePv
+from epics_collector.core._parts import Part, declarations
 from epics_collector.core._plugins import (
     PluginImportError,
     UnknownPluginError,
@@ -110,6 +112,7 @@ __all__ = [
     "Device",
     "device_type_names",
     "DeviceConfig",
+    "DevicePv",
     "DeviceStates",
     "Enum",
     "Finite",
@@ -124,6 +127,8 @@ __all__ = [
     "MAX_CONFIG_CHARS",
     "NDArray",
     "Operation",
+    "Part",
+    "declarations",
     "parse_config_text",
     "plugin_names",
     "posix_ns",

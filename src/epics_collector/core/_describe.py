@@ -26,6 +26,7 @@ from epics_collector.core._datatypes import (
     Table,
     Waveform,
 )
+from epics_collector.core._parts import declarations
 
 
 @dataclass(frozen=True)
@@ -85,15 +86,17 @@ def rpc_row(declaration: Rpc) -> PvRow:
 
 
 def declared_rows(cls: type, *, inherited: bool = True) -> list[PvRow]:
-    """The rows of what ``cls`` declares (its class attributes), sorted by name.
+    """The rows of what ``cls`` declares (its class attributes and its parts'), by name.
 
     Without ``inherited``, what its base classes declare is left out.
     """
     found: dict[str, AttrR[Any] | Rpc] = {}
-    for klass in reversed(cls.__mro__):
-        if not inherited and klass is not cls:
-            continue
-        for value in vars(klass).values():
+    owners = [cls, *getattr(cls, "parts", ())]
+    for owner in owners:
+        mine = declarations(owner)
+        if not inherited:
+            mine = {a: v for a, v in mine.items() if a in vars(owner) or owner is not cls}
+        for value in mine.values():
             if isinstance(value, AttrR | Rpc):
                 found[value.name] = value
     rows = [attr_row(v) if isinstance(v, AttrR) else rpc_row(v) for v in found.values()]

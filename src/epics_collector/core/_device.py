@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import inspect
 import logging
 from collections.abc import Callable, Mapping
@@ -14,10 +12,12 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from epics_collector.core._access import AccessPolicy, Operation, refusal
 from epics_collector.core._alarm import Severity, Status
-from epics_collector.core._attributes import AttrR, AttrRW, Caller, Rpc, Scan, scan
+from epics_collector.core._attributes import AttrR, AttrRW, Caller, Rpc, scan
 from epics_collector.core._config import MAX_CONFIG_CHARS, DeviceConfig, shorten, validate_config
 from epics_collector.core._datatypes import Enum, Int, String
 from epics_collector.core._families import PvFamily
+from epics_collector.core._names import DevicePv
+from epics_collector.core._parts import Part, Scans, declarations
 from epics_collector.core._pvi import PVI, pvi_attr, pvi_entries
 from epics_collector.core._reads import BusyError
 from epics_collector.core._sources import Sources
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 #: What handlers raise to refuse a request (bad input, not allowed, no such thing, busy);
 #: any other exception is a bug and is logged with its traceback.
 REFUSALS = (ValueError, PermissionError, LookupError, BusyError)
-SCAN_STOP_WAIT = 10.0  # seconds stop() lets a running scan finish before cancelling it
+PartT = TypeVar("PartT", bound=Part)
 
 
 class PutError(Exception):
@@ -56,19 +56,23 @@ class Device(Generic[ConfigT]):
 
     A subclass declares PVs as class attributes (:class:`AttrR`, :class:`AttrRW`,
     ``@command``, ``@rpc``, ``@scan``), names its ``config_model`` and ``States``,
-    and may add config-dependent PVs in :meth:`create_dynamic_pvs`. The PVA layer
-    serves :attr:`pvs` and :attr:`rpcs` under the device's prefix.
+    may add config-dependent PVs in :meth:`create_dynamic_pvs`, and may be built from
+    :class:`Part` objects that declare theirs (:meth:`add_part`). The PVA layer serves
+    :attr:`pvs` and :attr:`rpcs` under the device's prefix.
     """
 
     config_model: ClassVar[type[DeviceConfig]] = DeviceConfig
     States: ClassVar[type[StrEnum]] = DeviceStates
     #: The name of the State PV (made per instance: its choices are the type's States).
-    STATE: ClassVar[str] = "State"
+    STATE: ClassVar[str] = DevicePv.STATE
     #: Whether the device may serve names outside its prefix (:meth:`serve_outside`).
     serves_outside: ClassVar[bool] = False
+    #: The part types an instance may add (:meth:`add_part`); the docs list their PVs.
+    parts: ClassVar[tuple[type[Part], ...]] = ()
 
     message = AttrR(
         String(),
+        name=DevicePv.MESSAGE,
         description=(
             "Last status or error; alarm severity MINOR for a refusal by the access policy "
             "or a failed handler, MAJOR for a "
@@ -77,11 +81,17 @@ class Device(Generic[ConfigT]):
     )
     config_json = AttrR(
         String(max_length=MAX_CONFIG_CHARS),
-        name="Config",
+        name=DevicePv.CONFIG,
         description="The device's configuration as JSON (defaults filled in)",
     )
-    heartbeat = AttrR(Int(), description="+1 about once a second while the device runs")
-    refused = AttrR(Int(), description="Requests the access policy refused (MINOR alarm once > 0)")
+    heartbeat = AttrR(
+        Int(), name=DevicePv.HEARTBEAT, description="+1 about once a second while the device runs"
+    )
+    refused = AttrR(
+        Int(),
+        name=DevicePv.REFUSED,
+        description="Requests the access policy refused (MINOR alarm once > 0)",
+    )
 
     def __init__(
         self,
@@ -107,20 +117,12 @@ class Device(Generic[ConfigT]):
         self.outside: dict[str, AttrR[Any]] = {}
         self._outside_watchers: list[OutsideWatcher] = []
         self.rpcs: dict[str, Rpc] = {}
-        self._scans: list[Scan] = []
-        self._tasks: list[asyncio.Task[None]] = []
-        self._scans_stop = asyncio.Event()  # set by stop(): scans end after their run
+        #: Whose methods handle each PV's puts and each RPC (``self``, or a part).
+        self._handlers: dict[str, object] = {}
+        self._scans = Scans(lambda text: self.report(text, Severity.MAJOR))
         self._hand_off = LoopHandOff()
         self._held: Severity | None = None  # a problem Message keeps (see hold)
-        for attribute, declaration in self._declarations().items():
-            if isinstance(declaration, AttrR):
-                bound = declaration.bind()
-                self.__dict__[attribute] = bound
-                self.add_pv(bound)
-            elif isinstance(declaration, Rpc):
-                self.rpcs[declaration.name] = declaration
-            else:
-                self._scans.append(declaration)
+        self._serve_declarations(self)
         choices = [str(s) for s in self.States]
         self.state = self.add_pv(
             AttrR(Enum(choices=choices), name=self.STATE, description="Device state")
@@ -138,14 +140,33 @@ class Device(Generic[ConfigT]):
     def _pvi_entries(self) -> dict[str, dict[str, str]]:
         return pvi_entries(self.prefix, list(self.pvs.values()))
 
-    @classmethod
-    def _declarations(cls) -> dict[str, AttrR[Any] | Rpc | Scan]:
-        found: dict[str, AttrR[Any] | Rpc | Scan] = {}
-        for klass in reversed(cls.__mro__):
-            for attribute, value in vars(klass).items():
-                if isinstance(value, AttrR | Rpc | Scan):
-                    found[attribute] = value
-        return found
+    def _serve_declarations(self, owner: object) -> None:
+        """Serve what ``owner``'s class declares, its handlers run on ``owner``."""
+        for attribute, declaration in declarations(type(owner)).items():
+            if isinstance(declaration, AttrR):
+                bound = owner.__dict__.get(attribute)  # a part's: bound when it was made
+                if bound is None:
+                    bound = owner.__dict__[attribute] = declaration.bind()
+                self.add_pv(bound)
+                self._handlers[bound.name] = owner
+            elif isinstance(declaration, Rpc):
+                if declaration.name in self.rpcs:
+                    raise ValueError(f"duplicate RPC name {declaration.name!r}")
+                self.rpcs[declaration.name] = declaration
+                self._handlers[declaration.name] = owner
+            else:
+                self._scans.add(declaration, owner)
+
+    def add_part(self, part: PartT) -> PartT:
+        """Serve the PVs, RPCs and scans ``part`` declares, flat under the prefix.
+
+        Call from ``__init__`` (before the device starts); ``part``'s type must be one of
+        :attr:`parts`.
+        """
+        if type(part) not in self.parts:
+            raise TypeError(f"{type(self).__name__}.parts does not list {type(part).__name__}")
+        self._serve_declarations(part)
+        return part
 
     def create_dynamic_pvs(self) -> None:
         """Add PVs that depend on the configuration (override; use :meth:`add_pv`)."""
@@ -275,7 +296,7 @@ class Device(Generic[ConfigT]):
         self._check_access(attr.access, f"put to {name}", caller, PutError)
         current_caller.set(caller)  # this request's task only
         try:
-            await attr.put(self, value)
+            await attr.put(self._handlers.get(name, self), value)
         except REFUSALS as error:  # the request's fault: said to that client only, as RPCs
             text = f"put to {name} refused: {error}"
             log.info("%s (from %s)", shorten(text, 200), caller.host or "this process")
@@ -329,14 +350,15 @@ class Device(Generic[ConfigT]):
         caller = caller or Caller(local=True)  # in-process: the owner itself
         self._check_access(handler.access, name, caller, RpcError)
         extra = {"caller": caller} if handler.with_caller else {}
+        owner = self._handlers[name]
         try:
-            inspect.signature(handler.method).bind(self, **arguments, **extra)
+            inspect.signature(handler.method).bind(owner, **arguments, **extra)
         except TypeError as error:
             raise self._refused(
                 name, f"{name}: bad arguments {sorted(arguments)}: {error}"
             ) from None
         try:
-            return await handler.method(self, **arguments, **extra)
+            return await handler.method(owner, **arguments, **extra)
         except RpcError as error:
             raise self._refused(name, f"{name}: {error}") from None
         except REFUSALS as error:
@@ -357,8 +379,7 @@ class Device(Generic[ConfigT]):
     async def start(self) -> None:
         """Start the scans, then run :meth:`on_start`; a failure puts the device in Fault."""
         self._hand_off.bind()
-        self._scans_stop = asyncio.Event()
-        self._tasks = [asyncio.create_task(self._run_scan(s), name=s.name) for s in self._scans]
+        self._scans.start()
         try:
             await self.on_start()
         except Exception as error:
@@ -368,25 +389,11 @@ class Device(Generic[ConfigT]):
     async def stop(self) -> None:
         """Stop the scans, then run :meth:`on_stop` (which closes stores).
 
-        Scans stop first, as in FastCS: a scan that is running (a flush, say) finishes
-        its run, and none starts after, so nothing a scan does can reach what
-        :meth:`on_stop` closed. A scan still running after :data:`SCAN_STOP_WAIT` s is
-        cancelled, and said.
+        Scans stop first, as in FastCS: a running scan (a flush, say) finishes its run
+        and none starts after, so nothing a scan does can reach what :meth:`on_stop`
+        closed (see :class:`Scans`).
         """
-        self._scans_stop.set()
-        tasks, self._tasks = self._tasks, []
-        if tasks:
-            done, running = await asyncio.wait(tasks, timeout=SCAN_STOP_WAIT)
-            for task in running:
-                log.error(
-                    "scan %s still running %g s after stop: cancelled",
-                    task.get_name(),
-                    SCAN_STOP_WAIT,
-                )
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await self._scans.stop()
         await self.on_stop()
 
     async def on_start(self) -> None:
@@ -394,18 +401,6 @@ class Device(Generic[ConfigT]):
 
     async def on_stop(self) -> None:
         """Subclass hook: flush and close."""
-
-    async def _run_scan(self, declaration: Scan) -> None:
-        loop = asyncio.get_running_loop()
-        next_time = loop.time()
-        while not self._scans_stop.is_set():
-            try:
-                await declaration.method(self)
-            except Exception as error:
-                self.report(f"{declaration.name} failed: {error}", Severity.MAJOR)
-            next_time = max(next_time + declaration.period, loop.time())
-            with contextlib.suppress(TimeoutError):  # the period, or stop: whichever first
-                await asyncio.wait_for(self._scans_stop.wait(), next_time - loop.time())
 
     @scan(1.0)
     async def _beat(self) -> None:

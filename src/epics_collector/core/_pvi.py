@@ -16,8 +16,9 @@ from typing import Any
 
 from epics_collector.core._attributes import AttrR, AttrRW, Command, field_name
 from epics_collector.core._datatypes import Pvi
+from epics_collector.core._names import DevicePv
 
-PVI = "PVI"  # the PV's name, after a device's (or sub-device's) prefix
+PVI = str(DevicePv.PVI)  # the PV's name, after a device's (or sub-device's) prefix
 Entries = dict[str, dict[str, str]]
 
 

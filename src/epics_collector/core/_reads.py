@@ -77,16 +77,16 @@ class ReadPool:
         self._executor = ThreadPoolExecutor(limits.workers, thread_name_prefix=name)
         self._by_host: Counter[str] = Counter()
         self.active = 0  # reads in progress or waiting for a worker
-        self.refused = 0  # reads refused because of the limits
+        self.busy = 0  # reads turned away busy because of the limits
 
     async def run(self, host: str, read: Callable[..., T], *args: object) -> T:
         """``read(*args)`` on a worker for a client on ``host``; :class:`BusyError` if full."""
         most = self.limits.workers + self.limits.queue
         if self.active >= most:
-            self.refused += 1
+            self.busy += 1
             raise BusyError(f"busy: {self.active} reads in progress or waiting (at most {most})")
         if self._by_host[host] >= self.limits.per_host:
-            self.refused += 1
+            self.busy += 1
             raise BusyError(
                 f"busy: {self._by_host[host]} reads from this host in progress (at most "
                 f"{self.limits.per_host} per host): retry when one has answered"

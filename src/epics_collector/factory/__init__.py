@@ -8,6 +8,7 @@ from epics_collector.factory._config import (
     check_prefix,
 )
 from epics_collector.factory._device import Factory, FactoryStates
+from epics_collector.factory._names import FactoryPv
 from epics_collector.factory._recordings import RETIRED_ID, Recordings
 from epics_collector.factory._setup import Setup, load_setup
 from epics_collector.factory._state_files import StateDirBusyError, StateDirLock
@@ -15,6 +16,7 @@ from epics_collector.factory._store import DeviceStore
 from epics_collector.factory._supervisor import LaunchError, Phase, Supervisor
 
 __all__ = [
+    "FactoryPv",
     "StateDirBusyError",
     "StateDirLock",
     "DeviceSpec",

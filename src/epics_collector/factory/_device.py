@@ -43,6 +43,7 @@ from epics_collector.core import (
 )
 from epics_collector.factory._claims import ClaimRefusedError, PrefixClaims, ServerFinder
 from epics_collector.factory._config import DeviceSpec, FactoryConfig
+from epics_collector.factory._names import FactoryPv
 from epics_collector.factory._recordings import Listed, Recordings
 from epics_collector.factory._requests import Requests
 from epics_collector.factory._state_files import (
@@ -128,16 +129,21 @@ class Factory(Device[FactoryConfig]):
 
     devices = AttrR(
         Table(columns=DEVICE_COLUMNS),
+        name=FactoryPv.DEVICES,
         description=(
             "One row per device: name, type, prefix, state, pid, host, started (UTC, ISO "
             "8601), restarts, message (the supervisor's, else the device's Message while "
             "it is MAJOR or worse)"
         ),
     )
-    types = AttrR(Waveform(dtype=str), description="Device types this factory may create")
+    types = AttrR(
+        Waveform(dtype=str),
+        name=FactoryPv.TYPES,
+        description="Device types this factory may create",
+    )
     recordings_table = AttrR(
         Table(columns=RECORDING_COLUMNS),
-        name="Recordings",
+        name=FactoryPv.RECORDINGS,
         description=(
             "One row per recording, live (a collector of this factory) or retired (kept "
             "after its collector was destroyed): id (what Query and Purge take), name, "
@@ -147,18 +153,18 @@ class Factory(Device[FactoryConfig]):
     )
     recorded_channels = AttrR(
         Table(columns=RECORDED_CHANNEL_COLUMNS),
-        name="RecordedChannels",
+        name=FactoryPv.RECORDED_CHANNELS,
         description=(
             "One row per channel of every recording: recording (its id), alias, pv, kind, "
             "rows, first and last (POSIX s), state (live, retired)"
         ),
     )
-    query_refused = AttrR(
+    query_busy = AttrR(
         Int(),
-        name="QueryRefused",
+        name=FactoryPv.QUERY_BUSY,
         description=(
-            "Query calls refused because more were asked at once than reads allows (told "
-            "to retry); MINOR alarm when > 0"
+            "Query calls answered busy because more were asked at once than reads allows "
+            "(told to retry); MINOR alarm when > 0"
         ),
     )
 
@@ -198,7 +204,7 @@ class Factory(Device[FactoryConfig]):
             self.data_dir, self.config.recordings_cached, self._recording_damaged
         )
         self.reads = ReadPool(self.config.reads, name="recordings")
-        self.query_refused.set(0)
+        self.query_busy.set(0)
         self._list_recordings([])
         self._add_form()
         self._refresh()
@@ -208,7 +214,7 @@ class Factory(Device[FactoryConfig]):
         self.new_type = self.add_pv(
             AttrRW(
                 Enum(choices=self.allowed_types or ["(none)"]),
-                name="NewType",
+                name=FactoryPv.NEW_TYPE,
                 description="Create form: device type",
                 access=Operation.FACTORY,
             )
@@ -216,7 +222,7 @@ class Factory(Device[FactoryConfig]):
         self.new_name = self.add_pv(
             AttrRW(
                 String(max_length=40),
-                name="NewName",
+                name=FactoryPv.NEW_NAME,
                 description="Create form: name",
                 access=Operation.FACTORY,
             )
@@ -224,7 +230,7 @@ class Factory(Device[FactoryConfig]):
         self.new_config = self.add_pv(
             AttrRW(
                 String(max_length=MAX_CONFIG_CHARS),
-                name="NewConfig",
+                name=FactoryPv.NEW_CONFIG,
                 description="Create form: configuration (JSON or YAML)",
                 access=Operation.FACTORY,
             )
@@ -233,7 +239,7 @@ class Factory(Device[FactoryConfig]):
         self.new_name.set("")
         self.new_config.set("")
 
-    @command(name="CreateNew", access=Operation.FACTORY)
+    @command(name=FactoryPv.CREATE_NEW, access=Operation.FACTORY)
     async def create_from_form(self) -> None:
         """Create the device the form describes (put 1), as Create would; see Message."""
         caller = current_caller.get()
@@ -328,7 +334,7 @@ class Factory(Device[FactoryConfig]):
 
     # RPCs ------------------------------------------------------------------------------------
 
-    @rpc(with_caller=True, access=Operation.FACTORY)
+    @rpc(name=FactoryPv.CREATE, with_caller=True, access=Operation.FACTORY)
     async def create(
         self,
         type: str = "",  # noqa: A002 (the contract's argument name)
@@ -369,7 +375,7 @@ class Factory(Device[FactoryConfig]):
         await self._refresh_recordings()
         return spec.prefix
 
-    @rpc(with_caller=True, access=Operation.FACTORY)
+    @rpc(name=FactoryPv.DESTROY, with_caller=True, access=Operation.FACTORY)
     async def destroy(self, name: str = "", *, caller: Caller) -> str:
         """Stop a device's process and forget it (its files stay): argument name."""
         supervisor = self.requests.named(name)
@@ -390,7 +396,7 @@ class Factory(Device[FactoryConfig]):
         self.report(done)
         return done
 
-    @rpc(with_caller=True, access=Operation.FACTORY)
+    @rpc(name=FactoryPv.RESTART, with_caller=True, access=Operation.FACTORY)
     async def restart(self, name: str = "", *, caller: Caller) -> str:
         """Restart a device's process now (also one marked Failed): argument name."""
         supervisor = self.requests.named(name)
@@ -402,7 +408,7 @@ class Factory(Device[FactoryConfig]):
 
     # recordings ----------------------------------------------------------------------------
 
-    @rpc(name="Query", access=Operation.READ, with_caller=True)
+    @rpc(name=FactoryPv.QUERY, access=Operation.READ, with_caller=True)
     async def query(
         self,
         recording: str = "",
@@ -429,7 +435,7 @@ class Factory(Device[FactoryConfig]):
                 caller.host or "local", self._read, str(recording), str(alias), arguments
             )
         except BusyError:
-            self.query_refused.set(self.reads.refused, severity=Severity.MINOR)
+            self.query_busy.set(self.reads.busy, severity=Severity.MINOR)
             raise
 
     def _read(self, recording: str, alias: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -447,7 +453,7 @@ class Factory(Device[FactoryConfig]):
         log.error(text)
         self.call_soon(self.report, text, Severity.MAJOR)
 
-    @rpc(name="Purge", access=Operation.DELETE, with_caller=True)
+    @rpc(name=FactoryPv.PURGE, access=Operation.DELETE, with_caller=True)
     async def purge(self, recording: str = "", name: str = "", *, caller: Caller) -> Any:
         """Delete a retired recording's files: recording (its id), optionally name.
 

@@ -13,10 +13,13 @@ from epics_collector.processing._api import (
 from epics_collector.processing._config import ProcessingConfig
 from epics_collector.processing._device import Processing, ProcessingStates
 from epics_collector.processing._feedback import FeedbackWriters
+from epics_collector.processing._names import PARAM, ProcessingPv
 from epics_collector.processing._outputs import OutputPvs
 from epics_collector.processing._runner import Runner
 
 __all__ = [
+    "PARAM",
+    "ProcessingPv",
     "FeedbackWriters",
     "Input",
     "Inputs",

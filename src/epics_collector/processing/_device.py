@@ -47,6 +47,7 @@ from epics_collector.processing._api import Input, Processor
 from epics_collector.processing._config import Feedback, OutputConfig, Period, ProcessingConfig
 from epics_collector.processing._feedback import FeedbackWriters
 from epics_collector.processing._inputs import DEPTH, InputTable
+from epics_collector.processing._names import PARAM, ProcessingPv
 from epics_collector.processing._outputs import OutputPvs
 from epics_collector.processing._runner import Runner
 from epics_collector.processing._tally import Tally
@@ -105,30 +106,47 @@ class Processing(Device[ProcessingConfig]):
     config_model = ProcessingConfig
     States = ProcessingStates
     #: Each processor parameter is served as ``Param:<name>``.
-    PARAM: ClassVar[str] = "Param:"
+    PARAM: ClassVar[str] = PARAM
 
-    enable = AttrRW(Int(low=0, high=1), description="1: process (clears Fault)")
+    enable = AttrRW(
+        Int(low=0, high=1), name=ProcessingPv.ENABLE, description="1: process (clears Fault)"
+    )
     feedback_enable = AttrRW(
         Int(low=0, high=1),
+        name=ProcessingPv.FEEDBACK_ENABLE,
         description="1: write feedback outputs to their targets",
         access=Operation.FEEDBACK,
     )
     feedback_skipped = AttrR(
         Int(),
-        name="FeedbackSkipped",
+        name=ProcessingPv.FEEDBACK_SKIPPED,
         description="Feedback writes not made: stale, INVALID or non-finite outputs, or failed",
     )
-    count = AttrR(Int(), description="Runs that produced outputs")
-    errors = AttrR(Int(), description="Runs that failed (each also in Message)")
-    skipped = AttrR(Int(), description="Input updates replaced by newer ones before processing")
-    overruns = AttrR(
-        Int(), description="Times an input's monitor queue filled (updates may be squashed)"
+    count = AttrR(Int(), name=ProcessingPv.COUNT, description="Runs that produced outputs")
+    errors = AttrR(
+        Int(), name=ProcessingPv.ERRORS, description="Runs that failed (each also in Message)"
     )
-    duration = AttrR(Float(units="s", precision=6), description="Last run time")
-    duration_max = AttrR(Float(units="s", precision=6), description="Longest run since Reset")
+    skipped = AttrR(
+        Int(),
+        name=ProcessingPv.SKIPPED,
+        description="Input updates replaced by newer ones before processing",
+    )
+    overruns = AttrR(
+        Int(),
+        name=ProcessingPv.OVERRUNS,
+        description="Times an input's monitor queue filled (updates may be squashed)",
+    )
+    duration = AttrR(
+        Float(units="s", precision=6), name=ProcessingPv.DURATION, description="Last run time"
+    )
+    duration_max = AttrR(
+        Float(units="s", precision=6),
+        name=ProcessingPv.DURATION_MAX,
+        description="Longest run since Reset",
+    )
     worker_restarts = AttrR(
         Int(),
-        name="WorkerRestarts",
+        name=ProcessingPv.WORKER_RESTARTS,
         description="Processor worker processes killed and replaced (hung or died)",
     )
 
@@ -278,7 +296,7 @@ class Processing(Device[ProcessingConfig]):
             await self.writers.drain(FEEDBACK_DRAIN)
         self.report("feedback enabled" if value else "feedback disabled")
 
-    @command(name="Reset")
+    @command(name=ProcessingPv.RESET)
     async def reset_counters(self) -> None:
         """Zero Count, Errors, Skipped, Overruns, FeedbackSkipped and DurationMax."""
         self._tally.reset()

@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from epics_collector.client import ClientError, Connection
-from epics_collector.collector import Collector
-from epics_collector.factory import Factory
+from epics_collector.collector import CollectorPv
+from epics_collector.core import DevicePv
+from epics_collector.factory import FactoryPv
 from epics_collector.pva import metadata
 from epics_collector.retrieval._pb import PayloadType
 from epics_collector.retrieval._samples import Samples, merge
@@ -110,11 +111,9 @@ class Archive:
         found, retired = list(self.collectors), []
         for factory in self.factories:
             try:
-                table = await self.connection.get(
-                    factory + Factory.devices.name, timeout=self.timeout
-                )
+                table = await self.connection.get(factory + FactoryPv.DEVICES, timeout=self.timeout)
                 kept = await self.connection.get(
-                    factory + Factory.recorded_channels.name, timeout=self.timeout
+                    factory + FactoryPv.RECORDED_CHANNELS, timeout=self.timeout
                 )
             except (ClientError, TimeoutError) as error:
                 self.problems[factory] = f"factory {factory} does not answer: {error}"
@@ -135,12 +134,10 @@ class Archive:
         return list(dict.fromkeys(found)), retired
 
     async def _recordings_of(self, prefix: str) -> list[Recording]:
-        table = await self.connection.get(
-            prefix + Collector.channel_table.name, timeout=self.timeout
-        )
+        table = await self.connection.get(prefix + CollectorPv.CHANNELS, timeout=self.timeout)
         with contextlib.suppress(ClientError, TimeoutError):
             self.states[prefix] = str(
-                await self.connection.get(prefix + Collector.STATE, timeout=self.timeout)
+                await self.connection.get(prefix + DevicePv.STATE, timeout=self.timeout)
             )
         return [
             Recording(prefix, str(alias), str(pv), str(kind))
@@ -283,8 +280,8 @@ class Archive:
         }
         if recording.recording:  # retired: its factory answers with the same Query
             arguments["recording"] = recording.recording
-            return await self.connection.call(recording.collector + Factory.query.name, arguments)
-        return await self.connection.call(recording.collector + Collector.query.name, arguments)
+            return await self.connection.call(recording.collector + FactoryPv.QUERY, arguments)
+        return await self.connection.call(recording.collector + CollectorPv.QUERY, arguments)
 
     async def summaries(
         self, recording: Recording, start: float, end: float, width: int

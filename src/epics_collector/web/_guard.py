@@ -28,7 +28,7 @@ from typing import Any
 from fastapi import HTTPException
 
 from epics_collector.client import Connection
-from epics_collector.core import AccessPolicy, Device, Operation, refusal
+from epics_collector.core import AccessPolicy, DevicePv, Operation, refusal
 
 TOKEN_HEADER = "x-dashboard-token"
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class Guard:
         """Refuse unless the device's own policy lets ``client`` control it."""
         try:
             config: dict[str, Any] = json.loads(
-                str(await connection.get(prefix + Device.config_json.name, timeout=5.0))
+                str(await connection.get(prefix + DevicePv.CONFIG, timeout=5.0))
             )
         except Exception as error:  # no policy to check against: refuse, say why
             raise self._refuse(client, f"{prefix} its policy cannot be read ({error})") from None

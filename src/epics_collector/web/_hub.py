@@ -29,10 +29,10 @@ from epics_collector.client import (
     History,
     decode,
 )
-from epics_collector.collector import ChannelPv, Collector, channel_pv
-from epics_collector.core import Device, Severity
-from epics_collector.factory import Factory
-from epics_collector.processing import Processing
+from epics_collector.collector import ChannelPv, CollectorPv, channel_pv
+from epics_collector.core import DevicePv, Severity
+from epics_collector.factory import FactoryPv
+from epics_collector.processing import ProcessingPv
 from epics_collector.pva import Network, alarm
 from epics_collector.web._trace import TAIL, Display, Trace, finite_or_none
 
@@ -43,17 +43,21 @@ READ_EVERY = 0.25  # seconds at least between reads of one channel (bench/web.py
 #: The PVs of each device type shown on its status line.
 STATUS_PVS = {
     "collector": (
-        Collector.STATE,
-        *(a.name for a in (Collector.count, Collector.dropped, Collector.overruns)),
-        Collector.message.name,
+        DevicePv.STATE,
+        CollectorPv.COUNT,
+        CollectorPv.DROPPED,
+        CollectorPv.OVERRUNS,
+        DevicePv.MESSAGE,
     ),
     "processing": (
-        Processing.STATE,
-        *(a.name for a in (Processing.count, Processing.errors, Processing.overruns)),
-        Processing.message.name,
+        DevicePv.STATE,
+        ProcessingPv.COUNT,
+        ProcessingPv.ERRORS,
+        ProcessingPv.OVERRUNS,
+        DevicePv.MESSAGE,
     ),
 }
-CHANNELS = Collector.channel_table.name
+CHANNELS = CollectorPv.CHANNELS
 
 
 def _plain(value: Any) -> Any:
@@ -112,7 +116,7 @@ class Hub:
         on the page; the monitor finds the factory again by itself.
         """
         seen = False
-        devices_pv = self.prefix + Factory.devices.name
+        devices_pv = self.prefix + FactoryPv.DEVICES
 
         def not_yet() -> None:
             if not seen:
@@ -133,7 +137,7 @@ class Hub:
 
     async def _follow_retired(self) -> None:
         """Follow the factory's RecordedChannels (a monitor): its retired recordings."""
-        name = self.prefix + Factory.recorded_channels.name
+        name = self.prefix + FactoryPv.RECORDED_CHANNELS
         async for value in self.connection.monitor_values(name, 4):
             self.retired = retired_recordings(decode(value))
 
@@ -157,7 +161,7 @@ class Hub:
             table.pop(prefix, None)
 
     async def _watch_device(self, info: DeviceInfo) -> None:
-        names = STATUS_PVS.get(info.type, (Device.STATE, Device.message.name))
+        names = STATUS_PVS.get(info.type, (DevicePv.STATE, DevicePv.MESSAGE))
         watches = [
             self._forever(info.prefix, n, lambda n=n: self._follow_status(info.prefix, n))
             for n in names

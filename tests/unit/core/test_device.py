@@ -8,12 +8,15 @@ from epics_collector.core import (
     AttrRW,
     Device,
     DeviceConfig,
+    DevicePv,
     Float,
     Int,
+    Part,
     PutError,
     RpcError,
     Severity,
     command,
+    declared_rows,
     pv_name,
     rpc,
     scan,
@@ -217,3 +220,91 @@ def test_a_closed_store_refuses_a_late_write_and_keeps_its_rows(tmp_path):
     store.close()
     with pytest.raises(StoreClosedError, match="closed: a write came after stop"):
         store.write([("a", rows)])
+
+
+class Counting(Part):
+    """A part: its own PVs, command, RPC and scan, handled with the part as self."""
+
+    total = AttrR(Int(), description="Counted so far")
+    step = AttrRW(Int(low=1, high=5), description="Added per count")
+
+    def __init__(self, start: int) -> None:
+        self.total.set(start)  # its PVs are its own before a device serves them
+        self.ticks = 0
+
+    @command(name="CountNow")
+    async def count_now(self) -> None:
+        self.total.set(self.total.value + (self.step.value or 1))
+
+    @rpc(name="CountBy")
+    async def count_by(self, n: str) -> str:
+        self.total.set(self.total.value + int(n))
+        return str(self.total.value)
+
+    @step.on_put
+    async def _step(self, value: int) -> None:
+        if value == 4:
+            raise ValueError("four is not a step")
+
+    @scan(0.01)
+    async def _tick(self) -> None:
+        self.ticks += 1
+
+
+class Built(Device[DeviceConfig]):
+    parts = (Counting,)
+
+    def __init__(self) -> None:
+        super().__init__({})
+        self.counting = self.add_part(Counting(10))
+
+
+def test_a_parts_pvs_rpcs_and_scans_are_served_flat_and_handled_by_the_part():
+    device = Built()
+    assert {"Total", "Step", "CountNow", "CountBy"} <= set(device.pvs) | set(device.rpcs)
+    assert device.pvs["Total"] is device.counting.total
+    assert device.pvs["Total"].value == 10
+
+    async def run() -> None:
+        await device.start()
+        await device.put("Step", 2)
+        await device.put("CountNow", 1)
+        assert device.counting.total.value == 12
+        assert await device.call("CountBy", {"n": "5"}) == "17"
+        with pytest.raises(PutError, match="four is not a step"):
+            await device.put("Step", 4)
+        with pytest.raises(RpcError, match="bad arguments"):
+            await device.call("CountBy", {"m": "1"})
+        for _ in range(200):
+            if device.counting.ticks >= 3:
+                break
+            await asyncio.sleep(0.01)
+        await device.stop()
+        assert device.counting.ticks >= 3, "the part's scan never ran"
+
+    asyncio.run(run())
+    # two devices never share a part's values
+    assert Built().counting.total.value == 10
+
+
+def test_a_part_type_the_device_does_not_list_is_refused():
+    class Unlisted(Device[DeviceConfig]):
+        pass
+
+    with pytest.raises(TypeError, match="does not list Counting"):
+        Unlisted({}).add_part(Counting(0))
+
+
+def test_every_pv_a_device_type_declares_is_named_in_its_names_module():
+    """Clients take PV names from the names modules: those must be the served ones."""
+    from epics_collector.collector import Collector, CollectorPv
+    from epics_collector.factory import Factory, FactoryPv
+    from epics_collector.processing import Processing, ProcessingPv
+
+    common = {row.name for row in declared_rows(Device)} | {"State", "PVI"}
+    assert common == {str(name) for name in DevicePv}
+    for cls, names in ((Collector, CollectorPv), (Processing, ProcessingPv), (Factory, FactoryPv)):
+        declared = {row.name for row in declared_rows(cls, inherited=False)}
+        assert declared <= {str(name) for name in names}, cls.__name__
+        static = {str(name) for name in names} - {"NewType", "NewName", "NewConfig"}
+        assert static == declared, cls.__name__

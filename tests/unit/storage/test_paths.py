@@ -76,7 +76,7 @@ def test_no_write_follows_a_symlink(tmp_path: Path) -> None:
 
 
 def test_annotations_are_never_appended_through_a_link(tmp_path: Path) -> None:
-    from epics_collector.collector._exporting import Annotations
+    from epics_collector.collector._annotating import Annotations
 
     outside = tmp_path / "outside.txt"
     outside.write_text("")
