@@ -69,7 +69,9 @@ def sim_ioc(network: Network) -> Iterator[SimIoc]:
         with Context("pva", conf=network.client_conf(), useenv=False) as context:
 
             def processed() -> bool:
-                stamps = [context.get(pv, timeout=2.0).timestamp for pv in periodic]
+                stamps = [
+                    getattr(context.get(pv, timeout=2.0), "timestamp", 0.0) for pv in periodic
+                ]
                 return all(stamp > EPICS_EPOCH for stamp in stamps)
 
             wait_for(processed, 10, "every periodic record of the sim IOC processed once")

@@ -1,55 +1,51 @@
-"""The processing device: inputs -> processor -> output PVs (and optional feedback)."""
+"""The processing device: inputs -> processor -> output PVs (and optional feedback).
+
+What stays here is the state machine (Enable, Fault after too many errors) and the
+processing thread; the rest are parts and helpers that own their state: the run
+counters (:class:`RunCounters`), feedback (:class:`FeedbackLoop`), the parameters
+(:class:`ParamPvs`) and the queue of formed runs (:class:`RunQueue`).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import math
 import sys
 import threading
 import time
-import typing
-from collections import deque
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
-from pydantic import ValidationError
-
 from epics_collector.core import (
     AttrR,
     AttrRW,
-    Bool,
     ConfigError,
     DataType,
     Device,
-    Enum,
     Float,
     Int,
     NDArray,
     Operation,
     Severity,
     Sources,
-    Status,
     String,
     Subscription,
-    Update,
     Waveform,
-    command,
-    describe_validation_error,
     field_name,
     scan,
 )
 from epics_collector.processing._api import Input, Processor
-from epics_collector.processing._config import Feedback, OutputConfig, Period, ProcessingConfig
-from epics_collector.processing._feedback import FeedbackWriters
+from epics_collector.processing._config import OutputConfig, Period, ProcessingConfig
+from epics_collector.processing._counters import RunCounters
+from epics_collector.processing._feedback_loop import FeedbackLoop
 from epics_collector.processing._inputs import DEPTH, InputTable
 from epics_collector.processing._names import PARAM, ProcessingPv
 from epics_collector.processing._outputs import OutputPvs
+from epics_collector.processing._params import ParamPvs
 from epics_collector.processing._runner import Runner
+from epics_collector.processing._runs import RunQueue
 from epics_collector.processing._tally import Tally
 from epics_collector.processing._worker import (
     ProcessorWorker,
@@ -59,11 +55,7 @@ from epics_collector.processing._worker import (
 
 log = logging.getLogger(__name__)
 WATCHDOG_MARGIN = 30.0  # seconds past timeout before the watchdog reports a run itself
-FEEDBACK_DRAIN = 5.0  # seconds FeedbackEnable 0 waits for the writes under way
-RUN_QUEUE = 4096  # runs formed and waiting for the worker, at most
-RUN_QUEUE_BYTES = 256 << 20  # array data those runs may hold, at most
 MISSING_GRACE = 5.0  # seconds before inputs without a value are reported
-COUNTER_RATE = 10.0  # Count, Errors, Duration... posts per second at most (not per run)
 
 
 class ProcessingStates(StrEnum):
@@ -85,69 +77,17 @@ def output_datatype(config: OutputConfig) -> DataType:
     }[config.dtype]()
 
 
-def param_datatype(annotation: Any) -> DataType:
-    """The PV datatype of a processor parameter (others are served as JSON text)."""
-    if annotation is bool:
-        return Bool()
-    if annotation is int:
-        return Int()
-    if annotation is float:
-        return Float(precision=6)
-    if annotation is str:
-        return String(max_length=2000)
-    if typing.get_origin(annotation) is typing.Literal:
-        return Enum(choices=[str(a) for a in typing.get_args(annotation)])
-    return String(max_length=2000)
-
-
 class Processing(Device[ProcessingConfig]):
     """Runs a processor on the newest input values; errors become alarms, never crashes."""
 
     config_model = ProcessingConfig
     States = ProcessingStates
+    parts = (RunCounters, FeedbackLoop)
     #: Each processor parameter is served as ``Param:<name>``.
     PARAM: ClassVar[str] = PARAM
 
     enable = AttrRW(
         Int(low=0, high=1), name=ProcessingPv.ENABLE, description="1: process (clears Fault)"
-    )
-    feedback_enable = AttrRW(
-        Int(low=0, high=1),
-        name=ProcessingPv.FEEDBACK_ENABLE,
-        description="1: write feedback outputs to their targets",
-        access=Operation.FEEDBACK,
-    )
-    feedback_skipped = AttrR(
-        Int(),
-        name=ProcessingPv.FEEDBACK_SKIPPED,
-        description="Feedback writes not made: stale, INVALID or non-finite outputs, or failed",
-    )
-    count = AttrR(Int(), name=ProcessingPv.COUNT, description="Runs that produced outputs")
-    errors = AttrR(
-        Int(), name=ProcessingPv.ERRORS, description="Runs that failed (each also in Message)"
-    )
-    skipped = AttrR(
-        Int(),
-        name=ProcessingPv.SKIPPED,
-        description="Input updates replaced by newer ones before processing",
-    )
-    overruns = AttrR(
-        Int(),
-        name=ProcessingPv.OVERRUNS,
-        description="Times an input's monitor queue filled (updates may be squashed)",
-    )
-    duration = AttrR(
-        Float(units="s", precision=6), name=ProcessingPv.DURATION, description="Last run time"
-    )
-    duration_max = AttrR(
-        Float(units="s", precision=6),
-        name=ProcessingPv.DURATION_MAX,
-        description="Longest run since Reset",
-    )
-    worker_restarts = AttrR(
-        Int(),
-        name=ProcessingPv.WORKER_RESTARTS,
-        description="Processor worker processes killed and replaced (hung or died)",
     )
 
     def __init__(
@@ -180,22 +120,6 @@ class Processing(Device[ProcessingConfig]):
             for name, out in self.config.outputs.items()
         }
         self._outputs = OutputPvs(self.outputs)
-        self.params: dict[str, AttrRW[Any]] = {}
-        model = type(self.processor.params)
-        # with feedback, a parameter changes what is written to other PVs
-        access = Operation.FEEDBACK if self.config.feedback else Operation.CONTROL
-        for param, field in model.model_fields.items():
-            attr: AttrRW[Any] = AttrRW(
-                param_datatype(field.annotation),
-                name=f"{self.PARAM}{param}",
-                field=f"param_{param}",
-                description=field.description or f"Parameter {param}",
-                access=access,
-            )
-            attr.put_handler = self._param_putter(param)
-            self.params[param] = attr
-            self.add_pv(attr)
-        self._show_params()
         #: The processor runs in this worker process; ``self.processor`` only checks params.
         worker = ProcessorWorker(
             Recipe(
@@ -209,68 +133,46 @@ class Processing(Device[ProcessingConfig]):
         )
         #: Owns the runs and the state around them (see :class:`Runner`).
         self.runner = Runner(worker, (f.target for f in self.config.feedback))
-        self.worker_restarts.set(0)
+        # with feedback, a parameter changes what is written to other PVs
+        access = Operation.FEEDBACK if self.config.feedback else Operation.CONTROL
+        self.params = ParamPvs(
+            self.processor,
+            self.config.inputs,
+            self.data_dir,
+            access,
+            self.runner.set_params,
+            self.report,
+        )
+        for attr in self.params.attrs.values():
+            self.add_pv(attr)
         split = self.config.distribute
         self.inputs = InputTable(
             self.config.inputs,
             self._wake_threadsafe,
             share=(split.index, split.count) if split is not None else None,
         )
+        self.runs = RunQueue(self.inputs, str(self.config.trigger))
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._feedback_off = True  # set by FeedbackEnable 0 before its put completes
-        #: One writer per feedback target, the newest output wins (event loop).
-        self.writers = FeedbackWriters(
-            self.config.feedback,
-            put=self._put_feedback,
-            readback=self._readback,
-            allowed=self._feedback_allowed,
-            not_made=self._feedback_not_made,
-            report=self.report,
+        self.feedback = self.add_part(
+            FeedbackLoop(
+                self.config, self.outputs, self.runner, sources, lambda: self.running, self.report
+            )
+        )
+        self._tally = Tally()
+        self.counters = self.add_part(
+            RunCounters(
+                self._tally,
+                self.inputs,
+                lambda: self.runner.worker.restarts,
+                self.feedback.reset,
+                self.report,
+            )
         )
         self._wakeup = threading.Event()  # set by input updates (any thread)
-        #: Runs formed when their update arrived, waiting for the worker (oldest first).
-        self._runs: deque[dict[str, Input]] = deque()
-        self._queued_bytes = 0  # array bytes the queued runs hold
-        self._runs_lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._subscriptions: list[Subscription] = []
-        self._tally = Tally()
         self._started = time.monotonic()
-
-    # parameters ------------------------------------------------------------------------------
-
-    def _show_params(self) -> None:
-        values = self.processor.params.model_dump(mode="json")
-        for name, attr in self.params.items():
-            value = values[name]
-            if isinstance(attr.datatype, String) and not isinstance(value, str):
-                value = json.dumps(value)  # structured params are served as JSON text
-            attr.set(value)
-
-    def _param_putter(self, name: str) -> Any:
-        async def put(device: Any, value: Any) -> None:
-            model = type(self.processor.params)
-            data = self.processor.params.model_dump()
-            if (
-                isinstance(self.params[name].datatype, String)
-                and model.model_fields[name].annotation is not str
-            ):
-                import json
-
-                value = json.loads(value)
-            try:
-                params = model.model_validate({**data, name: value})
-                candidate = type(self.processor)(params)
-                candidate.data_dir = self.data_dir
-                candidate.check(set(self.config.inputs))
-            except ValidationError as error:
-                raise ValueError(describe_validation_error(error)) from None
-            self.processor.params = params
-            self.runner.set_params(params.model_dump(mode="json"))
-            self.report(f"{self.PARAM}{name} = {value!r}")
-
-        return put
 
     # commands --------------------------------------------------------------------------------
 
@@ -285,58 +187,6 @@ class Processing(Device[ProcessingConfig]):
             self.set_state(ProcessingStates.IDLE)
             self.report("disabled")
 
-    @feedback_enable.on_put
-    async def _feedback_on(self, value: int) -> None:
-        if value and not self.feedback_enable.value:
-            # closing the loop starts from a fresh processor state: a PID must not carry
-            # the integral it wound up while the loop was open
-            self.runner.ask_reset()
-        self._feedback_off = not value
-        if not value:  # the put answers once no write is on its way, and none starts
-            await self.writers.drain(FEEDBACK_DRAIN)
-        self.report("feedback enabled" if value else "feedback disabled")
-
-    @command(name=ProcessingPv.RESET)
-    async def reset_counters(self) -> None:
-        """Zero Count, Errors, Skipped, Overruns, FeedbackSkipped and DurationMax."""
-        self._tally.reset()
-        self.feedback_skipped.set(0)
-        with self.inputs.lock:
-            self.inputs.skipped = self.inputs.overruns = 0
-        self._publish_counters()
-
-    @scan(1.0 / COUNTER_RATE)
-    async def publish_counters(self) -> None:
-        """Post the counters that changed (at most COUNTER_RATE times a second)."""
-        self._publish_counters()
-
-    def _publish_counters(self) -> None:
-        tally = self._tally.snapshot()
-        with self.inputs.lock:
-            skipped, overruns = self.inputs.skipped, self.inputs.overruns
-        for attr, value in (
-            (self.count, tally.count),
-            (self.errors, tally.errors),
-            (self.skipped, skipped),
-            (self.duration, tally.duration),
-            (self.duration_max, tally.duration_max),
-        ):
-            if _changed(attr, value):
-                attr.set(value)
-        restarts = self.runner.worker.restarts
-        if _changed(self.worker_restarts, restarts):
-            self.worker_restarts.set(
-                restarts, severity=Severity.MAJOR if restarts else Severity.NO_ALARM
-            )
-        if _changed(self.overruns, overruns):
-            self.overruns.set(overruns, severity=Severity.MINOR if overruns else Severity.NO_ALARM)
-            if overruns:
-                self.report(
-                    f"an input's monitor queue filled {overruns} times: updates may have "
-                    "been squashed; the processor is slower than its inputs",
-                    Severity.MINOR,
-                )
-
     def _on_loop(self, action: Any, *args: Any) -> None:
         """Run ``action(*args)`` on the event loop (which owns State and Message).
 
@@ -346,7 +196,7 @@ class Processing(Device[ProcessingConfig]):
         self.call_soon(self._after_runs, action, args)
 
     def _after_runs(self, action: Any, args: tuple[Any, ...]) -> None:
-        self._publish_counters()
+        self.counters.publish()
         action(*args)
 
     # running ---------------------------------------------------------------------------------
@@ -365,28 +215,14 @@ class Processing(Device[ProcessingConfig]):
 
     def _form_runs(self) -> None:
         """Take every ready run from the inputs into the run queue (bounded, counted)."""
-        if not (self.runner.ready and self.running):
-            return  # the updates wait in their inputs (bounded there) until Enable
-        trigger = str(self.config.trigger)
-        with self._runs_lock:
-            while self.inputs.ready(trigger):
-                run = self.inputs.take(trigger)
-                self._runs.append(run)
-                self._queued_bytes += _nbytes(run)
-                # the processor falls behind: the oldest runs go (counted in Skipped)
-                while len(self._runs) > RUN_QUEUE or self._queued_bytes > RUN_QUEUE_BYTES:
-                    self._queued_bytes -= _nbytes(self._runs.popleft())
-                    with self.inputs.lock:
-                        self.inputs.skipped += 1
+        if self.runner.ready and self.running:  # else they wait in their inputs (bounded)
+            self.runs.form()
 
     def _run_ready(self) -> None:
         """Send the formed runs to the worker in batches until none is left."""
         self._form_runs()  # those that waited while the device was not running
         while self.runner.ready and self.running and not self._stopping.is_set():
-            most = self.runner.worker.batch_size()
-            with self._runs_lock:
-                batch = [self._runs.popleft() for _ in range(min(most, len(self._runs)))]
-                self._queued_bytes -= sum(_nbytes(run) for run in batch)
+            batch = self.runs.take(self.runner.worker.batch_size())
             if not batch:
                 break
             self._run_batch(batch, stamp_now=False)
@@ -472,8 +308,8 @@ class Processing(Device[ProcessingConfig]):
                 continue
             self.runner.succeeded()
             self._tally.ran()
-            if self.config.feedback and self.feedback_enable.value:
-                self.call_soon(self._offer_feedback, inputs, result.outputs)
+            if self.feedback.wanted:
+                self.call_soon(self.feedback.offer, inputs, result.outputs)
 
     @scan(0.1)
     async def watchdog(self) -> None:
@@ -492,9 +328,8 @@ class Processing(Device[ProcessingConfig]):
     def _run_failed(self, text: str, stamp: float) -> None:
         """A run failed: an error, and with feedback on, a write not made (counted)."""
         self._failed(text, stamp)
-        if self.config.feedback and self.feedback_enable.value and self._loop is not None:
-            targets = ", ".join(entry.target for entry in self.config.feedback)
-            self._on_loop(self._feedback_not_made, f"feedback to {targets} skipped: {text}")
+        if self.feedback.wanted and self._loop is not None:
+            self._on_loop(self.feedback.run_failed, text)
 
     def _failed(self, text: str, stamp: float | None = None) -> None:
         """A run failed (processing thread) or overran its timeout (event loop)."""
@@ -507,66 +342,6 @@ class Processing(Device[ProcessingConfig]):
         else:
             self._on_loop(self.report, text, Severity.MAJOR)
 
-    # feedback --------------------------------------------------------------------------------
-
-    def _offer_feedback(self, inputs: dict[str, Input], outputs: Any) -> None:
-        """Offer a run's feedback outputs to their targets' writers (event loop).
-
-        What this run's outputs and inputs say is checked here (an unusable input, an
-        output that is not a finite number or is INVALID); staleness and limits are
-        checked by the writer when the put starts.
-        """
-        if not self._feedback_allowed():
-            return
-        newest = max(i.timestamp for i in inputs.values())
-        suspended = _unusable_input(inputs)
-        for index, entry in enumerate(self.config.feedback):
-            if entry.output not in outputs:
-                continue
-            if suspended:  # whatever the processor made of it (pid clamps NaN to low)
-                self._feedback_not_made(
-                    f"feedback to {entry.target} suspended: {suspended}", Severity.MAJOR
-                )
-                continue
-            output = outputs[entry.output]
-            reason = self._feedback_refusal(entry, output)
-            if reason:
-                self._feedback_not_made(f"feedback to {entry.target} skipped: {reason}")
-                continue
-            self.writers.offer(index, float(output), newest)
-
-    def _feedback_allowed(self) -> bool:
-        return bool(
-            self.config.feedback
-            and not self._feedback_off
-            and self.feedback_enable.value
-            and self.running
-        )
-
-    async def _put_feedback(self, target: str, value: float) -> None:
-        assert self.sources is not None
-        await self.sources.put(target, value)
-
-    def _readback(self, target: str) -> float | None:
-        current = self.runner.target(target)
-        return None if current is None else float(current.value)
-
-    def _feedback_not_made(self, text: str, severity: Severity = Severity.MINOR) -> None:
-        """Count and show a feedback write that was not made (event loop)."""
-        self.feedback_skipped.set(self.feedback_skipped.value + 1, severity=Severity.MINOR)
-        self.report(text, severity)
-
-    def _feedback_refusal(self, entry: Feedback, output: Any) -> str:
-        try:
-            number = float(output)
-        except (TypeError, ValueError):
-            return f"the output {entry.output} is not a number ({output!r})"
-        if not math.isfinite(number):  # never clamp a NaN into a limit and write that
-            return f"the output {entry.output} is {number}"
-        if self.outputs[entry.output].reading.severity >= Severity.INVALID:
-            return "the output is INVALID"
-        return ""
-
     # lifecycle -------------------------------------------------------------------------------
 
     async def on_start(self) -> None:
@@ -578,9 +353,7 @@ class Processing(Device[ProcessingConfig]):
         await asyncio.to_thread(self._guarded, self.runner.start, "setup")
         for slot in self.inputs.slots.values():
             self._subscriptions.append(self.sources.subscribe(slot.pv, slot, queue_size=DEPTH))
-        for entry in self.config.feedback:
-            readback = _Readback(self.runner, entry.target)
-            self._subscriptions.append(self.sources.subscribe(entry.target, readback, queue_size=4))
+        self._subscriptions += self.feedback.subscribe(self.sources)
         self._thread = threading.Thread(target=self._thread_main, name="processing", daemon=True)
         self._thread.start()
         if self.config.enable:
@@ -591,8 +364,7 @@ class Processing(Device[ProcessingConfig]):
 
     async def on_stop(self) -> None:
         """Stop running, close sources, tear the processor down."""
-        self._feedback_off = True  # no feedback put starts from now on
-        await self.writers.drain(FEEDBACK_DRAIN)
+        await self.feedback.close()  # no feedback put starts from now on
         for subscription in self._subscriptions:
             subscription.close()
         if self.sources is not None:
@@ -604,36 +376,6 @@ class Processing(Device[ProcessingConfig]):
             await asyncio.to_thread(self._thread.join, self.config.timeout + 1.0)
 
 
-class _Readback:
-    """Keeps the current value of a feedback target (for max_step)."""
-
-    def __init__(self, runner: Runner, target: str) -> None:
-        self.runner, self.target = runner, target
-
-    def on_update(self, update: Update) -> None:
-        self.runner.target_seen(self.target, update)
-
-    def on_connection(self, connected: bool, reason: str) -> None:
-        if not connected:
-            self.runner.target_seen(self.target, None)
-
-    def on_loss(self, missing: int | None) -> None:
-        """Only the target's newest value matters (for max_step)."""
-
-
-def _unusable_input(inputs: dict[str, Input]) -> str:
-    """Why feedback must not act on these inputs (a scalar NaN or inf, INVALID), or ""."""
-    for name, given in inputs.items():
-        if given.severity >= Severity.INVALID:
-            return f"input {name} is INVALID"
-        value = given.value
-        if isinstance(value, float | int | np.floating | np.integer) and not math.isfinite(
-            float(value)
-        ):
-            return f"input {name} is {float(value)}"
-    return ""
-
-
 def _newest(inputs: dict[str, Input]) -> float:
     """A run's time: its inputs' newest timestamp."""
     return max(i.timestamp for i in inputs.values())
@@ -642,13 +384,3 @@ def _newest(inputs: dict[str, Input]) -> float:
 def _worst(inputs: dict[str, Input]) -> Severity:
     """A run's severity: its inputs' worst (INVALID at most)."""
     return Severity(max(min(i.severity, 3) for i in inputs.values()))
-
-
-def _nbytes(run: dict[str, Input]) -> int:
-    """The array bytes a run holds (what queued runs cost in memory)."""
-    return sum(v.value.nbytes for v in run.values() if isinstance(v.value, np.ndarray))
-
-
-def _changed(attr: AttrR[Any], value: Any) -> bool:
-    """Whether ``attr`` must be posted: a new value, or none posted yet (still UNDEFINED)."""
-    return attr.value != value or attr.reading.status == Status.UNDEFINED

@@ -36,7 +36,7 @@ async def _results(
         # runs happen on the processing thread, in the worker: wait for them, and for
         # nothing left to run (so a run too many would show)
         def done() -> bool:
-            idle = not device._runs and not device.runner.busy
+            idle = not len(device.runs) and not device.runner.busy
             return len(results) >= runs and idle
 
         await asyncio.to_thread(wait_for, done, 10, f"{runs} runs")
