@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +23,11 @@ from epics_collector.collector._pvs import ChannelPvFamily
 from epics_collector.collector._queries import Queries
 from epics_collector.collector._recorder import Channel, Event, Recorder
 from epics_collector.collector._snapshot_pvs import SnapshotPvFamily
-from epics_collector.collector._snapshots import SNAPSHOT_COLUMNS, SnapshotStore
+from epics_collector.collector._snapshots import SnapshotStore
 from epics_collector.collector._spilling import Spill
 from epics_collector.collector._start_stop import StartStop
 from epics_collector.collector._subscribing import ChannelSubscriber
-from epics_collector.collector._triggers import ConditionInput, TriggerWindows
+from epics_collector.collector._triggers import Triggering, subscribe_conditions
 from epics_collector.core import (
     AttrR,
     Device,
@@ -61,12 +59,13 @@ class Collector(Device[CollectorConfig]):
 
     What stays here is the state machine (Start, Stop, Clear, limits, the recorder's
     events) and the lifecycle; the rest are parts, each owning its PVs: damage to the
-    history on disk, exports and uploads, queries, pushes and annotations.
+    history on disk, trigger snapshots, exports and uploads, queries, pushes and
+    annotations.
     """
 
     config_model = CollectorConfig
     States = CollectorStates
-    parts = (Damage, Exporting, Queries, Pushing, Annotating)
+    parts = (Damage, Triggering, Exporting, Queries, Pushing, Annotating)
 
     count = AttrR(
         Int(),
@@ -117,12 +116,6 @@ class Collector(Device[CollectorConfig]):
         ),
     )
 
-    snapshot_table = AttrR(
-        Table(columns=SNAPSHOT_COLUMNS),
-        name=CollectorPv.SNAPSHOTS,
-        description="Trigger snapshots: id, trigger time, start, end, samples, complete",
-    )
-
     def __init__(
         self,
         config: CollectorConfig | Mapping[str, Any],
@@ -157,14 +150,12 @@ class Collector(Device[CollectorConfig]):
             self.spill = Spill(
                 self.config, self.data_dir, prefix, self.recorder, self.report, self.damage.count
             )
-        self.triggers: TriggerWindows | None = None
-        if self.config.trigger is not None:
-            store = SnapshotStore(self._spill_dir / "snapshots") if self.config.persist else None
-            self.triggers = TriggerWindows(
-                self.config.trigger, self.recorder, self.report, self.snapshot_table, store
-            )
-            triggers = self.triggers
-            self.add_family(SnapshotPvFamily(self.recorder, lambda: triggers.snapshots))
+        store = SnapshotStore(self._spill_dir / "snapshots") if self.config.persist else None
+        triggering = Triggering(self.config.trigger, self.recorder, self.report, store)
+        self.triggers = self.add_part(triggering).windows
+        if self.triggers is not None:
+            windows = self.triggers
+            self.add_family(SnapshotPvFamily(self.recorder, lambda: windows.snapshots))
         self.start_stop = StartStop(
             self.config.start_when,
             self.config.stop_when,
@@ -250,13 +241,6 @@ class Collector(Device[CollectorConfig]):
         self.publisher.cleared()
         self.damage.clear()
 
-    @command(name=CollectorPv.TRIGGER)
-    async def trigger_now(self) -> None:
-        """Freeze a trigger window around now (needs a trigger in the config)."""
-        if self.triggers is None:
-            raise ValueError("no trigger configured: add trigger: {pv, when, pre, post}")
-        self.triggers.fire(time.time())
-
     def _stop_for(self, reason: str, severity: Severity = Severity.NO_ALARM) -> None:
         self.recorder.stop()
         if self._duration_timer is not None:
@@ -265,19 +249,10 @@ class Collector(Device[CollectorConfig]):
         if self.state.value == CollectorStates.RECORDING:
             self.set_state(CollectorStates.STOPPED)
             if self.recorder.count == self._count_at_start:
-                reason, severity = self._nothing_recorded(reason), max(severity, Severity.MINOR)
+                reason = _nothing_recorded(reason, self.recorder.channels)
+                severity = max(severity, Severity.MINOR)
             self.report(f"{reason}: recorded {self.recorder.count} samples", severity)
         self.publisher.publish()
-
-    def _nothing_recorded(self, reason: str) -> str:
-        """Why a run recorded no sample, for the Message (a MINOR alarm: worth a look)."""
-        never = [
-            f"{ch.alias} ({ch.config.pv})" for ch in self.recorder.channels if not ch.ever_connected
-        ]
-        if never:
-            names = listed(never)
-            return f"{reason} with no new sample: never connected: {names} (check the PV names)"
-        return f"{reason} with no new sample: no channel sent an update while recording"
 
     # events from the recorder ---------------------------------------------------------------
 
@@ -337,26 +312,12 @@ class Collector(Device[CollectorConfig]):
             self.fault,
         )
         self.subscriber.start()
-        self._subscribe_conditions()
+        self._subscriptions = subscribe_conditions(
+            self.sources, self._loop, self.triggers, self.start_stop
+        )
         self._publishing = asyncio.create_task(self.publisher.run(), name="publish")
         if resume or self.config.autostart:
             await self.start_recording.method(self)
-
-    def _subscribe_conditions(self) -> None:
-        assert self.sources is not None and self._loop is not None
-        inputs: list[tuple[str, Callable[[Any, float], None], Callable[[str], None]]] = []
-        if self.triggers is not None:
-            self.triggers.restore()
-            pv = self.triggers.config.pv
-            inputs.append(
-                (pv, self.triggers.on_value, partial(self.start_stop.lost, "trigger", pv))
-            )
-        for role, pv in self.start_stop.inputs():
-            on_value = partial(self.start_stop.on_value, role)
-            inputs.append((pv, on_value, partial(self.start_stop.lost, role, pv)))
-        for pv, on_value, on_lost in inputs:
-            listener = ConditionInput(self._loop, on_value, on_lost)
-            self._subscriptions.append(self.sources.subscribe(pv, listener, queue_size=1000))
 
     async def on_stop(self) -> None:
         """Close the sources, flush to disk, stop publishing."""
@@ -380,3 +341,12 @@ class Collector(Device[CollectorConfig]):
             self._publishing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._publishing
+
+
+def _nothing_recorded(reason: str, channels: Sequence[Channel]) -> str:
+    """Why a run recorded no sample, for the Message (a MINOR alarm: worth a look)."""
+    never = [f"{ch.alias} ({ch.config.pv})" for ch in channels if not ch.ever_connected]
+    if never:
+        names = listed(never)
+        return f"{reason} with no new sample: never connected: {names} (check the PV names)"
+    return f"{reason} with no new sample: no channel sent an update while recording"

@@ -10,14 +10,26 @@ snapshots of their own (windows may overlap). The newest ``max_snapshots`` are k
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
 
 from epics_collector.collector._conditions import Condition, Trigger
+from epics_collector.collector._names import CollectorPv
 from epics_collector.collector._recorder import Recorder
-from epics_collector.collector._snapshots import Snapshot, SnapshotStore, table
-from epics_collector.core import AttrR, Severity, Update
+from epics_collector.collector._snapshots import SNAPSHOT_COLUMNS, Snapshot, SnapshotStore, table
+from epics_collector.collector._start_stop import StartStop
+from epics_collector.core import (
+    AttrR,
+    Part,
+    Severity,
+    Sources,
+    Subscription,
+    Table,
+    Update,
+    command,
+)
 
 FREEZE_MARGIN = 0.3  # seconds: updates stamped inside the window may arrive a little later
 
@@ -140,3 +152,56 @@ class TriggerWindows:
         for snapshot_id, (handle, at) in list(self._pending.items()):
             handle.cancel()
             self._freeze(snapshot_id, at)
+
+
+def subscribe_conditions(
+    sources: Sources,
+    loop: asyncio.AbstractEventLoop,
+    windows: TriggerWindows | None,
+    start_stop: StartStop,
+) -> list[Subscription]:
+    """Subscribe to the trigger PV and the start/stop condition PVs.
+
+    Their values go to the event loop; a lost condition PV is said, recording goes on.
+    """
+    inputs: list[tuple[str, Callable[[Any, float], None], Callable[[str], None]]] = []
+    if windows is not None:
+        windows.restore()
+        pv = windows.config.pv
+        inputs.append((pv, windows.on_value, functools.partial(start_stop.lost, "trigger", pv)))
+    for role, pv in start_stop.inputs():
+        on_value = functools.partial(start_stop.on_value, role)
+        inputs.append((pv, on_value, functools.partial(start_stop.lost, role, pv)))
+    return [
+        sources.subscribe(pv, ConditionInput(loop, on_value, on_lost), queue_size=1000)
+        for pv, on_value, on_lost in inputs
+    ]
+
+
+class Triggering(Part):
+    """The collector's part that serves Snapshots and Trigger (windows if configured)."""
+
+    snapshot_table = AttrR(
+        Table(columns=SNAPSHOT_COLUMNS),
+        name=CollectorPv.SNAPSHOTS,
+        description="Trigger snapshots: id, trigger time, start, end, samples, complete",
+    )
+
+    def __init__(
+        self,
+        config: Trigger | None,
+        recorder: Recorder,
+        report: Callable[[str, Severity], None],
+        store: SnapshotStore | None,
+    ) -> None:
+        """Snapshots are kept in ``store`` (None: in memory only)."""
+        self.windows: TriggerWindows | None = None
+        if config is not None:
+            self.windows = TriggerWindows(config, recorder, report, self.snapshot_table, store)
+
+    @command(name=CollectorPv.TRIGGER)
+    async def trigger_now(self) -> None:
+        """Freeze a trigger window around now (needs a trigger in the config)."""
+        if self.windows is None:
+            raise ValueError("no trigger configured: add trigger: {pv, when, pre, post}")
+        self.windows.fire(time.time())
