@@ -35,13 +35,13 @@ def filled_recorder(channels: int, samples: int) -> Recorder:
     for channel in recorder.channels:
         values = rng.normal(size=samples)
         zeros = np.zeros(samples, np.int8)
-        recorder.restore(channel, Columns(t, values, zeros, zeros))
+        recorder.unflushed.restore(channel, Columns(t, values, zeros, zeros))
     return recorder
 
 
 def h5py_direct(path: Path, recorder: Recorder) -> float:
     """Seconds for h5py to write every channel's four arrays."""
-    columns = [recorder.history(c) for c in recorder.channels]
+    columns = [recorder.history.rows(c) for c in recorder.channels]
     started = time.perf_counter()
     with h5py.File(path, "w") as f:
         for channel, rows in zip(recorder.channels, columns, strict=True):
@@ -58,7 +58,7 @@ def collector_export(path: Path, recorder: Recorder) -> tuple[float, int]:
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
     started = time.perf_counter()
-    write_nexus(path, gather("BENCH:", "{}", recorder, None, []))
+    write_nexus(path, gather("BENCH:", "{}", recorder.history, None, []))
     elapsed = time.perf_counter() - started
     peak = tracemalloc.get_traced_memory()[1] - base
     tracemalloc.stop()

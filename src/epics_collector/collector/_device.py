@@ -129,7 +129,9 @@ class Collector(Device[CollectorConfig]):
         """
         super().__init__(config, data_dir=data_dir, sources=sources)
         self.recorder = Recorder(self.config, self._recorder_event)
-        self.channel_pvs = ChannelPvFamily(self.recorder, self.config.tail, lambda: self.prefix)
+        self.channel_pvs = ChannelPvFamily(
+            self.recorder.history, self.config.tail, lambda: self.prefix
+        )
         self.add_family(self.channel_pvs)
         counters = Counters(
             self.count, self.excluded, self.dropped, self.overruns, self.channel_table
@@ -151,11 +153,11 @@ class Collector(Device[CollectorConfig]):
                 self.config, self.data_dir, prefix, self.recorder, self.report, self.damage.count
             )
         store = SnapshotStore(self._spill_dir / "snapshots") if self.config.persist else None
-        triggering = Triggering(self.config.trigger, self.recorder, self.report, store)
+        triggering = Triggering(self.config.trigger, self.recorder.history, self.report, store)
         self.triggers = self.add_part(triggering).windows
         if self.triggers is not None:
             windows = self.triggers
-            self.add_family(SnapshotPvFamily(self.recorder, lambda: windows.snapshots))
+            self.add_family(SnapshotPvFamily(self.recorder.history, lambda: windows.snapshots))
         self.start_stop = StartStop(
             self.config.start_when,
             self.config.stop_when,
@@ -170,7 +172,7 @@ class Collector(Device[CollectorConfig]):
             Exporting(self.config, self.data_dir, prefix, self._export_data, self.report)
         )
         self.queries = self.add_part(
-            Queries(self.config, self.recorder, self.triggers, self.report)
+            Queries(self.config, self.recorder.history, self.triggers, self.report)
         )
         self.pushing = self.add_part(
             Pushing(self.config, self.recorder, self._pushed_channel_added, self.report)
@@ -182,7 +184,9 @@ class Collector(Device[CollectorConfig]):
     def _export_data(self) -> ExportData:
         """What an export writes (readers of the rows, not copies: see :func:`gather`)."""
         notes = self.annotating.notes
-        return gather(self.prefix, self.config_json.value, self.recorder, self.triggers, notes)
+        return gather(
+            self.prefix, self.config_json.value, self.recorder.history, self.triggers, notes
+        )
 
     def _pushed_channel_added(self) -> None:
         if self.spill is not None:  # (nothing on disk yet: the next flush writes it)

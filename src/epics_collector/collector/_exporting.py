@@ -15,8 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from epics_collector.collector._config import CollectorConfig
+from epics_collector.collector._history import History
 from epics_collector.collector._names import CollectorPv
-from epics_collector.collector._recorder import Channel, Recorder
+from epics_collector.collector._recorder import Channel
 from epics_collector.collector._triggers import TriggerWindows
 from epics_collector.core import AttrR, AttrRW, Enum, Int, Part, Severity, Status, String, command
 from epics_collector.storage import (
@@ -38,7 +39,7 @@ Report = Callable[[str, Severity], None]
 def gather(
     device: str,
     config_json: str,
-    recorder: Recorder,
+    history: History,
     triggers: TriggerWindows | None,
     annotations: list[tuple[float, str]],
 ) -> ExportData:
@@ -48,7 +49,7 @@ def gather(
     channel at a time (chunk by chunk under the recorder's lock) and lets it go before
     the next, so an export holds one channel's copy, not the whole history's.
     """
-    configs = {c.alias: c.config for c in recorder.channels}
+    configs = {c.alias: c.config for c in history.channels}
 
     def describe(
         alias: str, rows: Columns | Callable[[], Columns], span: tuple[float, float] | None = None
@@ -57,8 +58,8 @@ def gather(
         return ChannelData(alias, config.pv, config.kind, rows, config.units, span)
 
     channels = [
-        describe(c.alias, functools.partial(recorder.history, c), _span(recorder, c))
-        for c in recorder.channels
+        describe(c.alias, functools.partial(history.rows, c), _span(history, c))
+        for c in history.channels
     ]
     snapshots = [
         SnapshotData(
@@ -74,8 +75,8 @@ def gather(
     return ExportData(device, config_json, channels, snapshots, list(annotations))
 
 
-def _span(recorder: Recorder, channel: Channel) -> tuple[float, float] | None:
-    first, last = recorder.span(channel)
+def _span(history: History, channel: Channel) -> tuple[float, float] | None:
+    first, last = history.span(channel)
     return (first, last) if last > 0 else None  # (0, 0): no rows
 
 

@@ -136,7 +136,7 @@ class Persistence:
         for channel in self.recorder.channels:
             loaded = self.store.load(channel.alias)
             for rows in loaded.parts:
-                self.recorder.restore(channel, rows)
+                self.recorder.unflushed.restore(channel, rows)
                 restored.samples += len(rows)
             self._on_disk[channel.alias] = self.store.rows(channel.alias)
             if loaded.bad_chunks or loaded.bad_rows:
@@ -149,7 +149,7 @@ class Persistence:
     def _restore_parts(self, parts: dict[str, list[Columns]], restored: Restored) -> None:
         for channel in self.recorder.channels:
             for rows in parts.get(channel.alias, []):
-                self.recorder.restore(channel, rows)
+                self.recorder.unflushed.restore(channel, rows)
                 restored.samples += len(rows)
 
     # flush (executor) ------------------------------------------------------------------
@@ -166,7 +166,7 @@ class Persistence:
             self._ready(outcome)  # before rows are taken: a rewrite writes all it holds
         except Exception as error:
             failure = error
-        taken, meta_now = self.recorder.take_all_unflushed(meta)
+        taken, meta_now = self.recorder.unflushed.take_all(meta)
         for alias, rows in taken.items():
             if len(rows):
                 self._waiting.setdefault(alias, []).append(rows)
@@ -214,7 +214,7 @@ class Persistence:
         if not self._try_open():
             raise StoreUnavailableError(self.unavailable or "not open")
         assert self.store is not None
-        held = {ch.alias: self.recorder.flushed_history(ch) for ch in self.recorder.channels}
+        held = {ch.alias: self.recorder.unflushed.flushed(ch) for ch in self.recorder.channels}
         written = self.store.write(list(held.items()))
         self._waiting.clear()  # they were held, so written
         before = sum(self._on_disk.values())
@@ -246,7 +246,7 @@ class Persistence:
         for channel in self.recorder.channels:
             if self._on_disk.get(channel.alias, 0) > 4 * self.capacity:
                 # not the rows recorded meanwhile: the next flush appends those
-                rows = self.recorder.flushed_history(channel)
+                rows = self.recorder.unflushed.flushed(channel)
                 self.store.replace(channel.alias, rows)
                 self._on_disk[channel.alias] = len(rows)
 

@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from epics_collector.collector._history import History
 from epics_collector.collector._names import ChannelPv
-from epics_collector.collector._recorder import Channel, Recorder
+from epics_collector.collector._recorder import Channel
 from epics_collector.collector._views import DEFAULT_POINTS, ChannelView
 from epics_collector.core import (
     PVI,
@@ -48,12 +49,12 @@ class ChannelPvs:
 
     def __init__(
         self,
-        recorder: Recorder,
+        history: History,
         channel: Channel,
         tail: int = DEFAULT_POINTS,
         prefix: Callable[[], str] = str,
     ):
-        self.recorder, self.channel, self.tail_rows = recorder, channel, tail
+        self.recorded, self.channel, self.tail_rows = history, channel, tail
         alias, kind, pv = channel.alias, channel.config.kind, channel.config.pv
         self.value: AttrR[Any] | None = None
         self.frame: AttrR[Any] | None = None
@@ -113,7 +114,7 @@ class ChannelPvs:
         for attr in self.history:
             attr.refresh = lambda attr=attr: self.publish(attr)
         self.connected.set(channel.connected)
-        self.view = ChannelView(recorder, channel) if kind == "number" else None
+        self.view = ChannelView(history, channel) if kind == "number" else None
         own = [a for a in (*self.history, self.frame_index, self.connected) if a is not None]
         view_pvi = f"{alias}:{ChannelPv.VIEW}:{PVI}"
         sub = {ChannelPv.VIEW.lower(): view_pvi} if self.view is not None else {}
@@ -156,7 +157,7 @@ class ChannelPvs:
         rows_wanted = [a for a in wanted if a not in (self.frame, self.tail)]
         if not rows_wanted:
             return
-        rows = self.recorder.history(self.channel)
+        rows = self.recorded.rows(self.channel)
         stamp = float(rows.time[-1]) if len(rows) else time.time()
         for attr in rows_wanted:
             if attr is self.value:
@@ -173,7 +174,7 @@ class ChannelPvs:
                 attr.set(table, timestamp=stamp)
 
     def _publish_tail(self) -> None:
-        rows = self.recorder.tail(self.channel, self.tail_rows)
+        rows = self.recorded.tail(self.channel, self.tail_rows)
         table = {"time": rows.time, "severity": rows.severity, "status": rows.status}
         if "value" in self.tail.datatype.columns:
             table["value"] = rows.value
@@ -181,7 +182,7 @@ class ChannelPvs:
 
     def _publish_frame(self) -> None:
         assert self.frame is not None and self.frame_index is not None
-        row = self.recorder.frame(self.channel, self.frame_index.value)
+        row = self.recorded.frame(self.channel, self.frame_index.value)
         if row is None:
             self.frame.set(np.zeros((0, 0)))
             return
@@ -209,8 +210,8 @@ class ChannelPvFamily:
     loop: the live set is guarded by a lock and read as a copy.
     """
 
-    def __init__(self, recorder: Recorder, tail: int, prefix: Callable[[], str] = str) -> None:
-        self.recorder, self.tail, self.prefix = recorder, tail, prefix
+    def __init__(self, history: History, tail: int, prefix: Callable[[], str] = str) -> None:
+        self.history, self.tail, self.prefix = history, tail, prefix
         self._live: dict[str, ChannelPvs] = {}
         self._uses: dict[str, int] = {}
         self._suffixes: dict[str, frozenset[str]] = {}  # by kind
@@ -218,10 +219,10 @@ class ChannelPvFamily:
 
     def _split(self, name: str) -> tuple[Channel | None, str]:
         alias, _, suffix = name.partition(":")
-        return self.recorder.by_alias.get(alias), suffix
+        return self.history.by_alias.get(alias), suffix
 
     def _make(self, channel: Channel) -> ChannelPvs:
-        return ChannelPvs(self.recorder, channel, self.tail, self.prefix)
+        return ChannelPvs(self.history, channel, self.tail, self.prefix)
 
     def suffixes(self, channel: Channel) -> frozenset[str]:
         """The PV names of a channel of this kind, after ``alias:``."""
@@ -245,7 +246,7 @@ class ChannelPvFamily:
             pvs = self._live.get(channel.alias)
             if pvs is None:
                 pvs = self._live[channel.alias] = ChannelPvs(
-                    self.recorder, channel, self.tail, self.prefix
+                    self.history, channel, self.tail, self.prefix
                 )
             self._uses[channel.alias] = self._uses.get(channel.alias, 0) + 1
             return pvs.attrs[name]
@@ -269,6 +270,6 @@ class ChannelPvFamily:
 
     def names(self) -> Iterator[str]:
         """Every channel's PV names, channel by channel."""
-        for channel in list(self.recorder.channels):
+        for channel in list(self.history.channels):
             for suffix in sorted(self.suffixes(channel)):
                 yield f"{channel.alias}:{suffix}"

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from epics_collector.collector._config import CollectorConfig
+from epics_collector.collector._history import History
 from epics_collector.collector._names import CollectorPv
-from epics_collector.collector._recorder import Channel, Recorder
+from epics_collector.collector._recorder import Channel
 from epics_collector.collector._triggers import TriggerWindows
 from epics_collector.collector._views import parse_query
 from epics_collector.core import (
@@ -49,17 +50,17 @@ class Queries(Part):
     def __init__(
         self,
         config: CollectorConfig,
-        recorder: Recorder,
+        history: History,
         triggers: TriggerWindows | None,
         report: Report,
     ) -> None:
-        self.config, self.recorder, self.triggers, self._report = (
+        self.config, self.history, self.triggers, self._report = (
             config,
-            recorder,
+            history,
             triggers,
             report,
         )
-        self.reads = ReadPool(config.reads, name="query", arrivals=lambda: recorder.arrivals)
+        self.reads = ReadPool(config.reads, name="query", arrivals=lambda: history.arrivals)
         self._refusals_said = -math.inf  # when Message last said queries were refused
         self.query_busy.set(0)
 
@@ -110,9 +111,9 @@ class Queries(Part):
             rows = self._snapshot_rows(snapshot, channel.alias)
             span = (float(rows.time[0]), float(rows.time[-1])) if len(rows) else (0.0, 0.0)
             return run_query([rows], parse_query(arguments, span, kind), kind)
-        request = parse_query(arguments, self.recorder.span(channel), kind)
+        request = parse_query(arguments, self.history.span(channel), kind)
         deadline = time.monotonic() + self.config.reads.timeout
-        return self.recorder.query(channel, request, deadline)
+        return self.history.query(channel, request, deadline)
 
     def _count_refusal(self) -> None:
         """QueryBusy (MINOR), and Message at most every 10 s: a flood is worth a look."""
@@ -130,13 +131,13 @@ class Queries(Part):
 
     def _named_channel(self, name: str) -> Channel:
         """A channel by alias or by source PV name (a clear error otherwise)."""
-        found = self.recorder.by_alias.get(name)
+        found = self.history.by_alias.get(name)
         if found is not None:
             return found
-        for channel in self.recorder.channels:
+        for channel in self.history.channels:
             if name == channel.config.pv:
                 return channel
-        aliases = listed([c.alias for c in self.recorder.channels])
+        aliases = listed([c.alias for c in self.history.channels])
         raise ValueError(f"no channel {name!r}; channels: {aliases}")
 
     def _snapshot_rows(self, snapshot: str, alias: str) -> Columns:

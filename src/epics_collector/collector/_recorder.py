@@ -19,11 +19,15 @@ from typing import Any
 
 import numpy as np
 
+from epics_collector.collector import _texts
+from epics_collector.collector._coerce import Coerce, coercer
 from epics_collector.collector._config import ChannelConfig, CollectorConfig
+from epics_collector.collector._history import History
 from epics_collector.collector._merge import Merger
 from epics_collector.collector._reduce import Reducer, Row
+from epics_collector.collector._unflushed import Unflushed
 from epics_collector.core import Severity, Status, Update
-from epics_collector.storage import Columns, Query, RangeRead, Ring, concat, query_ring
+from epics_collector.storage import Ring
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +68,37 @@ class Channel:
     unflushed: int = 0  # rows recorded but not yet handed to the spill file
     created: float = field(default_factory=time.monotonic)
     reducer: Reducer = field(init=False)
+    coerce: Coerce = field(init=False)  # a source value -> a row's value (by kind)
     merger: Merger | None = field(init=False)  # with ``merge``: the reorder buffer
     sources_connected: list[bool] = field(init=False)  # pv, then each merged PV
 
     def __post_init__(self) -> None:
         self.reducer = Reducer(self.config.compress, self.config.include, self.config.deadband)
+        self.coerce = coercer(self.config, self.ring)
         self.merger = Merger(self.config.merge_window) if self.config.merge else None
         self.sources_connected = [False] * (1 + len(self.config.merge))
+
+    def clear(self) -> None:
+        """Forget the rows and the counters (under the recorder's lock)."""
+        self.ring.clear()
+        self.reducer = Reducer(self.config.compress, self.config.include, self.config.deadband)
+        if self.merger is not None:
+            self.merger.reset()
+        self.unflushed = 0
+        self.overruns = self.dropped = self.missing = self.failures = 0
+        self.late = self.bad_time = 0
+        # what was said once is said again after a Clear (time going back, no
+        # timestamps): a new history, new news
+        self.stamped_here, self.problem, self.in_gap = False, "", False
+        self.changed = True
+
+    def stamp_here(self) -> float:
+        """The arrival time, for a source that sends no timestamp (said once)."""
+        if not self.stamped_here:
+            self.stamped_here = True
+            self.problem = _texts.no_timestamps(self.alias)
+            self.recorder.notify(Event.BAD_VALUE, self)
+        return time.time()
 
     def merged_source(self, index: int) -> MergedSource:
         """The listener of merged PV ``index`` (0-based in ``merge``)."""
@@ -115,6 +143,17 @@ class MergedSource:
         self.channel.recorder.loss(self.channel, missing)
 
 
+def _ring(config: CollectorConfig, channel: ChannelConfig) -> Ring:
+    """The ring of a channel: strings, arrays (shaped by the first update), or floats."""
+    overwrite = config.mode == "ring"
+    if channel.kind in ("waveform", "image"):  # shape and dtype from the first update
+        return Ring(
+            config.capacity, overwrite=overwrite, row_shape=None, max_bytes=channel.max_bytes
+        )
+    dtype = object if channel.kind == "string" else np.float64
+    return Ring(config.capacity, dtype, overwrite=overwrite)
+
+
 def _gap_value(channel: Channel) -> Any:
     """NaN for numbers, "" for strings, a NaN- (or zero-) filled row for arrays."""
     kind, ring = channel.config.kind, channel.ring
@@ -124,12 +163,6 @@ def _gap_value(channel: Channel) -> Any:
         return ""
     fill = np.nan if ring.dtype.kind == "f" else 0
     return np.full(ring.row_shape or (0,), fill, ring.dtype)
-
-
-def _stacked(parts: list[Columns]) -> Columns:
-    """Array rows read as object arrays, as one 2-D value column."""
-    rows = concat(*parts)
-    return Columns(rows.time, np.stack(list(rows.value)), rows.severity, rows.status, rows.ns)
 
 
 class Recorder:
@@ -144,22 +177,13 @@ class Recorder:
         self.dropped = 0
         self.overruns = 0
         self.arrivals = 0  # source updates received (readers give way while it grows fast)
-        self.channels = [Channel(c, self._ring(c), self) for c in config.channels]
+        self.channels = [Channel(c, _ring(config, c), self) for c in config.channels]
         self.connected = 0  # channels connected now (kept by connection changes)
         #: The channels by alias (recorded and pushed).
         self.by_alias = {channel.alias: channel for channel in self.channels}
-
-    def _ring(self, channel: ChannelConfig) -> Ring:
-        overwrite = self.config.mode == "ring"
-        if channel.kind in ("waveform", "image"):  # shape and dtype from the first update
-            return Ring(
-                self.config.capacity,
-                overwrite=overwrite,
-                row_shape=None,
-                max_bytes=channel.max_bytes,
-            )
-        dtype = object if channel.kind == "string" else np.float64
-        return Ring(self.config.capacity, dtype, overwrite=overwrite)
+        #: The face readers see (read-only), and the one the spill store sees.
+        self.history = History(self)
+        self.unflushed = Unflushed(self)
 
     # transport side ---------------------------------------------------------------------
 
@@ -191,10 +215,7 @@ class Recorder:
         channel.failures += 1
         if channel.failures == 1:  # the traceback once; the count says the rest
             log.error("%s: recording an update failed", channel.alias, exc_info=error)
-        channel.problem = (
-            f"{channel.alias}: recording its updates failed ({channel.failures} so far, "
-            f"counted in Dropped): {type(error).__name__}: {error}"
-        )
+        channel.problem = _texts.failed(channel.alias, channel.failures, error)
         channel.changed = True
         self.notify(Event.BAD_VALUE, channel)
 
@@ -256,27 +277,19 @@ class Recorder:
             channel.changed = True
 
     def _reduce(self, channel: Channel, update: Update) -> None:
-        value = update.value
-        kind = channel.config.kind
         try:
-            if kind == "number":
-                value = float(value)
-            elif kind == "string" and not isinstance(value, str):
-                raise TypeError(f"{type(value).__name__} value")
-            elif kind in ("waveform", "image"):
-                value = self._array(channel, value)
+            value = channel.coerce(update.value)
         except (TypeError, ValueError) as error:
             self.dropped += 1
             channel.dropped += 1
-            channel.problem = (
-                f"{channel.alias}: cannot record {type(update.value).__name__} values as "
-                f"kind {kind!r} ({error})"
+            channel.problem = _texts.wrong_kind(
+                channel.alias, update.value, channel.config.kind, error
             )
             self.notify(Event.BAD_VALUE, channel)
             return
         stamp = update.timestamp
         if stamp == 0.0:  # a server that sends no timestamps at all: stamp on arrival
-            stamp = self._stamp_here(channel)
+            stamp = channel.stamp_here()
         elif not EPICS_EPOCH < stamp < math.inf:  # never processed (UDF), or nonsense
             self._bad_time(channel, stamp)
             return
@@ -288,81 +301,22 @@ class Recorder:
             exact = update.ns if row[0] == update.timestamp else None
             self._append(channel, row, ns=exact)
 
-    @staticmethod
-    def _array(channel: Channel, value: Any) -> np.ndarray:
-        """The value as a row of the channel's ring (waveforms padded or cut to length)."""
-        if not isinstance(value, np.ndarray):
-            raise TypeError("not an array")
-        ring, config = channel.ring, channel.config
-        if config.kind == "image":
-            if value.ndim == 1 and config.shape is not None:
-                value = value.reshape(config.shape)
-            if value.ndim != 2:
-                raise ValueError(f"an image must be 2-D (got shape {value.shape}); set shape")
-            if ring.sized and value.shape != ring.row_shape:
-                raise ValueError(f"image shape {value.shape} differs from {ring.row_shape}")
-            return value
-        value = value.ravel()
-        if ring.sized and ring.row_shape and value.size != ring.row_shape[0]:
-            length = ring.row_shape[0]
-            padded = np.full(length, np.nan if value.dtype.kind == "f" else 0, ring.dtype)
-            padded[: min(length, value.size)] = value[:length]
-            value = padded
-        return value
-
-    @staticmethod
-    def _stamp_here(channel: Channel) -> float:
-        """The arrival time, for a source that sends no timestamp (reported once).
-
-        A server that never fills ``timeStamp`` (p4p's ``SharedPV.post`` without
-        ``timestamp=``) still measures values: they are kept, stamped as they arrive.
-        """
-        if not channel.stamped_here:
-            channel.stamped_here = True
-            channel.problem = (
-                f"{channel.alias}: the source sends no timestamps (timeStamp is 0); its "
-                "updates are recorded with the time they arrived"
-            )
-            channel.recorder.notify(Event.BAD_VALUE, channel)
-        return time.time()
-
     def _bad_time(self, channel: Channel, stamp: float) -> None:
-        """An update with no valid source time: counted, not recorded, and a gap.
-
-        A record that was never processed (the first update after an IOC restart is
-        its UDF value at EPICS time 0, 1990-01-01) holds no measured value: recording it would put
-        a fake sample into the history. As in the Archiver Appliance, it is dropped
-        and counted by cause; the history shows a gap until the first real value.
-        """
+        """An update with no valid source time: counted, not recorded, and a gap."""
         channel.bad_time += 1
         if len(channel.ring) and not channel.in_gap:  # (no row yet: nothing to break)
             channel.reducer.reset()
             gap = (time.time(), _gap_value(channel), Severity.INVALID, Status.CLIENT)
             self._append(channel, gap, gap=True)
-        self._not_recorded(
-            channel,
-            f"{channel.alias}: the source sent an update with no valid timestamp "
-            f"({stamp!r}: never processed, or no time given); such updates are not "
-            "recorded (counted in Dropped and in the Channels row's bad_time)"
-            if channel.bad_time == 1
-            else None,
-        )
+        first = channel.bad_time == 1
+        self._not_recorded(channel, _texts.bad_time(channel.alias, stamp) if first else None)
 
     def _late(self, channel: Channel, stamp: float) -> None:
-        """A source update older than the channel's newest row: counted, not recorded.
-
-        Rows stay in time order (every read relies on it), as in the Archiver Appliance,
-        which also drops samples whose timestamp goes back.
-        """
+        """A source update older than the channel's newest row: counted, not recorded."""
         channel.late += 1
-        self._not_recorded(
-            channel,
-            f"{channel.alias}: the source's timestamp went back ({stamp:.6f} is before "
-            f"the newest row at {channel.ring.newest:.6f}); such updates are not "
-            "recorded (counted in Dropped)"
-            if channel.late == 1
-            else None,
-        )
+        first = channel.late == 1
+        text = _texts.late(channel.alias, stamp, channel.ring.newest) if first else None
+        self._not_recorded(channel, text)
 
     def _not_recorded(self, channel: Channel, first: str | None) -> None:
         """An update counted in Dropped, not recorded; ``first``: the text, said once."""
@@ -404,7 +358,7 @@ class Recorder:
 
     def add_channel(self, config: ChannelConfig) -> Channel:
         """A channel without a source (samples come from :meth:`push`)."""
-        channel = Channel(config, self._ring(config), self)
+        channel = Channel(config, _ring(self.config, config), self)
         with self.lock:
             self.channels.append(channel)
             self.by_alias[channel.alias] = channel
@@ -471,19 +425,7 @@ class Recorder:
         """Forget every recorded row and the counters."""
         with self.lock:
             for channel in self.channels:
-                channel.ring.clear()
-                channel.reducer = Reducer(
-                    channel.config.compress, channel.config.include, channel.config.deadband
-                )
-                if channel.merger is not None:
-                    channel.merger.reset()
-                channel.unflushed = 0
-                channel.overruns = channel.dropped = channel.missing = channel.failures = 0
-                channel.late = channel.bad_time = 0
-                # what was said once is said again after a Clear (time going back, no
-                # timestamps): a new history, new news
-                channel.stamped_here, channel.problem, channel.in_gap = False, "", False
-                channel.changed = True
+                channel.clear()
             self.count = 0
             self.dropped = 0
             self.overruns = 0
@@ -493,24 +435,6 @@ class Recorder:
         with self.lock:
             self.dropped += rows
 
-    def flushed_history(self, channel: Channel) -> Columns:
-        """The channel's rows up to the last :meth:`take_unflushed` (for compaction)."""
-        with self.lock:
-            rows = channel.ring.columns()
-            keep = len(rows) - channel.unflushed
-            return rows if channel.unflushed == 0 else rows.select(np.arange(len(rows)) < keep)
-
-    def read(
-        self, channel: Channel, start: float, end: float, deadline: float | None = None
-    ) -> RangeRead:
-        """A channel's rows in [start, end], read chunk by chunk (see :class:`RangeRead`)."""
-        return RangeRead(
-            self.lock, channel.ring, start, end, deadline=deadline, arrivals=self._arrived
-        )
-
-    def _arrived(self) -> int:
-        return self.arrivals
-
     def take_changed(self) -> set[str]:
         """Aliases of the channels changed since the last call (their flags cleared)."""
         with self.lock:
@@ -518,75 +442,6 @@ class Recorder:
             for channel in self.channels:
                 channel.changed = False
         return changed
-
-    def window(self, channel: Channel, start: float, end: float) -> tuple[Columns, bool]:
-        """A channel's rows in [start, end], and whether the history still held ``start``.
-
-        Only the window's rows are copied, chunk by chunk; the ring is never copied whole.
-        """
-        with self.lock:
-            ring = channel.ring
-            oldest = ring.row(0)
-            complete = ring.total == len(ring) or (oldest is not None and oldest[0] <= start)
-            if not len(ring):
-                return ring.columns(0), complete
-        parts = list(self.read(channel, start, end))
-        if not parts:
-            with self.lock:
-                return channel.ring.columns(0), complete
-        return (concat(*parts) if ring.row_shape == () else _stacked(parts)), complete
-
-    def history(self, channel: Channel) -> Columns:
-        """A copy of a channel's rows, oldest first (copied chunk by chunk)."""
-        parts = list(self.read(channel, -math.inf, math.inf))
-        if not parts:
-            with self.lock:
-                return channel.ring.columns(0)
-        return concat(*parts) if channel.ring.row_shape == () else _stacked(parts)
-
-    def tail(self, channel: Channel, rows: int) -> Columns:
-        """A copy of a channel's newest ``rows`` rows, oldest first."""
-        with self.lock:
-            return channel.ring.columns(rows)
-
-    def span(self, channel: Channel) -> tuple[float, float]:
-        """The times of a channel's oldest and newest rows ((0, 0) when it has none)."""
-        with self.lock:
-            segments = channel.ring.segments()
-            if not segments:
-                return 0.0, 0.0
-            return float(segments[0].time[0]), float(segments[-1].time[-1])
-
-    def query(
-        self, channel: Channel, query: Query, deadline: float | None = None
-    ) -> dict[str, np.ndarray]:
-        """A time range of a channel's rows, raw, binned or a page (see :func:`query_ring`)."""
-        return query_ring(
-            self.lock, channel.ring, channel.config.kind, query, deadline, self._arrived
-        )
-
-    def frame(self, channel: Channel, index: int) -> Row | None:
-        """One row of a channel (0 oldest, -1 newest); None if there is no such row."""
-        with self.lock:
-            return channel.ring.row(index)
-
-    def take_all_unflushed(
-        self, meta: Callable[[], dict[str, Any]]
-    ) -> tuple[dict[str, Columns], dict[str, Any]]:
-        """Every channel's rows since the last take, and ``meta()``, at one moment."""
-        with self.lock:
-            taken = {}
-            for channel in self.channels:
-                taken[channel.alias] = channel.ring.columns(channel.unflushed)
-                channel.unflushed = 0
-            return taken, meta()
-
-    def take_unflushed(self, channel: Channel) -> Columns:
-        """Rows recorded since the last call (for the spill file)."""
-        with self.lock:
-            rows = channel.ring.columns(channel.unflushed)
-            channel.unflushed = 0
-            return rows
 
     def outage(self, since: float) -> None:
         """Nothing was recorded from ``since`` (a crash) until now: a gap row per channel.
@@ -603,18 +458,3 @@ class Recorder:
                 gap = (stamp, _gap_value(channel), Severity.INVALID, Status.CLIENT)
                 channel.reducer.reset()
                 self._append(channel, gap, gap=True)
-
-    def restore(self, channel: Channel, rows: Columns) -> None:
-        """Put rows loaded from disk back (before recording starts), in time order.
-
-        Rows that an earlier version stored out of order are sorted (stably) with what
-        the ring holds, so reads never see time going back.
-        """
-        with self.lock:
-            if len(rows) and (rows.time[0] < channel.ring.newest or np.any(np.diff(rows.time) < 0)):
-                merged = concat(channel.ring.columns(), rows) if len(channel.ring) else rows
-                order = np.argsort(merged.time, kind="stable")
-                channel.ring.clear()
-                rows = merged.take(order)
-            channel.ring.extend(rows)
-            channel.changed = True

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from epics_collector.collector._recorder import Recorder
+from epics_collector.collector._history import History
 from epics_collector.collector._snapshots import Snapshot
 from epics_collector.core import AttrR, NDArray, Waveform
 
@@ -22,11 +22,11 @@ VALUE_DTYPES: dict[str, Any] = {"number": np.float64, "string": str}
 class SnapshotPvFamily:
     """The PVs of the kept snapshots (images: only ``Time``; frames stay in the history)."""
 
-    def __init__(self, recorder: Recorder, snapshots: Callable[[], list[Snapshot]]) -> None:
-        self.recorder, self.snapshots = recorder, snapshots
+    def __init__(self, history: History, snapshots: Callable[[], list[Snapshot]]) -> None:
+        self.history, self.snapshots = history, snapshots
 
     def _suffixes(self, alias: str) -> tuple[str, ...]:
-        channel = self.recorder.by_alias.get(alias)
+        channel = self.history.by_alias.get(alias)
         if channel is None:
             return ()
         return ("Time",) if channel.config.kind == "image" else ("Time", "Value")
@@ -56,7 +56,7 @@ class SnapshotPvFamily:
             attr: AttrR[Any] = AttrR(Waveform(), name=name, description="Snapshot times")
             attr.set(rows.time, timestamp=snapshot.trigger_time)
             return attr
-        kind = self.recorder.by_alias[alias].config.kind
+        kind = self.history.by_alias[alias].config.kind
         datatype = (
             Waveform(dtype=VALUE_DTYPES[kind]) if kind in VALUE_DTYPES else NDArray(dtype=None)
         )

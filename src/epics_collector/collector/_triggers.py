@@ -16,8 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from epics_collector.collector._conditions import Condition, Trigger
+from epics_collector.collector._history import History
 from epics_collector.collector._names import CollectorPv
-from epics_collector.collector._recorder import Recorder
 from epics_collector.collector._snapshots import SNAPSHOT_COLUMNS, Snapshot, SnapshotStore, table
 from epics_collector.collector._start_stop import StartStop
 from epics_collector.core import (
@@ -66,18 +66,18 @@ class TriggerWindows:
     def __init__(
         self,
         config: Trigger,
-        recorder: Recorder,
+        history: History,
         report: Callable[[str, Severity], None],
         table_pv: AttrR[Any],
         store: SnapshotStore | None,
     ) -> None:
-        self.config, self.recorder, self.store = config, recorder, store
+        self.config, self.history, self.store = config, history, store
         self.report, self.table_pv = report, table_pv
         self.condition = Condition(config.when)
         self.snapshots: list[Snapshot] = []
         self._pending: dict[int, tuple[asyncio.TimerHandle, float]] = {}
         self._next_id = 1
-        self._texts = {c.alias for c in recorder.channels if c.config.kind == "string"}
+        self._texts = {c.alias for c in history.channels if c.config.kind == "string"}
 
     def restore(self) -> None:
         """Serve the snapshots stored by an earlier run."""
@@ -103,7 +103,7 @@ class TriggerWindows:
 
     def fire(self, at: float) -> int:
         """Start snapshot of the window around ``at``; returns its id."""
-        if not self.recorder.recording:
+        if not self.history.recording:
             raise ValueError("not recording: trigger windows are cut from a running recording")
         snapshot_id, self._next_id = self._next_id, self._next_id + 1
         delay = max(0.0, at + self.config.post - time.time()) + FREEZE_MARGIN
@@ -118,8 +118,8 @@ class TriggerWindows:
         self._pending.pop(snapshot_id, None)
         start, end = at - self.config.pre, at + self.config.post
         rows, complete = {}, True
-        for channel in self.recorder.channels:  # only the window is read, never the ring
-            rows[channel.alias], held = self.recorder.window(channel, start, end)
+        for channel in self.history.channels:  # only the window is read, never the ring
+            rows[channel.alias], held = self.history.window(channel, start, end)
             complete = complete and held
         snapshot = Snapshot(snapshot_id, at, start, end, rows, complete)
         if self.store is not None:
@@ -190,14 +190,14 @@ class Triggering(Part):
     def __init__(
         self,
         config: Trigger | None,
-        recorder: Recorder,
+        history: History,
         report: Callable[[str, Severity], None],
         store: SnapshotStore | None,
     ) -> None:
         """Snapshots are kept in ``store`` (None: in memory only)."""
         self.windows: TriggerWindows | None = None
         if config is not None:
-            self.windows = TriggerWindows(config, recorder, report, self.snapshot_table, store)
+            self.windows = TriggerWindows(config, history, report, self.snapshot_table, store)
 
     @command(name=CollectorPv.TRIGGER)
     async def trigger_now(self) -> None:

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from epics_collector.collector._history import History
 from epics_collector.collector._names import ViewPv, view_pv
-from epics_collector.collector._recorder import Channel, Recorder
+from epics_collector.collector._recorder import Channel
 from epics_collector.core import AttrR, AttrRW, Enum, Float, Int, Severity, Waveform
 from epics_collector.storage import MAX_POINTS, OPERATORS, Query, QueryError
 
@@ -87,8 +88,8 @@ class ChannelView:
     ``Min``/``Max`` (for ``minmax`` the bin's extremes; for other operators the value).
     """
 
-    def __init__(self, recorder: Recorder, channel: Channel) -> None:
-        self.recorder, self.channel = recorder, channel
+    def __init__(self, history: History, channel: Channel) -> None:
+        self.history, self.channel = history, channel
         alias = channel.alias
         self.start = AttrRW(
             Float(), name=view_pv(alias, ViewPv.START), description="View from (POSIX s; 0: oldest)"
@@ -156,11 +157,11 @@ class ChannelView:
         def setting(attr: AttrRW[Any]) -> Any:
             return new.get(attr.name, attr.value)
 
-        span = self.recorder.span(self.channel)
+        span = self.history.span(self.channel)
         start = setting(self.start) or span[0]
         end = setting(self.end) or span[1]
         try:
-            columns = self.recorder.query(
+            columns = self.history.query(
                 self.channel,
                 Query(min(start, end), end, int(setting(self.points)), str(setting(self.operator))),
             )

@@ -41,14 +41,14 @@ def test_start_when_and_a_lost_channel_never_stop_the_others(tmp_path: Path) -> 
                 lambda: "disconnected" in device.message.value, 5.0, "the loss reported"
             )
             a, b = device.recorder.channels
-            assert list(device.recorder.history(a).value) == [1.0, 2.0, 3.0]
-            gap = device.recorder.history(b)
+            assert list(device.recorder.history.rows(a).value) == [1.0, 2.0, 3.0]
+            gap = device.recorder.history.rows(b)
             assert gap.value[0] == 10.0 and math.isnan(gap.value[-1]) and gap.severity[-1] == 3
             assert "b (B) disconnected" in device.message.value
             sources.post("BEAM", 0.0, T + 5)  # no stop_when: stops when start_when ends
             await wait_for_async(lambda: device.state.value == "Stopped", 5.0, "Stopped")
             sources.post("A", 4.0, T + 6)
-            assert len(device.recorder.history(a)) == 3
+            assert len(device.recorder.history.rows(a)) == 3
         finally:
             await device.stop()
 

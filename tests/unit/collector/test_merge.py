@@ -48,6 +48,6 @@ def test_a_merged_channel_records_two_interleaved_sources_in_order():
     for listener, i in order:
         listener.on_update(Update(float(i), float(stamps[i])))
     recorder.stop()
-    rows = recorder.history(channel)
+    rows = recorder.history.rows(channel)
     assert list(rows.value) == [float(i) for i in range(100)]
     assert np.all(np.diff(rows.time) > 0)

@@ -61,7 +61,7 @@ def test_spill_files_of_an_earlier_version_are_imported_once(tmp_path: Path) -> 
     assert restored.meta["count"] == 3
     assert any("imported 3 rows" in p for p in restored.problems)
     persistence.restore(restored)
-    assert list(rec.history(rec.channels[0]).value) == [1.0, 2.0, 3.0]
+    assert list(rec.history.rows(rec.channels[0]).value) == [1.0, 2.0, 3.0]
     assert (tmp_path / "A.rec.imported").exists() and not (tmp_path / "A.rec").exists()
     again = Persistence(tmp_path, recorder(), capacity=100, ring=True).open({"A"})
     assert not any("imported" in p for p in again.problems)
@@ -75,9 +75,9 @@ def test_compaction_never_writes_a_row_twice(tmp_path: Path) -> None:
         record(rec, range(start, start + 10))
         persistence.flush(dict)
     record(rec, range(41, 51))  # 50 after the next flush: > 4 x capacity, compacted
-    take = rec.take_all_unflushed
+    take = rec.unflushed.take_all
     # rows recorded while the flush runs (after it took its rows, before it compacts)
-    rec.take_all_unflushed = lambda meta: (take(meta), record(rec, range(51, 54)))[0]  # type: ignore[method-assign]
+    rec.unflushed.take_all = lambda meta: (take(meta), record(rec, range(51, 54)))[0]  # type: ignore[method-assign]
     persistence.flush(dict)
     rec.take_all_unflushed = take  # type: ignore[method-assign]
     persistence.flush(dict)
@@ -110,8 +110,8 @@ def test_a_store_read_without_writing_restores_pushed_channels_too(tmp_path: Pat
     finally:
         locker.rollback()
         locker.close()
-    assert list(rec.history(rec.channels[0]).value) == [0.0, 1.0, 2.0]
-    assert list(rec.history(pushed).value) == [0.0, 1.0, 2.0]
+    assert list(rec.history.rows(rec.channels[0]).value) == [0.0, 1.0, 2.0]
+    assert list(rec.history.rows(pushed).value) == [0.0, 1.0, 2.0]
     assert restored.samples == 6
 
 

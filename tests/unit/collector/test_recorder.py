@@ -24,7 +24,7 @@ def test_records_only_while_recording_and_keeps_time_and_alarm():
     a.on_update(Update(2.0, T + 101.0, Severity.MAJOR, Status.DEVICE))
     recorder.stop()
     a.on_update(Update(3.0, T + 102.0))
-    rows = recorder.history(a)
+    rows = recorder.history.rows(a)
     assert list(rows.value) == [1.0, 2.0]
     assert list(rows.time) == [T + 100.0, T + 101.0]
     assert list(rows.severity) == [0, Severity.MAJOR]
@@ -39,7 +39,7 @@ def test_restart_does_not_record_the_same_latest_value_twice():
     a.on_update(Update(1.0, T + 100.0))
     recorder.stop()
     recorder.start()
-    assert len(recorder.history(a)) == 1
+    assert len(recorder.history.rows(a)) == 1
 
 
 def test_disconnect_while_recording_leaves_a_gap_row():
@@ -51,7 +51,7 @@ def test_disconnect_while_recording_leaves_a_gap_row():
     a.on_connection(False, "disconnected")
     a.on_connection(True, "connected")
     a.on_update(Update(1.0, time.time() + 60))
-    rows = recorder.history(a)
+    rows = recorder.history.rows(a)
     assert math.isnan(rows.value[1])
     assert (rows.severity[1], rows.status[1]) == (Severity.INVALID, Status.CLIENT)
     assert rows.value[2] == 1.0
@@ -91,7 +91,7 @@ def test_clear():
     recorder.start()
     recorder.channels[0].on_update(Update(1.0, T))
     recorder.clear()
-    assert recorder.count == 0 and len(recorder.history(recorder.channels[0])) == 0
+    assert recorder.count == 0 and len(recorder.history.rows(recorder.channels[0])) == 0
 
 
 def test_an_update_that_cannot_be_recorded_is_counted_and_the_others_go_on():
@@ -114,7 +114,7 @@ def test_an_update_that_cannot_be_recorded_is_counted_and_the_others_go_on():
     for i in range(5):
         good.on_update(Update(float(i), T + 100.0 + i))
         bad.on_update(Update(float(i), T + 100.0 + i))
-    assert list(recorder.history(good).value) == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert list(recorder.history.rows(good).value) == [0.0, 1.0, 2.0, 3.0, 4.0]
     assert len(bad.ring) == 0
     assert (recorder.dropped, bad.dropped, bad.failures) == (5, 5, 5)
     assert events.count((Event.BAD_VALUE, "BAD")) == 5
@@ -134,7 +134,7 @@ def test_an_update_without_a_source_time_is_counted_as_a_gap_not_recorded() -> N
     a.on_update(Update(0.0, math.nan))
     later = time.time() + 60.0  # a valid source time after the arrival times
     a.on_update(Update(3.0, later))
-    rows = recorder.history(a)
+    rows = recorder.history.rows(a)
     assert rows.value[0] == 5.0 and math.isnan(rows.value[1]) and rows.value[2] == 3.0
     assert len(rows) == 3  # one gap for both, no fake 0.0
     assert before <= rows.time[1] <= time.time() and rows.time[2] == later
@@ -151,7 +151,7 @@ def test_a_server_that_sends_no_timestamps_is_stamped_on_arrival_and_reported_on
     before = time.time()
     a.on_update(Update(1.0, 0.0))  # timeStamp left 0 (p4p's post without timestamp=)
     a.on_update(Update(2.0, 0.0))
-    rows = recorder.history(a)
+    rows = recorder.history.rows(a)
     assert list(rows.value) == [1.0, 2.0] and before <= rows.time[0] <= rows.time[1]
     assert a.bad_time == 0 and events.count((Event.BAD_VALUE, a.alias)) == 1
     assert "sends no timestamps" in a.problem
@@ -167,7 +167,7 @@ def test_a_disconnect_gap_is_not_repeated_for_the_restarted_records_first_update
     a.on_connection(True, "connected")
     a.on_update(Update(0.0, 631152000.0))  # the UDF value at EPICS time 0
     a.on_update(Update(6.0, time.time() + 60))
-    rows = recorder.history(a)
+    rows = recorder.history.rows(a)
     assert [v if not math.isnan(v) else None for v in rows.value] == [5.0, None, 6.0]
     assert a.bad_time == 1
 
@@ -178,7 +178,7 @@ def test_a_source_time_that_goes_back_is_counted_not_recorded():
     recorder.start()
     for value, stamp in ((1.0, T + 10), (2.0, T + 5), (3.0, T + 10), (4.0, T + 11), (5.0, T)):
         a.on_update(Update(value, stamp))
-    rows = recorder.history(a)
+    rows = recorder.history.rows(a)
     assert list(rows.value) == [1.0, 3.0, 4.0]  # the same time again is kept
     assert (recorder.dropped, a.dropped, a.late) == (2, 2, 2)
     assert events.count((Event.BAD_VALUE, "A")) == 1  # said once; counted every time
@@ -215,8 +215,8 @@ def test_pushes_out_of_order_are_refused_and_the_history_stays_ordered():
             recorder.push(p, Update(9.0, stamp))
     recorder.push(p, Update(2.0, T))
     recorder.push(p, Update(3.0, T + 1))
-    assert list(recorder.history(p).time) == [T, T, T + 1]
-    got = recorder.query(p, Query(T - 5000, T + 5, 10, "raw"))
+    assert list(recorder.history.rows(p).time) == [T, T, T + 1]
+    got = recorder.history.query(p, Query(T - 5000, T + 5, 10, "raw"))
     assert list(got["value"]) == [1.0, 2.0, 3.0]
 
 
@@ -229,10 +229,10 @@ def test_rows_restored_out_of_order_are_put_in_order():
     a = recorder.channels[0]
     times = np.array([T, T - 1000, T - 500, T - 2000, T - 1])
     zeros = np.zeros(5, np.int8)
-    recorder.restore(a, Columns(times, np.arange(5.0), zeros, zeros))
-    rows = recorder.history(a)
+    recorder.unflushed.restore(a, Columns(times, np.arange(5.0), zeros, zeros))
+    rows = recorder.history.rows(a)
     assert list(rows.time) == sorted(times) and list(rows.value) == [3.0, 1.0, 2.0, 4.0, 0.0]
-    assert recorder.span(a) == (T - 2000, T)
+    assert recorder.history.span(a) == (T - 2000, T)
 
 
 def test_a_gap_row_never_goes_before_the_newest_row():
@@ -243,7 +243,7 @@ def test_a_gap_row_never_goes_before_the_newest_row():
     future = time.time() + 3600  # a source whose clock is ahead of ours
     a.on_update(Update(1.0, future))
     a.on_connection(False, "disconnected")
-    rows = recorder.history(a)
+    rows = recorder.history.rows(a)
     assert len(rows) == 2 and math.isnan(rows.value[1]) and rows.time[1] > future
 
 
@@ -255,11 +255,13 @@ def test_a_page_starts_at_the_value_then_and_stops_at_points() -> None:
     p = recorder.add_channel(ChannelConfig(pv="push:p", alias="p"))
     for k in range(10):
         recorder.push(p, Update(float(k), T + k))
-    page = recorder.query(p, Query(T + 2.5, T + 100, 3, PAGE))
+    page = recorder.history.query(p, Query(T + 2.5, T + 100, 3, PAGE))
     assert list(page["time"]) == [T + 2, T + 3, T + 4]  # the row at 2.5 s is the one of 2 s
     assert list(page["value"]) == [2.0, 3.0, 4.0]
-    assert list(recorder.query(p, Query(T + 9, T + 100, 5, PAGE))["time"]) == [T + 9]
-    before = recorder.query(p, Query(T - 10, T + 1, 100, PAGE))  # nothing before: from start
+    assert list(recorder.history.query(p, Query(T + 9, T + 100, 5, PAGE))["time"]) == [T + 9]
+    before = recorder.history.query(
+        p, Query(T - 10, T + 1, 100, PAGE)
+    )  # nothing before: from start
     assert list(before["time"]) == [T, T + 1]
 
 
@@ -279,7 +281,7 @@ def test_a_full_channel_stops_the_run_with_the_others_pending_periodic_rows():
     for k in range(3):  # the third row does not fit: A is full, the run stops
         a.on_update(Update(float(k), T + 2 + k))
     assert (Event.FULL, "a") in events and not recorder.recording
-    assert list(recorder.history(b).value) == [7.0], "B's pending row was skipped"
+    assert list(recorder.history.rows(b).value) == [7.0], "B's pending row was skipped"
 
 
 def test_a_window_is_read_alone_and_says_whether_the_ring_still_held_its_start():
@@ -289,12 +291,12 @@ def test_a_window_is_read_alone_and_says_whether_the_ring_still_held_its_start()
     recorder.start()
     for k in range(150):  # 50 overwritten: the ring holds T+50 .. T+149
         a.on_update(Update(float(k), T + k))
-    rows, held = recorder.window(a, T + 60, T + 70)
+    rows, held = recorder.history.window(a, T + 60, T + 70)
     assert list(rows.value) == [float(k) for k in range(60, 71)] and held
-    rows, held = recorder.window(a, T + 40, T + 55)
+    rows, held = recorder.history.window(a, T + 40, T + 55)
     assert list(rows.value) == [float(k) for k in range(50, 56)] and not held
     copied = []
     original = a.ring.columns
     a.ring.columns = lambda newest=None: copied.append(newest) or original(newest)  # type: ignore[method-assign]
-    recorder.window(a, T + 60, T + 70)
+    recorder.history.window(a, T + 60, T + 70)
     assert copied == [], "the whole ring was copied"

@@ -1,0 +1,64 @@
+"""How a source value becomes a row of a channel's ring: chosen once per channel kind.
+
+A channel's kind (number, string, waveform, image) fixes what its rows hold, so the
+conversion is picked when the channel is made, not tested on every update. A value that
+cannot be converted raises ``TypeError`` or ``ValueError`` with the reason (the recorder
+counts it in Dropped and says it once).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from epics_collector.collector._config import ChannelConfig
+from epics_collector.storage import Ring
+
+#: A source value -> the value of a row (raises TypeError or ValueError).
+Coerce = Callable[[Any], Any]
+
+
+def coercer(config: ChannelConfig, ring: Ring) -> Coerce:
+    """The conversion of the channel's kind, into ``ring``'s rows."""
+    if config.kind == "number":
+        return float
+    if config.kind == "string":
+        return _text
+    if config.kind == "image":
+        return functools.partial(_image, ring, config.shape)
+    return functools.partial(_waveform, ring)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{type(value).__name__} value")
+    return value
+
+
+def _image(ring: Ring, shape: tuple[int, int] | None, value: Any) -> np.ndarray:
+    """A 2-D row (a flat value reshaped to ``shape``); every frame has the first's shape."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError("not an array")
+    if value.ndim == 1 and shape is not None:
+        value = value.reshape(shape)
+    if value.ndim != 2:
+        raise ValueError(f"an image must be 2-D (got shape {value.shape}); set shape")
+    if ring.sized and value.shape != ring.row_shape:
+        raise ValueError(f"image shape {value.shape} differs from {ring.row_shape}")
+    return value
+
+
+def _waveform(ring: Ring, value: Any) -> np.ndarray:
+    """A 1-D row, padded (NaN or 0) or cut to the length of the first one recorded."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError("not an array")
+    value = value.ravel()
+    if ring.sized and ring.row_shape and value.size != ring.row_shape[0]:
+        length = ring.row_shape[0]
+        padded = np.full(length, np.nan if value.dtype.kind == "f" else 0, ring.dtype)
+        padded[: min(length, value.size)] = value[:length]
+        value = padded
+    return value

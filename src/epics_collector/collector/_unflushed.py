@@ -1,0 +1,59 @@
+"""The rows not yet on disk: the face of the recorder its spill store sees.
+
+:class:`Unflushed` hands the rows recorded since the last flush to the store (with the
+counters of the same moment), gives the rows already flushed for compaction, and puts
+rows loaded from disk back, all under the recorder's lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from epics_collector.storage import Columns, concat
+
+if TYPE_CHECKING:
+    from epics_collector.collector._recorder import Channel, Recorder
+
+
+class Unflushed:
+    """The recorder's rows as its spill store takes and restores them (any thread)."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self._recorder = recorder
+
+    def take_all(
+        self, meta: Callable[[], dict[str, Any]]
+    ) -> tuple[dict[str, Columns], dict[str, Any]]:
+        """Every channel's rows since the last take, and ``meta()``, at one moment."""
+        with self._recorder.lock:
+            taken = {}
+            for channel in self._recorder.channels:
+                taken[channel.alias] = channel.ring.columns(channel.unflushed)
+                channel.unflushed = 0
+            return taken, meta()
+
+    def flushed(self, channel: Channel) -> Columns:
+        """The channel's rows up to the last take (for compaction)."""
+        with self._recorder.lock:
+            rows = channel.ring.columns()
+            keep = len(rows) - channel.unflushed
+            return rows if channel.unflushed == 0 else rows.select(np.arange(len(rows)) < keep)
+
+    def restore(self, channel: Channel, rows: Columns) -> None:
+        """Put rows loaded from disk back (before recording starts), in time order.
+
+        Rows that an earlier version stored out of order are sorted (stably) with what
+        the ring holds, so reads never see time going back.
+        """
+        with self._recorder.lock:
+            ring = channel.ring
+            if len(rows) and (rows.time[0] < ring.newest or np.any(np.diff(rows.time) < 0)):
+                merged = concat(ring.columns(), rows) if len(ring) else rows
+                order = np.argsort(merged.time, kind="stable")
+                ring.clear()
+                rows = merged.take(order)
+            ring.extend(rows)
+            channel.changed = True
