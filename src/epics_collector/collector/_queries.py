@@ -101,7 +101,7 @@ class Queries(Part):
                 caller.host or "local", self._query, channel, arguments, str(snapshot).strip()
             )
         except BusyError:
-            self._count_refusal()
+            self._count_busy()
             raise
 
     def _query(self, channel: Channel, arguments: dict[str, Any], snapshot: str) -> Any:
@@ -115,7 +115,7 @@ class Queries(Part):
         deadline = time.monotonic() + self.config.reads.timeout
         return self.history.query(channel, request, deadline)
 
-    def _count_refusal(self) -> None:
+    def _count_busy(self) -> None:
         """QueryBusy (MINOR), and Message at most every 10 s: a flood is worth a look."""
         self.query_busy.set(self.reads.busy, severity=Severity.MINOR)
         now = time.monotonic()

@@ -15,20 +15,18 @@ from epics_collector.core._alarm import Severity, Status
 from epics_collector.core._attributes import AttrR, AttrRW, Caller, Rpc, scan
 from epics_collector.core._config import MAX_CONFIG_CHARS, DeviceConfig, shorten, validate_config
 from epics_collector.core._datatypes import Enum, Int, String
-from epics_collector.core._families import PvFamily
 from epics_collector.core._names import DevicePv
+from epics_collector.core._outside import OutsideNames
 from epics_collector.core._parts import Part, Scans, declarations
 from epics_collector.core._pvi import PVI, pvi_attr, pvi_entries
 from epics_collector.core._reads import BusyError
+from epics_collector.core._served import PvRegistry
 from epics_collector.core._sources import Sources
 from epics_collector.core._threads import LoopHandOff
 
 ConfigT = TypeVar("ConfigT", bound=DeviceConfig)
 #: The client of the put or RPC being handled (set per request task by :class:`Device`).
 current_caller: ContextVar[Caller] = ContextVar("current_caller", default=Caller())  # noqa: B039 (frozen)
-PvWatcher = Callable[[list[AttrR[Any]], list[str]], None]
-#: Called with a full PV name and its attribute when served, or None when withdrawn.
-OutsideWatcher = Callable[[str, "AttrR[Any] | None"], None]
 log = logging.getLogger(__name__)
 #: What handlers raise to refuse a request (bad input, not allowed, no such thing, busy);
 #: any other exception is a bug and is logged with its traceback.
@@ -51,7 +49,7 @@ class DeviceStates(StrEnum):
     FAULT = "Fault"
 
 
-class Device(Generic[ConfigT]):
+class Device(PvRegistry, Generic[ConfigT]):
     """Base class of all devices.
 
     A subclass declares PVs as class attributes (:class:`AttrR`, :class:`AttrRW`,
@@ -65,7 +63,7 @@ class Device(Generic[ConfigT]):
     States: ClassVar[type[StrEnum]] = DeviceStates
     #: The name of the State PV (made per instance: its choices are the type's States).
     STATE: ClassVar[str] = DevicePv.STATE
-    #: Whether the device may serve names outside its prefix (:meth:`serve_outside`).
+    #: Whether the device may serve names outside its prefix (:attr:`outside`).
     serves_outside: ClassVar[bool] = False
     #: The part types an instance may add (:meth:`add_part`); the docs list their PVs.
     parts: ClassVar[tuple[type[Part], ...]] = ()
@@ -108,14 +106,10 @@ class Device(Generic[ConfigT]):
         self.prefix = ""
         #: Source PVs for devices that read other PVs (given by whoever runs the device).
         self.sources = sources
-        self.pvs: dict[str, AttrR[Any]] = {}
-        #: PVs made on demand (per channel, say); see :class:`PvFamily`.
-        self.families: list[PvFamily] = []
-        self._pv_watchers: list[PvWatcher] = []
+        PvRegistry.__init__(self)
         #: PVs served by full name, outside the prefix (a factory's prefix claims); only
         #: for devices whose class sets :attr:`serves_outside`.
-        self.outside: dict[str, AttrR[Any]] = {}
-        self._outside_watchers: list[OutsideWatcher] = []
+        self.outside = OutsideNames(type(self).__name__, self.serves_outside)
         self.rpcs: dict[str, Rpc] = {}
         #: Whose methods handle each PV's puts and each RPC (``self``, or a part).
         self._handlers: dict[str, object] = {}
@@ -170,67 +164,6 @@ class Device(Generic[ConfigT]):
 
     def create_dynamic_pvs(self) -> None:
         """Add PVs that depend on the configuration (override; use :meth:`add_pv`)."""
-
-    def add_pv(self, attr: AttrR[Any]) -> AttrR[Any]:
-        """Serve ``attr`` under the prefix as ``attr.name``; names must be unique.
-
-        May be called while the device is served (the transport serves the new PV at once).
-        """
-        if attr.name in self.pvs:
-            raise ValueError(f"duplicate PV name {attr.name!r}")
-        self.pvs[attr.name] = attr
-        for watcher in self._pv_watchers:
-            watcher([attr], [])
-        return attr
-
-    def remove_pv(self, name: str) -> None:
-        """Stop serving PV ``name`` (added with :meth:`add_pv`)."""
-        self.pvs.pop(name)
-        for watcher in self._pv_watchers:
-            watcher([], [name])
-
-    def add_family(self, family: PvFamily) -> None:
-        """Serve the names of ``family`` too, each made when a client asks for it."""
-        self.families.append(family)
-
-    def family_of(self, name: str) -> PvFamily | None:
-        """The family that answers for PV ``name`` (not a declared PV), if any."""
-        if name in self.pvs:
-            return None
-        return next((family for family in self.families if family.has(name)), None)
-
-    def has_pv(self, name: str) -> bool:
-        """Whether the device serves PV ``name`` (declared or in a family)."""
-        return name in self.pvs or self.family_of(name) is not None
-
-    def watch_pvs(self, watcher: PvWatcher) -> None:
-        """Call ``watcher(added, removed_names)`` whenever PVs are added or removed."""
-        self._pv_watchers.append(watcher)
-
-    def serve_outside(self, full_name: str, attr: AttrR[Any]) -> None:
-        """Serve ``attr`` as ``full_name`` (not under the prefix) until withdrawn.
-
-        For names a device answers for on behalf of another (a factory claiming a
-        prefix before the device it creates serves it). Served to readers under the
-        same access policy as the device's own PVs.
-        """
-        if not self.serves_outside:
-            raise TypeError(f"{type(self).__name__} does not serve names outside its prefix")
-        if full_name in self.outside:
-            raise ValueError(f"{full_name!r} is served already")
-        self.outside[full_name] = attr
-        for watcher in self._outside_watchers:
-            watcher(full_name, attr)
-
-    def withdraw_outside(self, full_name: str) -> None:
-        """Stop serving ``full_name`` (served with :meth:`serve_outside`); no-op if not."""
-        if self.outside.pop(full_name, None) is not None:
-            for watcher in self._outside_watchers:
-                watcher(full_name, None)
-
-    def watch_outside(self, watcher: OutsideWatcher) -> None:
-        """Call ``watcher(full_name, attr or None)`` as names outside the prefix change."""
-        self._outside_watchers.append(watcher)
 
     # status -----------------------------------------------------------------------------
 

@@ -58,14 +58,14 @@ class PrefixClaims:
     def hold(self, prefix: str) -> None:
         """Serve the claim of ``prefix`` without a check (a device this factory runs)."""
         if prefix not in self._held:
-            self.owner.serve_outside(prefix + CLAIM, self._claim_pv(prefix))
+            self.owner.outside.serve(prefix + CLAIM, self._claim_pv(prefix))
             self._held.add(prefix)
 
     def release(self, prefix: str) -> None:
         """Stop claiming ``prefix`` (its device was destroyed)."""
         if prefix in self._held:
             self._held.discard(prefix)
-            self.owner.withdraw_outside(prefix + CLAIM)
+            self.owner.outside.withdraw(prefix + CLAIM)
 
     async def _servers(self, names: list[str]) -> dict[str, set[str]]:
         assert self.finder is not None
@@ -89,7 +89,7 @@ class PrefixClaims:
             )
         self.hold(prefix)
         marker = f"{prefix}{CLAIM}:{secrets.token_hex(8)}"
-        self.owner.serve_outside(marker, self._claim_pv(prefix))
+        self.owner.outside.serve(marker, self._claim_pv(prefix))
         try:
             await asyncio.sleep(self.wait / 3)
             found = await self._servers([claim_name, marker])
@@ -97,7 +97,7 @@ class PrefixClaims:
             self.release(prefix)
             raise
         finally:
-            self.owner.withdraw_outside(marker)
+            self.owner.outside.withdraw(marker)
         mine = found[marker]
         others = found[claim_name] - mine
         if not mine:

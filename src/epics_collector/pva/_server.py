@@ -315,7 +315,7 @@ class DeviceServer:
             providers.append(self._outside)
             for full_name, attr in self.device.outside.items():
                 self._outside_changed(full_name, attr)
-            self.device.watch_outside(self._outside_changed)
+            self.device.outside.watch(self._outside_changed)
         self._server = Server(
             providers=providers,
             conf=self.network.server_conf(),
