@@ -8,7 +8,6 @@ import functools
 import logging
 import os
 import socket
-import time
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -16,35 +15,25 @@ from typing import Any
 
 import numpy as np
 
-from epics_collector.collector import parse_query
 from epics_collector.core import (
-    MAX_CONFIG_CHARS,
     AttrR,
-    AttrRW,
-    BusyError,
     Caller,
     Device,
-    Enum,
-    Int,
     Operation,
-    ReadPool,
     RpcError,
     Severity,
     Sources,
-    String,
     Table,
     Waveform,
-    command,
-    current_caller,
     load_device_type,
     refusal,
     rpc,
-    scan,
 )
 from epics_collector.factory._claims import ClaimRefusedError, PrefixClaims, ServerFinder
 from epics_collector.factory._config import DeviceSpec, FactoryConfig
+from epics_collector.factory._form import CreateForm
 from epics_collector.factory._names import FactoryPv
-from epics_collector.factory._recordings import Listed, Recordings
+from epics_collector.factory._recording_pvs import RecordingPvs
 from epics_collector.factory._requests import Requests
 from epics_collector.factory._state_files import (
     PidFile,
@@ -59,29 +48,6 @@ from epics_collector.factory._supervisor import LaunchError, Supervisor
 from epics_collector.process import MODULE, ManagedProcess, device_arguments
 from epics_collector.screens import write_screen
 
-RECORDING_COLUMNS: dict[str, Any] = {
-    "id": str,
-    "name": str,
-    "prefix": str,
-    "pvs": str,
-    "first": np.float64,
-    "last": np.float64,
-    "rows": np.int64,
-    "bytes": np.int64,
-    "state": str,
-    "created": np.float64,
-    "destroyed": np.float64,
-}
-RECORDED_CHANNEL_COLUMNS: dict[str, Any] = {
-    "recording": str,
-    "alias": str,
-    "pv": str,
-    "kind": str,
-    "rows": np.int64,
-    "first": np.float64,
-    "last": np.float64,
-    "state": str,
-}
 log = logging.getLogger(__name__)
 DEVICE_COLUMNS: dict[str, Any] = {
     "name": str,
@@ -126,6 +92,7 @@ class Factory(Device[FactoryConfig]):
     States = FactoryStates
 
     serves_outside = True  # the claims of its devices' prefixes
+    parts = (RecordingPvs, CreateForm)
 
     devices = AttrR(
         Table(columns=DEVICE_COLUMNS),
@@ -140,32 +107,6 @@ class Factory(Device[FactoryConfig]):
         Waveform(dtype=str),
         name=FactoryPv.TYPES,
         description="Device types this factory may create",
-    )
-    recordings_table = AttrR(
-        Table(columns=RECORDING_COLUMNS),
-        name=FactoryPv.RECORDINGS,
-        description=(
-            "One row per recording, live (a collector of this factory) or retired (kept "
-            "after its collector was destroyed): id (what Query and Purge take), name, "
-            "prefix, pvs (comma-separated), first and last (POSIX s), rows, bytes on disk, "
-            "state (live, retired), created and destroyed (POSIX s)"
-        ),
-    )
-    recorded_channels = AttrR(
-        Table(columns=RECORDED_CHANNEL_COLUMNS),
-        name=FactoryPv.RECORDED_CHANNELS,
-        description=(
-            "One row per channel of every recording: recording (its id), alias, pv, kind, "
-            "rows, first and last (POSIX s), state (live, retired)"
-        ),
-    )
-    query_busy = AttrR(
-        Int(),
-        name=FactoryPv.QUERY_BUSY,
-        description=(
-            "Query calls answered busy because more were asked at once than reads allows "
-            "(told to retry); MINOR alarm when > 0"
-        ),
     )
 
     def __init__(
@@ -199,58 +140,22 @@ class Factory(Device[FactoryConfig]):
         self.allowed_types = self.requests.allowed_types
         self._unrestored: list[DeviceSpec] = []  # kept stored, e.g. after a type was disallowed
         self.types.set(np.array(self.allowed_types, dtype=object))
-        #: Live and retired recordings under the data directory (file work in threads).
-        self.recordings = Recordings(
-            self.data_dir, self.config.recordings_cached, self._recording_damaged
+        #: Live and retired recordings under the data directory: Recordings, Query, Purge.
+        self.recorded = self.add_part(
+            RecordingPvs(self.config, self.data_dir, self._live, self.report, self.call_soon)
         )
-        self.reads = ReadPool(self.config.reads, name="recordings")
-        self.query_busy.set(0)
-        self._list_recordings([])
-        self._add_form()
+        self.form = self.add_part(CreateForm(self.allowed_types, self._create_for, self.report))
+        for attr in self.form.fields:
+            self.add_pv(attr)
         self._refresh()
 
-    def _add_form(self) -> None:
-        """The create form: NewType (the allowed types), NewName, NewConfig, CreateNew."""
-        self.new_type = self.add_pv(
-            AttrRW(
-                Enum(choices=self.allowed_types or ["(none)"]),
-                name=FactoryPv.NEW_TYPE,
-                description="Create form: device type",
-                access=Operation.FACTORY,
-            )
-        )
-        self.new_name = self.add_pv(
-            AttrRW(
-                String(max_length=40),
-                name=FactoryPv.NEW_NAME,
-                description="Create form: name",
-                access=Operation.FACTORY,
-            )
-        )
-        self.new_config = self.add_pv(
-            AttrRW(
-                String(max_length=MAX_CONFIG_CHARS),
-                name=FactoryPv.NEW_CONFIG,
-                description="Create form: configuration (JSON or YAML)",
-                access=Operation.FACTORY,
-            )
-        )
-        self.new_type.set(self.new_type.datatype.initial)
-        self.new_name.set("")
-        self.new_config.set("")
+    async def _create_for(self, caller: Caller, **arguments: str) -> str:
+        """Create as the Create RPC does, for ``caller`` (the create form's put)."""
+        return await self.create.method(self, **arguments, caller=caller)
 
-    @command(name=FactoryPv.CREATE_NEW, access=Operation.FACTORY)
-    async def create_from_form(self) -> None:
-        """Create the device the form describes (put 1), as Create would; see Message."""
-        caller = current_caller.get()
-        prefix = await self.create.method(
-            self,
-            type=self.new_type.value,
-            name=self.new_name.value,
-            config=self.new_config.value,
-            caller=caller,
-        )
-        self.report(f"created {self.new_name.value} at {prefix}")
+    def _live(self) -> dict[str, str]:
+        """The devices that run now: name -> type (a collector's recording is live)."""
+        return {name: s.spec.type for name, s in self._supervisors.items()}
 
     # the device list ------------------------------------------------------------------------
 
@@ -355,7 +260,7 @@ class Factory(Device[FactoryConfig]):
         with self.requests.reserved(spec):
             try:
                 await self.claims.claim(spec.prefix, self.requests.pv_names(spec))
-                kept = await asyncio.to_thread(self.recordings.retire, spec.name)
+                kept = await asyncio.to_thread(self.recorded.recordings.retire, spec.name)
                 supervisor = self._supervisor(spec)
                 await supervisor.start()
                 started = True
@@ -372,7 +277,7 @@ class Factory(Device[FactoryConfig]):
         earlier = f"; the earlier {spec.name}'s files are in {kept}" if kept else ""
         self.report(f"created {spec.name} ({spec.type}) at {spec.prefix}{earlier}")
         self._write_screen(spec)
-        await self._refresh_recordings()
+        await self.recorded.refresh()
         return spec.prefix
 
     @rpc(name=FactoryPv.DESTROY, with_caller=True, access=Operation.FACTORY)
@@ -388,8 +293,8 @@ class Factory(Device[FactoryConfig]):
         self._refresh()
         kept = None
         if supervisor.spec.type == "collector":  # its recording stays, retired
-            kept = await asyncio.to_thread(self.recordings.retire, supervisor.spec.name)
-            await self._refresh_recordings()
+            kept = await asyncio.to_thread(self.recorded.recordings.retire, supervisor.spec.name)
+            await self.recorded.refresh()
         done = f"destroyed {supervisor.spec.name}"
         if kept:
             done += f"; its recording is kept as {kept} (see Recordings)"
@@ -405,117 +310,6 @@ class Factory(Device[FactoryConfig]):
         except LaunchError as error:
             raise RpcError(f"{supervisor.spec.name} did not restart: {error}") from None
         return f"{supervisor.spec.name}: {supervisor.state}"
-
-    # recordings ----------------------------------------------------------------------------
-
-    @rpc(name=FactoryPv.QUERY, access=Operation.READ, with_caller=True)
-    async def query(
-        self,
-        recording: str = "",
-        alias: str = "",
-        start: Any = "",
-        end: Any = "",
-        points: Any = "",
-        operator: Any = "",
-        after: Any = "",
-        epoch: Any = "",
-        *,
-        caller: Caller,
-    ) -> dict[str, Any]:
-        """A retired recording's history as an NTTable: recording (its id), then as Query.
-
-        The arguments after ``recording`` are a collector's Query's (alias or source PV,
-        start, end, points, operator, and a page's cursor), with the same answers;
-        computed on the read pool (config ``reads``), refused "busy" beyond it.
-        """
-        arguments = {"start": start, "end": end, "points": points, "operator": operator}
-        arguments |= {"after": after, "epoch": epoch}
-        try:
-            return await self.reads.run(
-                caller.host or "local", self._read, str(recording), str(alias), arguments
-            )
-        except BusyError:
-            self.query_busy.set(self.reads.busy, severity=Severity.MINOR)
-            raise
-
-    def _read(self, recording: str, alias: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        """Compute a Query of a retired recording (on a read worker)."""
-        stored, alias = self.recordings.channel(recording, alias)
-        request = parse_query(arguments, stored.span(alias), stored.channels[alias][1])
-        return stored.query(alias, request, time.monotonic() + self.config.reads.timeout)
-
-    def _recording_damaged(self, recording: str, rows: int) -> None:
-        """A retired recording read with damaged chunks (a read worker): say so, loudly."""
-        text = (
-            f"retired recording {recording}: {rows} rows are in damaged chunks and cannot "
-            "be read; the rest is served"
-        )
-        log.error(text)
-        self.call_soon(self.report, text, Severity.MAJOR)
-
-    @rpc(name=FactoryPv.PURGE, access=Operation.DELETE, with_caller=True)
-    async def purge(self, recording: str = "", name: str = "", *, caller: Caller) -> Any:
-        """Delete a retired recording's files: recording (its id), optionally name.
-
-        Needs the ``delete`` right. Answers with the rows and bytes removed; a live
-        recording (a collector that runs) is refused: destroy it first.
-        """
-        recording = str(recording)
-        if name and recording.partition(".")[0] != name:
-            raise RpcError(f"{recording[:80]!r} is not a recording of {str(name)[:40]!r}")
-        if recording in self._supervisors:
-            raise RpcError(
-                f"{recording} is a live recording (its collector runs): destroy the "
-                "collector first; its recording is then retired and can be purged"
-            )
-        removed = await asyncio.to_thread(self.recordings.purge, recording)
-        await self._refresh_recordings()
-        who = f"{caller.account or '(no user)'}@{caller.host or 'local'}"
-        self.report(
-            f"purged {recording}: {removed['rows']} rows, {removed['bytes']} bytes (by {who})"
-        )
-        return {key: [value] for key, value in removed.items()}
-
-    @scan(10.0)
-    async def list_recordings(self) -> None:
-        """Refresh Recordings and RecordedChannels (live rows grow)."""
-        await self._refresh_recordings()
-
-    async def _refresh_recordings(self) -> None:
-        live = {name: s.spec.type for name, s in self._supervisors.items()}
-        found = await asyncio.to_thread(self.recordings.catalogue, live)
-        self._list_recordings(found)
-
-    def _list_recordings(self, found: list[Listed]) -> None:
-        """Post the two tables of ``found`` (on the event loop)."""
-        self.recordings_table.set(
-            {
-                "id": [r.id for r in found],
-                "name": [r.name for r in found],
-                "prefix": [r.prefix for r in found],
-                "pvs": [",".join(c.pv for c in r.summary.channels) for r in found],
-                "first": [r.summary.first for r in found],
-                "last": [r.summary.last for r in found],
-                "rows": [r.summary.rows for r in found],
-                "bytes": [r.summary.bytes for r in found],
-                "state": [r.state for r in found],
-                "created": [r.time("created") for r in found],
-                "destroyed": [r.time("destroyed") for r in found],
-            }
-        )
-        channels = [(r, c) for r in found for c in r.summary.channels]
-        self.recorded_channels.set(
-            {
-                "recording": [r.id for r, _ in channels],
-                "alias": [c.alias for _, c in channels],
-                "pv": [c.pv for _, c in channels],
-                "kind": [c.kind for _, c in channels],
-                "rows": [c.rows for _, c in channels],
-                "first": [c.first for _, c in channels],
-                "last": [c.last for _, c in channels],
-                "state": [r.state for r, _ in channels],
-            }
-        )
 
     def _write_screen(self, spec: DeviceSpec | None) -> None:
         """Write the Phoebus screen of a device (or of the factory) if ``screens`` is set."""
@@ -553,7 +347,7 @@ class Factory(Device[FactoryConfig]):
         if not self.restore:  # forgotten collectors: their recordings are kept, retired
             for spec in stored:
                 if spec.type == "collector" and spec.name not in {d.name for d in self.declared}:
-                    await asyncio.to_thread(self.recordings.retire, spec.name)
+                    await asyncio.to_thread(self.recorded.recordings.retire, spec.name)
         wanted = {spec.name: spec for spec in specs}
         wanted.update({spec.name: spec for spec in self.declared})
         for name, spec in wanted.items():
@@ -570,7 +364,7 @@ class Factory(Device[FactoryConfig]):
         self._refresh()
         for spec in [None, *(s.spec for s in self._supervisors.values())]:
             self._write_screen(spec)
-        await self._refresh_recordings()
+        await self.recorded.refresh()
         if problems:
             self.report("; ".join(problems), Severity.MINOR)
         else:
@@ -579,5 +373,5 @@ class Factory(Device[FactoryConfig]):
     async def on_stop(self) -> None:
         """Stop every device process; the list stays stored for the next start."""
         await asyncio.gather(*(s.stop() for s in self._supervisors.values()))
-        self.reads.close()
+        self.recorded.close()
         self.state_lock.release()
