@@ -113,7 +113,9 @@ def test_values_queued_while_the_drain_lags_a_reconnection_all_arrive(network, p
                 time.sleep(HOLD)  # the lag under test, not a wait on a result
                 listener.release.set()
                 wait_for(
-                    lambda v=value: listener.values and listener.values[-1] == v, 10, "the burst"
+                    lambda v=value: bool(listener.values) and listener.values[-1] == v,
+                    10,
+                    "the burst",
                 )
                 got = listener.values[received:]
                 expected = [first + k for k in range(BURST + 1)]
