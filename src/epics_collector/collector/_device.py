@@ -282,7 +282,7 @@ class Collector(Device[CollectorConfig]):
             if self.recorder.connected == len(self.recorder.channels):  # O(1): 100k events
                 self.report("all channels connected")
 
-    # persistence ------------------------------------------------------------------------------
+    # the history on disk ----------------------------------------------------------------------
 
     @property
     def _spill_dir(self) -> Path:
@@ -294,7 +294,7 @@ class Collector(Device[CollectorConfig]):
 
         The writes run in an executor: the event loop keeps serving PVs meanwhile (the
         recorder's lock guards the rows taken). A failed write keeps its rows for the
-        next flush; see :class:`Persistence`.
+        next flush; see :class:`SpillLedger`.
         """
         if self.spill is not None:
             await self.spill.flush(self.pushing.kinds)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from epics_collector.collector._persistence import read_legacy
+from epics_collector.collector._spill_ledger import read_legacy
 from epics_collector.storage import Columns, SpillStore, concat, write_json_atomic
 
 

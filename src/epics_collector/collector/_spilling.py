@@ -1,6 +1,6 @@
 """A collector's history on disk (``persist: true``): reloaded at start, flushed, cleared.
 
-:class:`Spill` owns the collector's :class:`Persistence`, the directory's lock (one
+:class:`Spill` owns the collector's :class:`SpillLedger`, the directory's lock (one
 process per store: a second process on it refuses to start), the lock that keeps one
 flush or clear at a time, and the recording's description (``recording.json``); it says
 in Message when writing fails and when it works again. The writes run in an executor:
@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from epics_collector.collector._config import CollectorConfig
-from epics_collector.collector._persistence import FlushOutcome, Persistence
 from epics_collector.collector._recorder import Recorder
+from epics_collector.collector._spill_ledger import FlushOutcome, SpillLedger
 from epics_collector.core import Severity
 from epics_collector.storage import DirectoryBusyError, DirectoryLock, PathError, describe
 
@@ -47,7 +47,7 @@ class Spill:
         self.recorder, self.report, self._prefix = recorder, report, prefix
         self._described = self._describe_failed = False  # recording.json written / failing
         self.damaged = damaged  # (rows, text): history on disk lost to damage
-        self.persistence = Persistence(
+        self.ledger = SpillLedger(
             self.directory, recorder, capacity=config.capacity, ring=config.mode == "ring"
         )
         self._lock = DirectoryLock(self.directory)  # this process's, while it runs
@@ -84,12 +84,12 @@ class Spill:
             log.warning("%s: the store's lock cannot be taken (%s)", self.directory, error)
             self._owner = True  # (no other process can write there either)
         aliases = {ch.alias for ch in recorder.channels}
-        restored = self.persistence.open(aliases)
+        restored = self.ledger.open(aliases)
         meta = restored.meta
         for alias, kind in dict(meta.get("pushed", {})).items():
             if alias not in aliases:
                 add_pushed(alias, kind)
-        self.persistence.restore(restored)
+        self.ledger.restore(restored)
         recorder.count = int(meta.get("count", 0))
         recorder.dropped = int(meta.get("dropped", 0)) + restored.lost
         recorder.overruns = int(meta.get("overruns", 0))
@@ -134,7 +134,7 @@ class Spill:
 
         async with self._writing:
             loop = asyncio.get_running_loop()
-            outcome = await loop.run_in_executor(None, self.persistence.flush, meta)
+            outcome = await loop.run_in_executor(None, self.ledger.flush, meta)
         self._report(outcome)
         if not self._described:
             self.describe()
@@ -181,12 +181,12 @@ class Spill:
             return
         async with self._writing:  # a flush that took rows before the clear ends first
             forget()
-            await asyncio.get_running_loop().run_in_executor(None, self.persistence.clear)
+            await asyncio.get_running_loop().run_in_executor(None, self.ledger.clear)
 
     def close(self) -> None:
         """Close the store (after the last flush) and let another process have it."""
         if self._owner:
-            self.persistence.close()
+            self.ledger.close()
         self._lock.release()
 
     def _report(self, outcome: FlushOutcome) -> None:
@@ -196,7 +196,7 @@ class Spill:
             self.damaged(outcome.lost, outcome.reopened + " (counted in Dropped)")
         elif outcome.reopened is not None:
             self.report(outcome.reopened, Severity.MINOR)
-        given_up = self.persistence.given_up
+        given_up = self.ledger.given_up
         if outcome.error is not None:
             self._failing = True
             lost = f"; {given_up} rows given up" if outcome.given_up else ""

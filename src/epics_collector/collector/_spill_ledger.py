@@ -1,11 +1,11 @@
-"""A collector's history on disk (``persist: true``): what is written, kept and lost.
+"""A collector's spill ledger (``persist: true``): what is written, kept and lost.
 
 Rows leave the recorder for a *pending* list and leave that list only when the
 transaction that writes them has committed; a failed write (a full disk) keeps them
 for the next flush. While writes keep failing, at most ``capacity`` rows per channel
 wait; older ones are given up, counted and reported, never dropped silently.
 
-The store is opened by :meth:`Persistence.open`, never in the constructor. When it
+The store is opened by :meth:`SpillLedger.open`, never in the constructor. When it
 cannot be opened for writing (a full disk, a read-only folder: not corruption), the
 history is read without writing and the open is retried at every flush (at most every
 ``RETRY_OPEN`` seconds) while new rows wait. A store deleted or replaced while running
@@ -63,7 +63,7 @@ class Restored:
     unavailable: str | None = None  # the store cannot be written now (retried)
 
 
-class Persistence:
+class SpillLedger:
     """One collector's spill store, the rows waiting for it, and compaction."""
 
     def __init__(self, directory: Path, recorder: Recorder, *, capacity: int, ring: bool) -> None:

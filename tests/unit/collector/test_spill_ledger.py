@@ -1,4 +1,4 @@
-"""Persistence: rows kept until written, given up only beyond capacity, old files imported."""
+"""SpillLedger: rows kept until written, given up only beyond capacity, old files imported."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from epics_collector.collector import CollectorConfig, Recorder
-from epics_collector.collector._persistence import Persistence
+from epics_collector.collector._spill_ledger import SpillLedger
 from epics_collector.core import Update
 from epics_collector.storage._spill import RECORD
 
@@ -29,25 +29,25 @@ def record(rec: Recorder, values: range) -> None:
 
 def test_rows_wait_while_the_disk_is_full_and_land_when_it_is_not(tmp_path: Path) -> None:
     rec = recorder(capacity=3000)
-    persistence = Persistence(tmp_path, rec, capacity=3000, ring=True)
-    persistence.open({"A"})
-    assert persistence.store is not None
-    db = persistence.store._db
+    ledger = SpillLedger(tmp_path, rec, capacity=3000, ring=True)
+    ledger.open({"A"})
+    assert ledger.store is not None
+    db = ledger.store._db
     pages = db.execute("PRAGMA page_count").fetchone()[0]
     db.execute(f"PRAGMA max_page_count = {pages}")  # full
     record(rec, range(1, 2001))
-    outcome = persistence.flush(lambda: {"count": 2000})
+    outcome = ledger.flush(lambda: {"count": 2000})
     assert outcome.error is not None and "full" in outcome.error
     assert outcome.waiting == 2000 and outcome.given_up == 0
     record(rec, range(2001, 4001))  # 4000 waiting > capacity 3000: the oldest 1000 go
-    outcome = persistence.flush(lambda: {"count": 4000})
+    outcome = ledger.flush(lambda: {"count": 4000})
     assert outcome.waiting == 3000 and outcome.given_up == 1000
     db.execute("PRAGMA max_page_count = 1000000")  # space again
-    outcome = persistence.flush(lambda: {"count": 4000})
+    outcome = ledger.flush(lambda: {"count": 4000})
     assert outcome.error is None and outcome.written == 3000
-    rows = np.concatenate([p.value for p in persistence.store.load("A").parts])
+    rows = np.concatenate([p.value for p in ledger.store.load("A").parts])
     assert list(rows) == [float(v) for v in range(1001, 4001)]
-    assert persistence.store.meta() == {"count": 4000}
+    assert ledger.store.meta() == {"count": 4000}
 
 
 def test_spill_files_of_an_earlier_version_are_imported_once(tmp_path: Path) -> None:
@@ -56,33 +56,33 @@ def test_spill_files_of_an_earlier_version_are_imported_once(tmp_path: Path) -> 
     (tmp_path / "A.rec").write_bytes(data.tobytes() + b"torn")  # a torn tail is left out
     (tmp_path / "collector.json").write_text(json.dumps({"count": 3, "recording": False}))
     rec = recorder()
-    persistence = Persistence(tmp_path, rec, capacity=100, ring=True)
-    restored = persistence.open({"A"})
+    ledger = SpillLedger(tmp_path, rec, capacity=100, ring=True)
+    restored = ledger.open({"A"})
     assert restored.meta["count"] == 3
     assert any("imported 3 rows" in p for p in restored.problems)
-    persistence.restore(restored)
+    ledger.restore(restored)
     assert list(rec.history.rows(rec.channels[0]).value) == [1.0, 2.0, 3.0]
     assert (tmp_path / "A.rec.imported").exists() and not (tmp_path / "A.rec").exists()
-    again = Persistence(tmp_path, recorder(), capacity=100, ring=True).open({"A"})
+    again = SpillLedger(tmp_path, recorder(), capacity=100, ring=True).open({"A"})
     assert not any("imported" in p for p in again.problems)
 
 
 def test_compaction_never_writes_a_row_twice(tmp_path: Path) -> None:
     rec = recorder(capacity=10)
-    persistence = Persistence(tmp_path, rec, capacity=10, ring=True)
-    persistence.open({"A"})
+    ledger = SpillLedger(tmp_path, rec, capacity=10, ring=True)
+    ledger.open({"A"})
     for start in range(1, 41, 10):  # 40 rows on disk
         record(rec, range(start, start + 10))
-        persistence.flush(dict)
+        ledger.flush(dict)
     record(rec, range(41, 51))  # 50 after the next flush: > 4 x capacity, compacted
     take = rec.unflushed.take_all
     # rows recorded while the flush runs (after it took its rows, before it compacts)
     rec.unflushed.take_all = lambda meta: (take(meta), record(rec, range(51, 54)))[0]  # type: ignore[method-assign]
-    persistence.flush(dict)
+    ledger.flush(dict)
     rec.take_all_unflushed = take  # type: ignore[method-assign]
-    persistence.flush(dict)
-    assert persistence.store is not None
-    rows = np.concatenate([p.value for p in persistence.store.load("A").parts])
+    ledger.flush(dict)
+    assert ledger.store is not None
+    rows = np.concatenate([p.value for p in ledger.store.load("A").parts])
     assert list(rows) == [float(v) for v in range(44, 54)], "a row written twice or lost"
 
 
@@ -102,11 +102,11 @@ def test_a_store_read_without_writing_restores_pushed_channels_too(tmp_path: Pat
     locker.execute("BEGIN EXCLUSIVE")  # the store cannot be opened for writing now
     try:
         rec = recorder()
-        persistence = Persistence(tmp_path, rec, capacity=100, ring=True)
-        restored = persistence.open({"A"})
+        ledger = SpillLedger(tmp_path, rec, capacity=100, ring=True)
+        restored = ledger.open({"A"})
         assert restored.unavailable is not None and restored.meta["pushed"] == {"p": "number"}
         pushed = rec.add_channel(ChannelConfig(pv="push:p", alias="p"))  # as the device does
-        persistence.restore(restored)
+        ledger.restore(restored)
     finally:
         locker.rollback()
         locker.close()
@@ -123,9 +123,9 @@ def test_the_counts_on_disk_describe_the_rows_on_disk_while_recording_goes_on(
     import threading
 
     rec = recorder(capacity=1_000_000)
-    persistence = Persistence(tmp_path, rec, capacity=1_000_000, ring=False)
-    persistence.open({"A"})
-    assert persistence.store is not None
+    ledger = SpillLedger(tmp_path, rec, capacity=1_000_000, ring=False)
+    ledger.open({"A"})
+    assert ledger.store is not None
     done = threading.Event()
 
     def recording() -> None:
@@ -138,10 +138,10 @@ def test_the_counts_on_disk_describe_the_rows_on_disk_while_recording_goes_on(
     writer.start()
     try:
         for _ in range(10):
-            outcome = persistence.flush(lambda: {"count": rec.count})
+            outcome = ledger.flush(lambda: {"count": rec.count})
             assert outcome.error is None
-            on_disk = sum(len(p.value) for p in persistence.store.load("A").parts)
-            assert persistence.store.meta()["count"] == on_disk
+            on_disk = sum(len(p.value) for p in ledger.store.load("A").parts)
+            assert ledger.store.meta()["count"] == on_disk
     finally:
         done.set()
         writer.join()
