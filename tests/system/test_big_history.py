@@ -20,6 +20,8 @@ import pytest
 from epics_collector.process import wait_for
 from epics_collector.storage import Columns
 
+pytestmark = pytest.mark.system
+
 CHANNELS = 10
 ROWS = 1_000_000  # per channel: 1e7 in all
 ROW_BYTES = 8 + 8 + 1 + 1  # time, value, severity, status
