@@ -129,9 +129,7 @@ class Collector(Device[CollectorConfig]):
         """
         super().__init__(config, data_dir=data_dir, sources=sources)
         self.recorder = Recorder(self.config, self._recorder_event)
-        self.channel_pvs = ChannelPvFamily(
-            self.recorder.history, self.config.tail, lambda: self.prefix
-        )
+        self.channel_pvs = ChannelPvFamily(self.recorder.history, self.config.tail, self._prefix)
         self.add_family(self.channel_pvs)
         counters = Counters(
             self.count, self.excluded, self.dropped, self.overruns, self.channel_table
@@ -145,12 +143,16 @@ class Collector(Device[CollectorConfig]):
         self._publishing: asyncio.Task[None] | None = None
         self._duration_timer: asyncio.TimerHandle | None = None
         self._count_at_start = 0  # Count when recording last started
-        prefix = self._prefix
         self.damage = self.add_part(Damage(self.hold, self.release, self.report))
         self.spill: Spill | None = None
         if self.config.persist:
             self.spill = Spill(
-                self.config, self.data_dir, prefix, self.recorder, self.report, self.damage.count
+                self.config,
+                self.data_dir,
+                self._prefix,
+                self.recorder,
+                self.report,
+                self.damage.count,
             )
         store = SnapshotStore(self._spill_dir / "snapshots") if self.config.persist else None
         triggering = Triggering(self.config.trigger, self.recorder.history, self.report, store)
@@ -169,7 +171,7 @@ class Collector(Device[CollectorConfig]):
         notes = self._spill_dir / "annotations.jsonl" if self.config.persist else None
         self.annotating = self.add_part(Annotating(notes))
         self.exporting = self.add_part(
-            Exporting(self.config, self.data_dir, prefix, self._export_data, self.report)
+            Exporting(self.config, self.data_dir, self._prefix, self._export_data, self.report)
         )
         self.queries = self.add_part(
             Queries(self.config, self.recorder.history, self.triggers, self.report)
