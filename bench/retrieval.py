@@ -82,10 +82,13 @@ class Service:
         return total
 
     def wait_listed(self, pv: str) -> None:
+        """Wait until the service lists ``pv`` (its collector idles here: "Paused")."""
+
         def listed() -> bool:
             url = f"http://127.0.0.1:{self.port}/retrieval/bpl/getPVStatus?pv={pv}"
             with urllib.request.urlopen(url, timeout=10) as reply:
-                return b"Being archived" in reply.read()
+                answer = reply.read()
+            return b"Being archived" in answer or b"Paused" in answer
 
         wait_for(listed, 60, f"{pv} listed")
 
