@@ -130,7 +130,7 @@ class RecordingPvs(Part):
 
         The arguments after ``recording`` are a collector's Query's (alias or source PV,
         start, end, points, operator, and a page's cursor), with the same answers;
-        computed on the read pool (config ``reads``), refused "busy" beyond it.
+        computed on the read pool (config ``reads``), answered "busy" beyond it.
         """
         arguments = {"start": start, "end": end, "points": points, "operator": operator}
         arguments |= {"after": after, "epoch": epoch}
