@@ -1,11 +1,22 @@
-"""Helpers every benchmark shares: a loopback network, a server in a spawned process, output."""
+"""Helpers every benchmark shares: a loopback network, a server in a spawned process,
+interleaved runs with their spread, the quick sizes, and output.
+
+A ratio against raw p4p swings by 20-30% from one run to the next on a shared 2-core
+machine, more than the margins it checks. So every ratio with a target is measured as
+``--runs`` (default 3) interleaved rounds (ours, raw, ours, raw, ...) and reported as the
+median of the rounds' ratios, with the lowest and highest (:class:`Runs`).
+``bench/compare.py`` calls a figure moved only when it moved by more than that spread.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import multiprocessing
+import statistics
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +60,71 @@ class ServerProcess:
         self._manager.shutdown()
 
 
+#: ``make bench-quick``: every script at reduced size (a check before a commit, not a figure).
+QUICK = "--quick" in sys.argv
+
+
+class Runs(list[float]):
+    """A figure measured in several interleaved runs: reported as its median and spread."""
+
+    @property
+    def median(self) -> float:
+        return float(statistics.median(self))
+
+    def __truediv__(self, other: Runs) -> Runs:  # type: ignore[override]
+        """The ratio run by run (round i of ours over round i of raw)."""
+        return Runs(a / b if b else float("nan") for a, b in zip(self, other, strict=True))
+
+    def __mul__(self, factor: float) -> Runs:  # type: ignore[override]
+        return Runs(value * factor for value in self)
+
+
+Figure = float | Runs
+
+
+class BenchParser(argparse.ArgumentParser):
+    """The command line of a benchmark: its sizes (with ``quick=`` ones), ``--runs``."""
+
+    def __init__(self, doc: str | None, runs: int = 3) -> None:
+        super().__init__(description=(doc or "").splitlines()[0])
+        super().add_argument(
+            "--quick", action="store_true", help="reduced sizes, one run (make bench-quick)"
+        )
+        super().add_argument(
+            "--runs", type=int, default=1 if QUICK else runs, help="interleaved runs per ratio"
+        )
+
+    def add_argument(self, *names: Any, quick: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        """As argparse's; ``quick`` is the default under ``--quick``."""
+        if QUICK and quick is not None:
+            kwargs["default"] = quick
+        return super().add_argument(*names, **kwargs)
+
+
+def interleaved(
+    runs: int, **sides: Callable[[int], dict[str, float]]
+) -> dict[str, dict[str, Runs]]:
+    """Run each side once per round, in turn (ours, raw, ours, raw, ...).
+
+    Each side is called with the round's number and returns its figures; the answer
+    holds, per side, each figure's values over the rounds.
+    """
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
+    for round_ in range(runs):
+        for name, side in sides.items():
+            results[name].append(side(round_))
+    return {name: gathered(rounds) for name, rounds in results.items()}
+
+
+def gathered(rounds: Iterable[dict[str, float]]) -> dict[str, Runs]:
+    """Each figure's values over ``rounds`` (figure dicts of the same keys)."""
+    out: dict[str, Runs] = {}
+    for figures in rounds:
+        for key, value in figures.items():
+            out.setdefault(key, Runs()).append(float(value))
+    return out
+
+
 def timed(fn: Callable[[], Any], repeats: int) -> float:
     """Median seconds of ``repeats`` calls of ``fn``."""
     times = []
@@ -72,18 +148,34 @@ def wait_quiet(counter: Callable[[], int], quiet: float = 0.5, timeout: float = 
             return
 
 
-def report(name: str, figures: dict[str, float], targets: dict[str, float] | None = None) -> None:
+def report(
+    name: str, figures: Mapping[str, Figure], targets: Mapping[str, float] | None = None
+) -> None:
     """Print figures for humans and one JSON line for tools (``bench/summary.py``).
 
-    ``targets`` maps figure names to the value they should reach (>=); a name that
-    starts with ``<=`` is a ceiling instead.
+    A figure measured in several runs (:class:`Runs`) is printed and recorded as its
+    median, with its lowest and highest value as the spread. ``targets`` maps figure
+    names to the value they should reach (>=); a name that starts with ``<=`` is a
+    ceiling instead.
     """
     print(f"\n== {name}")
+    line: dict[str, Any] = {"benchmark": name}
+    spread: dict[str, list[float]] = {}
     for key, value in figures.items():
-        print(f"  {key:<40} {value:>14,.3f}")
-    line = {"benchmark": name, **figures}
+        if isinstance(value, Runs):
+            line[key] = value.median
+            spread[key] = [min(value), max(value), len(value)]
+            print(
+                f"  {key:<40} {value.median:>14,.3f}  [{min(value):,.3f} .. {max(value):,.3f}]"
+                f" of {len(value)}"
+            )
+        else:
+            line[key] = float(value)
+            print(f"  {key:<40} {value:>14,.3f}")
+    if spread:
+        line["spread"] = spread
     if targets:
-        line["targets"] = targets  # type: ignore[assignment]
+        line["targets"] = targets
     print("JSON " + json.dumps(line))
 
 
@@ -96,4 +188,17 @@ def prewritten_history(data: Path, alias: str, samples: int, spacing: float = 1.
     store.close()
 
 
-__all__ = ["Network", "ServerProcess", "prewritten_history", "report", "timed", "wait_quiet"]
+__all__ = [
+    "QUICK",
+    "BenchParser",
+    "Figure",
+    "Network",
+    "Runs",
+    "ServerProcess",
+    "gathered",
+    "interleaved",
+    "prewritten_history",
+    "report",
+    "timed",
+    "wait_quiet",
+]

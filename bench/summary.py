@@ -1,46 +1,131 @@
-"""One table of every benchmark figure that has a target: ours, reference, ratio, met.
+"""One table of every benchmark figure that has a target, and ``build/bench.json``.
 
 Reads the ``JSON`` lines the benchmarks print (``make bench`` keeps them in
-``build/bench.log``) and prints, per target: the figure, its value, the target and
-whether it was met. Ratios are computed by each benchmark against the reference it
-measured in the same run.
+``build/bench.log``) and prints, per target: the figure, its value (the median of its
+interleaved runs), its spread (lowest .. highest run), the target and whether it was
+met. Ratios are computed by each benchmark against the reference it measured in the
+same run. With ``--json PATH`` it also writes every figure (targets or not) for
+``bench/compare.py``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
+import os
+import platform
+import subprocess
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 
-def rows(lines: list[str]) -> list[tuple[str, str, float, str, bool]]:
-    """(benchmark, figure, value, target text, met) for every figure with a target."""
-    found = []
+@dataclass
+class Figure:
+    """One figure of one benchmark, as ``bench.json`` keeps it."""
+
+    value: float  # the median of its runs (or its one value)
+    low: float
+    high: float
+    runs: int
+    target: str | None = None  # ">= 0.9", "<= 2": the direction that is better, and where
+    met: bool | None = None
+
+    @property
+    def label(self) -> str:
+        if self.runs < 2:
+            return "one run"
+        return f"{self.low:,.3f} .. {self.high:,.3f}"
+
+
+def figures(lines: list[str]) -> dict[str, Figure]:
+    """Every figure of the ``JSON`` lines, keyed ``benchmark: figure``."""
+    found: dict[str, Figure] = {}
     for line in lines:
         if not line.startswith("JSON "):
             continue
         data = json.loads(line[5:])
-        for figure, target in data.get("targets", {}).items():
-            ceiling = figure.startswith("<=")
-            name = figure.removeprefix("<=").strip()
-            value = float(data.get(name, float("nan")))
-            met = value <= target if ceiling else value >= target
-            found.append(
-                (data["benchmark"], name, value, f"{'<=' if ceiling else '>='} {target:g}", met)
-            )
+        spread = data.get("spread", {})
+        targets = {
+            name.removeprefix("<=").strip(): (name.startswith("<="), target)
+            for name, target in data.get("targets", {}).items()
+        }
+        for name, value in data.items():
+            if name in ("benchmark", "spread", "targets") or not isinstance(value, int | float):
+                continue
+            low, high, runs = spread.get(name, (value, value, 1))
+            figure = Figure(float(value), float(low), float(high), int(runs))
+            if name in targets:
+                ceiling, target = targets[name]
+                figure.target = f"{'<=' if ceiling else '>='} {target:g}"
+                figure.met = value <= target if ceiling else value >= target
+            found[f"{data['benchmark']}: {name}"] = figure
+    for name, (_, target) in _missing(lines).items():  # a target with no figure: NO
+        found[name] = Figure(float("nan"), float("nan"), float("nan"), 0, target, False)
     return found
 
 
+def _missing(lines: list[str]) -> dict[str, tuple[bool, str]]:
+    """Targets named by a benchmark that printed no such figure."""
+    missing = {}
+    for line in lines:
+        if line.startswith("JSON "):
+            data = json.loads(line[5:])
+            for name, target in data.get("targets", {}).items():
+                figure = name.removeprefix("<=").strip()
+                if figure not in data:
+                    ceiling = name.startswith("<=")
+                    missing[f"{data['benchmark']}: {figure}"] = (
+                        ceiling,
+                        f"{'<=' if ceiling else '>='} {target:g}",
+                    )
+    return missing
+
+
+def table(found: dict[str, Figure]) -> str:
+    """The targets' table, for humans."""
+    targeted = {name: f for name, f in found.items() if f.target is not None}
+    width = max((len(name) for name in targeted), default=20)
+    out = [f"\n{'figure':<{width}}  {'median':>12}  {'spread (runs)':>24}  {'target':>10}  met"]
+    for name, f in targeted.items():
+        out.append(
+            f"{name:<{width}}  {f.value:>12.3f}  {f.label:>24}  {f.target:>10}  "
+            f"{'yes' if f.met else 'NO'}"
+        )
+    out.append(f"\n{sum(bool(f.met) for f in targeted.values())} of {len(targeted)} targets met")
+    return "\n".join(out)
+
+
+def machine() -> dict[str, Any]:
+    """Where and when the figures were measured."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {
+        "commit": commit,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+
+
 def main() -> None:
-    """Print the table for the log named on the command line (default build/bench.log)."""
-    path = Path(sys.argv[1] if len(sys.argv) > 1 else "build/bench.log")
-    table = rows(path.read_text().splitlines())
-    width = max((len(f"{b}: {f}") for b, f, *_ in table), default=20)
-    print(f"\n{'figure':<{width}}  {'value':>12}  {'target':>10}  met")
-    for benchmark, figure, value, target, met in table:
-        label = f"{benchmark}: {figure}"
-        print(f"{label:<{width}}  {value:>12.3f}  {target:>10}  {'yes' if met else 'NO'}")
-    print(f"\n{sum(r[4] for r in table)} of {len(table)} targets met")
+    """Print the table of the log; with ``--json``, write every figure there too."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("log", nargs="?", default="build/bench.log")
+    parser.add_argument("--json", type=Path, help="write every figure here (bench.json)")
+    args = parser.parse_args()
+    found = figures(Path(args.log).read_text().splitlines())
+    print(table(found))
+    if args.json:
+        document = {"machine": machine(), "figures": {k: asdict(f) for k, f in found.items()}}
+        args.json.write_text(json.dumps(document, indent=1, allow_nan=True) + "\n")
+        print(f"every figure ({len(found)}) written to {args.json}")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from p4p.client.thread import Context
 from p4p.nt import NTURI
 
 from epics_collector.collector import Collector
-from epics_collector.core import Device, debug
+from epics_collector.core import Device
 from epics_collector.process import DeviceProcess, FactoryProcess, wait_for
 from epics_collector.processing import Processing
 from epics_collector.pva import DeviceServer, Network
@@ -28,7 +28,6 @@ from epics_collector.sources import EpicsSources
 
 T = TypeVar("T")
 EPICS_EPOCH = 631152000.0  # 1990-01-01, POSIX s: EPICS time 0 (a record never processed)
-debug()  # PVs check the thread that sets them, here and in every device the tests start
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -165,3 +165,38 @@ def test_an_out_of_range_integer_never_wraps_into_a_command(serve, prefix, ctx):
     with pytest.raises((RemoteError, OverflowError, ValueError)):
         ctx.put(prefix + "Start", 2**64 + 1)  # does not fit the wire: refused, not wrapped
     assert str(ctx.get(prefix + "State")) == "Idle"
+
+
+def test_an_alarm_posted_once_stays_on_every_later_value(serve, prefix, ctx):
+    """An unchanged alarm is not posted again (fewer fields per update), never lost."""
+    served = serve(Everything({}), prefix)
+    level = served.device.level
+    seen = []
+    sub = ctx.monitor(prefix + "Level", seen.append)
+    wait_for(lambda: len(seen) == 1, 5, "the initial value")
+
+    async def sets() -> None:
+        level.set(1.0, severity=Severity.MAJOR, status=Status.RECORD, message="too high")
+        level.set(2.0, severity=Severity.MAJOR, status=Status.RECORD, message="too high")
+        level.set(3.0, severity=Severity.MAJOR, status=Status.RECORD, message="too high")
+        level.set(4.0)
+
+    served.call(sets())
+    wait_for(lambda: len(seen) == 5, 5, "four updates")
+    alarms = [(float(v), v.severity, v.raw.alarm.message) for v in seen[1:]]
+    assert alarms == [
+        (1.0, 2, "too high"),
+        (2.0, 2, "too high"),
+        (3.0, 2, "too high"),
+        (4.0, 0, ""),
+    ]
+    assert [v.timestamp for v in seen[1:]] == sorted(v.timestamp for v in seen[1:])
+    sub.close()
+
+    async def again() -> None:
+        level.set(5.0, severity=Severity.MINOR, status=Status.DEVICE, message="high")
+        level.set(4.5, severity=Severity.MINOR, status=Status.DEVICE, message="high")
+
+    served.call(again())
+    later = ctx.get(prefix + "Level")  # a client that comes later: the alarm posted once
+    assert (float(later), later.severity, later.raw.alarm.message) == (4.5, 1, "high")

@@ -84,7 +84,7 @@ from epics_collector.core._sources import (
     posix_seconds,
     split_url,
 )
-from epics_collector.core._threads import WrongThreadError, debug, debugging
+from epics_collector.core._threads import WrongThreadError
 
 __all__ = [
     "PvRow",
@@ -93,8 +93,6 @@ __all__ = [
     "rows_of",
     "type_name",
     "WrongThreadError",
-    "debug",
-    "debugging",
     "AccessDeniedError",
     "AccessPolicy",
     "AttrR",

@@ -25,6 +25,8 @@ D = TypeVar("D", bound=DataType)
 PutHandler = Callable[[Any, Any], Awaitable[None]]
 Listener = Callable[["Reading"], None]
 
+_get_ident, _now = threading.get_ident, time.time  # on every set
+
 
 def pv_name(attribute: str) -> str:
     """The one PV naming rule: ``export_path`` -> ``ExportPath``."""
@@ -159,11 +161,12 @@ class AttrR(Generic[D]):
         message: str = "",
     ) -> None:
         """Check and store a new value and tell every listener (the PVA layer posts it)."""
-        if _threads.checking:
-            _threads.check_owner(self.name, self._owner)
+        owner = self._owner
+        if owner is not None and owner != _get_ident():  # one comparison when it is right
+            _threads.check_owner(self.name, owner)
         reading = Reading(
             self.datatype.coerce(value),
-            time.time() if timestamp is None else timestamp,
+            _now() if timestamp is None else timestamp,
             severity,
             status,
             message,

@@ -6,6 +6,7 @@ NTScalarArray, NTTable, NTNDArray); device logic only sees these classes.
 
 from __future__ import annotations
 
+import functools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -53,7 +54,14 @@ class Int(_Number):
     def initial(self) -> int:
         return 0
 
+    @functools.cached_property
+    def _bound(self) -> int:
+        return 1 << (self.width - 1)
+
     def coerce(self, value: Any) -> int:
+        if type(value) is int and self.low is None and self.high is None:  # on every post
+            if -self._bound <= value < self._bound:
+                return value
         if isinstance(value, bool | np.bool_):
             value = int(value)
         if isinstance(value, float | np.floating):
@@ -68,7 +76,7 @@ class Int(_Number):
         if not isinstance(value, int | np.integer):
             raise ValueError(f"{value!r} is not an integer")
         value = int(value)
-        bound = 2 ** (self.width - 1)
+        bound = self._bound
         if not -bound <= value < bound:
             raise ValueError(f"{value} does not fit in {self.width} bits")
         self._check_limits(value)

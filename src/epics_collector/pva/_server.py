@@ -51,15 +51,23 @@ class _Poster:
         self.pv: Any = None  # the SharedPV, set once made
         self.clients = 0  # channels on a lazy attribute (pvxs's thread, under the lock)
         self.dirty = False  # a lazy attribute was set unseen (under the attribute's lock)
+        self._plain = mapping.plain  # NTScalar(Array): the alarm is posted when it changes
+        self._alarm: tuple[Any, ...] | None = None  # the alarm last posted (None: unknown)
 
     def __call__(self, reading: Reading) -> None:
         """A new reading (the thread that set it, holding the attribute's lock)."""
-        if self.pv is None or not self.pv.isOpen():
+        pv = self.pv
+        if pv is None or not pv.isOpen():
             return
         if self.attr.lazy and not self.clients:
             self.dirty = True
             return
-        post_value(self.pv, self.mapping.value(reading))  # no wrapping: a Value
+        alarm = reading[2:]  # severity, status, message
+        if alarm == self._alarm and self._plain and self.attr.refresh is None:
+            post_value(pv, self.mapping.stamped(reading))
+        else:
+            post_value(pv, self.mapping.value(reading))  # no wrapping: a Value
+            self._alarm = alarm
         if self.attr.refresh is not None:  # on demand: p4p holds the served copy
             self.attr.forget()
 
@@ -68,7 +76,9 @@ class _Poster:
         with self.attr.locked():
             self.dirty = False
             if self.pv is not None and self.pv.isOpen():
-                post_value(self.pv, self.mapping.value(self.attr.reading))
+                reading = self.attr.reading
+                post_value(self.pv, self.mapping.value(reading))
+                self._alarm = reading[2:]
 
     def flush(self) -> None:
         """Post a lazy attribute's newest reading if it changed unseen (event loop)."""

@@ -78,7 +78,9 @@ class NtMapping:
     def __post_init__(self) -> None:
         self.type = self._build_type()
         dt = self.datatype
-        if isinstance(dt, Int | Float | Bool | String | Waveform):
+        #: NTScalar or NTScalarArray: :meth:`stamped` can post a new value alone.
+        self.plain = isinstance(dt, Int | Float | Bool | String | Waveform)
+        if self.plain:
             self.value = self._plain_value  # type: ignore[method-assign]
 
     def _build_type(self) -> Type | None:
@@ -160,6 +162,25 @@ class NtMapping:
                 "timeStamp": {
                     "secondsPastEpoch": seconds,
                     "nanoseconds": int((reading.timestamp - seconds) * 1e9),
+                },
+            },
+        )
+
+    def stamped(self, reading: Reading) -> Value:
+        """Only value and timeStamp marked changed (a plain type whose alarm is posted).
+
+        pvxs merges a post's marked fields into the value it serves, so a client sees
+        the alarm posted before; the update carries fewer fields.
+        """
+        timestamp = reading.timestamp
+        seconds = int(timestamp // 1)
+        return Value(
+            self.type,
+            {
+                "value": reading.value,
+                "timeStamp": {
+                    "secondsPastEpoch": seconds,
+                    "nanoseconds": int((timestamp - seconds) * 1e9),
                 },
             },
         )

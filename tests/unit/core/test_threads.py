@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from epics_collector.core import AttrR, Device, Float, Int, Reading, WrongThreadError, debugging
+from epics_collector.core import AttrR, Device, Float, Int, Reading, WrongThreadError
 from epics_collector.process import wait_for_async
 
 
@@ -29,11 +29,7 @@ def _on_thread(function: Any) -> BaseException | None:
     return raised[0] if raised else None
 
 
-def test_the_tests_run_in_debug_mode() -> None:
-    assert debugging()
-
-
-def test_a_claimed_attribute_set_from_another_thread_raises_in_debug_mode() -> None:
+def test_a_claimed_attribute_set_from_another_thread_raises() -> None:
     attr = AttrR(Int(), name="Count")
     attr.set(1)  # not claimed yet: a constructor sets it anywhere
     attr.claim()

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from p4p import Value
 from p4p.client.thread import Context
 from p4p.client.thread import TimeoutError as GetTimeout
 from p4p.nt import NTScalar
@@ -110,3 +111,19 @@ def test_a_failing_marked_callback_is_logged_and_the_server_goes_on(
         serve.ctx.get("P4P:bad", timeout=1)
     assert "handler bug" in caplog.text
     assert serve.ctx.get("P4P:good", timeout=5) == 1.0
+
+
+def test_a_post_of_some_fields_keeps_the_others_for_every_client(serve, idle) -> None:
+    """``_Poster`` posts an unchanged alarm once: pvxs merges a post's marked fields."""
+    pv = ServedPV(idle, None, TYPE.wrap(1.0))
+    serve("P4P:merge", pv)
+    seen: list[Any] = []
+    sub = serve.ctx.monitor("P4P:merge", seen.append)
+    wait_for(lambda: len(seen) == 1, 5, "the initial value")
+    post_value(pv, Value(TYPE.type, {"value": 2.0, "alarm": {"severity": 2, "message": "hi"}}))
+    post_value(pv, Value(TYPE.type, {"value": 3.0, "timeStamp": {"secondsPastEpoch": 7}}))
+    wait_for(lambda: len(seen) == 3, 5, "both posts")
+    assert (float(seen[2]), seen[2].severity, seen[2].raw.alarm.message) == (3.0, 2, "hi")
+    got = serve.ctx.get("P4P:merge")  # a client that comes later sees the merged value
+    assert (float(got), got.severity, got.timestamp) == (3.0, 2, 7.0)
+    sub.close()

@@ -1,0 +1,101 @@
+"""Which figures moved between two ``bench.json`` files by more than their spread.
+
+``make bench-compare BASE=bench/baseline.json`` compares ``build/bench.json`` (the last
+``make bench``) with a baseline. A figure *moved* when each run's median lies outside the
+other's range (lowest .. highest of its interleaved runs): the move is larger than what
+the runs themselves scatter by. A figure measured once has no spread of its own; it is
+given one of ``--noise`` (default 25%, what one run swings by on a shared 2-core machine),
+so only a figure measured in several runs can show a small move.
+
+A moved figure with a target (its direction is known: ``>=`` higher is better) is a
+*regression* or an *improvement*; the others are printed as moved. The exit status is 1
+when anything regressed. Figures that only one file has are listed, never compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def span(figure: dict[str, Any], noise: float) -> tuple[float, float]:
+    """The range a figure's runs scatter over (widened by ``noise`` for one run)."""
+    if figure["runs"] >= 2:
+        return figure["low"], figure["high"]
+    value = figure["value"]
+    return value - abs(value) * noise, value + abs(value) * noise
+
+
+def moved(base: dict[str, Any], new: dict[str, Any], noise: float) -> bool:
+    """Whether each median lies outside the other's range."""
+    if any(math.isnan(f["value"]) for f in (base, new)):
+        return False
+    b_low, b_high = span(base, noise)
+    n_low, n_high = span(new, noise)
+    outside = not b_low <= new["value"] <= b_high
+    return outside and not n_low <= base["value"] <= n_high
+
+
+def verdict(base: dict[str, Any], new: dict[str, Any]) -> str:
+    """'regression', 'improvement' or 'moved' (no target: no direction)."""
+    target = new.get("target") or base.get("target")
+    if not target:
+        return "moved"
+    higher_is_better = target.startswith(">=")
+    return "improvement" if (new["value"] > base["value"]) == higher_is_better else "regression"
+
+
+def compare(base: dict[str, Any], new: dict[str, Any], noise: float) -> list[tuple[str, ...]]:
+    """(verdict, figure, base text, new text, change) for every figure that moved."""
+    rows = []
+    for name, now in new["figures"].items():
+        before = base["figures"].get(name)
+        if before is None or not moved(before, now, noise):
+            continue
+        change = (now["value"] - before["value"]) / abs(before["value"]) if before["value"] else 0
+        rows.append(
+            (verdict(before, now), name, _text(before), _text(now), f"{change * 100:+.0f}%")
+        )
+    order = {"regression": 0, "improvement": 1, "moved": 2}
+    return sorted(rows, key=lambda row: order[row[0]])
+
+
+def _text(figure: dict[str, Any]) -> str:
+    if figure["runs"] >= 2:
+        return f"{figure['value']:,.3f} [{figure['low']:,.3f} .. {figure['high']:,.3f}]"
+    return f"{figure['value']:,.3f} (one run)"
+
+
+def main() -> int:
+    """Print what moved; 1 when a figure with a target regressed."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("base", type=Path, help="the baseline (bench/baseline.json)")
+    parser.add_argument("new", type=Path, nargs="?", default=Path("build/bench.json"))
+    parser.add_argument("--noise", type=float, default=0.25, help="spread given to one run")
+    args = parser.parse_args()
+    base, new = (json.loads(path.read_text()) for path in (args.base, args.new))
+    print(f"base: {base['machine']}\nnew:  {new['machine']}")
+    rows = compare(base, new, args.noise)
+    for row in rows:
+        print(f"{row[0]:<11}  {row[1]}\n             {row[2]}  ->  {row[3]}  ({row[4]})")
+    common = base["figures"].keys() & new["figures"].keys()
+    only = sorted(new["figures"].keys() - base["figures"].keys())
+    print(
+        f"\n{len(common)} figures compared: {sum(r[0] == 'regression' for r in rows)} "
+        f"regressed, {sum(r[0] == 'improvement' for r in rows)} improved, "
+        f"{sum(r[0] == 'moved' for r in rows)} moved (no target); "
+        f"{len(base['figures']) - len(common)} only in the base, {len(only)} only in the new"
+    )
+    for name in only[:10]:
+        print(f"  new figure: {name}")
+    if len(only) > 10:
+        print(f"  ... and {len(only) - 10} more")
+    return 1 if any(row[0] == "regression" for row in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
