@@ -162,7 +162,7 @@ def report(
     line: dict[str, Any] = {"benchmark": name}
     spread: dict[str, list[float]] = {}
     for key, value in figures.items():
-        if isinstance(value, Runs):
+        if isinstance(value, Runs) and len(value) > 1:
             line[key] = value.median
             spread[key] = [min(value), max(value), len(value)]
             print(
@@ -170,7 +170,7 @@ def report(
                 f" of {len(value)}"
             )
         else:
-            line[key] = float(value)
+            line[key] = value = value.median if isinstance(value, Runs) else float(value)
             print(f"  {key:<40} {value:>14,.3f}")
     if spread:
         line["spread"] = spread

@@ -3,7 +3,9 @@
 Measures, in one run (decision record 0011):
 1. write cost per row: ``--channels`` x ``--rows`` rows per flush, ``--flushes`` flushes;
    raw: one ``write`` per channel file per flush (the format of decision 0004);
-   ours: one SQLite transaction per flush (a chunk per channel, CRC, meta);
+   ours: one SQLite transaction per flush (a chunk per channel, CRC, meta), both as the
+   store alone and as a collector flushes (``SpillLedger.flush``: the rows taken from
+   the recorder's rings, then written); ``--runs`` interleaved rounds, medians;
 2. reload of 1e6 rows of one channel: ``np.fromfile`` vs chunks from SQLite;
 3. kill -9 while writing flat out: rows committed before the kill that are missing
    after it (must be 0) and rows torn or garbage on reload (must be 0).
@@ -11,7 +13,6 @@ Measures, in one run (decision record 0011):
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import os
 import signal
@@ -21,7 +22,10 @@ from tempfile import TemporaryDirectory
 
 import numpy as np
 
-from _common import report
+from _common import BenchParser, interleaved, report
+from epics_collector.collector import CollectorConfig, Recorder
+from epics_collector.collector._spill_ledger import SpillLedger
+from epics_collector.core import Update
 from epics_collector.storage import Columns, SpillStore, concat
 from epics_collector.storage._spill import RECORD
 
@@ -54,6 +58,30 @@ def sqlite_store(path: Path, channels: int, per_flush: int, flushes: int) -> flo
         store.write(chunks, {"count": (flush + 1) * per_flush * channels})
     elapsed = time.perf_counter() - started
     store.close()
+    return elapsed / (channels * per_flush * flushes)
+
+
+def collector_flush(directory: Path, channels: int, per_flush: int, flushes: int) -> float:
+    """Seconds per row of a collector's flushes (rows recorded beforehand, not timed)."""
+    config = CollectorConfig.model_validate(
+        {"channels": [f"c{c}" for c in range(channels)], "capacity": per_flush * flushes}
+    )
+    recorder = Recorder(config, lambda event, channel: None)
+    recorder.start()
+    ledger = SpillLedger(directory, recorder, capacity=config.capacity, ring=True)
+    ledger.open({ch.alias for ch in recorder.channels})
+    elapsed = 0.0
+    for flush in range(flushes):
+        for n in range(flush * per_flush, (flush + 1) * per_flush):
+            update = Update(float(n), 1.7e9 + n)
+            for channel in recorder.channels:
+                channel.on_update(update)
+        started = time.perf_counter()
+        outcome = ledger.flush(lambda: {"count": recorder.count})
+        elapsed += time.perf_counter() - started
+        assert outcome.error is None and outcome.written == channels * per_flush, outcome
+    assert ledger.store is not None
+    ledger.store.close()
     return elapsed / (channels * per_flush * flushes)
 
 
@@ -112,22 +140,33 @@ def kill_9(path: Path) -> tuple[int, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--channels", type=int, default=1000)
+    parser = BenchParser(__doc__, runs=5)  # a round takes a second: five, for a tight spread
+    parser.add_argument("--channels", type=int, default=1000, quick=200)
     parser.add_argument("--rows", type=int, default=10)
-    parser.add_argument("--flushes", type=int, default=10)
-    parser.add_argument("--reload", type=int, default=1_000_000)
+    parser.add_argument("--flushes", type=int, default=50, quick=10)
+    parser.add_argument("--reload", type=int, default=1_000_000, quick=100_000)
     args = parser.parse_args()
+    shape = (args.channels, args.rows, args.flushes)
     with TemporaryDirectory() as tmp:
         root = Path(tmp)
-        (root / "raw").mkdir()
-        raw = raw_files(root / "raw", args.channels, args.rows, args.flushes)
-        ours = sqlite_store(root / "w.sqlite", args.channels, args.rows, args.flushes)
+
+        def raw_round(i: int) -> dict[str, float]:
+            (root / f"raw{i}").mkdir()
+            return {"us per row": raw_files(root / f"raw{i}", *shape) * 1e6}
+
+        writes = interleaved(
+            args.runs,
+            raw=raw_round,
+            store=lambda i: {"us per row": sqlite_store(root / f"w{i}.sqlite", *shape) * 1e6},
+            flush=lambda i: {"us per row": collector_flush(root / f"flush{i}", *shape) * 1e6},
+        )
         raw_reload = reload_raw(root / "big.rec", args.reload)
         our_reload = reload_sqlite(root / "big.sqlite", args.reload)
         missing, bad = kill_9(root / "killed.sqlite")
+    raw, ours, flush = (writes[k]["us per row"] for k in ("raw", "store", "flush"))
     print(
-        f"write: raw files {raw * 1e6:.2f} us/row, SQLite chunks {ours * 1e6:.2f} us/row "
+        f"write: raw files {raw.median:.2f} us/row, SQLite chunks {ours.median:.2f} us/row, "
+        f"a collector's flush {flush.median:.2f} us/row "
         f"({args.channels} channels x {args.rows} rows x {args.flushes} flushes)"
     )
     print(
@@ -138,9 +177,11 @@ def main() -> None:
     report(
         "spill_engine",
         {
-            "write_us_per_row": ours * 1e6,
-            "raw_write_us_per_row": raw * 1e6,
+            "write_us_per_row": ours,
+            "raw_write_us_per_row": raw,
             "write_ratio": raw / ours,
+            "collector_flush_us_per_row": flush,
+            "collector_flush_ratio_raw_files": raw / flush,
             "reload_ms": our_reload * 1e3,
             "raw_reload_ms": raw_reload * 1e3,
             "kill9_missing_rows": missing,
@@ -148,6 +189,7 @@ def main() -> None:
         },
         {
             "<=write_us_per_row": 2.0,
+            "<=collector_flush_us_per_row": 2.5,
             "<=reload_ms": 1000.0,
             "<=kill9_missing_rows": 0,
             "<=kill9_bad_rows": 0,
