@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/lock.txt
 DURATION ?= 20
 
-.PHONY: install runtime demo test lint format bench lock clean docs browser
+.PHONY: install runtime demo test lint format bench bench-quick bench-compare lock clean docs browser
 
 # What the demo needs (the package and its web dashboard); the test tools come on top.
 runtime: $(RUNTIME)
@@ -49,16 +49,38 @@ docs: install
 	$(BIN)/python tools/sync_client.py $(DOCS_CHECK)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
+BENCHES := pva_baseline collector_throughput collector_compress export spill_engine \
+           processing_latency pvapy_compare factory client web history_views gateway \
+           many_channels read_integrity retrieval retired
+BASE ?= bench/baseline.json
+
+# Every benchmark; each ratio is the median of interleaved runs, with its spread. The
+# table of targets is printed; every figure goes to build/bench.json (see bench-compare).
 bench: SHELL := /bin/bash
 bench: .SHELLFLAGS := -o pipefail -c
 bench: install browser
 	$(PIP) -r requirements/bench.txt
 	mkdir -p build && : > build/bench.log
-	for b in pva_baseline collector_throughput collector_compress export spill_engine processing_latency \
-	         pvapy_compare factory client web history_views gateway many_channels read_integrity retrieval retired; do \
+	for b in $(BENCHES); do \
 	  $(BIN)/python bench/$$b.py 2>&1 | tee -a build/bench.log || exit 1; \
 	done
-	$(BIN)/python bench/summary.py build/bench.log
+	$(BIN)/python bench/summary.py build/bench.log --json build/bench.json
+
+# Every benchmark at reduced size, one run each (a check before a commit: under 3 min).
+bench-quick: SHELL := /bin/bash
+bench-quick: .SHELLFLAGS := -o pipefail -c
+bench-quick: install browser
+	$(PIP) -r requirements/bench.txt
+	mkdir -p build && : > build/bench-quick.log
+	for b in $(BENCHES); do \
+	  $(BIN)/python bench/$$b.py --quick 2>&1 | tee -a build/bench-quick.log || exit 1; \
+	done
+	$(BIN)/python bench/summary.py build/bench-quick.log --json build/bench-quick.json
+
+# What moved by more than its spread since BASE (default: the committed baseline);
+# fails when a figure with a target regressed.
+bench-compare: install
+	$(BIN)/python bench/compare.py $(BASE) build/bench.json
 
 # Re-pin every dependency to what is installed now (after changing pyproject.toml).
 lock: install

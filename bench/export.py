@@ -3,22 +3,23 @@
 10 channels x 1e6 samples (by default) are put into a real recorder; then
 1. h5py writes the same arrays directly (time, value, severity, status per channel);
 2. the collector's export gathers the rows (one copy, as the device does) and writes NeXus.
-Prints MB/s of both, their ratio, and the peak extra memory of the export (tracemalloc)
-relative to the data size.
+Prints MB/s of both and their ratio (the median over ``--runs`` interleaved rounds, each
+file deleted after its round), and the peak extra memory of the export (tracemalloc, in
+a run of its own) relative to the data size.
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import h5py
 import numpy as np
 
-from _common import report
+from _common import BenchParser, interleaved, report
 from epics_collector.collector import CollectorConfig, Recorder
 from epics_collector.collector._exporting import gather
 from epics_collector.storage import Columns, write_nexus
@@ -53,43 +54,56 @@ def h5py_direct(path: Path, recorder: Recorder) -> float:
     return time.perf_counter() - started
 
 
-def collector_export(path: Path, recorder: Recorder) -> tuple[float, int]:
-    """Seconds and peak extra bytes of gather + write_nexus."""
-    tracemalloc.start()
-    base = tracemalloc.get_traced_memory()[0]
+def collector_export(path: Path, recorder: Recorder) -> float:
+    """Seconds of gather + write_nexus."""
     started = time.perf_counter()
     write_nexus(path, gather("BENCH:", "{}", recorder.history, None, []))
-    elapsed = time.perf_counter() - started
+    return time.perf_counter() - started
+
+
+def export_peak(path: Path, recorder: Recorder) -> int:
+    """Peak extra bytes of an export (tracemalloc: an untimed run, it slows allocation)."""
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    write_nexus(path, gather("BENCH:", "{}", recorder.history, None, []))
     peak = tracemalloc.get_traced_memory()[1] - base
     tracemalloc.stop()
-    return elapsed, peak
+    return peak
 
 
 def main() -> None:
     """Run both and print the figures."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = BenchParser(__doc__, runs=5)
     parser.add_argument("--channels", type=int, default=10)
-    parser.add_argument("--samples", type=int, default=1_000_000)
+    parser.add_argument("--samples", type=int, default=1_000_000, quick=100_000)
     args = parser.parse_args()
     recorder = filled_recorder(args.channels, args.samples)
-    data_bytes = args.channels * args.samples * 18
+    data_mb = args.channels * args.samples * 18 / 1e6
     with TemporaryDirectory() as tmp:
-        directs, exports = [], []
-        for attempt in range(3):  # alternate, keep the best of each: page-cache effects
-            directs.append(h5py_direct(Path(tmp) / f"direct{attempt}.h5", recorder))
-            exports.append(collector_export(Path(tmp) / f"export{attempt}.nxs", recorder))
-        direct = min(directs)
-        ours, peak = min(exports)
-        size = (Path(tmp) / "export0.nxs").stat().st_size
+        root = Path(tmp)
+
+        def side(write: Callable[[Path, Recorder], float], name: str) -> dict[str, float]:
+            path = root / name
+            seconds = write(path, recorder)
+            path.unlink()  # each round writes into the same free space
+            return {"MB per s": data_mb / seconds}
+
+        runs = interleaved(
+            args.runs,
+            h5py=lambda _: side(h5py_direct, "direct.h5"),
+            ours=lambda _: side(collector_export, "export.nxs"),
+        )
+        peak = export_peak(root / "peak.nxs", recorder)
+        size = (root / "peak.nxs").stat().st_size
     report(
         f"export of {args.channels} channels x {args.samples:g} samples",
         {
-            "data MB": data_bytes / 1e6,
-            "h5py direct MB per s": data_bytes / 1e6 / direct,
-            "collector export MB per s": data_bytes / 1e6 / ours,
-            "ratio collector / h5py": direct / ours,
+            "data MB": data_mb,
+            "h5py direct MB per s": runs["h5py"]["MB per s"],
+            "collector export MB per s": runs["ours"]["MB per s"],
+            "ratio collector / h5py": runs["ours"]["MB per s"] / runs["h5py"]["MB per s"],
             "file MB": size / 1e6,
-            "peak extra memory / data size": peak / data_bytes,
+            "peak extra memory / data size": peak / (data_mb * 1e6),
         },
         {"ratio collector / h5py": 0.8},
     )

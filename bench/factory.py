@@ -9,7 +9,6 @@ all of them running, and the mean memory of one collector process.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -24,7 +23,7 @@ import psutil
 from p4p.client.thread import Context
 from p4p.nt import NTURI
 
-from _common import Network, report
+from _common import BenchParser, Network, report
 from epics_collector.process import FactoryProcess
 from epics_collector.sim import SimIoc
 
@@ -120,8 +119,8 @@ def factory_figures(network: Network, source: str, count: int) -> dict[str, floa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--devices", type=int, default=20)
+    parser = BenchParser(__doc__)
+    parser.add_argument("--devices", type=int, default=20, quick=4)
     args = parser.parse_args()
     network = Network.loopback()
     os.environ.update(network.environ())

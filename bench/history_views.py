@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import socket
 import subprocess
@@ -31,7 +30,16 @@ import psutil
 from p4p.client.thread import Context
 from p4p.nt import NTURI
 
-from _common import Network, prewritten_history, report, timed
+from _common import (
+    BenchParser,
+    Figure,
+    Network,
+    Runs,
+    interleaved,
+    prewritten_history,
+    report,
+    timed,
+)
 from epics_collector.process import DeviceProcess, ManagedProcess
 from epics_collector.sim import PvaSource
 from epics_collector.storage import Columns, Query, Ring, run_query
@@ -46,7 +54,7 @@ def numpy_minmax(t: np.ndarray, v: np.ndarray, points: int) -> None:
     np.diff(edges)
 
 
-def query_round_trip(samples: int, points: int, repeats: int) -> dict[str, float]:
+def query_round_trip(samples: int, points: int, repeats: int, rounds: int) -> dict[str, Figure]:
     network = Network.loopback()
     with tempfile.TemporaryDirectory() as root:
         data = Path(root)
@@ -70,13 +78,17 @@ def query_round_trip(samples: int, points: int, repeats: int) -> dict[str, float
 
             answer = call()
             assert len(answer["value"]["time"]) == points, "not every bin filled"
-            ours = timed(call, repeats)
-    t = 1.7e9 + np.arange(samples, dtype=float)  # the rows prewritten_history writes
-    v = t * 2
-    limit = timed(lambda: numpy_minmax(t, v, points), repeats)
+            t = 1.7e9 + np.arange(samples, dtype=float)  # the rows prewritten_history wrote
+            v = t * 2
+            runs = interleaved(  # each side: the median of ``repeats`` calls, per round
+                rounds,
+                ours=lambda _: {"ms": timed(call, repeats) * 1e3},
+                numpy=lambda _: {"ms": timed(lambda: numpy_minmax(t, v, points), repeats) * 1e3},
+            )
+    ours, limit = runs["ours"]["ms"], runs["numpy"]["ms"]
     return {
-        f"Query minmax {points} of {samples:.0e}: round trip, median ms": ours * 1e3,
-        "numpy in-process, same reduction, median ms": limit * 1e3,
+        f"Query minmax {points} of {samples:.0e}: round trip, median ms": ours,
+        "numpy in-process, same reduction, median ms": limit,
         "Query round trip / numpy in-process": ours / limit,
     }
 
@@ -130,7 +142,7 @@ def rates(process: psutil.Process, seconds: float) -> tuple[float, float]:
     return cpu, (io1.read_chars - io0.read_chars) / (t1 - t0)
 
 
-def dashboard(channels: int, recorded: int, seconds: float) -> dict[str, float]:
+def dashboard(channels: int, recorded: int, seconds: float) -> dict[str, Figure]:
     from playwright.sync_api import sync_playwright
 
     from epics_collector.web import launch_chromium
@@ -140,7 +152,7 @@ def dashboard(channels: int, recorded: int, seconds: float) -> dict[str, float]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    figures: dict[str, float] = {}
+    figures: dict[str, Figure] = {}
     with tempfile.TemporaryDirectory() as root:
         data = Path(root) / "web"
         for i in range(channels):
@@ -218,7 +230,9 @@ def dashboard(channels: int, recorded: int, seconds: float) -> dict[str, float]:
                 time.sleep(2)
                 page.evaluate("window.__bytes = 0")
                 started = time.monotonic()
-                new_cpu, new_read = rates(psutil.Process(web.pid), seconds)
+                windows = [rates(psutil.Process(web.pid), seconds / 3) for _ in range(3)]
+                new_cpu = Runs(cpu for cpu, _ in windows)  # three windows: a spread
+                new_read = Runs(read for _, read in windows)
                 device_cpu_new, _ = rates(device, seconds / 2)
                 to_page = page.evaluate("window.__bytes") / (time.monotonic() - started)
                 shown = page.get_attribute('[data-key="BHWFAC:web:c0"]', "data-last")
@@ -228,25 +242,25 @@ def dashboard(channels: int, recorded: int, seconds: float) -> dict[str, float]:
     figures["dashboard bytes per s from the devices"] = new_read
     figures["dashboard bytes per s to the page"] = to_page
     figures["device CPU share with the dashboard"] = device_cpu_new
-    figures["bytes from the devices: earlier design / dashboard"] = old_read / new_read
+    figures["bytes from the devices: earlier design / dashboard"] = old_read / new_read.median
     return figures
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--samples", type=int, default=10_000_000)
+    parser = BenchParser(__doc__, runs=5)
+    parser.add_argument("--samples", type=int, default=10_000_000, quick=1_000_000)
     parser.add_argument("--points", type=int, default=1000)
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=5, help="calls per side per round")
     parser.add_argument("--channels", type=int, default=10)
-    parser.add_argument("--recorded", type=int, default=1_000_000)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--recorded", type=int, default=1_000_000, quick=100_000)
+    parser.add_argument("--seconds", type=float, default=10.0, quick=3.0)
     parser.add_argument("--monitor-tables", nargs=3, metavar=("PREFIX", "CHANNELS", "SECONDS"))
     args = parser.parse_args()
     if args.monitor_tables:
         prefix, channels, seconds = args.monitor_tables
         monitor_tables(prefix, int(channels), float(seconds))
         return
-    query = query_round_trip(args.samples, args.points, args.repeats)
+    query = query_round_trip(args.samples, args.points, args.repeats, args.runs)
     report(
         f"history Query: minmax {args.points} points of {args.samples:,} samples",
         query,

@@ -10,7 +10,6 @@ PvaPy's `pvapy-hpc-consumer` comparison is not run here (see the closing note).
 
 from __future__ import annotations
 
-import argparse
 import threading
 import time
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 from p4p.client.thread import Context
 
-from _common import Network, report
+from _common import BenchParser, Network, gathered, report
 from epics_collector.process import DeviceProcess, wait_until
 from epics_collector.pva import Client
 from epics_collector.sim import PvaSource
@@ -112,16 +111,16 @@ def highest_rate(
 
 def main() -> None:
     """Run every measurement and print the figures."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--count", type=int, default=5000, help="updates for latency")
-    parser.add_argument("--seconds", type=float, default=2.0, help="per rate step")
+    parser = BenchParser(__doc__)
+    parser.add_argument("--count", type=int, default=5000, quick=1000, help="for latency")
+    parser.add_argument("--seconds", type=float, default=2.0, quick=0.5, help="per rate step")
     args = parser.parse_args()
     network = Network.loopback()
     with Client(network, timeout=10) as client:
         with start_source(network, "LAT"):
             report(
                 "latency at 1 kHz",
-                latency(network, client, args.count),
+                gathered(latency(network, client, args.count) for _ in range(args.runs)),
                 {"<= calc output p99 ms": 5.0},
             )
             calc = {

@@ -16,7 +16,6 @@ run, each against the live collector's figure (the reference):
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import threading
@@ -30,7 +29,7 @@ import numpy as np
 from p4p.client.thread import Context
 from p4p.nt import NTURI
 
-from _common import Network, prewritten_history, report, timed
+from _common import BenchParser, Figure, Network, interleaved, prewritten_history, report, timed
 from epics_collector.process import DeviceProcess, FactoryProcess, ManagedProcess, wait_for
 from epics_collector.storage import describe
 from retrieval import START, _iso, _port
@@ -69,7 +68,9 @@ class Beats:
         self._sub.close()
 
 
-def queries(network: Network, samples: int, points: int, repeats: int) -> dict[str, float]:
+def queries(
+    network: Network, samples: int, points: int, repeats: int, rounds: int
+) -> dict[str, Figure]:
     with tempfile.TemporaryDirectory() as root:
         live_data, fac_data = Path(root) / "live", Path(root) / "factory"
         prewritten_history(live_data, "H", samples)
@@ -105,13 +106,19 @@ def queries(network: Network, samples: int, points: int, repeats: int) -> dict[s
             load = time.perf_counter() - began
             creating.join()
             assert len(first["value"]["time"]) == points, "not every bin filled"
-            live = timed(lambda: _call(ctx, "BRTL:Query", **ask), repeats)
-            retired = timed(lambda: _call(ctx, "BRTF:Query", recording=RETIRED, **ask), repeats)
+            runs = interleaved(  # each side: the median of ``repeats`` calls, per round
+                rounds,
+                live=lambda _: {"ms": timed(lambda: _call(ctx, "BRTL:Query", **ask), repeats)},
+                retired=lambda _: {
+                    "ms": timed(lambda: _call(ctx, "BRTF:Query", recording=RETIRED, **ask), repeats)
+                },
+            )
+            live, retired = runs["live"]["ms"] * 1e3, runs["retired"]["ms"] * 1e3
             stall = beats.stall(since)
             beats.close()
     return {
-        f"live Query minmax {points} of {samples:.0e}, median ms": live * 1e3,
-        "retired F:Query, same, median ms": retired * 1e3,
+        f"live Query minmax {points} of {samples:.0e}, median ms": live,
+        "retired F:Query, same, median ms": retired,
         "retired first read (loads the file), s": load,
         "retired Query speed / live": live / retired,
         "factory Heartbeat stall during the reads, s": stall,
@@ -128,7 +135,7 @@ def _read(url: str) -> float:
     return time.perf_counter() - started
 
 
-def raw(network: Network, rows: int, repeats: int) -> dict[str, float]:
+def raw(network: Network, rows: int, rounds: int) -> dict[str, Figure]:
     with tempfile.TemporaryDirectory() as root:
         live_data, fac_data = Path(root) / "live", Path(root) / "factory"
         prewritten_history(live_data, "H", rows)
@@ -174,8 +181,12 @@ def raw(network: Network, rows: int, repeats: int) -> dict[str, float]:
 
             wait_for(listed, 60, "both PVs listed")
             _read(url("BRR:old"))  # the factory loads the file once
-            live = float(np.median([_read(url("BRR:live")) for _ in range(repeats)]))
-            retired = float(np.median([_read(url("BRR:old")) for _ in range(repeats)]))
+            runs = interleaved(
+                rounds,
+                live=lambda _: {"s": _read(url("BRR:live"))},
+                retired=lambda _: {"s": _read(url("BRR:old"))},
+            )
+            live, retired = runs["live"]["s"], runs["retired"]["s"]
     return {
         f"live getData.raw of {rows:.0e} rows, median s": live,
         "retired getData.raw, same, median s": retired,
@@ -184,14 +195,14 @@ def raw(network: Network, rows: int, repeats: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--samples", type=int, default=10_000_000)
+    parser = BenchParser(__doc__, runs=5)
+    parser.add_argument("--samples", type=int, default=10_000_000, quick=1_000_000)
     parser.add_argument("--points", type=int, default=1000)
-    parser.add_argument("--repeats", type=int, default=9)
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=3, help="calls per side per round")
+    parser.add_argument("--rows", type=int, default=1_000_000, quick=100_000)
     args = parser.parse_args()
     network = Network.loopback()
-    figures = queries(network, args.samples, args.points, args.repeats)
+    figures = queries(network, args.samples, args.points, args.repeats, args.runs)
     report(
         "retired recordings: Query",
         figures,
@@ -200,7 +211,7 @@ def main() -> None:
             "<= factory Heartbeat stall during the reads, s": 0.5,
         },
     )
-    figures = raw(network, args.rows, max(3, args.repeats // 3))
+    figures = raw(network, args.rows, max(3, args.runs))
     report("retired recordings: getData.raw", figures, {"retired getData.raw speed / live": 0.8})
 
 

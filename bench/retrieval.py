@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import socket
 import tempfile
@@ -32,7 +31,7 @@ import psutil
 from p4p.client.thread import Context
 from p4p.nt import NTURI
 
-from _common import Network, prewritten_history, report
+from _common import BenchParser, Network, interleaved, prewritten_history, report
 from epics_collector.process import DeviceProcess, ManagedProcess, wait_for
 from epics_collector.sim import PvaSource
 from read_integrity import Read, collector_rate, raw_rate
@@ -192,25 +191,35 @@ def retrieval_reader(network: Network, prefix: str) -> Any:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeats", type=int, default=40)
-    parser.add_argument("--burst", type=int, default=200_000)
-    parser.add_argument("--history", type=int, default=1_000_000)
+    parser = BenchParser(__doc__, runs=5)  # recording beside retrievals: the noisiest ratio
+    parser.add_argument("--rows", type=int, default=1_000_000, quick=100_000)
+    parser.add_argument("--repeats", type=int, default=40, quick=5)
+    parser.add_argument("--burst", type=int, default=200_000, quick=20_000)
+    parser.add_argument("--history", type=int, default=1_000_000, quick=100_000)
     args = parser.parse_args()
     network = Network.loopback()
     raw = raw_throughput(network, args.rows)
     latencies = optimized_latency(network, args.repeats)
-    with PvaSource("BRTSRC", network.environ(), rate=0, count=args.burst):
-        limit = raw_rate(network, "BRTSRC", args.burst)
-        alone = collector_rate(network, "BRTSRC", args.burst, args.history, 0, prefix="BRTA:")
+
+    def beside_retrievals(_: int) -> dict[str, float]:
         make, service = retrieval_reader(network, "BRTR:")
         try:
-            read = collector_rate(
+            return collector_rate(
                 network, "BRTSRC", args.burst, args.history, 1, make, prefix="BRTR:"
             )
         finally:
             service.__exit__()
+
+    with PvaSource("BRTSRC", network.environ(), rate=0, count=args.burst):
+        runs = interleaved(
+            args.runs,
+            raw=lambda _: {"rate": raw_rate(network, "BRTSRC", args.burst)},
+            alone=lambda _: collector_rate(
+                network, "BRTSRC", args.burst, args.history, 0, prefix="BRTA:"
+            ),
+            read=beside_retrievals,
+        )
+    limit, alone, read = runs["raw"]["rate"], runs["alone"], runs["read"]
     http_rate = args.rows / raw["http_seconds"]
     pva_rate = args.rows / raw["pva_seconds"]
     report(

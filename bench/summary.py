@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import subprocess
@@ -59,7 +60,8 @@ def figures(lines: list[str]) -> dict[str, Figure]:
             if name in targets:
                 ceiling, target = targets[name]
                 figure.target = f"{'<=' if ceiling else '>='} {target:g}"
-                figure.met = value <= target if ceiling else value >= target
+                if not math.isnan(value):  # NaN: not measured (a failed baseline), not met
+                    figure.met = value <= target if ceiling else value >= target
             found[f"{data['benchmark']}: {name}"] = figure
     for name, (_, target) in _missing(lines).items():  # a target with no figure: NO
         found[name] = Figure(float("nan"), float("nan"), float("nan"), 0, target, False)
@@ -89,11 +91,13 @@ def table(found: dict[str, Figure]) -> str:
     width = max((len(name) for name in targeted), default=20)
     out = [f"\n{'figure':<{width}}  {'median':>12}  {'spread (runs)':>24}  {'target':>10}  met"]
     for name, f in targeted.items():
-        out.append(
-            f"{name:<{width}}  {f.value:>12.3f}  {f.label:>24}  {f.target:>10}  "
-            f"{'yes' if f.met else 'NO'}"
-        )
-    out.append(f"\n{sum(bool(f.met) for f in targeted.values())} of {len(targeted)} targets met")
+        met = "not measured" if f.met is None else "yes" if f.met else "NO"
+        out.append(f"{name:<{width}}  {f.value:>12.3f}  {f.label:>24}  {f.target:>10}  {met}")
+    unmeasured = sum(f.met is None for f in targeted.values())
+    out.append(
+        f"\n{sum(bool(f.met) for f in targeted.values())} of {len(targeted)} targets met"
+        + (f" ({unmeasured} not measured: see the benchmark's output)" if unmeasured else "")
+    )
     return "\n".join(out)
 
 

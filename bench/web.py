@@ -9,7 +9,6 @@ shows a PV can not be faster than receiving it).
 
 from __future__ import annotations
 
-import argparse
 import json
 import socket
 import tempfile
@@ -23,7 +22,7 @@ import psutil
 from p4p.client.thread import Context
 from playwright.sync_api import sync_playwright
 
-from _common import Network, report
+from _common import BenchParser, Network, report
 from epics_collector.client import Factory
 from epics_collector.process import FactoryProcess, ManagedProcess
 from epics_collector.pva import Client
@@ -53,10 +52,10 @@ def raw_delays(network: Network, names: list[str], seconds: float, go: Any) -> n
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = BenchParser(__doc__)
     parser.add_argument("--channels", type=int, default=10)
     parser.add_argument("--rate", type=float, default=10.0)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=10.0, quick=3.0)
     args = parser.parse_args()
     network = Network.loopback()
     env = network.environ()

@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from epics_collector.collector._conditions import Trigger, When
-from epics_collector.collector._reduce import NUMERIC_ONLY, Compress, Deadband, Include
+from epics_collector.collector._reduce import EVERY, NUMERIC_ONLY, Compress, Deadband, Include
 from epics_collector.core import (
     DeviceConfig,
     ReadLimits,
@@ -61,10 +61,7 @@ class ChannelConfig(BaseModel):
     max_bytes: int | None = Field(
         default=None, ge=1, description="waveform/image: memory bound; lowers capacity"
     )
-    compress: Compress = Field(
-        default_factory=lambda: Compress(algorithm="every", n=1, period=None),
-        description="reduction",
-    )
+    compress: Compress = Field(default=EVERY, description="reduction")
     include: Include | None = Field(default=None, description="record only values in [low, high]")
     deadband: Deadband | None = Field(
         default=None, description="record only changes larger than this"

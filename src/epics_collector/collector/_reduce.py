@@ -41,9 +41,12 @@ NUMERIC_ONLY = {"mean", "min", "max", "median"}
 
 
 class Compress(BaseModel):
-    """``{algorithm: mean, n: 10}``, ``{algorithm: periodic, period: 1.0}`` or ``every``."""
+    """``{algorithm: mean, n: 10}``, ``{algorithm: periodic, period: 1.0}`` or ``every``.
 
-    model_config = ConfigDict(extra="forbid")
+    Frozen: channels that declare none share one ``every`` (:data:`EVERY`).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     algorithm: Literal["every", "mean", "min", "max", "median", "first", "last", "periodic"] = (
         "every"
@@ -65,6 +68,10 @@ class Compress(BaseModel):
         if self.algorithm != "periodic" and self.period is not None:
             raise ValueError(f"period is only for periodic compression, not {self.algorithm}")
         return self
+
+
+#: The reduction of a channel that declares none (shared: one instance, not one per channel).
+EVERY = Compress(algorithm="every", n=1, period=None)
 
 
 class Include(BaseModel):

@@ -8,6 +8,7 @@ Not thread-safe: the owner holds a lock.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,12 @@ import numpy.typing as npt
 
 _FIRST_GROWTH = 16  # rows allocated by the first append: an idle channel costs nothing
 _FIRST_ALLOCATION_BYTES = 1 << 20  # array rows: the first allocation is at most about 1 MB
+
+
+@functools.cache
+def _empty(dtype: npt.DTypeLike, row_shape: tuple[int, ...] | None = ()) -> np.ndarray:
+    """A zero-row column, shared by every empty ring (it holds nothing to change)."""
+    return np.zeros((0, *(row_shape or ())), dtype)
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,12 @@ class Ring:
         self._allocate(min(first, self.capacity))
 
     def _allocate(self, size: int) -> None:
+        if size == 0:  # an idle channel: shared empty columns (10,000 channels: 5 MB less)
+            self._time, self._ns = _empty(np.float64), _empty(np.int64)
+            self._severity = self._status = _empty(np.int8)
+            self._value = _empty(object if self.by_reference else self.dtype, self.row_shape)
+            self._start, self._len = 0, 0
+            return
         self._time = np.zeros(size)
         self._ns = np.zeros(size, np.int64)
         if self.by_reference:

@@ -1,6 +1,8 @@
 # pyright: reportIndexIssue=false, reportOperatorIssue=false, reportArgumentType=false, reportAttributeAccessIssue=false, reportGeneralTypeIssues=false
 # (h5py objects are typed as a union of Group, Dataset and Datatype)
 import csv
+import subprocess
+import sys
 from datetime import datetime
 
 import h5py
@@ -128,3 +130,14 @@ def test_channels_given_as_readers_are_held_one_at_a_time(tmp_path, writer) -> N
     data = ExportData("LAB:COL:", "{}", channels, [], [])
     assert writer(tmp_path / f"out.{writer.__name__}", data) == 5000
     assert len(held) == 5
+
+
+def test_a_device_imports_h5py_only_when_it_first_exports() -> None:
+    """h5py costs about 12 MB resident per process; most devices never export."""
+    code = (
+        "import sys, epics_collector.cli, epics_collector.collector, epics_collector.devices\n"
+        "assert 'h5py' not in sys.modules, 'h5py imported at start'\n"
+        "from epics_collector.storage import write_nexus\n"
+        "assert 'h5py' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
