@@ -62,7 +62,8 @@ bench: install browser
 	$(PIP) -r requirements/bench.txt
 	mkdir -p build && : > build/bench.log
 	for b in $(BENCHES); do \
-	  $(BIN)/python bench/$$b.py 2>&1 | tee -a build/bench.log || exit 1; \
+	  start=$$SECONDS; $(BIN)/python bench/$$b.py 2>&1 | tee -a build/bench.log || exit 1; \
+	  echo "bench/$$b.py took $$((SECONDS - start)) s" | tee -a build/bench.log; \
 	done
 	$(BIN)/python bench/summary.py build/bench.log --json build/bench.json
 
@@ -73,7 +74,8 @@ bench-quick: install browser
 	$(PIP) -r requirements/bench.txt
 	mkdir -p build && : > build/bench-quick.log
 	for b in $(BENCHES); do \
-	  $(BIN)/python bench/$$b.py --quick 2>&1 | tee -a build/bench-quick.log || exit 1; \
+	  start=$$SECONDS; $(BIN)/python bench/$$b.py --quick 2>&1 | tee -a build/bench-quick.log || exit 1; \
+	  echo "bench/$$b.py took $$((SECONDS - start)) s" | tee -a build/bench-quick.log; \
 	done
 	$(BIN)/python bench/summary.py build/bench-quick.log --json build/bench-quick.json
 

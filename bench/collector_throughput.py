@@ -21,6 +21,7 @@ from p4p.client import raw as raw_client
 from p4p.client.thread import Context
 
 from _common import (
+    QUICK,
     BenchParser,
     Network,
     ServerProcess,
@@ -307,7 +308,7 @@ def main() -> None:
     )
     parser.add_argument("--channels", type=int, default=1000, quick=100)
     parser.add_argument(
-        "--seconds", type=float, default=20.0, quick=2.0, help="many-channel duration"
+        "--seconds", type=float, default=20.0, quick=1.0, help="many-channel duration"
     )
     parser.add_argument(
         "--samples", type=int, default=1_000_000, quick=100_000, help="history size"
@@ -329,7 +330,7 @@ def main() -> None:
             {**ours, ratio: ours["inputs recorded per s"] / raw["received per s"]},
             {ratio: 0.9, "<= inputs lost": 0},
         )
-        report("monitor queue memory", queue_memory(network, QUEUE))
+        report("monitor queue memory", queue_memory(network, QUEUE // 10 if QUICK else QUEUE))
         many = interleaved(
             args.runs,
             ours=lambda i: many_channels(network, args.channels, args.seconds, data / f"m{i}"),

@@ -120,7 +120,7 @@ def factory_figures(network: Network, source: str, count: int) -> dict[str, floa
 
 def main() -> None:
     parser = BenchParser(__doc__)
-    parser.add_argument("--devices", type=int, default=20, quick=4)
+    parser.add_argument("--devices", type=int, default=20, quick=2)
     args = parser.parse_args()
     network = Network.loopback()
     os.environ.update(network.environ())

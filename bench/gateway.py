@@ -187,9 +187,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="gets per side per round")
     parser.add_argument("--rate", type=float, default=10_000)
     parser.add_argument("--count", type=int, default=50_000, quick=5000)
-    parser.add_argument("--viewers", type=int, default=20, quick=5)
+    parser.add_argument("--viewers", type=int, default=20, quick=3)
     parser.add_argument("--viewer-rows", type=int, default=20_000)
-    parser.add_argument("--seconds", type=float, default=5.0, quick=1.0)
+    parser.add_argument("--seconds", type=float, default=5.0, quick=0.5)
     args = parser.parse_args()
     inner, outer = Network.loopback(), Network.loopback()
     figures: dict[str, Figure] = {}

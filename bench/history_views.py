@@ -253,7 +253,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="calls per side per round")
     parser.add_argument("--channels", type=int, default=10)
     parser.add_argument("--recorded", type=int, default=1_000_000, quick=100_000)
-    parser.add_argument("--seconds", type=float, default=10.0, quick=3.0)
+    parser.add_argument("--seconds", type=float, default=10.0, quick=1.0)
     parser.add_argument("--monitor-tables", nargs=3, metavar=("PREFIX", "CHANNELS", "SECONDS"))
     args = parser.parse_args()
     if args.monitor_tables:

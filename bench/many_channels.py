@@ -26,7 +26,7 @@ import psutil
 from p4p.client import raw
 from p4p.client.thread import Context
 
-from _common import BenchParser, Network, report, wait_quiet
+from _common import QUICK, BenchParser, Network, report, wait_quiet
 from epics_collector.process import DeviceProcess, wait_until
 from epics_collector.pva import Client
 from epics_collector.sim import PvaSource
@@ -35,6 +35,7 @@ SERVERS = 4
 QUEUE = 100_000  # the collector's default queue for number channels
 CAPACITY = 1000
 IDLE_MB = {10_000: 250.0}  # resident ceilings of idle collectors, by channels
+SETTLE = 0.5 if QUICK else 2.0  # seconds for the initial updates to land
 
 
 def sources(network: Network, channels: int, rate: float) -> tuple[list[PvaSource], list[str]]:
@@ -80,7 +81,7 @@ def raw_bytes_per_channel(network: Network, names: list[str]) -> float:
 
 def _collector_rss(network: Network, config: dict[str, Any], data: Path) -> float:
     with DeviceProcess("collector", "MCB:", config, env=network.environ(), data_dir=data) as dev:
-        time.sleep(2.0)  # idle: nothing to wait for
+        time.sleep(SETTLE)  # idle: nothing to wait for
         return float(psutil.Process(dev.process.pid).memory_info().rss)
 
 
@@ -102,10 +103,10 @@ def collector(
         wait_until(lambda: bool(all(client.get("MC:Channels").value.connected)), 600, 0.5)
         connected = time.monotonic() - started
         process = psutil.Process(device.process.pid)
-        time.sleep(2.0)  # settle: the initial updates are in
+        time.sleep(SETTLE)  # settle: the initial updates are in
         rss = process.memory_info().rss
         cpu0, t0 = process.cpu_times(), time.monotonic()
-        time.sleep(5.0)  # an idle stretch to measure
+        time.sleep(1.0 if QUICK else 5.0)  # an idle stretch to measure
         cpu1, t1 = process.cpu_times(), time.monotonic()
         idle_cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / (t1 - t0)
         client.put("MC:Start", 1)
@@ -228,12 +229,12 @@ def split(network: Network, channels: int, posts: int, data: Path) -> dict[str, 
 def main() -> None:
     """The scaling table."""
     parser = BenchParser(__doc__)
-    parser.add_argument("--sizes", default="10000,50000,100000", quick="1000")
+    parser.add_argument("--sizes", default="10000,50000,100000", quick="400")
     parser.add_argument(
         "--load", type=float, default=20_000, quick=5000, help="updates/s offered in all"
     )
     parser.add_argument("--seconds", type=float, default=10.0, quick=2.0, help="recording")
-    parser.add_argument("--split-channels", type=int, default=2000, quick=400)
+    parser.add_argument("--split-channels", type=int, default=2000, quick=200)
     parser.add_argument("--split-posts", type=int, default=100, quick=20, help="posts each")
     args = parser.parse_args()
     network = Network.loopback()

@@ -182,9 +182,9 @@ def flood(network: Network, rows: int, count: int) -> dict[str, float]:
 def main() -> None:
     parser = BenchParser(__doc__)
     parser.add_argument("--burst", type=int, default=200_000, quick=20_000)
-    parser.add_argument("--rows", type=int, default=2_000_000, quick=200_000)
+    parser.add_argument("--rows", type=int, default=2_000_000, quick=100_000)
     parser.add_argument("--readers", type=int, default=6)
-    parser.add_argument("--flood", type=int, default=3000, quick=300)
+    parser.add_argument("--flood", type=int, default=3000, quick=100)
     args = parser.parse_args()
     network = Network.loopback()
     with PvaSource("BRSRC", network.environ(), rate=0, count=args.burst):
