@@ -158,7 +158,7 @@ def measure_array_gets(network: Network, sizes: list[int], seconds: float) -> di
 
 def main() -> None:
     """Run every measurement and print the figures."""
-    parser = BenchParser(__doc__, runs=5)  # cheap, and the noisiest ratio of all
+    parser = BenchParser(__doc__, runs=7)  # cheap, and the noisiest ratio of all
     parser.add_argument("--seconds", type=float, default=3.0, quick=0.5, help="per measurement")
     args = parser.parse_args()
     network = Network.loopback()

@@ -25,7 +25,7 @@ D = TypeVar("D", bound=DataType)
 PutHandler = Callable[[Any, Any], Awaitable[None]]
 Listener = Callable[["Reading"], None]
 
-_get_ident, _now = threading.get_ident, time.time  # on every set
+_get_ident, _now, _new_reading = threading.get_ident, time.time, tuple.__new__  # on every set
 
 
 def pv_name(attribute: str) -> str:
@@ -164,12 +164,15 @@ class AttrR(Generic[D]):
         owner = self._owner
         if owner is not None and owner != _get_ident():  # one comparison when it is right
             _threads.check_owner(self.name, owner)
-        reading = Reading(
-            self.datatype.coerce(value),
-            _now() if timestamp is None else timestamp,
-            severity,
-            status,
-            message,
+        reading = _new_reading(  # Reading(...) without its Python-level __new__
+            Reading,
+            (
+                self.datatype.coerce(value),
+                _now() if timestamp is None else timestamp,
+                severity,
+                status,
+                message,
+            ),
         )
         with self._lock:
             self.reading = reading

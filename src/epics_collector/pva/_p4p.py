@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from p4p import Value
@@ -28,9 +29,9 @@ from p4p.server.raw import SharedPV as _RawSharedPV
 log = logging.getLogger(__name__)
 
 
-def post_value(pv: SharedPV, value: Value) -> None:
-    """Post ``value`` (a complete ``Value`` of the PV's type) as is."""
-    _CoreSharedPV.post(pv, value)
+#: Post ``value`` (a ``Value`` of the PV's type: its marked fields) to ``pv`` as is: pvxs's
+#: own post, called directly (a wrapper function would cost every post a call).
+post_value: Callable[[SharedPV, Value], None] = _CoreSharedPV.post
 
 
 def on_pvxs_thread(method: Any) -> Any:

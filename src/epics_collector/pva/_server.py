@@ -56,20 +56,21 @@ class _Poster:
 
     def __call__(self, reading: Reading) -> None:
         """A new reading (the thread that set it, holding the attribute's lock)."""
-        pv = self.pv
+        pv, attr = self.pv, self.attr
         if pv is None or not pv.isOpen():
             return
-        if self.attr.lazy and not self.clients:
+        if attr.lazy and not self.clients:
             self.dirty = True
             return
-        alarm = reading[2:]  # severity, status, message
-        if alarm == self._alarm and self._plain and self.attr.refresh is None:
-            post_value(pv, self.mapping.stamped(reading))
-        else:
-            post_value(pv, self.mapping.value(reading))  # no wrapping: a Value
+        if self._plain and attr.refresh is None:  # the hot path of every scalar post
+            alarm = reading[2:]  # severity, status, message
+            if alarm == self._alarm:
+                post_value(pv, self.mapping.stamped(reading))
+                return
             self._alarm = alarm
-        if self.attr.refresh is not None:  # on demand: p4p holds the served copy
-            self.attr.forget()
+        post_value(pv, self.mapping.value(reading))  # no wrapping: a Value
+        if attr.refresh is not None:  # on demand: p4p holds the served copy
+            attr.forget()
 
     def post_current(self) -> None:
         """Post the attribute's newest reading (any thread)."""

@@ -173,7 +173,7 @@ class NtMapping:
         the alarm posted before; the update carries fewer fields.
         """
         timestamp = reading.timestamp
-        seconds = int(timestamp // 1)
+        seconds = int(timestamp)  # (POSIX times are positive: truncation is floor)
         return Value(
             self.type,
             {
