@@ -1,11 +1,11 @@
 """Which figures moved between two ``bench.json`` files by more than their spread.
 
 ``make bench-compare BASE=bench/baseline.json`` compares ``build/bench.json`` (the last
-``make bench``) with a baseline. A figure *moved* when each run's median lies outside the
-other's range (lowest .. highest of its interleaved runs): the move is larger than what
-the runs themselves scatter by. A figure measured once has no spread of its own; it is
-given one of ``--noise`` (default 25%, what one run swings by on a shared 2-core machine),
-so only a figure measured in several runs can show a small move.
+``make bench``) with a baseline. A figure *moved* when its median changed by more than
+its spread (highest - lowest of its interleaved rounds; the larger of the two runs'):
+more than the rounds themselves scatter by. A figure measured once has no spread of its
+own; it is given one of ``--noise`` (default 25%, what one run swings by on a shared
+2-core machine), so only a figure measured in rounds can show a small move.
 
 A moved figure with a target (its direction is known: ``>=`` higher is better) is a
 *regression* or an *improvement*; the others are printed as moved. The exit status is 1
@@ -22,22 +22,26 @@ from pathlib import Path
 from typing import Any
 
 
-def span(figure: dict[str, Any], noise: float) -> tuple[float, float]:
-    """The range a figure's runs scatter over (widened by ``noise`` for one run)."""
+def spread(figure: dict[str, Any], noise: float) -> float:
+    """How far a figure's rounds scatter: highest - lowest (``noise`` x value for one run)."""
     if figure["runs"] >= 2:
-        return figure["low"], figure["high"]
-    value = figure["value"]
-    return value - abs(value) * noise, value + abs(value) * noise
+        return figure["high"] - figure["low"]
+    return abs(figure["value"]) * noise
 
 
 def moved(base: dict[str, Any], new: dict[str, Any], noise: float) -> bool:
-    """Whether each median lies outside the other's range."""
+    """Whether the medians differ by more than the larger of the two spreads.
+
+    A change smaller than 2% of the figure's target is never a move (a stall of 0.3 ms
+    that became 0.5 ms, against a target of 0.5 s, is not news).
+    """
     if any(math.isnan(f["value"]) for f in (base, new)):
         return False
-    b_low, b_high = span(base, noise)
-    n_low, n_high = span(new, noise)
-    outside = not b_low <= new["value"] <= b_high
-    return outside and not n_low <= base["value"] <= n_high
+    change = abs(new["value"] - base["value"])
+    target = new.get("target") or base.get("target")
+    if target and change < 0.02 * abs(float(target.split()[-1])):
+        return False
+    return change > max(spread(base, noise), spread(new, noise))
 
 
 def verdict(base: dict[str, Any], new: dict[str, Any]) -> str:
