@@ -56,23 +56,33 @@ def test_an_ioc_restart_leaves_one_gap_and_no_fake_value(network, collector, pre
 
     def channel_row():
         table = ctx.get(prefix + "Channels").value
-        return {name: table[name][0] for name in ("bad_time", "late", "dropped", "connected")}
+        names = ("bad_time", "late", "dropped", "connected", "connects", "since", "reason")
+        return {name: table[name][0] for name in names}
 
     def count() -> int:
         value = ctx.get(prefix + "Count")
         return int(value["value"] if isinstance(value, Value) else value)
 
     values = []
+    assert channel_row()["connects"] == 0 and channel_row()["since"] != channel_row()["since"]
+    changes = []
     for restart in range(2):
         with SimIoc(source, network.environ()):
             wait_for(lambda r=restart: channel_row()["bad_time"] == r + 1, 20, "the UDF update")
-            assert channel_row()["connected"]
+            row = channel_row()
+            assert row["connected"] and row["connects"] == restart + 1, row
+            assert row["reason"] == "connected"
+            changes.append(row["since"])
             value = 5.0 + restart
             with Client(network) as fresh:  # a new channel: finds the new IOC at once
                 fresh.put(source + "CompressIn", value)
             values.append(value)
             wait_for(lambda r=restart: count() == 2 * r + 1, 10, "the real value")
         wait_for(lambda: not channel_row()["connected"], 10, "the loss of the IOC noticed")
+        row = channel_row()
+        assert row["since"] > changes[-1] and row["reason"] != "connected", row
+        changes.append(row["since"])
+    assert changes == sorted(changes) and time.time() - 60 < changes[0]
     rows = ctx.get(prefix + "c:Table").value
     got = [None if v != v else float(v) for v in rows["value"]]
     assert got == [5.0, None, 6.0, None]  # one gap per outage, no 0.0

@@ -104,6 +104,11 @@ class Collector(Device[CollectorConfig]):
                 "late": np.int64,
                 "bad_time": np.int64,
                 "kind": str,
+                "since": np.float64,
+                "connects": np.int64,
+                "reason": str,
+                "added": np.float64,
+                "period": np.float64,
             }
         ),
         name=CollectorPv.CHANNELS,
@@ -112,7 +117,11 @@ class Collector(Device[CollectorConfig]):
             "last_update (source time of the newest update, POSIX s), excluded, overruns "
             "and dropped (per channel), of which late (source time went back) and "
             "bad_time (no valid source time, e.g. a record's UDF value after an IOC "
-            "restart: not recorded, a gap instead), kind (number, string, waveform, image)"
+            "restart: not recorded, a gap instead), kind (number, string, waveform, image), "
+            "since (POSIX s of the last connection change; NaN: never connected), connects "
+            "(times the source connected: reconnections count again), reason (the source's "
+            "word on its last connection change), added (POSIX s the channel was made), period "
+            "(seconds between rows of a periodic compress; NaN: rows follow the updates)"
         ),
     )
 

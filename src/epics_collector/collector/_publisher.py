@@ -121,6 +121,11 @@ class Publisher:
                 "late": [ch.late for ch in channels],
                 "bad_time": [ch.bad_time for ch in channels],
                 "kind": [ch.config.kind for ch in channels],
+                "since": [ch.since for ch in channels],
+                "connects": [ch.connects for ch in channels],
+                "reason": [ch.reason for ch in channels],
+                "added": [ch.added for ch in channels],
+                "period": [_period(ch.config.compress.period) for ch in channels],
             }
         )
 
@@ -147,3 +152,7 @@ class Publisher:
         if missing and missing != self._reported_missing:
             self.report(f"not connected: {listed(sorted(missing))}", Severity.MINOR)
         self._reported_missing = missing
+
+
+def _period(period: float | None) -> float:
+    return float("nan") if period is None else period

@@ -53,7 +53,10 @@ class Channel:
     recorder: Recorder
     connected: bool = False
     ever_connected: bool = False
-    reason: str = "connecting"
+    reason: str = "connecting"  # the source's word on its last connection change
+    since: float = float("nan")  # POSIX time of the last connection change (none: NaN)
+    connects: int = 0  # times the source connected (a reconnection counts again)
+    added: float = field(default_factory=time.time)  # POSIX time the channel was made
     latest: Update | None = None
     changed: bool = True
     problem: str = ""
@@ -246,6 +249,9 @@ class Recorder:
                 row = (time.time(), gap, Severity.INVALID, Status.CLIENT)
                 self._append(channel, row, gap=True)
             connected = all(channel.sources_connected)
+            if connected != channel.connected:
+                channel.since = time.time()
+                channel.connects += int(connected)
             self._set_connected(channel, connected)
             channel.ever_connected |= connected
             channel.reason = reason
@@ -261,6 +267,7 @@ class Recorder:
         with self.lock:
             self._set_connected(channel, True)
             channel.ever_connected = True
+            channel.since, channel.connects = time.time(), 1
 
     def loss(self, channel: Channel, missing: int | None) -> None:
         """Count updates lost at the source while recording (see ``SourceListener``)."""
