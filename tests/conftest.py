@@ -274,6 +274,10 @@ class FactoryHandle:
         result = self.ctx.rpc(self.prefix + rpc, request, timeout=30.0)
         return result + "" if isinstance(result, str) else result  # p4p's ntstr str() has a stamp
 
+    def raw_get(self, pv: str, timeout: float = 10.0) -> Any:
+        """A PV's raw Value (an NTTable's ``value`` columns, say)."""
+        return self._raw.get(pv, timeout=timeout)
+
     def raw_rpc(self, pv: str, request: Any, timeout: float = 30.0) -> Any:
         """An RPC whose result comes back as the raw Value (an NTTable's columns, say)."""
         return self._raw.rpc(pv, request, timeout=timeout)

@@ -53,6 +53,26 @@ class Service:
         except urllib.error.HTTPError as error:
             return error.code, error.read()
 
+    def mgmt_reply(
+        self, path: str, body: bytes | None = None, content_type: str = ""
+    ) -> tuple[int, bytes]:
+        """Status and body of ``/mgmt/bpl/PATH`` (POST with ``body``)."""
+        url = f"http://127.0.0.1:{self.port}/mgmt/bpl/{path}"
+        headers = {"Content-Type": content_type} if content_type else {}
+        request = urllib.request.Request(url, data=body, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                return reply.status, reply.read()
+        except urllib.error.HTTPError as error:
+            with error:
+                return error.code, error.read()
+
+    def mgmt(self, path: str, body: bytes | None = None, content_type: str = "") -> Any:
+        """The JSON of ``/mgmt/bpl/PATH`` (POST with ``body``); AssertionError if not 200."""
+        status, answer = self.mgmt_reply(path, body, content_type)
+        assert status == 200, (path, status, answer)
+        return json.loads(answer)
+
     def data(self, pv: str, start: float, end: float, kind: str = "raw") -> tuple[int, bytes]:
         query = urllib.parse.urlencode({"pv": pv, "from": iso(start), "to": iso(end)})
         return self.get(f"data/getData.{kind}?{query}")

@@ -32,3 +32,8 @@ def aapy_decode(response: bytes) -> list[dict[str, Any]]:
 def aapy_fetch(port: int, pv: str, start: float, end: float, mode: str) -> dict[str, Any]:
     """A PV's history as aapy's PbFetcher (``pb``) or JsonFetcher (``json``) gets it."""
     return _run("aapy_fetch", "127.0.0.1", str(port), pv, repr(start), repr(end), mode)
+
+
+def aapy_rest(port: int, *calls: str) -> list[Any]:
+    """Results of aapy's AaRestClient ``calls`` (``method=json-argument``; aapy_rest.py)."""
+    return _run("aapy_rest", "127.0.0.1", str(port), *calls)

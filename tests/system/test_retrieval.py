@@ -264,6 +264,9 @@ def test_hosts_the_read_policy_leaves_out_get_403(
         assert status == 403 and b"may not read" in body
         status, body = service.data("ANY", 0, 1)
         assert status == 403
+        for path in ("getApplianceInfo", "getAllPVs", "getPVStatus?pv=A", "getVersions"):
+            assert service.mgmt_reply(path)[0] == 403, path  # the management API too
+        assert service.mgmt_reply("archivedPVs", b'["A"]', "application/json")[0] == 403
 
 
 def test_an_answer_over_max_samples_says_how_many_there_are(

@@ -15,10 +15,10 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import re2
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
@@ -31,6 +31,8 @@ from epics_collector.retrieval._archive import (
     UnservedError,
     payload_type,
 )
+from epics_collector.retrieval._errors import RequestError
+from epics_collector.retrieval._matching import MAX_REGEX, compile_regex, limit, names_from_body
 from epics_collector.retrieval._operators import (
     FROM_SUMMARY,
     Operator,
@@ -44,21 +46,10 @@ from epics_collector.retrieval._pb import PayloadType, PbWriter
 from epics_collector.retrieval._samples import Samples, concat
 from epics_collector.retrieval._times import TimeError, parse_time
 
-MAX_REGEX = 200
-MAX_BODY = 1 << 20  # bytes of a getDataAtTime body (a list of PV names)
-_RE2_OPTIONS = re2.Options()
-_RE2_OPTIONS.log_errors = False  # a bad regex is the client's 400, not the service's log
+MAX_BODY = 1 << 20  # bytes of a POST body (a list of PV names)
 MAX_PVS_PER_REQUEST = 1000
 #: Operators that pick samples, not compute with them: they take strings and waveforms.
 ROW_PICKS = frozenset({"firstSample", "lastSample", "nth", "ncount"})
-
-
-class RequestError(ValueError):
-    """A request that cannot be answered; ``status`` is its HTTP status."""
-
-    def __init__(self, text: str, status: int = 400) -> None:
-        super().__init__(text)
-        self.status = status
 
 
 def _range(params: Any) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -229,6 +220,19 @@ class Retrieval:
         return once(), result.kind, result.elements
 
 
+@dataclass(frozen=True)
+class Checked:
+    """A PV of a request, checked: what its answer will be made of."""
+
+    pv: str
+    operator: Operator | None
+    headers: dict[str, str]
+    kind: PayloadType
+    total: int  # rows in range
+    start: tuple[int, int]
+    end: tuple[int, int]
+
+
 def by_collector(operator: Operator, recordings: list[Recording], total: int) -> bool:
     """Whether the collector computes ``operator`` (one numeric recording, a statistic)."""
     if len(recordings) != 1 or recordings[0].kind != "number":
@@ -280,55 +284,102 @@ def create_app(
     async def _refused(request: Request, error: RequestError) -> Response:
         return PlainTextResponse(str(error) + "\n", status_code=error.status)
 
-    async def _one_pv(
-        request: Request,
-    ) -> tuple[str, Operator | None, dict[str, str], PayloadType, Any]:
-        retrieval.check_peer(request)
-        params = request.query_params
-        text = params.get("pv", "")
-        if not text:
-            raise RequestError("give the PV: ?pv=NAME (or ?pv=mean_600(NAME))")
+    async def _check(text: str, params: Any) -> Checked:
+        """One PV of a request, checked before any byte of the answer is sent."""
         start, end = _range(params)
         pv, operator, _, headers, kind, total = await retrieval.prepare(text, start, end)
-        rows, kind, elements = await retrieval.samples(pv, operator, start, end, kind, total)
-        return pv, operator, headers, kind, (rows, elements)
+        return Checked(pv, operator, headers, kind, total, start, end)
+
+    async def _rows(
+        checked: Checked,
+    ) -> tuple[str, PayloadType, AsyncIterator[Samples], dict[str, str], int]:
+        """The rows of a checked PV (an operator the service computes: computed now)."""
+        c = checked
+        rows, kind, elements = await retrieval.samples(
+            c.pv, c.operator, c.start, c.end, c.kind, c.total
+        )
+        return c.pv, kind, rows, c.headers, elements
+
+    async def _pv(
+        text: str, params: Any
+    ) -> tuple[str, PayloadType, AsyncIterator[Samples], dict[str, str], int]:
+        return await _rows(await _check(text, params))
+
+    def _asked(request: Request) -> str:
+        retrieval.check_peer(request)
+        text = request.query_params.get("pv", "")
+        if not text:
+            raise RequestError("give the PV: ?pv=NAME (or ?pv=mean_600(NAME))")
+        return text
 
     @app.get("/retrieval/data/getData.raw")
     async def get_raw(request: Request) -> Response:
-        pv, _, headers, kind, (rows, elements) = await _one_pv(request)
-
+        pv, kind, rows, headers, elements = await _pv(_asked(request), request.query_params)
         body = _encode_async(pv, kind, rows, headers, elements)
         return StreamingResponse(body, media_type="application/x-protobuf")
 
     @app.get("/retrieval/data/getData.json")
     async def get_json(request: Request) -> Response:
-        pv, _, headers, kind, (rows, _elements) = await _one_pv(request)
-        meta = {"name": pv, **{k: v for k, v in headers.items() if k in ("EGU", "PREC")}}
+        pv, kind, rows, headers, _ = await _pv(_asked(request), request.query_params)
 
         async def body() -> AsyncIterator[bytes]:
-            yield b'[{"meta": ' + json.dumps(meta).encode() + b', "data": ['
-            first = True
-            async for part in rows:
-                values = _json_values(kind, part.value)
-                items = []
-                for k in range(len(part)):
-                    items.append(
-                        json.dumps(
-                            {
-                                "secs": int(part.secs[k]),
-                                "nanos": int(part.nanos[k]),
-                                "val": values[k],
-                                "severity": int(part.severity[k]),
-                                "status": int(part.status[k]),
-                            }
-                        )
-                    )
-                if items:
-                    yield (b"" if first else b", ") + ", ".join(items).encode()
-                    first = False
-            yield b"]}]\n"
+            yield b"["
+            async for piece in _json_pv(pv, kind, rows, headers):
+                yield piece
+            yield b"]\n"
 
         return StreamingResponse(body(), media_type="application/json")
+
+    async def _many(request: Request, extension: str) -> Response:
+        """``getDataForPVs``: several PVs' answers in one, each as ``getData`` gives it.
+
+        Every PV is checked (known, its operator, its size) before the first byte is
+        sent; the answers are then streamed one PV after the other. ``pp=op_N`` applies
+        to each PV named without an operator of its own.
+        """
+        retrieval.check_peer(request)
+        if request.method == "POST":
+            body = await bounded_body(request)
+            names = names_from_body(request.headers.get("content-type", ""), body)
+        else:
+            names = request.query_params.getlist("pv")
+        if not names:
+            raise RequestError("give the PVs: ?pv=A&pv=B (or POST a JSON list of names)")
+        if len(names) > MAX_PVS_PER_REQUEST:
+            raise RequestError(f"at most {MAX_PVS_PER_REQUEST} PVs per request", 413)
+        operator = request.query_params.get("pp", "")
+        if operator:
+            names = [name if "(" in name else f"{operator}({name})" for name in names]
+        checked = [await _check(name, request.query_params) for name in names]
+
+        async def raw() -> AsyncIterator[bytes]:
+            for k, prepared in enumerate(checked):  # (one PV's rows held at a time)
+                pv, kind, rows, headers, elements = await _rows(prepared)
+                async for piece in _encode_async(pv, kind, rows, headers, elements, k == 0):
+                    yield piece
+
+        async def json_() -> AsyncIterator[bytes]:
+            yield b"["
+            for k, prepared in enumerate(checked):
+                pv, kind, rows, headers, _ = await _rows(prepared)
+                yield b", " if k else b""
+                async for piece in _json_pv(pv, kind, rows, headers):
+                    yield piece
+            yield b"]\n"
+
+        if extension == "raw":
+            return StreamingResponse(raw(), media_type="application/x-protobuf")
+        return StreamingResponse(json_(), media_type="application/json")
+
+    @app.get("/retrieval/data/getDataForPVs.{extension}")
+    async def get_data_for_pvs(extension: str, request: Request) -> Response:
+        if extension not in ("raw", "json"):
+            raise RequestError(f"getDataForPVs.{extension}: use .raw or .json", 400)
+        return await _many(request, extension)
+
+    @app.post("/retrieval/data/getDataForPVs.{extension}")
+    async def post_data_for_pvs(extension: str, request: Request) -> Response:
+        return await get_data_for_pvs(extension, request)
 
     @app.post("/retrieval/data/getDataAtTime")
     async def get_data_at_time(request: Request) -> Response:
@@ -338,7 +389,7 @@ def create_app(
             at = parse_time(at_text) if at_text else (int(time.time()), 0)
         except TimeError as error:
             raise RequestError(str(error)) from None
-        body = await _bounded_body(request, MAX_BODY)
+        body = await bounded_body(request, MAX_BODY)
         try:
             names = json.loads(body or b"[]")
         except RecursionError:
@@ -371,33 +422,9 @@ def create_app(
                 break
         return JSONResponse(answer)
 
-    def _regex(text: str | None) -> Any:
-        """A regex compiled for RE2: matching takes time linear in the name, whatever it is.
-
-        Python's ``re`` backtracks: ``(.|.|.)*!`` against a 24-character name never ends.
-        RE2 has no backreferences or lookaround; such a regex is refused (400).
-        """
-        text = text or ".*"
-        if len(text) > MAX_REGEX:
-            raise RequestError(f"the regex is longer than {MAX_REGEX} characters")
-        try:
-            return re2.compile(text, options=_RE2_OPTIONS)
-        except re2.error as error:
-            reason = (
-                error.args[0].decode() if error.args and isinstance(error.args[0], bytes) else error
-            )
-            raise RequestError(
-                f"bad regex {text!r}: {reason} (RE2 syntax: no backreferences or lookaround)"
-            ) from None
-
     def _limit(text: str | None) -> int:
-        if not text:
-            return 500
-        try:
-            limit = int(text)
-        except ValueError:
-            raise RequestError(f"limit must be an integer, got {text!r}") from None
-        return len(retrieval.archive.names()) if limit < 0 else limit
+        most = limit(text, 500)
+        return len(retrieval.archive.names()) if most < 0 else most
 
     def _matching(params: Any) -> list[str]:
         """The PV names a request selects: ``pv`` a glob (as the EAA takes it), else ``regex``."""
@@ -407,7 +434,7 @@ def create_app(
             if len(glob) > MAX_REGEX:
                 raise RequestError(f"the pv glob is longer than {MAX_REGEX} characters")
             return [n for n in names if fnmatch.fnmatchcase(n, glob)]
-        pattern = _regex(params.get("regex"))
+        pattern = compile_regex(params.get("regex"))
         return [n for n in names if pattern.search(n)]
 
     @app.get("/retrieval/bpl/getAllPVs")
@@ -425,7 +452,7 @@ def create_app(
     @app.get("/retrieval/bpl/searchForPVsRegex")
     async def search_for_pvs_regex(request: Request) -> Response:
         retrieval.check_peer(request)
-        pattern = _regex(request.query_params.get("regex"))
+        pattern = compile_regex(request.query_params.get("regex"))
         found = [n for n in retrieval.archive.names() if pattern.search(n)]
         return PlainTextResponse("".join(f"{n}\n" for n in found))
 
@@ -452,27 +479,59 @@ def create_app(
     return app
 
 
-async def _bounded_body(request: Request, limit: int) -> bytes:
-    """A request's body, refused (413) past ``limit`` bytes as it is read, not after.
+async def bounded_body(request: Request, most: int = MAX_BODY) -> bytes:
+    """A request's body, refused (413) past ``most`` bytes as it is read, not after.
 
-    A Content-Length over the limit is refused before a byte of the body is read.
+    A Content-Length over that is refused before a byte of the body is read.
     """
     length = request.headers.get("content-length", "")
-    if length and (not length.isdigit() or int(length) > limit):
-        raise RequestError(f"the body is over {limit} bytes", 413)
+    if length and (not length.isdigit() or int(length) > most):
+        raise RequestError(f"the body is over {most} bytes", 413)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
-        if len(body) > limit:
-            raise RequestError(f"the body is over {limit} bytes", 413)
+        if len(body) > most:
+            raise RequestError(f"the body is over {most} bytes", 413)
     return bytes(body)
 
 
-async def _encode_async(
-    pv: str, kind: PayloadType, rows: AsyncIterator[Samples], headers: dict[str, str], elements: int
+async def _json_pv(
+    pv: str, kind: PayloadType, rows: AsyncIterator[Samples], headers: dict[str, str]
 ) -> AsyncIterator[bytes]:
-    """PB/HTTP of an async stream of rows, one page at a time."""
-    writer = PbWriter(pv, kind, headers, elements)
+    """One PV's answer in JSON: ``{"meta": {...}, "data": [...]}``, page by page."""
+    meta = {"name": pv, **{k: v for k, v in headers.items() if k in ("EGU", "PREC")}}
+    yield b'{"meta": ' + json.dumps(meta).encode() + b', "data": ['
+    first = True
+    async for part in rows:
+        values = _json_values(kind, part.value)
+        items = [
+            json.dumps(
+                {
+                    "secs": int(part.secs[k]),
+                    "nanos": int(part.nanos[k]),
+                    "val": values[k],
+                    "severity": int(part.severity[k]),
+                    "status": int(part.status[k]),
+                }
+            )
+            for k in range(len(part))
+        ]
+        if items:
+            yield (b"" if first else b", ") + ", ".join(items).encode()
+            first = False
+    yield b"]}"
+
+
+async def _encode_async(
+    pv: str,
+    kind: PayloadType,
+    rows: AsyncIterator[Samples],
+    headers: dict[str, str],
+    elements: int,
+    first: bool = True,
+) -> AsyncIterator[bytes]:
+    """PB/HTTP of an async stream of rows, one page at a time (``first`` PV of the answer)."""
+    writer = PbWriter(pv, kind, headers, elements, first)
     async for part in rows:
         cast = Samples(part.secs, part.nanos, _cast(kind, part.value), part.severity, part.status)
         for chunk in writer.write(cast):

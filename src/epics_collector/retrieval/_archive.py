@@ -66,6 +66,44 @@ class Recording:
         )
 
 
+@dataclass(frozen=True)
+class ChannelState:
+    """A live recording's channel as its collector's ``Channels`` last said."""
+
+    connected: bool
+    count: int  # rows since the collector's last Clear
+    last_update: float  # source time of the newest update, POSIX s (NaN: none)
+    since: float  # POSIX s of the last connection change (NaN: never connected)
+    connects: int  # times the source connected
+    reason: str  # the source's word on its last connection change
+    added: float  # POSIX s the channel was made (NaN: not said)
+    period: float  # seconds between rows of a periodic compress (NaN: rows follow updates)
+
+
+def _channel_states(table: Any) -> list[ChannelState]:
+    """The rows of a ``Channels`` table as states (columns a collector lacks: NaN, 0)."""
+    names = set(table.keys())
+    rows = len(table["alias"])
+
+    def column(name: str, default: object) -> list[Any]:
+        return list(table[name]) if name in names else [default] * rows
+
+    return [
+        ChannelState(bool(c), int(n), float(t), float(s), int(k), str(r), float(a), float(p))
+        for c, n, t, s, k, r, a, p in zip(
+            column("connected", False),
+            column("count", 0),
+            column("last_update", np.nan),
+            column("since", np.nan),
+            column("connects", 0),
+            column("reason", ""),
+            column("added", np.nan),
+            column("period", np.nan),
+            strict=True,
+        )
+    ]
+
+
 def _page_samples(table: dict[str, Any]) -> Samples:
     """A page of a ``Query operator=page`` as samples (array rows: one per row)."""
     time_ = np.asarray(table["time"], np.float64)
@@ -99,10 +137,14 @@ class Archive:
         self.factories, self.collectors = list(factories), list(collectors)
         self.timeout = timeout
         self.recordings: dict[str, list[Recording]] = {}
+        self._names: tuple[dict[str, list[Recording]], list[str]] = ({}, [])  # sorted keys
         self.problems: dict[str, str] = {}  # prefix -> why it cannot be read now
         self.states: dict[str, str] = {}  # collector prefix -> its State when last read
+        #: (collector prefix, alias) -> the channel's row of Channels when last read
+        self.channels: dict[tuple[str, str], ChannelState] = {}
         self._known: dict[str, list[Recording]] = {}  # prefix -> recordings last read
         self._metadata: dict[str, tuple[float, dict[str, str], PayloadType | None]] = {}
+        self._elements: dict[str, int] = {}  # pv -> elements of its source's value, as read
 
     # discovery --------------------------------------------------------------------------
 
@@ -139,10 +181,13 @@ class Archive:
             self.states[prefix] = str(
                 await self.connection.get(prefix + DevicePv.STATE, timeout=self.timeout)
             )
-        return [
+        found = [
             Recording(prefix, str(alias), str(pv), str(kind))
             for alias, pv, kind in zip(table["alias"], table["pv"], table["kind"], strict=True)
         ]
+        for recording, state in zip(found, _channel_states(table), strict=True):
+            self.channels[(prefix, recording.alias)] = state
+        return found
 
     async def _live(self, prefix: str) -> list[Recording]:
         """A collector's channels; those known before while it does not answer.
@@ -167,6 +212,9 @@ class Archive:
         for gone in set(self._known) - set(prefixes) - set(self.factories):
             self._known.pop(gone, None)  # destroyed: its recording is retired, if kept
             self.states.pop(gone, None)
+        kept = {(r.collector, r.alias) for found in live for r in found}
+        for key in set(self.channels) - kept:
+            del self.channels[key]
         recordings: dict[str, list[Recording]] = {}
         for recording in [r for found in live for r in found] + retired:
             recordings.setdefault(recording.name, []).append(recording)
@@ -195,7 +243,10 @@ class Archive:
         return "Paused" if live else "Not being archived"
 
     def names(self) -> list[str]:
-        return sorted(self.recordings)
+        """The PV names recorded, sorted (as of the last refresh; sorted once a refresh)."""
+        if self._names[0] is not self.recordings:
+            self._names = (self.recordings, sorted(self.recordings))
+        return self._names[1]
 
     def recorded(self, pv: str) -> list[Recording]:
         """Every recording of ``pv``; UnknownPvError or UnservedError if none can be read."""
@@ -235,6 +286,11 @@ class Archive:
             return
         headers, native = _headers(value)
         self._metadata[pv] = (time.monotonic(), headers, native)
+        self._elements[pv] = _elements(value)
+
+    def elements(self, pv: str) -> int | None:
+        """How many elements ``pv``'s source value had when last read (None: not read)."""
+        return self._elements.get(pv)
 
     async def _refresh_metadata(self, recordings: dict[str, list[Recording]]) -> None:
         now = time.monotonic()
@@ -421,6 +477,15 @@ _SCALARS = {
     "B": PayloadType.SCALAR_BYTE,
     "s": PayloadType.SCALAR_STRING,
 }
+
+
+def _elements(value: Any) -> int:
+    """Elements of a source Value's ``value`` (1 for a scalar or an enum)."""
+    try:
+        field = value["value"]
+    except (KeyError, TypeError):
+        return 1
+    return len(field) if isinstance(field, (np.ndarray, list)) else 1
 
 
 def _headers(value: Any) -> tuple[dict[str, str], PayloadType | None]:

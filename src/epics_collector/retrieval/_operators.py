@@ -75,7 +75,7 @@ FROM_SUMMARY: dict[str, Callable[[list[float]], float]] = {
     "jitter": lambda s: s[1] / s[0] if s[4] and s[0] else np.nan,
 }
 SAMPLES = ("firstSample", "lastSample")
-OPERATORS = (*STATISTICS, *SAMPLES, "count", "ncount", "nth", "optimized")
+OPERATORS = (*STATISTICS, *SAMPLES, "count", "ncount", "nth", "optimized", "caplotbinning")
 _CALL = re.compile(r"(?P<op>[A-Za-z]+)(?:_(?P<n>[-+]?\d+))?\((?P<pv>.+)\)")
 
 
@@ -113,6 +113,8 @@ def bins(op: Operator, start: int, end: int) -> int:
     if op.name in ("nth", "ncount"):
         return 1
     count = (end // op.n) - (start // op.n) + 2  # (and the bin of the value at start)
+    if op.name == "caplotbinning":
+        count *= 4  # (up to four rows a bin)
     if count > MAX_BINS:
         raise OperatorError(f"{op.name}_{op.n}: more than {MAX_BINS} bins; choose a larger N")
     return count
@@ -154,6 +156,8 @@ def apply(
             elements=5,
         )
     bins(op, start, end)
+    if op.name == "caplotbinning":
+        return Result(_caplot(rows, before, op.n, start, end), PayloadType.SCALAR_DOUBLE)
     if op.name == "count":
         return Result(
             _binned(rows, before, op.n, start, end, len, fill=True, zero_empty=True),
@@ -186,6 +190,67 @@ def _pick(rows: Samples, n: int, first: bool) -> Samples:
     else:
         keep = np.r_[bins[1:] != bins[:-1], True]
     return rows.take(keep)
+
+
+def _caplot(rows: Samples, before: Samples, width: int, start: int, end: int) -> Samples:
+    """``caplotbinning_N``, as the appliance's ``CAPlotBinning.java`` computes it.
+
+    Bins ``s // N`` from the bin of ``start`` to that of ``end``; an event not later
+    than the one before it is skipped. A bin without events stays empty; one with one
+    or two keeps them, stamped at their whole seconds; one with more gives four rows:
+    its first value at the bin's start, its minimum a quarter in, its maximum halfway
+    and its last value three quarters in. Each row has the bin's highest severity.
+    The newest event before the first bin, if any, comes first as a bin of its own
+    (severity 0), and only when the range holds events. Values are doubles; the gap
+    rows of a disconnection (NaN) are left out of the minimum and maximum.
+    """
+    first_bin, last_bin = start // width, end // width
+    events = _concat(before, rows)
+    if len(events) > 1:
+        stamps = events.stamps()
+        events = events.take(np.r_[True, stamps[1:] > np.maximum.accumulate(stamps)[:-1]])
+    number = events.secs // width
+    inside = events.take((number >= first_bin) & (number <= last_bin))
+    if not len(inside):
+        return Samples.empty()
+    secs: list[int] = []
+    values: list[float] = []
+    severities: list[int] = []
+    earlier = np.flatnonzero(number < first_bin)
+    if len(earlier):
+        k = int(earlier[-1])
+        secs.append(int(events.secs[k]))
+        values.append(float(events.value[k]))
+        severities.append(0)
+    value = np.asarray(inside.value, np.float64)
+    number = inside.secs // width
+    starts = np.r_[0, np.flatnonzero(np.diff(number)) + 1]
+    stops = np.r_[starts[1:], len(inside)]
+    lows, highs = np.fmin.reduceat(value, starts), np.fmax.reduceat(value, starts)
+    worst = np.maximum.reduceat(np.asarray(inside.severity, np.int64), starts)
+    for b, lo, hi in zip(range(len(starts)), starts, stops, strict=True):
+        if hi - lo <= 2:
+            picked = [(int(inside.secs[k]), float(value[k])) for k in range(lo, hi)]
+        else:
+            base = int(number[lo]) * width
+            picked = [
+                (base, float(value[lo])),
+                (base + int(0.25 * width), float(lows[b])),
+                (base + int(0.50 * width), float(highs[b])),
+                (base + int(0.75 * width), float(value[hi - 1])),
+            ]
+        for stamp, result in picked:
+            secs.append(stamp)
+            values.append(result)
+            severities.append(int(worst[b]))
+    n = len(secs)
+    return Samples(
+        np.array(secs, np.int64),
+        np.zeros(n, np.int32),
+        np.array(values, np.float64),
+        np.array(severities, np.int32),
+        np.zeros(n, np.int32),
+    )
 
 
 def _summary(v: np.ndarray) -> list[float]:

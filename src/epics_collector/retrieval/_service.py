@@ -1,9 +1,14 @@
-"""``epics-collector retrieval``: the service, its configuration and its lifetime."""
+"""``epics-collector retrieval``: the service, its configuration and its lifetime.
+
+It serves the retrieval API under ``/retrieval`` and the management read API under
+``/mgmt`` on one port, as an Archiver Appliance does.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -14,6 +19,7 @@ from epics_collector.core import AccessPolicy
 from epics_collector.pva import Network
 from epics_collector.retrieval._app import Retrieval, create_app
 from epics_collector.retrieval._archive import PAGE_ROWS, Archive
+from epics_collector.retrieval._mgmt import add_mgmt
 from epics_collector.storage import MAX_POINTS
 
 DEFAULT_PORT = 17668  # the Archiver Appliance's retrieval port
@@ -45,6 +51,14 @@ class RetrievalConfig(BaseModel):
         description="addresses of reverse proxies whose X-Forwarded-For is believed (default "
         "none: access.read is checked against the connecting address)",
     )
+    identity: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_.:\-]+$",
+        description="this service's name in the management API (getApplianceInfo's identity; "
+        "default the host name)",
+    )
     page_rows: int = Field(
         default=PAGE_ROWS,
         ge=10,
@@ -74,4 +88,6 @@ def make_app(config: RetrievalConfig, network: Network) -> FastAPI:
                 await follower
             connection.close()
 
-    return create_app(retrieval, lifespan)
+    app = create_app(retrieval, lifespan)
+    add_mgmt(app, retrieval, config.identity)
+    return app

@@ -126,3 +126,43 @@ def test_requests_name_their_operator_or_get_the_list() -> None:
         parse("mean_0(LAB:X)")
     with pytest.raises(OperatorError, match="positive"):
         parse("mean_-5(LAB:X)")
+
+
+def test_caplotbinning_follows_the_appliances_rule_computed_by_hand() -> None:
+    """CAPlotBinning.java over 10 s bins, each case written out by hand.
+
+    Bin 0: none (empty, left out); bin 1: one event (as is, whole seconds); bin 2: two
+    (both as is); bin 3: five events, one repeated stamp (skipped) and a gap (NaN, out of
+    the minimum and maximum); the newest event before the range comes first, alone.
+    """
+    s = START
+    secs = np.array(
+        [s - 30, s - 25, s + 12, s + 21, s + 27, s + 30, s + 31, s + 31, s + 35, s + 39]
+    )
+    nanos = np.array([0, 7, 400_000_000, 1, 2, 3, 4, 4, 5, 6], np.int32)
+    values = np.array([9.0, 8.0, 1.0, 2.0, 3.0, 5.0, -1.0, 99.0, np.nan, 4.0])
+    severity = np.array([2, 1, 0, 1, 0, 0, 2, 3, 2, 1], np.int32)
+    rows = Samples(secs, nanos, values, severity, np.zeros(10, np.int32))
+    before, inside = rows.take(slice(0, 2)).take(slice(1, 2)), rows.take(slice(2, None))
+    result = apply(
+        Operator("caplotbinning", 10), inside, before, s, s + 39, PayloadType.SCALAR_DOUBLE
+    )
+    got = result.rows
+    assert result.kind is PayloadType.SCALAR_DOUBLE
+    expected = [
+        (s - 25, 8.0, 0),  # the value before the range: its bin of its own, severity 0
+        (s + 12, 1.0, 0),  # one event: as is (whole seconds)
+        (s + 21, 2.0, 1),  # two events: both as is, with the bin's highest severity
+        (s + 27, 3.0, 1),
+        (s + 30, 5.0, 2),  # first, at the bin's start (the repeated stamp's 99 skipped)
+        (s + 32, -1.0, 2),  # minimum, a quarter in (int(0.25 * 10))
+        (s + 35, 5.0, 2),  # maximum, halfway
+        (s + 37, 4.0, 2),  # last, three quarters in
+    ]
+    assert list(got.secs) == [e[0] for e in expected]
+    assert list(got.nanos) == [0] * len(expected)
+    assert list(got.value) == [e[1] for e in expected]
+    assert list(got.severity) == [e[2] for e in expected]
+    # no event in range: nothing, not even the value before
+    empty = apply(Operator("caplotbinning", 10), NONE, before, s, s + 9, PayloadType.SCALAR_DOUBLE)
+    assert len(empty.rows) == 0
