@@ -277,3 +277,84 @@ def test_clear_while_flushing_leaves_only_what_came_after(network, device_proces
             reloaded = fresh.get(prefix + "c:Value")
     assert np.all(np.diff(kept) == 1), "the history after Clear is not contiguous"
     assert list(reloaded) == list(kept), "rows from before the Clear came back from disk"
+
+
+def test_sources_with_no_declared_kind_are_recorded_as_their_type_says(
+    sim_ioc, collector, network, prefix, ctx
+):
+    """kind auto: a stringout, an mbbo, a waveform and an NTNDArray (PVA and CA).
+
+    Before, a stringout recorded with the default kind (number) dropped every update.
+    """
+    p = sim_ioc.prefix
+    with PvaSource(prefix + "IMG", network.environ(), image=(4, 6), rate=10, count=2):
+        collector(
+            {
+                "channels": [
+                    {"pv": p + "Note", "alias": "note"},
+                    {"pv": "ca://" + p + "Note", "alias": "ca_note"},
+                    {"pv": p + "Shutter", "alias": "shutter"},
+                    {"pv": p + "Waveform", "alias": "wave"},
+                    {"pv": prefix + "IMG0000", "alias": "img"},
+                    {"pv": p + "Note", "alias": "declared", "kind": "number"},
+                ],
+                "autostart": True,
+            }
+        )
+        expected = ["string", "string", "number", "waveform", "image", "number"]
+
+        def table():
+            return ctx.get(prefix + "Channels").value
+
+        wait_for(lambda: list(table()["kind"]) == expected, 20, "the kinds found")
+        with Client(network) as client:
+            client.put(p + "Note", "beam down")
+            client.put(p + "Shutter", 2)
+            client.put(prefix + "IMG:Go", 1)
+        wait_for(lambda: list(table()["count"][:3]) == [2, 2, 2], 20, "the new values")
+        wait_for(lambda: table()["count"][4] >= 2, 20, "two frames")
+    assert list(ctx.get(prefix + "note:Value")) == ["ready", "beam down"]
+    assert list(ctx.get(prefix + "ca_note:Value")) == ["ready", "beam down"]
+    assert list(ctx.get(prefix + "shutter:Value")) == [0.0, 2.0]
+    assert np.asarray(ctx.get(prefix + "wave:Value")).shape[1] == 1000
+    assert np.asarray(ctx.get(prefix + "img:Frame")).shape == (4, 6)
+    dropped = dict(zip(table()["alias"], table()["dropped"], strict=True))
+    assert dropped == {"note": 0, "ca_note": 0, "shutter": 0, "wave": 0, "img": 0, "declared": 2}
+    message = str(ctx.get(prefix + "Message"))
+    assert "declared" in message or int(ctx.get(prefix + "Dropped")) == 2
+
+
+def test_a_client_of_an_auto_channel_reconnects_to_the_pvs_of_the_kind_found(
+    collector, network, prefix, ctx
+):
+    """Opened before the source's first update, ``s:Value`` is a number's; then a string's."""
+    import queue
+
+    from p4p.nt import NTScalar
+    from p4p.server import Server, StaticProvider
+    from p4p.server.thread import SharedPV
+
+    source = prefix + "SRC"
+    collector({"channels": [{"pv": source, "alias": "s"}], "autostart": True})
+    seen: queue.Queue = queue.Queue()
+    subscription = ctx.monitor(prefix + "s:Value", seen.put, notify_disconnect=True)
+    try:
+        first = seen.get(timeout=10)
+        while isinstance(first, Exception):  # (p4p says "not connected yet" first)
+            first = seen.get(timeout=10)
+        assert np.asarray(first).dtype == np.float64 and len(first) == 0  # a number's, empty
+        pv = SharedPV(nt=NTScalar("s"), initial="hello")
+        provider = StaticProvider("late source")
+        provider.add(source, pv)
+        with Server(providers=[provider], conf=network.server_conf(), useenv=False):
+            values: list = []
+
+            def the_string() -> bool:
+                values.append(seen.get(timeout=10))
+                return not isinstance(values[-1], Exception) and list(values[-1]) == ["hello"]
+
+            wait_for(the_string, 20, "the string PV, after a reconnect")
+            assert any(isinstance(v, Exception) for v in values)  # (the number PV closed)
+            assert str(ctx.get(prefix + "Channels").value["kind"][0]) == "string"
+    finally:
+        subscription.close()

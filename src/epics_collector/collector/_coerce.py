@@ -1,7 +1,9 @@
 """How a source value becomes a row of a channel's ring: chosen once per channel kind.
 
 A channel's kind (number, string, waveform, image) fixes what its rows hold, so the
-conversion is picked when the channel is made, not tested on every update. A value that
+conversion is picked when the channel is made, not tested on every update; a channel of
+kind ``auto`` gets its kind, and its conversion, from its source's first update
+(:func:`kind_of`). A value that
 cannot be converted raises ``TypeError`` or ``ValueError`` with the reason (the recorder
 counts it in Dropped and says it once).
 """
@@ -21,8 +23,25 @@ from epics_collector.storage import Ring
 Coerce = Callable[[Any], Any]
 
 
+def kind_of(value: Any) -> str | None:
+    """The kind that records ``value`` (a source's decoded value); None if none does.
+
+    An NTScalar or NTEnum (its index) or a CA number: number; a string: string; a 1-D
+    array: waveform; a 2-D array (an NTNDArray's frame): image.
+    """
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, np.ndarray):
+        return {0: "number", 1: "waveform", 2: "image"}.get(value.ndim)
+    if isinstance(value, (int, float, np.number)):  # (bool is an int)
+        return "number"
+    return None
+
+
 def coercer(config: ChannelConfig, ring: Ring) -> Coerce:
     """The conversion of the channel's kind, into ``ring``'s rows."""
+    if config.kind == "auto":
+        return _unknown
     if config.kind == "number":
         return float
     if config.kind == "string":
@@ -30,6 +49,11 @@ def coercer(config: ChannelConfig, ring: Ring) -> Coerce:
     if config.kind == "image":
         return functools.partial(_image, ring, config.shape)
     return functools.partial(_waveform, ring)
+
+
+def _unknown(value: Any) -> Any:
+    """An ``auto`` channel's value that no kind records (so its kind is not known)."""
+    raise TypeError(f"no kind records {type(value).__name__} values (declare one)")
 
 
 def _text(value: Any) -> str:

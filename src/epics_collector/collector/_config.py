@@ -29,7 +29,15 @@ from epics_collector.upload import make_uploader
 
 #: One second at the raw p4p ceiling measured here (40-60k scalar updates/s) fits in the
 #: scalar queue; an array queue is bounded by memory (a queued update holds its array).
-DEFAULT_QUEUE_SIZES = {"number": 100_000, "string": 100_000, "waveform": 1000, "image": 100}
+#: Monitor queue sizes by kind; ``auto`` is subscribed before its kind is known: the
+#: scalars' burst (declare waveform or image to bound a fast array source's queue).
+DEFAULT_QUEUE_SIZES = {
+    "auto": 100_000,
+    "number": 100_000,
+    "string": 100_000,
+    "waveform": 1000,
+    "image": 100,
+}
 ALIAS_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,59}$")
 _PV_NAME = re.compile(r"^[^\s\"'{}]+$")
 
@@ -50,9 +58,12 @@ class ChannelConfig(BaseModel):
 
     pv: str = Field(min_length=1, description="pva://NAME, ca://NAME or a bare name (PVA)")
     alias: str = Field(default="", description="name under the prefix; default from the PV name")
-    kind: Literal["number", "string", "waveform", "image"] = Field(
-        default="number",
-        description="number (numeric and enum), string, waveform (1-D arrays) or image (2-D)",
+    kind: Literal["auto", "number", "string", "waveform", "image"] = Field(
+        default="auto",
+        description=(
+            "number (numeric and enum), string, waveform (1-D arrays), image (2-D), or auto: "
+            "the source's type decides on its first update"
+        ),
     )
     shape: tuple[int, int] | None = Field(
         default=None, description="image: [rows, columns] of a source that sends 1-D arrays"
@@ -93,6 +104,12 @@ class ChannelConfig(BaseModel):
 
     @model_validator(mode="after")
     def _alias(self) -> ChannelConfig:
+        if self.kind == "auto" and self.shape is not None:
+            self.kind = "image"  # (only an image has a shape)
+        elif self.kind == "auto" and (
+            self.compress.algorithm != "every" or self.include or self.deadband
+        ):
+            self.kind = "number"  # (only numbers are reduced, limited or deadbanded)
         if self.kind == "string" and (self.compress.algorithm in NUMERIC_ONLY or self.include):
             raise ValueError(
                 f"{self.pv}: {self.compress.algorithm} compression and include limits need "
@@ -103,7 +120,7 @@ class ChannelConfig(BaseModel):
             raise ValueError(f"{self.pv}: {self.kind} channels record every update whole")
         if self.shape is not None and self.kind != "image":
             raise ValueError(f"{self.pv}: shape is only for kind image")
-        if self.max_bytes is not None and not arrays:
+        if self.max_bytes is not None and not arrays and self.kind != "auto":
             raise ValueError(f"{self.pv}: max_bytes is only for waveform and image channels")
         self.alias = self.alias or default_alias(self.pv)
         if not ALIAS_PATTERN.match(self.alias):
@@ -176,7 +193,7 @@ class CollectorConfig(DeviceConfig):
         le=1_000_000,
         description=(
             "monitor queue per source, the burst it absorbs (default: 100000 updates for "
-            "number and string channels, 1000 for waveforms, 100 for images)"
+            "number, string and auto channels, 1000 for waveforms, 100 for images)"
         ),
     )
     autostart: bool = Field(default=False, description="start recording when the device starts")
@@ -239,18 +256,24 @@ class CollectorConfig(DeviceConfig):
             return self
         if self.mode != "ring":
             raise ValueError("trigger windows need mode ring (the ring keeps recording)")
-        span = self.trigger.pre + self.trigger.post
-        if span <= 0:
+        if self.trigger.pre + self.trigger.post <= 0:
             raise ValueError("trigger.pre + trigger.post must be more than 0 seconds")
         for channel in self.channels:
-            period = channel.compress.period
-            if period is not None and self.capacity * period < span:
-                raise ValueError(
-                    f"channel {channel.alias} holds {self.capacity * period:g} s "
-                    f"({self.capacity} samples x {period:g} s), less than trigger.pre + "
-                    f"trigger.post = {span:g} s: raise capacity"
-                )
+            self.check_trigger_span(channel)
         return self
+
+    def check_trigger_span(self, channel: ChannelConfig) -> None:
+        """A periodic channel must hold a whole trigger window (ValueError if not)."""
+        period = channel.compress.period
+        if self.trigger is None or period is None:
+            return
+        span = self.trigger.pre + self.trigger.post
+        if self.capacity * period < span:
+            raise ValueError(
+                f"channel {channel.alias} holds {self.capacity * period:g} s "
+                f"({self.capacity} samples x {period:g} s), less than trigger.pre + "
+                f"trigger.post = {span:g} s: raise capacity"
+            )
 
     @model_validator(mode="after")
     def _unique_aliases(self) -> CollectorConfig:

@@ -15,6 +15,7 @@ import numpy as np
 from epics_collector.collector._annotating import Annotating
 from epics_collector.collector._config import CollectorConfig
 from epics_collector.collector._damage import Damage
+from epics_collector.collector._editing import ChannelEditing, ChannelJournal
 from epics_collector.collector._exporting import Exporting, gather
 from epics_collector.collector._names import CollectorPv
 from epics_collector.collector._publisher import Counters, Publisher
@@ -65,7 +66,7 @@ class Collector(Device[CollectorConfig]):
 
     config_model = CollectorConfig
     States = CollectorStates
-    parts = (Damage, Triggering, Exporting, Queries, Pushing, Annotating)
+    parts = (Damage, Triggering, Exporting, Queries, Pushing, Annotating, ChannelEditing)
 
     count = AttrR(
         Int(),
@@ -117,7 +118,8 @@ class Collector(Device[CollectorConfig]):
             "last_update (source time of the newest update, POSIX s), excluded, overruns "
             "and dropped (per channel), of which late (source time went back) and "
             "bad_time (no valid source time, e.g. a record's UDF value after an IOC "
-            "restart: not recorded, a gap instead), kind (number, string, waveform, image), "
+            "restart: not recorded, a gap instead), kind (number, string, waveform, image; "
+            "auto until the source says), "
             "since (POSIX s of the last connection change; NaN: never connected), connects "
             "(times the source connected: reconnections count again), reason (the source's "
             "word on its last connection change), added (POSIX s the channel was made), period "
@@ -137,6 +139,8 @@ class Collector(Device[CollectorConfig]):
         Each channel's PVs are made when a client asks (:class:`ChannelPvFamily`).
         """
         super().__init__(config, data_dir=data_dir, sources=sources)
+        journal = ChannelJournal(self.data_dir)
+        replayed = journal.replay(self.config)  # (the channels added and removed since)
         self.recorder = Recorder(self.config, self._recorder_event)
         self.channel_pvs = ChannelPvFamily(self.recorder.history, self.config.tail, self._prefix)
         self.add_family(self.channel_pvs)
@@ -188,6 +192,12 @@ class Collector(Device[CollectorConfig]):
         self.pushing = self.add_part(
             Pushing(self.config, self.recorder, self._pushed_channel_added, self.report)
         )
+        self.editing = self.add_part(
+            ChannelEditing(self.config, self.recorder, journal, self._edited, self.report)
+        )
+        self.editing.replayed(replayed)
+        self._config_stale = bool(replayed.added or replayed.removed)
+        self._served_config()
 
     def _prefix(self) -> str:
         return self.prefix
@@ -202,6 +212,34 @@ class Collector(Device[CollectorConfig]):
     def _pushed_channel_added(self) -> None:
         if self.spill is not None:  # (nothing on disk yet: the next flush writes it)
             self.spill.describe()
+
+    def _edited(self, channel: Channel, added: bool) -> None:
+        """A channel was added (or added back) or removed by an RPC (event loop).
+
+        Its subscription opens or closes, a removed channel's PVs close; what is O(n) in
+        the channels (the description on disk, the Config PV) follows at the next flush.
+        """
+        if self.subscriber is not None:
+            if added:
+                self.subscriber.add(channel)
+            else:
+                self.subscriber.remove(channel)
+        if not added:
+            self.withdraw_family_pvs(self.channel_pvs.served(channel.alias))
+            self.editing.publish()
+        if self.spill is not None:
+            self.spill.describe_later()
+        self._config_stale = True
+        verb = "added" if added else "removed"
+        self.report(f"{channel.alias} ({channel.config.pv}) {verb}")
+
+    def _served_config(self) -> None:
+        """The Config PV: the channels recorded now (the config's, as added and removed)."""
+        if self._config_stale:
+            live = self.recorder.live
+            config = self.config.model_copy(update={"channels": [ch.config for ch in live]})
+            self.config_json.set(config.served_json())
+            self._config_stale = False
 
     # commands -------------------------------------------------------------------------------
 
@@ -285,12 +323,18 @@ class Collector(Device[CollectorConfig]):
             self._stop_for(f"sample limit of {self.config.limits.samples} reached")
         elif event == Event.BAD_VALUE:
             self.report(channel.problem, Severity.MINOR)
+        elif event == Event.KIND:  # an auto channel's kind, from its source
+            log.info("%s: kind %s (from its source)", channel.alias, channel.config.kind)
+            self.withdraw_family_pvs(self.channel_pvs.reset(channel.alias))
+            if self.spill is not None:
+                self.spill.describe()
         elif not channel.connected:
             self.report(f"{channel.alias} ({channel.config.pv}) {channel.reason}", Severity.MINOR)
         else:
             if self.subscriber is not None:
                 self.subscriber.connected()  # the next batch of subscriptions may be due
-            if self.recorder.connected == len(self.recorder.channels):  # O(1): 100k events
+            live = len(self.recorder.channels) - self.recorder.removed
+            if self.recorder.connected == live:  # O(1): 100k events
                 self.report("all channels connected")
 
     # the history on disk ----------------------------------------------------------------------
@@ -309,6 +353,7 @@ class Collector(Device[CollectorConfig]):
         """
         if self.spill is not None:
             await self.spill.flush(self.pushing.kinds)
+        self._served_config()
 
     # lifecycle ------------------------------------------------------------------------------
 

@@ -29,6 +29,9 @@ class CollectorPv(StrEnum):
     QUERY_BUSY = "QueryBusy"
     QUERY = "Query"
     PUSH = "Push"
+    ADD = "Add"
+    REMOVE = "Remove"
+    REMOVED = "Removed"
     ANNOTATE = "Annotate"
     ANNOTATIONS = "Annotations"
 

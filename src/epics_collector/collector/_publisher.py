@@ -58,8 +58,8 @@ class Publisher:
         """Post what changed since the last call."""
         changed = self.recorder.take_changed()
         for channel_pvs in self.channel_pvs.live():  # only channels a client uses have PVs
-            if channel_pvs.channel.alias not in changed:
-                continue
+            if channel_pvs.channel.alias not in changed or channel_pvs.stale:
+                continue  # (stale: an auto channel found not to be a number; being reset)
             if channel_pvs.connected.value != channel_pvs.channel.connected:
                 channel_pvs.connected.set(channel_pvs.channel.connected)
             if channel_pvs.watched:
@@ -83,7 +83,7 @@ class Publisher:
     def _report_losses(self) -> None:
         """Say in Message which channels lost updates since the last report."""
         lines = []
-        for channel in self.recorder.channels:
+        for channel in self.recorder.live:
             now = (channel.overruns, channel.missing)
             before = self._reported_losses.get(channel.alias, (0, 0))
             if now == before:
@@ -106,7 +106,7 @@ class Publisher:
 
     def publish_channel_table(self) -> None:
         """Post the Channels table (on demand: when opened, and while watched)."""
-        channels = self.recorder.channels
+        channels = self.recorder.live
         latest = [ch.latest.timestamp if ch.latest else np.nan for ch in channels]
         self.pvs.channel_table.set(
             {
@@ -146,7 +146,7 @@ class Publisher:
         now = time.monotonic()
         missing = {
             f"{ch.alias} ({ch.config.pv})"
-            for ch in self.recorder.channels
+            for ch in self.recorder.live
             if not ch.ever_connected and now - ch.created > self.config.connect_timeout
         }
         if missing and missing != self._reported_missing:

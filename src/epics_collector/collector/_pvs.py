@@ -9,6 +9,10 @@
 
 Every kind also has ``Tail`` (the newest ``tail`` rows of ``Table``, for live displays);
 number channels have the ``View:*`` PVs (:class:`~epics_collector.collector._views.ChannelView`).
+A channel of kind ``auto`` whose source has not said its type yet has a number's PVs
+(the common case: nothing changes when it is found to be one); found to be another kind,
+its PVs are made again (:meth:`ChannelPvFamily.reset`), and clients reconnect to the PVs
+of that kind.
 """
 
 from __future__ import annotations
@@ -44,6 +48,12 @@ SCALAR_DTYPES: dict[str, Any] = {"number": np.float64, "string": str}
 ROW_COLUMNS = {"time": np.float64, "severity": np.int8, "status": np.int8}
 
 
+def layout(channel: Channel) -> str:
+    """The kind whose PVs a channel serves: an auto channel's until found, a number's."""
+    kind = channel.config.kind
+    return "number" if kind == "auto" else kind
+
+
 class ChannelPvs:
     """One channel's PVs (:attr:`attrs`); keeps the watched ones current."""
 
@@ -55,7 +65,8 @@ class ChannelPvs:
         prefix: Callable[[], str] = str,
     ):
         self.recorded, self.channel, self.tail_rows = history, channel, tail
-        alias, kind, pv = channel.alias, channel.config.kind, channel.config.pv
+        alias, kind, pv = channel.alias, layout(channel), channel.config.pv
+        self.kind = kind  # (an auto channel's PVs are made again if it is not a number)
         self.value: AttrR[Any] | None = None
         self.frame: AttrR[Any] | None = None
         self.frame_index: AttrRW[Int] | None = None
@@ -133,6 +144,11 @@ class ChannelPvs:
             ]
         #: Every PV of the channel by name (``alias:Suffix``).
         self.attrs: dict[str, AttrR[Any]] = {a.name: a for a in served if a is not None}
+
+    @property
+    def stale(self) -> bool:
+        """An auto channel's number PVs, after it was found to be of another kind."""
+        return self.kind != layout(self.channel)
 
     @property
     def customised(self) -> bool:
@@ -219,14 +235,17 @@ class ChannelPvFamily:
 
     def _split(self, name: str) -> tuple[Channel | None, str]:
         alias, _, suffix = name.partition(":")
-        return self.history.by_alias.get(alias), suffix
+        channel = self.history.by_alias.get(alias)
+        if channel is None or channel.removed == channel.removed:
+            return None, suffix  # (a removed channel has no PVs: its rows are read by Query)
+        return channel, suffix
 
     def _make(self, channel: Channel) -> ChannelPvs:
         return ChannelPvs(self.history, channel, self.tail, self.prefix)
 
     def suffixes(self, channel: Channel) -> frozenset[str]:
         """The PV names of a channel of this kind, after ``alias:``."""
-        kind = channel.config.kind
+        kind = layout(channel)
         if kind not in self._suffixes:
             start = len(channel.alias) + 1
             names = self._make(channel).attrs
@@ -241,10 +260,11 @@ class ChannelPvFamily:
     def make(self, name: str) -> AttrR[Any]:
         """The attribute of ``name``, making the channel's PVs if none are live."""
         channel, _ = self._split(name)
-        assert channel is not None, name
+        if channel is None:  # (removed since has() said yes)
+            raise LookupError(f"no channel PV {name}")
         with self._lock:
             pvs = self._live.get(channel.alias)
-            if pvs is None:
+            if pvs is None or pvs.stale:  # (none, or an auto channel's before it was found)
                 pvs = self._live[channel.alias] = ChannelPvs(
                     self.history, channel, self.tail, self.prefix
                 )
@@ -263,6 +283,23 @@ class ChannelPvFamily:
             if pvs is not None and not pvs.customised:
                 del self._live[alias]
 
+    def reset(self, alias: str) -> list[str]:
+        """An auto channel's kind was found: the names of its PVs to close, if it changed.
+
+        The transport closes those (their clients reconnect to the PVs of its kind).
+        """
+        with self._lock:
+            pvs = self._live.get(alias)
+            if pvs is None or not pvs.stale:
+                return []
+            return list(pvs.attrs)
+
+    def served(self, alias: str) -> list[str]:
+        """The names of a channel's PVs made now (to close when it is removed)."""
+        with self._lock:
+            pvs = self._live.get(alias)
+            return list(pvs.attrs) if pvs is not None else []
+
     def live(self) -> list[ChannelPvs]:
         """The channels' PVs that exist now (a copy)."""
         with self._lock:
@@ -271,5 +308,7 @@ class ChannelPvFamily:
     def names(self) -> Iterator[str]:
         """Every channel's PV names, channel by channel."""
         for channel in list(self.history.channels):
+            if channel.removed == channel.removed:
+                continue
             for suffix in sorted(self.suffixes(channel)):
                 yield f"{channel.alias}:{suffix}"

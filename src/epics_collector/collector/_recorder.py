@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from epics_collector.collector import _texts
-from epics_collector.collector._coerce import Coerce, coercer
+from epics_collector.collector._coerce import Coerce, coercer, kind_of
 from epics_collector.collector._config import ChannelConfig, CollectorConfig
 from epics_collector.collector._history import History
 from epics_collector.collector._merge import Merger
@@ -42,6 +42,7 @@ class Event(StrEnum):
     SAMPLE_LIMIT = "sample limit"
     CONNECTION = "connection"
     BAD_VALUE = "bad value"
+    KIND = "kind"  # an auto channel's kind was found
 
 
 @dataclass
@@ -57,6 +58,7 @@ class Channel:
     since: float = float("nan")  # POSIX time of the last connection change (none: NaN)
     connects: int = 0  # times the source connected (a reconnection counts again)
     added: float = field(default_factory=time.time)  # POSIX time the channel was made
+    removed: float = math.nan  # POSIX time of its Remove (NaN: live); its rows stay
     latest: Update | None = None
     changed: bool = True
     problem: str = ""
@@ -80,6 +82,18 @@ class Channel:
         self.coerce = coercer(self.config, self.ring)
         self.merger = Merger(self.config.merge_window) if self.config.merge else None
         self.sources_connected = [False] * (1 + len(self.config.merge))
+
+    def resolve(self, kind: str, collector: CollectorConfig) -> None:
+        """An ``auto`` channel's kind is ``kind`` from now on (under the recorder's lock).
+
+        Its config says so (every reader of the kind sees it), and its ring and
+        conversion become that kind's; it has no rows yet.
+        """
+        self.config = self.config.model_copy(update={"kind": kind})
+        if not len(self.ring):
+            self.ring = _ring(collector, self.config)
+        self.coerce = coercer(self.config, self.ring)
+        self.changed = True
 
     def clear(self) -> None:
         """Forget the rows and the counters (under the recorder's lock)."""
@@ -149,7 +163,7 @@ class MergedSource:
 def _ring(config: CollectorConfig, channel: ChannelConfig) -> Ring:
     """The ring of a channel: strings, arrays (shaped by the first update), or floats."""
     overwrite = config.mode == "ring"
-    if channel.kind in ("waveform", "image"):  # shape and dtype from the first update
+    if channel.kind in ("waveform", "image", "auto"):  # shape and dtype from the first update
         return Ring(
             config.capacity, overwrite=overwrite, row_shape=None, max_bytes=channel.max_bytes
         )
@@ -182,6 +196,7 @@ class Recorder:
         self.arrivals = 0  # source updates received (readers give way while it grows fast)
         self.channels = [Channel(c, _ring(config, c), self) for c in config.channels]
         self.connected = 0  # channels connected now (kept by connection changes)
+        self.removed = 0  # channels removed (kept with their rows)
         #: The channels by alias (recorded and pushed).
         self.by_alias = {channel.alias: channel for channel in self.channels}
         #: The face readers see (read-only), and the one the spill store sees.
@@ -198,8 +213,12 @@ class Recorder:
     def record(self, channel: Channel, update: Update) -> None:
         """Store ``update`` if recording (and remember it as the channel's latest)."""
         with self.lock:
+            if channel.removed == channel.removed:  # (an update in flight at its Remove)
+                return
             self.arrivals += 1
             channel.latest = update
+            if channel.config.kind == "auto":
+                self._found_kind(channel, update.value)
             if not self.recording:
                 return
             try:
@@ -210,6 +229,13 @@ class Recorder:
                     self._reduce(channel, ready)
             except Exception as error:  # never let one channel stop the others
                 self._failed(channel, error)
+
+    def _found_kind(self, channel: Channel, value: Any) -> None:
+        """An ``auto`` channel's first update of a kind that records it: its kind."""
+        kind = kind_of(value)
+        if kind is not None:
+            channel.resolve(kind, self.config)
+            self.notify(Event.KIND, channel)
 
     def _failed(self, channel: Channel, error: Exception) -> None:
         """Recording an update of ``channel`` raised: count it, say so, go on."""
@@ -240,6 +266,8 @@ class Recorder:
     def connection(self, channel: Channel, connected: bool, reason: str, source: int = 0) -> None:
         """Track connection; a disconnect while recording leaves a gap row."""
         with self.lock:
+            if channel.removed == channel.removed:
+                return
             was = channel.sources_connected[source]
             channel.sources_connected[source] = connected
             if not connected and was and self.recording and channel.ring.sized:
@@ -364,12 +392,45 @@ class Recorder:
     # device side ------------------------------------------------------------------------
 
     def add_channel(self, config: ChannelConfig) -> Channel:
-        """A channel without a source (samples come from :meth:`push`)."""
+        """A new channel (its source, if any, is subscribed by the caller; or pushed)."""
         channel = Channel(config, _ring(self.config, config), self)
         with self.lock:
             self.channels.append(channel)
             self.by_alias[channel.alias] = channel
         return channel
+
+    def drop_channel(self, channel: Channel) -> None:
+        """Forget a channel just added (before anything was recorded into it)."""
+        with self.lock:
+            self.channels.remove(channel)
+            del self.by_alias[channel.alias]
+
+    def remove_channel(self, channel: Channel, when: float) -> None:
+        """Record ``channel`` no more (its subscription is closed by the caller).
+
+        Its rows stay: read, flushed, exported and kept on disk with the recording.
+        """
+        with self.lock:
+            channel.removed = when
+            self._set_connected(channel, False)
+            channel.changed = True
+            self.removed += 1
+
+    def revive(self, channel: Channel) -> None:
+        """A removed channel is recorded again (added back with the same source)."""
+        with self.lock:
+            channel.removed = math.nan
+            self.removed -= 1
+            channel.sources_connected = [False] * len(channel.sources_connected)
+            channel.ever_connected, channel.reason = False, "connecting"
+            channel.changed = True
+
+    @property
+    def live(self) -> list[Channel]:
+        """The channels recorded now (not removed)."""
+        if not self.removed:
+            return self.channels
+        return [ch for ch in self.channels if ch.removed != ch.removed]
 
     def push(self, channel: Channel, update: Update) -> None:
         """Record a sample a client pushed, recording or not.
@@ -385,6 +446,8 @@ class Recorder:
                     f"({newest:.6f}): pushes must come in time order"
                 )
             channel.latest = update
+            if channel.config.kind == "auto":
+                self._found_kind(channel, update.value)
             self._reduce(channel, update)
 
     def start(self) -> None:

@@ -17,10 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from epics_collector.collector._config import CollectorConfig
-from epics_collector.collector._recorder import Recorder
+from epics_collector.collector._recorder import Channel, Recorder
 from epics_collector.collector._spill_ledger import FlushOutcome, SpillLedger
 from epics_collector.core import Severity
-from epics_collector.storage import DirectoryBusyError, DirectoryLock, PathError, describe
+from epics_collector.storage import (
+    KINDS,
+    DirectoryBusyError,
+    DirectoryLock,
+    PathError,
+    describe,
+    description,
+)
 
 log = logging.getLogger(__name__)
 Report = Callable[[str, Severity], None]
@@ -84,6 +91,7 @@ class Spill:
             log.warning("%s: the store's lock cannot be taken (%s)", self.directory, error)
             self._owner = True  # (no other process can write there either)
         aliases = {ch.alias for ch in recorder.channels}
+        self._found_kinds()
         restored = self.ledger.open(aliases)
         meta = restored.meta
         for alias, kind in dict(meta.get("pushed", {})).items():
@@ -115,6 +123,16 @@ class Spill:
             )
         return resume
 
+    def _found_kinds(self) -> None:
+        """``auto`` channels take the kind the recording on disk says they had found."""
+        described = description(self.data_dir).get("channels") or []
+        kinds = {str(c.get("alias")): c.get("kind") for c in described if isinstance(c, dict)}
+        for channel in self.recorder.channels:
+            kind = kinds.get(channel.alias)
+            if channel.config.kind == "auto" and kind in KINDS:
+                with self.recorder.lock:
+                    channel.resolve(str(kind), self.recorder.config)
+
     async def flush(self, pushed: Mapping[str, str]) -> None:
         """Write the rows recorded since the last flush (a failed write keeps them)."""
         if not self._owner:  # another process's store (start refused): never touch it
@@ -139,6 +157,10 @@ class Spill:
         if not self._described:
             self.describe()
 
+    def describe_later(self) -> None:
+        """The channels changed: describe the recording again at the next flush."""
+        self._described = False
+
     def describe(self) -> None:
         """Describe the recording on disk for whoever reads it later.
 
@@ -156,10 +178,7 @@ class Spill:
                 type="collector",
                 prefix=self._prefix(),
                 created=time.time(),
-                channels=[
-                    {"alias": ch.alias, "pv": ch.config.pv, "kind": ch.config.kind}
-                    for ch in self.recorder.channels
-                ],
+                channels=[_described(ch) for ch in self.recorder.channels],
             )
         except OSError as error:  # a full disk, a read-only folder: retried at each flush
             if not self._describe_failed:
@@ -212,3 +231,15 @@ class Spill:
                 + (f"; {given_up} rows were given up, counted in Dropped)" if given_up else ")"),
                 Severity.MINOR if given_up else Severity.NO_ALARM,
             )
+
+
+def _described(channel: Channel) -> dict[str, Any]:
+    """A channel in the recording's description (a removed one: when it was removed)."""
+    found: dict[str, Any] = {
+        "alias": channel.alias,
+        "pv": channel.config.pv,
+        "kind": channel.config.kind,
+    }
+    if channel.removed == channel.removed:
+        found["removed"] = channel.removed
+    return found

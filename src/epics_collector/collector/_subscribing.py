@@ -38,7 +38,7 @@ class ChannelSubscriber:
     ) -> None:
         self.sources, self.recorder, self.queue_size = sources, recorder, queue_size
         self.failed = failed  # told why subscribing in the background stopped
-        self.subscriptions: list[Subscription] = []
+        self.subscriptions: dict[str, list[Subscription]] = {}  # by channel alias
         self.subscribed = 0  # channels
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()  # a channel connected since the last look
@@ -49,19 +49,33 @@ class ChannelSubscriber:
 
     def _subscribe(self, channels: list[Channel]) -> None:
         for channel in channels:
+            if channel.removed == channel.removed:  # (removed while waiting for its batch)
+                continue
             listeners: list[tuple[str, Any]] = [(channel.config.pv, channel)]
             listeners += [
                 (pv, channel.merged_source(i)) for i, pv in enumerate(channel.config.merge)
             ]
-            for pv, listener in listeners:
-                self.subscriptions.append(
-                    self.sources.subscribe(pv, listener, queue_size=self.queue_size(channel))
-                )
+            self.subscriptions[channel.alias] = [
+                self.sources.subscribe(pv, listener, queue_size=self.queue_size(channel))
+                for pv, listener in listeners
+            ]
             self.subscribed += 1
+
+    def add(self, channel: Channel) -> None:
+        """Subscribe a channel added while the device runs (event loop)."""
+        self._subscribe([channel])
+
+    def remove(self, channel: Channel) -> None:
+        """Close a removed channel's subscriptions (event loop)."""
+        subscriptions = self.subscriptions.pop(channel.alias, None)
+        if subscriptions is not None:
+            self.subscribed -= 1
+            for subscription in subscriptions:
+                subscription.close()
 
     def start(self) -> None:
         """Subscribe the first batch now and the others in the background (event loop)."""
-        channels = list(self.recorder.channels)
+        channels = [ch for ch in self.recorder.channels if _sourced(ch)]
         self._subscribe(channels[:BATCH])
         if len(channels) > BATCH:
             self._task = asyncio.create_task(self._rest(channels[BATCH:]), name="subscribe")
@@ -95,6 +109,12 @@ class ChannelSubscriber:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        for subscription in self.subscriptions:
-            subscription.close()
-        self.subscriptions = []
+        for subscriptions in self.subscriptions.values():
+            for subscription in subscriptions:
+                subscription.close()
+        self.subscriptions = {}
+
+
+def _sourced(channel: Channel) -> bool:
+    """A channel to subscribe: not removed, and not fed by Push (``push:alias``)."""
+    return channel.removed != channel.removed and not channel.config.pv.startswith("push:")

@@ -77,13 +77,13 @@ class TriggerWindows:
         self.snapshots: list[Snapshot] = []
         self._pending: dict[int, tuple[asyncio.TimerHandle, float]] = {}
         self._next_id = 1
-        self._texts = {c.alias for c in history.channels if c.config.kind == "string"}
 
     def restore(self) -> None:
         """Serve the snapshots stored by an earlier run."""
         if self.store is None:
             return
-        for snapshot in self.store.load(self._texts):
+        texts = {c.alias for c in self.history.channels if c.config.kind == "string"}
+        for snapshot in self.store.load(texts):
             self._keep(snapshot)
         self._publish_table()
 

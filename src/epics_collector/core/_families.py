@@ -23,7 +23,10 @@ class PvFamily(Protocol):
         ...
 
     def make(self, name: str) -> AttrR[Any]:
-        """The attribute of ``name`` (a name :meth:`has` accepted), counted as in use."""
+        """The attribute of ``name`` (a name :meth:`has` accepted), counted as in use.
+
+        LookupError if the name went away since (its PV is then not served).
+        """
         ...
 
     def release(self, name: str) -> None:

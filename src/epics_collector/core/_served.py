@@ -44,6 +44,12 @@ class PvRegistry:
         for watcher in self._pv_watchers:
             watcher([], [name])
 
+    def withdraw_family_pvs(self, names: list[str]) -> None:
+        """Close the served PVs of a family's ``names``: their next clients get new ones."""
+        if names:
+            for watcher in self._pv_watchers:
+                watcher([], names)
+
     def add_family(self, family: PvFamily) -> None:
         """Serve the names of ``family`` too, each made when a client asks for it."""
         self.families.append(family)

@@ -277,7 +277,10 @@ class DeviceServer:
             family = self.device.family_of(name)
             if family is None:
                 return None
-            attr = family.make(name)
+            try:
+                attr = family.make(name)
+            except LookupError:  # (gone since the family said yes: a removed channel)
+                return None
             try:
                 pv, poster = self._serve_attr(attr, functools.partial(self._drop, full_name))
             except Exception:
@@ -343,8 +346,15 @@ class DeviceServer:
             self._pvs[full_name] = self._serve_attr(attr)[0]
         for name in removed:
             full_name = self.prefix + name
-            self._pvs.pop(full_name).close()
-            self._lazy.pop(name, None)
+            declared = self._pvs.pop(full_name, None)
+            if declared is not None:
+                declared.close()
+                self._lazy.pop(name, None)
+                continue
+            with self._family_lock:  # a family's PV withdrawn: closed (and released)
+                served = self._family_pvs.pop(full_name, None)
+            if served is not None:
+                self._close_family_pv(full_name, served)
 
     def _outside_changed(self, full_name: str, attr: AttrR[Any] | None) -> None:
         """Serve or withdraw a name outside the prefix.

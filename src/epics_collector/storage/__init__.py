@@ -46,6 +46,7 @@ from epics_collector.storage._spill import (
 )
 from epics_collector.storage._stored import (
     DESCRIPTION,
+    KINDS,
     SPILL,
     ChannelSummary,
     StoredRecording,
@@ -74,6 +75,7 @@ __all__ = [
     "query_ring",
     "ReadOnly",
     "DESCRIPTION",
+    "KINDS",
     "SPILL",
     "ChannelSummary",
     "StoredRecording",

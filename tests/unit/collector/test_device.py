@@ -81,3 +81,25 @@ def test_a_limit_reached_by_the_values_at_start_is_said_by_its_own_event(
             await device.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_kind_found_from_the_source_is_kept_on_disk_for_the_next_run(tmp_path: Path) -> None:
+    """kind auto, persisted: the restarted collector reloads string rows as strings."""
+    config = {"channels": [{"pv": "NOTE", "alias": "note"}], "persist": True, "autostart": True}
+
+    async def run(post: str | None) -> list[str]:
+        sources = InMemorySources()
+        device = Collector(config, data_dir=tmp_path, sources=sources)
+        await device.start()
+        try:
+            (note,) = device.recorder.channels
+            if post is not None:
+                sources.connect("NOTE", post, T + 1)
+                await wait_for_async(lambda: note.config.kind == "string", 5.0, "the kind")
+            return [note.config.kind, *device.recorder.history.rows(note).value]
+        finally:
+            await device.stop()
+
+    assert asyncio.run(run("ready")) == ["string", "ready"]
+    kind, *rows = asyncio.run(run(None))  # found before any update (and the outage: "")
+    assert kind == "string" and rows == ["ready", ""]

@@ -80,7 +80,8 @@ def test_sample_limit_stops_exactly():
 def test_wrong_kind_is_counted_and_reported():
     recorder, events = make()
     recorder.start()
-    recorder.channels[0].on_update(Update("text", 1.0))
+    recorder.channels[0].on_update(Update(1.0, T))  # (an auto channel: number from now on)
+    recorder.channels[0].on_update(Update("text", T + 1))
     assert recorder.dropped == 1
     assert "cannot record str values" in recorder.channels[0].problem
     assert (Event.BAD_VALUE, "A") in events
@@ -300,3 +301,37 @@ def test_a_window_is_read_alone_and_says_whether_the_ring_still_held_its_start()
     a.ring.columns = lambda newest=None: copied.append(newest) or original(newest)  # type: ignore[method-assign]
     recorder.history.window(a, T + 60, T + 70)
     assert copied == [], "the whole ring was copied"
+
+
+def test_auto_channels_take_their_kind_from_the_first_update_and_a_declared_one_wins():
+    import numpy as np
+
+    recorder, events = make(channels=["S", "W", "I", "E", "L", {"pv": "N", "kind": "number"}])
+    recorder.start()
+    s, w, i, e, lst, n = recorder.channels
+    assert all(ch.config.kind == "auto" for ch in (s, w, i, e, lst))
+    s.on_update(Update("on", T))  # a stringout
+    w.on_update(Update(np.arange(5.0), T))  # an NTScalarArray
+    i.on_update(Update(np.zeros((3, 4), np.uint16), T))  # an NTNDArray's frame
+    e.on_update(Update(2, T))  # an NTEnum (its index) or a CA enum
+    lst.on_update(Update(["a", "b"], T))  # a string array: no kind records it
+    n.on_update(Update("text", T))  # declared number: a mismatch, as before
+    assert [ch.config.kind for ch in recorder.channels] == [
+        "string",
+        "waveform",
+        "image",
+        "number",
+        "auto",
+        "number",
+    ]
+    assert [(ev, a) for ev, a in events if ev == Event.KIND] == [
+        (Event.KIND, a) for a in ("S", "W", "I", "E")
+    ]
+    assert list(recorder.history.rows(s).value) == ["on"]
+    assert recorder.history.rows(w).value.shape == (1, 5)
+    assert recorder.history.rows(i).value.shape == (1, 3, 4)
+    assert list(recorder.history.rows(e).value) == [2.0]
+    assert "declare one" in lst.problem and "cannot record str" in n.problem
+    assert lst.dropped == 1 and n.dropped == 1 and recorder.dropped == 2
+    s.on_update(Update(3.5, T + 1))  # a kind found stays: a number on a string channel
+    assert s.config.kind == "string" and s.dropped == 1
