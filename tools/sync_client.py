@@ -44,6 +44,7 @@ IMPORTS = {
     "Self": "from typing import Self",
     "Iterator": "from collections.abc import Iterator",
     "Callable": "from collections.abc import Callable",
+    "Mapping": "from collections.abc import Mapping",
     "Path": "from pathlib import Path",
     "np": "import numpy as np",
     "History": "from epics_collector.client._devices import History",

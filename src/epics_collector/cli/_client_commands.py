@@ -248,6 +248,36 @@ def stop(
     _record(device, factory, timeout, recording=False)
 
 
+@app.command("add-channel")
+def add_channel(
+    device: DeviceArgument,
+    channel: Annotated[
+        str,
+        typer.Argument(help="a PV name, or JSON/YAML as in the config: {pv: ..., alias: ...}"),
+    ],
+    factory: FactoryOption = None,
+    timeout: TimeoutOption = 5.0,
+) -> None:
+    """Record one more channel in a running collector (kept for its next start)."""
+    with _reported(), _device(Collector, device, factory, timeout) as col:
+        spec = read_config(channel) if channel.lstrip().startswith("{") else channel
+        if not isinstance(spec, (str, dict)):
+            raise ConfigError("a channel is a PV name or a mapping (JSON object)")
+        out.print(col.add_channel(spec))
+
+
+@app.command("remove-channel")
+def remove_channel(
+    device: DeviceArgument,
+    alias: Annotated[str, typer.Argument(help="the channel's alias")],
+    factory: FactoryOption = None,
+    timeout: TimeoutOption = 5.0,
+) -> None:
+    """Record a collector's channel no more (its rows stay: history, exports, Removed)."""
+    with _reported(), _device(Collector, device, factory, timeout) as col:
+        out.print(col.remove_channel(alias))
+
+
 def _moment(text: str | None) -> float | None:
     """POSIX seconds from ``text``: a number, or an ISO 8601 time (UTC unless it says)."""
     if text is None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import json
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Self, TypedDict, Unpack, overload
 
@@ -101,6 +102,43 @@ def view_of(table: Any) -> History | Binned:
         table.get("count"),
         table.get("severity"),
     )
+
+
+async def every_row(query: Callable[..., Awaitable[Any]], page_rows: int) -> History:
+    """Every row a ``Query`` holds, page by page (by position: each row once, or an error).
+
+    ``query(**arguments)`` calls the Query RPC with these arguments added to its own.
+    """
+    pages: list[Any] = []
+    cursor: dict[str, str] = {}
+    while True:
+        page = await query(operator="page", points=str(page_rows), **cursor)
+        pages.append(page)
+        if len(page["time"]) < page_rows:
+            return paged_history(pages)
+        cursor = {"epoch": str(int(page["epoch"][0])), "after": str(int(page["index"][-1]))}
+
+
+def paged_history(pages: Sequence[Any]) -> History:
+    """The rows of ``Query operator=page`` tables, one after the other, as a History."""
+    times = [np.asarray(p["time"], np.float64) for p in pages]
+    severity = [np.asarray(p["severity"]) for p in pages]
+    status = [np.asarray(p["status"]) for p in pages]
+    values: list[np.ndarray] = []
+    for page in pages:
+        if "elements" in page:  # array rows: every row's elements, one after the other
+            counts = np.asarray(page["elements"], np.int64)
+            flat = np.asarray(page["values"])
+            width = int(counts[0]) if len(counts) else 0
+            values.append(flat.reshape(len(counts), width) if len(counts) else flat)
+        else:
+            values.append(np.asarray(page["value"]))
+    joined = [np.concatenate(c) if c else np.zeros(0) for c in (times, severity, status)]
+    value = np.concatenate(values) if values else np.zeros(0)
+    return History(joined[0], value, joined[1], joined[2])
+
+
+HISTORY_PAGE = 100_000  # rows a page when a whole history is read by Query
 
 
 class AsyncDevice:
@@ -212,6 +250,24 @@ class AsyncCollector(AsyncDevice):
         """The Channels table: alias, pv, connected, count, last_update, excluded."""
         return await self.get(CollectorPv.CHANNELS)
 
+    async def add_channel(self, channel: str | Mapping[str, Any]) -> str:
+        """Record one more channel now: a PV name or a channel as the config takes it.
+
+        ``{"pv": ..., "alias": ..., "kind": ..., "compress": ...}``; checked like the
+        config's channels (a bad one raises :class:`DeviceError` naming the field). The
+        collector keeps it for its next start. Returns the device's answer.
+        """
+        text = channel if isinstance(channel, str) else json.dumps(dict(channel))
+        return str(await self.connection.call(self.prefix + CollectorPv.ADD, {"channel": text}))
+
+    async def remove_channel(self, alias: str) -> str:
+        """Record channel ``alias`` no more; its rows stay (``history``, exports, Removed)."""
+        return str(await self.connection.call(self.prefix + CollectorPv.REMOVE, {"alias": alias}))
+
+    async def removed_channels(self) -> dict[str, np.ndarray]:
+        """The Removed table: alias, pv, kind, added, removed, count."""
+        return await self.get(CollectorPv.REMOVED)
+
     async def alias(self, channel: str) -> str:
         """The alias of ``channel``, given as an alias or as the source PV name."""
         table = await self.channels()
@@ -232,7 +288,8 @@ class AsyncCollector(AsyncDevice):
     async def history(self, channel: str, **view: Unpack[ViewArgs]) -> History | Binned:
         """A channel's history (by alias or source PV name): all of it, or part of it.
 
-        Without keywords: every row (the ``Table`` PV). With any of ``start``/``end``
+        Without keywords: every row (the ``Table`` PV; a removed channel's, which has no
+        PVs, read by ``Query`` pages). With any of ``start``/``end``
         (POSIX seconds or datetimes; default: the oldest/newest row), ``points`` (default
         1000) or ``operator`` (default ``minmax`` for numbers, ``raw`` otherwise) the
         device's ``Query`` RPC reduces it on the server: ``raw`` gives a
@@ -241,7 +298,14 @@ class AsyncCollector(AsyncDevice):
         """
         if any(value is not None for value in view.values()):
             return await self._query(channel, view)
-        alias = await self.alias(channel)
+        try:
+            alias = await self.alias(channel)
+        except ClientError:
+            removed = await self.removed_channels()
+            if channel not in [str(a) for a in removed["alias"]]:
+                raise
+            call = functools.partial(self.connection.call, self.prefix + CollectorPv.QUERY)
+            return await every_row(lambda **more: call({"alias": channel, **more}), HISTORY_PAGE)
         table = await self.get(channel_pv(alias, ChannelPv.TABLE))
         value = table.get("value")
         if value is None and len(table["time"]):

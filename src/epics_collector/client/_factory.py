@@ -14,17 +14,19 @@ from typing import Any, Self, Unpack, overload
 
 from epics_collector.client._connection import Connection
 from epics_collector.client._devices import (
+    HISTORY_PAGE,
     AsyncCollector,
     AsyncDevice,
     AsyncProcessor,
     Binned,
     History,
     ViewArgs,
+    every_row,
     view_arguments,
     view_of,
 )
 from epics_collector.client._errors import AccessDeniedError, ClientError, DeviceError
-from epics_collector.client._recordings import RecordingInfo, paged_history, recording_rows
+from epics_collector.client._recordings import RecordingInfo, recording_rows
 from epics_collector.factory import RETIRED_ID, FactoryPv
 from epics_collector.process import FactoryProcess
 from epics_collector.pva import Network, decode
@@ -65,7 +67,6 @@ def _device_rows(table: Any) -> list[DeviceInfo]:
     ]
 
 
-HISTORY_PAGE = 100_000  # rows a page of a retired recording's history
 LIFECYCLE_TIMEOUT = 30.0  # seconds at least for a Create, Destroy, Restart, Purge, Query
 
 
@@ -292,20 +293,9 @@ class AsyncFactory:
         arguments = {"recording": recording, "alias": channel}
         if any(value is not None for value in view.values()):
             return view_of(await self._call(FactoryPv.QUERY, **arguments, **view_arguments(view)))
-        pages: list[Any] = []
-        cursor: dict[str, str] = {}
-        while True:
-            page = await self._call(
-                FactoryPv.QUERY,
-                **arguments,
-                operator="page",
-                points=str(HISTORY_PAGE),
-                **cursor,
-            )
-            pages.append(page)
-            if len(page["time"]) < HISTORY_PAGE:
-                return paged_history(pages)
-            cursor = {"epoch": str(int(page["epoch"][0])), "after": str(int(page["index"][-1]))}
+        return await every_row(
+            lambda **more: self._call(FactoryPv.QUERY, **arguments, **more), HISTORY_PAGE
+        )
 
     async def purge(self, recording: str) -> dict[str, int]:
         """Delete a retired recording's files (needs the ``delete`` right); rows and bytes."""

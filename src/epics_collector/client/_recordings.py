@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
-
-from epics_collector.client._devices import History
 
 
 @dataclass(frozen=True)
@@ -46,22 +41,3 @@ def recording_rows(table: Any) -> list[RecordingInfo]:
         )
         for i in range(len(table["id"]))
     ]
-
-
-def paged_history(pages: Sequence[Any]) -> History:
-    """The rows of ``Query operator=page`` tables, one after the other, as a History."""
-    times = [np.asarray(p["time"], np.float64) for p in pages]
-    severity = [np.asarray(p["severity"]) for p in pages]
-    status = [np.asarray(p["status"]) for p in pages]
-    values: list[np.ndarray] = []
-    for page in pages:
-        if "elements" in page:  # array rows: every row's elements, one after the other
-            counts = np.asarray(page["elements"], np.int64)
-            flat = np.asarray(page["values"])
-            width = int(counts[0]) if len(counts) else 0
-            values.append(flat.reshape(len(counts), width) if len(counts) else flat)
-        else:
-            values.append(np.asarray(page["value"]))
-    joined = [np.concatenate(c) if c else np.zeros(0) for c in (times, severity, status)]
-    value = np.concatenate(values) if values else np.zeros(0)
-    return History(joined[0], value, joined[1], joined[2])

@@ -6,7 +6,7 @@ and run ``make docs``. Each method runs its namesake on the proxy's private loop
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Unpack, overload
 
 import numpy as np
@@ -88,6 +88,23 @@ class Collector(Device):
         """The Channels table: alias, pv, connected, count, last_update, excluded."""
         return self._run(self._impl.channels())
 
+    def add_channel(self, channel: str | Mapping[str, Any]) -> str:
+        """Record one more channel now: a PV name or a channel as the config takes it.
+
+        ``{"pv": ..., "alias": ..., "kind": ..., "compress": ...}``; checked like the
+        config's channels (a bad one raises :class:`DeviceError` naming the field). The
+        collector keeps it for its next start. Returns the device's answer.
+        """
+        return self._run(self._impl.add_channel(channel))
+
+    def remove_channel(self, alias: str) -> str:
+        """Record channel ``alias`` no more; its rows stay (``history``, exports, Removed)."""
+        return self._run(self._impl.remove_channel(alias))
+
+    def removed_channels(self) -> dict[str, np.ndarray]:
+        """The Removed table: alias, pv, kind, added, removed, count."""
+        return self._run(self._impl.removed_channels())
+
     def alias(self, channel: str) -> str:
         """The alias of ``channel``, given as an alias or as the source PV name."""
         return self._run(self._impl.alias(channel))
@@ -101,7 +118,8 @@ class Collector(Device):
     def history(self, channel: str, **view: Unpack[ViewArgs]) -> History | Binned:
         """A channel's history (by alias or source PV name): all of it, or part of it.
 
-        Without keywords: every row (the ``Table`` PV). With any of ``start``/``end``
+        Without keywords: every row (the ``Table`` PV; a removed channel's, which has no
+        PVs, read by ``Query`` pages). With any of ``start``/``end``
         (POSIX seconds or datetimes; default: the oldest/newest row), ``points`` (default
         1000) or ``operator`` (default ``minmax`` for numbers, ``raw`` otherwise) the
         device's ``Query`` RPC reduces it on the server: ``raw`` gives a

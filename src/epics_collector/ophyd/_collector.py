@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
@@ -25,6 +25,8 @@ from ophyd_async.core import (
 from ophyd_async.epics.core import PviDeviceConnector
 
 from epics_collector.client import AsyncCollector, History
+from epics_collector.collector import ChannelConfig
+from epics_collector.core import validate_config
 from epics_collector.ophyd._context import shared_connection
 from epics_collector.ophyd._view import HistoryView
 
@@ -202,11 +204,32 @@ class CollectorDevice(StandardReadable):
             if aliases is None:
                 table = await self._run_info.call(lambda client: client.channels())
                 aliases = [str(a) for a in table["alias"]]
-            kind = CollectorChannelAsset if self.export else CollectorChannel
             for alias in aliases:
-                self.channels[alias] = kind(self._run_info, alias)
+                self.channels[alias] = self._channel(alias)
             self.set_name(self.name)
         await super().connect(mock=mock, timeout=timeout, force_reconnect=force_reconnect)
+
+    @AsyncStatus.wrap
+    async def add_channel(self, channel: str | Mapping[str, Any]) -> None:
+        """Record one more channel (a PV name or a config mapping); it joins :attr:`channels`.
+
+        Its stream is ``<name>-<alias>`` from the next run on (``bps.wait`` on the status
+        in a plan). A bad channel fails the status with the collector's reason.
+        """
+        spec = {"pv": channel} if isinstance(channel, str) else dict(channel)
+        alias = validate_config(ChannelConfig, spec).alias
+        await self._run_info.call(lambda client: client.add_channel(spec))
+        self.channels[alias] = self._channel(alias)
+        self.channels[alias].set_name(f"{self.name}-{alias}")
+
+    @AsyncStatus.wrap
+    async def remove_channel(self, alias: str) -> None:
+        """Record channel ``alias`` no more; it leaves :attr:`channels` (its rows stay)."""
+        await self._run_info.call(lambda client: client.remove_channel(alias))
+        self.channels.pop(alias, None)
+
+    def _channel(self, alias: str) -> CollectorChannel:
+        return (CollectorChannelAsset if self.export else CollectorChannel)(self._run_info, alias)
 
     def view(self, alias: str) -> HistoryView:
         """A :class:`HistoryView` of a number channel (connect it before use)."""

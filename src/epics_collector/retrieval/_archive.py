@@ -52,6 +52,7 @@ class Recording:
     source: str  # the channel's source as configured (pva://X, ca://X, X, push:...)
     kind: str  # number, string, waveform, image
     recording: str = ""  # a retired recording's id (read through its factory's Query)
+    removed: bool = False  # a channel its (live) collector no longer records: rows kept
 
     @property
     def name(self) -> str:
@@ -187,6 +188,12 @@ class Archive:
         ]
         for recording, state in zip(found, _channel_states(table), strict=True):
             self.channels[(prefix, recording.alias)] = state
+        with contextlib.suppress(ClientError, TimeoutError, KeyError):  # (older collectors)
+            gone = await self.connection.get(prefix + CollectorPv.REMOVED, timeout=self.timeout)
+            found += [
+                Recording(prefix, str(alias), str(pv), str(kind), removed=True)
+                for alias, pv, kind in zip(gone["alias"], gone["pv"], gone["kind"], strict=True)
+            ]
         return found
 
     async def _live(self, prefix: str) -> list[Recording]:
@@ -234,10 +241,10 @@ class Archive:
         """The EAA's status of ``pv``: recorded now, by a stopped collector, or no longer.
 
         "Being archived" while a collector of it records, "Paused" while its collectors
-        run but do not record, "Not being archived" when only retired recordings (or
-        none) hold it: their rows are still served.
+        run but do not record, "Not being archived" when only retired recordings or
+        removed channels (or none) hold it: their rows are still served.
         """
-        live = [r for r in self.recordings.get(pv, []) if not r.recording]
+        live = [r for r in self.recordings.get(pv, []) if not (r.recording or r.removed)]
         if any(self.states.get(r.collector) == "Recording" for r in live):
             return "Being archived"
         return "Paused" if live else "Not being archived"

@@ -78,7 +78,7 @@ class PvInfo:
     def __init__(self, archive: Archive, pv: str) -> None:
         self.archive, self.pv = archive, pv
         self.recordings: list[Recording] = archive.recordings.get(pv, [])
-        self.live = [r for r in self.recordings if not r.recording]
+        self.live = [r for r in self.recordings if not r.recording and not r.removed]
 
     @property
     def known(self) -> bool:
@@ -207,7 +207,9 @@ class PvInfo:
             where = recording.recording or recording.collector
             rows.append({"name": "Recorded by", "value": where, "source": "collector"})
             rows.append({"name": "Channel", "value": recording.alias, "source": where})
-            state = self.state(recording) if not recording.recording else None
+            state = (
+                self.state(recording) if not (recording.recording or recording.removed) else None
+            )
             if state is None:
                 continue
             for name, value in (
@@ -227,7 +229,7 @@ def channels(archive: Archive) -> Iterator[tuple[str, Recording, ChannelState]]:
     """Every live channel with a source, and its state: (pv, recording, state)."""
     for pv, found in archive.recordings.items():
         for recording in found:
-            if recording.recording or not _has_source(recording):
+            if recording.recording or recording.removed or not _has_source(recording):
                 continue
             state = archive.channels.get((recording.collector, recording.alias))
             if state is not None:
