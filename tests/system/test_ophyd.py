@@ -112,8 +112,22 @@ def test_record_during_a_count_of_a_processing_device(
     run_engine: RunEngine,
 ) -> None:
     collector, det = _devices(factory_process, sim_ioc)
+    added = {"pv": sim_ioc.prefix + "Temperature", "alias": "temp"}  # one more, at run time
+
+    async def add() -> None:
+        await collector.add_channel(added)
+
+    asyncio.run_coroutine_threadsafe(add(), run_engine.loop).result(10)
+    assert "temp" in collector.channels
     docs = Documents()
     run_engine(record_during(collector, bp.count([det], num=5, delay=0.5)), cast(Any, docs))
+    assert len(docs.stream("collector-temp")[1]) >= 5  # its own stream, from this run on
+
+    async def remove() -> None:
+        await collector.remove_channel("temp")
+
+    asyncio.run_coroutine_threadsafe(remove(), run_engine.loop).result(10)
+    assert "temp" not in collector.channels
 
     # the detector: five fresh calc outputs, twice the counter
     _, primary = docs.stream("primary")
