@@ -85,10 +85,12 @@ def matching(
                 found += [n for n in names if fnmatch.fnmatchcase(n, pattern)]
             elif unknown or pattern in known:
                 found.append(pattern)
+    elif regex is None or regex in ("", ".*"):  # every name: no regex to run
+        found = names
     else:
         compiled = compile_regex(regex)
         found = [n for n in names if compiled.fullmatch(n)]
-    return found if most < 0 else found[:most]
+    return list(found) if most < 0 else found[:most]
 
 
 def names_from_body(content_type: str, body: bytes) -> list[str]:
