@@ -50,9 +50,20 @@ def _channels(fac: FactoryHandle, prefix: str) -> dict[str, dict[str, Any]]:
     }
 
 
-@pytest.fixture
-def site(factory_process: Any, sim_ioc: SimIoc, network: Network) -> Iterator[Site]:
-    fac = factory_process()
+@pytest.fixture(scope="module")
+def site(
+    sim_ioc: SimIoc, network: Network, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
+    """One site for the module's tests (each leaves it recording, as it found it)."""
+    fac = FactoryHandle(network, f"F{uuid.uuid4().hex[:8]}:", tmp_path_factory.mktemp("f"))
+    fac.start()
+    try:
+        yield from _site(fac, sim_ioc, network)
+    finally:
+        fac.close()
+
+
+def _site(fac: FactoryHandle, sim_ioc: SimIoc, network: Network) -> Iterator[Site]:
     p = sim_ioc.prefix
     gone_prefix = f"G{uuid.uuid4().hex[:6]}:"
     gone = gone_prefix + "0000"
@@ -166,6 +177,8 @@ def test_aaclient_finds_lists_reads_and_plots_the_archive(site: Site, tmp_path: 
     assert len(got) == len(expected) and len(got) < len(times)
     assert [v for _, v in got] == pytest.approx([v for _, v in expected], abs=1e-12)
     assert [s for s, _ in got] == [float(s % 86400) for s, _ in expected]
+    fac.ctx.put(site.rec + "Start", 1)  # (as the other tests expect it)
+    wait_for(lambda: str(fac.ctx.get(site.rec + "State")) == "Recording", 10, "recording")
 
 
 def test_aapy_and_site_scripts_read_every_management_endpoint(site: Site) -> None:

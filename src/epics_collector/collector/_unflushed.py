@@ -49,6 +49,8 @@ class Unflushed:
         the ring holds, so reads never see time going back.
         """
         with self._recorder.lock:
+            if channel.config.kind == "auto" and len(rows):  # (a description without it)
+                channel.resolve(_kind_of(rows), self._recorder.config)
             ring = channel.ring
             if len(rows) and (rows.time[0] < ring.newest or np.any(np.diff(rows.time) < 0)):
                 merged = concat(ring.columns(), rows) if len(ring) else rows
@@ -57,3 +59,10 @@ class Unflushed:
                 rows = merged.take(order)
             ring.extend(rows)
             channel.changed = True
+
+
+def _kind_of(rows: Columns) -> str:
+    """The kind whose rows these are (an ``auto`` channel's, restored from disk)."""
+    if rows.value.dtype == object:
+        return "string"
+    return {1: "number", 2: "waveform"}.get(rows.value.ndim, "image")
