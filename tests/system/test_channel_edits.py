@@ -22,7 +22,7 @@ from epics_collector.pva import Client, Network
 from epics_collector.sim import PvaSource
 
 pytestmark = pytest.mark.system
-BURST = 40_000  # updates per source, at 10,000 a second each
+BURST = 20_000  # updates per source, at 10,000 a second each
 
 
 def _table(fac: FactoryHandle, pv: str) -> dict[str, list[Any]]:

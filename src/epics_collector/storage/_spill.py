@@ -49,6 +49,7 @@ HELD = "_held"  # meta key: rows the chunks hold now (what a salvage should find
 HIDDEN = (WRITTEN, HELD)  # meta keys of the store's own, not the caller's
 RECORD = np.dtype([("time", "<f8"), ("value", "<f8"), ("severity", "i1"), ("status", "i1")])
 TEXT = "text"  # the layout of a chunk of string rows (JSON array of [t, v, s, a])
+BUSY_SECONDS = 5.0  # how long opening waits for a store another connection has locked
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
@@ -190,7 +191,9 @@ class SpillStore:
         self._identity = _identity(path)
 
     def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db = sqlite3.connect(
+            self.path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False
+        )
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # a kill loses nothing committed
@@ -434,7 +437,9 @@ def _readable(
     meta: list[tuple[str, str]] = []
     lost_chunks = lost_rows = 0
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        db = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, timeout=BUSY_SECONDS, check_same_thread=False
+        )
     except sqlite3.DatabaseError:
         return chunks, meta, lost_chunks, lost_rows
     try:
@@ -492,7 +497,9 @@ def read_only(path: Path) -> ReadOnly:
         return ReadOnly(found_parts, {})
     for mode in ("mode=ro", "immutable=1"):  # immutable: no -shm can be made
         try:
-            db = sqlite3.connect(f"file:{path}?{mode}", uri=True, check_same_thread=False)
+            db = sqlite3.connect(
+                f"file:{path}?{mode}", uri=True, timeout=BUSY_SECONDS, check_same_thread=False
+            )
             try:
                 found = db.execute(
                     "SELECT channel, layout, rows, crc, data FROM chunks ORDER BY id"

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from epics_collector.collector import CollectorConfig, Recorder
 from epics_collector.collector._spill_ledger import SpillLedger
@@ -86,9 +87,14 @@ def test_compaction_never_writes_a_row_twice(tmp_path: Path) -> None:
     assert list(rows) == [float(v) for v in range(44, 54)], "a row written twice or lost"
 
 
-def test_a_store_read_without_writing_restores_pushed_channels_too(tmp_path: Path) -> None:
+def test_a_store_read_without_writing_restores_pushed_channels_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import sqlite3
 
+    from epics_collector.storage import _spill
+
+    monkeypatch.setattr(_spill, "BUSY_SECONDS", 0.2)  # (the lock is held all along)
     from epics_collector.collector import ChannelConfig
     from epics_collector.storage import Columns, SpillStore
 

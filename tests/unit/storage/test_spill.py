@@ -164,7 +164,12 @@ def test_a_deleted_database_is_noticed(tmp_path: Path) -> None:
     assert store.moved() == "replaced by another file"
 
 
-def test_an_open_that_fails_for_a_reason_other_than_damage_moves_nothing(tmp_path: Path) -> None:
+def test_an_open_that_fails_for_a_reason_other_than_damage_moves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from epics_collector.storage import _spill
+
+    monkeypatch.setattr(_spill, "BUSY_SECONDS", 0.2)  # (the lock is held all along)
     path = tmp_path / "h.sqlite"
     _many_chunks(path, 3)
     before = path.read_bytes()
