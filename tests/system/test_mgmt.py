@@ -86,7 +86,9 @@ def _site(fac: FactoryHandle, sim_ioc: SimIoc, network: Network) -> Iterator[Sit
         wait_for(lambda: _channels(fac, rec)["gone"]["connected"], 20, "the source connected")
     wait_for(lambda: not _channels(fac, rec)["gone"]["connected"], 20, "the source's loss")
     idle = fac.create("collector", "idle", {"channels": [{"pv": p + "Pressure"}]})
-    with Service(network, "--factory", fac.prefix) as service:
+    config = fac.data_dir.parent / "retrieval.yaml"
+    config.write_text(f"archiving: {{factories: ['{fac.prefix}'], collector: arch}}\nrefresh: 1\n")
+    with Service(network, "--factory", fac.prefix, "--config", str(config)) as service:
         wait_for(lambda: {p + "Pressure", gone} <= set(service.names()), 30, "listed")
         yield Site(fac, rec, idle, p, gone, service)
 
@@ -202,7 +204,6 @@ def test_aapy_and_site_scripts_read_every_management_endpoint(site: Site) -> Non
         never,
         disconnected,
         missing,
-        archive,
     ) = aapy_rest(
         service.port,
         "get_all_pvs=" + json.dumps([f"{p}*"]),
@@ -214,7 +215,6 @@ def test_aapy_and_site_scripts_read_every_management_endpoint(site: Site) -> Non
         "get_never_connected_pvs",
         "get_currently_disconnected_pvs",
         "get_pv_type_info=" + json.dumps(unknown),
-        "archive_pv=" + json.dumps([unknown, 1.0]),
     )
     assert temperature in listed and pressure in listed and listed == sorted(listed)
     assert info["pvName"] == temperature and info["DBRType"] == "DBR_SCALAR_DOUBLE"
@@ -234,7 +234,6 @@ def test_aapy_and_site_scripts_read_every_management_endpoint(site: Site) -> Non
     assert never == [p + "Missing"]
     assert disconnected == [site.gone]
     assert missing == {"error": 404}
-    assert archive == {"error": 501}  # (not served yet: the answer says what to do instead)
 
     # what aapy does not wrap: archivedPVs, unarchivedPVs, details, reports, versions
     names = json.dumps([temperature, unknown, {"pv": pressure}]).encode()
@@ -296,3 +295,58 @@ def test_get_data_for_pvs_gives_each_pvs_answer_in_json_and_pb(site: Site) -> No
     assert means[0] == expected and means[1]["meta"]["name"] == pvs[1]
     status, body = service.get(f"data/getDataForPVs.json?pv={p}NoSuchPV&pv={pvs[0]}&{times}")
     assert status == 404 and b"NoSuchPV" in body  # refused whole, before any byte
+
+
+def _status(service: Service, pv: str) -> str:
+    return str(service.mgmt(f"getPVStatus?pv={pv}")[0]["status"])
+
+
+def test_archive_pause_resume_and_delete_as_the_appliance_does(
+    site: Site, network: Network, tmp_path: Path
+) -> None:
+    """archivePV makes the factory's archiving collector, then adds to it; pause first,
+    then delete; a host without the right is refused."""
+    p, service = site.p, site.service
+    slow, counter = p + "Slow", p + "Counter"
+    answer = aapy_rest(service.port, "archive_pv=" + json.dumps([slow, 1.0, "MONITOR"]))[0]
+    assert answer == [{"pvName": slow, "status": "Archive request submitted"}]
+    wait_for(lambda: _status(service, slow) == "Being archived", 20, "Slow archived")
+    arch = site.fac.prefix + "arch:"
+    assert site.fac.row("arch")["type"] == "collector"
+    body = json.dumps([{"pv": counter, "samplingmethod": "SCAN", "samplingperiod": "0.5"}])
+    posted = service.mgmt("archivePV", body.encode(), "application/json")
+    assert posted == [{"pvName": counter, "status": "Archive request submitted"}]
+    assert service.mgmt(f"archivePV?pv={slow}") == [{"pvName": slow, "status": "Already archived"}]
+    wait_for(lambda: _status(service, counter) == "Being archived", 20, "Counter archived")
+    info = service.mgmt(f"getPVTypeInfo?pv={counter}")
+    assert info["samplingMethod"] == "SCAN" and info["samplingPeriod"] == "0.5"
+    assert info["applianceIdentity"] == arch
+    refused = service.mgmt(f"deletePV?pv={slow}")  # the appliance's rule: pause first
+    assert "pause recording first" in refused[0]["validation"]
+    assert service.mgmt(f"pauseArchivingPV?pv={slow}") == [{"pvName": slow, "status": "ok"}]
+    assert _status(service, slow) == "Paused"
+    assert "already paused" in service.mgmt(f"pauseArchivingPV?pv={slow}")[0]["validation"]
+    assert service.mgmt(f"resumeArchivingPV?pv={slow}") == [{"pvName": slow, "status": "ok"}]
+    wait_for(lambda: _status(service, slow) == "Being archived", 20, "Slow resumed")
+    service.mgmt(f"pauseArchivingPV?pv={slow}")
+    deleted = service.mgmt(f"deletePV?pv={slow}&deleteData=true")
+    assert deleted == [{"pvName": slow, "status": "ok"}]
+    wait_for(lambda: _status(service, slow) == "Not being archived", 20, "Slow deleted")
+    assert slow not in [str(a) for a in _table_of(site.fac, arch + "Removed")["pv"]]
+    # a host the service's policy does not name for these rights is refused (403)
+    config = tmp_path / "locked.yaml"
+    config.write_text(
+        f"archiving: {{factories: ['{site.fac.prefix}']}}\n"
+        "access: {factory: ['10.9.9.9'], control: ['10.9.9.9'], delete: ['10.9.9.9']}\n"
+    )
+    with Service(network, "--factory", site.fac.prefix, "--config", str(config)) as locked:
+        for call in ("archivePV", "pauseArchivingPV", "resumeArchivingPV", "deletePV"):
+            status, text = locked.mgmt_reply(f"{call}?pv={counter}")
+            assert status == 403 and b"may not" in text, call
+    assert _status(service, counter) == "Being archived"  # (nothing changed)
+    site.fac.call("Destroy", name="arch")  # (the module's factory outlives the test)
+
+
+def _table_of(fac: FactoryHandle, pv: str) -> dict[str, list[Any]]:
+    value = cast(Any, fac.raw_get(pv))["value"]
+    return {name: list(value[name]) for name in value.keys()}

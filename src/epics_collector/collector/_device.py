@@ -193,7 +193,9 @@ class Collector(Device[CollectorConfig]):
             Pushing(self.config, self.recorder, self._pushed_channel_added, self.report)
         )
         self.editing = self.add_part(
-            ChannelEditing(self.config, self.recorder, journal, self._edited, self.report)
+            ChannelEditing(
+                self.config, self.recorder, journal, self._edited, self._purged, self.report
+            )
         )
         self.editing.replayed(replayed)
         self._config_stale = bool(replayed.added or replayed.removed)
@@ -224,14 +226,27 @@ class Collector(Device[CollectorConfig]):
                 self.subscriber.add(channel)
             else:
                 self.subscriber.remove(channel)
-        if not added:
+        if not added:  # (a Remove answers once Channels no longer lists it: O(n), rare)
             self.withdraw_family_pvs(self.channel_pvs.served(channel.alias))
             self.editing.publish()
+            self.publisher.publish_channel_table()
         if self.spill is not None:
             self.spill.describe_later()
         self._config_stale = True
         verb = "added" if added else "removed"
         self.report(f"{channel.alias} ({channel.config.pv}) {verb}")
+
+    async def _purged(self, channel: Channel) -> None:
+        """Forget a removed channel and its rows, in memory and on disk."""
+
+        def forget() -> None:
+            self.recorder.forget_channel(channel)
+
+        if self.spill is not None:
+            await self.spill.purge(channel.alias, forget)
+        else:
+            forget()
+        self.report(f"{channel.alias} ({channel.config.pv}) purged")
 
     def _served_config(self) -> None:
         """The Config PV: the channels recorded now (the config's, as added and removed)."""

@@ -20,7 +20,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from epics_collector.collector._recorder import Channel, Recorder
 from epics_collector.core import (
     AttrR,
     ConfigError,
+    Operation,
     Part,
     Severity,
     Table,
@@ -53,6 +54,7 @@ class Replayed:
 
     added: dict[str, float] = field(default_factory=dict)  # alias -> POSIX s of its Add
     removed: dict[str, float] = field(default_factory=dict)  # alias -> POSIX s of its Remove
+    paused: set[str] = field(default_factory=set)  # of the removed: removed as a pause
     problems: list[str] = field(default_factory=list)
 
 
@@ -95,13 +97,26 @@ class ChannelJournal:
                 found.added[channel.alias] = when
             elif channel.alias in found.removed and known.pv == channel.pv:
                 del found.removed[channel.alias]
+                found.paused.discard(channel.alias)
             else:
                 raise ValueError(f"alias {channel.alias!r} is taken")
+        elif "purge" in entry:
+            alias = str(entry["purge"])
+            if alias not in found.removed:
+                raise ValueError(f"no removed channel {alias!r}")
+            config.channels.remove(by_alias[alias])
+            del found.removed[alias]
+            found.paused.discard(alias)
+            found.added.pop(alias, None)
         else:
             alias = str(entry["remove"])
             if alias not in by_alias:
                 raise ValueError(f"no channel {alias!r}")
             found.removed[alias] = when
+            if entry.get("pause"):
+                found.paused.add(alias)
+            else:
+                found.paused.discard(alias)
 
     def append(self, entry: dict[str, Any]) -> None:
         """Add a line (written and flushed before the RPC answers; fsync'd)."""
@@ -112,6 +127,16 @@ class ChannelJournal:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _flag(name: str, text: str) -> bool:
+    """An RPC's yes/no argument: "", 0, false, no; or 1, true, yes."""
+    lowered = str(text).strip().lower()
+    if lowered in ("", "0", "false", "no"):
+        return False
+    if lowered in ("1", "true", "yes"):
+        return True
+    raise ValueError(f"{name} must be true or false, got {text!r}")
 
 
 def parse_channel(text: str) -> ChannelConfig:
@@ -138,12 +163,13 @@ class ChannelEditing(Part):
                 "added": np.float64,
                 "removed": np.float64,
                 "count": np.int64,
+                "paused": np.bool_,
             }
         ),
         name=CollectorPv.REMOVED,
         description=(
             "One row per removed channel (its rows stay, read with Query): alias, pv, kind, "
-            "added and removed (POSIX s), count (rows held)"
+            "added and removed (POSIX s), count (rows held), paused (removed as a pause)"
         ),
     )
 
@@ -153,11 +179,16 @@ class ChannelEditing(Part):
         recorder: Recorder,
         journal: ChannelJournal,
         changed: Callable[[Channel, bool], None],
+        purge: Callable[[Channel], Awaitable[None]],
         report: Callable[[str, Severity], None],
     ) -> None:
-        """``changed(channel, added)`` makes the rest of the device follow (event loop)."""
+        """Serve the RPCs with what the device does on a change (event loop).
+
+        ``changed(channel, added)`` makes the rest of the device follow;
+        ``purge(channel)`` forgets a removed channel and its rows on disk.
+        """
         self.config, self.recorder, self.journal = config, recorder, journal
-        self._changed, self._report = changed, report
+        self._changed, self._purge, self._report = changed, purge, report
         self.removed_table.refresh = self.publish
 
     @rpc(name=CollectorPv.ADD)
@@ -191,18 +222,43 @@ class ChannelEditing(Part):
         return f"{config.alias}: {config.pv} added"
 
     @rpc(name=CollectorPv.REMOVE)
-    async def remove(self, alias: str) -> str:
-        """Remove channel ``alias``: recorded no more; its rows stay (Query, exports, Removed)."""
+    async def remove(self, alias: str, pause: str = "") -> str:
+        """Remove channel ``alias``: recorded no more; its rows stay (Query, exports, Removed).
+
+        ``pause=true`` marks it paused (an Add of it resumes); a paused channel removed
+        again without ``pause`` is no longer paused.
+        """
         channel = self.recorder.by_alias.get(alias)
         if channel is None or channel.config.pv.startswith("push:"):
             raise ValueError(f"no recorded channel {alias!r}")
-        if channel.removed == channel.removed:
-            raise ValueError(f"{alias} was removed already")
+        paused = _flag("pause", pause)
+        if channel.removed == channel.removed:  # removed already: only the pause changes
+            if paused or not channel.paused:
+                raise ValueError(f"{alias} was removed already")
+            self._keep({"remove": alias, "time": time.time()})
+            channel.paused = False
+            self.publish()
+            return f"{alias}: no longer paused ({len(channel.ring)} rows kept)"
         when = time.time()
-        self._keep({"remove": alias, "time": when})
+        self._keep({"remove": alias, "time": when, "pause": paused})
         self.recorder.remove_channel(channel, when)
+        channel.paused = paused
         self._changed(channel, False)
-        return f"{alias}: removed ({len(channel.ring)} rows kept)"
+        verb = "paused" if paused else "removed"
+        return f"{alias}: {verb} ({len(channel.ring)} rows kept)"
+
+    @rpc(name=CollectorPv.PURGE, access=Operation.DELETE)
+    async def purge(self, alias: str) -> str:
+        """Delete a removed channel's rows, in memory and on disk (the delete right)."""
+        channel = self.recorder.by_alias.get(alias)
+        if channel is None or channel.removed != channel.removed:
+            raise ValueError(f"no removed channel {alias!r}: Remove it first")
+        self._keep({"purge": alias, "time": time.time()})
+        rows = len(channel.ring)
+        await self._purge(channel)
+        self.config.channels[:] = [c for c in self.config.channels if c.alias != alias]
+        self.publish()
+        return f"{alias}: {rows} rows deleted"
 
     def _keep(self, entry: dict[str, Any]) -> None:
         try:
@@ -215,7 +271,9 @@ class ChannelEditing(Part):
         for alias, when in found.added.items():
             self.recorder.by_alias[alias].added = when
         for alias, when in found.removed.items():
-            self.recorder.remove_channel(self.recorder.by_alias[alias], when)
+            channel = self.recorder.by_alias[alias]
+            self.recorder.remove_channel(channel, when)
+            channel.paused = alias in found.paused
         for problem in found.problems:
             log.warning("%s", problem)
             self._report(problem, Severity.MINOR)
@@ -231,5 +289,6 @@ class ChannelEditing(Part):
                 "added": [ch.added for ch in gone],
                 "removed": [ch.removed for ch in gone],
                 "count": [len(ch.ring) for ch in gone],
+                "paused": [ch.paused for ch in gone],
             }
         )

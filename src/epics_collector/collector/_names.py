@@ -32,6 +32,7 @@ class CollectorPv(StrEnum):
     ADD = "Add"
     REMOVE = "Remove"
     REMOVED = "Removed"
+    PURGE = "Purge"
     ANNOTATE = "Annotate"
     ANNOTATIONS = "Annotations"
 

@@ -59,6 +59,7 @@ class Channel:
     connects: int = 0  # times the source connected (a reconnection counts again)
     added: float = field(default_factory=time.time)  # POSIX time the channel was made
     removed: float = math.nan  # POSIX time of its Remove (NaN: live); its rows stay
+    paused: bool = False  # removed as a pause (archiving resumes with an Add)
     latest: Update | None = None
     changed: bool = True
     problem: str = ""
@@ -405,12 +406,24 @@ class Recorder:
             self.channels.remove(channel)
             del self.by_alias[channel.alias]
 
+    def forget_channel(self, channel: Channel) -> None:
+        """Forget a removed channel and its rows (a purge; the store's are the caller's)."""
+        with self.lock:
+            self.channels.remove(channel)
+            del self.by_alias[channel.alias]
+            self.removed -= 1
+
     def remove_channel(self, channel: Channel, when: float) -> None:
         """Record ``channel`` no more (its subscription is closed by the caller).
 
         Its rows stay: read, flushed, exported and kept on disk with the recording.
         """
         with self.lock:
+            if self.recording:  # its pending periodic or merged rows first
+                self._flush_merged(channel)
+                row = channel.reducer.flush()
+                if row is not None:
+                    self._append(channel, row)
             channel.removed = when
             self._set_connected(channel, False)
             channel.changed = True
@@ -419,7 +432,7 @@ class Recorder:
     def revive(self, channel: Channel) -> None:
         """A removed channel is recorded again (added back with the same source)."""
         with self.lock:
-            channel.removed = math.nan
+            channel.removed, channel.paused = math.nan, False
             self.removed -= 1
             channel.sources_connected = [False] * len(channel.sources_connected)
             channel.ever_connected, channel.reason = False, "connecting"
@@ -458,7 +471,7 @@ class Recorder:
         """
         with self.lock:
             self.recording = True
-            for channel in self.channels:
+            for channel in self.live:
                 channel.reducer.reset()
                 if channel.merger is not None:
                     channel.merger.reset()
@@ -483,7 +496,7 @@ class Recorder:
         if not self.recording:
             return
         self.recording = False
-        for channel in self.channels:
+        for channel in self.live:
             if channel is full:
                 continue
             self._flush_merged(channel)
@@ -520,7 +533,7 @@ class Recorder:
         the process was down instead of a line drawn across the outage.
         """
         with self.lock:
-            for channel in self.channels:
+            for channel in self.live:
                 if not channel.ring.sized or channel.config.pv.startswith("push:"):
                     continue  # nothing recorded yet, or pushed: no source was lost
                 newest = channel.ring.columns(1).time

@@ -257,6 +257,13 @@ class SpillLedger:
         if self.store is not None:
             self.store.clear()
 
+    def purge(self, alias: str) -> None:
+        """Forget one channel's rows on disk and waiting (a removed channel's purge)."""
+        self._waiting.pop(alias, None)
+        self._on_disk.pop(alias, None)
+        if self.store is not None:
+            self.store.replace(alias, Columns.empty())
+
     def close(self) -> None:
         """Close the store (if open)."""
         if self.store is not None:

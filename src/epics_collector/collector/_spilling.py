@@ -202,6 +202,17 @@ class Spill:
             forget()
             await asyncio.get_running_loop().run_in_executor(None, self.ledger.clear)
 
+    async def purge(self, alias: str, forget: Callable[[], None]) -> None:
+        """``forget()`` a channel's rows in memory and purge them from the store."""
+        if not self._owner:
+            forget()
+            return
+        async with self._writing:  # a flush that took its rows before ends first
+            forget()
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, self.ledger.purge, alias)
+        self._described = False  # (the description lists it no more)
+
     def close(self) -> None:
         """Close the store (after the last flush) and let another process have it."""
         if self._owner:

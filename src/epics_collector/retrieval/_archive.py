@@ -53,6 +53,7 @@ class Recording:
     kind: str  # number, string, waveform, image
     recording: str = ""  # a retired recording's id (read through its factory's Query)
     removed: bool = False  # a channel its (live) collector no longer records: rows kept
+    paused: bool = False  # removed as a pause (archiving resumes with an Add)
 
     @property
     def name(self) -> str:
@@ -190,9 +191,11 @@ class Archive:
             self.channels[(prefix, recording.alias)] = state
         with contextlib.suppress(ClientError, TimeoutError, KeyError):  # (older collectors)
             gone = await self.connection.get(prefix + CollectorPv.REMOVED, timeout=self.timeout)
+            paused = list(gone["paused"]) if "paused" in gone.keys() else [False] * len(gone["pv"])
+            columns = zip(gone["alias"], gone["pv"], gone["kind"], paused, strict=True)
             found += [
-                Recording(prefix, str(alias), str(pv), str(kind), removed=True)
-                for alias, pv, kind in zip(gone["alias"], gone["pv"], gone["kind"], strict=True)
+                Recording(prefix, str(alias), str(pv), str(kind), removed=True, paused=bool(p))
+                for alias, pv, kind, p in columns
             ]
         return found
 

@@ -23,13 +23,6 @@ from epics_collector.retrieval._pvinfo import PvInfo, disconnected, never_connec
 #: A Host header this service repeats in its URLs: a name or address, and a port
 _HOST = re.compile(r"[A-Za-z0-9.\-]{1,253}(:\d{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:\d{1,5})?")
 COMPONENTS = ("mgmt", "retrieval", "engine", "etl")
-#: The appliance's write calls, not served yet: each answers 501 with what to do instead
-WRITES = {
-    "archivePV": "create a collector of it on a factory",
-    "pauseArchivingPV": "Stop its collector",
-    "resumeArchivingPV": "Start its collector",
-    "deletePV": "Destroy its collector (the recording is kept as a retired one)",
-}
 
 
 def version() -> str:
@@ -160,11 +153,8 @@ def add_mgmt(app: FastAPI, retrieval: Retrieval, identity: str) -> None:
         retrieval.check_peer(request)
         return JSONResponse(paused(retrieval.archive))
 
-    # last: it answers every name the routes above do not
+    # last: it answers every name the routes before it do not
     @app.api_route("/mgmt/bpl/{call}", methods=["GET", "POST"], include_in_schema=False)
     async def not_served(call: str, request: Request) -> Response:
         retrieval.check_peer(request)
-        instead = WRITES.get(call)
-        if instead is None:
-            raise RequestError(f"no management call {call!r} here", 404)
-        raise RequestError(f"{call} is not served by this service yet: {instead}", 501)
+        raise RequestError(f"no management call {call!r} here (or not by {request.method})", 404)

@@ -79,6 +79,8 @@ class PvInfo:
         self.archive, self.pv = archive, pv
         self.recordings: list[Recording] = archive.recordings.get(pv, [])
         self.live = [r for r in self.recordings if not r.recording and not r.removed]
+        #: channels removed as a pause: still archived, paused
+        self.held = [r for r in self.recordings if r.removed and r.paused]
 
     @property
     def known(self) -> bool:
@@ -87,8 +89,8 @@ class PvInfo:
 
     @property
     def archived(self) -> bool:
-        """Whether a collector has a channel of it now (recording or not)."""
-        return bool(self.live)
+        """Whether a collector has a channel of it now (recording or not, or paused)."""
+        return bool(self.live or self.held)
 
     @property
     def recording(self) -> list[Recording]:
@@ -103,7 +105,7 @@ class PvInfo:
     @property
     def down(self) -> bool:
         """Every collector of its live channels fails to answer now."""
-        return self.archived and all(r.collector in self.archive.problems for r in self.live)
+        return bool(self.live) and all(r.collector in self.archive.problems for r in self.live)
 
     def state(self, recording: Recording) -> ChannelState | None:
         return self.archive.channels.get((recording.collector, recording.alias))
@@ -111,12 +113,13 @@ class PvInfo:
     @property
     def main(self) -> Recording:
         """The recording whose channel the answers describe: recording, live, retired."""
-        return (self.recording or self.live or self.recordings)[0]
+        return (self.recording or self.live or self.held or self.recordings)[0]
 
     @property
     def appliance(self) -> str:
         """The collectors of its live channels (else the factories of its retirements)."""
-        return ",".join(dict.fromkeys(r.collector for r in (self.live or self.recordings)))
+        own = self.live or self.held or self.recordings
+        return ",".join(dict.fromkeys(r.collector for r in own))
 
     @property
     def created(self) -> float:

@@ -20,6 +20,7 @@ from epics_collector.pva import Network
 from epics_collector.retrieval._app import Retrieval, create_app
 from epics_collector.retrieval._archive import PAGE_ROWS, Archive
 from epics_collector.retrieval._mgmt import add_mgmt
+from epics_collector.retrieval._mgmt_writes import ArchivingConfig, add_mgmt_writes
 from epics_collector.storage import MAX_POINTS
 
 DEFAULT_PORT = 17668  # the Archiver Appliance's retrieval port
@@ -59,6 +60,11 @@ class RetrievalConfig(BaseModel):
         description="this service's name in the management API (getApplianceInfo's identity; "
         "default the host name)",
     )
+    archiving: ArchivingConfig | None = Field(
+        default=None,
+        description="where archivePV puts new PVs (the factories' archiving collector); "
+        "without it archivePV answers 501",
+    )
     page_rows: int = Field(
         default=PAGE_ROWS,
         ge=10,
@@ -89,5 +95,6 @@ def make_app(config: RetrievalConfig, network: Network) -> FastAPI:
             connection.close()
 
     app = create_app(retrieval, lifespan)
-    add_mgmt(app, retrieval, config.identity)
+    add_mgmt_writes(app, retrieval, config.archiving)
+    add_mgmt(app, retrieval, config.identity)  # (last: its catch-all answers the rest)
     return app

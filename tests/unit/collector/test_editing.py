@@ -103,3 +103,41 @@ def test_added_channels_record_at_once_removed_ones_keep_their_rows_and_both_per
             await device.stop()
 
     asyncio.run(second_run())
+
+
+def test_a_pause_resumes_with_an_add_and_a_purge_deletes_a_removed_channels_rows(
+    tmp_path: Path,
+) -> None:
+    config = {"channels": [{"pv": "A", "alias": "a"}, "B"], "autostart": True, "persist": True}
+
+    async def run(first: bool) -> dict[str, list]:
+        sources = InMemorySources()
+        device = Collector(config, data_dir=tmp_path, sources=sources)
+        await device.start()
+        try:
+            if first:
+                sources.connect("A", 1.0, time.time())
+                sources.connect("B", 2.0, time.time())
+                a = device.recorder.by_alias["a"]
+                await wait_for_async(lambda: len(a.ring) == 1, 5.0, "a row")
+                assert "paused" in await device.call("Remove", {"alias": "a", "pause": "true"})
+                with pytest.raises(RpcError, match="removed already"):
+                    await device.call("Remove", {"alias": "a", "pause": "1"})
+                with pytest.raises(RpcError, match="true or false"):
+                    await device.call("Remove", {"alias": "B", "pause": "maybe"})
+                await device.call("Remove", {"alias": "B"})
+                with pytest.raises(RpcError, match="delete"):  # its own right
+                    await device.call("Purge", {"alias": "B"}, Caller(peer="10.9.9.9:5075"))
+                with pytest.raises(RpcError, match="Remove it first"):
+                    await device.call("Purge", {"alias": "zz"})
+                assert "1 rows deleted" in await device.call("Purge", {"alias": "B"})
+                assert "B" not in device.recorder.by_alias
+            device.editing.publish()
+            return {k: list(v) for k, v in device.editing.removed_table.value.items()}
+        finally:
+            await device.stop()
+
+    first = asyncio.run(run(True))
+    assert first["alias"] == ["a"] and first["paused"] == [True]
+    again = asyncio.run(run(False))  # the journal replayed: a paused, B gone with its rows
+    assert again["alias"] == ["a"] and again["paused"] == [True] and again["count"] == [1]
