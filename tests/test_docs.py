@@ -137,7 +137,7 @@ MODELS: list[tuple[str, Callable[[Any], object]]] = [
     (r"^(max_devices|destinations|types):", FactoryConfig.model_validate),
     (r"^channels:", CollectorConfig.model_validate),
     (r"^processor:", ProcessingConfig.model_validate),
-    (r"^(max_samples|refresh):", RetrievalConfig.model_validate),
+    (r"^(max_samples|refresh|archiving|identity):", RetrievalConfig.model_validate),
     (r"^access:", lambda config: AccessPolicy.model_validate(config["access"])),
 ]
 

@@ -317,6 +317,8 @@ def test_archive_pause_resume_and_delete_as_the_appliance_does(
     posted = service.mgmt("archivePV", body.encode(), "application/json")
     assert posted == [{"pvName": counter, "status": "Archive request submitted"}]
     assert service.mgmt(f"archivePV?pv={slow}") == [{"pvName": slow, "status": "Already archived"}]
+    (policy,) = service.mgmt(f"archivePV?pv={p}Phase&policy=fast")
+    assert "no archiving policies" in policy["validation"]
     wait_for(lambda: _status(service, counter) == "Being archived", 20, "Counter archived")
     info = service.mgmt(f"getPVTypeInfo?pv={counter}")
     assert info["samplingMethod"] == "SCAN" and info["samplingPeriod"] == "0.5"

@@ -213,6 +213,11 @@ class Archiver:
 def _channel(request: dict[str, str]) -> dict[str, Any]:
     """A channel for a PV as archivePV asks it (SCAN: a periodic compress)."""
     pv = request["pv"]
+    if request.get("policy"):
+        raise ValueError(
+            f"policy {request['policy']!r}: this service has no archiving policies "
+            "(archiving.settings applies to every PV); leave it out"
+        )
     channel: dict[str, Any] = {"pv": pv, "alias": default_alias(pv)}
     method = (request.get("samplingmethod") or "MONITOR").upper()
     if method == "SCAN":
