@@ -26,6 +26,14 @@ from epics_collector.storage._query import (
     query_ring,
 )
 from epics_collector.storage._query import run as run_query
+from epics_collector.storage._policy import (
+    Duration,
+    RetentionRule,
+    Size,
+    byte_count,
+    rule_for,
+    seconds,
+)
 from epics_collector.storage._reads import (
     CHUNK,
     OverwrittenError,
@@ -33,6 +41,11 @@ from epics_collector.storage._reads import (
     ReadError,
     StaleReadError,
 )
+from epics_collector.storage._retention import Channel as RetentionChannel
+from epics_collector.storage._retention import Engine as RetentionEngine
+from epics_collector.storage._retention import Run as RetentionRun
+from epics_collector.storage._retention import Step as RetentionStep
+from epics_collector.storage._retention import due as retention_due
 from epics_collector.storage._ring import Columns, Ring, concat
 from epics_collector.storage._spill import (
     ReadOnly,
@@ -58,6 +71,17 @@ from epics_collector.storage._stored import (
 )
 
 __all__ = [
+    "byte_count",
+    "Duration",
+    "RetentionChannel",
+    "RetentionEngine",
+    "RetentionRule",
+    "RetentionRun",
+    "RetentionStep",
+    "retention_due",
+    "rule_for",
+    "seconds",
+    "Size",
     "array_record",
     "ChannelData",
     "CHUNK",

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import sqlite3
 import threading
@@ -46,6 +47,7 @@ from epics_collector.storage._ring import Columns
 SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26  # SQLite's verdicts of a damaged database
 WRITTEN = "_written"  # meta key: rows written by every commit so far (see the side file)
 HELD = "_held"  # meta key: rows the chunks hold now (what a salvage should find)
+REDUCED = "reduced:"  # meta key prefix: {"operator": "mean_60", "until": t} per channel
 HIDDEN = (WRITTEN, HELD)  # meta keys of the store's own, not the caller's
 RECORD = np.dtype([("time", "<f8"), ("value", "<f8"), ("severity", "i1"), ("status", "i1")])
 TEXT = "text"  # the layout of a chunk of string rows (JSON array of [t, v, s, a])
@@ -58,11 +60,25 @@ CREATE TABLE IF NOT EXISTS chunks (
     layout TEXT NOT NULL,
     rows INTEGER NOT NULL,
     crc INTEGER NOT NULL,
-    data BLOB NOT NULL
+    data BLOB NOT NULL,
+    first REAL,
+    last REAL
 );
 CREATE INDEX IF NOT EXISTS chunks_channel ON chunks (channel, id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+_INSERT = (
+    "INSERT INTO chunks (channel, layout, rows, crc, data, first, last) VALUES (?,?,?,?,?,?,?)"
+)
+
+
+def _edges(rows: Columns) -> tuple[float, float]:
+    """The oldest and newest row times of a chunk (NaN: none)."""
+    if not len(rows):
+        return math.nan, math.nan
+    return float(np.min(rows.time)), float(np.max(rows.time))
 
 
 def array_record(dtype: np.dtype, shape: tuple[int, ...], exact: bool = False) -> np.dtype:
@@ -80,8 +96,11 @@ def array_record(dtype: np.dtype, shape: tuple[int, ...], exact: bool = False) -
     return np.dtype(fields + [("ns", "<i8")] if exact else fields)
 
 
-def pack(rows: Columns) -> tuple[str, bytes]:
-    """``(layout, blob)`` of rows: packed records, or JSON for strings."""
+def pack(rows: Columns, reduced: str | None = None) -> tuple[str, bytes]:
+    """``(layout, blob)`` of rows: packed records, or JSON for strings.
+
+    ``reduced``: the rows are an operator's bins (``mean_60``), said in the layout.
+    """
     stamps = rows.stamps()
     if rows.value.dtype == object:
         items = [
@@ -96,8 +115,21 @@ def pack(rows: Columns) -> tuple[str, bytes]:
     data = np.empty(len(rows), record)
     data["time"], data["value"] = rows.time, value
     data["severity"], data["status"], data["ns"] = rows.severity, rows.status, stamps
-    layout = {"dtype": value.dtype.newbyteorder("<").str, "shape": value.shape[1:], "ns": True}
+    layout: dict[str, object] = {
+        "dtype": value.dtype.newbyteorder("<").str,
+        "shape": value.shape[1:],
+        "ns": True,
+    }
+    if reduced is not None:
+        layout["reduced"] = reduced
     return json.dumps(layout), data.tobytes()
+
+
+def reduced_by(layout: str) -> str | None:
+    """The operator a chunk's rows were reduced to (None: raw rows)."""
+    if layout == TEXT or '"reduced"' not in layout:
+        return None
+    return str(json.loads(layout)["reduced"])
 
 
 def text_rows(items: list[list[object]]) -> Columns:
@@ -135,6 +167,27 @@ class Loaded:
     parts: list[Columns]  # one per chunk, oldest first
     bad_chunks: int = 0  # chunks whose checksum or layout did not match: skipped
     bad_rows: int = 0  # rows with a time that is not a positive finite number: skipped
+
+
+@dataclass(frozen=True)
+class ChunkInfo:
+    """One chunk of a channel, as the index knows it (no row read)."""
+
+    id: int
+    layout: str
+    rows: int
+    size: int  # bytes of its blob
+    first: float  # its oldest row's time (NaN: not known, a chunk of an older version)
+    last: float  # its newest row's time
+
+    @property
+    def reduced(self) -> str | None:
+        """The operator its rows were reduced to (None: raw rows)."""
+        return reduced_by(self.layout)
+
+
+def _real(value: object) -> float:
+    return float(cast(float, value)) if value is not None else math.nan
 
 
 class StoreUnavailableError(OSError):
@@ -198,6 +251,10 @@ class SpillStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # a kill loses nothing committed
             db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(chunks)")}
+            if "first" not in columns:  # a store written before chunks kept their times
+                db.execute("ALTER TABLE chunks ADD COLUMN first REAL")
+                db.execute("ALTER TABLE chunks ADD COLUMN last REAL")
             verdict = [row[0] for row in db.execute("PRAGMA quick_check").fetchall()]
             if verdict != ["ok"]:
                 error = sqlite3.DatabaseError(f"quick_check: {'; '.join(verdict[:3])}")
@@ -223,10 +280,7 @@ class SpillStore:
             ) from error
         with _Transaction(db):
             for chunk in chunks:
-                db.execute(
-                    "INSERT INTO chunks (channel, layout, rows, crc, data) VALUES (?,?,?,?,?)",
-                    chunk,
-                )
+                db.execute(_INSERT, (*chunk, *_edges(unpack(chunk[1], chunk[4]))))
             for key, value in meta:
                 db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
         rows = sum(chunk[2] for chunk in chunks)
@@ -295,7 +349,11 @@ class SpillStore:
         """The meta saved by the last successful :meth:`write`."""
         with self._lock:
             found = self._db.execute("SELECT key, value FROM meta").fetchall()
-        return {key: json.loads(value) for key, value in found if key not in HIDDEN}
+        return {
+            key: json.loads(value)
+            for key, value in found
+            if key not in HIDDEN and not key.startswith(REDUCED)
+        }
 
     def channels(self) -> list[str]:
         """Every channel with rows on disk."""
@@ -346,16 +404,19 @@ class SpillStore:
 
         Raises (``sqlite3.OperationalError`` on a full disk, ...) with nothing written.
         """
-        packed = [(channel, *pack(rows), len(rows)) for channel, rows in chunks if len(rows)]
-        total = sum(count for *_, count in packed)
+        packed = [
+            (channel, *pack(rows), len(rows), *_edges(rows))
+            for channel, rows in chunks
+            if len(rows)
+        ]
+        total = sum(item[3] for item in packed)
         with self._lock:
             if self.closed:  # a flush after its owner stopped: a bug, said, nothing lost
                 raise StoreClosedError(f"{self.path.name} is closed: a write came after stop")
             with self._transaction():
-                for channel, layout, blob, count in packed:
+                for channel, layout, blob, count, first, last in packed:
                     self._db.execute(
-                        "INSERT INTO chunks (channel, layout, rows, crc, data) VALUES (?,?,?,?,?)",
-                        (channel, layout, count, zlib.crc32(blob), blob),
+                        _INSERT, (channel, layout, count, zlib.crc32(blob), blob, first, last)
                     )
                 items = {**(meta or {}), WRITTEN: self._written + total}
                 if total:
@@ -377,10 +438,85 @@ class SpillStore:
             self._db.execute("DELETE FROM chunks WHERE channel = ?", (channel,))
             if len(rows):
                 self._db.execute(
-                    "INSERT INTO chunks (channel, layout, rows, crc, data) VALUES (?,?,?,?,?)",
-                    (channel, layout, len(rows), zlib.crc32(blob), blob),
+                    _INSERT, (channel, layout, len(rows), zlib.crc32(blob), blob, *_edges(rows))
                 )
             self._set_held()
+
+    def chunks(self, channel: str) -> list[ChunkInfo]:
+        """The chunks of a channel, by id (none read)."""
+        with self._lock:
+            found = self._db.execute(
+                "SELECT id, layout, rows, length(data), first, last FROM chunks "
+                "WHERE channel = ? ORDER BY id",
+                (channel,),
+            ).fetchall()
+        return [
+            ChunkInfo(int(i), str(layout), int(n), int(size), _real(a), _real(b))
+            for i, layout, n, size, a, b in found
+        ]
+
+    def chunk(self, chunk_id: int) -> Columns | None:
+        """The rows of one chunk (None: gone, or damaged: such a chunk is left alone)."""
+        with self._lock:
+            found = self._db.execute(
+                "SELECT layout, rows, crc, data FROM chunks WHERE id = ?", (chunk_id,)
+            ).fetchone()
+        if found is None or zlib.crc32(found[3]) != found[2]:
+            return None
+        try:
+            rows = unpack(found[0], found[3])
+        except ValueError:
+            return None
+        return rows if len(rows) == found[1] else None
+
+    def swap(
+        self,
+        channel: str,
+        remove: list[int],
+        add: list[tuple[Columns, str | None]],
+        meta: dict[str, object],
+    ) -> list[int]:
+        """Replace chunks ``remove`` by ``add`` (rows, reduced by) and set ``meta``, atomically.
+
+        The ids of the chunks added. A failed write (a full disk) changes nothing.
+        """
+        packed = [
+            (len(rows), *pack(rows, reduced), *_edges(rows)) for rows, reduced in add if len(rows)
+        ]
+        added: list[int] = []
+        with self._lock:
+            if self.closed:
+                raise StoreClosedError(f"{self.path.name} is closed")
+            with self._transaction():
+                self._db.executemany(
+                    "DELETE FROM chunks WHERE id = ? AND channel = ?",
+                    [(i, channel) for i in remove],
+                )
+                for count, layout, blob, first, last in packed:
+                    cursor = self._db.execute(
+                        _INSERT, (channel, layout, count, zlib.crc32(blob), blob, first, last)
+                    )
+                    added.append(int(cast(int, cursor.lastrowid)))
+                for key, value in meta.items():
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                        (key, json.dumps(value)),
+                    )
+                self._set_held()
+            self._note_commits()
+        return added
+
+    def compact_file(self, sparse: float = 0.25) -> int:
+        """VACUUM when at least ``sparse`` of the file is free pages; the bytes it freed."""
+        with self._lock:
+            (pages,) = self._db.execute("PRAGMA page_count").fetchone()
+            (free,) = self._db.execute("PRAGMA freelist_count").fetchone()
+            if not pages or free < sparse * pages:
+                return 0
+            before = self.path.stat().st_size
+            self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return max(0, before - self.path.stat().st_size)
 
     def clear(self) -> None:
         """Remove every row (Clear); the meta stays."""

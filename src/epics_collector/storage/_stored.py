@@ -25,7 +25,7 @@ import numpy as np
 
 from epics_collector.storage._query import Query, query_ring
 from epics_collector.storage._ring import Columns, Ring, concat
-from epics_collector.storage._spill import read_only, unpack, write_json_atomic
+from epics_collector.storage._spill import REDUCED, read_only, unpack, write_json_atomic
 
 DESCRIPTION = "recording.json"
 SPILL = Path("spill") / "history.sqlite"
@@ -67,6 +67,15 @@ class ChannelSummary:
     rows: int = 0
     first: float = float("nan")  # the oldest row's time (POSIX s)
     last: float = float("nan")  # the newest row's time
+    reduced: str = ""  # the operator its oldest rows were reduced to ("" none)
+    reduced_until: float = float("nan")  # rows before this are reduced, after it raw
+
+    @property
+    def oldest_raw(self) -> float:
+        """The time from which rows are raw (NaN: no rows)."""
+        if not self.rows:
+            return float("nan")
+        return max(self.first, self.reduced_until) if self.reduced else self.first
 
 
 @dataclass
@@ -114,8 +123,10 @@ def summarise(directory: Path) -> Summary:
     found = description(directory)
     summary = Summary(directory, bytes=disk_bytes(directory), description=found)
     described = {str(c.get("alias")): c for c in found.get("channels", []) if isinstance(c, dict)}
-    for alias, rows, first, last in _chunk_index(directory / SPILL):
+    index, reductions = _chunk_index(directory / SPILL)
+    for alias, rows, first, last in index:
         channel = described.get(alias, {})
+        operator, until = reductions.get(alias, ("", float("nan")))
         summary.channels.append(
             ChannelSummary(
                 alias,
@@ -124,6 +135,8 @@ def summarise(directory: Path) -> Summary:
                 rows,
                 first,
                 last,
+                operator,
+                until,
             )
         )
     for alias, channel in described.items():  # described, but nothing on disk yet
@@ -138,28 +151,40 @@ def _kind(text: object) -> str:
     return str(text) if text in KINDS else "number"
 
 
-def _chunk_index(path: Path) -> list[tuple[str, int, float, float]]:
-    """(alias, rows, first time, last time) per channel of a spill file, read-only."""
+def _chunk_index(
+    path: Path,
+) -> tuple[list[tuple[str, int, float, float]], dict[str, tuple[str, float]]]:
+    """(alias, rows, first time, last time) per channel of a spill file, and reductions.
+
+    Read-only. The reductions: operator and ``until`` per reduced channel (its meta).
+    """
     if path.is_symlink() or not path.is_file():
-        return []
+        return [], {}
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
     except sqlite3.DatabaseError:
-        return []
-    found = []
+        return [], {}
+    found: list[tuple[str, int, float, float]] = []
+    reduced: dict[str, tuple[str, float]] = {}
     try:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(chunks)")}
+        timed = "min(first), max(last), count(*) - count(first)" if "first" in columns else "0,0,1"
         index = db.execute(
-            "SELECT channel, coalesce(sum(rows), 0), min(id), max(id) FROM chunks GROUP BY channel"
+            f"SELECT channel, coalesce(sum(rows), 0), min(id), max(id), {timed} "
+            "FROM chunks GROUP BY channel"
         ).fetchall()
-        for alias, rows, low, high in index:
-            first = _edge(db, low, 0)
-            last = _edge(db, high, -1)
-            found.append((str(alias), int(rows), first, last))
+        for alias, rows, low, high, first, last, untimed in index:
+            if untimed:  # chunks of an older version: the first and last chunks' edges
+                first, last = _edge(db, low, 0), _edge(db, high, -1)
+            found.append((str(alias), int(rows), float(first), float(last)))
+        meta = db.execute("SELECT key, value FROM meta WHERE key LIKE ?", (REDUCED + "%",))
+        with contextlib.suppress(ValueError):
+            reduced = reductions({key: json.loads(value) for key, value in meta.fetchall()})
     except sqlite3.DatabaseError:
         pass
     finally:
         db.close()
-    return found
+    return found, reduced
 
 
 def _edge(db: sqlite3.Connection, chunk: int, end: int) -> float:
@@ -191,6 +216,8 @@ class StoredRecording:
             if isinstance(c, dict)
         }
         self.lock = threading.Lock()
+        #: alias -> (operator, until): rows before ``until`` are that operator's bins
+        self.reduced = reductions(found.meta)
         self.channels: dict[str, tuple[Ring, str]] = {}
         for alias, parts in found.parts.items():
             rows = concat(*parts) if len(parts) > 1 else parts[0]
@@ -215,7 +242,21 @@ class StoredRecording:
     def query(self, alias: str, query: Query, deadline: float | None = None) -> dict[str, Any]:
         """A query of one channel (KeyError: no such channel)."""
         ring, kind = self.channels[alias]
-        return query_ring(self.lock, ring, kind, query, deadline)
+        answer = query_ring(self.lock, ring, kind, query, deadline)
+        operator, until = self.reduced.get(alias, ("", 0.0))
+        if operator and query.start < until:  # the range holds reduced rows: say so
+            answer["reduced"] = np.array([operator])
+        return answer
+
+
+def reductions(meta: dict[str, object]) -> dict[str, tuple[str, float]]:
+    """alias -> (operator, until) of a store's meta (the channels reduced)."""
+    found = {}
+    for key, value in meta.items():
+        if key.startswith(REDUCED) and isinstance(value, dict):
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                found[key[len(REDUCED) :]] = (str(value["operator"]), float(value["until"]))
+    return found
 
 
 def _kind_of(rows: Columns) -> str:

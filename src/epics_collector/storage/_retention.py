@@ -1,0 +1,308 @@
+"""The retention engine: a store's rows reduced and deleted as its policy says.
+
+One engine for whoever owns a spill file (the factory for retired recordings, the CLI
+run on a stopped factory's data). For each channel, with the first rule that matches
+the recording's name or the channel's PV (:func:`~epics_collector.storage._policy.rule_for`):
+
+- rows older than ``keep`` are deleted;
+- rows of a number channel older than ``raw`` are replaced by the bins of the rule's
+  ``reduce`` operator (:func:`~epics_collector.storage._binning.reduce_rows`), bins
+  aligned as the retrieval API aligns them (``s // N``).
+
+Work goes in bounded transactions of about :data:`BATCH` rows (:meth:`SpillStore.swap`),
+oldest rows first, each one whole or not at all. A reduction never splits a bin: a
+transaction reduces only the bins below the first row it leaves raw, so at every commit
+the channel's rows below ``until`` (kept in the store's meta with the operator) are all
+reduced and the rows above all raw; a kill -9 between two leaves a range served either
+raw or reduced, never both or half. A dry run does the same work on an overlay of the
+store (nothing written) and reports what the real run then does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from epics_collector.storage._binning import reduce_rows
+from epics_collector.storage._policy import Reducer, RetentionRule, rule_for
+from epics_collector.storage._ring import Columns, concat
+from epics_collector.storage._spill import REDUCED, TEXT, SpillStore, pack
+
+log = logging.getLogger(__name__)
+BATCH = 1 << 16  # rows one transaction takes at most (one chunk more when a chunk is bigger)
+REDUCE, DELETE = "reduce", "delete"
+
+
+@dataclass
+class Step:
+    """What one action did (or, in a dry run, would do) to one channel."""
+
+    recording: str
+    channel: str
+    action: str  # reduce or delete
+    before: float  # rows older than this (POSIX s)
+    operator: str = ""  # reduce: the operator
+    rows: int = 0  # rows taken away
+    written: int = 0  # rows written in their place (the bins)
+    freed: int = 0  # bytes of row data freed (taken away less written)
+
+    def text(self) -> str:
+        """One line for an operator (a log line, the CLI)."""
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(self.before))
+        what = f"reduce to {self.operator}" if self.action == REDUCE else "delete"
+        into = f" into {self.written} rows" if self.action == REDUCE else ""
+        return (
+            f"{self.recording} {self.channel}: {what} rows before {when} UTC: "
+            f"{self.rows} rows{into}, {self.freed} bytes freed"
+        )
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A channel of a recording as the policy sees it."""
+
+    alias: str
+    pv: str
+    kind: str
+
+
+@dataclass
+class Run:
+    """One application of the policy to one store."""
+
+    steps: list[Step] = field(default_factory=list)
+    file_freed: int = 0  # bytes the file shrank by (VACUUM after deletions)
+
+    @property
+    def rows_reduced(self) -> int:
+        return sum(s.rows for s in self.steps if s.action == REDUCE)
+
+    @property
+    def rows_deleted(self) -> int:
+        return sum(s.rows for s in self.steps if s.action == DELETE)
+
+    @property
+    def freed(self) -> int:
+        return sum(s.freed for s in self.steps)
+
+
+def due(rule: RetentionRule, kind: str, now: float) -> list[tuple[str, float]]:
+    """The actions ``rule`` asks of a channel at ``now``: (action, rows before this time)."""
+    actions: list[tuple[str, float]] = []
+    if rule.keep is not None:
+        actions.append((DELETE, now - rule.keep))
+    found = rule.reducer
+    if found is not None and rule.raw is not None and kind == "number":
+        actions.append((REDUCE, math.floor((now - rule.raw) / found.n) * found.n))
+    return actions
+
+
+class _Overlay:
+    """A store's chunks with changes kept in memory: a dry run writes nothing."""
+
+    def __init__(self, store: SpillStore) -> None:
+        self.store = store
+        self.gone: set[int] = set()
+        self.added: dict[int, tuple[Columns, str | None]] = {}
+        self.meta: dict[str, object] = {}
+
+    def chunk(self, chunk: int) -> Columns | None:
+        return self.added[chunk][0] if chunk in self.added else self.store.chunk(chunk)
+
+    def swap(
+        self,
+        channel: str,
+        remove: list[int],
+        add: list[tuple[Columns, str | None]],
+        meta: dict[str, object],
+    ) -> list[int]:
+        for chunk in remove:
+            if self.added.pop(chunk, None) is None:
+                self.gone.add(chunk)
+        ids = []
+        for rows, reduced in add:
+            if len(rows):
+                ids.append(-1 - len(self.gone) - len(self.added) - len(ids))
+                self.added[ids[-1]] = (rows, reduced)
+        self.meta.update(meta)
+        return ids
+
+
+@dataclass
+class _Span:
+    """A chunk's first and last row times, its rows and bytes, and what it was reduced to."""
+
+    first: float
+    last: float
+    rows: int
+    size: int
+    reduced: str | None
+    numbers: bool  # packed scalar rows (reducible)
+
+
+class Engine:
+    """Applies ``rules`` to stores; ``pace(seconds)`` is called after each transaction."""
+
+    def __init__(
+        self,
+        rules: list[RetentionRule],
+        pace: Callable[[float], None] | None = None,
+    ) -> None:
+        self.rules = rules
+        self.pace = pace or (lambda _seconds: None)
+
+    def apply(
+        self,
+        store: SpillStore,
+        recording: str,
+        name: str,
+        channels: list[Channel],
+        now: float,
+        dry_run: bool = False,
+    ) -> Run:
+        """Apply the policy to every channel of ``store`` (recording ``name``'s); what it did."""
+        run = Run()
+        target: SpillStore | _Overlay = _Overlay(store) if dry_run else store
+        for channel in channels:
+            rule = rule_for(self.rules, name, [channel.pv])
+            if rule is None:
+                continue
+            actions = due(rule, channel.kind, now)
+            if not actions:
+                continue
+            spans = self._spans(store, target, channel.alias)
+            for action, before in actions:
+                step = Step(recording, channel.alias, action, before)
+                if action == DELETE:
+                    self._delete(target, channel.alias, spans, step)
+                else:
+                    reducer = rule.reducer
+                    assert reducer is not None
+                    step.operator = str(reducer)
+                    self._reduce(target, channel.alias, spans, step, reducer)
+                if step.rows:
+                    run.steps.append(step)
+                    if not dry_run:
+                        log.info("retention: %s", step.text())
+        if run.steps and not dry_run:
+            run.file_freed = store.compact_file()
+        return run
+
+    @staticmethod
+    def _spans(store: SpillStore, target: SpillStore | _Overlay, alias: str) -> dict[int, _Span]:
+        """The channel's chunks: from the index, or read (chunks of older versions)."""
+        spans = {}
+        for info in store.chunks(alias):
+            first, last = info.first, info.last
+            if not (math.isfinite(first) and math.isfinite(last)):
+                rows = target.chunk(info.id)
+                if rows is None or not len(rows):
+                    continue  # damaged: left as it is (its loss was counted when read)
+                first, last = float(rows.time.min()), float(rows.time.max())
+            numbers = info.layout != TEXT and json.loads(info.layout).get("shape") == []
+            spans[info.id] = _Span(first, last, info.rows, info.size, info.reduced, numbers)
+        return spans
+
+    def _swap(
+        self,
+        target: SpillStore | _Overlay,
+        alias: str,
+        spans: dict[int, _Span],
+        remove: list[int],
+        add: list[tuple[Columns, str | None]],
+        meta: dict[str, object],
+    ) -> int:
+        """One transaction; the spans follow; the bytes it freed."""
+        started = time.monotonic()
+        packed = [(rows, reduced, len(pack(rows, reduced)[1])) for rows, reduced in add]
+        ids = target.swap(alias, remove, [(rows, reduced) for rows, reduced, _ in packed], meta)
+        freed = sum(spans.pop(i).size for i in remove)
+        for chunk, (rows, reduced, size) in zip(ids, [p for p in packed if len(p[0])], strict=True):
+            spans[chunk] = _Span(
+                float(rows.time.min()),
+                float(rows.time.max()),
+                len(rows),
+                size,
+                reduced,
+                rows.value.dtype != object and rows.value.ndim == 1,
+            )
+            freed -= size
+        self.pace(time.monotonic() - started)
+        return freed
+
+    def _delete(
+        self, target: SpillStore | _Overlay, alias: str, spans: dict[int, _Span], step: Step
+    ) -> None:
+        """Delete the rows older than ``step.before``, a batch of chunks at a time."""
+        while True:
+            old = sorted(i for i, s in spans.items() if s.first < step.before)
+            if not old:
+                return
+            batch, total = [], 0
+            for chunk in old:
+                batch.append(chunk)
+                total += spans[chunk].rows
+                if total >= BATCH:
+                    break
+            add: list[tuple[Columns, str | None]] = []
+            for chunk in list(batch):
+                if spans[chunk].last >= step.before:  # straddles: its newer rows stay
+                    rows = target.chunk(chunk)
+                    if rows is None:  # damaged: left as it is
+                        batch.remove(chunk)
+                        spans.pop(chunk)
+                        continue
+                    keep = rows.time >= step.before
+                    step.rows += int((~keep).sum())
+                    add.append((rows.select(keep), spans[chunk].reduced))
+                else:
+                    step.rows += spans[chunk].rows
+            step.freed += self._swap(target, alias, spans, batch, add, {})
+
+    def _reduce(
+        self,
+        target: SpillStore | _Overlay,
+        alias: str,
+        spans: dict[int, _Span],
+        step: Step,
+        reducer: Reducer,
+    ) -> None:
+        """Reduce the raw rows older than ``step.before``, oldest first, bins never split."""
+        key = REDUCED + alias
+        while True:
+            raw = sorted(
+                (i for i, s in spans.items() if s.reduced is None and s.numbers),
+                key=lambda i: spans[i].first,
+            )
+            if not raw or spans[raw[0]].first >= step.before:
+                return
+            batch, total, limit = [], 0, step.before
+            for k, chunk in enumerate(raw):
+                batch.append(chunk)
+                total += spans[chunk].rows
+                # bins below the first row left out of the batch are whole in it
+                if k + 1 < len(raw):  # (raw is by first row: the next one is the first)
+                    following = math.floor(spans[raw[k + 1]].first)
+                    limit = min(step.before, following // reducer.n * reducer.n)
+                else:
+                    limit = step.before
+                if total >= BATCH and any(spans[i].first < limit for i in batch):
+                    break
+            parts = [target.chunk(i) for i in batch]
+            rows = concat(*[p for p in parts if p is not None])
+            rows = rows.take(np.argsort(rows.time, kind="stable"))
+            below = rows.time < limit
+            reduced = reduce_rows(rows.select(below), reducer)
+            step.rows += int(below.sum())
+            step.written += len(reduced)
+            meta = {key: {"operator": str(reducer), "until": limit}}
+            add = [(reduced, str(reducer)), (rows.select(~below), None)]
+            step.freed += self._swap(target, alias, spans, batch, add, meta)
+            if not below.any():
+                return  # (cannot happen: the batch holds a row below limit) never loop
