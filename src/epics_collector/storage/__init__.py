@@ -16,6 +16,14 @@ from epics_collector.storage._paths import (
     new_file,
     open_inside,
 )
+from epics_collector.storage._policy import (
+    Duration,
+    RetentionRule,
+    Size,
+    byte_count,
+    rule_for,
+    seconds,
+)
 from epics_collector.storage._query import (
     MAX_POINTS,
     OPERATORS,
@@ -26,14 +34,6 @@ from epics_collector.storage._query import (
     query_ring,
 )
 from epics_collector.storage._query import run as run_query
-from epics_collector.storage._policy import (
-    Duration,
-    RetentionRule,
-    Size,
-    byte_count,
-    rule_for,
-    seconds,
-)
 from epics_collector.storage._reads import (
     CHUNK,
     OverwrittenError,

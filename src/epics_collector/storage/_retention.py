@@ -301,7 +301,7 @@ class Engine:
             reduced = reduce_rows(rows.select(below), reducer)
             step.rows += int(below.sum())
             step.written += len(reduced)
-            meta = {key: {"operator": str(reducer), "until": limit}}
+            meta: dict[str, object] = {key: {"operator": str(reducer), "until": limit}}
             add = [(reduced, str(reducer)), (rows.select(~below), None)]
             step.freed += self._swap(target, alias, spans, batch, add, meta)
             if not below.any():

@@ -250,7 +250,7 @@ class StoredRecording:
 
 
 def reductions(meta: dict[str, object]) -> dict[str, tuple[str, float]]:
-    """alias -> (operator, until) of a store's meta (the channels reduced)."""
+    """Alias -> (operator, until) of a store's meta (the channels reduced)."""
     found = {}
     for key, value in meta.items():
         if key.startswith(REDUCED) and isinstance(value, dict):

@@ -20,10 +20,10 @@ from epics_collector.storage import (
     RetentionRule,
     SpillStore,
     StoredRecording,
+    _retention,
     byte_count,
     seconds,
 )
-from epics_collector.storage import _retention
 
 DAY = 86400.0
 START = 1.7e9  # (whole minutes: 1.7e9 / 60 is whole)
