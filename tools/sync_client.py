@@ -52,6 +52,7 @@ IMPORTS = {
     "ViewArgs": "from epics_collector.client._devices import ViewArgs",
     "DeviceInfo": "from epics_collector.client._factory import DeviceInfo",
     "RecordingInfo": "from epics_collector.client._recordings import RecordingInfo",
+    "RetentionAction": "from epics_collector.client._recordings import RetentionAction",
     "Network": "from epics_collector.pva import Network",
 }
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -212,6 +212,37 @@ def purge(
     out.print(f"purged {recording}: {removed['rows']} rows, {removed['bytes']} bytes")
 
 
+@app.command()
+def retention(
+    factory: FactoryOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="list what would be done; change nothing")
+    ] = False,
+    json: JsonOption = False,
+    timeout: TimeoutOption = 600.0,
+) -> None:
+    """Apply the factory's retention policy and disk budget now (its delete right).
+
+    One line per action: rows reduced, rows deleted, whole recordings deleted for the
+    budget, and the bytes each frees. With --dry-run nothing is changed.
+    """
+    with _reported(), _factory(factory, timeout) as fac:
+        actions = fac.retention(dry_run=dry_run)
+    if json:
+        print_json([asdict(action) for action in actions])
+        return
+    shown = [{**asdict(a), "before": iso(a.before)} for a in actions]
+    columns = ["recording", "channel", "action", "operator", "before", "rows", "written", "freed"]
+    title = "would do" if dry_run else "did"
+    freed = sum(a.freed for a in actions)
+    print_rows(
+        f"{factory or default_prefix()} retention {title} {counted(len(actions), 'action')}, "
+        f"{freed} bytes freed",
+        shown,
+        columns,
+    )
+
+
 @app.command("ls")
 def list_devices(
     factory: FactoryOption = None, json: JsonOption = False, timeout: TimeoutOption = 5.0

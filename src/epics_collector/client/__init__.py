@@ -23,7 +23,7 @@ from epics_collector.client._errors import (
     NoConnectionError,
 )
 from epics_collector.client._factory import AsyncFactory, DeviceInfo, default_prefix
-from epics_collector.client._recordings import RecordingInfo
+from epics_collector.client._recordings import RecordingInfo, RetentionAction
 from epics_collector.client._sync import Collector, Device, Factory, Processor
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "DeviceError",
     "DeviceInfo",
     "RecordingInfo",
+    "RetentionAction",
     "EmptyExportWarning",
     "Factory",
     "History",

@@ -26,7 +26,12 @@ from epics_collector.client._devices import (
     view_of,
 )
 from epics_collector.client._errors import AccessDeniedError, ClientError, DeviceError
-from epics_collector.client._recordings import RecordingInfo, recording_rows
+from epics_collector.client._recordings import (
+    RecordingInfo,
+    RetentionAction,
+    recording_rows,
+    retention_rows,
+)
 from epics_collector.factory import RETIRED_ID, FactoryPv
 from epics_collector.process import FactoryProcess
 from epics_collector.pva import Network, decode
@@ -301,6 +306,15 @@ class AsyncFactory:
         """Delete a retired recording's files (needs the ``delete`` right); rows and bytes."""
         table = await self._call(FactoryPv.PURGE, recording=recording)
         return {"rows": int(table["rows"][0]), "bytes": int(table["bytes"][0])}
+
+    async def retention(self, dry_run: bool = True) -> list[RetentionAction]:
+        """Apply the factory's retention policy and disk budget now; what was done.
+
+        ``dry_run`` (the default) lists what would be done and changes nothing;
+        applying needs the factory's ``delete`` right.
+        """
+        pv = FactoryPv.RETENTION_DRY_RUN if dry_run else FactoryPv.RETENTION_APPLY
+        return retention_rows(await self._call(pv))
 
     def device_at(self, prefix: str, type_name: str = "") -> AsyncDevice:
         """A proxy of the device under ``prefix`` (a collector's or processor's by type).

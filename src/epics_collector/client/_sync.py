@@ -21,7 +21,7 @@ from epics_collector.client._devices import (
     ViewArgs,
 )
 from epics_collector.client._factory import AsyncFactory, DeviceInfo
-from epics_collector.client._recordings import RecordingInfo
+from epics_collector.client._recordings import RecordingInfo, RetentionAction
 
 
 class Device(BlockingDevice):
@@ -301,6 +301,14 @@ class Factory(BlockingFactory):
     def purge(self, recording: str) -> dict[str, int]:
         """Delete a retired recording's files (needs the ``delete`` right); rows and bytes."""
         return self._run(self._impl.purge(recording))
+
+    def retention(self, dry_run: bool = True) -> list[RetentionAction]:
+        """Apply the factory's retention policy and disk budget now; what was done.
+
+        ``dry_run`` (the default) lists what would be done and changes nothing;
+        applying needs the factory's ``delete`` right.
+        """
+        return self._run(self._impl.retention(dry_run))
 
     def device_at(self, prefix: str, type_name: str = "") -> Device:
         """A proxy of the device under ``prefix`` (a collector's or processor's by type).

@@ -35,6 +35,7 @@ from epics_collector.factory._form import CreateForm
 from epics_collector.factory._names import FactoryPv
 from epics_collector.factory._recording_pvs import RecordingPvs
 from epics_collector.factory._requests import Requests
+from epics_collector.factory._retention import RetentionPvs
 from epics_collector.factory._state_files import (
     PidFile,
     StateDirLock,
@@ -92,7 +93,7 @@ class Factory(Device[FactoryConfig]):
     States = FactoryStates
 
     serves_outside = True  # the claims of its devices' prefixes
-    parts = (RecordingPvs, CreateForm)
+    parts = (RecordingPvs, RetentionPvs, CreateForm)
 
     devices = AttrR(
         Table(columns=DEVICE_COLUMNS),
@@ -143,6 +144,16 @@ class Factory(Device[FactoryConfig]):
         #: Live and retired recordings under the data directory: Recordings, Query, Purge.
         self.recorded = self.add_part(
             RecordingPvs(self.config, self.data_dir, self._live, self.report, self.call_soon)
+        )
+        #: The retention policy and the disk budget, applied to the recordings.
+        self.retention = self.add_part(
+            RetentionPvs(
+                self.config,
+                self.recorded.recordings,
+                self._live,
+                self.report,
+                self.recorded.refresh,
+            )
         )
         self.form = self.add_part(CreateForm(self.allowed_types, self._create_for, self.report))
         for attr in self.form.fields:
@@ -373,5 +384,6 @@ class Factory(Device[FactoryConfig]):
     async def on_stop(self) -> None:
         """Stop every device process; the list stays stored for the next start."""
         await asyncio.gather(*(s.stop() for s in self._supervisors.values()))
+        self.retention.close()
         self.recorded.close()
         self.state_lock.release()

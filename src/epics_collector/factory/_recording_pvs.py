@@ -34,6 +34,7 @@ from epics_collector.core import (
 from epics_collector.factory._config import FactoryConfig
 from epics_collector.factory._names import FactoryPv
 from epics_collector.factory._recordings import Listed, Recordings
+from epics_collector.factory._retention import next_action
 
 log = logging.getLogger(__name__)
 Report = Callable[[str, Severity], None]
@@ -49,6 +50,10 @@ RECORDING_COLUMNS: dict[str, Any] = {
     "state": str,
     "created": np.float64,
     "destroyed": np.float64,
+    "reduced": str,
+    "oldest_raw": np.float64,
+    "next_action": str,
+    "next_time": np.float64,
 }
 RECORDED_CHANNEL_COLUMNS: dict[str, Any] = {
     "recording": str,
@@ -62,6 +67,12 @@ RECORDED_CHANNEL_COLUMNS: dict[str, Any] = {
 }
 
 
+def _oldest_raw(listed: Listed) -> float:
+    """The oldest raw row's time of a recording's channels (NaN: no rows)."""
+    times = [c.oldest_raw for c in listed.summary.channels if c.rows]
+    return min(times) if times else float("nan")
+
+
 class RecordingPvs(Part):
     """Lists the recordings, reads retired ones, and purges them on request."""
 
@@ -72,7 +83,10 @@ class RecordingPvs(Part):
             "One row per recording, live (a collector of this factory) or retired (kept "
             "after its collector was destroyed): id (what Query and Purge take), name, "
             "prefix, pvs (comma-separated), first and last (POSIX s), rows, bytes on disk, "
-            "state (live, retired), created and destroyed (POSIX s)"
+            "state (live, retired), created and destroyed (POSIX s), reduced (the "
+            "operators its oldest rows were reduced to by the retention policy), "
+            "oldest_raw (POSIX s from which rows are raw), next_action (the policy's next: "
+            "'reduce to mean_60', 'delete'; '' none) and next_time (when, POSIX s)"
         ),
     )
     recorded_channels = AttrR(
@@ -190,6 +204,8 @@ class RecordingPvs(Part):
 
     def _list_recordings(self, found: list[Listed]) -> None:
         """Post the two tables of ``found`` (on the event loop)."""
+        now = time.time()
+        upcoming = [next_action(self.config, r, now) for r in found]
         self.recordings_table.set(
             {
                 "id": [r.id for r in found],
@@ -203,6 +219,13 @@ class RecordingPvs(Part):
                 "state": [r.state for r in found],
                 "created": [r.time("created") for r in found],
                 "destroyed": [r.time("destroyed") for r in found],
+                "reduced": [
+                    ",".join(sorted({c.reduced for c in r.summary.channels if c.reduced}))
+                    for r in found
+                ],
+                "oldest_raw": [_oldest_raw(r) for r in found],
+                "next_action": [action for action, _ in upcoming],
+                "next_time": [at for _, at in upcoming],
             }
         )
         channels = [(r, c) for r in found for c in r.summary.channels]

@@ -29,6 +29,12 @@ from typing import Any
 from epics_collector.storage import (
     DESCRIPTION,
     SPILL,
+    DirectoryBusyError,
+    DirectoryLock,
+    RetentionChannel,
+    RetentionEngine,
+    RetentionRun,
+    SpillStore,
     StoredRecording,
     Summary,
     describe,
@@ -173,13 +179,55 @@ class Recordings:
             f"{recording} has no channel {alias[:80]!r}; channels: {', '.join(stored.channels)}"
         )
 
+    # retention (a worker thread) ----------------------------------------------------------
+
+    def apply_policy(
+        self, recording: str, engine: RetentionEngine, now: float, dry_run: bool = False
+    ) -> RetentionRun:
+        """Apply the retention policy to a retired recording; what it did (or would do).
+
+        Under the recording's store lock (DirectoryBusyError: another process has it);
+        the recording read into memory is dropped when rows changed.
+        """
+        directory = self._retired(recording)
+        channels = [
+            RetentionChannel(c.alias, c.pv.partition("://")[2] or c.pv, c.kind)
+            for c in summarise(directory).channels
+        ]
+        lock = DirectoryLock(directory / SPILL.parent)
+        lock.acquire()
+        try:
+            store = SpillStore(directory / SPILL)
+            try:
+                run = engine.apply(
+                    store, recording, recording.partition(".")[0], channels, now, dry_run
+                )
+            finally:
+                store.close()
+        finally:
+            lock.release()
+        if run.steps and not dry_run:
+            with self._lock:
+                self._cache.pop(recording, None)
+        return run
+
     # purging ----------------------------------------------------------------------------
 
     def purge(self, recording: str) -> dict[str, Any]:
         """Remove a retired recording's files; what was removed (rows, bytes)."""
         directory = self._retired(recording)
         summary = summarise(directory)
+        lock = DirectoryLock(directory / SPILL.parent)
+        try:
+            lock.acquire()  # (not while the retention policy works on it)
+        except DirectoryBusyError:
+            raise RecordingError(
+                f"{recording} is being worked on (its retention policy): try again shortly"
+            ) from None
         with self._lock:
             self._cache.pop(recording, None)
-        shutil.rmtree(directory)
+        try:
+            shutil.rmtree(directory)
+        finally:
+            lock.release()
         return {"recording": recording, "rows": summary.rows, "bytes": summary.bytes}

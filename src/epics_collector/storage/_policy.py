@@ -21,6 +21,7 @@ _SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kKMGTP]?)(i?)[bB]?\s*")
 #: EAA operators a range of rows can be reduced to: each gives one row per bin that is
 #: a value the PV had or the statistic of its values (not a count, not a spread)
 REDUCERS = ("mean", "median", "min", "max", "firstSample", "lastSample")
+LONGEST = 1000 * UNITS["y"]  # the longest duration a rule may give (s)
 _REDUCER = re.compile(r"(?P<name>[A-Za-z]+)_(?P<n>[0-9]+)")
 
 
@@ -98,7 +99,10 @@ class RetentionRule(BaseModel):
         description="glob of a recording's collector name or of any of its source PVs",
     )
     raw: Duration | None = Field(
-        default=None, description="every row is kept this long (none: for ever, or until keep)"
+        default=None,
+        gt=0,
+        le=LONGEST,
+        description="every row is kept this long (none: for ever, or until keep)",
     )
     reduce: str | None = Field(
         default=None,
@@ -106,7 +110,7 @@ class RetentionRule(BaseModel):
         "firstSample_3600, ...); number channels (other kinds stay raw until keep)",
     )
     keep: Duration | None = Field(
-        default=None, description="rows older than this are deleted (none: never)"
+        default=None, gt=0, le=LONGEST, description="rows older than this are deleted (none: never)"
     )
 
     @model_validator(mode="after")

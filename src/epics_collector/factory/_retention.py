@@ -1,0 +1,293 @@
+"""A factory's retention: its policy applied to the retired recordings, and the disk budget.
+
+Every ``retention_every`` seconds (and on a ``Retention`` call) the factory applies its
+``retention`` rules to each retired recording (:meth:`Recordings.apply_policy`, on a
+worker thread, paced: each transaction is followed by a pause as long as it took), then
+holds every recording to ``max_bytes``: retired recordings go whole, the one whose
+newest row is oldest first. A live recording is never deleted; when the budget cannot
+be met without it, ``RecordingBytes`` is in MAJOR alarm and Message says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from epics_collector.core import (
+    AttrR,
+    Caller,
+    Int,
+    Operation,
+    Part,
+    RpcError,
+    Severity,
+    rpc,
+    scan,
+)
+from epics_collector.factory._config import FactoryConfig
+from epics_collector.factory._names import FactoryPv
+from epics_collector.factory._recordings import RETIRED, Listed, RecordingError, Recordings
+from epics_collector.storage import (
+    DirectoryBusyError,
+    RetentionEngine,
+    RetentionStep,
+    retention_due,
+    rule_for,
+)
+
+log = logging.getLogger(__name__)
+Report = Callable[[str, Severity], None]
+STEP_COLUMNS: dict[str, Any] = {
+    "recording": str,
+    "channel": str,
+    "action": str,
+    "before": np.float64,
+    "operator": str,
+    "rows": np.int64,
+    "written": np.int64,
+    "freed": np.int64,
+}
+
+
+def _table(outcome: Outcome) -> dict[str, Any]:
+    """An outcome as the columns of STEP_COLUMNS."""
+    steps, purged = outcome.steps, outcome.purged
+    columns = {
+        "recording": [s.recording for s in steps] + [r for r, _, _ in purged],
+        "channel": [s.channel for s in steps] + [""] * len(purged),
+        "action": [s.action for s in steps] + ["purge"] * len(purged),
+        "before": [s.before for s in steps] + [math.nan] * len(purged),
+        "operator": [s.operator for s in steps] + [""] * len(purged),
+        "rows": [s.rows for s in steps] + [n for _, n, _ in purged],
+        "written": [s.written for s in steps] + [0] * len(purged),
+        "freed": [s.freed for s in steps] + [b for _, _, b in purged],
+    }
+    return {
+        name: np.array(values, object if STEP_COLUMNS[name] is str else STEP_COLUMNS[name])
+        for name, values in columns.items()
+    }
+
+
+class StoppedError(Exception):
+    """The factory stops: the policy's work ends after the transaction that ran."""
+
+
+@dataclass
+class Outcome:
+    """One application of the policy and the budget (or a dry run of them)."""
+
+    steps: list[RetentionStep] = field(default_factory=list)
+    purged: list[tuple[str, int, int]] = field(default_factory=list)  # id, rows, bytes
+    busy: list[str] = field(default_factory=list)  # recordings another process had
+    total: int = 0  # bytes of every recording after it
+    live: int = 0  # of which live recordings'
+    short: str = ""  # why the budget cannot be met ("" it is)
+
+    def lines(self) -> list[str]:
+        """What was done, a line per action."""
+        found = [step.text() for step in self.steps]
+        found += [
+            f"{r}: deleted whole for the disk budget: {n} rows, {b} bytes"
+            for r, n, b in self.purged
+        ]
+        return found
+
+
+def next_action(config: FactoryConfig, listed: Listed, now: float) -> tuple[str, float]:
+    """The policy's next action on a retired recording and its time (("", NaN): none)."""
+    if listed.state != RETIRED:
+        return "", math.nan
+    found: list[tuple[float, str]] = []
+    for channel in listed.summary.channels:
+        if not channel.rows:
+            continue
+        pv = channel.pv.partition("://")[2] or channel.pv
+        rule = rule_for(config.retention, listed.name, [pv])
+        if rule is None:
+            continue
+        for action, before in retention_due(rule, channel.kind, now):
+            oldest = channel.first if action == "delete" else channel.oldest_raw
+            age = now - before  # how old rows are when the action takes them
+            if action == "reduce" and rule.reducer is not None:
+                n = rule.reducer.n  # rows go once their whole bin is older than raw
+                at = (math.floor(oldest / n) + 1) * n + age
+                found.append((at, f"reduce to {rule.reducer}"))
+            else:
+                found.append((oldest + age, "delete"))
+    if not found:
+        return "", math.nan
+    at, action = min(found)
+    return action, at
+
+
+class RetentionPvs(Part):
+    """Applies the factory's retention policy and disk budget; counts what it did."""
+
+    reduced_rows = AttrR(
+        Int(),
+        name=FactoryPv.RETENTION_REDUCED,
+        description="rows of retired recordings replaced by their reduced bins (since start)",
+    )
+    deleted_rows = AttrR(
+        Int(),
+        name=FactoryPv.RETENTION_DELETED,
+        description="rows of retired recordings deleted by the policy or the disk budget "
+        "(since start)",
+    )
+    recording_bytes = AttrR(
+        Int(),
+        name=FactoryPv.RECORDING_BYTES,
+        description="bytes of every recording under the data directory; MAJOR alarm when "
+        "over max_bytes and only live recordings are left to delete",
+    )
+
+    def __init__(
+        self,
+        config: FactoryConfig,
+        recordings: Recordings,
+        live: Callable[[], dict[str, str]],
+        report: Report,
+        refresh: Callable[[], Any],
+    ) -> None:
+        """Apply ``config``'s policy to ``recordings``; ``refresh()`` re-lists them (async)."""
+        self.config, self.recordings, self._live, self._report = config, recordings, live, report
+        self._refresh = refresh
+        self._stopping = threading.Event()
+        self._running = asyncio.Lock()  # one application at a time
+        self._last = time.monotonic()  # of the last scheduled run: the first is a period on
+        self.reduced_rows.set(0)
+        self.deleted_rows.set(0)
+        self.recording_bytes.set(0)
+
+    @scan(5.0)
+    async def schedule(self) -> None:
+        """Apply the policy and the budget every ``retention_every`` seconds."""
+        if not (self.config.retention or self.config.max_bytes):
+            return
+        if time.monotonic() - self._last < self.config.retention_every or self._running.locked():
+            return
+        self._last = time.monotonic()
+        await self.apply(dry_run=False)
+
+    @rpc(name=FactoryPv.RETENTION_DRY_RUN, access=Operation.READ)
+    async def dry_run(self) -> dict[str, Any]:
+        """What applying the retention policy and the disk budget now would do.
+
+        Nothing is written. One row per action, as RetentionApply answers.
+        """
+        return _table(await self.apply(dry_run=True))
+
+    @rpc(name=FactoryPv.RETENTION_APPLY, access=Operation.DELETE, with_caller=True)
+    async def apply_now(self, *, caller: Caller) -> dict[str, Any]:
+        """Apply the retention policy and the disk budget now (the delete right).
+
+        One row per action: recording, channel, action (reduce, delete, or purge: the
+        whole recording for the budget), before (rows older than this, POSIX s; NaN for
+        a purge), operator, rows taken, rows written in their place, bytes of rows freed.
+        """
+        if self._running.locked():
+            raise RpcError("the retention policy is being applied now: try again shortly")
+        who = f"{caller.account or '(no user)'}@{caller.host or 'local'}"
+        log.info("retention applied now, asked by %s", who)
+        return _table(await self.apply(dry_run=False))
+
+    async def apply(self, dry_run: bool) -> Outcome:
+        """The policy, then the budget (on a worker thread); reported and counted."""
+        async with self._running:
+            try:
+                outcome = await asyncio.to_thread(self._apply, dry_run)
+            except StoppedError:
+                return Outcome()
+        if dry_run:
+            return outcome
+        reduced = sum(s.rows for s in outcome.steps if s.action == "reduce")
+        deleted = sum(s.rows for s in outcome.steps if s.action == "delete")
+        deleted += sum(n for _, n, _ in outcome.purged)
+        if reduced:
+            self.reduced_rows.set(self.reduced_rows.value + reduced)
+        if deleted:
+            self.deleted_rows.set(self.deleted_rows.value + deleted)
+        for line in outcome.lines():
+            self._report(f"retention: {line}", Severity.NO_ALARM)
+        for recording in outcome.busy:
+            self._report(
+                f"retention: {recording} was skipped: another process holds its store "
+                "(tried again next time)",
+                Severity.MINOR,
+            )
+        if outcome.short:
+            log.error("retention: %s", outcome.short)
+            self._report(outcome.short, Severity.MAJOR)
+            self.recording_bytes.set(outcome.total, severity=Severity.MAJOR)
+        else:
+            self.recording_bytes.set(outcome.total)
+        if outcome.steps or outcome.purged:
+            await self._refresh()
+        return outcome
+
+    def _pace(self, seconds: float) -> None:
+        """After each transaction: a pause as long as it took (half the disk left to others)."""
+        if self._stopping.wait(min(seconds, 1.0)):
+            raise StoppedError
+
+    def _apply(self, dry_run: bool) -> Outcome:
+        """Apply the policy to every retired recording, then the budget (a worker thread)."""
+        outcome = Outcome()
+        engine = RetentionEngine(self.config.retention, None if dry_run else self._pace)
+        now = time.time()
+        live = self._live()
+        if self.config.retention:
+            for recording in self.recordings.retired_ids():
+                try:
+                    run = self.recordings.apply_policy(recording, engine, now, dry_run)
+                except DirectoryBusyError:
+                    outcome.busy.append(recording)
+                    continue
+                except RecordingError:
+                    continue  # (gone meanwhile)
+                outcome.steps += run.steps
+        self._budget(outcome, live, dry_run)
+        return outcome
+
+    def _budget(self, outcome: Outcome, live: dict[str, str], dry_run: bool) -> None:
+        """Delete retired recordings, the oldest data first, until max_bytes holds."""
+        found = self.recordings.catalogue(live)
+        outcome.total = sum(r.summary.bytes for r in found)
+        outcome.live = sum(r.summary.bytes for r in found if r.state != RETIRED)
+        limit = self.config.max_bytes
+        if limit is None or outcome.total <= limit:
+            return
+        retired = sorted(
+            (r for r in found if r.state == RETIRED),
+            key=lambda r: (r.summary.last if math.isfinite(r.summary.last) else -math.inf, r.id),
+        )
+        for listed in retired:
+            if outcome.total <= limit:
+                break
+            if not dry_run:
+                try:
+                    self.recordings.purge(listed.id)
+                except (RecordingError, OSError) as error:
+                    outcome.busy.append(f"{listed.id} ({error})")
+                    continue
+                log.info("retention: deleted %s for the disk budget", listed.id)
+            outcome.purged.append((listed.id, listed.summary.rows, listed.summary.bytes))
+            outcome.total -= listed.summary.bytes
+        if outcome.total > limit:
+            outcome.short = (
+                f"disk budget max_bytes={limit} cannot be met: the recordings hold "
+                f"{outcome.total} bytes, {outcome.live} of them live collectors' (never "
+                "deleted by the budget); destroy or clear a collector, or raise max_bytes"
+            )
+
+    def close(self) -> None:
+        """Stop the policy's work after its current transaction (the factory stops)."""
+        self._stopping.set()
