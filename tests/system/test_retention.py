@@ -14,9 +14,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tests.clients.retrieval import Service
+from tests.clients.run import aapy_decode
 from tests.conftest import FactoryHandle, cli
 
 from epics_collector.process import wait_for
+from epics_collector.pva import Network
 from epics_collector.sim import SimIoc
 from epics_collector.storage import SPILL, Columns, SpillStore, describe
 
@@ -50,8 +53,8 @@ def _retired(
         store.write([("T", numbers), ("Note", text)])
     store.close()
     channels = [
-        {"alias": "T", "pv": "pva://LAB:T", "kind": "number"},
-        {"alias": "Note", "pv": "LAB:Note", "kind": "string"},
+        {"alias": "T", "pv": f"pva://LAB:{name}:T", "kind": "number"},
+        {"alias": "Note", "pv": f"LAB:{name}:Note", "kind": "string"},
     ]
     describe(directory, name=name, prefix=f"X:{name}:", channels=channels, destroyed=now)
     return t
@@ -64,7 +67,7 @@ def _recording(fac: FactoryHandle, recording: str) -> dict[str, Any]:
 
 
 def test_dry_run_then_apply_reduces_and_deletes_as_the_policy_says(
-    factory_process: StartFactory,
+    factory_process: StartFactory, network: Network
 ) -> None:
     fac = factory_process()
     fac.stop()
@@ -141,6 +144,18 @@ def test_dry_run_then_apply_reduces_and_deletes_as_the_policy_says(
     )["value"]
     assert list(answer["reduced"]) == ["mean_60"]
     assert np.all(np.diff(answer["time"]) == 60.0) and np.all(answer["time"] % 60 == 30)
+    # the Archiver Appliance API says so too, in PB (aapy decodes it) and JSON headers
+    with Service(network, "--factory", fac.prefix) as service:
+        wait_for(lambda: "LAB:rec:T" in service.names(), 30, "LAB:rec:T listed")
+        start, end = time.time() - 25 * DAY, time.time() - 24 * DAY
+        status, body = service.data("LAB:rec:T", start, end)
+        assert status == 200, body
+        (chunk,) = aapy_decode(body)
+        assert chunk["headers"]["reduced"] == "mean_60" and len(chunk["events"]) == 1441
+        status, body = service.data("LAB:rec:T", start, end, "json")
+        assert status == 200 and json.loads(body)[0]["meta"]["reduced"] == "mean_60"
+        status, body = service.data("LAB:rec:T", time.time() - 5 * DAY, time.time(), "json")
+        assert status == 200 and "reduced" not in json.loads(body)[0]["meta"]  # raw rows only
 
 
 def _uri(name: str, **arguments: str) -> Any:

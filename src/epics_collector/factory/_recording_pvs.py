@@ -64,6 +64,8 @@ RECORDED_CHANNEL_COLUMNS: dict[str, Any] = {
     "first": np.float64,
     "last": np.float64,
     "state": str,
+    "reduced": str,
+    "reduced_until": np.float64,
 }
 
 
@@ -94,7 +96,8 @@ class RecordingPvs(Part):
         name=FactoryPv.RECORDED_CHANNELS,
         description=(
             "One row per channel of every recording: recording (its id), alias, pv, kind, "
-            "rows, first and last (POSIX s), state (live, retired)"
+            "rows, first and last (POSIX s), state (live, retired), reduced (the operator "
+            "its rows before reduced_until, POSIX s, were reduced to; '' none)"
         ),
     )
     query_busy = AttrR(
@@ -239,6 +242,8 @@ class RecordingPvs(Part):
                 "first": [c.first for _, c in channels],
                 "last": [c.last for _, c in channels],
                 "state": [r.state for r, _ in channels],
+                "reduced": [c.reduced for _, c in channels],
+                "reduced_until": [c.reduced_until for _, c in channels],
             }
         )
 

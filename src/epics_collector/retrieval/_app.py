@@ -133,6 +133,9 @@ class Retrieval:
                 413,
             )
         headers, native = self.archive.metadata(pv)
+        reduced = sorted({r.reduced_in(start[0]) for r in recordings} - {""})
+        if reduced:  # rows of the range were reduced by a retention policy: say so
+            headers = {**headers, "reduced": ",".join(reduced)}
         kind = payload_type(recordings[0].kind, np.zeros(0), native)
         kind_of_rows = recordings[0].kind
         if operator is not None and kind_of_rows != "number" and operator.name not in ROW_PICKS:
@@ -499,7 +502,7 @@ async def _json_pv(
     pv: str, kind: PayloadType, rows: AsyncIterator[Samples], headers: dict[str, str]
 ) -> AsyncIterator[bytes]:
     """One PV's answer in JSON: ``{"meta": {...}, "data": [...]}``, page by page."""
-    meta = {"name": pv, **{k: v for k, v in headers.items() if k in ("EGU", "PREC")}}
+    meta = {"name": pv, **{k: v for k, v in headers.items() if k in ("EGU", "PREC", "reduced")}}
     yield b'{"meta": ' + json.dumps(meta).encode() + b', "data": ['
     first = True
     async for part in rows:

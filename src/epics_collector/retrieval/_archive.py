@@ -54,6 +54,12 @@ class Recording:
     recording: str = ""  # a retired recording's id (read through its factory's Query)
     removed: bool = False  # a channel its (live) collector no longer records: rows kept
     paused: bool = False  # removed as a pause (archiving resumes with an Add)
+    reduced: str = ""  # retired: the operator its rows before reduced_until were reduced to
+    reduced_until: float = float("nan")
+
+    def reduced_in(self, start: float) -> str:
+        """The operator of the reduced rows a read from ``start`` meets ("" none)."""
+        return self.reduced if self.reduced and start < self.reduced_until else ""
 
     @property
     def name(self) -> str:
@@ -168,9 +174,22 @@ class Archive:
                 if str(kind) == "collector":
                     found.append(str(prefix))
             columns = (kept[c] for c in ("recording", "alias", "pv", "kind", "state"))
+            rows = len(kept["recording"])
+            reduced = kept["reduced"] if "reduced" in kept.keys() else [""] * rows
+            until = kept["reduced_until"] if "reduced_until" in kept.keys() else [0.0] * rows
             mine = [
-                Recording(factory, str(alias), str(pv), str(kind), str(recording))
-                for recording, alias, pv, kind, state in zip(*columns, strict=True)
+                Recording(
+                    factory,
+                    str(alias),
+                    str(pv),
+                    str(kind),
+                    str(recording),
+                    reduced=str(operator),
+                    reduced_until=float(before),
+                )
+                for (recording, alias, pv, kind, state), operator, before in zip(
+                    zip(*columns, strict=True), reduced, until, strict=True
+                )
                 if str(state) == "retired"
             ]
             self._known[factory] = mine
