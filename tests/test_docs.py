@@ -134,7 +134,7 @@ YAML_PAGES = sorted(p for p in DOCS.rglob("*.md") if "```yaml" in p.read_text())
 #: first that matches is used, and a block none matches fails: every block is checked.
 MODELS: list[tuple[str, Callable[[Any], object]]] = [
     (r"^devices:", lambda config: Setup.model_validate(config).specs()),
-    (r"^(max_devices|destinations|types):", FactoryConfig.model_validate),
+    (r"^(max_devices|destinations|types|retention|max_bytes):", FactoryConfig.model_validate),
     (r"^channels:", CollectorConfig.model_validate),
     (r"^processor:", ProcessingConfig.model_validate),
     (r"^(max_samples|refresh|archiving|identity):", RetrievalConfig.model_validate),
