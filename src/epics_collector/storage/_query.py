@@ -19,6 +19,7 @@ import numpy as np
 
 from epics_collector.storage._reads import CHUNK, RangeRead, ReadError
 from epics_collector.storage._ring import Columns, Ring
+from epics_collector.storage._summaries import ROWS_PER_BIN, summaries_of
 
 OPERATORS = ("raw", "mean", "min", "max", "first", "last", "count", "minmax")
 #: Raw rows a page at a time (for readers that page through a long range): the newest
@@ -27,6 +28,8 @@ PAGE = "page"
 NUMERIC_ONLY = frozenset({"mean", "min", "max", "minmax"})
 ROWS_ONLY = frozenset({"raw", "count", PAGE})  # what waveforms and images take (no per-row number)
 MAX_POINTS = 100_000  # rows a query returns at most (raw rows or bins)
+#: operators a number ring's block summaries answer (see :mod:`._summaries`)
+SUMMARISED = frozenset({"mean", "min", "max", "minmax", "count"})
 
 
 class QueryError(ReadError):
@@ -87,7 +90,27 @@ def query_ring(
         )
         return page(read, kind)
     rows = RangeRead(lock, ring, query.start, query.end, deadline=deadline, arrivals=arrivals)
+    if (
+        kind == "number"
+        and query.operator in SUMMARISED
+        and rows.total >= ROWS_PER_BIN * query.points
+        and not (query.operator == "count" and query.points == 1)  # (the index says)
+    ):
+        return _summarised(lock, ring, query, deadline)
     return run(rows, query, kind, total=rows.total)
+
+
+def _summarised(
+    lock: threading.Lock, ring: Ring, query: Query, deadline: float | None
+) -> dict[str, np.ndarray]:
+    """A binned query of many rows from the ring's block summaries and its edge rows."""
+    summaries = summaries_of(ring)
+    bins = Bins(query)
+    with summaries.lock:
+        summaries.update(lock, ring, deadline)
+        bins.reference = summaries.reference if summaries.reference is not None else 0.0
+        summaries.binned(lock, ring, query, bins)
+    return bins.result(query.operator)
 
 
 def page(read: RangeRead, kind: str) -> dict[str, np.ndarray]:
@@ -151,7 +174,7 @@ def run(
         page = _raw(iter(parts), query, with_value=kind in ("number", "string"))
         page["ns"] = np.concatenate([p.stamps() for p in parts]) if parts else np.zeros(0, np.int64)
         return page
-    return _Bins(query).reduce(chunks)
+    return Bins(query).reduce(chunks)
 
 
 def _chunks(parts: Iterable[Columns], start: float, end: float) -> Iterator[Columns]:
@@ -225,7 +248,7 @@ def _raw(chunks: Iterator[Columns], query: Query, *, with_value: bool) -> dict[s
     return columns
 
 
-class _Bins:
+class Bins:
     """One accumulator per bin, filled chunk by chunk (rows arrive in time order)."""
 
     def __init__(self, query: Query) -> None:
@@ -253,7 +276,7 @@ class _Bins:
         for part in chunks:
             if len(part):
                 self._add(part.time, part.value, numeric, operator, part.severity)
-        return self._result(operator)
+        return self.result(operator)
 
     def _add(
         self,
@@ -311,10 +334,55 @@ class _Bins:
         self.squares[bins] += squares
         self.count[bins] += counts
 
+    def add_rows(
+        self, owner: np.ndarray, offsets: np.ndarray, values: np.ndarray, severity: np.ndarray
+    ) -> None:
+        """Rows in runs: run ``j`` starts at ``offsets[j]`` and belongs to bin ``owner[j]``."""
+        if self.reference is None:
+            finite = values[~np.isnan(values)]
+            self.reference = float(finite[0]) if len(finite) else 0.0
+        valid = ~np.isnan(values)
+        shifted = np.where(valid, values - self.reference, 0.0)
+        ends = np.append(offsets[1:], len(values))
+        self.add_summary(
+            owner,
+            rows=ends - offsets,
+            count=np.add.reduceat(valid.astype(np.int64), offsets),
+            total=np.add.reduceat(np.where(valid, values, 0.0), offsets),
+            shifted=np.add.reduceat(shifted, offsets),
+            squares=np.add.reduceat(shifted * shifted, offsets),
+            low=np.fmin.reduceat(values, offsets),
+            high=np.fmax.reduceat(values, offsets),
+            severity=np.maximum.reduceat(severity, offsets),
+        )
+
+    def add_summary(
+        self,
+        owner: np.ndarray,
+        *,
+        rows: np.ndarray,
+        count: np.ndarray,
+        total: np.ndarray,
+        shifted: np.ndarray,
+        squares: np.ndarray,
+        low: np.ndarray,
+        high: np.ndarray,
+        severity: np.ndarray,
+    ) -> None:
+        """Statistics of parts of bins (``owner[j]``: the bin of part ``j``; repeats add)."""
+        np.add.at(self.rows, owner, rows)
+        np.add.at(self.count, owner, count)
+        np.add.at(self.total, owner, total)
+        np.add.at(self.shifted, owner, shifted)
+        np.add.at(self.squares, owner, squares)
+        np.fmin.at(self.low, owner, low)
+        np.fmax.at(self.high, owner, high)
+        np.maximum.at(self.severity, owner, severity.astype(np.int8))
+
     def _bin(self, t: float) -> int:
         return int(np.searchsorted(self.edges, t, "right"))
 
-    def _result(self, operator: str) -> dict[str, np.ndarray]:
+    def result(self, operator: str) -> dict[str, np.ndarray]:
         used = np.flatnonzero(self.rows)
         middle = self.query.start + self.width * (used + 0.5)
         if self.width == 0:

@@ -305,6 +305,23 @@ class Ring:
                 break
         return index
 
+    def indices_of(self, times: np.ndarray, side: str = "left") -> np.ndarray:
+        """:meth:`index_of` of many times at once (``times`` ascending)."""
+        found = np.full(len(times), self.first_index, np.int64)
+        parts = self.segments()
+        if parts:
+            head = np.searchsorted(parts[0].time, times, side)  # type: ignore[call-overload]
+            found += head
+            if len(parts) > 1:
+                past = head >= len(parts[0])  # beyond the first part: into the second
+                found[past] += np.searchsorted(parts[1].time, times[past], side)  # type: ignore[call-overload]
+        return found
+
+    def gather(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of (value, severity) of the rows at logical ``indices`` (all held)."""
+        at = (self._start + indices - self.first_index) % len(self._time)
+        return self._value[at], self._severity[at]
+
     def copy(self, first: int, stop: int) -> Columns:
         """Copies of the rows with logical indices in [first, stop) that are still held.
 
