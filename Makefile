@@ -51,7 +51,7 @@ docs: install
 
 BENCHES := pva_baseline collector_throughput collector_compress export spill_engine \
            processing_latency pvapy_compare factory client web history_views gateway \
-           many_channels read_integrity retrieval retired channel_edits
+           many_channels read_integrity retrieval retired channel_edits retention
 BASE ?= bench/baseline.json
 
 # Every benchmark; each ratio is the median of interleaved runs, with its spread. The

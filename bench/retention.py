@@ -1,0 +1,207 @@
+"""Retention: the policy's work on a long recording, and recording beside it.
+
+1. The engine in-process on a store of ``--rows`` (a year, 3.15e7) number rows at 1 Hz, written in
+   flush-sized chunks, ending a day ago; the policy ``raw: 1d, reduce: mean_60``.
+   Figures: a dry run's seconds, the run's seconds and rows reduced per second, bytes
+   before and after, and whether the dry run said what the run did (target 1).
+2. A burst of ``--burst`` updates, flat out from a p4p source, recorded by a persisting
+   collector (its own process), measured three ways in interleaved rounds: a raw p4p
+   client monitoring the burst (the limit), the collector alone, and the collector while
+   a factory (another process) applies its policy to a retired copy of that store
+   (``F:RetentionApply``, paced as in production). Figures: updates/s, with retention /
+   alone (target >= 0.95), rows lost (target 0), and the share of rounds in which the
+   reduction was still at work when the burst ended (1: the rounds measured it).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from p4p.client.thread import Context
+from p4p.nt import NTURI
+
+from _common import BenchParser, Network, interleaved, report
+from epics_collector.process import FactoryProcess, wait_for
+from epics_collector.sim import PvaSource
+from epics_collector.storage import (
+    SPILL,
+    Columns,
+    RetentionChannel,
+    RetentionEngine,
+    RetentionRule,
+    SpillStore,
+    describe,
+)
+from read_integrity import Read, collector_rate, raw_rate
+
+DAY = 86400.0
+FLUSH = 65_536  # rows a chunk (a collector's flush of a busy channel)
+POLICY = "retention: [{match: '*', raw: 1d, reduce: mean_60}]\nretention_every: 1d\n"
+RETIRED = "year.20260101-000000"
+
+
+def write_store(path: Path, rows: int) -> float:
+    """``rows`` rows at 1 Hz ending a day ago, in flush-sized chunks; seconds it took."""
+    now = time.time()
+    t = now - DAY - rows + np.arange(rows, dtype=float)
+    zeros = np.zeros(rows, np.int8)
+    store = SpillStore(path)
+    began = time.perf_counter()
+    for lo in range(0, rows, FLUSH):
+        part = slice(lo, lo + FLUSH)
+        store.write([("a", Columns(t[part], np.sin(t[part] / 600), zeros[part], zeros[part]))])
+    took = time.perf_counter() - began
+    store.close()
+    return took
+
+
+def engine(store_path: Path, rows: int) -> dict[str, float]:
+    write = write_store(store_path, rows)
+    size = store_path.stat().st_size
+    rule = RetentionRule(raw=DAY, reduce="mean_60")
+    channels = [RetentionChannel("a", "BRET:a", "number")]
+    store = SpillStore(store_path)
+    try:
+        now = time.time()
+        began = time.perf_counter()
+        dry = RetentionEngine([rule]).apply(store, "x", "x", channels, now, dry_run=True)
+        dry_s = time.perf_counter() - began
+        began = time.perf_counter()
+        run = RetentionEngine([rule]).apply(store, "x", "x", channels, now)
+        run_s = time.perf_counter() - began
+    finally:
+        store.close()
+    same = [s.text() for s in dry.steps] == [s.text() for s in run.steps]
+    return {
+        "write rows/s (flushes of 65,536)": rows / write,
+        "dry run s": dry_s,
+        "run s": run_s,
+        "rows reduced per s": run.rows_reduced / run_s,
+        "rows reduced": run.rows_reduced,
+        "rows written (mean_60 bins)": sum(s.written for s in run.steps),
+        "MB before": size / 1e6,
+        "MB after": store_path.stat().st_size / 1e6,
+        "dry run said what the run did": float(same),
+    }
+
+
+class Reduction:
+    """A factory with a fresh retired copy of the store; its policy applied on the first read."""
+
+    def __init__(self, network: Network, store: Path) -> None:
+        self.root = Path(tempfile.mkdtemp())
+        folder = self.root / "data" / RETIRED
+        (folder / SPILL).parent.mkdir(parents=True)
+        shutil.copy(store, folder / SPILL)
+        channels = [{"alias": "a", "pv": "BRET:a", "kind": "number"}]
+        describe(folder, name="year", prefix="BRET:year:", channels=channels, destroyed=1.0)
+        config = self.root / "factory.yaml"
+        config.write_text(POLICY)
+        self.process = FactoryProcess(
+            "BRETF:", data_dir=self.root / "data", env=network.environ(), config=config
+        )
+        self.network = network
+        self.started = self.ended = 0.0
+        self.rows = 0
+
+    def __enter__(self) -> Reduction:
+        self.process.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def reader(self) -> Read:
+        """The first call starts the policy's work (in a thread); later calls idle."""
+        begun = threading.Event()
+
+        def apply() -> None:
+            with Context("pva", conf=self.network.client_conf(), useenv=False, nt=False) as ctx:
+                uri = NTURI([]).wrap("BRETF:RetentionApply", kws={})
+                self.started = time.time()
+                answer: Any = ctx.rpc("BRETF:RetentionApply", uri, timeout=600)
+                self.ended = time.time()
+                self.rows = int(sum(answer["value"]["rows"]))
+
+        def read(_: str) -> None:
+            if not begun.is_set():
+                begun.set()
+                threading.Thread(target=apply, daemon=True).start()
+                time.sleep(0.2)  # (the factory has opened the store)
+            else:
+                time.sleep(0.05)
+
+        return read
+
+
+def main() -> None:
+    parser = BenchParser(__doc__, runs=5)
+    parser.add_argument("--rows", type=int, default=31_536_000, quick=1_000_000, help="a year")
+    parser.add_argument("--burst", type=int, default=200_000, quick=20_000)
+    args = parser.parse_args()
+    network = Network.loopback()
+    with tempfile.TemporaryDirectory() as root:
+        store = Path(root) / "history.sqlite"
+        report(
+            f"retention: the engine on {args.rows:.0e} rows at 1 Hz (mean_60 past a day)",
+            engine(store, args.rows),
+            {"dry run said what the run did": 1.0},
+        )
+        write_store(store.with_name("fresh.sqlite"), args.rows)
+        fresh = store.with_name("fresh.sqlite")
+
+        def beside(_: int) -> dict[str, float]:
+            with Reduction(network, fresh) as reduction:
+                figures = collector_rate(
+                    network, "BRETSRC", args.burst, 1, 1, reduction.reader, "BRETR:"
+                )
+                burst_ended = time.time()
+                wait_for(lambda: reduction.ended > 0, 600, "the reduction")
+                return figures | {
+                    "reduced": reduction.rows,
+                    "took": reduction.ended - reduction.started,
+                    "outlasted": float(reduction.ended > burst_ended),
+                }
+
+        with PvaSource("BRETSRC", network.environ(), rate=0, count=args.burst):
+            runs = interleaved(
+                args.runs,
+                raw=lambda _: {"rate": raw_rate(network, "BRETSRC", args.burst)},
+                alone=lambda _: collector_rate(
+                    network, "BRETSRC", args.burst, 1, 0, prefix="BRETA:"
+                ),
+                beside=beside,
+            )
+    raw, alone, with_retention = runs["raw"]["rate"], runs["alone"], runs["beside"]
+    figures: dict[str, Any] = {
+        "raw p4p received per s": raw,
+        "collector alone, recorded per s": alone["rate"],
+        "collector beside retention, recorded per s": with_retention["rate"],
+        "alone / raw p4p": alone["rate"] / raw,
+        "beside retention / raw p4p": with_retention["rate"] / raw,
+        "beside retention / alone": with_retention["rate"] / alone["rate"],
+        "rows lost beside retention": with_retention["lost"],
+        "rows the policy reduced meanwhile": with_retention["reduced"],
+        "the policy's seconds (paced)": with_retention["took"],
+        "rounds the policy outlasted the burst": with_retention["outlasted"],
+    }
+    report(
+        f"retention: recording {args.burst:,} updates while a factory reduces {args.rows:.0e} rows",
+        figures,
+        {
+            "beside retention / alone": 0.95,
+            "<= rows lost beside retention": 0,
+            "rounds the policy outlasted the burst": 1.0,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
