@@ -4,7 +4,11 @@
    flush-sized chunks, ending a day ago; the policy ``raw: 1d, reduce: mean_60``.
    Figures: a dry run's seconds, the run's seconds and rows reduced per second, bytes
    before and after, and whether the dry run said what the run did (target 1).
-2. A burst of ``--burst`` updates, flat out from a p4p source, recorded by a persisting
+2. The unreduced year as a retired recording of a factory: the first ``Query`` (the file
+   loaded, its rows summarised), then ``Query minmax`` of 1000 bins over the year, round
+   trip (target <= 50 ms), against a raw p4p RPC answering the same NTTable; and the
+   retrieval service's ``optimized_1000`` over the year (target p95 <= 100 ms).
+3. A burst of ``--burst`` updates, flat out from a p4p source, recorded by a persisting
    collector (its own process), measured three ways in interleaved rounds: a raw p4p
    client monitoring the burst (the limit), the collector alone, and the collector while
    a factory (another process) applies its policy to a retired copy of that store
@@ -19,6 +23,7 @@ import shutil
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +31,7 @@ import numpy as np
 from p4p.client.thread import Context
 from p4p.nt import NTURI
 
-from _common import BenchParser, Network, interleaved, report
+from _common import BenchParser, Network, interleaved, report, timed
 from epics_collector.process import FactoryProcess, wait_for
 from epics_collector.sim import PvaSource
 from epics_collector.storage import (
@@ -39,6 +44,7 @@ from epics_collector.storage import (
     describe,
 )
 from read_integrity import Read, collector_rate, raw_rate
+from retrieval import Service
 
 DAY = 86400.0
 FLUSH = 65_536  # rows a chunk (a collector's flush of a busy channel)
@@ -141,10 +147,91 @@ class Reduction:
         return read
 
 
+def _raw_table_server(
+    network: Network, answer: Any, ready: threading.Event, stop: threading.Event
+) -> None:
+    """A raw p4p RPC ``BRETRAW:Query`` answering ``answer`` (the same NTTable): the limit."""
+    from p4p.nt import NTScalar
+    from p4p.server import Server, StaticProvider
+    from p4p.server.thread import SharedPV
+
+    pv = SharedPV(nt=NTScalar("d"), initial=0.0)
+
+    @pv.rpc
+    def _(pv: Any, op: Any) -> None:
+        op.done(answer)
+
+    provider = StaticProvider("raw table")
+    provider.add("BRETRAW:Query", pv)
+    with Server(providers=[provider], conf=network.server_conf(), useenv=False):
+        ready.set()
+        stop.wait()
+
+
+def _fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=30) as reply:
+        return bytes(reply.read())
+
+
+def year_reads(network: Network, store: Path, repeats: int, rounds: int) -> dict[str, Any]:
+    """A year of rows as a retired recording: Query minmax 1000 and optimized_1000 over it."""
+    with tempfile.TemporaryDirectory() as root:
+        folder = Path(root) / "data" / RETIRED
+        (folder / SPILL).parent.mkdir(parents=True)
+        shutil.copy(store, folder / SPILL)
+        channels = [{"alias": "a", "pv": "BRET:a", "kind": "number"}]
+        describe(folder, name="year", prefix="BRET:year:", channels=channels, destroyed=1.0)
+        with (
+            FactoryProcess("BRETY:", data_dir=Path(root) / "data", env=network.environ()),
+            Context("pva", conf=network.client_conf(), useenv=False, nt=False) as ctx,
+        ):
+            ask = {"recording": RETIRED, "alias": "a", "points": "1000", "operator": "minmax"}
+            uri = NTURI([(k, "s") for k in ask]).wrap("BRETY:Query", kws=ask)
+            began = time.perf_counter()
+            answer: Any = ctx.rpc("BRETY:Query", uri, timeout=600)  # loads, summarises
+            first = time.perf_counter() - began
+            ready, stop = threading.Event(), threading.Event()
+            server = threading.Thread(
+                target=_raw_table_server, args=(network, answer, ready, stop), daemon=True
+            )
+            server.start()
+            ready.wait(30)
+            raw_uri = NTURI([]).wrap("BRETRAW:Query", kws={})
+            runs = interleaved(
+                rounds,
+                ours=lambda _: {"ms": timed(lambda: ctx.rpc("BRETY:Query", uri), repeats) * 1e3},
+                raw=lambda _: {
+                    "ms": timed(lambda: ctx.rpc("BRETRAW:Query", raw_uri), repeats) * 1e3
+                },
+            )
+            stop.set()
+            with Service(network, "BRETY:", follow="--factory") as service:
+                names = f"http://127.0.0.1:{service.port}/retrieval/bpl/getAllPVs"
+                wait_for(lambda: b"BRET:a" in _fetch(names), 60, "BRET:a listed")
+                t = np.asarray(answer["value"]["time"])
+                url = service.url("optimized_1000(BRET:a)", float(t[0]) - 60, float(t[-1]) + 60)
+                service.read(url)  # (warm)
+                times = []
+                for _ in range(repeats * rounds):
+                    began = time.perf_counter()
+                    service.read(url)
+                    times.append(time.perf_counter() - began)
+    ours, raw = runs["ours"]["ms"], runs["raw"]["ms"]
+    return {
+        "first Query (loads the file, summarises), s": first,
+        "Query minmax 1000 over the year, round trip ms": ours,
+        "raw p4p RPC of the same NTTable, ms": raw,
+        "Query / raw p4p RPC": ours / raw,
+        "retrieval optimized_1000 over the year, p95 ms": float(np.percentile(times, 95)) * 1e3,
+        "retrieval optimized_1000 over the year, median ms": float(np.median(times)) * 1e3,
+    }
+
+
 def main() -> None:
     parser = BenchParser(__doc__, runs=5)
     parser.add_argument("--rows", type=int, default=31_536_000, quick=1_000_000, help="a year")
     parser.add_argument("--burst", type=int, default=200_000, quick=20_000)
+    parser.add_argument("--repeats", type=int, default=10, quick=3, help="reads per side a round")
     args = parser.parse_args()
     network = Network.loopback()
     with tempfile.TemporaryDirectory() as root:
@@ -156,6 +243,14 @@ def main() -> None:
         )
         write_store(store.with_name("fresh.sqlite"), args.rows)
         fresh = store.with_name("fresh.sqlite")
+        report(
+            f"retention: reads of {args.rows:.2e} rows at 1 Hz (a year is 3.15e7), retired",
+            year_reads(network, fresh, args.repeats, args.runs),
+            {
+                "<=Query minmax 1000 over the year, round trip ms": 50.0,
+                "<=retrieval optimized_1000 over the year, p95 ms": 100.0,
+            },
+        )
 
         def beside(_: int) -> dict[str, float]:
             with Reduction(network, fresh) as reduction:

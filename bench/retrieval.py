@@ -50,15 +50,15 @@ def _iso(seconds: float) -> str:
 
 
 class Service:
-    """The retrieval service following ``prefix``, on a free loopback port."""
+    """The retrieval service following ``prefix`` (a collector's, or ``--factory``'s)."""
 
-    def __init__(self, network: Network, prefix: str) -> None:
+    def __init__(self, network: Network, prefix: str, follow: str = "--collector") -> None:
         self.port = _port()
         config = Path(tempfile.mkdtemp()) / "retrieval.yaml"
         # timeout: a PV is listed once its source's metadata is read or given up on, and
         # the bench's channels have no source (the default 10 s would be waited each time)
         config.write_text("refresh: 0.5\ntimeout: 2\nmax_samples: 100000000\n")
-        args = ["retrieval", "--collector", prefix, "--port", str(self.port)]
+        args = ["retrieval", follow, prefix, "--port", str(self.port)]
         args += ["--config", str(config)]
         self.process = ManagedProcess("epics_collector", args, env=network.environ())
 

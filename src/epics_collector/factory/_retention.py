@@ -183,7 +183,7 @@ class RetentionPvs(Part):
         self.deleted_rows.set(0)
         self.recording_bytes.set(0)
 
-    @scan(5.0)
+    @scan(1.0)
     async def schedule(self) -> None:
         """Apply the policy and the budget every ``retention_every`` seconds."""
         if not (self.config.retention or self.config.max_bytes):
