@@ -249,3 +249,49 @@ def test_durations_and_sizes() -> None:
     assert byte_count("200GB") == 200_000_000_000 and byte_count("1MiB") == 1 << 20
     with pytest.raises(ValueError, match="not a size"):
         byte_count("lots")
+
+
+def test_a_fake_clock_takes_rows_from_raw_to_reduced_to_deleted(tmp_path: Path) -> None:
+    rows = _rows(3)
+    _store(tmp_path, rows)
+    rule = RetentionRule(raw=2 * DAY, reduce="firstSample_600", keep=12 * DAY)
+    engine = RetentionEngine([rule])
+
+    def apply(now: float) -> _retention.Run:
+        store = SpillStore(tmp_path / SPILL)
+        try:
+            return engine.apply(store, "x", "rec", CHANNELS[:1], now)
+        finally:
+            store.close()
+
+    def cut(now: float) -> float:  # where reduced rows end: bins of 600 s, 2 days old
+        return float(np.floor((now - 2 * DAY) / 600) * 600)
+
+    def bins_below(t: float, rows: Columns = rows) -> int:  # 10-minute bins with rows
+        return len(np.unique(np.floor(rows.time[rows.time < t]) // 600))
+
+    # day 5: rows older than 3 days reduced (each 10 minutes: its first row), none deleted
+    run = apply(START + 5 * DAY)
+    assert run.rows_deleted == 0 and run.rows_reduced == int(
+        (rows.time < cut(START + 5 * DAY)).sum()
+    )
+    stored = StoredRecording(tmp_path)
+    assert stored.reduced["a"] == ("firstSample_600", cut(START + 5 * DAY))
+    got = stored.query("a", Query(0.0, NOW, 100_000, "raw"))
+    old = got["time"] < cut(START + 5 * DAY)
+    assert int(old.sum()) == bins_below(cut(START + 5 * DAY))
+    assert np.all(np.isin(got["time"][old], rows.time))  # rows as recorded
+    assert np.array_equal(got["time"][~old], rows.time[rows.time >= cut(START + 5 * DAY)])
+    # day 9: reduced up to day 7
+    assert apply(START + 9 * DAY).rows_reduced == int(
+        ((rows.time >= cut(START + 5 * DAY)) & (rows.time < cut(START + 9 * DAY))).sum()
+    )
+    # day 14: every row reduced (the rows end at day 10), the first 2 days deleted
+    run = apply(START + 14 * DAY)
+    got = StoredRecording(tmp_path).query("a", Query(0.0, NOW + 5 * DAY, 100_000, "raw"))
+    assert got["time"][0] >= START + 2 * DAY
+    # one row a bin, but for the bins whose first row is older than 2 days (deleted)
+    assert len(got["time"]) == bins_below(NOW) - bins_below(START + 2 * DAY)
+    # day 30: everything is older than keep
+    run = apply(START + 30 * DAY)
+    assert "a" not in StoredRecording(tmp_path).channels and run.rows_deleted > 0
