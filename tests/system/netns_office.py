@@ -25,6 +25,12 @@ FACTORY, SIM = "BL:FAC:", "BL:SIM:"
 def full() -> dict[str, Any]:
     summary: dict[str, Any] = {}
     with Factory.connect(FACTORY, timeout=20) as fac:
+        # the device list, read now as an operator's client does at start: a name first
+        # searched through pvagw is answered only once the gateway's own upstream channel
+        # is connected, and the office client's next search can be seconds later (pvxs
+        # spaces them out); read first at the very end under a full CI load, it once took
+        # more than 20 s. The connected channel is then kept by the client and the gateway.
+        summary["before"] = [d.name for d in fac.devices()]
         col = fac.create_collector(
             "scan",
             channels=[

@@ -172,7 +172,7 @@ def test_an_office_operator_drives_the_beamline_through_the_gateway(tmp_path: Pa
     assert summary["snapshots"] >= 1 and summary["frame"] == [96, 128]
     assert summary["export"].endswith("/scan/scan.h5") and "note" in summary["push"]
     assert len(summary["outputs"]) >= 3 and summary["ophyd_count"] >= 20
-    assert summary["left"] == []
+    assert summary["before"] == [] and summary["left"] == []
     assert loop.returncode == 1 and "access denied" in loop.stderr, loop.stderr
     assert f"@{GATEWAY_BL} may not" in loop.stderr  # the device sees the gateway, not us
     assert target.returncode == 1 and "access denied" in target.stderr, target.stderr
