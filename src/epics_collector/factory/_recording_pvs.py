@@ -162,7 +162,7 @@ class RecordingPvs(Part):
     def _read(self, recording: str, alias: str, arguments: dict[str, Any]) -> dict[str, Any]:
         """Compute a Query of a retired recording (on a read worker)."""
         stored, alias = self.recordings.channel(recording, alias)
-        request = parse_query(arguments, stored.span(alias), stored.channels[alias][1])
+        request = parse_query(arguments, stored.span(alias), stored.kind(alias))
         return stored.query(alias, request, time.monotonic() + self.config.reads.timeout)
 
     def _recording_damaged(self, recording: str, rows: int) -> None:

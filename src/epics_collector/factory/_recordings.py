@@ -157,26 +157,31 @@ class Recordings:
         with self._lock:
             found = self._cache.get(recording)
             if found is None:
-                found = StoredRecording(directory)
+                found = StoredRecording(directory, self._loss_of(recording))
                 self._cache[recording] = found
-                if found.lost and self.on_loss is not None:
-                    self.on_loss(recording, found.lost)
                 while len(self._cache) > self.cached:
                     self._cache.popitem(last=False)
             self._cache.move_to_end(recording)
             return found
 
+    def _loss_of(self, recording: str) -> Callable[[int], None] | None:
+        """What a recording tells of rows in damaged chunks when a channel is read."""
+        on_loss = self.on_loss
+        if on_loss is None:
+            return None
+        return lambda rows: on_loss(recording, rows)
+
     def channel(self, recording: str, alias: str) -> tuple[StoredRecording, str]:
         """A channel of a retired recording, given by alias or source PV; (recording, alias)."""
         stored = self.stored(recording)
-        if alias in stored.channels:
+        if alias in stored.held:
             return stored, alias
         for channel in description(self.data_dir / recording).get("channels", []):
             pv = str(channel.get("pv", ""))
-            if alias in (pv, pv.partition("://")[2]) and channel.get("alias") in stored.channels:
+            if alias in (pv, pv.partition("://")[2]) and channel.get("alias") in stored.held:
                 return stored, str(channel["alias"])
         raise RecordingError(
-            f"{recording} has no channel {alias[:80]!r}; channels: {', '.join(stored.channels)}"
+            f"{recording} has no channel {alias[:80]!r}; channels: {', '.join(stored.aliases)}"
         )
 
     # retention (a worker thread) ----------------------------------------------------------

@@ -621,8 +621,8 @@ class ReadOnly:
     lost_rows: int = 0  # rows of those chunks, and rows without a valid time
 
 
-def read_only(path: Path) -> ReadOnly:
-    """Every good row by channel, and the meta, read without writing anything.
+def read_only(path: Path, channel: str | None = None) -> ReadOnly:
+    """Every good row by channel (or of ``channel``), and the meta, read without writing.
 
     For a store that cannot be opened for writing (a full disk, a read-only folder), and
     for recordings kept after their collector (never modified: no checkpoint, no
@@ -637,16 +637,21 @@ def read_only(path: Path) -> ReadOnly:
                 f"file:{path}?{mode}", uri=True, timeout=BUSY_SECONDS, check_same_thread=False
             )
             try:
-                found = db.execute(
-                    "SELECT channel, layout, rows, crc, data FROM chunks ORDER BY id"
-                ).fetchall()
+                select = "SELECT channel, layout, rows, crc, data FROM chunks"
+                found = (
+                    db.execute(f"{select} ORDER BY id").fetchall()
+                    if channel is None
+                    else db.execute(
+                        f"{select} WHERE channel = ? ORDER BY id", (channel,)
+                    ).fetchall()
+                )
                 meta = {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
             finally:
                 db.close()
         except sqlite3.DatabaseError:
             continue
         answer = ReadOnly(found_parts, meta)
-        for channel, layout, count, crc, blob in found:
+        for name, layout, count, crc, blob in found:
             try:
                 if zlib.crc32(blob) != crc or len(rows := unpack(layout, blob)) != count:
                     raise ValueError("checksum or row count mismatch")
@@ -658,7 +663,7 @@ def read_only(path: Path) -> ReadOnly:
             if not good.all():
                 answer.lost_rows += int((~good).sum())
                 rows = rows.select(good)
-            found_parts.setdefault(channel, []).append(rows)
+            found_parts.setdefault(name, []).append(rows)
         for key in HIDDEN:
             meta.pop(key, None)
         return answer

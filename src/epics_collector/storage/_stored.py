@@ -15,8 +15,8 @@ import contextlib
 import json
 import sqlite3
 import threading
-import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,49 +200,83 @@ def _edge(db: sqlite3.Connection, chunk: int, end: int) -> float:
 
 
 class StoredRecording:
-    """A recording on disk, read whole into rings once, then queried like a collector.
+    """A recording on disk, each channel read into a ring on first use, then queried.
 
-    The rings are read-only: queries copy chunk by chunk under :attr:`lock`, as a live
-    collector's do, so the same paging (cursors by position) and operators apply.
+    Opening reads the index only (channels, rows, reductions). A channel's rows are read
+    whole when it is first queried, so a recording of many channels costs the memory of
+    those read. The rings are read-only: queries copy chunk by chunk under :attr:`lock`,
+    as a live collector's do, so the same paging (cursors by position) and operators
+    apply. ``on_loss(rows)`` is told of rows in damaged chunks when a channel is read.
     """
 
-    def __init__(self, directory: Path) -> None:
-        found = read_only(directory / SPILL)
-        self.lost = found.lost_rows  # rows of damaged chunks: skipped
-        self.loaded = time.monotonic()
-        summary_kinds = {
+    def __init__(self, directory: Path, on_loss: Callable[[int], None] | None = None) -> None:
+        self.path = directory / SPILL
+        self.on_loss = on_loss
+        self.lost = 0  # rows of damaged chunks of the channels read: skipped
+        index, self.reduced = _chunk_index(self.path)
+        #: alias -> rows on disk (the index: nothing read yet)
+        self.held = {alias: rows for alias, rows, _, _ in index if rows}
+        self._kinds = {
             str(c.get("alias")): _kind(c.get("kind"))
             for c in description(directory).get("channels", [])
             if isinstance(c, dict)
         }
-        self.lock = threading.Lock()
-        #: alias -> (operator, until): rows before ``until`` are that operator's bins
-        self.reduced = reductions(found.meta)
-        self.channels: dict[str, tuple[Ring, str]] = {}
-        for alias, parts in found.parts.items():
-            rows = concat(*parts) if len(parts) > 1 else parts[0]
-            if len(rows) > 1 and np.any(np.diff(rows.time) < 0):
-                rows = rows.take(np.argsort(rows.time, kind="stable"))
-            kind = summary_kinds.get(alias) or _kind_of(rows)
-            self.channels[alias] = (_ring_of(rows, kind), kind)
+        self.lock = threading.Lock()  # the rings, for each chunk a query copies
+        self._loading = threading.Lock()  # one channel read at a time
+        self._rings: dict[str, Ring] = {}
+
+    @property
+    def aliases(self) -> list[str]:
+        """The channels with rows on disk."""
+        return list(self.held)
+
+    @property
+    def loaded(self) -> list[str]:
+        """The channels read into memory so far."""
+        return list(self._rings)
 
     @property
     def rows(self) -> int:
-        """Rows held, every channel."""
-        return sum(len(ring) for ring, _ in self.channels.values())
+        """Rows on disk, every channel (from the index)."""
+        return sum(self.held.values())
+
+    def kind(self, alias: str) -> str:
+        """A channel's kind (KeyError: no such channel)."""
+        if alias not in self.held:
+            raise KeyError(alias)
+        return self._kinds.get(alias) or _kind_of(self.ring(alias).columns(1))
+
+    def ring(self, alias: str) -> Ring:
+        """A channel's rows, read on first use (KeyError: no such channel)."""
+        if alias not in self.held:
+            raise KeyError(alias)
+        with self._loading:
+            found = self._rings.get(alias)
+            if found is None:
+                read = read_only(self.path, alias)
+                parts = read.parts.get(alias, [])
+                rows = concat(*parts) if len(parts) > 1 else parts[0] if parts else None
+                if rows is not None and len(rows) > 1 and np.any(np.diff(rows.time) < 0):
+                    rows = rows.take(np.argsort(rows.time, kind="stable"))
+                kind = self._kinds.get(alias) or (_kind_of(rows) if rows is not None else "number")
+                found = self._rings[alias] = _ring_of(rows, kind)
+                if read.lost_rows:
+                    self.lost += read.lost_rows
+                    if self.on_loss is not None:
+                        self.on_loss(read.lost_rows)
+            return found
 
     def span(self, alias: str) -> tuple[float, float]:
         """The times of a channel's oldest and newest rows ((0, 0) with none)."""
-        ring, _ = self.channels[alias]
-        rows = ring.segments()
+        rows = self.ring(alias).segments()
         if not rows or not len(rows[0]):
             return 0.0, 0.0
         return float(rows[0].time[0]), float(rows[-1].time[-1])
 
     def query(self, alias: str, query: Query, deadline: float | None = None) -> dict[str, Any]:
         """A query of one channel (KeyError: no such channel)."""
-        ring, kind = self.channels[alias]
-        answer = query_ring(self.lock, ring, kind, query, deadline)
+        ring = self.ring(alias)
+        answer = query_ring(self.lock, ring, self.kind(alias), query, deadline)
         operator, until = self.reduced.get(alias, ("", 0.0))
         if operator and query.start < until:  # the range holds reduced rows: say so
             answer["reduced"] = np.array([operator])
@@ -265,11 +299,12 @@ def _kind_of(rows: Columns) -> str:
     return "waveform" if rows.value.ndim > 1 else "number"
 
 
-def _ring_of(rows: Columns, kind: str) -> Ring:
-    capacity = max(1, len(rows))
+def _ring_of(rows: Columns | None, kind: str) -> Ring:
+    capacity = max(1, len(rows) if rows is not None else 0)
     if kind in ("waveform", "image"):
         ring = Ring(capacity, row_shape=None)
     else:
         ring = Ring(capacity, object if kind == "string" else np.float64)
-    ring.extend(rows)
+    if rows is not None:
+        ring.extend(rows)
     return ring

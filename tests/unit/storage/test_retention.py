@@ -294,4 +294,4 @@ def test_a_fake_clock_takes_rows_from_raw_to_reduced_to_deleted(tmp_path: Path) 
     assert len(got["time"]) == bins_below(NOW) - bins_below(START + 2 * DAY)
     # day 30: everything is older than keep
     run = apply(START + 30 * DAY)
-    assert "a" not in StoredRecording(tmp_path).channels and run.rows_deleted > 0
+    assert "a" not in StoredRecording(tmp_path).aliases and run.rows_deleted > 0

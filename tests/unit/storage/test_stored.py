@@ -82,7 +82,8 @@ def test_a_recording_is_summarised_from_its_index(tmp_path: Path) -> None:
 def test_a_stored_recording_pages_and_bins_like_a_live_ring(tmp_path: Path) -> None:
     _recording(tmp_path)
     stored = StoredRecording(tmp_path)
-    assert stored.lost == 0 and stored.rows == 401
+    assert stored.lost == 0 and stored.rows == 401 and stored.loaded == []
+    assert stored.aliases == ["a", "s"] and stored.kind("s") == "string"
     values, cursor = [], None
     while True:
         page = stored.query("a", Query(0.0, 2e9, 64, "page", cursor))
@@ -91,6 +92,7 @@ def test_a_stored_recording_pages_and_bins_like_a_live_ring(tmp_path: Path) -> N
             break
         cursor = (int(page["epoch"][0]), int(page["index"][-1]))
     np.testing.assert_array_equal(np.concatenate(values), np.arange(400.0))
+    assert stored.loaded == ["a"]  # a channel is read when first asked for, alone
     binned = stored.query("a", Query(*stored.span("a"), 4, "mean"))
     np.testing.assert_allclose(binned["value"], [49.5, 149.5, 249.5, 349.5])
     assert list(stored.query("s", Query(0.0, 2e9, 10, "raw"))["value"]) == ["text"]
@@ -102,9 +104,11 @@ def test_a_damaged_chunk_is_skipped_and_counted_and_nothing_is_written(tmp_path:
         db.execute("UPDATE chunks SET data = zeroblob(length(data)) WHERE id = 2")
     db.close()
     before = _digest(tmp_path)
-    stored = StoredRecording(tmp_path)
-    assert stored.lost == 100
+    told: list[int] = []
+    stored = StoredRecording(tmp_path, told.append)
+    assert stored.lost == 0 and stored.rows == 401  # the index: nothing read yet
     page = stored.query("a", Query(0.0, 2e9, 1000, "page"))
+    assert stored.lost == 100 and told == [100]  # said when the channel was read
     np.testing.assert_array_equal(page["value"], np.r_[0:100, 200:400].astype(float))
     summarise(tmp_path)
     after = _digest(tmp_path)  # read-only: no checkpoint, no salvage; SQLite's -shm aside
