@@ -401,8 +401,9 @@ class Bins:
             spread = (self.squares[used] - moved * moved / count) / (count - 1)
         single = np.where(count == 1, 0.0, np.nan)  # one value: no spread; none: unknown
         std = np.where(count > 1, np.sqrt(np.maximum(spread, 0.0)), single)
-        low = np.where(np.isinf(self.low[used]), np.nan, self.low[used])
-        high = np.where(np.isinf(self.high[used]), np.nan, self.high[used])
+        # a bin without a value (gap rows only) has none; an infinite value stays infinite
+        low = np.where(count > 0, self.low[used], np.nan)
+        high = np.where(count > 0, self.high[used], np.nan)
         if operator == "mean":
             return {"time": middle, "value": mean}
         if operator == "min":

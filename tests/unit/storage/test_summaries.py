@@ -74,3 +74,28 @@ def test_summaries_follow_a_ring_that_overwrites_and_a_clear() -> None:
     query = Query(float(fresh.time[0]), float(fresh.time[-1]), 20, "mean")
     _same(query_ring(lock, ring, "number", query), _direct(ring, query))
     assert summaries.epoch == ring.epoch
+
+
+def test_summarised_minmax_equals_numpy_over_every_row() -> None:
+    """An oracle apart from our own code: numpy bins of every row, by the bins' edges."""
+    rows = _rows(500_000, 4)
+    ring, lock = Ring(500_000), threading.Lock()
+    ring.extend(rows)
+    start, end, points = float(rows.time[123]), float(rows.time[-77]), 250
+    got = query_ring(lock, ring, "number", Query(start, end, points, "minmax"))
+    assert _summaries.summaries_of(ring).built > 0  # (the summaries answered)
+    inside = (rows.time >= start) & (rows.time <= end)
+    t, v, sev = rows.time[inside], rows.value[inside], rows.severity[inside]
+    edges = start + (end - start) / points * np.arange(1, points)
+    which = np.searchsorted(edges, t, "right")  # a row on an edge is in the later bin
+    used = np.unique(which)
+    assert np.array_equal(got["time"], start + (end - start) / points * (used + 0.5))
+    for k, b in enumerate(used):
+        values = v[which == b]
+        finite = values[~np.isnan(values)]
+        assert got["count"][k] == len(finite)
+        assert got["min"][k] == np.min(finite) and got["max"][k] == np.max(finite)
+        assert got["value"][k] == pytest.approx(np.mean(finite), rel=1e-12)
+        assert got["severity"][k] == sev[which == b].max()
+        if np.all(np.isfinite(finite)):
+            assert got["std"][k] == pytest.approx(np.std(finite, ddof=1), rel=1e-6)
