@@ -229,7 +229,7 @@ def year_reads(network: Network, store: Path, repeats: int, rounds: int) -> dict
 
 def main() -> None:
     parser = BenchParser(__doc__, runs=5)
-    parser.add_argument("--rows", type=int, default=31_536_000, quick=1_000_000, help="a year")
+    parser.add_argument("--rows", type=int, default=31_536_000, quick=4_000_000, help="a year")
     parser.add_argument("--burst", type=int, default=200_000, quick=20_000)
     parser.add_argument("--repeats", type=int, default=10, quick=3, help="reads per side a round")
     args = parser.parse_args()
