@@ -101,6 +101,7 @@ class Outcome:
     steps: list[RetentionStep] = field(default_factory=list)
     purged: list[tuple[str, int, int]] = field(default_factory=list)  # id, rows, bytes
     busy: list[str] = field(default_factory=list)  # recordings another process had
+    failed: list[str] = field(default_factory=list)  # recordings the policy failed on, why
     total: int = 0  # bytes of every recording after it
     live: int = 0  # of which live recordings'
     short: str = ""  # why the budget cannot be met ("" it is)
@@ -240,6 +241,11 @@ class RetentionPvs(Part):
                 "(tried again next time)",
                 Severity.MINOR,
             )
+        for failure in outcome.failed:  # (logged with its traceback where it happened)
+            self._report(
+                f"retention failed on {failure}; nothing it keeps is lost (tried again next time)",
+                Severity.MAJOR,
+            )
         if outcome.short:
             log.error("retention: %s", outcome.short)
             self._report(outcome.short, Severity.MAJOR)
@@ -270,6 +276,10 @@ class RetentionPvs(Part):
                     continue
                 except RecordingError:
                     continue  # (gone meanwhile)
+                except Exception as error:  # (a full disk, a damaged file): the others go on
+                    log.exception("retention of %s failed", recording)
+                    outcome.failed.append(f"{recording}: {error}")
+                    continue
                 outcome.steps += run.steps
         self._budget(outcome, live, dry_run)
         return outcome

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import threading
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from epics_collector.core import Severity
 from epics_collector.factory._config import FactoryConfig
-from epics_collector.factory._recordings import LIVE, RETIRED, Listed
-from epics_collector.factory._retention import lowest_priority, next_action
-from epics_collector.storage import ChannelSummary, Summary
+from epics_collector.factory._recordings import LIVE, RETIRED, Listed, Recordings
+from epics_collector.factory._retention import RetentionPvs, lowest_priority, next_action
+from epics_collector.storage import SPILL, ChannelSummary, Columns, SpillStore, Summary, describe
 
 DAY = 86400.0
 NOW = 1.8e9
@@ -65,3 +69,36 @@ def test_the_policys_thread_runs_at_the_lowest_priority() -> None:
     thread.join()
     assert found == [19]
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) != 19  # only that thread
+
+
+def test_a_recording_the_policy_fails_on_is_said_and_the_others_are_done(tmp_path: Path) -> None:
+
+    from epics_collector.core import Severity
+
+    good, bad = tmp_path / "good.20250101-000000", tmp_path / "bad.20250101-000000"
+    t = time.time() - 40 * DAY + np.arange(1000.0)  # (the factory's clock is the real one)
+    zeros = np.zeros(1000, np.int8)
+    store = SpillStore(good / SPILL)
+    store.write([("T", Columns(t, t, zeros, zeros))])
+    store.close()
+    (bad / SPILL).mkdir(parents=True)  # a store that cannot be opened: a directory
+    for folder in (good, bad):
+        describe(folder, name=folder.name.partition(".")[0], destroyed=1.0)
+    config = _config(keep="30d")
+    said: list[tuple[str, Severity]] = []
+
+    async def refresh() -> None:
+        return None
+
+    async def main() -> None:
+        part = RetentionPvs(
+            config, Recordings(tmp_path), dict, lambda t, s: said.append((t, s)), refresh
+        )
+        try:
+            await part.apply(dry_run=False)
+        finally:
+            part.close()
+
+    asyncio.run(main())
+    assert any("bad.20250101-000000" in text and s == Severity.MAJOR for text, s in said), said
+    assert any("good.20250101-000000 T: delete" in text for text, _ in said), said
