@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -25,20 +26,27 @@ LONGEST = 1000 * UNITS["y"]  # the longest duration a rule may give (s)
 _REDUCER = re.compile(r"(?P<name>[A-Za-z]+)_(?P<n>[0-9]+)")
 
 
+def _quantity(
+    value: object, pattern: re.Pattern[str], scale: Callable[[re.Match[str]], float], what: str
+) -> float:
+    """A number as is, or the number of text ``pattern`` matches times ``scale(match)``.
+
+    ValueError, saying what the text should be (``what``), otherwise.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"give a number or text such as {what}")
+    if isinstance(value, int | float):
+        return float(value)
+    match = pattern.fullmatch(str(value))
+    if match is None:
+        raise ValueError(f"{str(value)[:40]!r} is not {what}")
+    return float(match[1]) * scale(match)
+
+
 def seconds(value: object) -> float:
     """Seconds of a duration: a number, or text such as ``30d`` (ValueError if neither)."""
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or text such as 30d, 12h, 2y")
-    if isinstance(value, int | float):
-        number = float(value)
-    else:
-        match = _DURATION.fullmatch(str(value))
-        if match is None:
-            raise ValueError(
-                f"{str(value)[:40]!r} is not a duration: a number and one of s, m, h, d, w, y "
-                "(30d, 12h, 2y)"
-            )
-        number = float(match[1]) * UNITS[match[2] or "s"]
+    what = "a duration: a number and one of s, m, h, d, w, y (30d, 12h, 2y)"
+    number = _quantity(value, _DURATION, lambda m: UNITS[m[2] or "s"], what)
     if not number > 0:
         raise ValueError("a duration must be more than 0 s")
     return number
@@ -46,16 +54,11 @@ def seconds(value: object) -> float:
 
 def byte_count(value: object) -> int:
     """Bytes of a size: a number, or text such as ``200GB`` / ``512MiB`` (ValueError if neither)."""
-    if isinstance(value, bool):
-        raise ValueError("a size is a number of bytes or text such as 200GB")
-    if isinstance(value, int | float):
-        number = float(value)
-    else:
-        match = _SIZE.fullmatch(str(value))
-        if match is None:
-            raise ValueError(f"{str(value)[:40]!r} is not a size (200GB, 512MiB, 1e9)")
-        base = 1024 if match[3] else 1000
-        number = float(match[1]) * base ** " KMGTP".index(match[2].upper() or " ")
+
+    def scale(match: re.Match[str]) -> float:
+        return float((1024 if match[3] else 1000) ** " KMGTP".index(match[2].upper() or " "))
+
+    number = _quantity(value, _SIZE, scale, "a size (200GB, 512MiB, 1e9)")
     if not number >= 1:
         raise ValueError("a size must be at least 1 byte")
     return int(number)

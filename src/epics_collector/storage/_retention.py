@@ -32,7 +32,7 @@ import numpy as np
 from epics_collector.storage._binning import reduce_rows
 from epics_collector.storage._policy import Reducer, RetentionRule, rule_for
 from epics_collector.storage._ring import Columns, concat
-from epics_collector.storage._spill import REDUCED, TEXT, SpillStore, pack
+from epics_collector.storage._spill import REDUCED, TEXT, ChunkInfo, SpillStore, pack
 
 log = logging.getLogger(__name__)
 BATCH = 1 << 16  # rows one transaction takes at most (one chunk more when a chunk is bigger)
@@ -121,17 +121,20 @@ class _Overlay:
         remove: list[int],
         add: list[tuple[Columns, str | None]],
         meta: dict[str, object],
-    ) -> list[int]:
+    ) -> list[ChunkInfo]:
         for chunk in remove:
             if self.added.pop(chunk, None) is None:
                 self.gone.add(chunk)
-        ids = []
+        infos = []
         for rows, reduced in add:
             if len(rows):
-                ids.append(-1 - len(self.gone) - len(self.added) - len(ids))
-                self.added[ids[-1]] = (rows, reduced)
+                chunk = -1 - len(self.gone) - len(self.added)  # (ids the store never gives)
+                self.added[chunk] = (rows, reduced)
+                layout, blob = pack(rows, reduced)
+                first, last = float(rows.time.min()), float(rows.time.max())
+                infos.append(ChunkInfo(chunk, layout, len(rows), len(blob), first, last))
         self.meta.update(meta)
-        return ids
+        return infos
 
 
 @dataclass
@@ -144,6 +147,19 @@ class _Span:
     size: int
     reduced: str | None
     numbers: bool  # packed scalar rows (reducible)
+
+
+def _span(info: ChunkInfo, first: float | None = None, last: float | None = None) -> _Span:
+    """A chunk's span from the index (``first``/``last``: read from its rows instead)."""
+    numbers = info.layout != TEXT and json.loads(info.layout).get("shape") == []
+    return _Span(
+        info.first if first is None else first,
+        info.last if last is None else last,
+        info.rows,
+        info.size,
+        info.reduced,
+        numbers,
+    )
 
 
 class Engine:
@@ -205,8 +221,7 @@ class Engine:
                 if rows is None or not len(rows):
                     continue  # damaged: left as it is (its loss was counted when read)
                 first, last = float(rows.time.min()), float(rows.time.max())
-            numbers = info.layout != TEXT and json.loads(info.layout).get("shape") == []
-            spans[info.id] = _Span(first, last, info.rows, info.size, info.reduced, numbers)
+            spans[info.id] = _span(info, first, last)
         return spans
 
     def _swap(
@@ -220,19 +235,11 @@ class Engine:
     ) -> int:
         """One transaction; the spans follow; the bytes it freed."""
         started = time.monotonic()
-        packed = [(rows, reduced, len(pack(rows, reduced)[1])) for rows, reduced in add]
-        ids = target.swap(alias, remove, [(rows, reduced) for rows, reduced, _ in packed], meta)
+        infos = target.swap(alias, remove, add, meta)
         freed = sum(spans.pop(i).size for i in remove)
-        for chunk, (rows, reduced, size) in zip(ids, [p for p in packed if len(p[0])], strict=True):
-            spans[chunk] = _Span(
-                float(rows.time.min()),
-                float(rows.time.max()),
-                len(rows),
-                size,
-                reduced,
-                rows.value.dtype != object and rows.value.ndim == 1,
-            )
-            freed -= size
+        for info in infos:
+            spans[info.id] = _span(info)
+            freed -= info.size
         self.pace(time.monotonic() - started)
         return freed
 

@@ -475,15 +475,16 @@ class SpillStore:
         remove: list[int],
         add: list[tuple[Columns, str | None]],
         meta: dict[str, object],
-    ) -> list[int]:
+    ) -> list[ChunkInfo]:
         """Replace chunks ``remove`` by ``add`` (rows, reduced by) and set ``meta``, atomically.
 
-        The ids of the chunks added. A failed write (a full disk) changes nothing.
+        The chunks added, as the index knows them. A failed write (a full disk) changes
+        nothing.
         """
         packed = [
             (len(rows), *pack(rows, reduced), *_edges(rows)) for rows, reduced in add if len(rows)
         ]
-        added: list[int] = []
+        added: list[ChunkInfo] = []
         with self._lock:
             if self.closed:
                 raise StoreClosedError(f"{self.path.name} is closed")
@@ -496,7 +497,8 @@ class SpillStore:
                     cursor = self._db.execute(
                         _INSERT, (channel, layout, count, zlib.crc32(blob), blob, first, last)
                     )
-                    added.append(int(cast(int, cursor.lastrowid)))
+                    chunk = int(cast(int, cursor.lastrowid))
+                    added.append(ChunkInfo(chunk, layout, count, len(blob), first, last))
                 for key, value in meta.items():
                     self._db.execute(
                         "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
