@@ -79,6 +79,22 @@ class Runs(list[float]):
         return Runs(value * factor for value in self)
 
 
+class Between(float):
+    """A figure measured once that lies within a range: a ladder's rung.
+
+    A highest rate with 0 missed is the rung passed; the true rate lies below the next
+    rung. ``bench/compare.py`` calls it moved only beyond that range.
+    """
+
+    low: float
+    high: float
+
+    def __new__(cls, value: float, low: float, high: float) -> Between:
+        figure = super().__new__(cls, value)
+        figure.low, figure.high = min(low, value), max(high, value)
+        return figure
+
+
 Figure = float | Runs
 
 
@@ -149,7 +165,10 @@ def wait_quiet(counter: Callable[[], int], quiet: float = 0.5, timeout: float = 
 
 
 def report(
-    name: str, figures: Mapping[str, Figure], targets: Mapping[str, float] | None = None
+    name: str,
+    figures: Mapping[str, Figure],
+    targets: Mapping[str, float] | None = None,
+    judges: Mapping[str, str] | None = None,
 ) -> None:
     """Print figures for humans and one JSON line for tools (``bench/summary.py``).
 
@@ -157,7 +176,9 @@ def report(
     median, with its lowest and highest value as the spread; a count that must be 0
     (a target ``<= 0``: lost, missing) as its worst round. ``targets`` maps figure
     names to the value they should reach (>=); a name that starts with ``<=`` is a
-    ceiling instead.
+    ceiling instead. ``judges`` maps an absolute figure (us/row, ms) to its ratio
+    against the raw reference of the same rounds (``<=`` when lower is better): what
+    ``bench/compare.py`` asks before it calls a move of the figure a regression.
     """
     print(f"\n== {name}")
     figures = dict(figures)
@@ -176,6 +197,10 @@ def report(
                 f"  {key:<40} {value.median:>14,.3f}  [{min(value):,.3f} .. {max(value):,.3f}]"
                 f" of {len(value)}"
             )
+        elif isinstance(value, Between):
+            line[key] = float(value)
+            spread[key] = [value.low, value.high, 1]
+            print(f"  {key:<40} {value:>14,.3f}  (within {value.low:,.3f} .. {value.high:,.3f})")
         else:
             line[key] = value = value.median if isinstance(value, Runs) else float(value)
             print(f"  {key:<40} {value:>14,.3f}")
@@ -183,6 +208,8 @@ def report(
         line["spread"] = spread
     if targets:
         line["targets"] = targets
+    if judges:
+        line["judges"] = judges
     print("JSON " + json.dumps(line))
 
 
@@ -198,6 +225,7 @@ def prewritten_history(data: Path, alias: str, samples: int, spacing: float = 1.
 __all__ = [
     "QUICK",
     "BenchParser",
+    "Between",
     "Figure",
     "Network",
     "Runs",

@@ -271,6 +271,11 @@ def main() -> None:
             "<=Query round trip / numpy in-process": 2.0,
             f"<=Query minmax {args.points} of {args.samples:.0e}: round trip, median ms": 30.0,
         },
+        {
+            f"Query minmax {args.points} of {args.samples:.0e}: round trip, median ms": (
+                "<= Query round trip / numpy in-process"
+            )
+        },
     )
     memory = query_memory(args.samples)
     report(f"history Query memory over {args.samples:,} samples", memory)

@@ -194,6 +194,10 @@ def main() -> None:
             "<=kill9_missing_rows": 0,
             "<=kill9_bad_rows": 0,
         },
+        {
+            "write_us_per_row": "write_ratio",
+            "collector_flush_us_per_row": "collector_flush_ratio_raw_files",
+        },
     )
 
 

@@ -32,11 +32,14 @@ class Figure:
     runs: int
     target: str | None = None  # ">= 0.9", "<= 2": the direction that is better, and where
     met: bool | None = None
+    judge: str | None = None  # ">= bench: ratio": the same-run ratio that tells code from machine
 
     @property
     def label(self) -> str:
-        if self.runs < 2:
+        if self.runs < 2 and self.low == self.high:
             return "one run"
+        if self.runs < 2:  # a ladder's rung: the true value lies within it
+            return f"rung {self.low:,.3f} .. {self.high:,.3f}"
         return f"{self.low:,.3f} .. {self.high:,.3f}"
 
 
@@ -52,11 +55,17 @@ def figures(lines: list[str]) -> dict[str, Figure]:
             name.removeprefix("<=").strip(): (name.startswith("<="), target)
             for name, target in data.get("targets", {}).items()
         }
+        judges = {
+            name: f"{'<=' if judge.startswith('<=') else '>='} {data['benchmark']}: "
+            + judge.removeprefix("<=").strip()
+            for name, judge in data.get("judges", {}).items()
+        }
         for name, value in data.items():
-            if name in ("benchmark", "spread", "targets") or not isinstance(value, int | float):
+            if name in _NOT_FIGURES or not isinstance(value, int | float):
                 continue
             low, high, runs = spread.get(name, (value, value, 1))
             figure = Figure(float(value), float(low), float(high), int(runs))
+            figure.judge = judges.get(name)
             if name in targets:
                 ceiling, target = targets[name]
                 figure.target = f"{'<=' if ceiling else '>='} {target:g}"
@@ -66,6 +75,9 @@ def figures(lines: list[str]) -> dict[str, Figure]:
     for name, (_, target) in _missing(lines).items():  # a target with no figure: NO
         found[name] = Figure(float("nan"), float("nan"), float("nan"), 0, target, False)
     return found
+
+
+_NOT_FIGURES = ("benchmark", "spread", "targets", "judges")
 
 
 def _missing(lines: list[str]) -> dict[str, tuple[bool, str]]:

@@ -82,3 +82,36 @@ def test_a_figure_measured_once_needs_a_larger_move(tmp_path: Path, monkeypatch)
         sys, "argv", ["compare", str(tmp_path / "base.json"), str(tmp_path / "new.json")]
     )
     assert compare.main() == 1  # make bench-compare fails on a regression
+
+
+def _judged(flush: float, ratio: float, spread: float = 0.05) -> dict[str, Any]:
+    document = _document(
+        flush=(flush, flush - 0.05, flush + 0.05, 5, "<= 2.5"),
+        ratio=(ratio, ratio - spread, ratio + spread, 5, None),
+    )
+    document["figures"]["flush"]["judge"] = ">= ratio"  # raw / ours: higher is better
+    return document
+
+
+def test_a_figure_whose_raw_reference_slowed_alike_drifted_and_did_not_regress() -> None:
+    base = _judged(1.78, 0.77)
+    machine_slower = _judged(2.14, 0.76)  # raw files slowed alike: the ratio held
+    rows = compare.compare(base, machine_slower, 0.25)
+    assert [(row[0], row[1]) for row in rows] == [("drift", "flush")]
+    assert "no worse" in rows[0][3]
+    code_slower = _judged(2.61, 0.53)  # the flush itself 30% slower: the ratio fell
+    rows = compare.compare(base, code_slower, 0.25)
+    assert [(row[0], row[1]) for row in rows] == [("regression", "flush"), ("moved", "ratio")]
+
+
+def test_a_rung_figure_moves_only_beyond_its_rung(capsys) -> None:
+    report("b", {"ratio": _common.Between(1.0, 0.5, 2.0)}, {"ratio": 0.9})
+    found = summary.figures(capsys.readouterr().out.splitlines())
+    rung = found["b: ratio"]
+    assert (rung.value, rung.low, rung.high, rung.runs) == (1.0, 0.5, 2.0, 1)
+    assert rung.label.startswith("rung")
+    base = {"machine": {}, "figures": {"b: ratio": summary.asdict(rung)}}
+    one_rung_down = _document(**{"b: ratio": (0.5, 0.25, 1.0, 1, ">= 0.9")})
+    assert compare.compare(base, one_rung_down, 0.25) == []
+    two_rungs_down = _document(**{"b: ratio": (0.25, 0.125, 0.5, 1, ">= 0.9")})
+    assert compare.compare(base, two_rungs_down, 0.25)[0][0] == "regression"
