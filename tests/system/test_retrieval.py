@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import os
 import socket
 import time
 import urllib.error
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import numpy as np
+import psutil
 import pytest
 from p4p import Value
 from tests.clients.retrieval import Service, iso, push
@@ -261,13 +263,20 @@ def test_two_collectors_of_one_pv_are_merged_one_row_per_timestamp(
     assert np.allclose(got, union, atol=1e-6) and (np.diff(got) > 0).all()
 
 
+def _niceness(service: Service) -> set[int]:
+    """The niceness of every thread of the service's process (Linux: per thread)."""
+    threads = psutil.Process(service.process.pid).threads()
+    return {os.getpriority(os.PRIO_PROCESS, thread.id) for thread in threads}
+
+
 def test_hosts_the_read_policy_leaves_out_get_403(
     factory_process: StartFactory, network: Network, tmp_path: Any
 ) -> None:
     fac = factory_process()
     config = tmp_path / "retrieval.yaml"
-    config.write_text('access: {read: ["10.99.0.0/16"]}\n')
+    config.write_text('access: {read: ["10.99.0.0/16"]}\nnice: 7\n')
     with Service(network, "--factory", fac.prefix, "--config", str(config)) as service:
+        assert _niceness(service) == {7}  # as configured, every thread of it
         status, body = service.get("bpl/getAllPVs")
         assert status == 403 and b"may not read" in body
         status, body = service.data("ANY", 0, 1)
@@ -287,6 +296,7 @@ def test_an_answer_over_max_samples_says_how_many_there_are(
     config = tmp_path / "retrieval.yaml"
     config.write_text("max_samples: 4\nrefresh: 0.5\n")
     with Service(network, "--collector", prefix, "--config", str(config)) as service:
+        assert _niceness(service) == {10}  # by default: answers take what recording leaves
         wait_for(lambda: "p" in service.names(), 20, "the pushed channel listed")
         status, body = service.data("p", 1.7e9, 1.7e9 + 10)
         assert status == 413 and b"p has 5 samples" in body and b"(4)" in body

@@ -44,6 +44,7 @@ from epics_collector.process import (
     READY_LINE,
     as_child,
     exit_with_parent,
+    lower_process_priority,
     notify_ready,
 )
 from epics_collector.pva import (
@@ -370,6 +371,7 @@ def retrieval(
         raise fail("give at least one --factory PREFIX or --collector PREFIX")
     if not 0 <= port <= 65535:
         raise fail(f"--port must be 0-65535, got {port}")
+    lower_process_priority(settings.nice)  # its threads, and those they start
     app_ = make_app(settings, Network.from_environment())
 
     def ready(bound: int) -> None:

@@ -12,10 +12,8 @@ be met without it, ``RecordingBytes`` is in MAJOR alarm and Message says why.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +37,7 @@ from epics_collector.core import (
 from epics_collector.factory._config import FactoryConfig
 from epics_collector.factory._names import FactoryPv
 from epics_collector.factory._recordings import RETIRED, Listed, RecordingError, Recordings
+from epics_collector.process import lower_priority
 from epics_collector.storage import (
     DirectoryBusyError,
     RetentionEngine,
@@ -78,16 +77,6 @@ def _table(outcome: Outcome) -> dict[str, Any]:
         name: np.array(values, object if STEP_COLUMNS[name] is str else STEP_COLUMNS[name])
         for name, values in columns.items()
     }
-
-
-def lowest_priority() -> None:
-    """Run the calling thread at nice 19 (Linux: per thread), so it takes idle CPU only.
-
-    Where that is not permitted the thread keeps its priority; its pacing still halves
-    what it takes.
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 class StoppedError(Exception):
@@ -176,8 +165,8 @@ class RetentionPvs(Part):
         self.config, self.recordings, self._live, self._report = config, recordings, live, report
         self._refresh = refresh
         self._stopping = threading.Event()
-        #: The policy's own thread, at the lowest CPU priority: recording comes first.
-        self._worker = ThreadPoolExecutor(1, "retention", initializer=lowest_priority)
+        #: The policy's own thread, at nice 19 (idle CPU only): recording comes first.
+        self._worker = ThreadPoolExecutor(1, "retention", initializer=lower_priority)
         self._running = asyncio.Lock()  # one application at a time
         self._last = time.monotonic()  # of the last scheduled run: the first is a period on
         self.reduced_rows.set(0)

@@ -24,6 +24,7 @@ from epics_collector.process._parent import (
     watch_parent,
     watch_parent_from_environment,
 )
+from epics_collector.process._priority import lower_priority, lower_process_priority
 from epics_collector.process._ready import READY_FD_ENV, notify_ready
 from epics_collector.process._signals import STOP_SIGNALS, StopRequest
 
@@ -44,6 +45,8 @@ __all__ = [
     "as_child",
     "device_arguments",
     "exit_with_parent",
+    "lower_priority",
+    "lower_process_priority",
     "notify_ready",
     "wait_for",
     "wait_for_async",

@@ -71,6 +71,13 @@ class RetrievalConfig(BaseModel):
         le=MAX_POINTS,
         description="rows read from a collector per Query page (each page goes on by position)",
     )
+    nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="CPU niceness the service adds to its own (Linux): on a host that also "
+        "records, answers take the CPU recording leaves (0: the same priority)",
+    )
 
 
 def make_app(config: RetrievalConfig, network: Network) -> FastAPI:

@@ -15,7 +15,8 @@ import pytest
 from epics_collector.core import Severity
 from epics_collector.factory._config import FactoryConfig
 from epics_collector.factory._recordings import LIVE, RETIRED, Listed, Recordings
-from epics_collector.factory._retention import RetentionPvs, lowest_priority, next_action
+from epics_collector.factory._retention import RetentionPvs, next_action
+from epics_collector.process import lower_priority
 from epics_collector.storage import SPILL, ChannelSummary, Columns, SpillStore, Summary, describe
 
 DAY = 86400.0
@@ -61,7 +62,7 @@ def test_the_policys_thread_runs_at_the_lowest_priority() -> None:
     found: list[int] = []
 
     def work() -> None:
-        lowest_priority()
+        lower_priority()
         found.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
 
     thread = threading.Thread(target=work)
