@@ -15,7 +15,9 @@ while updates arrive faster than :data:`BUSY_RATE` a second, a worker waits
 :data:`PACE` times as long as its last read took before it starts the next one (a
 read's answer is built and sent outside its chunks: a client paging through a long
 history in small reads would otherwise take a share of the interpreter from
-recording).
+recording). A read's time counts its answer too: the caller builds and hands it to the
+transport in the event-loop step that :meth:`ReadPool.run` returns to, timed by a
+callback run right after that step.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
 BUSY_RATE = 1000.0  # updates per second from which reads give way
-PACE = 50.0  # while busy, a worker rests this many times its last read's duration
+PACE = 100.0  # while busy, a worker rests this many times its last read's duration
 MAX_REST = 0.5  # seconds, at most, between two reads
 
 
@@ -95,7 +97,9 @@ class ReadPool:
         self._by_host[host] += 1
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, self._paced, read, *args)
+            result = await loop.run_in_executor(self._executor, self._paced, read, *args)
+            loop.call_soon(self._answered, time.monotonic())  # runs once the answer is sent
+            return result
         finally:
             self.active -= 1
             self._by_host[host] -= 1
@@ -123,6 +127,10 @@ class ReadPool:
         finally:
             ended = time.monotonic()
             self._rest_until = ended + PACE * (ended - began)
+
+    def _answered(self, since: float) -> None:
+        """The answer took since ``since`` to build and send: the rest grows by its share."""
+        self._rest_until += PACE * (time.monotonic() - since)
 
     def close(self) -> None:
         """Stop the workers (reads waiting for one are cancelled)."""

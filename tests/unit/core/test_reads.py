@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 
-from epics_collector.core._reads import MAX_REST, ReadLimits, ReadPool
+from epics_collector.core._reads import MAX_REST, PACE, ReadLimits, ReadPool
 
 
 def test_reads_rest_between_them_only_while_recording_is_busy() -> None:
@@ -45,3 +45,20 @@ def test_reads_rest_between_them_only_while_recording_is_busy() -> None:
         feeder.join()
     assert max(idle) < MAX_REST / 2, idle
     assert min(paced) >= MAX_REST * 0.9, paced
+
+
+def test_building_a_reads_answer_counts_in_its_rest() -> None:
+    """A cheap read with a costly answer (a page of 50,000 rows made into an NTTable)."""
+
+    async def answered(build: float) -> float:
+        pool = ReadPool(ReadLimits.model_validate({}), arrivals=None)
+        await pool.run("host", lambda: None)  # the read itself: nothing
+        began = time.monotonic()
+        while time.monotonic() - began < build:  # the caller builds the answer, same step
+            pass
+        await asyncio.sleep(0)  # (the pool's callback runs after that step)
+        pool.close()
+        return pool._rest_until - began
+
+    assert asyncio.run(answered(0.0)) < 0.05
+    assert asyncio.run(answered(0.002)) >= 0.002 * PACE * 0.9
