@@ -151,8 +151,11 @@ def timed(fn: Callable[[], Any], repeats: int) -> float:
     return float(np.median(times))
 
 
-def wait_quiet(counter: Callable[[], int], quiet: float = 0.5, timeout: float = 30.0) -> None:
-    """Wait until ``counter()`` stops changing for ``quiet`` seconds."""
+def wait_quiet(
+    counter: Callable[[], int], quiet: float | None = None, timeout: float = 30.0
+) -> None:
+    """Wait until ``counter()`` stops changing for ``quiet`` seconds (0.5; 0.25 quick)."""
+    quiet = quiet if quiet is not None else 0.25 if QUICK else 0.5
     deadline = time.monotonic() + timeout
     last, since = counter(), time.monotonic()
     while time.monotonic() < deadline:

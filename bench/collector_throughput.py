@@ -266,14 +266,14 @@ def history_get(network: Network, samples: int, data: Path, gets: int = 20) -> d
     with DeviceProcess(
         "collector", "BC3:", empty_config, env=network.environ(), data_dir=data / "empty"
     ) as empty:
-        time.sleep(1.0)
+        time.sleep(0.3 if QUICK else 1.0)
         rss_empty = psutil.Process(empty.process.pid).memory_info().rss
     config = {**empty_config, "persist": True}
     with (
         DeviceProcess("collector", "BC4:", config, env=network.environ(), data_dir=data) as device,
         Client(network, timeout=30) as client,
     ):
-        time.sleep(1.0)
+        time.sleep(0.3 if QUICK else 1.0)
         proc = psutil.Process(device.process.pid)
         figures["resident bytes per sample, unwatched"] = (
             proc.memory_info().rss - rss_empty

@@ -31,6 +31,7 @@ from p4p.client.thread import Context
 from p4p.nt import NTURI
 
 from _common import (
+    QUICK,
     BenchParser,
     Figure,
     Network,
@@ -213,7 +214,7 @@ def dashboard(channels: int, recorded: int, seconds: float) -> dict[str, Figure]
             )
             with old:
                 assert old.stdout is not None and old.stdout.readline().strip() == "monitoring"
-                time.sleep(2)  # the first whole tables arrive
+                time.sleep(0.5 if QUICK else 2)  # the first whole tables arrive
                 old_cpu, old_read = rates(psutil.Process(old.pid), seconds)
                 device_cpu_old, _ = rates(device, seconds / 2)
                 updates = json.loads(old.communicate(timeout=60)[0].splitlines()[-1])["updates"]
@@ -230,7 +231,7 @@ def dashboard(channels: int, recorded: int, seconds: float) -> dict[str, Figure]
                 page = browser.new_page()
                 page.goto(f"http://127.0.0.1:{port}/")
                 page.wait_for_selector('[data-key="BHWFAC:web:c0"][data-last]', timeout=60_000)
-                time.sleep(2)
+                time.sleep(0.5 if QUICK else 2)
                 page.evaluate("window.__bytes = 0")
                 started = time.monotonic()
                 windows = [rates(psutil.Process(web.pid), seconds / 3) for _ in range(3)]

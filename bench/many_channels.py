@@ -274,6 +274,9 @@ def main() -> None:
             f"{f['CPU share recording']:>7.2f}  {f['seconds to export NeXus']:>8.1f}"
         )
     print("JSON " + json.dumps({"benchmark": "many channels table", "rows": table}))
+    if QUICK:  # (its processes' start-up is most of it: under 3 minutes for bench-quick)
+        print("\n(one collector vs two: not run under --quick)")
+        return
     with TemporaryDirectory() as tmp:
         report(
             "one collector vs two, sources flat out (workers: N is not implemented)",

@@ -55,7 +55,7 @@ def main() -> None:
     parser = BenchParser(__doc__)
     parser.add_argument("--channels", type=int, default=10)
     parser.add_argument("--rate", type=float, default=10.0)
-    parser.add_argument("--seconds", type=float, default=10.0, quick=2.0)
+    parser.add_argument("--seconds", type=float, default=10.0, quick=1.0)
     args = parser.parse_args()
     network = Network.loopback()
     env = network.environ()
