@@ -88,8 +88,10 @@ def test_ctrl_c_stops_the_dashboard(network, prefix):
         _check_clean(web, _ctrl_c(web))
 
 
-def test_ctrl_c_stops_the_retrieval_service(network, prefix):
-    args = ["retrieval", "--factory", prefix, "--port", "0"]
+def test_ctrl_c_stops_the_retrieval_service(network, prefix, tmp_path):
+    config = tmp_path / "retrieval.yaml"
+    config.write_text("timeout: 1\n")  # (no factory answers: its first look gives up soon)
+    args = ["retrieval", "--factory", prefix, "--port", "0", "--config", str(config)]
     with _started(args, network, "retrieval on") as service:
         _check_clean(service, _ctrl_c(service))
 
