@@ -75,10 +75,15 @@ _INSERT = (
 
 
 def _edges(rows: Columns) -> tuple[float, float]:
-    """The oldest and newest row times of a chunk (NaN: none)."""
+    """The oldest and newest row times of a chunk (NaN: none).
+
+    A chunk's rows are in time order (a ring's are: the recorder appends in order), so
+    they are its ends: a flush of 1000 channels writes chunks of a few rows, where a
+    numpy min and max cost a third of the write (measured: 1.63 -> 2.09 us/row).
+    """
     if not len(rows):
         return math.nan, math.nan
-    return float(np.min(rows.time)), float(np.max(rows.time))
+    return float(rows.time[0]), float(rows.time[-1])
 
 
 def array_record(dtype: np.dtype, shape: tuple[int, ...], exact: bool = False) -> np.dtype:
