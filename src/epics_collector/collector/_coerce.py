@@ -38,15 +38,15 @@ def kind_of(value: Any) -> str | None:
     return None
 
 
-def coercer(config: ChannelConfig, ring: Ring) -> Coerce:
-    """The conversion of the channel's kind, into ``ring``'s rows."""
-    if config.kind == "auto":
+def coercer(kind: str, config: ChannelConfig, ring: Ring) -> Coerce:
+    """The conversion of ``kind`` (the channel's, declared or found), into ``ring``'s rows."""
+    if kind == "auto":
         return _unknown
-    if config.kind == "number":
+    if kind == "number":
         return float
-    if config.kind == "string":
+    if kind == "string":
         return _text
-    if config.kind == "image":
+    if kind == "image":
         return functools.partial(_image, ring, config.shape)
     return functools.partial(_waveform, ring)
 

@@ -339,7 +339,7 @@ class Collector(Device[CollectorConfig]):
         elif event == Event.BAD_VALUE:
             self.report(channel.problem, Severity.MINOR)
         elif event == Event.KIND:  # an auto channel's kind, from its source (O(1): 100k)
-            log.debug("%s: kind %s (from its source)", channel.alias, channel.config.kind)
+            log.debug("%s: kind %s (from its source)", channel.alias, channel.kind)
             self.withdraw_family_pvs(self.channel_pvs.reset(channel.alias))
             if self.spill is not None:
                 self.spill.describe_later()  # (the whole description: at the next flush)

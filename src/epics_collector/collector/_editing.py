@@ -285,7 +285,7 @@ class ChannelEditing(Part):
             {
                 "alias": [ch.alias for ch in gone],
                 "pv": [ch.config.pv for ch in gone],
-                "kind": [ch.config.kind for ch in gone],
+                "kind": [ch.kind for ch in gone],
                 "added": [ch.added for ch in gone],
                 "removed": [ch.removed for ch in gone],
                 "count": [len(ch.ring) for ch in gone],

@@ -49,13 +49,14 @@ def gather(
     channel at a time (chunk by chunk under the recorder's lock) and lets it go before
     the next, so an export holds one channel's copy, not the whole history's.
     """
-    configs = {c.alias: c.config for c in history.channels}
+    found = {c.alias: c for c in history.channels}
 
     def describe(
         alias: str, rows: Columns | Callable[[], Columns], span: tuple[float, float] | None = None
     ) -> ChannelData:
-        config = configs[alias]
-        return ChannelData(alias, config.pv, config.kind, rows, config.units, span)
+        channel = found[alias]
+        config = channel.config
+        return ChannelData(alias, config.pv, channel.kind, rows, config.units, span)
 
     channels = [
         describe(c.alias, functools.partial(history.rows, c), _span(history, c))
@@ -68,7 +69,7 @@ def gather(
             s.start,
             s.end,
             s.complete,
-            [describe(alias, rows) for alias, rows in s.rows.items() if alias in configs],
+            [describe(alias, rows) for alias, rows in s.rows.items() if alias in found],
         )
         for s in (triggers.snapshots if triggers is not None else [])
     ]

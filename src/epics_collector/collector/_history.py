@@ -101,7 +101,7 @@ class History:
     ) -> dict[str, np.ndarray]:
         """A time range of a channel's rows, raw, binned or a page (see :func:`query_ring`)."""
         return query_ring(
-            self._recorder.lock, channel.ring, channel.config.kind, query, deadline, self._arrived
+            self._recorder.lock, channel.ring, channel.kind, query, deadline, self._arrived
         )
 
     def frame(self, channel: Channel, index: int) -> Row | None:

@@ -120,7 +120,7 @@ class Publisher:
                 "dropped": [ch.dropped for ch in channels],
                 "late": [ch.late for ch in channels],
                 "bad_time": [ch.bad_time for ch in channels],
-                "kind": [ch.config.kind for ch in channels],
+                "kind": [ch.kind for ch in channels],
                 "since": [ch.since for ch in channels],
                 "connects": [ch.connects for ch in channels],
                 "reason": [ch.reason for ch in channels],

@@ -115,7 +115,7 @@ class Pushing(Part):
             target = self.add_channel(sample.channel, sample.kind)
         elif target.alias not in self.kinds:
             raise ValueError(f"{channel} records {target.config.pv}; push to an extra channel")
-        kind = target.config.kind
+        kind = target.kind
         if kind == "number" and sample.kind != "number":
             raise ValueError(f"{channel} holds numbers; {value!r} is not one")
         recorded = sample.value if kind == "number" else str(value)

@@ -50,7 +50,7 @@ ROW_COLUMNS = {"time": np.float64, "severity": np.int8, "status": np.int8}
 
 def layout(channel: Channel) -> str:
     """The kind whose PVs a channel serves: an auto channel's until found, a number's."""
-    kind = channel.config.kind
+    kind = channel.kind
     return "number" if kind == "auto" else kind
 
 

@@ -106,7 +106,7 @@ class Queries(Part):
 
     def _query(self, channel: Channel, arguments: dict[str, Any], snapshot: str) -> Any:
         """Compute a Query (on a read worker; the recorder's lock only per chunk)."""
-        kind = channel.config.kind
+        kind = channel.kind
         if snapshot:
             rows = self._snapshot_rows(snapshot, channel.alias)
             span = (float(rows.time[0]), float(rows.time[-1])) if len(rows) else (0.0, 0.0)

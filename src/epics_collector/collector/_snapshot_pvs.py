@@ -29,7 +29,7 @@ class SnapshotPvFamily:
         channel = self.history.by_alias.get(alias)
         if channel is None:
             return ()
-        return ("Time",) if channel.config.kind == "image" else ("Time", "Value")
+        return ("Time",) if channel.kind == "image" else ("Time", "Value")
 
     def _find(self, name: str) -> tuple[Snapshot, str, str] | None:
         parts = name.split(":")
@@ -56,7 +56,7 @@ class SnapshotPvFamily:
             attr: AttrR[Any] = AttrR(Waveform(), name=name, description="Snapshot times")
             attr.set(rows.time, timestamp=snapshot.trigger_time)
             return attr
-        kind = self.history.by_alias[alias].config.kind
+        kind = self.history.by_alias[alias].kind
         datatype = (
             Waveform(dtype=VALUE_DTYPES[kind]) if kind in VALUE_DTYPES else NDArray(dtype=None)
         )

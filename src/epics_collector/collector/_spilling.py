@@ -129,7 +129,7 @@ class Spill:
         kinds = {str(c.get("alias")): c.get("kind") for c in described if isinstance(c, dict)}
         for channel in self.recorder.channels:
             kind = kinds.get(channel.alias)
-            if channel.config.kind == "auto" and kind in KINDS:
+            if channel.kind == "auto" and kind in KINDS:
                 with self.recorder.lock:
                     channel.resolve(str(kind), self.recorder.config)
 
@@ -249,7 +249,7 @@ def _described(channel: Channel) -> dict[str, Any]:
     found: dict[str, Any] = {
         "alias": channel.alias,
         "pv": channel.config.pv,
-        "kind": channel.config.kind,
+        "kind": channel.kind,
     }
     if channel.removed == channel.removed:
         found["removed"] = channel.removed

@@ -82,7 +82,7 @@ class TriggerWindows:
         """Serve the snapshots stored by an earlier run."""
         if self.store is None:
             return
-        texts = {c.alias for c in self.history.channels if c.config.kind == "string"}
+        texts = {c.alias for c in self.history.channels if c.kind == "string"}
         for snapshot in self.store.load(texts):
             self._keep(snapshot)
         self._publish_table()

@@ -49,7 +49,7 @@ class Unflushed:
         the ring holds, so reads never see time going back.
         """
         with self._recorder.lock:
-            if channel.config.kind == "auto" and len(rows):  # (a description without it)
+            if channel.kind == "auto" and len(rows):  # (a description without it)
                 channel.resolve(_kind_of(rows), self._recorder.config)
             ring = channel.ring
             if len(rows) and (rows.time[0] < ring.newest or np.any(np.diff(rows.time) < 0)):

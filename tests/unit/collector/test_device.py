@@ -95,8 +95,8 @@ def test_a_kind_found_from_the_source_is_kept_on_disk_for_the_next_run(tmp_path:
             (note,) = device.recorder.channels
             if post is not None:
                 sources.connect("NOTE", post, T + 1)
-                await wait_for_async(lambda: note.config.kind == "string", 5.0, "the kind")
-            return [note.config.kind, *device.recorder.history.rows(note).value]
+                await wait_for_async(lambda: note.kind == "string", 5.0, "the kind")
+            return [note.kind, *device.recorder.history.rows(note).value]
         finally:
             await device.stop()
 

@@ -309,14 +309,14 @@ def test_auto_channels_take_their_kind_from_the_first_update_and_a_declared_one_
     recorder, events = make(channels=["S", "W", "I", "E", "L", {"pv": "N", "kind": "number"}])
     recorder.start()
     s, w, i, e, lst, n = recorder.channels
-    assert all(ch.config.kind == "auto" for ch in (s, w, i, e, lst))
+    assert all(ch.kind == "auto" for ch in (s, w, i, e, lst))
     s.on_update(Update("on", T))  # a stringout
     w.on_update(Update(np.arange(5.0), T))  # an NTScalarArray
     i.on_update(Update(np.zeros((3, 4), np.uint16), T))  # an NTNDArray's frame
     e.on_update(Update(2, T))  # an NTEnum (its index) or a CA enum
     lst.on_update(Update(["a", "b"], T))  # a string array: no kind records it
     n.on_update(Update("text", T))  # declared number: a mismatch, as before
-    assert [ch.config.kind for ch in recorder.channels] == [
+    assert [ch.kind for ch in recorder.channels] == [
         "string",
         "waveform",
         "image",
@@ -334,4 +334,6 @@ def test_auto_channels_take_their_kind_from_the_first_update_and_a_declared_one_
     assert "declare one" in lst.problem and "cannot record str" in n.problem
     assert lst.dropped == 1 and n.dropped == 1 and recorder.dropped == 2
     s.on_update(Update(3.5, T + 1))  # a kind found stays: a number on a string channel
-    assert s.config.kind == "string" and s.dropped == 1
+    assert s.kind == "string" and s.dropped == 1
+    # the config stays as given: the Config PV and a restore find the kind again
+    assert [ch.config.kind for ch in recorder.channels[:5]] == ["auto"] * 5
