@@ -71,6 +71,14 @@ class Runs(list[float]):
     def median(self) -> float:
         return float(statistics.median(self))
 
+    @property
+    def quartiles(self) -> list[float]:
+        """The first and third quartiles (four runs or more; else none)."""
+        if len(self) < 4:
+            return []
+        q1, _, q3 = statistics.quantiles(self, n=4, method="inclusive")
+        return [float(q1), float(q3)]
+
     def __truediv__(self, other: Runs) -> Runs:  # type: ignore[override]
         """The ratio run by run (round i of ours over round i of raw)."""
         return Runs(a / b if b else float("nan") for a, b in zip(self, other, strict=True))
@@ -195,7 +203,7 @@ def report(
     for key, value in figures.items():
         if isinstance(value, Runs) and len(value) > 1:
             line[key] = value.median
-            spread[key] = [min(value), max(value), len(value)]
+            spread[key] = [min(value), max(value), len(value), *value.quartiles]
             print(
                 f"  {key:<40} {value.median:>14,.3f}  [{min(value):,.3f} .. {max(value):,.3f}]"
                 f" of {len(value)}"

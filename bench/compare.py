@@ -2,10 +2,12 @@
 
 ``make bench-compare BASE=bench/baseline.json`` compares ``build/bench.json`` (the last
 ``make bench``) with a baseline. A figure *moved* when its median changed by more than
-its spread (highest - lowest of its interleaved rounds; the larger of the two runs'):
-more than the rounds themselves scatter by. A figure measured once has no spread of its
-own; it is given one of ``--noise`` (default 25%, what one run swings by on a shared
-2-core machine), so only a figure measured in rounds can show a small move.
+its spread (the larger of the two runs'): more than the rounds themselves scatter by.
+The spread of four rounds or more is 1.5 times their interquartile range (Tukey's
+fence: one stray round, a page-cache writeback under the raw side, no longer hides a
+move); of fewer, highest - lowest. A figure measured once has no spread of its own; it
+is given one of ``--noise`` (default 25%, what one run swings by on a shared 2-core
+machine), so only a figure measured in rounds can show a small move.
 
 A moved figure with a target (its direction is known: ``>=`` higher is better) is a
 *regression* or an *improvement*; the others are printed as moved. The exit status is 1
@@ -16,6 +18,8 @@ raw files 20-27% slower in places. So an absolute figure (us/row, ms) that has a
 *judge* (its ratio to the raw reference measured in the same rounds, ``judge`` in
 bench.json) is a regression only when its judge moved the wrong way too; when the judge
 held, the reference slowed alike and the verdict is *drift* (the machine, not the code).
+A judge whose own spread is wider than the figure's move cannot tell (a raw reference
+as noisy as file writes under writeback): the regression stands.
 A figure given a range in one run (a ladder's rung: the true rate lies within it) is
 judged by that range.
 """
@@ -29,9 +33,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+FENCE = 1.5  # x the interquartile range: how far rounds may scatter (Tukey)
+
 
 def spread(figure: dict[str, Any], noise: float) -> float:
-    """How far a figure's rounds scatter: highest - lowest (``noise`` x value for one run)."""
+    """How far a figure's rounds scatter (``noise`` x value for one run).
+
+    1.5 x the interquartile range when known (four rounds or more), else highest - lowest.
+    """
+    if figure.get("q1") is not None and figure.get("q3") is not None:
+        return FENCE * (figure["q3"] - figure["q1"])
     if figure["runs"] >= 2:
         return figure["high"] - figure["low"]
     return abs(figure["value"]) * noise
@@ -96,6 +107,11 @@ def judged(
         "regression"
     ):
         return "regression", said
+    figure = (base["figures"][name], new["figures"][name])
+    change = abs(figure[1]["value"] - figure[0]["value"]) / abs(figure[0]["value"] or 1)
+    blur = max(spread(before, noise), spread(after, noise)) / abs(after["value"] or 1)
+    if blur >= change:  # the judge scatters more than the figure moved: it cannot tell
+        return "regression", f"{said} scatters by {blur:.0%}, too much to tell"
     return "drift", said + " is no worse: the raw reference moved alike"
 
 

@@ -33,6 +33,8 @@ class Figure:
     target: str | None = None  # ">= 0.9", "<= 2": the direction that is better, and where
     met: bool | None = None
     judge: str | None = None  # ">= bench: ratio": the same-run ratio that tells code from machine
+    q1: float | None = None  # the rounds' first and third quartiles (four rounds or more)
+    q3: float | None = None
 
     @property
     def label(self) -> str:
@@ -63,8 +65,10 @@ def figures(lines: list[str]) -> dict[str, Figure]:
         for name, value in data.items():
             if name in _NOT_FIGURES or not isinstance(value, int | float):
                 continue
-            low, high, runs = spread.get(name, (value, value, 1))
+            low, high, runs, *quartiles = spread.get(name, (value, value, 1))
             figure = Figure(float(value), float(low), float(high), int(runs))
+            if quartiles:
+                figure.q1, figure.q3 = float(quartiles[0]), float(quartiles[1])
             figure.judge = judges.get(name)
             if name in targets:
                 ceiling, target = targets[name]

@@ -115,3 +115,29 @@ def test_a_rung_figure_moves_only_beyond_its_rung(capsys) -> None:
     assert compare.compare(base, one_rung_down, 0.25) == []
     two_rungs_down = _document(**{"b: ratio": (0.25, 0.125, 0.5, 1, ">= 0.9")})
     assert compare.compare(base, two_rungs_down, 0.25)[0][0] == "regression"
+
+
+def test_one_stray_round_no_longer_hides_a_move(capsys) -> None:
+    """Five rounds: the spread is 1.5 x their interquartile range, not highest - lowest."""
+    report("b", {"us": Runs([2.0, 2.04, 2.08, 2.1, 2.2])}, {"<= us": 2.5})
+    report("c", {"us": Runs([2.05, 2.1, 2.12, 2.15, 3.4])}, {"<= us": 2.5})  # same, one stray
+    report("d", {"us": Runs([2.6, 2.65, 2.7, 2.72, 3.44])}, {"<= us": 2.5})  # 30% slower
+    found = summary.figures(capsys.readouterr().out.splitlines())
+    documents = {
+        name: {"machine": {}, "figures": {"us": summary.asdict(found[f"{name}: us"])}}
+        for name in "bcd"
+    }
+    assert found["d: us"].q1 is not None and found["d: us"].q3 is not None
+    assert compare.compare(documents["b"], documents["c"], 0.25) == []
+    rows = compare.compare(documents["b"], documents["d"], 0.25)
+    assert [row[0] for row in rows] == ["regression"]
+    # highest - lowest would have hidden it (3.44 - 2.6 > 2.7 - 2.08)
+    assert 2.7 - 2.08 < 3.44 - 2.6
+
+
+def test_a_judge_that_scatters_more_than_the_move_cannot_excuse_it() -> None:
+    base = _judged(2.08, 1.0, spread=0.2)  # raw file writes under writeback: +-20%
+    slower = _judged(2.6, 0.95, spread=0.2)  # +25%: the ratio "held" within its scatter
+    rows = compare.compare(base, slower, 0.25)
+    assert [(row[0], row[1]) for row in rows] == [("regression", "flush")]
+    assert "too much to tell" in rows[0][3]
