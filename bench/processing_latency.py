@@ -134,6 +134,9 @@ def main() -> None:
                 "calc: sustained input rate",
                 highest_rate(network, client, "LAT", calc, rates, args.seconds, "BP2:"),
             )
+        if QUICK:  # (a ladder without a target: make bench climbs it)
+            print("\n(roi 512x512: not run under --quick)")
+            return
         with start_source(network, "IMG", length=512 * 512):
             roi = {
                 "inputs": {"img": "IMG0000"},

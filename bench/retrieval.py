@@ -32,7 +32,7 @@ import psutil
 from p4p.client.thread import Context
 from p4p.nt import NTURI
 
-from _common import BenchParser, Network, interleaved, prewritten_history, report
+from _common import QUICK, BenchParser, Network, interleaved, prewritten_history, report
 from epics_collector.process import DeviceProcess, ManagedProcess, lower_priority, wait_for
 from epics_collector.sim import PvaSource
 from read_integrity import Read, collector_rate, raw_rate
@@ -58,7 +58,8 @@ class Service:
         config = Path(tempfile.mkdtemp()) / "retrieval.yaml"
         # timeout: a PV is listed once its source's metadata is read or given up on, and
         # the bench's channels have no source (the default 10 s would be waited each time)
-        config.write_text("refresh: 0.5\ntimeout: 2\nmax_samples: 100000000\n")
+        timeout = 0.5 if QUICK else 2  # (quick: each listing waits this long, sourceless)
+        config.write_text(f"refresh: 0.5\ntimeout: {timeout}\nmax_samples: 100000000\n")
         args = ["retrieval", follow, prefix, "--port", str(self.port)]
         args += ["--config", str(config)]
         self.process = ManagedProcess("epics_collector", args, env=network.environ())
