@@ -72,8 +72,8 @@ class ReadPool:
     ) -> None:
         self.limits = limits
         self.arrivals = arrivals  # updates received so far (reads give way while it grows)
-        # pacing state, written by the workers (each write one tuple or float, atomic):
-        # with several workers a race only moves one rest; no reader relies on it
+        # pacing state, written by the workers and (after an answer) the event loop, each
+        # write one tuple or float: a race only moves one rest; no reader relies on it
         self._sample = (time.monotonic(), arrivals() if arrivals else 0)
         self._rest_until = 0.0  # set by the worker that finished last
         self._executor = ThreadPoolExecutor(limits.workers, thread_name_prefix=name)

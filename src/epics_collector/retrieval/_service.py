@@ -75,8 +75,8 @@ class RetrievalConfig(BaseModel):
         default=10,
         ge=0,
         le=19,
-        description="CPU niceness the service adds to its own (Linux): on a host that also "
-        "records, answers take the CPU recording leaves (0: the same priority)",
+        description="CPU niceness of every thread of the service (at least; Linux): on a host "
+        "that also records, answers take the CPU recording leaves (0: keep the priority)",
     )
 
 
