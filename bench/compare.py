@@ -107,8 +107,8 @@ def judged(
         "regression"
     ):
         return "regression", said
-    figure = (base["figures"][name], new["figures"][name])
-    change = abs(figure[1]["value"] - figure[0]["value"]) / abs(figure[0]["value"] or 1)
+    was, now = base["figures"][name]["value"], new["figures"][name]["value"]
+    change = abs(now - was) / abs(was or 1)
     blur = max(spread(before, noise), spread(after, noise)) / abs(after["value"] or 1)
     if blur >= change:  # the judge scatters more than the figure moved: it cannot tell
         return "regression", f"{said} scatters by {blur:.0%}, too much to tell"
