@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from epics_collector.collector._reduce import Row
-from epics_collector.storage import Columns, Query, RangeRead, concat, query_ring
+from epics_collector.storage import (
+    Columns,
+    OnDisk,
+    Query,
+    RangeRead,
+    Spanning,
+    concat,
+    query_ring,
+)
 
 if TYPE_CHECKING:
     from epics_collector.collector._recorder import Channel, Recorder
@@ -24,6 +32,16 @@ class History:
 
     def __init__(self, recorder: Recorder) -> None:
         self._recorder = recorder
+        self._disk: OnDisk | None = None
+
+    def read_from(self, disk: OnDisk) -> None:
+        """Read the rows that left the rings from ``disk`` (the spill store; at start)."""
+        self._disk = disk
+
+    def _spanning(self, channel: Channel) -> Spanning | None:
+        if self._disk is None:
+            return None
+        return Spanning(self._recorder.lock, channel.ring, channel.alias, self._disk, self._arrived)
 
     @property
     def channels(self) -> list[Channel]:
@@ -67,12 +85,17 @@ class History:
         Only the window's rows are copied, chunk by chunk; the ring is never copied whole.
         """
         ring = channel.ring
+        spanning = self._spanning(channel)
         with self._recorder.lock:
             oldest = ring.row(0)
             complete = ring.total == len(ring) or (oldest is not None and oldest[0] <= start)
             if not len(ring):
                 return ring.columns(0), complete
-        parts = list(self.read(channel, start, end))
+        if spanning is not None and spanning.reaches_disk(start):
+            complete = complete or spanning.disk.oldest(channel.alias) <= start
+            parts = list(spanning.parts(start, end))
+        else:
+            parts = list(self.read(channel, start, end))
         if not parts:
             with self._recorder.lock:
                 return ring.columns(0), complete
@@ -89,17 +112,26 @@ class History:
             return channel.ring.columns(rows)
 
     def span(self, channel: Channel) -> tuple[float, float]:
-        """The times of a channel's oldest and newest rows ((0, 0) when it has none)."""
+        """The times of a channel's oldest and newest rows ((0, 0) when it has none).
+
+        The oldest is on disk when rows left the ring for the spill store.
+        """
         with self._recorder.lock:
             segments = channel.ring.segments()
             if not segments:
                 return 0.0, 0.0
-            return float(segments[0].time[0]), float(segments[-1].time[-1])
+            first, last = float(segments[0].time[0]), float(segments[-1].time[-1])
+        if self._disk is not None:
+            first = min(first, self._disk.oldest(channel.alias))
+        return first, last
 
     def query(
         self, channel: Channel, query: Query, deadline: float | None = None
     ) -> dict[str, np.ndarray]:
         """A time range of a channel's rows, raw, binned or a page (see :func:`query_ring`)."""
+        spanning = self._spanning(channel)
+        if spanning is not None:
+            return spanning.query(channel.kind, query, deadline)
         return query_ring(
             self._recorder.lock, channel.ring, channel.kind, query, deadline, self._arrived
         )
@@ -111,6 +143,13 @@ class History:
 
 
 def _stacked(parts: list[Columns]) -> Columns:
-    """Array rows read as object arrays, as one 2-D value column."""
-    rows = concat(*parts)
-    return Columns(rows.time, np.stack(list(rows.value)), rows.severity, rows.status, rows.ns)
+    """Array rows (a ring's as object arrays, the store's as 2-D arrays) as one 2-D column."""
+    values = [row for part in parts for row in part.value]
+    exact = all(p.ns is not None for p in parts)
+    return Columns(
+        np.concatenate([p.time for p in parts]),
+        np.stack(values),
+        np.concatenate([p.severity for p in parts]),
+        np.concatenate([p.status for p in parts]),
+        np.concatenate([p.stamps() for p in parts]) if exact else None,
+    )

@@ -16,7 +16,9 @@ one.
 from __future__ import annotations
 
 import json
+import math
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +29,9 @@ import numpy as np
 
 from epics_collector.collector._recorder import Recorder
 from epics_collector.storage import (
+    Boundary,
     Columns,
+    OlderRows,
     SpillStore,
     StoreUnavailableError,
     array_record,
@@ -38,6 +42,7 @@ from epics_collector.storage import (
 
 DATABASE = "history.sqlite"
 RETRY_OPEN = 5.0  # seconds between attempts to open a store that could not be opened
+MERGED = 1 << 14  # a channel's newest chunks of fewer rows are merged into one (see merge)
 
 
 @dataclass
@@ -64,19 +69,28 @@ class Restored:
 
 
 class SpillLedger:
-    """One collector's spill store, the rows waiting for it, and compaction."""
+    """One collector's spill store, the rows waiting for it, and what it holds.
 
-    def __init__(self, directory: Path, recorder: Recorder, *, capacity: int, ring: bool) -> None:
+    The store keeps every row recorded (``capacity`` bounds the ring in memory, not
+    the recording: the retention policy and the factory's budget bound that). It is
+    also the recorder's history's :class:`~epics_collector.storage.OnDisk`: the rows
+    that left the rings are read from it.
+    """
+
+    def __init__(self, directory: Path, recorder: Recorder, *, capacity: int) -> None:
         self.directory = directory
         self.recorder = recorder
-        self.capacity, self.ring = capacity, ring
+        self.capacity = capacity
         self.store: SpillStore | None = None  # None until opened (see open, flush)
         self.unavailable: str | None = None  # why the store could not be opened, if not
         self._tried = -float("inf")  # when opening was last tried (monotonic)
         self._loaded = False  # the history on disk is in the recorder
         self._read_only: dict[str, list[Columns]] | None = None  # rows read without writing
         self._waiting: dict[str, list[Columns]] = {}
+        self._counts = threading.Lock()  # _on_disk: flushes add, the policy takes away
         self._on_disk: dict[str, int] = {}
+        self._oldest: dict[str, float] = {}  # alias -> its oldest row's time on disk
+        self._reduced: dict[str, tuple[str, float]] = {}  # alias -> (operator, until)
         self.given_up = 0  # since the store was opened
 
     @property
@@ -133,12 +147,14 @@ class SpillLedger:
             return
         if self._loaded or self.store is None:
             return
+        self._reduced = self.store.reductions()
         for channel in self.recorder.channels:
-            loaded = self.store.load(channel.alias)
+            loaded = self.store.tail(channel.alias, self.capacity)  # what the ring keeps
             for rows in loaded.parts:
                 self.recorder.unflushed.restore(channel, rows)
                 restored.samples += len(rows)
             self._on_disk[channel.alias] = self.store.rows(channel.alias)
+            self._oldest[channel.alias] = self.store.oldest(channel.alias)
             if loaded.bad_chunks or loaded.bad_rows:
                 restored.problems.append(
                     f"{channel.alias}: skipped {loaded.bad_chunks} damaged chunks and "
@@ -183,9 +199,11 @@ class SpillLedger:
             outcome.waiting = sum(len(rows) for parts in self._waiting.values() for rows in parts)
             return outcome
         self._waiting.clear()
-        for alias, rows in chunks:
-            self._on_disk[alias] = self._on_disk.get(alias, 0) + len(rows)
-        self._compact()
+        with self._counts:
+            for alias, rows in chunks:
+                self._on_disk[alias] = self._on_disk.get(alias, 0) + len(rows)
+                if alias not in self._oldest or not math.isfinite(self._oldest[alias]):
+                    self._oldest[alias] = float(rows.time[0])
         return outcome
 
     def _ready(self, outcome: FlushOutcome) -> None:
@@ -217,9 +235,12 @@ class SpillLedger:
         held = {ch.alias: self.recorder.unflushed.flushed(ch) for ch in self.recorder.channels}
         written = self.store.write(list(held.items()))
         self._waiting.clear()  # they were held, so written
-        before = sum(self._on_disk.values())
-        outcome.lost = max(0, before - written)
-        self._on_disk = {alias: len(rows) for alias, rows in held.items()}
+        with self._counts:
+            before = sum(self._on_disk.values())
+            outcome.lost = max(0, before - written)
+            self._on_disk = {alias: len(rows) for alias, rows in held.items()}
+            self._oldest = {a: float(r.time[0]) for a, r in held.items() if len(r)}
+            self._reduced = {}
         outcome.reopened = (
             f"{self.path.name} was {why} while recording: wrote the {written} rows held in "
             f"memory to a new one"
@@ -238,31 +259,67 @@ class SpillLedger:
         self.given_up += given_up
         return given_up
 
-    def _compact(self) -> None:
-        """Ring mode: a channel with more than 4 x capacity rows on disk keeps its ring's."""
-        if not self.ring:
-            return
-        assert self.store is not None
-        for channel in self.recorder.channels:
-            if self._on_disk.get(channel.alias, 0) > 4 * self.capacity:
-                # not the rows recorded meanwhile: the next flush appends those
-                rows = self.recorder.unflushed.flushed(channel)
-                self.store.replace(channel.alias, rows)
-                self._on_disk[channel.alias] = len(rows)
-
     def clear(self) -> None:
         """Forget every row on disk and waiting (Clear)."""
         self._waiting.clear()
-        self._on_disk.clear()
+        with self._counts:
+            self._on_disk.clear()
+            self._oldest.clear()
+            self._reduced.clear()
         if self.store is not None:
             self.store.clear()
 
     def purge(self, alias: str) -> None:
         """Forget one channel's rows on disk and waiting (a removed channel's purge)."""
         self._waiting.pop(alias, None)
-        self._on_disk.pop(alias, None)
+        with self._counts:
+            self._on_disk.pop(alias, None)
+            self._oldest.pop(alias, None)
+            self._reduced.pop(alias, None)
         if self.store is not None:
             self.store.replace(alias, Columns.empty())
+
+    # the rows that left the rings (OnDisk, any thread) --------------------------------
+
+    def older(self, alias: str, boundary: Boundary) -> OlderRows:
+        """A snapshot of a channel's rows on disk older than ``boundary``."""
+        return OlderRows(self.path, alias, boundary)
+
+    def oldest(self, alias: str) -> float:
+        """The time of a channel's oldest row on disk (inf: none)."""
+        return self._oldest.get(alias, math.inf)
+
+    def reduced_until(self, alias: str) -> float:
+        """Until when the policy reduced a channel's rows (0: never)."""
+        found = self._reduced.get(alias)
+        return found[1] if found else 0.0
+
+    # upkeep (the collector's retention thread) ----------------------------------------
+
+    def merge(self) -> int:
+        """Merge each channel's newest small chunks (one per flush) into one; how many.
+
+        A flush writes one chunk per channel every half second; merged, a channel's
+        rows on disk stay in few chunks, so reads of long ranges read few.
+        """
+        store, merged = self.store, 0
+        if store is None:
+            return 0
+        for channel in list(self.recorder.channels):
+            merged += store.merge_tail(channel.alias, MERGED)
+        return merged
+
+    def after_policy(self, alias: str, removed: int) -> None:
+        """The policy took ``removed`` rows of ``alias`` away: what the store holds now."""
+        store = self.store
+        if store is None:
+            return
+        oldest, reduced = store.oldest(alias), store.reductions().get(alias)
+        with self._counts:
+            self._on_disk[alias] = max(0, self._on_disk.get(alias, 0) - removed)
+            self._oldest[alias] = oldest
+            if reduced is not None:
+                self._reduced[alias] = reduced
 
     def close(self) -> None:
         """Close the store (if open)."""

@@ -54,9 +54,8 @@ class Spill:
         self.recorder, self.report, self._prefix = recorder, report, prefix
         self._described = self._describe_failed = False  # recording.json written / failing
         self.damaged = damaged  # (rows, text): history on disk lost to damage
-        self.ledger = SpillLedger(
-            self.directory, recorder, capacity=config.capacity, ring=config.mode == "ring"
-        )
+        self.ledger = SpillLedger(self.directory, recorder, capacity=config.capacity)
+        recorder.history.read_from(self.ledger)  # the rows that left the rings
         self._lock = DirectoryLock(self.directory)  # this process's, while it runs
         self._writing = asyncio.Lock()  # one flush or clear at a time
         self._owner = False  # the store is this process's (never written before, or if not)

@@ -8,6 +8,7 @@ from epics_collector.storage._export import (
     write_nexus,
 )
 from epics_collector.storage._lock import DirectoryBusyError, DirectoryLock
+from epics_collector.storage._older import Boundary, OlderRows, boundary_of
 from epics_collector.storage._paths import (
     PathError,
     confined_path,
@@ -47,7 +48,9 @@ from epics_collector.storage._retention import Run as RetentionRun
 from epics_collector.storage._retention import Step as RetentionStep
 from epics_collector.storage._retention import due as retention_due
 from epics_collector.storage._ring import Columns, Ring, concat
+from epics_collector.storage._spanning import OnDisk, Spanning
 from epics_collector.storage._spill import (
+    ChunksGoneError,
     ReadOnly,
     SpillStore,
     StoreClosedError,
@@ -71,6 +74,11 @@ from epics_collector.storage._stored import (
 )
 
 __all__ = [
+    "Boundary",
+    "boundary_of",
+    "OlderRows",
+    "OnDisk",
+    "Spanning",
     "byte_count",
     "Duration",
     "RetentionChannel",
@@ -122,6 +130,7 @@ __all__ = [
     "run_query",
     "SnapshotData",
     "SpillStore",
+    "ChunksGoneError",
     "StoreClosedError",
     "StaleReadError",
     "StoreUnavailableError",

@@ -70,6 +70,9 @@ class Channel:
     alias: str
     pv: str
     kind: str
+    #: rows at or after this time are left as they are (a live collector's ring: its
+    #: rows are served raw from memory, so the store keeps them raw until they leave it)
+    below: float = math.inf
 
 
 @dataclass
@@ -101,6 +104,14 @@ def due(rule: RetentionRule, kind: str, now: float) -> list[tuple[str, float]]:
     if found is not None and rule.raw is not None and kind == "number":
         actions.append((REDUCE, math.floor((now - rule.raw) / found.n) * found.n))
     return actions
+
+
+def _below(below: float, rule: RetentionRule, action: str) -> float:
+    """``below`` for ``action``: a reduction's on a bin edge (a bin is never split)."""
+    reducer = rule.reducer
+    if action != REDUCE or reducer is None or not math.isfinite(below):
+        return below
+    return math.floor(below / reducer.n) * reducer.n
 
 
 class _Overlay:
@@ -189,7 +200,10 @@ class Engine:
             rule = rule_for(self.rules, name, [channel.pv])
             if rule is None:
                 continue
-            actions = due(rule, channel.kind, now)
+            actions = [
+                (action, min(before, _below(channel.below, rule, action)))
+                for action, before in due(rule, channel.kind, now)
+            ]
             if not actions:
                 continue
             spans = self._spans(store, target, channel.alias)

@@ -42,7 +42,7 @@ from typing import cast
 import numpy as np
 
 from epics_collector.storage._paths import PathError, new_file
-from epics_collector.storage._ring import Columns
+from epics_collector.storage._ring import Columns, concat
 
 SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26  # SQLite's verdicts of a damaged database
 WRITTEN = "_written"  # meta key: rows written by every commit so far (see the side file)
@@ -213,6 +213,10 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return info.st_dev, info.st_ino
 
 
+class ChunksGoneError(RuntimeError):
+    """A swap found chunks it was to replace already gone (cleared meanwhile): undone."""
+
+
 class StoreClosedError(RuntimeError):
     """A write to a store its owner closed (the caller keeps the rows)."""
 
@@ -374,6 +378,39 @@ class SpillStore:
             ).fetchone()
         return int(count)
 
+    def oldest(self, channel: str) -> float:
+        """The time of a channel's oldest row on disk (inf: none)."""
+        with self._lock:
+            (first,) = self._db.execute(
+                "SELECT min(first) FROM chunks WHERE channel = ?", (channel,)
+            ).fetchone()
+            if (
+                first is None
+                and self._db.execute(
+                    "SELECT 1 FROM chunks WHERE channel = ? AND first IS NULL LIMIT 1", (channel,)
+                ).fetchone()
+            ):  # chunks of an older version: their rows say
+                parts = self._unpacked(
+                    self._db.execute(
+                        "SELECT layout, rows, crc, data FROM chunks WHERE channel = ?", (channel,)
+                    ).fetchall()
+                ).parts
+                return min((float(p.time.min()) for p in parts if len(p)), default=math.inf)
+        return math.inf if first is None else float(first)
+
+    def reductions(self) -> dict[str, tuple[str, float]]:
+        """Alias -> (operator, until) of every channel the policy reduced."""
+        with self._lock:
+            found = self._db.execute(
+                "SELECT key, value FROM meta WHERE key LIKE ?", (REDUCED + "%",)
+            ).fetchall()
+        reduced = {}
+        for key, value in found:
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                item = json.loads(value)
+                reduced[key[len(REDUCED) :]] = (str(item["operator"]), float(item["until"]))
+        return reduced
+
     def load(self, channel: str) -> Loaded:
         """Every good row of a channel, oldest first; damaged chunks skipped and counted."""
         with self._lock:
@@ -381,6 +418,31 @@ class SpillStore:
                 "SELECT layout, rows, crc, data FROM chunks WHERE channel = ? ORDER BY id",
                 (channel,),
             ).fetchall()
+        return self._unpacked(found)
+
+    def tail(self, channel: str, rows: int) -> Loaded:
+        """A channel's newest ``rows`` good rows (at least), oldest first.
+
+        Reads chunks from the newest back until they hold ``rows``: a restart of a
+        collector whose store holds months reads what its ring keeps, not the months.
+        """
+        found: list[tuple[str, int, int, bytes]] = []
+        held = 0
+        with self._lock:
+            cursor = self._db.execute(
+                "SELECT layout, rows, crc, data FROM chunks WHERE channel = ? "
+                "ORDER BY coalesce(last, 1e300) DESC, id DESC",
+                (channel,),
+            )
+            for item in cursor:
+                found.append(item)
+                held += int(item[1])
+                if held >= rows:
+                    break
+        found.reverse()
+        return self._unpacked(found)
+
+    def _unpacked(self, found: list[tuple[str, int, int, bytes]]) -> Loaded:
         parts: list[Columns] = []
         bad_chunks = bad_rows = 0
         for layout, count, crc, blob in found:
@@ -484,7 +546,8 @@ class SpillStore:
         """Replace chunks ``remove`` by ``add`` (rows, reduced by) and set ``meta``, atomically.
 
         The chunks added, as the index knows them. A failed write (a full disk) changes
-        nothing.
+        nothing, and so does a swap whose chunks to remove are no longer all there
+        (:class:`ChunksGoneError`: a Clear or a purge came between its read and its write).
         """
         packed = [
             (len(rows), *pack(rows, reduced), *_edges(rows)) for rows, reduced in add if len(rows)
@@ -494,10 +557,14 @@ class SpillStore:
             if self.closed:
                 raise StoreClosedError(f"{self.path.name} is closed")
             with self._transaction():
-                self._db.executemany(
+                deleted = self._db.executemany(
                     "DELETE FROM chunks WHERE id = ? AND channel = ?",
                     [(i, channel) for i in remove],
-                )
+                ).rowcount
+                if deleted != len(remove):  # a Clear or a purge came first: nothing changes
+                    raise ChunksGoneError(
+                        f"{len(remove) - deleted} of the chunks to replace were gone"
+                    )
                 for count, layout, blob, first, last in packed:
                     cursor = self._db.execute(
                         _INSERT, (channel, layout, count, zlib.crc32(blob), blob, first, last)
@@ -512,6 +579,35 @@ class SpillStore:
                 self._set_held()
             self._note_commits()
         return added
+
+    def merge_tail(self, channel: str, smaller_than: int) -> int:
+        """Merge a channel's newest raw chunks of fewer than ``smaller_than`` rows into one.
+
+        The chunks merged are those after the channel's newest bigger (or reduced)
+        chunk, so the merged one covers no other chunk's times. One transaction; the
+        chunks merged (0: fewer than two such chunks, or a damaged one among them).
+        """
+        with self._lock:
+            index = self._db.execute(
+                "SELECT id, layout, rows FROM chunks WHERE channel = ? ORDER BY id DESC",
+                (channel,),
+            ).fetchall()
+        tail = []
+        for chunk_id, layout, rows in index:
+            if rows >= smaller_than or reduced_by(layout) is not None:
+                break
+            tail.append(int(chunk_id))
+        if len(tail) < 2:
+            return 0
+        tail.reverse()
+        parts = [self.chunk(i) for i in tail]
+        if any(p is None for p in parts):
+            return 0  # a damaged chunk is left as it is
+        merged = concat(*[p for p in parts if p is not None])
+        if np.any(np.diff(merged.time) < 0):
+            return 0  # (rows out of order: an earlier version's; left as they are)
+        self.swap(channel, tail, [(merged, None)], {})
+        return len(tail)
 
     def compact_file(self, sparse: float = 0.25) -> int:
         """VACUUM when at least ``sparse`` of the file is free pages; the bytes it freed."""

@@ -30,7 +30,7 @@ def record(rec: Recorder, values: range) -> None:
 
 def test_rows_wait_while_the_disk_is_full_and_land_when_it_is_not(tmp_path: Path) -> None:
     rec = recorder(capacity=3000)
-    ledger = SpillLedger(tmp_path, rec, capacity=3000, ring=True)
+    ledger = SpillLedger(tmp_path, rec, capacity=3000)
     ledger.open({"A"})
     assert ledger.store is not None
     db = ledger.store._db
@@ -57,34 +57,46 @@ def test_spill_files_of_an_earlier_version_are_imported_once(tmp_path: Path) -> 
     (tmp_path / "A.rec").write_bytes(data.tobytes() + b"torn")  # a torn tail is left out
     (tmp_path / "collector.json").write_text(json.dumps({"count": 3, "recording": False}))
     rec = recorder()
-    ledger = SpillLedger(tmp_path, rec, capacity=100, ring=True)
+    ledger = SpillLedger(tmp_path, rec, capacity=100)
     restored = ledger.open({"A"})
     assert restored.meta["count"] == 3
     assert any("imported 3 rows" in p for p in restored.problems)
     ledger.restore(restored)
     assert list(rec.history.rows(rec.channels[0]).value) == [1.0, 2.0, 3.0]
     assert (tmp_path / "A.rec.imported").exists() and not (tmp_path / "A.rec").exists()
-    again = SpillLedger(tmp_path, recorder(), capacity=100, ring=True).open({"A"})
+    again = SpillLedger(tmp_path, recorder(), capacity=100).open({"A"})
     assert not any("imported" in p for p in again.problems)
 
 
-def test_compaction_never_writes_a_row_twice(tmp_path: Path) -> None:
+def test_the_store_keeps_every_row_past_the_ring_and_restores_only_the_ring(
+    tmp_path: Path,
+) -> None:
     rec = recorder(capacity=10)
-    ledger = SpillLedger(tmp_path, rec, capacity=10, ring=True)
+    ledger = SpillLedger(tmp_path, rec, capacity=10)
+    rec.history.read_from(ledger)
     ledger.open({"A"})
-    for start in range(1, 41, 10):  # 40 rows on disk
+    for start in range(1, 51, 10):
         record(rec, range(start, start + 10))
         ledger.flush(dict)
-    record(rec, range(41, 51))  # 50 after the next flush: > 4 x capacity, compacted
     take = rec.unflushed.take_all
-    # rows recorded while the flush runs (after it took its rows, before it compacts)
+    # rows recorded while the flush runs (after it took its rows): written once, next time
     rec.unflushed.take_all = lambda meta: (take(meta), record(rec, range(51, 54)))[0]  # type: ignore[method-assign]
     ledger.flush(dict)
-    rec.take_all_unflushed = take  # type: ignore[method-assign]
+    rec.unflushed.take_all = take  # type: ignore[method-assign]
     ledger.flush(dict)
     assert ledger.store is not None
     rows = np.concatenate([p.value for p in ledger.store.load("A").parts])
-    assert list(rows) == [float(v) for v in range(44, 54)], "a row written twice or lost"
+    assert list(rows) == [float(v) for v in range(1, 54)], "a row written twice or lost"
+    assert len(rec.channels[0].ring) == 10  # the ring holds the newest, the store all
+    assert list(rec.history.rows(rec.channels[0]).value) == [float(v) for v in range(1, 54)]
+    assert rec.history.span(rec.channels[0]) == (T + 1, T + 53)
+    ledger.close()
+    again = recorder(capacity=10)
+    reopened = SpillLedger(tmp_path, again, capacity=10)
+    again.history.read_from(reopened)
+    reopened.restore(reopened.open({"A"}))
+    assert list(again.channels[0].ring.columns().value) == [float(v) for v in range(44, 54)]
+    assert list(again.history.rows(again.channels[0]).value) == [float(v) for v in range(1, 54)]
 
 
 def test_a_store_read_without_writing_restores_pushed_channels_too(
@@ -108,7 +120,7 @@ def test_a_store_read_without_writing_restores_pushed_channels_too(
     locker.execute("BEGIN EXCLUSIVE")  # the store cannot be opened for writing now
     try:
         rec = recorder()
-        ledger = SpillLedger(tmp_path, rec, capacity=100, ring=True)
+        ledger = SpillLedger(tmp_path, rec, capacity=100)
         restored = ledger.open({"A"})
         assert restored.unavailable is not None and restored.meta["pushed"] == {"p": "number"}
         pushed = rec.add_channel(ChannelConfig(pv="push:p", alias="p"))  # as the device does
@@ -129,7 +141,7 @@ def test_the_counts_on_disk_describe_the_rows_on_disk_while_recording_goes_on(
     import threading
 
     rec = recorder(capacity=1_000_000)
-    ledger = SpillLedger(tmp_path, rec, capacity=1_000_000, ring=False)
+    ledger = SpillLedger(tmp_path, rec, capacity=1_000_000)
     ledger.open({"A"})
     assert ledger.store is not None
     done = threading.Event()
