@@ -13,6 +13,7 @@ from pathlib import Path
 from threading import Thread
 from typing import Any, TypeVar, cast
 
+import numpy as np
 import psutil
 import pytest
 from p4p.client.thread import Context
@@ -53,6 +54,22 @@ def ctx(network: Network) -> Iterator[Context]:
     """A p4p client searching only the run's loopback port."""
     with Context("pva", conf=network.client_conf(), useenv=False) as context:
         yield context
+
+
+@pytest.fixture
+def raw(network: Network) -> Iterator[Context]:
+    """A p4p client that returns raw Values (tables as columns, no NT unwrapping)."""
+    context = Context("pva", conf=network.client_conf(), useenv=False, nt=False)
+    yield context
+    context.close()
+
+
+def call_table(raw: Context, pv: str, **arguments: Any) -> dict[str, np.ndarray]:
+    """An RPC of string arguments (as ``pvcall``) answered by an NTTable: its columns."""
+    text = {k: str(v) for k, v in arguments.items()}
+    uri = NTURI([(k, "s") for k in text]).wrap(pv, kws=text)
+    table: Any = raw.rpc(pv, uri, timeout=10)
+    return {k: np.asarray(table["value"][k]) for k in table["value"].keys()}
 
 
 @pytest.fixture(scope="session")

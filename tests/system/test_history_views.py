@@ -4,38 +4,19 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import pytest
-from p4p.client.thread import Context, RemoteError
-from p4p.nt import NTURI
-from tests.conftest import cli, wait_published
+from p4p.client.thread import RemoteError
+from tests.conftest import call_table, cli, wait_published
 
 from epics_collector.client import Binned, Collector, DeviceError, History
 from epics_collector.core import Update
 from epics_collector.process import wait_for
-from epics_collector.pva import Network
 
 pytestmark = pytest.mark.system
 N = 20_000
 T0 = 1.7e9  # POSIX seconds of the first row
-
-
-@pytest.fixture
-def raw(network: Network) -> Iterator[Context]:
-    """A p4p client that returns raw Values (tables as columns)."""
-    context = Context("pva", conf=network.client_conf(), useenv=False, nt=False)
-    yield context
-    context.close()
-
-
-def _call(raw: Context, pv: str, **arguments: Any) -> dict[str, np.ndarray]:
-    text = {k: str(v) for k, v in arguments.items()}
-    uri = NTURI([(k, "s") for k in text]).wrap(pv, kws=text)
-    table: Any = raw.rpc(pv, uri, timeout=10)
-    return {k: np.asarray(table["value"][k]) for k in table["value"].keys()}
 
 
 @pytest.fixture
@@ -57,7 +38,7 @@ def test_query_operators_match_numpy(filled, raw, prefix) -> None:
     served, times, values = filled
     start, end, points = T0 + 10, T0 + 150, 70
     edges = np.linspace(start, end, points + 1)
-    got = _call(
+    got = call_table(
         raw, prefix + "Query", alias="p", start=start, end=end, points=points, operator="minmax"
     )
     assert len(got["time"]) == points
@@ -68,18 +49,18 @@ def test_query_operators_match_numpy(filled, raw, prefix) -> None:
         assert got["min"][b] == valid.min() and got["max"][b] == valid.max()
         assert got["count"][b] == len(valid)
         assert abs(got["value"][b] - valid.mean()) <= 1e-12 * max(1.0, abs(valid.mean()))
-    first = _call(
+    first = call_table(
         raw, prefix + "Query", alias="p", start=start, end=end, points=points, operator="first"
     )
     assert first["time"][0] == times[times >= start][0]
-    count = _call(
+    count = call_table(
         raw, prefix + "Query", alias="p", start=start, end=end, points=1, operator="count"
     )
     assert int(count["value"][0]) == int(((times >= start) & (times <= end)).sum())
-    rows = _call(raw, prefix + "Query", alias="p", start=T0, end=T0 + 0.05, operator="raw")
+    rows = call_table(raw, prefix + "Query", alias="p", start=T0, end=T0 + 0.05, operator="raw")
     np.testing.assert_array_equal(rows["time"], times[:6])
     np.testing.assert_array_equal(rows["value"], values[:6])  # the NaN row too
-    whole = _call(raw, prefix + "Query", alias="p", points=1, operator="count")  # defaults
+    whole = call_table(raw, prefix + "Query", alias="p", points=1, operator="count")  # defaults
     assert int(whole["value"][0]) == N + 1  # the first push (at T0 - 1) too
 
 
@@ -103,7 +84,7 @@ def test_bad_queries_get_a_clear_error_and_the_device_keeps_serving(
     filled, raw, ctx, prefix, arguments: dict[str, str], error: str
 ) -> None:
     with pytest.raises(RemoteError, match=error):
-        _call(raw, prefix + "Query", **arguments)
+        call_table(raw, prefix + "Query", **arguments)
     assert str(ctx.get(prefix + "State")) in ("Idle", "Recording", "Stopped")
 
 
@@ -162,9 +143,9 @@ def test_query_a_snapshot(collector, sim_ioc, raw, ctx, prefix) -> None:
     wait_for(lambda: len(ctx.get(prefix + "Snapshots").value.id) >= 1, 10, "a snapshot")
     snapshot = int(ctx.get(prefix + "Snapshots").value.id[0])
     frozen = ctx.get(f"{prefix}Snapshot:{snapshot}:n:Value")
-    rows = _call(raw, prefix + "Query", alias="n", snapshot=snapshot, operator="raw")
+    rows = call_table(raw, prefix + "Query", alias="n", snapshot=snapshot, operator="raw")
     np.testing.assert_array_equal(rows["value"], frozen)
-    minmax = _call(raw, prefix + "Query", alias="n", snapshot=snapshot, points=1)
+    minmax = call_table(raw, prefix + "Query", alias="n", snapshot=snapshot, points=1)
     assert minmax["min"][0] == min(frozen) and minmax["max"][0] == max(frozen)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -27,13 +26,6 @@ from epics_collector.storage import Columns, SpillStore
 pytestmark = pytest.mark.system
 T0 = 1.7e9
 CHUNKS, PER_CHUNK = 300, 100
-
-
-@pytest.fixture
-def raw(network: Network) -> Iterator[Context]:
-    context = Context("pva", conf=network.client_conf(), useenv=False, nt=False)
-    yield context
-    context.close()
 
 
 def _history(data: Path, alias: str = "a") -> int:

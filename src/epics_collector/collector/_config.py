@@ -25,6 +25,7 @@ from epics_collector.core import (
     read_limits_field,
     split_url,
 )
+from epics_collector.storage import RetentionSettings
 from epics_collector.upload import make_uploader
 
 #: One second at the raw p4p ceiling measured here (40-60k scalar updates/s) fits in the
@@ -169,7 +170,7 @@ class Limits(BaseModel):
     samples: int | None = Field(default=None, gt=0, description="samples recorded in total")
 
 
-class CollectorConfig(DeviceConfig):
+class CollectorConfig(DeviceConfig, RetentionSettings):
     """A collector: which PVs, how much history, and when to stop."""
 
     channels: list[Annotated[ChannelConfig, BeforeValidator(_channel_shorthand)]] = Field(
@@ -180,7 +181,11 @@ class CollectorConfig(DeviceConfig):
         default="ring", description="ring: keep the newest samples; fill: stop when full"
     )
     limits: Limits = Field(default_factory=lambda: Limits(duration=None, samples=None))
-    persist: bool = Field(default=False, description="spill to files in the data directory")
+    persist: bool = Field(
+        default=False,
+        description="keep every row in the data directory (the ring holds the newest "
+        "capacity in memory; the retention policy bounds the rest)",
+    )
     publish_rate: float = Field(
         default=2.0, ge=0.01, le=20, description="history PV updates per second (0.01..20)"
     )
@@ -238,6 +243,15 @@ class CollectorConfig(DeviceConfig):
     def queue_size_for(self, channel: ChannelConfig) -> int:
         """The monitor queue size of ``channel``: ``queue_size`` or its kind's default."""
         return self.queue_size or DEFAULT_QUEUE_SIZES[channel.kind]
+
+    @model_validator(mode="after")
+    def _retention_needs_persist(self) -> CollectorConfig:
+        if self.retention and not self.persist:
+            raise ValueError(
+                "retention applies to the rows on disk: it needs persist: true (without "
+                "it, capacity bounds the recording)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _upload_settings(self) -> CollectorConfig:

@@ -23,6 +23,7 @@ from epics_collector.collector._push import Pushing
 from epics_collector.collector._pvs import ChannelPvFamily
 from epics_collector.collector._queries import Queries
 from epics_collector.collector._recorder import Channel, Event, Recorder
+from epics_collector.collector._retaining import Retaining
 from epics_collector.collector._snapshot_pvs import SnapshotPvFamily
 from epics_collector.collector._snapshots import SnapshotStore
 from epics_collector.collector._spilling import Spill
@@ -66,7 +67,16 @@ class Collector(Device[CollectorConfig]):
 
     config_model = CollectorConfig
     States = CollectorStates
-    parts = (Damage, Triggering, Exporting, Queries, Pushing, Annotating, ChannelEditing)
+    parts = (
+        Damage,
+        Triggering,
+        Exporting,
+        Queries,
+        Pushing,
+        Annotating,
+        ChannelEditing,
+        Retaining,
+    )
 
     count = AttrR(
         Int(),
@@ -167,6 +177,12 @@ class Collector(Device[CollectorConfig]):
                 self.report,
                 self.damage.count,
             )
+        self.retaining: Retaining | None = None
+        if self.spill is not None:
+            retaining = Retaining(
+                self.config, self.recorder, self.spill.ledger, self.data_dir.name, self.report
+            )
+            self.retaining = self.add_part(retaining)
         store = SnapshotStore(self._spill_dir / "snapshots") if self.config.persist else None
         triggering = Triggering(self.config.trigger, self.recorder.history, self.report, store)
         self.triggers = self.add_part(triggering).windows
@@ -408,6 +424,8 @@ class Collector(Device[CollectorConfig]):
         if self.triggers is not None:
             self.triggers.close()
         await self.exporting.close()
+        if self.retaining is not None:
+            await self.retaining.close()  # (after its transaction: before the store closes)
         await self.flush.method(self)
         if self.spill is not None:
             self.spill.close()

@@ -35,6 +35,9 @@ class CollectorPv(StrEnum):
     PURGE = "Purge"
     ANNOTATE = "Annotate"
     ANNOTATIONS = "Annotations"
+    RETENTION = "Retention"
+    RETENTION_REDUCED = "RetentionReduced"
+    RETENTION_DELETED = "RetentionDeleted"
 
 
 class ChannelPv(StrEnum):

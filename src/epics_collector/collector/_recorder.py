@@ -356,6 +356,14 @@ class Recorder:
         text = _texts.late(channel.alias, stamp, channel.ring.newest) if first else None
         self._not_recorded(channel, text)
 
+    def gave_up(self, channel: Channel, rows: int) -> None:
+        """Recorded rows that could not wait longer for the spill store: counted, said."""
+        self.dropped += rows
+        channel.dropped += rows
+        channel.changed = True
+        channel.problem = _texts.gave_up(channel.alias, rows)
+        self.notify(Event.BAD_VALUE, channel)
+
     def _not_recorded(self, channel: Channel, first: str | None) -> None:
         """An update counted in Dropped, not recorded; ``first``: the text, said once."""
         self.dropped += 1
@@ -385,6 +393,8 @@ class Recorder:
             return
         self.count += 1
         channel.unflushed += 1
+        if channel.unflushed >= channel.ring.capacity and self.unflushed.kept:
+            self.unflushed.overflow(channel)  # (a burst: the store takes every row)
         channel.changed = True
         channel.in_gap = gap
         limit = self.config.limits.samples
@@ -511,6 +521,7 @@ class Recorder:
         with self.lock:
             for channel in self.channels:
                 channel.clear()
+            self.unflushed.forget()
             self.count = 0
             self.dropped = 0
             self.overruns = 0

@@ -81,6 +81,7 @@ class SpillLedger:
         self.directory = directory
         self.recorder = recorder
         self.capacity = capacity
+        recorder.unflushed.kept = True  # every row recorded reaches the store
         self.store: SpillStore | None = None  # None until opened (see open, flush)
         self.unavailable: str | None = None  # why the store could not be opened, if not
         self._tried = -float("inf")  # when opening was last tried (monotonic)
@@ -291,8 +292,11 @@ class SpillLedger:
 
     def reduced_until(self, alias: str) -> float:
         """Until when the policy reduced a channel's rows (0: never)."""
-        found = self._reduced.get(alias)
-        return found[1] if found else 0.0
+        return self.reduced(alias)[1]
+
+    def reduced(self, alias: str) -> tuple[str, float]:
+        """The operator the policy reduced a channel's oldest rows to, and until when."""
+        return self._reduced.get(alias, ("", 0.0))
 
     # upkeep (the collector's retention thread) ----------------------------------------
 

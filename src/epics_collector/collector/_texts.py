@@ -59,3 +59,11 @@ def late(alias: str, stamp: float, newest: float) -> str:
         f"{alias}: the source's timestamp went back ({stamp:.6f} is before the newest row "
         f"at {newest:.6f}); such updates are not recorded (counted in Dropped)"
     )
+
+
+def gave_up(alias: str, rows: int) -> str:
+    """Rows that waited too long for the spill store (a flush stalled): lost."""
+    return (
+        f"{alias}: {rows} recorded rows were given up before the history on disk took "
+        "them (its writes stalled while the ring turned over): counted in Dropped"
+    )

@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from epics_collector.core import MAX_CONFIG_CHARS, DeviceConfig, ReadLimits, read_limits_field
-from epics_collector.storage import Duration, RetentionRule, Size
+from epics_collector.storage import RetentionSettings, Size
 from epics_collector.upload import make_uploader
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,40}")
@@ -63,7 +63,7 @@ class RestartPolicy(BaseModel):
         return min(self.delay * 2 ** max(attempt - 1, 0), self.max_delay)
 
 
-class FactoryConfig(DeviceConfig):
+class FactoryConfig(DeviceConfig, RetentionSettings):
     """The operator's factory configuration (``--config FILE``); never changed over PVA."""
 
     types: list[str] | None = Field(
@@ -114,23 +114,10 @@ class FactoryConfig(DeviceConfig):
         description="retired recordings held in memory at once for reading (the least "
         "recently read goes first)",
     )
-    retention: list[RetentionRule] = Field(
-        default_factory=list,
-        max_length=1000,
-        description="how long retired recordings' rows are kept raw, what they are reduced "
-        "to, and when they are deleted: the first rule matching a recording's name or a "
-        "channel's PV applies to that channel (none: kept whole until purged)",
-    )
     max_bytes: Size | None = Field(
         default=None,
         description="disk budget of every recording under the data directory (200GB); "
         "beyond it the retired recordings whose newest row is oldest are deleted first",
-    )
-    retention_every: Duration = Field(
-        default=3600.0,
-        ge=1.0,
-        le=86400.0,
-        description="how often the policy and the budget are applied (s or 1h)",
     )
     hung_after: float = Field(
         default=10.0,

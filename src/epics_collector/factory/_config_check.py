@@ -85,8 +85,11 @@ def check(request: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigRefusedError(f"config must be a JSON object, got {type(data).__name__}")
     prefix = str(data.pop("prefix", "") or "")
-    if "access" in data:
-        raise ConfigRefusedError("access comes from the factory's configuration, not from Create")
+    for key in ("access", "retention", "retention_every"):
+        if key in data:
+            raise ConfigRefusedError(
+                f"{key} comes from the factory's configuration, not from Create"
+            )
     model = load_device_type(str(request["type"])).config_model
     if "persist" in model.model_fields:  # a factory's recordings outlive its processes
         data = {"persist": True, **data}

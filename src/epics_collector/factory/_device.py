@@ -197,6 +197,7 @@ class Factory(Device[FactoryConfig]):
             config = {**self.requests.resolved(spec.config), "access": self.access.model_dump()}
         except RpcError as error:  # the operator removed a destination it used
             raise LaunchError(str(error)) from None
+        config.update(self._retention_for(spec, config))
         args = device_arguments(
             spec.type,
             spec.prefix,
@@ -208,6 +209,16 @@ class Factory(Device[FactoryConfig]):
         )
         opener = functools.partial(open_log, self.state_dir, spec.name)
         return ManagedProcess(MODULE, args, log_opener=opener).start()
+
+    def _retention_for(self, spec: DeviceSpec, config: dict[str, Any]) -> dict[str, Any]:
+        """The factory's retention policy, for a device that keeps its rows on disk."""
+        fields = load_device_type(spec.type).config_model.model_fields
+        if "retention" not in fields or not config.get("persist"):
+            return {}
+        return {
+            "retention": [rule.model_dump(mode="json") for rule in self.config.retention],
+            "retention_every": self.config.retention_every,
+        }
 
     def _supervisor(self, spec: DeviceSpec) -> Supervisor:
         cls = load_device_type(spec.type)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,8 +40,10 @@ from epics_collector.process import lower_priority
 from epics_collector.storage import (
     DirectoryBusyError,
     RetentionEngine,
+    RetentionPacing,
     RetentionStep,
-    retention_due,
+    RetentionStoppedError,
+    retention_next,
     rule_for,
 )
 
@@ -79,10 +80,6 @@ def _table(outcome: Outcome) -> dict[str, Any]:
     }
 
 
-class StoppedError(Exception):
-    """The factory stops: the policy's work ends after the transaction that ran."""
-
-
 @dataclass
 class Outcome:
     """One application of the policy and the budget (or a dry run of them)."""
@@ -106,9 +103,11 @@ class Outcome:
 
 
 def next_action(config: FactoryConfig, listed: Listed, now: float) -> tuple[str, float]:
-    """The policy's next action on a retired recording and its time (("", NaN): none)."""
-    if listed.state != RETIRED:
-        return "", math.nan
+    """The policy's next action on a recording and its time (("", NaN): none).
+
+    A live collector applies it itself, to the rows that left its ring: their next
+    action may come later than said here while its ring still holds them.
+    """
     found: list[tuple[float, str]] = []
     for channel in listed.summary.channels:
         if not channel.rows:
@@ -117,15 +116,9 @@ def next_action(config: FactoryConfig, listed: Listed, now: float) -> tuple[str,
         rule = rule_for(config.retention, listed.name, [pv])
         if rule is None:
             continue
-        for action, before in retention_due(rule, channel.kind, now):
-            oldest = channel.first if action == "delete" else channel.oldest_raw
-            age = now - before  # how old rows are when the action takes them
-            if action == "reduce" and rule.reducer is not None:
-                n = rule.reducer.n  # rows go once their whole bin is older than raw
-                at = (math.floor(oldest / n) + 1) * n + age
-                found.append((at, f"reduce to {rule.reducer}"))
-            else:
-                found.append((oldest + age, "delete"))
+        action, at = retention_next(rule, channel.kind, channel.first, channel.oldest_raw, now)
+        if action:
+            found.append((at, action))
     if not found:
         return "", math.nan
     at, action = min(found)
@@ -164,7 +157,7 @@ class RetentionPvs(Part):
         """Apply ``config``'s policy to ``recordings``; ``refresh()`` re-lists them (async)."""
         self.config, self.recordings, self._live, self._report = config, recordings, live, report
         self._refresh = refresh
-        self._stopping = threading.Event()
+        self._pacing = RetentionPacing()
         #: The policy's own thread, at nice 19 (idle CPU only): recording comes first.
         self._worker = ThreadPoolExecutor(1, "retention", initializer=lower_priority)
         self._running = asyncio.Lock()  # one application at a time
@@ -211,7 +204,7 @@ class RetentionPvs(Part):
             try:
                 loop = asyncio.get_running_loop()
                 outcome = await loop.run_in_executor(self._worker, self._apply, dry_run)
-            except StoppedError:
+            except RetentionStoppedError:
                 return Outcome()
         if dry_run:
             return outcome
@@ -245,15 +238,10 @@ class RetentionPvs(Part):
             await self._refresh()
         return outcome
 
-    def _pace(self, seconds: float) -> None:
-        """After each transaction: a pause as long as it took (half the disk left to others)."""
-        if self._stopping.wait(min(seconds, 1.0)):
-            raise StoppedError
-
     def _apply(self, dry_run: bool) -> Outcome:
         """Apply the policy to every retired recording, then the budget (a worker thread)."""
         outcome = Outcome()
-        engine = RetentionEngine(self.config.retention, None if dry_run else self._pace)
+        engine = RetentionEngine(self.config.retention, None if dry_run else self._pacing)
         now = time.time()
         live = self._live()
         if self.config.retention:
@@ -306,5 +294,5 @@ class RetentionPvs(Part):
 
     def close(self) -> None:
         """Stop the policy's work after its current transaction (the factory stops)."""
-        self._stopping.set()
+        self._pacing.stop()
         self._worker.shutdown(wait=False, cancel_futures=True)

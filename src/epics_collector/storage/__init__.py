@@ -20,6 +20,7 @@ from epics_collector.storage._paths import (
 from epics_collector.storage._policy import (
     Duration,
     RetentionRule,
+    RetentionSettings,
     Size,
     byte_count,
     rule_for,
@@ -44,9 +45,12 @@ from epics_collector.storage._reads import (
 )
 from epics_collector.storage._retention import Channel as RetentionChannel
 from epics_collector.storage._retention import Engine as RetentionEngine
+from epics_collector.storage._retention import Pacing as RetentionPacing
 from epics_collector.storage._retention import Run as RetentionRun
 from epics_collector.storage._retention import Step as RetentionStep
+from epics_collector.storage._retention import StoppedError as RetentionStoppedError
 from epics_collector.storage._retention import due as retention_due
+from epics_collector.storage._retention import next_due as retention_next
 from epics_collector.storage._ring import Columns, Ring, concat
 from epics_collector.storage._spanning import OnDisk, Spanning
 from epics_collector.storage._spill import (
@@ -83,10 +87,14 @@ __all__ = [
     "Duration",
     "RetentionChannel",
     "RetentionEngine",
+    "RetentionPacing",
+    "RetentionStoppedError",
     "RetentionRule",
+    "RetentionSettings",
     "RetentionRun",
     "RetentionStep",
     "retention_due",
+    "retention_next",
     "rule_for",
     "seconds",
     "Size",

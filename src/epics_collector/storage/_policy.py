@@ -141,6 +141,26 @@ class RetentionRule(BaseModel):
         return any(fnmatch.fnmatchcase(text, self.match) for text in (name, *pvs))
 
 
+class RetentionSettings(BaseModel):
+    """The policy's fields, in a factory's config and in a persisting collector's."""
+
+    retention: list[RetentionRule] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="how long recordings' rows are kept raw, what they are reduced to, and "
+        "when they are deleted: the first rule matching a recording's name or a channel's "
+        "PV applies to that channel (none: kept whole). A factory gives its own to the "
+        "collectors it runs (they apply it to their rows on disk) and applies it to the "
+        "retired recordings",
+    )
+    retention_every: Duration = Field(
+        default=3600.0,
+        ge=1.0,
+        le=86400.0,
+        description="how often the policy is applied (s or 1h)",
+    )
+
+
 def rule_for(rules: list[RetentionRule], name: str, pvs: list[str]) -> RetentionRule | None:
     """The first rule that matches (None: the recording is kept whole)."""
     return next((rule for rule in rules if rule.matches(name, pvs)), None)

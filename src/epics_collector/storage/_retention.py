@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,29 @@ from epics_collector.storage._spill import REDUCED, TEXT, ChunkInfo, SpillStore,
 log = logging.getLogger(__name__)
 BATCH = 1 << 16  # rows one transaction takes at most (one chunk more when a chunk is bigger)
 REDUCE, DELETE = "reduce", "delete"
+
+
+class StoppedError(Exception):
+    """The owner stops: the policy's work ends after the transaction that ran."""
+
+
+class Pacing:
+    """An engine's ``pace``: after each transaction, a pause as long as it took.
+
+    At most 1 s, so half the disk is left to others; after :meth:`stop`, the work ends
+    there (:class:`StoppedError`).
+    """
+
+    def __init__(self) -> None:
+        self._stopping = threading.Event()
+
+    def __call__(self, seconds: float) -> None:
+        if self._stopping.wait(min(seconds, 1.0)):
+            raise StoppedError
+
+    def stop(self) -> None:
+        """End the work after the transaction that runs (its owner stops)."""
+        self._stopping.set()
 
 
 @dataclass
@@ -104,6 +128,28 @@ def due(rule: RetentionRule, kind: str, now: float) -> list[tuple[str, float]]:
     if found is not None and rule.raw is not None and kind == "number":
         actions.append((REDUCE, math.floor((now - rule.raw) / found.n) * found.n))
     return actions
+
+
+def next_due(
+    rule: RetentionRule, kind: str, oldest: float, oldest_raw: float, now: float
+) -> tuple[str, float]:
+    """The rule's next action on a channel's rows and its time (("", NaN): none).
+
+    ``oldest`` is the time of the channel's oldest row, ``oldest_raw`` of its oldest
+    raw row. A reduction takes rows once their whole bin is older than ``raw``.
+    """
+    found: list[tuple[float, str]] = []
+    for action, before in due(rule, kind, now):
+        age = now - before  # how old rows are when the action takes them
+        if action == REDUCE and rule.reducer is not None:
+            n = rule.reducer.n
+            found.append(((math.floor(oldest_raw / n) + 1) * n + age, f"reduce to {rule.reducer}"))
+        else:
+            found.append((oldest + age, DELETE))
+    if not found:
+        return "", math.nan
+    at, action = min(found)
+    return action, at
 
 
 def _below(below: float, rule: RetentionRule, action: str) -> float:
@@ -180,9 +226,18 @@ class Engine:
         self,
         rules: list[RetentionRule],
         pace: Callable[[float], None] | None = None,
+        *,
+        shrink: bool = True,
     ) -> None:
+        """Apply ``rules``, calling ``pace(seconds)`` after each transaction.
+
+        ``shrink``: VACUUM a file a quarter free after deletions (not a live store's:
+        VACUUM locks the file for as long as it takes, and flushes must not wait; a live
+        store reuses its free pages instead).
+        """
         self.rules = rules
         self.pace = pace or (lambda _seconds: None)
+        self.shrink = shrink
 
     def apply(
         self,
@@ -220,7 +275,7 @@ class Engine:
                     run.steps.append(step)
                     if not dry_run:
                         log.info("retention: %s", step.text())
-        if run.steps and not dry_run:
+        if run.steps and not dry_run and self.shrink:
             run.file_freed = store.compact_file()
         return run
 

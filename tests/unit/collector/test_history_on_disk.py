@@ -89,7 +89,10 @@ def test_every_row_comes_back_once_across_the_store_and_the_ring(
     # bins over both equal numpy's over every row
     mean = rec.history.query(channel, Query(T, T + 300, 7, "mean"))
     edges = np.linspace(T, T + 300, 8)
-    expected = [values[(times >= a) & (times < b)].mean() for a, b in zip(edges, edges[1:])]
+    expected = [
+        values[(times >= a) & (times < b)].mean()
+        for a, b in zip(edges[:-1], edges[1:], strict=True)
+    ]
     assert np.allclose(mean["value"], expected)
     window, complete = rec.history.window(channel, T + 10, T + 20)
     assert list(window.value) == list(np.arange(10.0, 21.0)) and complete

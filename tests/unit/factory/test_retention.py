@@ -50,12 +50,12 @@ def test_the_next_action_is_the_earliest_of_every_channels() -> None:
     assert action == "reduce to mean_60" and at == pytest.approx(NOW - 3 * DAY + 60 + 10 * DAY)
 
 
-def test_live_recordings_and_unmatched_channels_have_none() -> None:
+def test_unmatched_channels_have_none_and_live_recordings_have_theirs() -> None:
     config = FactoryConfig.model_validate({"retention": [{"match": "OTHER:*", "keep": "1d"}]})
     channel = ChannelSummary("T", "LAB:T", "number", 10, NOW - DAY, NOW)
     assert next_action(config, _listed(RETIRED, channel), NOW)[0] == ""
-    live = _config(keep="1d")
-    assert next_action(live, _listed(LIVE, channel), NOW)[0] == ""
+    live = _config(keep="1d")  # (its collector applies it to the rows that left its ring)
+    assert next_action(live, _listed(LIVE, channel), NOW) == ("delete", NOW)
 
 
 def test_the_policys_thread_runs_at_the_lowest_priority() -> None:

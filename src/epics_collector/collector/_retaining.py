@@ -1,0 +1,203 @@
+"""A collector's upkeep of its recording on disk: chunks merged, the retention policy applied.
+
+With ``persist`` the store keeps every row (see :class:`SpillLedger`); this part keeps it
+readable and bounded, on a thread of its own at the lowest CPU priority (recording comes
+first), paced like the factory's (each transaction followed by a pause as long as it took):
+
+- every :data:`MERGE_EVERY` seconds, each channel's newest small chunks (a flush writes
+  one per channel every half second) are merged into one;
+- every ``retention_every`` seconds, the ``retention`` policy (the factory's, or the
+  collector's own config) is applied to the rows that left the ring: the ring's rows
+  are served raw from memory, so the store keeps them raw until they leave it. The
+  recording's name, for the rules' ``match``, is its data directory's (the collector's
+  name in its factory).
+
+What it did is counted (RetentionReduced, RetentionDeleted), said in Message and the log;
+a failure is logged with its traceback, said MAJOR, and tried again next time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from epics_collector.collector._config import CollectorConfig
+from epics_collector.collector._names import CollectorPv
+from epics_collector.collector._recorder import Recorder
+from epics_collector.collector._spill_ledger import SpillLedger
+from epics_collector.core import AttrR, Int, Part, Severity, Table, scan
+from epics_collector.process import lower_priority
+from epics_collector.storage import (
+    RetentionChannel,
+    RetentionEngine,
+    RetentionPacing,
+    RetentionRun,
+    RetentionStoppedError,
+    retention_next,
+    rule_for,
+)
+
+log = logging.getLogger(__name__)
+Report = Callable[[str, Severity], None]
+MERGE_EVERY = 30.0  # seconds between merges of the flushes' small chunks
+RETENTION_COLUMNS: dict[str, Any] = {
+    "alias": str,
+    "oldest": np.float64,
+    "reduced": str,
+    "reduced_until": np.float64,
+    "next_action": str,
+    "next_time": np.float64,
+}
+
+
+class Retaining(Part):
+    """Merges a collector's chunks and applies its retention policy; counts what it did."""
+
+    reduced_rows = AttrR(
+        Int(),
+        name=CollectorPv.RETENTION_REDUCED,
+        description="rows on disk replaced by their reduced bins by the retention policy "
+        "(since start)",
+    )
+    deleted_rows = AttrR(
+        Int(),
+        name=CollectorPv.RETENTION_DELETED,
+        description="rows on disk deleted by the retention policy (since start)",
+    )
+    retention = AttrR(
+        Table(columns=RETENTION_COLUMNS),
+        name=CollectorPv.RETENTION,
+        description="One row per channel with rows on disk: oldest (POSIX s of its oldest "
+        "row), reduced (the operator its oldest rows were reduced to, or empty) and "
+        "reduced_until, next_action (reduce to mean_60, delete, or empty) and next_time "
+        "(when it is due; NaN: none)",
+    )
+
+    def __init__(
+        self,
+        config: CollectorConfig,
+        recorder: Recorder,
+        ledger: SpillLedger,
+        name: str,
+        report: Report,
+    ) -> None:
+        self.config, self.recorder, self.ledger, self.name = config, recorder, ledger, name
+        self._report = report
+        self._pacing = RetentionPacing()
+        self._worker = ThreadPoolExecutor(1, "retention", initializer=lower_priority)
+        self._busy = False
+        self._merged = time.monotonic()
+        self._applied = time.monotonic()  # the first application a period after start
+        self.reduced_rows.set(0)
+        self.deleted_rows.set(0)
+
+    @scan(1.0)
+    async def upkeep(self) -> None:
+        """Merge every MERGE_EVERY s; apply the policy every retention_every s."""
+        if self._busy:
+            return
+        now = time.monotonic()
+        policy = bool(self.config.retention) and now - self._applied >= self.config.retention_every
+        if not policy and now - self._merged < MERGE_EVERY:
+            return
+        self._busy = True
+        try:
+            if policy:
+                self._applied = now
+                await self.apply(time.time())
+            else:
+                self._merged = now
+                await self._in_worker(self.ledger.merge)
+                self.show(time.time())
+        finally:
+            self._busy = False
+
+    async def apply(self, now: float) -> RetentionRun:
+        """Merge, then apply the policy as at ``now`` (POSIX s); reported and counted."""
+        try:
+            run = await self._in_worker(self._apply, now)
+        except RetentionStoppedError:
+            return RetentionRun()
+        except Exception as error:  # (a full disk: rolled back): nothing kept is lost
+            log.exception("retention of the recording on disk failed")
+            self._report(
+                f"retention failed ({type(error).__name__}: {error}); nothing it keeps is "
+                "lost (tried again next time)",
+                Severity.MAJOR,
+            )
+            return RetentionRun()
+        if run.rows_reduced:
+            self.reduced_rows.set(self.reduced_rows.value + run.rows_reduced)
+        if run.rows_deleted:
+            self.deleted_rows.set(self.deleted_rows.value + run.rows_deleted)
+        for step in run.steps:
+            self._report(f"retention: {step.text()}", Severity.NO_ALARM)
+        self.show(now)
+        return run
+
+    async def _in_worker(self, work: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._worker, work, *args)
+
+    def _apply(self, now: float) -> RetentionRun:
+        """The policy over the rows that left each ring (the worker thread)."""
+        self.ledger.merge()
+        store = self.ledger.store
+        if store is None or not self.config.retention:
+            return RetentionRun()
+        engine = RetentionEngine(self.config.retention, self._pacing, shrink=False)
+        run = RetentionRun()
+        for channel in list(self.recorder.channels):
+            with self.recorder.lock:  # the ring's oldest row: rows from it on stay raw
+                segments = channel.ring.segments()
+                below = float(segments[0].time[0]) if segments else math.inf
+            found = RetentionChannel(channel.alias, _pv(channel.config.pv), channel.kind, below)
+            done = engine.apply(store, self.name, self.name, [found], now)
+            removed = sum(s.rows - s.written for s in done.steps)
+            self.ledger.after_policy(channel.alias, removed)
+            run.steps += done.steps
+            run.file_freed += done.file_freed
+        return run
+
+    def show(self, now: float) -> None:
+        """The Retention table: each channel's rows on disk and the policy's next action."""
+        rows: dict[str, list[Any]] = {k: [] for k in RETENTION_COLUMNS}
+        for channel in list(self.recorder.channels):
+            oldest = self.ledger.oldest(channel.alias)
+            if not math.isfinite(oldest):
+                continue
+            operator, until = self.ledger.reduced(channel.alias)
+            action, at = self._next(_pv(channel.config.pv), channel.kind, oldest, until, now)
+            for key, value in zip(
+                rows,
+                (channel.alias, oldest, operator, until or math.nan, action, at),
+                strict=True,
+            ):
+                rows[key].append(value)
+        self.retention.set(rows)
+
+    def _next(
+        self, pv: str, kind: str, oldest: float, until: float, now: float
+    ) -> tuple[str, float]:
+        rule = rule_for(self.config.retention, self.name, [pv])
+        if rule is None:
+            return "", math.nan
+        return retention_next(rule, kind, oldest, max(oldest, until), now)
+
+    async def close(self) -> None:
+        """Stop after the current transaction (the collector stops; its store closes next)."""
+        self._pacing.stop()
+        stop = functools.partial(self._worker.shutdown, wait=True, cancel_futures=True)
+        await asyncio.get_running_loop().run_in_executor(None, stop)
+
+
+def _pv(name: str) -> str:
+    """A channel's PV without its protocol (``pva://X`` -> ``X``), as the rules match it."""
+    return name.partition("://")[2] or name
