@@ -156,6 +156,16 @@ def test_dry_run_then_apply_reduces_and_deletes_as_the_policy_says(
         assert status == 200 and json.loads(body)[0]["meta"]["reduced"] == "mean_60"
         status, body = service.data("LAB:rec:T", time.time() - 5 * DAY, time.time(), "json")
         assert status == 200 and "reduced" not in json.loads(body)[0]["meta"]  # raw rows only
+    # the collectors the factory runs get its policy (their rows on disk), never a client's
+    with pytest.raises(Exception, match="retention comes from the factory's configuration"):
+        fac.create("collector", "mine", {"channels": ["X"], "retention": [{"keep": "1s"}]})
+    live = fac.create("collector", "live", {"channels": ["LAB:live:T"]})
+    try:
+        config = json.loads(str(fac.raw_get(live + "Config")["value"]))
+        assert [r["match"] for r in config["retention"]] == ["keep-*", "*"]
+        assert config["retention"][1]["reduce"] == "mean_60" and config["retention_every"] == 3600
+    finally:
+        fac.call("Destroy", name="live")
 
 
 def _uri(name: str, **arguments: str) -> Any:

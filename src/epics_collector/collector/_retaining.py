@@ -94,6 +94,7 @@ class Retaining(Part):
         self._pacing = RetentionPacing()
         self._worker = ThreadPoolExecutor(1, "retention", initializer=lower_priority)
         self._busy = False
+        self._shown = False  # the Retention table was filled once
         self._merged = time.monotonic()
         self._applied = time.monotonic()  # the first application a period after start
         self.reduced_rows.set(0)
@@ -104,6 +105,9 @@ class Retaining(Part):
         """Merge every MERGE_EVERY s; apply the policy every retention_every s."""
         if self._busy:
             return
+        if not self._shown:  # (the rows on disk are known once the store was read)
+            self._shown = True
+            self.show(time.time())
         now = time.monotonic()
         policy = bool(self.config.retention) and now - self._applied >= self.config.retention_every
         if not policy and now - self._merged < MERGE_EVERY:

@@ -52,6 +52,7 @@ HIDDEN = (WRITTEN, HELD)  # meta keys of the store's own, not the caller's
 RECORD = np.dtype([("time", "<f8"), ("value", "<f8"), ("severity", "i1"), ("status", "i1")])
 TEXT = "text"  # the layout of a chunk of string rows (JSON array of [t, v, s, a])
 BUSY_SECONDS = 5.0  # how long opening waits for a store another connection has locked
+MERGE_LOOKS = 1024  # newest chunks a merge looks at (a merge every 30 s finds ~60 new)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
@@ -580,24 +581,29 @@ class SpillStore:
             self._note_commits()
         return added
 
-    def merge_tail(self, channel: str, smaller_than: int) -> int:
-        """Merge a channel's newest raw chunks of fewer than ``smaller_than`` rows into one.
+    def merge_tail(self, channel: str, smaller_than: int, at_least: int = 16) -> int:
+        """Merge a channel's newest small raw chunks into one; how many (0: none merged).
 
-        The chunks merged are those after the channel's newest bigger (or reduced)
-        chunk, so the merged one covers no other chunk's times. One transaction; the
-        chunks merged (0: fewer than two such chunks, or a damaged one among them).
+        From the newest back, a chunk joins while it holds no more rows than the newer
+        ones taken together (and fewer than ``smaller_than``, and raw): chunks grow by
+        doubling, so a row is rewritten a few times at most, never once per merge. At
+        least ``at_least`` chunks are merged at once. The chunks merged are the newest,
+        so the merged one covers no other chunk's times. One transaction.
         """
+        tail, total = [], 0
         with self._lock:
-            index = self._db.execute(
-                "SELECT id, layout, rows FROM chunks WHERE channel = ? ORDER BY id DESC",
-                (channel,),
+            newest = self._db.execute(
+                "SELECT id, layout, rows FROM chunks WHERE channel = ? ORDER BY id DESC LIMIT ?",
+                (channel, MERGE_LOOKS),
             ).fetchall()
-        tail = []
-        for chunk_id, layout, rows in index:
+        for chunk_id, layout, rows in newest:
             if rows >= smaller_than or reduced_by(layout) is not None:
                 break
+            if len(tail) >= 2 and rows > total:
+                break
             tail.append(int(chunk_id))
-        if len(tail) < 2:
+            total += int(rows)
+        if len(tail) < at_least:
             return 0
         tail.reverse()
         parts = [self.chunk(i) for i in tail]

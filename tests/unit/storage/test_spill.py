@@ -207,3 +207,23 @@ def test_exact_timestamps_survive_the_store_and_older_chunks_still_load(tmp_path
     old["time"], old["value"] = 1_796_000_002.5, 3.0
     layout = '{"dtype": "<f8", "shape": []}'
     assert list(unpack(layout, old.tobytes()).stamps()) == [1_796_000_002_500_000_000]
+
+
+def test_merging_the_flushes_chunks_rewrites_each_row_a_few_times_not_once_per_merge(
+    tmp_path: Path,
+) -> None:
+    """A 1 Hz channel flushed every 0.5 s writes a chunk a row; merges every 30 s keep
+    its chunks few, and (chunks growing by doubling) rewrite each row a few times."""
+    store = SpillStore(tmp_path / "h.sqlite")
+    rewritten, written = 0, 0
+    for flush in range(3_000):
+        store.write([("a", rows(flush, 1))])
+        written += 1
+        if flush % 60 == 59:
+            before = {c.id: c.rows for c in store.chunks("a")}
+            store.merge_tail("a", 1024)
+            after = {c.id for c in store.chunks("a")}
+            rewritten += sum(n for i, n in before.items() if i not in after)
+    assert list(loaded(store, "a").time) == list(range(1, 3_001))  # every row, in order
+    assert len(store.chunks("a")) < 3_000 / 1024 + 60  # (the frozen ones, and one run)
+    assert rewritten / written < 6, f"each row rewritten {rewritten / written:.1f} times"
