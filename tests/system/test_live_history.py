@@ -94,12 +94,16 @@ def test_a_live_recording_keeps_every_row_past_its_ring_and_its_policy_reduces_t
         assert str(table["reduced"][0]) == "mean_60" and table["reduced_until"][0] == t0 + HOUR
         assert str(table["next_action"][0]) == "reduce to mean_60"
 
-        run = apply(t0 + 100 * HOUR)  # every row is older than keep: all go but the ring's
-        assert run.rows_deleted == 61 + 2900 - 360
+        # applied now over PVA (t0 is long ago): every row is older than keep, all go but
+        # the ring's
+        steps = call_table(raw, prefix + "RetentionApply")
+        assert list(steps["action"]) == ["delete"] and list(steps["channel"]) == ["T"]
+        deleted = int(steps["rows"][0])
+        assert deleted == 61 + 2900 - 360
         left = _whole(raw, query)
         assert list(left["value"]) == values[-CAPACITY:], "the ring's rows stay, raw"
         assert "reduced" not in left
-        assert raw.get(prefix + "RetentionDeleted")["value"] == run.rows_deleted
+        assert raw.get(prefix + "RetentionDeleted")["value"] == deleted
         served.close()
         # a restart restores the ring from the store: every row it kept reads the same
         again = collector({**config, "autostart": False})

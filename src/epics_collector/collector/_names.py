@@ -38,6 +38,7 @@ class CollectorPv(StrEnum):
     RETENTION = "Retention"
     RETENTION_REDUCED = "RetentionReduced"
     RETENTION_DELETED = "RetentionDeleted"
+    RETENTION_APPLY = "RetentionApply"
 
 
 class ChannelPv(StrEnum):

@@ -33,7 +33,18 @@ from epics_collector.collector._config import CollectorConfig
 from epics_collector.collector._names import CollectorPv
 from epics_collector.collector._recorder import Recorder
 from epics_collector.collector._spill_ledger import SpillLedger
-from epics_collector.core import AttrR, Int, Part, Severity, Table, scan
+from epics_collector.core import (
+    AttrR,
+    Caller,
+    Int,
+    Operation,
+    Part,
+    RpcError,
+    Severity,
+    Table,
+    rpc,
+    scan,
+)
 from epics_collector.process import lower_priority
 from epics_collector.storage import (
     RetentionChannel,
@@ -41,6 +52,7 @@ from epics_collector.storage import (
     RetentionPacing,
     RetentionRun,
     RetentionStoppedError,
+    retention_columns,
     retention_next,
     rule_for,
 )
@@ -123,6 +135,24 @@ class Retaining(Part):
                 self.show(time.time())
         finally:
             self._busy = False
+
+    @rpc(name=CollectorPv.RETENTION_APPLY, access=Operation.DELETE, with_caller=True)
+    async def apply_now(self, *, caller: Caller) -> dict[str, Any]:
+        """Apply the retention policy to the rows on disk now (the delete right).
+
+        One row per action: recording, channel, action (reduce or delete), before (rows
+        older than this, POSIX s), operator, rows taken, rows written in their place,
+        bytes of rows freed. The ring's rows are left raw (see Retention).
+        """
+        if self._busy:
+            raise RpcError("the store is being worked on now (merge or policy): try again shortly")
+        log.info("retention applied now, asked by %s", caller.who)
+        self._busy = True
+        try:
+            run = await self.apply(time.time())
+        finally:
+            self._busy = False
+        return retention_columns(run.steps)
 
     async def apply(self, now: float) -> RetentionRun:
         """Merge, then apply the policy as at ``now`` (POSIX s); reported and counted."""

@@ -282,6 +282,11 @@ class Caller:
             host = host[1 : host.index("]")]
         return host
 
+    @property
+    def who(self) -> str:
+        """``account@host`` for a log line (``(no user)``, ``local`` where unknown)."""
+        return f"{self.account or '(no user)'}@{self.host or 'local'}"
+
 
 @dataclass
 class Rpc:

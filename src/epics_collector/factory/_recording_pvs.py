@@ -191,7 +191,7 @@ class RecordingPvs(Part):
             )
         removed = await asyncio.to_thread(self.recordings.purge, recording)
         await self.refresh()
-        who = f"{caller.account or '(no user)'}@{caller.host or 'local'}"
+        who = caller.who
         text = f"purged {recording}: {removed['rows']} rows, {removed['bytes']} bytes (by {who})"
         self._report(text, Severity.NO_ALARM)
         return {key: [value] for key, value in removed.items()}

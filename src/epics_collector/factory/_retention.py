@@ -20,8 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from epics_collector.core import (
     AttrR,
     Caller,
@@ -43,41 +41,18 @@ from epics_collector.storage import (
     RetentionPacing,
     RetentionStep,
     RetentionStoppedError,
+    retention_columns,
     retention_next,
     rule_for,
 )
 
 log = logging.getLogger(__name__)
 Report = Callable[[str, Severity], None]
-STEP_COLUMNS: dict[str, Any] = {
-    "recording": str,
-    "channel": str,
-    "action": str,
-    "before": np.float64,
-    "operator": str,
-    "rows": np.int64,
-    "written": np.int64,
-    "freed": np.int64,
-}
 
 
 def _table(outcome: Outcome) -> dict[str, Any]:
-    """An outcome as the columns of STEP_COLUMNS."""
-    steps, purged = outcome.steps, outcome.purged
-    columns = {
-        "recording": [s.recording for s in steps] + [r for r, _, _ in purged],
-        "channel": [s.channel for s in steps] + [""] * len(purged),
-        "action": [s.action for s in steps] + ["purge"] * len(purged),
-        "before": [s.before for s in steps] + [math.nan] * len(purged),
-        "operator": [s.operator for s in steps] + [""] * len(purged),
-        "rows": [s.rows for s in steps] + [n for _, n, _ in purged],
-        "written": [s.written for s in steps] + [0] * len(purged),
-        "freed": [s.freed for s in steps] + [b for _, _, b in purged],
-    }
-    return {
-        name: np.array(values, object if STEP_COLUMNS[name] is str else STEP_COLUMNS[name])
-        for name, values in columns.items()
-    }
+    """An outcome as an RPC's table: a row per step, then per recording purged."""
+    return retention_columns(outcome.steps, outcome.purged)
 
 
 @dataclass
@@ -194,7 +169,7 @@ class RetentionPvs(Part):
         """
         if self._running.locked():
             raise RpcError("the retention policy is being applied now: try again shortly")
-        who = f"{caller.account or '(no user)'}@{caller.host or 'local'}"
+        who = caller.who
         log.info("retention applied now, asked by %s", who)
         return _table(await self.apply(dry_run=False))
 

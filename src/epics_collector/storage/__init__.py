@@ -51,6 +51,7 @@ from epics_collector.storage._retention import Step as RetentionStep
 from epics_collector.storage._retention import StoppedError as RetentionStoppedError
 from epics_collector.storage._retention import due as retention_due
 from epics_collector.storage._retention import next_due as retention_next
+from epics_collector.storage._retention import step_columns as retention_columns
 from epics_collector.storage._ring import Columns, Ring, concat
 from epics_collector.storage._spanning import OnDisk, Spanning
 from epics_collector.storage._spill import (
@@ -95,6 +96,7 @@ __all__ = [
     "RetentionStep",
     "retention_due",
     "retention_next",
+    "retention_columns",
     "rule_for",
     "seconds",
     "Size",

@@ -25,8 +25,9 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -38,6 +39,42 @@ from epics_collector.storage._spill import REDUCED, TEXT, ChunkInfo, SpillStore,
 log = logging.getLogger(__name__)
 BATCH = 1 << 16  # rows one transaction takes at most (one chunk more when a chunk is bigger)
 REDUCE, DELETE = "reduce", "delete"
+
+
+STEP_COLUMNS: dict[str, Any] = {
+    "recording": str,
+    "channel": str,
+    "action": str,
+    "before": np.float64,
+    "operator": str,
+    "rows": np.int64,
+    "written": np.int64,
+    "freed": np.int64,
+}
+
+
+def step_columns(
+    steps: list[Step], purged: Sequence[tuple[str, int, int]] = ()
+) -> dict[str, np.ndarray]:
+    """What the policy did as the columns of :data:`STEP_COLUMNS` (an RPC's NTTable).
+
+    One row per step, then one per recording ``purged`` whole ((id, rows, bytes): the
+    factory's disk budget).
+    """
+    columns = {
+        "recording": [s.recording for s in steps] + [r for r, _, _ in purged],
+        "channel": [s.channel for s in steps] + [""] * len(purged),
+        "action": [s.action for s in steps] + ["purge"] * len(purged),
+        "before": [s.before for s in steps] + [math.nan] * len(purged),
+        "operator": [s.operator for s in steps] + [""] * len(purged),
+        "rows": [s.rows for s in steps] + [n for _, n, _ in purged],
+        "written": [s.written for s in steps] + [0] * len(purged),
+        "freed": [s.freed for s in steps] + [b for _, _, b in purged],
+    }
+    return {
+        name: np.array(values, object if STEP_COLUMNS[name] is str else STEP_COLUMNS[name])
+        for name, values in columns.items()
+    }
 
 
 class StoppedError(Exception):
