@@ -78,21 +78,27 @@ def collector_rate(
     readers: int,
     reader: Callable[[], Read] | None = None,
     prefix: str = "",
+    data: Path | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Updates/s the collector records of one burst, while ``readers`` loop reads.
 
     Each reader thread calls ``reader()`` once for its read function (default: a
-    full-range minmax Query) and then calls it until the burst is recorded.
+    full-range minmax Query) and then calls it until the burst is recorded. ``data``:
+    the collector's data directory as it is (default: a new one with ``rows`` rows of
+    channel ``a``); ``extra``: more of its config.
     """
     prefix = prefix or f"BR{readers}:"
-    data = Path(tempfile.mkdtemp()) / "data"
-    prewritten_history(data, "a", rows)
+    if data is None:
+        data = Path(tempfile.mkdtemp()) / "data"
+        prewritten_history(data, "a", rows)
     channels = [{"pv": f"{prefix}nosource", "alias": "a"}, {"pv": source + "0000", "alias": "fast"}]
     config = {
         "channels": channels,
         "capacity": max(rows, burst * 2),
         "persist": True,
         "publish_rate": 20.0,  # Count is watched for the end of the burst (to 50 ms)
+        **(extra or {}),
     }
     stop, answered = threading.Event(), [0] * readers
     make = reader or query_reader(network)
@@ -138,6 +144,7 @@ def collector_rate(
         "lost": dropped,
         "overruns": overruns,
         "queries": sum(answered) - before,
+        "ended": started + took,  # (POSIX s: when the burst was recorded)
     }
 
 

@@ -9,12 +9,15 @@
    trip (target <= 50 ms), against a raw p4p RPC answering the same NTTable; and the
    retrieval service's ``optimized_1000`` over the year (target p95 <= 100 ms).
 3. A burst of ``--burst`` updates, flat out from a p4p source, recorded by a persisting
-   collector (its own process), measured three ways in interleaved rounds: a raw p4p
-   client monitoring the burst (the limit), the collector alone, and the collector while
+   collector (its own process), measured four ways in interleaved rounds: a raw p4p
+   client monitoring the burst (the limit), the collector alone, the collector while
    a factory (another process) applies its policy to a retired copy of that store
-   (``F:RetentionApply``, paced as in production). Figures: updates/s, with retention /
-   alone (target >= 0.95), rows lost (target 0), and the share of rounds in which the
-   reduction was still at work when the burst ended (1: the rounds measured it).
+   (``F:RetentionApply``, paced as in production), and a collector whose own store holds
+   the year, reducing its rows past its ring in its own process (``RetentionApply``: a
+   thread at nice 19, but the same interpreter; it stops with the collector after the
+   burst). Figures: updates/s, with retention / alone (target >= 0.95), rows lost
+   (target 0), and the share of rounds in which the reduction was still at work when
+   the burst ended (1: the rounds measured it).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from p4p.client.thread import Context
@@ -97,10 +100,46 @@ def engine(store_path: Path, rows: int) -> dict[str, float]:
     }
 
 
-class Reduction:
+class PolicyRun:
+    """A policy applied by a ``RetentionApply`` call, started by the first read."""
+
+    apply_pv = ""
+
+    def __init__(self, network: Network) -> None:
+        self.network = network
+        self.started = self.ended = 0.0
+        self.rows = 0
+
+    def reader(self) -> Read:
+        """The first call starts the policy's work (in a thread); later calls idle."""
+        begun = threading.Event()
+
+        def apply() -> None:
+            with Context("pva", conf=self.network.client_conf(), useenv=False, nt=False) as ctx:
+                uri = NTURI([]).wrap(self.apply_pv, kws={})
+                self.started = time.time()
+                answer: Any = ctx.rpc(self.apply_pv, uri, timeout=600)
+                self.rows = int(sum(answer["value"]["rows"]))
+                self.ended = time.time()
+
+        def read(_: str) -> None:
+            if not begun.is_set():
+                begun.set()
+                threading.Thread(target=apply, daemon=True).start()
+                time.sleep(0.2)  # (the store is open)
+            else:
+                time.sleep(0.05)
+
+        return read
+
+
+class Reduction(PolicyRun):
     """A factory with a fresh retired copy of the store; its policy applied on the first read."""
 
+    apply_pv = "BRETF:RetentionApply"
+
     def __init__(self, network: Network, store: Path) -> None:
+        super().__init__(network)
         self.root = Path(tempfile.mkdtemp())
         folder = self.root / "data" / RETIRED
         (folder / SPILL).parent.mkdir(parents=True)
@@ -112,9 +151,6 @@ class Reduction:
         self.process = FactoryProcess(
             "BRETF:", data_dir=self.root / "data", env=network.environ(), config=config
         )
-        self.network = network
-        self.started = self.ended = 0.0
-        self.rows = 0
 
     def __enter__(self) -> Reduction:
         self.process.__enter__()
@@ -124,27 +160,32 @@ class Reduction:
         self.process.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def reader(self) -> Read:
-        """The first call starts the policy's work (in a thread); later calls idle."""
-        begun = threading.Event()
 
-        def apply() -> None:
-            with Context("pva", conf=self.network.client_conf(), useenv=False, nt=False) as ctx:
-                uri = NTURI([]).wrap("BRETF:RetentionApply", kws={})
-                self.started = time.time()
-                answer: Any = ctx.rpc("BRETF:RetentionApply", uri, timeout=600)
-                self.ended = time.time()
-                self.rows = int(sum(answer["value"]["rows"]))
+class LiveReduction(PolicyRun):
+    """A collector's data directory holding the store: it reduces its own rows on disk.
 
-        def read(_: str) -> None:
-            if not begun.is_set():
-                begun.set()
-                threading.Thread(target=apply, daemon=True).start()
-                time.sleep(0.2)  # (the factory has opened the store)
-            else:
-                time.sleep(0.05)
+    The collector stops when its burst is recorded, and its policy's work with it: the
+    call then answers the rows reduced until then.
+    """
 
-        return read
+    apply_pv = "BRETL:RetentionApply"
+    config: ClassVar[dict[str, Any]] = {
+        "retention": [{"match": "*", "raw": "1d", "reduce": "mean_60"}],
+        "retention_every": "1d",
+    }
+
+    def __init__(self, network: Network, store: Path) -> None:
+        super().__init__(network)
+        self.root = Path(tempfile.mkdtemp())
+        self.data = self.root / "data"
+        (self.data / "spill").mkdir(parents=True)
+        shutil.copy(store, self.data / "spill" / "history.sqlite")
+
+    def __enter__(self) -> LiveReduction:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def _raw_table_server(
@@ -252,18 +293,26 @@ def main() -> None:
             },
         )
 
+        def measured(reduction: PolicyRun, **collector: Any) -> dict[str, float]:
+            figures = collector_rate(
+                network, "BRETSRC", args.burst, 1, 1, reduction.reader, **collector
+            )
+            wait_for(lambda: reduction.ended > 0, 600, "the reduction")
+            return figures | {
+                "reduced": reduction.rows,
+                "took": reduction.ended - reduction.started,
+                "outlasted": float(reduction.ended > figures["ended"]),
+            }
+
         def beside(_: int) -> dict[str, float]:
             with Reduction(network, fresh) as reduction:
-                figures = collector_rate(
-                    network, "BRETSRC", args.burst, 1, 1, reduction.reader, "BRETR:"
+                return measured(reduction, prefix="BRETR:")
+
+        def live(_: int) -> dict[str, float]:
+            with LiveReduction(network, fresh) as reduction:
+                return measured(
+                    reduction, prefix="BRETL:", data=reduction.data, extra=reduction.config
                 )
-                burst_ended = time.time()
-                wait_for(lambda: reduction.ended > 0, 600, "the reduction")
-                return figures | {
-                    "reduced": reduction.rows,
-                    "took": reduction.ended - reduction.started,
-                    "outlasted": float(reduction.ended > burst_ended),
-                }
 
         with PvaSource("BRETSRC", network.environ(), rate=0, count=args.burst):
             runs = interleaved(
@@ -273,8 +322,10 @@ def main() -> None:
                     network, "BRETSRC", args.burst, 1, 0, prefix="BRETA:"
                 ),
                 beside=beside,
+                live=live,
             )
     raw, alone, with_retention = runs["raw"]["rate"], runs["alone"], runs["beside"]
+    own = runs["live"]
     figures: dict[str, Any] = {
         "raw p4p received per s": raw,
         "collector alone, recorded per s": alone["rate"],
@@ -294,6 +345,23 @@ def main() -> None:
             "beside retention / alone": 0.95,
             "<= rows lost beside retention": 0,
             "rounds the policy outlasted the burst": 1.0,
+        },
+    )
+    report(
+        f"retention: recording {args.burst:,} updates while the collector reduces its own "
+        f"{args.rows:.0e} rows on disk (in its process)",
+        {
+            "collector reducing its own rows, recorded per s": own["rate"],
+            "reducing its own / alone": own["rate"] / alone["rate"],
+            "reducing its own / raw p4p": own["rate"] / raw,
+            "rows lost reducing its own": own["lost"],
+            "rows it reduced meanwhile": own["reduced"],
+            "rounds its policy outlasted the burst": own["outlasted"],
+        },
+        {
+            "reducing its own / alone": 0.95,
+            "<= rows lost reducing its own": 0,
+            "rounds its policy outlasted the burst": 1.0,
         },
     )
 

@@ -68,7 +68,7 @@ def collector_flush(directory: Path, channels: int, per_flush: int, flushes: int
     )
     recorder = Recorder(config, lambda event, channel: None)
     recorder.start()
-    ledger = SpillLedger(directory, recorder, capacity=config.capacity, ring=True)
+    ledger = SpillLedger(directory, recorder, capacity=config.capacity)
     ledger.open({ch.alias for ch in recorder.channels})
     elapsed = 0.0
     for flush in range(flushes):

@@ -45,7 +45,7 @@ from epics_collector.core import (
     rpc,
     scan,
 )
-from epics_collector.process import lower_priority
+from epics_collector.process import BusyGauge, lower_priority
 from epics_collector.storage import (
     RetentionChannel,
     RetentionEngine,
@@ -103,10 +103,12 @@ class Retaining(Part):
     ) -> None:
         self.config, self.recorder, self.ledger, self.name = config, recorder, ledger, name
         self._report = report
-        self._pacing = RetentionPacing()
+        # (its thread is at nice 19, but shares the interpreter: it gives way while busy)
+        self._pacing = RetentionPacing(BusyGauge(lambda: recorder.arrivals))
         self._worker = ThreadPoolExecutor(1, "retention", initializer=lower_priority)
         self._busy = False
         self._shown = False  # the Retention table was filled once
+        self._done = RetentionRun()  # the channels the running application finished
         self._merged = time.monotonic()
         self._applied = time.monotonic()  # the first application a period after start
         self.reduced_rows.set(0)
@@ -158,8 +160,10 @@ class Retaining(Part):
         """Merge, then apply the policy as at ``now`` (POSIX s); reported and counted."""
         try:
             run = await self._in_worker(self._apply, now)
-        except RetentionStoppedError:
-            return RetentionRun()
+        except RetentionStoppedError as stopped:  # the collector stops: count what was done
+            run = self._done
+            if stopped.run is not None:
+                run.steps += stopped.run.steps
         except Exception as error:  # (a full disk: rolled back): nothing kept is lost
             log.exception("retention of the recording on disk failed")
             self._report(
@@ -187,15 +191,18 @@ class Retaining(Part):
         if store is None or not self.config.retention:
             return RetentionRun()
         engine = RetentionEngine(self.config.retention, self._pacing, shrink=False)
-        run = RetentionRun()
+        run = self._done = RetentionRun()  # (the channels done, if it stops meanwhile)
         for channel in list(self.recorder.channels):
             with self.recorder.lock:  # the ring's oldest row: rows from it on stay raw
                 segments = channel.ring.segments()
                 below = float(segments[0].time[0]) if segments else math.inf
             found = RetentionChannel(channel.alias, _pv(channel.config.pv), channel.kind, below)
-            done = engine.apply(store, self.name, self.name, [found], now)
-            removed = sum(s.rows - s.written for s in done.steps)
-            self.ledger.after_policy(channel.alias, removed)
+            try:
+                done = engine.apply(store, self.name, self.name, [found], now)
+            except RetentionStoppedError as stopped:  # (what it committed is on disk)
+                self.ledger.after_policy(channel.alias, _removed(stopped.run or RetentionRun()))
+                raise
+            self.ledger.after_policy(channel.alias, _removed(done))
             run.steps += done.steps
             run.file_freed += done.file_freed
         return run
@@ -230,6 +237,11 @@ class Retaining(Part):
         self._pacing.stop()
         stop = functools.partial(self._worker.shutdown, wait=True, cancel_futures=True)
         await asyncio.get_running_loop().run_in_executor(None, stop)
+
+
+def _removed(run: RetentionRun) -> int:
+    """Rows the policy took off disk (taken less written in their place)."""
+    return sum(s.rows - s.written for s in run.steps)
 
 
 def _pv(name: str) -> str:

@@ -11,7 +11,7 @@ belong to the event loop that calls :meth:`ReadPool.run`.
 Reads give way to recording by pacing, not by a lower OS priority (a read worker at a
 lower priority can starve at the recorder's lock behind a busy drain thread): between
 chunks of one read (see :mod:`epics_collector.storage._reads`), and between reads:
-while updates arrive faster than :data:`BUSY_RATE` a second, a worker waits
+while updates arrive faster than :data:`BUSY_RATE` a second (:class:`BusyGauge`), a worker waits
 :data:`PACE` times as long as its last read took before it starts the next one (a
 read's answer is built and sent outside its chunks: a client paging through a long
 history in small reads would otherwise take a share of the interpreter from
@@ -31,8 +31,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from epics_collector.process import BusyGauge
+
 T = TypeVar("T")
-BUSY_RATE = 1000.0  # updates per second from which reads give way
 PACE = 100.0  # while busy, a worker rests this many times its last read's duration
 MAX_REST = 0.5  # seconds, at most, between two reads
 
@@ -72,9 +73,9 @@ class ReadPool:
     ) -> None:
         self.limits = limits
         self.arrivals = arrivals  # updates received so far (reads give way while it grows)
+        self._busy = BusyGauge(arrivals)
         # pacing state, written by the workers and (after an answer) the event loop, each
-        # write one tuple or float: a race only moves one rest; no reader relies on it
-        self._sample = (time.monotonic(), arrivals() if arrivals else 0)
+        # write one float: a race only moves one rest; no reader relies on it
         self._rest_until = 0.0  # set by the worker that finished last
         self._executor = ThreadPoolExecutor(limits.workers, thread_name_prefix=name)
         self._by_host: Counter[str] = Counter()
@@ -105,16 +106,6 @@ class ReadPool:
             self._by_host[host] -= 1
             if not self._by_host[host]:
                 del self._by_host[host]
-
-    def _busy(self) -> bool:
-        """Whether updates arrived faster than BUSY_RATE since the last look (a worker's)."""
-        if self.arrivals is None:
-            return False
-        now, count = time.monotonic(), self.arrivals()
-        then, before = self._sample
-        if now - then >= 0.1:
-            self._sample = (now, count)
-        return count - before > BUSY_RATE * max(now - then, 1e-3)
 
     def _paced(self, read: Callable[..., T], *args: object) -> T:
         """``read(*args)``, after resting while recording is busy (on a worker)."""

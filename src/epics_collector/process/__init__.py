@@ -1,5 +1,6 @@
 """Starting and stopping child processes, one way everywhere (STYLE.md)."""
 
+from epics_collector.process._busy import BUSY_RATE, BusyGauge
 from epics_collector.process._device import (
     FACTORY_READY_LINE,
     MODULE,
@@ -29,6 +30,8 @@ from epics_collector.process._ready import READY_FD_ENV, notify_ready
 from epics_collector.process._signals import STOP_SIGNALS, StopRequest
 
 __all__ = [
+    "BUSY_RATE",
+    "BusyGauge",
     "FACTORY_READY_LINE",
     "MODULE",
     "PARENT_ENV",

@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from epics_collector.process import BUSY_RATE  # (from which a reader pauses after each chunk)
 from epics_collector.storage._ring import Columns, Ring
 
 CHUNK = 1 << 16  # rows copied under the lock at a time
-BUSY_RATE = 1000.0  # updates per second from which a reader pauses after each chunk
 
 
 class ReadError(ValueError):

@@ -39,6 +39,8 @@ from epics_collector.storage._spill import REDUCED, TEXT, ChunkInfo, SpillStore,
 log = logging.getLogger(__name__)
 BATCH = 1 << 16  # rows one transaction takes at most (one chunk more when a chunk is bigger)
 REDUCE, DELETE = "reduce", "delete"
+BUSY_PACE = 20.0  # while recording beside it is busy, a pause this many times a transaction's
+BUSY_REST = 5.0  # seconds a pause lasts at most (the policy still moves on: 1 s of 20)
 
 
 STEP_COLUMNS: dict[str, Any] = {
@@ -78,21 +80,32 @@ def step_columns(
 
 
 class StoppedError(Exception):
-    """The owner stops: the policy's work ends after the transaction that ran."""
+    """The owner stops: the policy's work ends after the transaction that ran.
+
+    ``run`` is what was committed until then (set by :meth:`Engine.apply`).
+    """
+
+    run: Run | None = None
 
 
 class Pacing:
     """An engine's ``pace``: after each transaction, a pause as long as it took.
 
-    At most 1 s, so half the disk is left to others; after :meth:`stop`, the work ends
-    there (:class:`StoppedError`).
+    At most 1 s, so half the disk is left to others. ``busy()`` (recording in the same
+    process is busy: a lower OS priority does not make a thread of one interpreter give
+    way) makes it :data:`BUSY_PACE` times as long, at most :data:`BUSY_REST`. After
+    :meth:`stop`, the work ends there (:class:`StoppedError`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, busy: Callable[[], bool] | None = None) -> None:
         self._stopping = threading.Event()
+        self.busy = busy
 
     def __call__(self, seconds: float) -> None:
-        if self._stopping.wait(min(seconds, 1.0)):
+        rest = min(seconds, 1.0)
+        if self.busy is not None and self.busy():
+            rest = min(BUSY_PACE * seconds, BUSY_REST)
+        if self._stopping.wait(rest):
             raise StoppedError
 
     def stop(self) -> None:
@@ -301,13 +314,20 @@ class Engine:
             spans = self._spans(store, target, channel.alias)
             for action, before in actions:
                 step = Step(recording, channel.alias, action, before)
-                if action == DELETE:
-                    self._delete(target, channel.alias, spans, step)
-                else:
-                    reducer = rule.reducer
-                    assert reducer is not None
-                    step.operator = str(reducer)
-                    self._reduce(target, channel.alias, spans, step, reducer)
+                try:
+                    if action == DELETE:
+                        self._delete(target, channel.alias, spans, step)
+                    else:
+                        reducer = rule.reducer
+                        assert reducer is not None
+                        step.operator = str(reducer)
+                        self._reduce(target, channel.alias, spans, step, reducer)
+                except StoppedError as stopped:  # what was committed until then
+                    stopped.run = run
+                    if step.rows:
+                        run.steps.append(step)
+                        log.info("retention (stopped): %s", step.text())
+                    raise
                 if step.rows:
                     run.steps.append(step)
                     if not dry_run:
