@@ -27,7 +27,7 @@ demo: runtime
 	$(BIN)/epics-collector demo --duration $(DURATION) --output build/demo
 
 test: install browser
-	$(BIN)/python -m pytest -n 2 --dist loadgroup  # two workers; a system test module stays on one (conftest)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15  # two workers; a system test module stays on one (conftest); the slowest 15 said
 
 browser:
 	sh tools/install-browser.sh

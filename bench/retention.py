@@ -22,7 +22,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import sqlite3
 import tempfile
 import threading
 import time
@@ -35,7 +37,7 @@ from p4p.client.thread import Context
 from p4p.nt import NTURI
 
 from _common import BenchParser, Network, interleaved, report, timed
-from epics_collector.process import FactoryProcess, wait_for
+from epics_collector.process import DeviceProcess, FactoryProcess, wait_for
 from epics_collector.sim import PvaSource
 from epics_collector.storage import (
     SPILL,
@@ -53,6 +55,7 @@ DAY = 86400.0
 FLUSH = 65_536  # rows a chunk (a collector's flush of a busy channel)
 POLICY = "retention: [{match: '*', raw: 1d, reduce: mean_60}]\nretention_every: 1d\n"
 RETIRED = "year.20260101-000000"
+RING = 100_000  # rows of a live collector's ring (the rest of the year on disk)
 
 
 def write_store(path: Path, rows: int) -> float:
@@ -268,6 +271,67 @@ def year_reads(network: Network, store: Path, repeats: int, rounds: int) -> dict
     }
 
 
+def live_reads(network: Network, store: Path, repeats: int, rounds: int) -> dict[str, Any]:
+    """The year in a live collector's store, its ring the newest ``RING`` rows: reads past it.
+
+    A page of 50,000 rows from the middle of the year (on disk) against one from the ring
+    (in memory), and ``Query minmax`` of 1000 bins over the whole year, which reads every
+    row on disk (no summaries of the rows past the ring: the gap that rollups in the
+    store would close), against the same over the ring's rows alone.
+    """
+    with LiveReduction(network, store) as live:
+        config = {"channels": [{"pv": "BRETQ:nosource", "alias": "a"}], "capacity": RING}
+        config |= {"persist": True}
+        with (
+            DeviceProcess("collector", "BRETQ:", config, env=network.environ(), data_dir=live.data),
+            Context("pva", conf=network.client_conf(), useenv=False, nt=False) as ctx,
+        ):
+
+            def query(**ask: Any) -> Any:
+                text = {"alias": "a", **{k: str(v) for k, v in ask.items()}}
+                uri = NTURI([(k, "s") for k in text]).wrap("BRETQ:Query", kws=text)
+                return ctx.rpc("BRETQ:Query", uri, timeout=600)
+
+            with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db:
+                first, last = db.execute("SELECT min(first), max(last) FROM chunks").fetchone()
+            ring_from = last - RING + 1
+            middle = (first + ring_from) / 2
+            runs = interleaved(
+                rounds,
+                disk_page=lambda _: {
+                    "ms": timed(
+                        lambda: query(start=middle, points=50_000, operator="page"), repeats
+                    )
+                    * 1e3
+                },
+                ring_page=lambda _: {
+                    "ms": timed(
+                        lambda: query(start=ring_from + 1000, points=50_000, operator="page"),
+                        repeats,
+                    )
+                    * 1e3
+                },
+                ring_minmax=lambda _: {
+                    "ms": timed(
+                        lambda: query(start=ring_from, end=last, points=1000, operator="minmax"),
+                        repeats,
+                    )
+                    * 1e3
+                },
+            )
+            began = time.perf_counter()
+            query(start=first, end=last, points=1000, operator="minmax")
+            year = time.perf_counter() - began
+    disk, ring = runs["disk_page"]["ms"], runs["ring_page"]["ms"]
+    return {
+        "page of 50,000 rows on disk, ms": disk,
+        "page of 50,000 rows in the ring, ms": ring,
+        "page on disk / in the ring": disk / ring,
+        f"Query minmax 1000 over the ring's {RING:,} rows, ms": runs["ring_minmax"]["ms"],
+        "Query minmax 1000 over the year (every row read from disk), s": year,
+    }
+
+
 def main() -> None:
     parser = BenchParser(__doc__, runs=5)
     parser.add_argument("--rows", type=int, default=31_536_000, quick=4_000_000, help="a year")
@@ -291,6 +355,13 @@ def main() -> None:
                 "<=Query minmax 1000 over the year, round trip ms": 50.0,
                 "<=retrieval optimized_1000 over the year, p95 ms": 100.0,
             },
+        )
+
+        report(
+            f"retention: reads of {args.rows:.2e} rows at 1 Hz in a live collector's store, "
+            f"{RING:,} in its ring",
+            live_reads(network, fresh, args.repeats, args.runs),
+            {},
         )
 
         def measured(reduction: PolicyRun, **collector: Any) -> dict[str, float]:

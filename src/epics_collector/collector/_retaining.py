@@ -106,7 +106,7 @@ class Retaining(Part):
         # (its thread is at nice 19, but shares the interpreter: it gives way while busy)
         self._pacing = RetentionPacing(BusyGauge(lambda: recorder.arrivals))
         self._worker = ThreadPoolExecutor(1, "retention", initializer=lower_priority)
-        self._busy = False
+        self._task: asyncio.Task[Any] | None = None  # the merge or policy running, if one
         self._shown = False  # the Retention table was filled once
         self._done = RetentionRun()  # the channels the running application finished
         self._merged = time.monotonic()
@@ -116,27 +116,41 @@ class Retaining(Part):
 
     @scan(1.0)
     async def upkeep(self) -> None:
-        """Merge every MERGE_EVERY s; apply the policy every retention_every s."""
-        if self._busy:
-            return
+        """Merge every MERGE_EVERY s; apply the policy every retention_every s.
+
+        The work runs as a task of its own (the scan only starts it), so a stop never
+        waits for a scan: :meth:`close` ends the work after its transaction.
+        """
         if not self._shown:  # (the rows on disk are known once the store was read)
             self._shown = True
             self.show(time.time())
+        if self._working():
+            return
         now = time.monotonic()
         policy = bool(self.config.retention) and now - self._applied >= self.config.retention_every
-        if not policy and now - self._merged < MERGE_EVERY:
-            return
-        self._busy = True
+        if policy:
+            self._applied = self._merged = now
+            self._task = asyncio.create_task(self.apply(time.time()), name="retention")
+        elif now - self._merged >= MERGE_EVERY:
+            self._merged = now
+            self._task = asyncio.create_task(self._merge(), name="retention merge")
+
+    def _working(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _merge(self) -> None:
+        """Merge each channel's newest small chunks (the worker thread, paced)."""
         try:
-            if policy:
-                self._applied = now
-                await self.apply(time.time())
-            else:
-                self._merged = now
-                await self._in_worker(self.ledger.merge)
-                self.show(time.time())
-        finally:
-            self._busy = False
+            await self._in_worker(self.ledger.merge, self._pacing)
+        except RetentionStoppedError:
+            return
+        except Exception as error:  # (a full disk: rolled back, nothing lost)
+            log.exception("merging the store's chunks failed")
+            self._report(
+                f"merging the store's chunks failed ({error}); tried again", Severity.MAJOR
+            )
+            return
+        self.show(time.time())
 
     @rpc(name=CollectorPv.RETENTION_APPLY, access=Operation.DELETE, with_caller=True)
     async def apply_now(self, *, caller: Caller) -> dict[str, Any]:
@@ -146,15 +160,11 @@ class Retaining(Part):
         older than this, POSIX s), operator, rows taken, rows written in their place,
         bytes of rows freed. The ring's rows are left raw (see Retention).
         """
-        if self._busy:
+        if self._working():
             raise RpcError("the store is being worked on now (merge or policy): try again shortly")
         log.info("retention applied now, asked by %s", caller.who)
-        self._busy = True
-        try:
-            run = await self.apply(time.time())
-        finally:
-            self._busy = False
-        return retention_columns(run.steps)
+        self._task = task = asyncio.create_task(self.apply(time.time()), name="retention")
+        return retention_columns((await task).steps)
 
     async def apply(self, now: float) -> RetentionRun:
         """Merge, then apply the policy as at ``now`` (POSIX s); reported and counted."""
@@ -186,7 +196,7 @@ class Retaining(Part):
 
     def _apply(self, now: float) -> RetentionRun:
         """The policy over the rows that left each ring (the worker thread)."""
-        self.ledger.merge()
+        self.ledger.merge(self._pacing)
         store = self.ledger.store
         if store is None or not self.config.retention:
             return RetentionRun()
@@ -235,6 +245,8 @@ class Retaining(Part):
     async def close(self) -> None:
         """Stop after the current transaction (the collector stops; its store closes next)."""
         self._pacing.stop()
+        if self._task is not None:
+            await self._task  # (ends at its next pause: each handles the stop)
         stop = functools.partial(self._worker.shutdown, wait=True, cancel_futures=True)
         await asyncio.get_running_loop().run_in_executor(None, stop)
 

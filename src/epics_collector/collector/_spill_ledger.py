@@ -294,23 +294,31 @@ class SpillLedger:
         """Until when the policy reduced a channel's rows (0: never)."""
         return self.reduced(alias)[1]
 
+    def rows(self, alias: str) -> int:
+        """How many rows of a channel are on disk."""
+        return self._on_disk.get(alias, 0)
+
     def reduced(self, alias: str) -> tuple[str, float]:
         """The operator the policy reduced a channel's oldest rows to, and until when."""
         return self._reduced.get(alias, ("", 0.0))
 
     # upkeep (the collector's retention thread) ----------------------------------------
 
-    def merge(self) -> int:
+    def merge(self, pace: Callable[[float], None] | None = None) -> int:
         """Merge each channel's newest small chunks (one per flush) into one; how many.
 
         A flush writes one chunk per channel every half second; merged, a channel's
-        rows on disk stay in few chunks, so reads of long ranges read few.
+        rows on disk stay in few chunks, so reads of long ranges read few. ``pace(s)``
+        is called after each merge that wrote (it may raise to stop).
         """
         store, merged = self.store, 0
         if store is None:
             return 0
         for channel in list(self.recorder.channels):
-            merged += store.merge_tail(channel.alias, MERGED)
+            began = time.monotonic()
+            if (count := store.merge_tail(channel.alias, MERGED)) and pace is not None:
+                pace(time.monotonic() - began)
+            merged += count
         return merged
 
     def after_policy(self, alias: str, removed: int) -> None:

@@ -49,6 +49,10 @@ class OnDisk(Protocol):
         """Until when the policy reduced the channel's rows (0: never)."""
         ...
 
+    def rows(self, alias: str) -> int:
+        """How many rows of the channel are on disk."""
+        ...
+
 
 class Spanning:
     """One channel's reads across ``disk`` and its ``ring`` (any thread)."""
@@ -69,7 +73,12 @@ class Spanning:
         with self.lock:
             segments = self.ring.segments()
             oldest = float(segments[0].time[0]) if segments else np.inf
-        return start < oldest and self.disk.oldest(self.alias) < oldest
+            held = len(self.ring)
+        if start >= oldest:
+            return False
+        first = self.disk.oldest(self.alias)
+        # (rows stamped alike: the store holds more of that stamp than the ring)
+        return first < oldest or (first == oldest and self.disk.rows(self.alias) > held)
 
     def parts(self, start: float, end: float, deadline: float | None = None) -> Iterator[Columns]:
         """The rows in [start, end], oldest first: the store's, then the ring's."""

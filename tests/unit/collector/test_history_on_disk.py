@@ -153,3 +153,12 @@ def test_strings_and_waveforms_read_past_the_ring(tmp_path: Path) -> None:
     assert [float(v[0]) for v in rows.value] == [float(n) for n in range(40)]
     paged = pages(rec, T, T + 100, 6)
     assert sum(len(p["time"]) for p in paged) == 40
+
+
+def test_rows_all_stamped_alike_come_back_past_the_ring(tmp_path: Path) -> None:
+    """A source that stamps every update alike (a record that never sets its time)."""
+    rec, ledger = collector(tmp_path, capacity=20)
+    record(rec, ledger, np.full(100, T), 7)
+    raw = rec.history.query(rec.channels[0], Query(T - 1, T + 1, 1000, "raw"))
+    assert list(raw["value"]) == list(np.arange(100.0))
+    assert sum(len(p["time"]) for p in pages(rec, T - 1, T + 1, 9)) == 100
