@@ -121,16 +121,19 @@ def page(read: RangeRead, kind: str) -> dict[str, np.ndarray]:
     ``after`` the last index, with that epoch.
     """
     parts = list(read)
-    if kind in ("waveform", "image"):
-        columns = _array_page(parts)
-    else:
-        columns = _raw(iter(parts), Query(0.0, 0.0, MAX_POINTS, "raw"), with_value=True)
-        columns["ns"] = (
-            np.concatenate([p.stamps() for p in parts]) if parts else np.zeros(0, np.int64)
-        )
+    columns = page_columns(parts, kind)
     rows = sum(len(p) for p in parts)
     columns["index"] = np.arange(read.first, read.first + rows, dtype=np.int64)
     columns["epoch"] = np.array([read.epoch], np.int64)
+    return columns
+
+
+def page_columns(parts: list[Columns], kind: str) -> dict[str, np.ndarray]:
+    """A page's rows as columns: as for ``raw`` (or an array page), plus ``ns``."""
+    if kind in ("waveform", "image"):
+        return _array_page(parts)
+    columns = _raw(iter(parts), Query(0.0, 0.0, MAX_POINTS, "raw"), with_value=True)
+    columns["ns"] = np.concatenate([p.stamps() for p in parts]) if parts else np.zeros(0, np.int64)
     return columns
 
 
@@ -168,12 +171,7 @@ def run(
     if query.operator == "raw":
         return _raw(chunks, query, with_value=kind in ("number", "string"))
     if query.operator == PAGE:
-        if kind in ("waveform", "image"):
-            return _array_page(list(_first(chunks, query.points)))
-        parts = list(_first(chunks, query.points))
-        page = _raw(iter(parts), query, with_value=kind in ("number", "string"))
-        page["ns"] = np.concatenate([p.stamps() for p in parts]) if parts else np.zeros(0, np.int64)
-        return page
+        return page_columns(list(_first(chunks, query.points)), kind)
     return Bins(query).reduce(chunks)
 
 

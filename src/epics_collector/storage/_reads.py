@@ -136,11 +136,21 @@ class RangeRead:
                 part = self.ring.copy(index, min(index + self.chunk, self.stop))
             index += len(part)
             yield part
-            if self.arrivals is not None:
-                now, count = time.monotonic(), self.arrivals()
-                spent = now - began
-                if count - arrived > BUSY_RATE * spent:  # recording is busy: give way
-                    time.sleep(min(spent, 0.05))
-                # (else nothing to give way to: no sleep(0) per chunk, which cost a
-                # quarter of a long read; the interpreter hands the GIL over every 5 ms)
-                arrived, began = count, time.monotonic()
+            arrived, began = give_way(self.arrivals, arrived, began)
+
+
+def give_way(arrivals: Callable[[], int] | None, arrived: int, began: float) -> tuple[int, float]:
+    """After a chunk read since ``began``: pause while recording is busy; the next marks.
+
+    ``arrived`` is the count of updates when the chunk began. Busy (updates arrived
+    faster than BUSY_RATE meanwhile): a pause as long as the chunk took, at most 50 ms.
+    Else none: no sleep(0) per chunk, which cost a quarter of a long read (the
+    interpreter hands the GIL over every 5 ms).
+    """
+    if arrivals is None:
+        return arrived, began
+    now, count = time.monotonic(), arrivals()
+    spent = now - began
+    if count - arrived > BUSY_RATE * spent:
+        time.sleep(min(spent, 0.05))
+    return count, time.monotonic()

@@ -16,20 +16,13 @@ from typing import Protocol
 import numpy as np
 
 from epics_collector.storage._older import Boundary, OlderRows, boundary_of, epoch_of
-from epics_collector.storage._query import (
-    MAX_POINTS,
-    PAGE,
-    Query,
-    _array_page,
-    _raw,
-    query_ring,
-    run,
-)
+from epics_collector.storage._query import PAGE, Query, page_columns, query_ring, run
 from epics_collector.storage._reads import (
     OverwrittenError,
     RangeRead,
     ReadError,
     StaleReadError,
+    give_way,
 )
 from epics_collector.storage._ring import Columns, Ring
 
@@ -84,10 +77,13 @@ class Spanning:
         """The rows in [start, end], oldest first: the store's, then the ring's."""
         boundary = boundary_of(self.lock, self.ring)
         if start < boundary.time:
+            arrived = self.arrivals() if self.arrivals else 0
+            began = time.monotonic()
             with self.disk.older(self.alias, boundary) as older:
                 for part in older.rows(start, min(end, boundary.time)):
                     _check(deadline)
                     yield part
+                    arrived, began = give_way(self.arrivals, arrived, began)
         yield from RangeRead(
             self.lock, self.ring, start, end, deadline=deadline, arrivals=self.arrivals
         )
@@ -163,7 +159,7 @@ class Spanning:
                         arrivals=self.arrivals,
                     )
                 )
-            answer = _page_columns(parts, kind)
+            answer = page_columns(parts, kind)
             answer["index"] = np.arange(
                 older.first_index + position,
                 older.first_index + position + len(answer["time"]),
@@ -175,15 +171,6 @@ class Spanning:
             ):
                 answer["reduced"] = np.array([older.reduced[0]])
             return answer
-
-
-def _page_columns(parts: list[Columns], kind: str) -> dict[str, np.ndarray]:
-    """The columns of a page's rows (as :func:`~._query.page` gives them)."""
-    if kind in ("waveform", "image"):
-        return _array_page(parts)
-    columns = _raw(iter(parts), Query(0.0, 0.0, MAX_POINTS, "raw"), with_value=True)
-    columns["ns"] = np.concatenate([p.stamps() for p in parts]) if parts else np.zeros(0, np.int64)
-    return columns
 
 
 def _stale() -> StaleReadError:
