@@ -108,6 +108,9 @@ def test_a_live_recording_keeps_every_row_past_its_ring_and_its_policy_reduces_t
         # a restart restores the ring from the store: every row it kept reads the same
         again = collector({**config, "autostart": False})
         wait_for(lambda: len(again.device.recorder.channels[0].ring) == CAPACITY, 10, "restored")
-        restored = _whole(raw, query)
+        # (a new client, as an operator's: the old one's channel to the stopped server
+        # would wait for pvxs's next search, seconds apart under load)
+        with Context("pva", conf=network.client_conf(), useenv=False, nt=False) as fresh:
+            restored = _whole(fresh, query)
         assert list(restored["value"][:-1]) == list(left["value"])
         assert np.isnan(restored["value"][-1])  # (the gap row its stop wrote)

@@ -66,6 +66,7 @@ def test_6000_churning_monitors_neither_hang_nor_lose(network, collector, prefix
         finally:
             for client in clients:
                 client.kill()
+                client.communicate()  # (reaped, its pipe closed: nothing leaks into later tests)
         assert slowest < 2.0, f"a Heartbeat get took {slowest:.1f} s"
         assert beats[-1] - beats[0] >= len(beats) - 3, f"Heartbeat stalled: {beats}"
         cycles = [int(out.split()[-1]) for out in outputs]
