@@ -36,7 +36,7 @@ import numpy as np
 from p4p.client.thread import Context
 from p4p.nt import NTURI
 
-from _common import BenchParser, Network, interleaved, report, timed
+from _common import QUICK, BenchParser, Network, interleaved, report, timed
 from epics_collector.process import DeviceProcess, FactoryProcess, wait_for
 from epics_collector.sim import PvaSource
 from epics_collector.storage import (
@@ -357,12 +357,15 @@ def main() -> None:
             },
         )
 
-        report(
-            f"retention: reads of {args.rows:.2e} rows at 1 Hz in a live collector's store, "
-            f"{RING:,} in its ring",
-            live_reads(network, fresh, args.repeats, args.runs),
-            {},
-        )
+        if not QUICK:  # (figures without a target: make bench measures them)
+            report(
+                f"retention: reads of {args.rows:.2e} rows at 1 Hz in a live collector's "
+                f"store, {RING:,} in its ring",
+                live_reads(network, fresh, args.repeats, args.runs),
+                {},
+            )
+        else:
+            print("reads past a live ring: left to make bench (no target)")
 
         def measured(reduction: PolicyRun, **collector: Any) -> dict[str, float]:
             figures = collector_rate(

@@ -53,9 +53,11 @@ def test_the_client_commands(
     assert prefix == f"{fac}col:"
     listing = json.loads(ok("ls", "--factory", fac, "--json"))
     assert [(d["name"], d["type"], d["state"]) for d in listing] == [("col", "collector", "Idle")]
-    assert "col" in ok("ls", "--factory", fac) and "Idle" in ok("ls", "--factory", fac)
+    shown = ok("ls", "--factory", fac)
+    assert "col" in shown and "Idle" in shown
 
     assert "Recording" in ok("start", "col", "--factory", fac)  # by name ...
+    # (the counter posts at 10 Hz: one command's start-up later, it has rows)
     assert wait_until(lambda: len(json.loads(ok("history", prefix, "n", "--json"))) >= 5, 10)
     assert "Stopped" in ok("stop", prefix)  # ... or by prefix
 
