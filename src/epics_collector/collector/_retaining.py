@@ -196,12 +196,12 @@ class Retaining(Part):
 
     def _apply(self, now: float) -> RetentionRun:
         """The policy over the rows that left each ring (the worker thread)."""
+        run = self._done = RetentionRun()  # (the channels done, if it stops meanwhile)
         self.ledger.merge(self._pacing)
         store = self.ledger.store
         if store is None or not self.config.retention:
-            return RetentionRun()
+            return run
         engine = RetentionEngine(self.config.retention, self._pacing, shrink=False)
-        run = self._done = RetentionRun()  # (the channels done, if it stops meanwhile)
         for channel in list(self.recorder.channels):
             with self.recorder.lock:  # the ring's oldest row: rows from it on stay raw
                 segments = channel.ring.segments()
