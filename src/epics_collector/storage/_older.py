@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from epics_collector.storage._ring import Columns, Ring, concat
-from epics_collector.storage._spill import BUSY_SECONDS, REDUCED, unpack
+from epics_collector.storage._spill import BUSY_SECONDS, REDUCED, read_chunk
 
 EPOCH_STEP = 1 << 41  # a ring's epoch is 40 random bits and its clears: the until above them
 EPOCH_UNTILS = (1 << 21) - 1  # (so the sum stays below 2**63: an int64 column)
@@ -198,16 +198,8 @@ class OlderRows:
         return rows
 
     def _read(self, chunk_id: int) -> Columns | None:
-        if self._db is None:
-            return None
-        found = self._db.execute(
-            "SELECT layout, rows, crc, data FROM chunks WHERE id = ?", (chunk_id,)
-        ).fetchone()
-        if found is None or zlib.crc32(found[3]) != found[2]:
-            return None
-        try:
-            rows = unpack(found[0], found[3])
-        except ValueError:
+        rows = None if self._db is None else read_chunk(self._db, chunk_id)
+        if rows is None:
             return None
         good = np.isfinite(rows.time) & (rows.time > 0)
         return rows if good.all() else rows.select(good)

@@ -531,16 +531,7 @@ class SpillStore:
     def chunk(self, chunk_id: int) -> Columns | None:
         """The rows of one chunk (None: gone, or damaged: such a chunk is left alone)."""
         with self._lock:
-            found = self._db.execute(
-                "SELECT layout, rows, crc, data FROM chunks WHERE id = ?", (chunk_id,)
-            ).fetchone()
-        if found is None or zlib.crc32(found[3]) != found[2]:
-            return None
-        try:
-            rows = unpack(found[0], found[3])
-        except ValueError:
-            return None
-        return rows if len(rows) == found[1] else None
+            return read_chunk(self._db, chunk_id)
 
     def swap(
         self,
@@ -672,6 +663,20 @@ class _Transaction:
                 raise
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")
+
+
+def read_chunk(db: sqlite3.Connection, chunk_id: int) -> Columns | None:
+    """The rows of chunk ``chunk_id`` of ``db`` (None: gone, or damaged)."""
+    found = db.execute(
+        "SELECT layout, rows, crc, data FROM chunks WHERE id = ?", (chunk_id,)
+    ).fetchone()
+    if found is None or zlib.crc32(found[3]) != found[2]:
+        return None
+    try:
+        rows = unpack(found[0], found[3])
+    except ValueError:
+        return None
+    return rows if len(rows) == found[1] else None
 
 
 def _readable(
